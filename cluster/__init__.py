@@ -1,0 +1,1 @@
+"""pgfleet cluster: membership, heartbeats, leader election, claiming, takeover, supervisor."""

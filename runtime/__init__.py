@@ -1,0 +1,69 @@
+"""pgfleet's runtime: the DBOS Transact programming model in one process.
+
+A DBOS program runs with only its import line changed::
+
+    from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
+"""
+
+from .config import DBOSConfig
+from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .dbos import DBOS
+from .errors import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
+    DBOSConfigError,
+    DBOSConflictingRegistrationError,
+    DBOSConflictingWorkflowError,
+    DBOSDatabaseUnavailableError,
+    DBOSDeadLetterQueueError,
+    DBOSException,
+    DBOSInvalidInputError,
+    DBOSMaxRecoveryAttemptsExceededError,
+    DBOSMaxStepRetriesExceeded,
+    DBOSNonExistentWorkflowError,
+    DBOSNotLaunchedError,
+    DBOSQueueDeduplicatedError,
+    DBOSSerializationError,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowFencedError,
+    DBOSWorkflowFunctionNotFoundError,
+)
+from .handles import WorkflowHandle, WorkflowHandleAsync
+from .registry import DBOSConfiguredInstance
+from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+
+__all__ = [
+    "DBOS",
+    "DBOSConfig",
+    "DBOSContext",
+    "DBOSContextSetAuth",
+    "DBOSConfiguredInstance",
+    "SetWorkflowID",
+    "SetWorkflowTimeout",
+    "SetEnqueueOptions",
+    "WorkflowHandle",
+    "WorkflowHandleAsync",
+    "WorkflowStatus",
+    "WorkflowStatusString",
+    "StepInfo",
+    "DBOSException",
+    "DBOSAwaitedWorkflowCancelledError",
+    "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
+    "DBOSConfigError",
+    "DBOSConflictingRegistrationError",
+    "DBOSConflictingWorkflowError",
+    "DBOSDatabaseUnavailableError",
+    "DBOSDeadLetterQueueError",
+    "DBOSInvalidInputError",
+    "DBOSMaxRecoveryAttemptsExceededError",
+    "DBOSMaxStepRetriesExceeded",
+    "DBOSNonExistentWorkflowError",
+    "DBOSNotLaunchedError",
+    "DBOSQueueDeduplicatedError",
+    "DBOSSerializationError",
+    "DBOSUnexpectedStepError",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowFencedError",
+    "DBOSWorkflowFunctionNotFoundError",
+]

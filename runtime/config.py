@@ -1,0 +1,203 @@
+"""``DBOSConfig``: the configuration dictionary, its validation and its defaults.
+
+DBOS programs pass a ``DBOSConfig`` to ``DBOS(config=...)``; pgfleet accepts every DBOS 2.x key
+(those that configure things pgfleet does not have, such as OpenTelemetry export, are accepted
+and ignored) plus its own. A key that neither knows is an error naming the key, with the
+closest known key as a suggestion: a typo must never silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from .errors import DBOSConfigError
+
+__all__ = ["DBOSConfig", "ResolvedConfig", "resolve_config", "default_executor_id"]
+
+
+class DBOSConfig(TypedDict, total=False):
+    """The configuration of one process, DBOS 2.x keys first, pgfleet's own after."""
+
+    name: str
+    system_database_url: str | None
+    application_database_url: str | None
+    database_url: str | None
+    sys_db_pool_size: int | None
+    db_engine_kwargs: dict[str, Any] | None
+    sys_db_engine_kwargs: dict[str, Any] | None
+    system_database_engine: Any
+    dbos_system_schema: str | None
+    log_level: str | None
+    executor_id: str | None
+    application_version: str | None
+    max_executor_threads: int | None
+    run_admin_server: bool | None
+    admin_port: int | None
+    enable_otlp: bool | None
+    otlp_traces_endpoints: list[str] | None
+    otlp_logs_endpoints: list[str] | None
+    otlp_attributes: dict[str, str] | None
+    conductor_key: str | None
+    conductor_url: str | None
+    serializer: Any
+    enable_patching: bool | None
+    notification_listener_polling_interval_sec: float | None
+    use_listen_notify: bool | None
+    # pgfleet's own keys
+    embedded_data_dir: str | None
+    database_retry_timeout_sec: float | None
+    prepare_statements: bool | None
+    heartbeat_interval_sec: float | None
+    member_timeout_sec: float | None
+    queues: list[str] | None
+    supervisor_id: str | None
+
+
+# DBOS keys that configure features pgfleet does not have; accepted so DBOS programs run as is.
+_IGNORED_DBOS_KEYS = frozenset(
+    {
+        "db_engine_kwargs",
+        "sys_db_engine_kwargs",
+        "system_database_engine",
+        "run_admin_server",
+        "admin_port",
+        "enable_otlp",
+        "otlp_traces_endpoints",
+        "otlp_logs_endpoints",
+        "otlp_attributes",
+        "conductor_key",
+        "conductor_url",
+        "serializer",
+        "enable_patching",
+    }
+)
+KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
+
+EXECUTOR_ID_ENVIRONMENT_VARIABLES = ("PGFLEET_EXECUTOR_ID", "DBOS__VMID")
+
+
+def default_executor_id(app_name: str) -> str:
+    """``<hostname>-<app name>``: stable across restarts of the same program on the same host,
+    so a program that is killed and started again recovers its own PENDING workflows with no
+    configuration. Run several copies of one app on one host with distinct ``executor_id``s
+    (the supervisor gives each worker slot its own)."""
+    return f"{socket.gethostname()}-{app_name}"
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The configuration after validation and defaults; what the runtime reads."""
+
+    name: str
+    system_database_url: str | None
+    application_database_url: str | None
+    executor_id: str
+    application_version: str | None
+    max_executor_threads: int
+    sys_db_pool_size: int
+    log_level: str
+    embedded_data_dir: str | None
+    database_retry_timeout_sec: float
+    prepare_statements: bool
+    use_listen_notify: bool
+    notification_listener_polling_interval_sec: float
+    heartbeat_interval_sec: float
+    member_timeout_sec: float
+    queues: tuple[str, ...] | None
+    supervisor_id: str | None
+    raw: dict[str, Any]
+
+
+def _typed(config: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = config.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise DBOSConfigError(f"config key {key!r} must be a number, not a bool")
+    if not isinstance(value, kind):
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise DBOSConfigError(
+            f"config key {key!r} must be {expected}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _positive(key: str, value: float) -> float:
+    if value <= 0:
+        raise DBOSConfigError(f"config key {key!r} must be greater than 0, got {value!r}")
+    return value
+
+
+def resolve_config(config: Any) -> ResolvedConfig:
+    """Validate a ``DBOSConfig`` and fill in defaults. Raises :class:`DBOSConfigError`."""
+    if not isinstance(config, dict):
+        raise DBOSConfigError(f"DBOS(config=...) takes a dict (DBOSConfig), got {type(config).__name__}")
+    unknown = sorted(set(config) - KNOWN_KEYS)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise DBOSConfigError(f"unknown config key{'s' if len(hints) > 1 else ''}: {', '.join(hints)}")
+
+    name = config.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise DBOSConfigError("config key 'name' is required: a non-empty application name")
+
+    executor_id = _typed(config, "executor_id", str, None)
+    if executor_id is None:
+        executor_id = next(
+            (os.environ[v] for v in EXECUTOR_ID_ENVIRONMENT_VARIABLES if os.environ.get(v)),
+            default_executor_id(name),
+        )
+    if not executor_id.strip():
+        raise DBOSConfigError("config key 'executor_id' must not be empty")
+
+    queues = config.get("queues")
+    if queues is not None:
+        if not isinstance(queues, (list, tuple)) or not all(isinstance(q, str) for q in queues):
+            raise DBOSConfigError(f"config key 'queues' must be a list of queue names, got {queues!r}")
+        queues = tuple(queues)
+
+    log_level = _typed(config, "log_level", str, "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise DBOSConfigError(f"config key 'log_level' must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
+
+    heartbeat = _positive("heartbeat_interval_sec", float(_typed(config, "heartbeat_interval_sec", (int, float), 1.0)))
+    member_timeout = _positive("member_timeout_sec", float(_typed(config, "member_timeout_sec", (int, float), 5.0)))
+    if member_timeout <= 2 * heartbeat:
+        raise DBOSConfigError(
+            f"member_timeout_sec ({member_timeout}) must be more than twice heartbeat_interval_sec "
+            f"({heartbeat}), or one late heartbeat would declare a live executor dead"
+        )
+
+    return ResolvedConfig(
+        name=name,
+        system_database_url=_typed(config, "system_database_url", str, None),
+        application_database_url=_typed(config, "application_database_url", str, None)
+        or _typed(config, "database_url", str, None),
+        executor_id=executor_id,
+        application_version=_typed(config, "application_version", str, None),
+        max_executor_threads=int(_positive("max_executor_threads", _typed(config, "max_executor_threads", int, 64))),
+        sys_db_pool_size=int(_positive("sys_db_pool_size", _typed(config, "sys_db_pool_size", int, 20))),
+        log_level=log_level,
+        embedded_data_dir=_typed(config, "embedded_data_dir", str, None),
+        database_retry_timeout_sec=_positive(
+            "database_retry_timeout_sec", float(_typed(config, "database_retry_timeout_sec", (int, float), 60.0))
+        ),
+        prepare_statements=_typed(config, "prepare_statements", bool, True),
+        use_listen_notify=_typed(config, "use_listen_notify", bool, True),
+        notification_listener_polling_interval_sec=_positive(
+            "notification_listener_polling_interval_sec",
+            float(_typed(config, "notification_listener_polling_interval_sec", (int, float), 1.0)),
+        ),
+        heartbeat_interval_sec=heartbeat,
+        member_timeout_sec=member_timeout,
+        queues=queues,
+        supervisor_id=_typed(config, "supervisor_id", str, None),
+        raw=dict(config),
+    )

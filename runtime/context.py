@@ -1,0 +1,232 @@
+"""Per-thread workflow state and the ``with`` blocks that set options for the next start.
+
+A running workflow carries a :class:`WorkflowContext` in a context variable: its id, its
+fencing token (owner executor id and ownership epoch), the counter that numbers its steps, and
+the steps recorded by an earlier execution (only when it is being replayed). Steps, sleeps and
+child workflows read it to know where they are; the step checkpoint writes with its token.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from .errors import DBOSException
+
+__all__ = [
+    "WorkflowContext",
+    "DBOSContext",
+    "StartOptions",
+    "SetWorkflowID",
+    "SetWorkflowTimeout",
+    "SetEnqueueOptions",
+    "DBOSContextSetAuth",
+    "current_workflow",
+    "take_start_options",
+]
+
+
+@dataclass
+class WorkflowContext:
+    """The state of one execution of one workflow, in the thread that runs it."""
+
+    workflow_id: str
+    name: str
+    executor_id: str
+    owner_epoch: int
+    # Steps recorded by an earlier execution, by function id; None for a fresh workflow, so a
+    # first execution never reads the operation_outputs table.
+    recorded: dict[int, dict[str, Any]] | None = None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: list[str] | None = None
+    deadline_epoch_ms: int | None = None
+    timeout_ms: int | None = None
+    _last_function_id: int = 0
+    step_id: int | None = None  # set while a step of this workflow runs
+    in_transaction: bool = False
+
+    def next_function_id(self) -> int:
+        """Take the next step position (1, 2, 3, ...)."""
+        self._last_function_id += 1
+        return self._last_function_id
+
+    def recorded_step(self, function_id: int) -> dict[str, Any] | None:
+        if self.recorded is None:
+            return None
+        return self.recorded.get(function_id)
+
+    @property
+    def in_step(self) -> bool:
+        return self.step_id is not None
+
+    def remaining_ms(self) -> int | None:
+        if self.deadline_epoch_ms is None:
+            return None
+        return self.deadline_epoch_ms - int(time.time() * 1000)
+
+
+_current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "pgfleet_workflow", default=None
+)
+
+
+# The connection of the ``@DBOS.transaction`` running in this thread (``DBOS.sql_session``).
+sql_session: contextvars.ContextVar[Any] = contextvars.ContextVar("pgfleet_sql_session", default=None)
+
+
+def current_workflow() -> WorkflowContext | None:
+    """The workflow running in this thread, if any."""
+    return _current.get()
+
+
+def enter_workflow(ctx: WorkflowContext) -> contextvars.Token[WorkflowContext | None]:
+    return _current.set(ctx)
+
+
+def leave_workflow(token: contextvars.Token[WorkflowContext | None]) -> None:
+    _current.reset(token)
+
+
+@dataclass
+class DBOSContext:
+    """What ``DBOS.get_context()`` returns: the metadata of the running workflow (or of the
+    caller, outside a workflow)."""
+
+    workflow_id: str | None
+    step_id: int | None
+    executor_id: str | None
+    authenticated_user: str | None
+    authenticated_roles: list[str] | None
+    assumed_role: str | None
+    workflow_deadline_epoch_ms: int | None
+
+
+# -- options for the next workflow start, set with ``with`` blocks --------------------------
+
+
+@dataclass
+class StartOptions:
+    """Options the caller set for the next workflow it starts in this thread."""
+
+    workflow_id: str | None = None
+    timeout_sec: float | None = None
+    timeout_set: bool = False
+    authenticated_user: str | None = None
+    authenticated_roles: list[str] | None = None
+    assumed_role: str | None = None
+    deduplication_id: str | None = None
+    priority: int | None = None
+    app_version: str | None = None
+    queue_partition_key: str | None = None
+    delay_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_options: contextvars.ContextVar[StartOptions | None] = contextvars.ContextVar(
+    "pgfleet_start_options", default=None
+)
+
+
+def peek_start_options() -> StartOptions:
+    return _options.get() or StartOptions()
+
+
+def take_start_options() -> StartOptions:
+    """The options for this start. The workflow id is consumed: only the first workflow started
+    inside a ``SetWorkflowID`` block gets it."""
+    options = _options.get()
+    if options is None:
+        return StartOptions()
+    if options.workflow_id is not None:
+        consumed = StartOptions(**{**options.__dict__, "workflow_id": None})
+        _options.set(consumed)
+    return options
+
+
+class _OptionsBlock:
+    """A ``with`` block that overlays some start options and restores the previous ones."""
+
+    def __init__(self, **changes: Any) -> None:
+        self._changes = changes
+        self._token: contextvars.Token[StartOptions | None] | None = None
+
+    def __enter__(self) -> "_OptionsBlock":
+        base = _options.get() or StartOptions()
+        self._token = _options.set(StartOptions(**{**base.__dict__, **self._changes}))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._token is not None
+        _options.reset(self._token)
+
+
+class SetWorkflowID(_OptionsBlock):
+    """``with SetWorkflowID("order-123"):`` gives the next workflow started in the block this id.
+
+    Starting a workflow with an id that exists already does not run it again: it returns the
+    recorded result (or waits for the running one).
+    """
+
+    def __init__(self, workflow_id: str) -> None:
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise DBOSException(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
+        super().__init__(workflow_id=workflow_id)
+
+
+class SetWorkflowTimeout(_OptionsBlock):
+    """``with SetWorkflowTimeout(seconds):`` cancels workflows started in the block that run longer.
+
+    ``None`` removes an inherited timeout. An enqueued workflow's deadline starts when it is
+    dequeued; a child inherits its parent's deadline.
+    """
+
+    def __init__(self, workflow_timeout_sec: float | None) -> None:
+        if workflow_timeout_sec is not None and (
+            isinstance(workflow_timeout_sec, bool) or not isinstance(workflow_timeout_sec, (int, float))
+            or workflow_timeout_sec <= 0
+        ):
+            raise DBOSException(f"SetWorkflowTimeout needs a positive number of seconds, got {workflow_timeout_sec!r}")
+        super().__init__(timeout_sec=workflow_timeout_sec, timeout_set=True)
+
+
+class SetEnqueueOptions(_OptionsBlock):
+    """Options for workflows enqueued inside the block (deduplication, priority, partition, delay)."""
+
+    def __init__(
+        self,
+        *,
+        deduplication_id: str | None = None,
+        priority: int | None = None,
+        app_version: str | None = None,
+        queue_partition_key: str | None = None,
+        delay_seconds: float | None = None,
+    ) -> None:
+        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 0):
+            raise DBOSException(f"priority must be a non-negative integer, got {priority!r}")
+        if delay_seconds is not None and (
+            isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)) or delay_seconds < 0
+        ):
+            raise DBOSException(f"delay_seconds must be a non-negative number, got {delay_seconds!r}")
+        super().__init__(
+            deduplication_id=deduplication_id,
+            priority=priority,
+            app_version=app_version,
+            queue_partition_key=queue_partition_key,
+            delay_seconds=delay_seconds,
+        )
+
+
+class DBOSContextSetAuth(_OptionsBlock):
+    """Run the workflows started in the block as ``user`` with ``roles``."""
+
+    def __init__(self, user: str | None, roles: list[str] | None) -> None:
+        super().__init__(authenticated_user=user, authenticated_roles=roles)

@@ -1,0 +1,443 @@
+"""``DBOS``: the public API, with DBOS Transact's names and signatures.
+
+The decorators register functions in :mod:`runtime.registry` (they work before ``DBOS()`` is
+created, and after ``launch()``); calls go to the :class:`~runtime.executor.Executor` of the
+launched instance. Follow a workflow from here: ``workflow()`` → ``Executor.start`` →
+``Executor.run`` → ``steps.run_step`` → ``Executor.checkpoint`` →
+``SystemDatabase.record_step_output`` → ``sysdb/sql/record_step_output.sql``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import logs
+from .config import DBOSConfig, ResolvedConfig, resolve_config
+from .context import DBOSContext, current_workflow, sql_session
+from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
+from .executor import Executor
+from .handles import WorkflowHandle, WorkflowHandleAsync
+from .registry import (
+    CLASS_METHOD,
+    INSTANCE_METHOD,
+    PLAIN,
+    RegisteredStep,
+    RegisteredWorkflow,
+    registry,
+)
+from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
+from .steps import durable_sleep, run_step, run_transaction
+from .workflows_admin import cancel_workflow, list_workflows, resume_workflow
+
+__all__ = ["DBOS"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
+
+
+class _DBOSMeta(type):
+    """Class-level properties: ``DBOS.workflow_id``, ``DBOS.step_id``, ``DBOS.logger`` ..."""
+
+    @property
+    def workflow_id(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.workflow_id if ctx else None
+
+    @property
+    def step_id(cls) -> int | None:
+        ctx = current_workflow()
+        return ctx.step_id if ctx else None
+
+    @property
+    def logger(cls) -> Any:
+        return logs.logger
+
+    @property
+    def authenticated_user(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.authenticated_user if ctx else None
+
+    @property
+    def authenticated_roles(cls) -> list[str] | None:
+        ctx = current_workflow()
+        return ctx.authenticated_roles if ctx else None
+
+    @property
+    def assumed_role(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.assumed_role if ctx else None
+
+    @property
+    def sql_session(cls) -> Any:
+        """The psycopg connection of the running ``@DBOS.transaction`` (in its transaction)."""
+        session = sql_session.get()
+        if session is None:
+            raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction function")
+        return session
+
+    @property
+    def config(cls) -> ResolvedConfig:
+        return DBOS._instance_or_raise("DBOS.config").config
+
+    @property
+    def executor_id(cls) -> str:
+        return DBOS._instance_or_raise("DBOS.executor_id").config.executor_id
+
+
+class DBOS(metaclass=_DBOSMeta):
+    """The durable-workflow runtime of this process (a singleton, as in DBOS Transact)."""
+
+    _instance: "DBOS | None" = None
+    _lock = threading.RLock()
+
+    def __new__(cls, *, config: DBOSConfig) -> "DBOS":
+        with cls._lock:
+            current = cls._instance
+            if current is not None and current._executor is not None:
+                raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
+            instance = super().__new__(cls)
+            instance._resolved = resolve_config(config)
+            instance._executor = None
+            cls._instance = instance
+            return instance
+
+    def __init__(self, *, config: DBOSConfig) -> None:
+        # All the work is in __new__, so that DBOS(config=...) is validated before it exists.
+        self.config: ResolvedConfig = self._resolved
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def launch(cls) -> None:
+        """Connect to the system database (starting the embedded one if no URL is configured),
+        migrate it, and recover this executor's PENDING workflows."""
+        with cls._lock:
+            instance = cls._instance
+            if instance is None:
+                raise DBOSException("create DBOS(config=...) before calling DBOS.launch()")
+            if instance._executor is not None:
+                return
+            logs.configure_level(instance.config.log_level)
+            executor = Executor(instance.config)
+            executor.launch()
+            instance._executor = executor
+
+    @classmethod
+    def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
+        """Stop this process's workflows (they stay PENDING and are recovered later) and close
+        every connection, so a new ``DBOS(config=...)`` can be launched."""
+        with cls._lock:
+            instance = cls._instance
+            cls._instance = None
+            if instance is not None and instance._executor is not None:
+                instance._executor.destroy(workflow_completion_timeout_sec)
+                instance._executor = None
+            if destroy_registry:
+                registry.clear()
+
+    @classmethod
+    def _instance_or_raise(cls, what: str) -> "DBOS":
+        instance = cls._instance
+        if instance is None:
+            raise DBOSNotLaunchedError(what)
+        return instance
+
+    @classmethod
+    def _executor_or_raise(cls, what: str) -> Executor:
+        instance = cls._instance
+        if instance is None or instance._executor is None:
+            raise DBOSNotLaunchedError(what)
+        return instance._executor
+
+    # -- decorators --------------------------------------------------------------------------
+
+    @classmethod
+    def workflow(
+        cls,
+        *,
+        name: str | None = None,
+        max_recovery_attempts: int | None = None,
+        validate_args: Callable[..., Any] | None = None,
+        validate_input: Callable[..., Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Make a function a durable workflow.
+
+        ``name`` is recorded in the database (default: the function's qualified name);
+        ``max_recovery_attempts`` bounds how often a crashed execution is recovered;
+        ``validate_input`` (DBOS also calls it ``validate_args``) is called with the arguments
+        before anything is recorded and rejects them by raising or returning False.
+        """
+        if max_recovery_attempts is not None and (not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0):
+            raise DBOSException(f"max_recovery_attempts must be a non-negative integer, got {max_recovery_attempts!r}")
+        validator = validate_input or validate_args
+
+        def decorator(func: F) -> F:
+            entry = RegisteredWorkflow(
+                name=name or func.__qualname__,
+                func=func,
+                max_recovery_attempts=max_recovery_attempts,
+                validate_input=validator,
+                kind=_method_kind(func),
+            )
+            registry.add_workflow(entry)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                executor = cls._executor_or_raise(f"workflow {entry.name!r}")
+                bound, rest = _split_bound(entry, args)
+                return executor.start(entry, bound, rest, kwargs, background=False)
+
+            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def step(
+        cls,
+        *,
+        name: str | None = None,
+        retries_allowed: bool = False,
+        interval_seconds: float = 1.0,
+        max_attempts: int = 3,
+        backoff_rate: float = 2.0,
+        should_retry: Callable[[BaseException], bool] | None = None,
+    ) -> Callable[[F], F]:
+        """Make a function a checkpointed step.
+
+        Inside a workflow its result (or error) is recorded once and returned on replay. With
+        ``retries_allowed`` it is attempted up to ``max_attempts`` times, sleeping
+        ``interval_seconds * backoff_rate**i`` after attempt ``i``; only the final outcome is
+        recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed).
+        """
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+        if interval_seconds < 0 or backoff_rate <= 0:
+            raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
+
+        def decorator(func: F) -> F:
+            entry = RegisteredStep(
+                name=name or func.__qualname__,
+                func=func,
+                retries_allowed=retries_allowed,
+                interval_seconds=interval_seconds,
+                max_attempts=max_attempts if retries_allowed else 1,
+                backoff_rate=backoff_rate,
+                should_retry=should_retry,
+            )
+            registry.add_step(entry)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx = current_workflow()
+                if ctx is None:
+                    return func(*args, **kwargs)
+                return run_step(cls._executor_or_raise(f"step {entry.name!r}"), entry, args, kwargs)
+
+            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
+        """Make a function a database transaction on the system database.
+
+        Its body uses ``DBOS.sql_session`` (a psycopg connection inside the transaction); its
+        result is checkpointed in the same transaction, so its writes happen exactly once.
+        """
+        level = isolation_level.upper()
+        if level not in ISOLATION_LEVELS:
+            raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
+
+        def decorator(func: F) -> F:
+            entry = RegisteredStep(
+                name=name or func.__qualname__,
+                func=func,
+                retries_allowed=False,
+                interval_seconds=0,
+                max_attempts=1,
+                backoff_rate=1,
+            )
+            registry.add_step(entry)
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                executor = cls._executor_or_raise(f"transaction {entry.name!r}")
+                return run_transaction(executor, entry, level, args, kwargs)
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def dbos_class(cls, class_name: str | None = None) -> Callable[[type], type]:
+        """Register a class whose methods are workflows or steps.
+
+        Instance-method workflows need instances of ``DBOSConfiguredInstance`` (their
+        ``config_name`` finds the instance again at recovery); classmethods and staticmethods
+        work on any registered class.
+        """
+
+        def decorator(klass: type) -> type:
+            if class_name is not None and class_name != klass.__qualname__:
+                raise DBOSException(
+                    f"pgfleet records classes by their qualified name; class_name={class_name!r} "
+                    f"for {klass.__qualname__} is not supported"
+                )
+            registry.add_class(klass)
+            for attribute in vars(klass).values():
+                kind, func = PLAIN, attribute
+                if isinstance(attribute, classmethod):
+                    kind, func = CLASS_METHOD, attribute.__func__
+                elif isinstance(attribute, staticmethod):
+                    kind, func = PLAIN, attribute.__func__
+                entry = getattr(func, "__pgfleet_workflow__", None)
+                if isinstance(entry, RegisteredWorkflow):
+                    entry.kind = kind if kind != PLAIN or isinstance(attribute, staticmethod) else INSTANCE_METHOD
+                    entry.class_name = klass.__qualname__
+            return klass
+
+        return decorator
+
+    # -- starting and finding workflows -------------------------------------------------------
+
+    @classmethod
+    def start_workflow(cls, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Start a workflow in the background and return its handle at once."""
+        entry, bound = _workflow_of(func)
+        executor = cls._executor_or_raise(f"workflow {entry.name!r}")
+        if bound is None:
+            bound, args = _split_bound(entry, args)
+        return executor.start(entry, bound, args, kwargs, background=True)
+
+    @classmethod
+    async def start_workflow_async(cls, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
+        """``start_workflow`` for asyncio code."""
+        return WorkflowHandleAsync(cls.start_workflow(func, *args, **kwargs))
+
+    @classmethod
+    def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
+        """A handle on an existing workflow (raises if it does not exist and
+        ``existing_workflow`` is True)."""
+        executor = cls._executor_or_raise("DBOS.retrieve_workflow")
+        if existing_workflow and executor.db.get_workflow_status(workflow_id) is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        return WorkflowHandle(executor, workflow_id)
+
+    @classmethod
+    def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
+        """The workflow's status, or None if no workflow has this id."""
+        executor = cls._executor_or_raise("DBOS.get_workflow_status")
+
+        def read() -> WorkflowStatus | None:
+            row = executor.db.get_workflow_status(workflow_id)
+            return status_from_row(row) if row else None
+
+        return executor.recorded_call("DBOS.getStatus", read)
+
+    @classmethod
+    def get_result(cls, workflow_id: str) -> Any:
+        """Wait for a workflow and return its result (or raise its error)."""
+        return cls.retrieve_workflow(workflow_id).get_result()
+
+    @classmethod
+    def list_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
+        """Workflows matching the filters (DBOS's keyword arguments: ``workflow_ids``,
+        ``status``, ``name``, ``start_time``, ``end_time``, ``executor_id``, ``queue_name``,
+        ``limit``, ``offset``, ``sort_desc``, ``load_input``, ``load_output`` ...)."""
+        executor = cls._executor_or_raise("DBOS.list_workflows")
+        return executor.recorded_call("DBOS.listWorkflows", lambda: list_workflows(executor.db, **filters))
+
+    @classmethod
+    def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
+        """The recorded operations of a workflow, in order."""
+        executor = cls._executor_or_raise("DBOS.list_workflow_steps")
+        return executor.recorded_call(
+            "DBOS.listWorkflowSteps",
+            lambda: [step_from_row(r) for r in executor.db.list_workflow_steps(workflow_id)],
+        )
+
+    @classmethod
+    def cancel_workflow(cls, workflow_id: str) -> None:
+        """Cancel a workflow: it stops at its next step, wherever it runs."""
+        executor = cls._executor_or_raise("DBOS.cancel_workflow")
+        executor.recorded_call("DBOS.cancelWorkflow", lambda: cancel_workflow(executor.db, workflow_id))
+
+    @classmethod
+    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
+        """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
+        executor = cls._executor_or_raise("DBOS.resume_workflow")
+        executor.recorded_call("DBOS.resumeWorkflow", lambda: resume_workflow(executor, workflow_id))
+        return WorkflowHandle(executor, workflow_id)
+
+    # -- inside workflows ------------------------------------------------------------------------
+
+    @classmethod
+    def sleep(cls, seconds: float) -> None:
+        """Sleep durably: inside a workflow the wake-up time is checkpointed, so a recovered
+        workflow sleeps only what is left."""
+        if current_workflow() is None:
+            import time
+
+            time.sleep(seconds)
+            return
+        durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
+
+    @classmethod
+    def get_context(cls) -> DBOSContext:
+        """The running workflow's metadata (``workflow_id``, ``authenticated_user`` ...)."""
+        ctx = current_workflow()
+        instance = cls._instance
+        return DBOSContext(
+            workflow_id=ctx.workflow_id if ctx else None,
+            step_id=ctx.step_id if ctx else None,
+            executor_id=instance.config.executor_id if instance else None,
+            authenticated_user=ctx.authenticated_user if ctx else None,
+            authenticated_roles=ctx.authenticated_roles if ctx else None,
+            assumed_role=ctx.assumed_role if ctx else None,
+            workflow_deadline_epoch_ms=ctx.deadline_epoch_ms if ctx else None,
+        )
+
+
+def _method_kind(func: Callable[..., Any]) -> str:
+    """Guess from the signature whether a decorated function is a method; ``@DBOS.dbos_class``
+    settles it from the class body (classmethod and staticmethod objects)."""
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return PLAIN
+    scopes = func.__qualname__.split(".")
+    defined_in_class = len(scopes) > 1 and scopes[-2] != "<locals>"
+    if defined_in_class:
+        if params and params[0] == "self":
+            return INSTANCE_METHOD
+        if params and params[0] == "cls":
+            return CLASS_METHOD
+    return PLAIN
+
+
+def _split_bound(entry: RegisteredWorkflow, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+        if not args:
+            raise DBOSException(f"workflow {entry.name!r} is a method: call it on an instance or class")
+        return args[0], tuple(args[1:])
+    return None, tuple(args)
+
+
+def _workflow_of(func: Callable[..., Any]) -> tuple[RegisteredWorkflow, Any]:
+    bound = None
+    target = func
+    if inspect.ismethod(func):
+        bound, target = func.__self__, func.__func__
+    entry = getattr(target, "__pgfleet_workflow__", None)
+    if not isinstance(entry, RegisteredWorkflow):
+        name = getattr(func, "__qualname__", repr(func))
+        raise DBOSException(f"{name} is not a workflow: decorate it with @DBOS.workflow()")
+    return entry, bound
+

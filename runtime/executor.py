@@ -1,0 +1,609 @@
+"""The executor: runs workflows in this process against the system database.
+
+One ``Executor`` exists per launched ``DBOS``. It starts workflows (directly in the caller's
+thread, or in a thread of their own), runs their bodies with a :class:`WorkflowContext`, writes
+their final status, waits for results, and at launch recovers the workflows this executor id
+left PENDING. Steps, sleeps and transactions are in :mod:`runtime.steps`.
+
+Every write on behalf of a running workflow carries its fencing token (executor id and
+ownership epoch). When the database says the token is stale, the workflow stops at once with
+:class:`DBOSWorkflowFencedError` (or :class:`DBOSWorkflowCancelledError` if it was cancelled)
+and writes nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url
+from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
+
+from . import logs
+from .config import ResolvedConfig
+from .context import (
+    WorkflowContext,
+    current_workflow,
+    enter_workflow,
+    leave_workflow,
+    take_start_options,
+)
+from .errors import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
+    DBOSConflictingWorkflowError,
+    DBOSDatabaseUnavailableError,
+    DBOSException,
+    DBOSInvalidInputError,
+    DBOSNonExistentWorkflowError,
+    DBOSSerializationError,
+    DBOSUnexpectedStepError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowFencedError,
+)
+from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, registry
+from .serialization import (
+    SERIALIZATION_FORMAT,
+    deserialize,
+    deserialize_args,
+    deserialize_exception,
+    serialize,
+    serialize_args,
+    serialize_exception,
+)
+from .status import TERMINAL_STATUSES
+
+__all__ = ["Executor", "ExecutorShutdown", "DEFAULT_MAX_RECOVERY_ATTEMPTS"]
+
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+# Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
+RESULT_POLL_MAX_INTERVAL_SEC = 0.5
+RESULT_POLL_FIRST_INTERVAL_SEC = 0.005
+
+
+class ExecutorShutdown(BaseException):
+    """Raised inside workflow threads when DBOS.destroy() stops the executor.
+
+    A BaseException so that user code catching ``Exception`` does not swallow it: the workflow
+    must stop without recording anything, and stays PENDING for recovery.
+    """
+
+
+@dataclass
+class _LocalRun:
+    """A workflow running in this process, so local waiters need not poll the database."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    value: Any = None
+    error: BaseException | None = None
+    # True only when the outcome was written to the database by this run.
+    recorded: bool = False
+
+
+def stale_token_error(exc: OwnershipLostError) -> DBOSException:
+    """The user-facing error for a fenced write that matched no row."""
+    if exc.status == "CANCELLED":
+        return DBOSWorkflowCancelledError(f"workflow {exc.workflow_id!r} was cancelled")
+    return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
+
+
+def decode_outcome(workflow_id: str, row: dict[str, Any]) -> Any:
+    """Return the recorded result of a finished workflow, or raise its recorded error."""
+    status = row["status"]
+    if status == "SUCCESS":
+        return deserialize(row["output"], row.get("serialization"), what="workflow output")
+    if status == "ERROR":
+        raise deserialize_exception(row["error"], row.get("serialization"))
+    if status == "CANCELLED":
+        raise DBOSAwaitedWorkflowCancelledError(workflow_id)
+    raise DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(workflow_id)
+
+
+class Executor:
+    """Runs workflows for one launched DBOS instance."""
+
+    def __init__(self, config: ResolvedConfig) -> None:
+        self.config = config
+        self.executor_id = config.executor_id
+        self.stop_event = threading.Event()
+        self.sysdb: SystemDatabase | None = None
+        self.application_version: str = config.application_version or ""
+        self._local: dict[str, _LocalRun] = {}
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self.log = logs.logger
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Connect (starting the embedded Postgres if no URL is configured), migrate, recover."""
+        try:
+            url = resolve_system_database_url(self.config.system_database_url, self.config.embedded_data_dir)
+            self.sysdb = SystemDatabase(
+                url,
+                pool_size=self.config.sys_db_pool_size,
+                application_name=f"pgfleet:{self.executor_id}"[:63],
+                retry_timeout_sec=self.config.database_retry_timeout_sec,
+                prepare_statements=self.config.prepare_statements,
+            )
+            self.sysdb.open()
+        except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:
+            self.sysdb = None
+            raise DBOSDatabaseUnavailableError(str(exc)) from exc
+        if not self.application_version:
+            self.application_version = registry.code_version()
+        logs.set_executor_id(self.executor_id)
+        self.recover_pending_workflows()
+
+    def destroy(self, workflow_completion_timeout_sec: float = 0) -> None:
+        """Stop workflow threads (they stay PENDING for recovery) and close connections."""
+        if workflow_completion_timeout_sec > 0:
+            deadline = time.monotonic() + workflow_completion_timeout_sec
+            for thread in list(self._threads):
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self.stop_event.set()
+        for thread in list(self._threads):
+            thread.join(5.0)
+        if self.sysdb is not None:
+            self.sysdb.close()
+        logs.set_executor_id(None)
+
+    @property
+    def db(self) -> SystemDatabase:
+        if self.sysdb is None:
+            raise DBOSDatabaseUnavailableError("the system database is not open")
+        return self.sysdb
+
+    def check_running(self, ctx: WorkflowContext) -> None:
+        """Called before each operation of a workflow: stop on shutdown or past the deadline."""
+        if self.stop_event.is_set():
+            raise ExecutorShutdown()
+        if ctx.deadline_epoch_ms is not None and now_ms() >= ctx.deadline_epoch_ms:
+            self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
+            raise DBOSWorkflowCancelledError(
+                f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
+            )
+
+    # -- starting workflows -----------------------------------------------------------------
+
+    def start(
+        self,
+        entry: RegisteredWorkflow,
+        bound: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        background: bool,
+    ) -> Any:
+        """Start a workflow: run it here and return its result, or return a handle at once."""
+        from .handles import WorkflowHandle
+
+        parent = current_workflow()
+        if parent is not None and parent.in_step:
+            if background:
+                raise DBOSException(f"cannot start workflow {entry.name!r} from inside a step")
+            return call_workflow_function(entry, bound, args, kwargs)
+        if parent is not None:
+            self.check_running(parent)
+        options = take_start_options()
+        if entry.validate_input is not None:
+            _validate(entry, args, kwargs)
+
+        function_id = parent.next_function_id() if parent is not None else None
+        workflow_id = options.workflow_id or (
+            f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
+        )
+        if parent is not None and function_id is not None:
+            recorded = parent.recorded_step(function_id)
+            if recorded is not None:  # replay: an earlier execution started this child
+                check_recorded_name(parent, function_id, entry.name, recorded)
+                child_id = recorded["child_workflow_id"] or workflow_id
+                if background:
+                    return WorkflowHandle(self, child_id)
+                return self.child_result(parent, child_id)
+
+        inputs = serialize_args(args, kwargs, workflow_name=entry.name)
+        timeout_ms, deadline_ms = _timeout(options, parent)
+        user = options.authenticated_user or (parent.authenticated_user if parent else None)
+        roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
+        class_name, config_name = _bound_names(entry, bound)
+        params = {
+            "workflow_id": workflow_id,
+            "name": entry.name,
+            "class_name": class_name,
+            "config_name": config_name,
+            "authenticated_user": user,
+            "assumed_role": options.assumed_role,
+            "authenticated_roles": json.dumps(roles) if roles else None,
+            "executor_id": self.executor_id,
+            "application_version": self.application_version,
+            "application_id": "",
+            "application_name": self.config.name,
+            "timeout_ms": timeout_ms,
+            "deadline_ms": deadline_ms,
+            "inputs": inputs,
+            "parent_workflow_id": parent.workflow_id if parent else None,
+            "serialization": SERIALIZATION_FORMAT,
+        }
+        if parent is not None:
+            try:
+                epoch = self.db.start_child_workflow(
+                    {**params, "function_id": function_id, "parent_owner_epoch": parent.owner_epoch}
+                )
+            except OwnershipLostError as exc:
+                raise stale_token_error(exc) from None
+        else:
+            epoch = self.db.insert_workflow(params)
+
+        if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
+            self._check_same_workflow(workflow_id, entry, class_name, config_name)
+            if background:
+                return WorkflowHandle(self, workflow_id)
+            if parent is not None:
+                return self.child_result(parent, workflow_id)
+            return self.wait_result(workflow_id)
+
+        ctx = WorkflowContext(
+            workflow_id=workflow_id,
+            name=entry.name,
+            executor_id=self.executor_id,
+            owner_epoch=epoch,
+            authenticated_user=user,
+            authenticated_roles=roles,
+            assumed_role=options.assumed_role,
+            deadline_epoch_ms=deadline_ms,
+            timeout_ms=timeout_ms,
+        )
+        if background:
+            self.spawn(ctx, entry, bound, args, kwargs)
+            return WorkflowHandle(self, workflow_id)
+        if parent is None:
+            return self.run(ctx, entry, bound, args, kwargs)
+        # A direct child call also records its result in the parent (DBOS.getResult), so a
+        # replayed parent reads it without waiting for the child again.
+        result_id = parent.next_function_id()
+        try:
+            result = self.run(ctx, entry, bound, args, kwargs)
+        except (DBOSWorkflowFencedError, ExecutorShutdown):
+            raise
+        except Exception as exc:
+            self.checkpoint(parent, result_id, "DBOS.getResult", error=serialize_exception(exc), child_workflow_id=workflow_id)
+            raise
+        self.checkpoint(parent, result_id, "DBOS.getResult", output=serialize(result), child_workflow_id=workflow_id)
+        return result
+
+    def _check_same_workflow(
+        self, workflow_id: str, entry: RegisteredWorkflow, class_name: str | None, config_name: str | None
+    ) -> None:
+        row = self.db.get_workflow_status(workflow_id)
+        if row is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        for column, wanted, label in (
+            ("name", entry.name, "function name"),
+            ("class_name", class_name, "class name"),
+            ("config_name", config_name, "config name"),
+        ):
+            if row[column] != wanted:
+                raise DBOSConflictingWorkflowError(
+                    workflow_id,
+                    f"workflow already exists with a different {label}: {row[column]}, "
+                    f"but the provided {label} is: {wanted}",
+                )
+
+    # -- running workflows ------------------------------------------------------------------
+
+    def spawn(
+        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Run a workflow in a thread of its own."""
+
+        def target() -> None:
+            try:
+                self.run(ctx, entry, bound, args, kwargs)
+            except BaseException:  # the outcome is recorded or handed to waiters; logged in run()
+                pass
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=target, name=f"workflow-{ctx.workflow_id}", daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def run(
+        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Execute a workflow body that this executor owns and record its outcome (fenced)."""
+        local = _LocalRun()
+        with self._lock:
+            self._local[ctx.workflow_id] = local
+        token = enter_workflow(ctx)
+        try:
+            try:
+                result = call_workflow_function(entry, bound, args, kwargs)
+            except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown) as exc:
+                local.error = exc
+                self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
+                raise
+            except Exception as exc:
+                local.error = exc
+                self._finish(ctx, "ERROR", error=serialize_exception(exc))
+                local.recorded = True
+                raise
+            try:
+                output = serialize(result, what=f"the result of workflow {entry.name!r}")
+            except DBOSSerializationError as exc:
+                local.error = exc
+                self._finish(ctx, "ERROR", error=serialize_exception(exc))
+                local.recorded = True
+                raise
+            local.value = result
+            self._finish(ctx, "SUCCESS", output=output)
+            local.recorded = True
+            return result
+        finally:
+            leave_workflow(token)
+            local.done.set()
+            with self._lock:
+                if self._local.get(ctx.workflow_id) is local:
+                    del self._local[ctx.workflow_id]
+
+    def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
+        try:
+            self.db.finish_workflow(
+                workflow_id=ctx.workflow_id,
+                executor_id=ctx.executor_id,
+                owner_epoch=ctx.owner_epoch,
+                status=status,
+                output=output,
+                error=error,
+            )
+        except OwnershipLostError as exc:
+            raise stale_token_error(exc) from None
+
+    def checkpoint(
+        self,
+        ctx: WorkflowContext,
+        function_id: int,
+        function_name: str,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        started_at_ms: int | None = None,
+        child_workflow_id: str | None = None,
+        serialization: str | None = SERIALIZATION_FORMAT,
+        completed_at_ms: int | None = None,
+        connection: Any = None,
+    ) -> None:
+        """Record one operation of a running workflow, fenced by its token."""
+        try:
+            self.db.record_step_output(
+                workflow_id=ctx.workflow_id,
+                executor_id=ctx.executor_id,
+                owner_epoch=ctx.owner_epoch,
+                function_id=function_id,
+                function_name=function_name,
+                output=output,
+                error=error,
+                serialization=serialization,
+                started_at_ms=started_at_ms if started_at_ms is not None else now_ms(),
+                child_workflow_id=child_workflow_id,
+                completed_at_ms=completed_at_ms,
+                connection=connection,
+            )
+        except OwnershipLostError as exc:
+            raise stale_token_error(exc) from None
+
+    def recorded_call(self, function_name: str, thunk: Callable[[], Any]) -> Any:
+        """Run ``thunk`` as a checkpointed operation when called inside a workflow (DBOS records
+        introspection calls such as ``DBOS.getStatus`` so replays see the same answer)."""
+        ctx = current_workflow()
+        if ctx is None or ctx.in_step:
+            return thunk()
+        self.check_running(ctx)
+        function_id = ctx.next_function_id()
+        recorded = ctx.recorded_step(function_id)
+        if recorded is not None:
+            return replay_recorded(ctx, function_id, function_name, recorded)
+        started = now_ms()
+        value = thunk()
+        self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started)
+        return value
+
+    # -- results ------------------------------------------------------------------------------
+
+    def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any:
+        """``get_result`` inside a workflow: a ``DBOS.getResult`` step recording the outcome."""
+        self.check_running(parent)
+        function_id = parent.next_function_id()
+        recorded = parent.recorded_step(function_id)
+        if recorded is not None:
+            return replay_recorded(parent, function_id, "DBOS.getResult", recorded)
+        started = now_ms()
+        try:
+            value = self.wait_result(workflow_id)
+        except (DBOSWorkflowFencedError, ExecutorShutdown):
+            raise
+        except Exception as exc:
+            self.checkpoint(parent, function_id, "DBOS.getResult", error=serialize_exception(exc),
+                            started_at_ms=started, child_workflow_id=workflow_id)
+            raise
+        self.checkpoint(parent, function_id, "DBOS.getResult", output=serialize(value),
+                        started_at_ms=started, child_workflow_id=workflow_id)
+        return value
+
+    def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any:
+        """Block until the workflow finishes; return its result or raise its error."""
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        interval = RESULT_POLL_FIRST_INTERVAL_SEC
+        while True:
+            local = self._local.get(workflow_id)
+            if local is not None:
+                local.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if local.done.is_set() and local.recorded:
+                    if local.error is not None:
+                        raise local.error
+                    return local.value
+            row = self.db.get_workflow_outcome(workflow_id)
+            if row is None:
+                raise DBOSNonExistentWorkflowError(workflow_id)
+            if row["status"] in TERMINAL_STATUSES:
+                return decode_outcome(workflow_id, row)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+            if self.stop_event.wait(interval):
+                raise ExecutorShutdown()
+            interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def recover_pending_workflows(self) -> list[str]:
+        """Resume this executor's PENDING workflows from their first unfinished step."""
+        recovered = []
+        for row in self.db.list_pending_for_executor(self.executor_id):
+            workflow_id = self.recover_workflow(row["workflow_uuid"], self.executor_id, row["owner_epoch"])
+            if workflow_id is not None:
+                recovered.append(workflow_id)
+        if recovered:
+            self.log.info("recovered pending workflows", count=len(recovered))
+        return recovered
+
+    def recover_workflow(self, workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
+        """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
+        row = self.db.get_workflow_status(workflow_id)
+        if row is None:
+            return None
+        entry = registry.workflow(row["name"])
+        if entry is None:
+            self.log.error(
+                "cannot recover workflow: its function is not registered in this process",
+                recover_workflow_id=workflow_id,
+                function=row["name"],
+            )
+            return None
+        bound = _resolve_bound(entry, row)
+        if bound is _MISSING:
+            self.log.error(
+                "cannot recover workflow: its configured instance is not registered",
+                recover_workflow_id=workflow_id,
+                class_name=row["class_name"],
+                config_name=row["config_name"],
+            )
+            return None
+        taken = self.db.take_over_for_recovery(
+            workflow_id=workflow_id,
+            executor_id=self.executor_id,
+            previous_executor_id=previous_executor_id,
+            previous_epoch=previous_epoch,
+        )
+        if taken is None:
+            return None  # someone else moved it meanwhile
+        max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
+        if taken["recovery_attempts"] > max_attempts + 1:
+            self.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=self.executor_id, owner_epoch=taken["owner_epoch"])
+            self.log.error(
+                "workflow exceeded its recovery attempts; marked MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+                recover_workflow_id=workflow_id,
+                max_recovery_attempts=max_attempts,
+            )
+            return None
+        self.replay(row, entry, bound, taken["owner_epoch"])
+        return workflow_id
+
+    def resume_owned(self, workflow_id: str, owner_epoch: int) -> None:
+        """Replay a workflow that was just made PENDING under this executor (resume)."""
+        row = self.db.get_workflow_status(workflow_id)
+        entry = registry.workflow(row["name"]) if row else None
+        if row is None or entry is None:
+            raise DBOSException(f"cannot resume workflow {workflow_id!r}: its function is not registered here")
+        bound = _resolve_bound(entry, row)
+        if bound is _MISSING:
+            raise DBOSException(f"cannot resume workflow {workflow_id!r}: its configured instance is not registered")
+        self.replay(row, entry, bound, owner_epoch)
+
+    def replay(self, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int) -> None:
+        """Run a workflow again from the start in a thread, skipping its recorded steps."""
+        workflow_id = row["workflow_uuid"]
+        args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+        ctx = WorkflowContext(
+            workflow_id=workflow_id,
+            name=entry.name,
+            executor_id=self.executor_id,
+            owner_epoch=owner_epoch,
+            recorded=self.db.load_step_outputs(workflow_id),
+            authenticated_user=row["authenticated_user"],
+            authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
+            assumed_role=row["assumed_role"],
+            deadline_epoch_ms=row["workflow_deadline_epoch_ms"],
+            timeout_ms=row["workflow_timeout_ms"],
+        )
+        self.spawn(ctx, entry, bound, args, kwargs)
+
+
+# -- helpers shared with runtime.steps ----------------------------------------------------------
+
+_MISSING = object()
+
+
+def call_workflow_function(entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+        return entry.func(bound, *args, **kwargs)
+    return entry.func(*args, **kwargs)
+
+
+def _resolve_bound(entry: RegisteredWorkflow, row: dict[str, Any]) -> Any:
+    if entry.kind == INSTANCE_METHOD:
+        instance = registry.instance(row["class_name"] or "", row["config_name"] or "")
+        return _MISSING if instance is None else instance
+    if entry.kind == CLASS_METHOD:
+        cls = registry.classes.get(row["class_name"] or "")
+        return _MISSING if cls is None else cls
+    return None
+
+
+def _bound_names(entry: RegisteredWorkflow, bound: Any) -> tuple[str | None, str | None]:
+    if entry.kind == INSTANCE_METHOD:
+        return type(bound).__qualname__, getattr(bound, "config_name", None)
+    if entry.kind == CLASS_METHOD:
+        return bound.__qualname__, None
+    return None, None
+
+
+def _validate(entry: RegisteredWorkflow, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    assert entry.validate_input is not None
+    try:
+        verdict = entry.validate_input(*args, **kwargs)
+    except Exception as exc:
+        raise DBOSInvalidInputError(f"invalid input for workflow {entry.name!r}: {exc}") from exc
+    if verdict is False:
+        raise DBOSInvalidInputError(f"invalid input for workflow {entry.name!r}: rejected by its validate_input")
+
+
+def _timeout(options: Any, parent: WorkflowContext | None) -> tuple[int | None, int | None]:
+    if options.timeout_set:
+        if options.timeout_sec is None:
+            return None, None
+        timeout_ms = int(options.timeout_sec * 1000)
+        return timeout_ms, now_ms() + timeout_ms
+    if parent is not None:  # children inherit the parent's deadline
+        return parent.timeout_ms, parent.deadline_epoch_ms
+    return None, None
+
+
+def check_recorded_name(ctx: WorkflowContext, function_id: int, expected: str, recorded: dict[str, Any]) -> None:
+    if recorded["function_name"] != expected:
+        raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, expected, recorded["function_name"])
+
+
+def replay_recorded(ctx: WorkflowContext, function_id: int, expected: str, recorded: dict[str, Any]) -> Any:
+    """Return a recorded operation's output, or raise its recorded error."""
+    check_recorded_name(ctx, function_id, expected, recorded)
+    if recorded["error"] is not None:
+        raise deserialize_exception(recorded["error"], recorded.get("serialization"))
+    return deserialize(recorded["output"], recorded.get("serialization"), what=f"output of {expected!r}")

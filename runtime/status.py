@@ -1,0 +1,142 @@
+"""``WorkflowStatus`` and ``StepInfo``: workflow and step rows as users see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .serialization import deserialize, deserialize_args, deserialize_exception
+
+__all__ = ["WorkflowStatus", "WorkflowStatusString", "StepInfo", "status_from_row", "step_from_row"]
+
+WorkflowStatusString = Literal[
+    "PENDING",
+    "ENQUEUED",
+    "DELAYED",
+    "SUCCESS",
+    "ERROR",
+    "CANCELLED",
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
+]
+
+# Statuses after which a workflow never changes again (unless resumed or forked).
+TERMINAL_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
+
+
+@dataclass
+class WorkflowStatus:
+    """One workflow's status row, its inputs and outcome deserialized."""
+
+    workflow_id: str
+    status: str
+    name: str
+    class_name: str | None
+    config_name: str | None
+    authenticated_user: str | None
+    assumed_role: str | None
+    authenticated_roles: list[str] | None
+    input: dict[str, Any] | None
+    output: Any
+    error: BaseException | None
+    created_at: int | None
+    updated_at: int | None
+    queue_name: str | None
+    executor_id: str | None
+    app_version: str | None
+    app_id: str | None
+    recovery_attempts: int | None
+    workflow_timeout_ms: int | None
+    workflow_deadline_epoch_ms: int | None
+    deduplication_id: str | None
+    priority: int | None
+    queue_partition_key: str | None
+    forked_from: str | None
+    parent_workflow_id: str | None
+    dequeued_at: int | None
+    completed_at: int | None
+    was_forked_from: bool = False
+    delay_until_epoch_ms: int | None = None
+    attributes: dict[str, Any] | None = None
+    schedule_name: str | None = None
+    application_name: str | None = None
+    owner_epoch: int | None = None
+
+
+@dataclass
+class StepInfo:
+    """One recorded operation of a workflow (``DBOS.list_workflow_steps``)."""
+
+    function_id: int
+    function_name: str
+    output: Any
+    error: BaseException | None
+    child_workflow_id: str | None
+    started_at_epoch_ms: int | None
+    completed_at_epoch_ms: int | None
+
+
+def _roles(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    return value if isinstance(value, list) else [str(value)]
+
+
+def status_from_row(row: dict[str, Any], *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
+    """Build a ``WorkflowStatus`` from a ``workflow_status`` row."""
+    inputs = None
+    if load_input and row.get("inputs"):
+        args, kwargs = deserialize_args(row["inputs"], row.get("serialization"))
+        inputs = {"args": args, "kwargs": kwargs}
+    return WorkflowStatus(
+        workflow_id=row["workflow_uuid"],
+        status=row["status"],
+        name=row["name"],
+        class_name=row.get("class_name"),
+        config_name=row.get("config_name"),
+        authenticated_user=row.get("authenticated_user"),
+        assumed_role=row.get("assumed_role"),
+        authenticated_roles=_roles(row.get("authenticated_roles")),
+        input=inputs,
+        output=deserialize(row.get("output"), row.get("serialization"), what="workflow output") if load_output else None,
+        error=deserialize_exception(row["error"], row.get("serialization")) if load_output and row.get("error") else None,
+        created_at=row.get("created_at"),
+        updated_at=row.get("updated_at"),
+        queue_name=row.get("queue_name"),
+        executor_id=row.get("executor_id"),
+        app_version=row.get("application_version"),
+        app_id=row.get("application_id"),
+        recovery_attempts=row.get("recovery_attempts"),
+        workflow_timeout_ms=row.get("workflow_timeout_ms"),
+        workflow_deadline_epoch_ms=row.get("workflow_deadline_epoch_ms"),
+        deduplication_id=row.get("deduplication_id"),
+        priority=row.get("priority"),
+        queue_partition_key=row.get("queue_partition_key"),
+        forked_from=row.get("forked_from"),
+        parent_workflow_id=row.get("parent_workflow_id"),
+        dequeued_at=row.get("started_at_epoch_ms"),
+        completed_at=row.get("completed_at"),
+        was_forked_from=bool(row.get("was_forked_from")),
+        delay_until_epoch_ms=row.get("delay_until_epoch_ms"),
+        attributes=row.get("attributes"),
+        schedule_name=row.get("schedule_name"),
+        application_name=row.get("application_name"),
+        owner_epoch=row.get("owner_epoch"),
+    )
+
+
+def step_from_row(row: dict[str, Any]) -> StepInfo:
+    return StepInfo(
+        function_id=row["function_id"],
+        function_name=row["function_name"],
+        output=deserialize(row.get("output"), row.get("serialization"), what="step output"),
+        error=deserialize_exception(row["error"], row.get("serialization")) if row.get("error") else None,
+        child_workflow_id=row.get("child_workflow_id"),
+        started_at_epoch_ms=row.get("started_at_epoch_ms"),
+        completed_at_epoch_ms=row.get("completed_at_epoch_ms"),
+    )

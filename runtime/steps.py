@@ -1,0 +1,215 @@
+"""Steps, transactions and durable sleep: the checkpointed operations of a workflow.
+
+Each takes the workflow's next step position (function id). On replay the recorded outcome is
+returned (or its error raised) without running anything; otherwise the operation runs and its
+outcome is written in one fenced round trip (``Executor.checkpoint`` →
+``SystemDatabase.record_step_output`` → ``sysdb/sql/record_step_output.sql``).
+Called outside a workflow (or inside another step), a step is a plain function call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import psycopg
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sysdb import OwnershipLostError, now_ms
+
+from .context import WorkflowContext, current_workflow, sql_session
+from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
+from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_error
+from .registry import RegisteredStep
+from .serialization import PORTABLE_JSON, serialize, serialize_exception
+
+__all__ = ["run_step", "run_transaction", "durable_sleep", "SLEEP_FUNCTION_NAME"]
+
+SLEEP_FUNCTION_NAME = "DBOS.sleep"
+# The longest pause between two attempts of a retried step.
+MAX_RETRY_INTERVAL_SEC = 3600.0
+# Errors that stop a workflow: never retried, never recorded as a step's outcome.
+_CONTROL_ERRORS = (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown)
+
+
+def _active_workflow() -> WorkflowContext | None:
+    ctx = current_workflow()
+    if ctx is None or ctx.in_step or ctx.in_transaction:
+        return None
+    return ctx
+
+
+def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run (or replay) one ``@DBOS.step`` call."""
+    ctx = _active_workflow()
+    if ctx is None:
+        return step.func(*args, **kwargs)
+    executor.check_running(ctx)
+    function_id = ctx.next_function_id()
+    recorded = ctx.recorded_step(function_id)
+    if recorded is not None:
+        return replay_recorded(ctx, function_id, step.name, recorded)
+
+    started = now_ms()
+    ctx.step_id = function_id
+    try:
+        value = _call_with_retries(executor, step, args, kwargs)
+    except _CONTROL_ERRORS:
+        raise
+    except Exception as exc:
+        executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        raise
+    finally:
+        ctx.step_id = None
+    try:
+        output = serialize(value, what=f"the result of step {step.name!r}")
+    except DBOSSerializationError as exc:
+        # Recorded as the step's outcome so that a replay fails the same way.
+        executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        raise
+    executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
+    return value
+
+
+def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if not step.retries_allowed:
+        return step.func(*args, **kwargs)
+    errors: list[Exception] = []
+
+    def retryable(exc: BaseException) -> bool:
+        if isinstance(exc, _CONTROL_ERRORS) or not isinstance(exc, Exception):
+            return False
+        errors.append(exc)
+        return step.should_retry(exc) if step.should_retry is not None else True
+
+    def pause(seconds: float) -> None:
+        # Sleep between attempts, but wake at once when the executor shuts down.
+        if executor.stop_event.wait(seconds):
+            raise ExecutorShutdown()
+
+    def announce(state: RetryCallState) -> None:
+        executor.log.warning(
+            "step being automatically retried",
+            step=step.name,
+            attempt=state.attempt_number,
+            max_attempts=step.max_attempts,
+            error=repr(state.outcome.exception()) if state.outcome else None,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(step.max_attempts),
+        wait=wait_exponential(multiplier=step.interval_seconds, exp_base=step.backoff_rate, max=MAX_RETRY_INTERVAL_SEC),
+        sleep=pause,
+        before_sleep=announce,
+        retry_error_callback=lambda state: _exhausted(step, errors),
+    )
+    return retrying(step.func, *args, **kwargs)
+
+
+def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
+    raise DBOSMaxStepRetriesExceeded(step.name, step.max_attempts, errors)
+
+
+def durable_sleep(executor: Executor, seconds: float) -> None:
+    """``DBOS.sleep``: the wake-up time is checkpointed before sleeping, so a recovered
+    workflow sleeps only what is left."""
+    ctx = _active_workflow()
+    if ctx is None:
+        time.sleep(seconds)
+        return
+    executor.check_running(ctx)
+    function_id = ctx.next_function_id()
+    recorded = ctx.recorded_step(function_id)
+    if recorded is not None:
+        wake_at = float(replay_recorded(ctx, function_id, SLEEP_FUNCTION_NAME, recorded))
+    else:
+        wake_at = time.time() + max(0.0, float(seconds))
+        # DBOS stores the wake-up time as portable JSON, completed at the projected wake time.
+        executor.checkpoint(
+            ctx,
+            function_id,
+            SLEEP_FUNCTION_NAME,
+            output=json.dumps(wake_at),
+            serialization=PORTABLE_JSON,
+            completed_at_ms=int(wake_at * 1000),
+        )
+    remaining = wake_at - time.time()
+    if ctx.deadline_epoch_ms is not None:
+        remaining = min(remaining, ctx.deadline_epoch_ms / 1000 - time.time())
+    if remaining > 0 and executor.stop_event.wait(remaining):
+        raise ExecutorShutdown()
+    executor.check_running(ctx)
+
+
+def run_transaction(
+    executor: Executor, step: RegisteredStep, isolation_level: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run (or replay) a ``@DBOS.transaction``: the body and its checkpoint commit together in
+    one transaction of the system database, so its effects happen exactly once."""
+    ctx = _active_workflow()
+    if ctx is None:
+        with executor.db.transaction(isolation_level) as conn:
+            return _with_session(ctx, conn, step, args, kwargs)
+    executor.check_running(ctx)
+    function_id = ctx.next_function_id()
+    recorded = ctx.recorded_step(function_id)
+    if recorded is not None:
+        return replay_recorded(ctx, function_id, step.name, recorded)
+
+    started = now_ms()
+    # Serialization failures are the database asking us to try again: do so, with backoff.
+    for attempt in Retrying(
+        retry=retry_if_exception_type(psycopg.errors.SerializationFailure),
+        stop=stop_after_attempt(10),
+        wait=wait_exponential(multiplier=0.01, max=1.0),
+        reraise=True,
+    ):
+        with attempt:
+            try:
+                with executor.db.transaction(isolation_level) as conn:
+                    value = _with_session(ctx, conn, step, args, kwargs)
+                    output = serialize(value, what=f"the result of transaction {step.name!r}")
+                    executor.db.record_step_output(
+                        workflow_id=ctx.workflow_id,
+                        executor_id=ctx.executor_id,
+                        owner_epoch=ctx.owner_epoch,
+                        function_id=function_id,
+                        function_name=step.name,
+                        output=output,
+                        error=None,
+                        serialization="py_pickle",
+                        started_at_ms=started,
+                        connection=conn,
+                    )
+                    return value
+            except OwnershipLostError as exc:
+                raise stale_token_error(exc) from None
+            except (psycopg.errors.SerializationFailure, *_CONTROL_ERRORS):
+                raise
+            except Exception as exc:
+                # The transaction rolled back; its failure is the step's recorded outcome.
+                executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _with_session(ctx: WorkflowContext | None, conn: Any, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call a transaction body with ``DBOS.sql_session`` bound to its connection."""
+    token = sql_session.set(conn)
+    if ctx is not None:
+        ctx.in_transaction = True
+    try:
+        return step.func(*args, **kwargs)
+    finally:
+        sql_session.reset(token)
+        if ctx is not None:
+            ctx.in_transaction = False

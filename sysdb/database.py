@@ -1,0 +1,375 @@
+"""The system database: a connection pool and one method per named statement.
+
+``SystemDatabase`` is the only door to Postgres for ``runtime`` and ``cluster``. It speaks in
+plain values (ids, epochs, serialized text) and knows nothing of Python functions. Every write
+that belongs to a running workflow is *fenced*: it names the owner executor and the ownership
+epoch, and succeeds only while the workflow row still names both (see ``OwnershipLostError``).
+
+Connection failures are retried with exponential backoff (tenacity) for up to
+``retry_timeout_sec``; nothing pings a connection before using it, so the happy path of a step
+checkpoint is exactly one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from .errors import (
+    DatabaseUnavailableError,
+    DuplicateCheckpointError,
+    OwnershipLostError,
+)
+from .migrate import ensure_database_exists, migrate
+from .statements import statement
+from .urls import describe_url
+
+__all__ = ["SystemDatabase", "Row", "StepOutput"]
+
+log = structlog.get_logger("pgfleet.sysdb")
+
+Row = dict[str, Any]
+T = TypeVar("T")
+
+# How long a statement keeps being retried while the database is unreachable.
+DEFAULT_RETRY_TIMEOUT_SEC = 60.0
+
+
+def now_ms() -> int:
+    """The current time in epoch milliseconds, the unit of every DBOS timestamp column."""
+    return int(time.time() * 1000)
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    # OperationalError covers a refused connect, a dropped socket and an admin shutdown;
+    # PoolTimeout means the pool could not hand out a working connection in time.
+    return isinstance(exc, (psycopg.OperationalError, PoolTimeout)) and not isinstance(
+        exc, psycopg.errors.QueryCanceled
+    )
+
+
+class StepOutput(dict):
+    """A recorded step (``operation_outputs`` row) as a dict with attribute-free access."""
+
+
+class SystemDatabase:
+    """A pool of connections to the system database plus its statements.
+
+    ``open()`` creates the database if it does not exist, migrates it and opens the pool.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 16,
+        application_name: str = "pgfleet",
+        connect_timeout_sec: int = 10,
+        retry_timeout_sec: float = DEFAULT_RETRY_TIMEOUT_SEC,
+        prepare_statements: bool = True,
+    ) -> None:
+        self.url = url
+        self.retry_timeout_sec = retry_timeout_sec
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": application_name,
+            "connect_timeout": connect_timeout_sec,
+            # Server-side prepared statements break behind poolers in transaction mode.
+            "prepare_threshold": 5 if prepare_statements else None,
+        }
+        self._pool = ConnectionPool(
+            url,
+            min_size=min(2, pool_size),
+            max_size=pool_size,
+            kwargs=self._connect_kwargs,
+            open=False,
+            name="pgfleet-sysdb",
+            timeout=retry_timeout_sec,
+            reconnect_timeout=retry_timeout_sec,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self, *, run_migrations: bool = True) -> None:
+        """Create and migrate the database if needed, then open the pool."""
+        try:
+            if run_migrations:
+                self._with_retries(lambda: ensure_database_exists(self.url))
+                with self.connect() as conn:
+                    migrate(conn)
+            self._pool.open(wait=True, timeout=self.retry_timeout_sec)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailableError(
+                f"cannot reach the system database at {describe_url(self.url)}: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.close()
+
+    def connect(self, **overrides: Any) -> psycopg.Connection:
+        """A new dedicated connection (not from the pool), for listeners, locks and heartbeats."""
+        kwargs = {**self._connect_kwargs, **overrides}
+        return psycopg.connect(self.url, **kwargs)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _with_retries(self, fn: Callable[[], T]) -> T:
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "system database unreachable; retrying",
+                attempt=state.attempt_number,
+                error=str(exc),
+            )
+
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_is_connection_failure),
+                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                stop=stop_after_delay(self.retry_timeout_sec),
+                before_sleep=log_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    return fn()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailableError(
+                f"the system database at {describe_url(self.url)} did not answer for "
+                f"{self.retry_timeout_sec:.0f}s: {exc}"
+            ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def execute(self, name: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[Row]:
+        """Run the named statement with retries and return its rows (empty for none)."""
+
+        def run() -> list[Row]:
+            with self._pool.connection() as conn:
+                cur = conn.execute(statement(name), params)
+                return cur.fetchall() if cur.description else []
+
+        return self._with_retries(run)
+
+    def execute_count(self, name: str, params: Mapping[str, Any]) -> int:
+        """Run the named statement with retries and return how many rows it changed."""
+
+        def run() -> int:
+            with self._pool.connection() as conn:
+                return conn.execute(statement(name), params).rowcount
+
+        return self._with_retries(run)
+
+    def query(self, query: sql.Composable, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
+        """Run a composed (still parameterised) query with retries; for filtered listings."""
+
+        def run() -> list[Row]:
+            with self._pool.connection() as conn:
+                return conn.execute(query, params).fetchall()
+
+        return self._with_retries(run)
+
+    @contextmanager
+    def transaction(self, isolation_level: str | None = None) -> Iterator[psycopg.Connection]:
+        """A pooled connection inside one transaction (``@DBOS.transaction`` bodies)."""
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                if isolation_level:
+                    conn.execute(
+                        sql.SQL("SET TRANSACTION ISOLATION LEVEL {}").format(sql.SQL(isolation_level))
+                    )
+                yield conn
+
+    # -- workflows ---------------------------------------------------------------------------
+
+    def insert_workflow(self, params: Mapping[str, Any]) -> int | None:
+        """Create a PENDING workflow owned by ``params['executor_id']``.
+
+        Returns its ownership epoch, or ``None`` when the workflow id exists already.
+        """
+        rows = self.execute("insert_workflow", {"now_ms": now_ms(), **params})
+        return rows[0]["owner_epoch"] if rows else None
+
+    def get_workflow_status(self, workflow_id: str) -> Row | None:
+        rows = self.execute("get_workflow_status", {"workflow_id": workflow_id})
+        return rows[0] if rows else None
+
+    def get_workflow_outcome(self, workflow_id: str) -> Row | None:
+        rows = self.execute("get_workflow_outcome", {"workflow_id": workflow_id})
+        return rows[0] if rows else None
+
+    def load_step_outputs(self, workflow_id: str) -> dict[int, Row]:
+        """Every recorded step of a workflow by function id: read once per replay."""
+        rows = self.execute("load_step_outputs", {"workflow_id": workflow_id})
+        return {row["function_id"]: row for row in rows}
+
+    def list_workflow_steps(self, workflow_id: str) -> list[Row]:
+        return self.execute("list_workflow_steps", {"workflow_id": workflow_id})
+
+    def _ownership_lost(self, workflow_id: str, executor_id: str, owner_epoch: int) -> OwnershipLostError:
+        row = self.get_workflow_status(workflow_id)
+        return OwnershipLostError(
+            workflow_id,
+            executor_id,
+            owner_epoch,
+            status=row["status"] if row else None,
+            owner=row["executor_id"] if row else None,
+            current_epoch=row["owner_epoch"] if row else None,
+        )
+
+    def record_step_output(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        owner_epoch: int,
+        function_id: int,
+        function_name: str,
+        output: str | None,
+        error: str | None,
+        serialization: str | None,
+        started_at_ms: int,
+        child_workflow_id: str | None = None,
+        completed_at_ms: int | None = None,
+        connection: psycopg.Connection | None = None,
+    ) -> None:
+        """Checkpoint one step in one fenced round trip.
+
+        With ``connection`` (inside an open transaction) the checkpoint commits or rolls back
+        together with that transaction's own writes, and is not retried here.
+
+        Raises :class:`OwnershipLostError` when this owner/epoch no longer holds the workflow,
+        and :class:`DuplicateCheckpointError` when the position was recorded by someone else.
+        """
+        params = {
+            "workflow_id": workflow_id,
+            "executor_id": executor_id,
+            "owner_epoch": owner_epoch,
+            "function_id": function_id,
+            "function_name": function_name,
+            "output": output,
+            "error": error,
+            "serialization": serialization,
+            "child_workflow_id": child_workflow_id,
+            "started_at_ms": started_at_ms,
+            "completed_at_ms": completed_at_ms if completed_at_ms is not None else now_ms(),
+        }
+        if connection is not None:
+            if connection.execute(statement("record_step_output"), params).rowcount == 0:
+                raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+            return
+        attempts = 0
+
+        def run() -> int:
+            nonlocal attempts
+            attempts += 1
+            with self._pool.connection() as conn:
+                return conn.execute(statement("record_step_output"), params).rowcount
+
+        try:
+            written = self._with_retries(run)
+        except psycopg.errors.UniqueViolation:
+            recorded = self.execute(
+                "get_step_output", {"workflow_id": workflow_id, "function_id": function_id}
+            )
+            # A retry after a lost reply finds its own earlier write: that is success.
+            if attempts > 1 and recorded and recorded[0]["function_name"] == function_name:
+                return
+            name = recorded[0]["function_name"] if recorded else "?"
+            raise DuplicateCheckpointError(workflow_id, function_id, name) from None
+        if written == 0:
+            raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+
+    def start_child_workflow(self, params: Mapping[str, Any]) -> int | None:
+        """Record the parent's step naming the child and create the child, in one statement.
+
+        Returns the child's ownership epoch (``None`` if the child id existed already).
+        Raises :class:`OwnershipLostError` if the parent is no longer owned.
+        """
+        rows = self.execute("start_child_workflow", {"now_ms": now_ms(), **params})
+        if not rows or rows[0]["parent_owned"] == 0:
+            raise self._ownership_lost(
+                params["parent_workflow_id"], params["executor_id"], params["parent_owner_epoch"]
+            )
+        return rows[0]["child_epoch"]
+
+    def finish_workflow(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        owner_epoch: int,
+        status: str,
+        output: str | None,
+        error: str | None,
+    ) -> None:
+        """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`."""
+        changed = self.execute_count(
+            "finish_workflow",
+            {
+                "workflow_id": workflow_id,
+                "executor_id": executor_id,
+                "owner_epoch": owner_epoch,
+                "status": status,
+                "output": output,
+                "error": error,
+                "now_ms": now_ms(),
+            },
+        )
+        if changed == 0:
+            raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def list_pending_for_executor(self, executor_id: str) -> list[Row]:
+        return self.execute("list_pending_for_executor", {"executor_id": executor_id})
+
+    def take_over_for_recovery(
+        self,
+        *,
+        workflow_id: str,
+        executor_id: str,
+        previous_executor_id: str,
+        previous_epoch: int | None,
+    ) -> Row | None:
+        """Compare-and-set a PENDING workflow to a fresh epoch owned by ``executor_id``."""
+        rows = self.execute(
+            "take_over_for_recovery",
+            {
+                "workflow_id": workflow_id,
+                "executor_id": executor_id,
+                "previous_executor_id": previous_executor_id,
+                "previous_epoch": previous_epoch,
+                "now_ms": now_ms(),
+            },
+        )
+        return rows[0] if rows else None
+
+    def dead_letter_workflow(self, *, workflow_id: str, executor_id: str, owner_epoch: int) -> bool:
+        return (
+            self.execute_count(
+                "dead_letter_workflow",
+                {
+                    "workflow_id": workflow_id,
+                    "executor_id": executor_id,
+                    "owner_epoch": owner_epoch,
+                    "now_ms": now_ms(),
+                },
+            )
+            > 0
+        )

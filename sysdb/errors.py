@@ -1,0 +1,74 @@
+"""Errors raised by the system database layer.
+
+They describe what happened to the data, in database terms; ``runtime`` translates them into
+the DBOS-compatible exceptions users see.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SystemDatabaseError",
+    "DatabaseUnavailableError",
+    "InvalidDatabaseUrlError",
+    "SchemaTooNewError",
+    "OwnershipLostError",
+    "DuplicateCheckpointError",
+]
+
+
+class SystemDatabaseError(Exception):
+    """Base class for system database errors."""
+
+
+class InvalidDatabaseUrlError(SystemDatabaseError):
+    """The configured database URL cannot be parsed or names no database."""
+
+
+class DatabaseUnavailableError(SystemDatabaseError):
+    """The system database could not be reached within the retry budget."""
+
+
+class SchemaTooNewError(SystemDatabaseError):
+    """The database was migrated by a newer pgfleet than this one."""
+
+
+class OwnershipLostError(SystemDatabaseError):
+    """A fenced write matched no row: this executor no longer owns the workflow with this epoch.
+
+    ``status`` and ``owner`` describe the row as it is now (``None`` when it no longer exists),
+    so the caller can say whether the workflow was cancelled, finished, or taken over.
+    """
+
+    def __init__(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        owner_epoch: int,
+        status: str | None,
+        owner: str | None,
+        current_epoch: int | None,
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.executor_id = executor_id
+        self.owner_epoch = owner_epoch
+        self.status = status
+        self.owner = owner
+        self.current_epoch = current_epoch
+        super().__init__(
+            f"workflow {workflow_id!r} is no longer owned by executor {executor_id!r} "
+            f"with epoch {owner_epoch} (now: status={status}, owner={owner!r}, epoch={current_epoch}); "
+            "nothing more is written for it here"
+        )
+
+
+class DuplicateCheckpointError(SystemDatabaseError):
+    """A step position of a workflow was already recorded by somebody else."""
+
+    def __init__(self, workflow_id: str, function_id: int, recorded_name: str) -> None:
+        self.workflow_id = workflow_id
+        self.function_id = function_id
+        self.recorded_name = recorded_name
+        super().__init__(
+            f"step {function_id} of workflow {workflow_id!r} is already recorded "
+            f"(as {recorded_name!r}); it is never recorded twice"
+        )
