@@ -126,6 +126,7 @@ class DBOS(metaclass=_DBOSMeta):
             executor = Executor(instance.config)
             executor.launch()
             instance._executor = executor
+            executor.recover_pending_workflows()
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:

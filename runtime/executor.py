@@ -121,7 +121,10 @@ class Executor:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def launch(self) -> None:
-        """Connect (starting the embedded Postgres if no URL is configured), migrate, recover."""
+        """Connect (starting the embedded Postgres if no URL is configured) and migrate.
+
+        The caller makes this executor current, then calls :meth:`recover_pending_workflows`.
+        """
         try:
             url = resolve_system_database_url(self.config.system_database_url, self.config.embedded_data_dir)
             self.sysdb = SystemDatabase(
@@ -138,7 +141,6 @@ class Executor:
         if not self.application_version:
             self.application_version = registry.code_version()
         logs.set_executor_id(self.executor_id)
-        self.recover_pending_workflows()
 
     def destroy(self, workflow_completion_timeout_sec: float = 0) -> None:
         """Stop workflow threads (they stay PENDING for recovery) and close connections."""

@@ -27,7 +27,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from .errors import (
@@ -142,7 +143,7 @@ class SystemDatabase:
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_connection_failure),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential(multiplier=0.05, max=2.0) + wait_random(0, 0.05),
                 stop=stop_after_delay(self.retry_timeout_sec),
                 before_sleep=log_retry,
                 reraise=True,

