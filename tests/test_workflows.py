@@ -376,3 +376,45 @@ def test_list_workflows_and_steps(dbos):
     assert [w.output for w in DBOS.list_workflows(workflow_ids=["listed-1"])] == [1]
     steps = DBOS.list_workflow_steps("listed-0")
     assert [(st.function_id, st.output) for st in steps] == [(1, 1)]
+
+
+def test_replay_with_a_different_step_raises_unexpected_step_error(dbos, db):
+    import threading as _threading
+
+    from runtime import DBOSUnexpectedStepError
+
+    reached, release = _threading.Event(), _threading.Event()
+    version = {"first": "charge"}
+
+    @DBOS.step()
+    def charge():
+        return "charged"
+
+    @DBOS.step()
+    def refund():
+        return "refunded"
+
+    @DBOS.step()
+    def wait_here():
+        reached.set()
+        release.wait(10)
+
+    @DBOS.workflow()
+    def changing():
+        (charge if version["first"] == "charge" else refund)()
+        wait_here()
+        return "done"
+
+    with SetWorkflowID("changing"):
+        DBOS.start_workflow(changing)
+    assert reached.wait(10)
+    DBOS.cancel_workflow("changing")
+    release.set()
+    time.sleep(0.2)
+
+    version["first"] = "refund"  # the code changed: position 1 is now a different step
+    handle = DBOS.resume_workflow("changing")
+    with pytest.raises(DBOSUnexpectedStepError) as info:
+        handle.get_result()
+    message = str(info.value)
+    assert "refund" in message and "charge" in message and "step 1" in message

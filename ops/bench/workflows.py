@@ -396,7 +396,8 @@ def run_parent(args: argparse.Namespace, step_counts: list[int]) -> int:
           f"({'embedded, durability on' if server is not None else 'external server'})")
     for engine, run in runs.items():
         print(f"{engine}: {run['version']} on python {run['python']}, launch {run['launch_s']:.2f} s"
-              + ("  [PROFILED: timings inflated]" if run["profiled"] else ""))
+              + ("  [PROFILED: timings inflated]" if run["profiled"] else "")
+              + ("  [schema migrated without uuid-ossp]" if run.get("dbos_migration_without_uuid_ossp") else ""))
     print()
     print(_table(runs, step_counts))
     print()
