@@ -30,6 +30,7 @@ from .errors import (
     DBOSWorkflowFunctionNotFoundError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 
@@ -42,6 +43,8 @@ __all__ = [
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "SetEnqueueOptions",
+    "Queue",
+    "QueueRateLimit",
     "WorkflowHandle",
     "WorkflowHandleAsync",
     "WorkflowStatus",

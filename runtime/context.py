@@ -47,6 +47,7 @@ class WorkflowContext:
     timeout_ms: int | None = None
     _last_function_id: int = 0
     step_id: int | None = None  # set while a step of this workflow runs
+    queue_name: str | None = None
     in_transaction: bool = False
 
     def next_function_id(self) -> int:

@@ -30,6 +30,8 @@ from .registry import (
     registry,
 )
 from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
+from .queue_service import start_queue_services
+from .queues import Queue, queue_registry
 from .steps import durable_sleep, run_step, run_transaction
 from .workflows_admin import cancel_workflow, list_workflows, resume_workflow
 
@@ -127,6 +129,7 @@ class DBOS(metaclass=_DBOSMeta):
             executor.launch()
             instance._executor = executor
             executor.recover_pending_workflows()
+            start_queue_services(executor)
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
@@ -140,6 +143,7 @@ class DBOS(metaclass=_DBOSMeta):
                 instance._executor = None
             if destroy_registry:
                 registry.clear()
+                queue_registry.clear()
 
     @classmethod
     def _instance_or_raise(cls, what: str) -> "DBOS":
@@ -321,6 +325,22 @@ class DBOS(metaclass=_DBOSMeta):
     async def start_workflow_async(cls, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
         """``start_workflow`` for asyncio code."""
         return WorkflowHandleAsync(cls.start_workflow(func, *args, **kwargs))
+
+    @classmethod
+    def _enqueue(cls, queue: Queue, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:
+        entry, bound = _workflow_of(func)
+        executor = cls._executor_or_raise(f"enqueue of workflow {entry.name!r}")
+        if bound is None:
+            bound, args = _split_bound(entry, args)
+        return executor.enqueue(queue, entry, bound, tuple(args), kwargs)
+
+    @classmethod
+    def list_queued_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
+        """Workflows waiting in or running from queues (ENQUEUED, DELAYED or PENDING)."""
+        executor = cls._executor_or_raise("DBOS.list_queued_workflows")
+        return executor.recorded_call(
+            "DBOS.listQueuedWorkflows", lambda: list_workflows(executor.db, queues_only=True, **filters)
+        )
 
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url
-from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.errors import DatabaseUnavailableError, DeduplicatedError, InvalidDatabaseUrlError, SchemaTooNewError
 
 from . import logs
 from .config import ResolvedConfig
@@ -41,6 +41,7 @@ from .errors import (
     DBOSException,
     DBOSInvalidInputError,
     DBOSNonExistentWorkflowError,
+    DBOSQueueDeduplicatedError,
     DBOSSerializationError,
     DBOSUnexpectedStepError,
     DBOSWorkflowCancelledError,
@@ -117,6 +118,9 @@ class Executor:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self.log = logs.logger
+        # Set by the queue services: called when a queued workflow finishes here.
+        self.on_queue_slot_freed: Callable[[str], None] | None = None
+        self.services: list[Any] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -149,6 +153,8 @@ class Executor:
             for thread in list(self._threads):
                 thread.join(max(0.0, deadline - time.monotonic()))
         self.stop_event.set()
+        for service in self.services:
+            service.stop()
         for thread in list(self._threads):
             thread.join(5.0)
         if self.sysdb is not None:
@@ -352,6 +358,8 @@ class Executor:
         finally:
             leave_workflow(token)
             local.done.set()
+            if ctx.queue_name is not None and self.on_queue_slot_freed is not None:
+                self.on_queue_slot_freed(ctx.queue_name)
             with self._lock:
                 if self._local.get(ctx.workflow_id) is local:
                     del self._local[ctx.workflow_id]
@@ -467,6 +475,9 @@ class Executor:
 
     def recover_pending_workflows(self) -> list[str]:
         """Resume this executor's PENDING workflows from their first unfinished step."""
+        requeued = self.db.execute("requeue_executor_workflows", {"executor_id": self.executor_id, "now_ms": now_ms()})
+        if requeued:
+            self.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
         recovered = []
         for row in self.db.list_pending_for_executor(self.executor_id):
             workflow_id = self.recover_workflow(row["workflow_uuid"], self.executor_id, row["owner_epoch"])
@@ -518,6 +529,111 @@ class Executor:
         self.replay(row, entry, bound, taken["owner_epoch"])
         return workflow_id
 
+    def run_claimed(self, rows: list[dict[str, Any]]) -> None:
+        """Run queued workflows this executor just claimed (each row is fenced to us)."""
+        for row in rows:
+            workflow_id = row["workflow_uuid"]
+            entry = registry.workflow(row["name"])
+            bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+            if entry is None or bound is _MISSING:
+                # Claims only pick registered names, so this is a missing configured instance.
+                self.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
+                continue
+            max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
+            if row["recovery_attempts"] > max_attempts + 1:
+                self.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=self.executor_id, owner_epoch=row["owner_epoch"])
+                continue
+            # A first claim has nothing recorded; a re-claimed workflow replays its steps.
+            self.replay(row, entry, bound, row["owner_epoch"], load_steps=row["recovery_attempts"] > 1)
+
+    def enqueue(self, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
+        from .handles import WorkflowHandle
+
+        parent = current_workflow()
+        if parent is not None and parent.in_step:
+            raise DBOSException(f"cannot enqueue workflow {entry.name!r} from inside a step")
+        if parent is not None:
+            self.check_running(parent)
+        options = take_start_options()
+        if entry.validate_input is not None:
+            _validate(entry, args, kwargs)
+        if options.priority is not None and options.priority != 0 and not queue.priority_enabled:
+            raise DBOSException(f"queue {queue.name!r} does not have priority_enabled; cannot enqueue with priority {options.priority}")
+        if queue.partition_queue and options.queue_partition_key is None:
+            raise DBOSException(f"queue {queue.name!r} is partitioned: enqueue with SetEnqueueOptions(queue_partition_key=...)")
+        if not queue.partition_queue and options.queue_partition_key is not None:
+            raise DBOSException(f"queue {queue.name!r} is not partitioned; queue_partition_key is not allowed")
+
+        function_id = parent.next_function_id() if parent is not None else None
+        workflow_id = options.workflow_id or (
+            f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
+        )
+        if parent is not None and function_id is not None:
+            recorded = parent.recorded_step(function_id)
+            if recorded is not None:  # replay: the same handle as the first execution
+                check_recorded_name(parent, function_id, entry.name, recorded)
+                return WorkflowHandle(self, recorded["child_workflow_id"] or workflow_id)
+
+        inputs = serialize_args(args, kwargs, workflow_name=entry.name)
+        if options.timeout_set:
+            timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
+            deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
+        else:
+            timeout_ms, deadline_ms = _timeout(options, parent)
+        user = options.authenticated_user or (parent.authenticated_user if parent else None)
+        roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
+        class_name, config_name = _bound_names(entry, bound)
+        delay = options.delay_seconds or 0
+        params = {
+            "workflow_id": workflow_id,
+            "status": "DELAYED" if delay > 0 else "ENQUEUED",
+            "name": entry.name,
+            "class_name": class_name,
+            "config_name": config_name,
+            "authenticated_user": user,
+            "assumed_role": options.assumed_role,
+            "authenticated_roles": json.dumps(roles) if roles else None,
+            "application_version": options.app_version or self.application_version,
+            "application_id": "",
+            "application_name": self.config.name,
+            "queue_name": queue.name,
+            "timeout_ms": timeout_ms,
+            "deadline_ms": deadline_ms,
+            "inputs": inputs,
+            "parent_workflow_id": parent.workflow_id if parent else None,
+            "serialization": SERIALIZATION_FORMAT,
+            "deduplication_id": options.deduplication_id,
+            "priority": options.priority or 0,
+            "queue_partition_key": options.queue_partition_key,
+            "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
+        }
+        parent_step = None
+        if parent is not None:
+            parent_step = {
+                "workflow_id": parent.workflow_id,
+                "executor_id": parent.executor_id,
+                "owner_epoch": parent.owner_epoch,
+                "function_id": function_id,
+                "function_name": entry.name,
+                "output": None,
+                "error": None,
+                "serialization": None,
+                "started_at_ms": now_ms(),
+                "child_workflow_id": workflow_id,
+            }
+        try:
+            inserted = self.db.enqueue_workflow(params, parent_step)
+        except DeduplicatedError as exc:
+            raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
+        except OwnershipLostError as exc:
+            raise stale_token_error(exc) from None
+        if not inserted:
+            self._check_same_workflow(workflow_id, entry, class_name, config_name)
+        elif self.on_queue_slot_freed is not None:
+            self.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
+        return WorkflowHandle(self, workflow_id)
+
     def resume_owned(self, workflow_id: str, owner_epoch: int) -> None:
         """Replay a workflow that was just made PENDING under this executor (resume)."""
         row = self.db.get_workflow_status(workflow_id)
@@ -529,8 +645,10 @@ class Executor:
             raise DBOSException(f"cannot resume workflow {workflow_id!r}: its configured instance is not registered")
         self.replay(row, entry, bound, owner_epoch)
 
-    def replay(self, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int) -> None:
-        """Run a workflow again from the start in a thread, skipping its recorded steps."""
+    def replay(
+        self, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int, *, load_steps: bool = True
+    ) -> None:
+        """Run a workflow from the start in a thread, skipping its recorded steps."""
         workflow_id = row["workflow_uuid"]
         args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
         ctx = WorkflowContext(
@@ -538,7 +656,8 @@ class Executor:
             name=entry.name,
             executor_id=self.executor_id,
             owner_epoch=owner_epoch,
-            recorded=self.db.load_step_outputs(workflow_id),
+            recorded=self.db.load_step_outputs(workflow_id) if load_steps else None,
+            queue_name=row.get("queue_name"),
             authenticated_user=row["authenticated_user"],
             authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
             assumed_role=row["assumed_role"],

@@ -33,12 +33,16 @@ from tenacity import (
 
 from .errors import (
     DatabaseUnavailableError,
+    DeduplicatedError,
     DuplicateCheckpointError,
     OwnershipLostError,
 )
 from .migrate import ensure_database_exists, migrate
 from .statements import statement
 from .urls import describe_url
+
+if False:  # typing only
+    from .listener import NotificationConnection  # noqa: F401
 
 __all__ = ["SystemDatabase", "Row", "StepOutput"]
 
@@ -129,9 +133,25 @@ class SystemDatabase:
         kwargs = {**self._connect_kwargs, **overrides}
         return psycopg.connect(self.url, **kwargs)
 
+    def listen(self, channel: str) -> "NotificationConnection":
+        """A new dedicated connection subscribed to ``channel``."""
+        from .listener import NotificationConnection
+
+        return NotificationConnection(self.connect(), channel)
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _with_retries(self, fn: Callable[[], T]) -> T:
+        # The happy path pays for no retry machinery: build it only after a failure.
+        try:
+            return fn()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not _is_connection_failure(exc):
+                raise
+            log.warning("system database unreachable; retrying", error=str(exc))
+        return self._retry(fn)
+
+    def _retry(self, fn: Callable[[], T]) -> T:
         def log_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
@@ -374,3 +394,47 @@ class SystemDatabase:
             )
             > 0
         )
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def enqueue_workflow(self, params: Mapping[str, Any], parent_step: Mapping[str, Any] | None = None) -> bool:
+        """Insert an ENQUEUED/DELAYED workflow. Returns False when the id exists already.
+
+        With ``parent_step`` (an enqueue from inside a workflow) the parent's fenced step row and
+        the new workflow commit together. Raises :class:`DeduplicatedError` for a live
+        deduplication id and :class:`OwnershipLostError` when the parent is no longer owned.
+        """
+        values = {"now_ms": now_ms(), **params}
+
+        def run() -> bool:
+            with self._pool.connection() as conn, conn.transaction():
+                if parent_step is not None:
+                    self.record_step_output(**parent_step, connection=conn)
+                return bool(conn.execute(statement("enqueue_workflow"), values).fetchall())
+
+        try:
+            return self._with_retries(run)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "uq_workflow_status_dedup_id":
+                raise DeduplicatedError(params["queue_name"], params["deduplication_id"]) from None
+            raise
+
+    def claim_queued_workflows(self, params: Mapping[str, Any]) -> list[Row]:
+        """Claim a queue's work for one executor under its limits (see the two statements)."""
+        values = {"now_ms": now_ms(), **params}
+        lock_key = f"{params['queue_name']}/{params.get('partition_key') or ''}"
+
+        def run() -> list[Row]:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key})
+                return conn.execute(statement("claim_queued_workflows"), values).fetchall()
+
+        return self._with_retries(run)
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Send a NOTIFY (a wake-up hint; never the source of truth)."""
+        self._with_retries(lambda: self._notify(channel, payload))
+
+    def _notify(self, channel: str, payload: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(statement("notify"), {"channel": channel, "payload": payload})

@@ -13,6 +13,7 @@ __all__ = [
     "SchemaTooNewError",
     "OwnershipLostError",
     "DuplicateCheckpointError",
+    "DeduplicatedError",
 ]
 
 
@@ -72,3 +73,12 @@ class DuplicateCheckpointError(SystemDatabaseError):
             f"step {function_id} of workflow {workflow_id!r} is already recorded "
             f"(as {recorded_name!r}); it is never recorded twice"
         )
+
+
+class DeduplicatedError(SystemDatabaseError):
+    """An enqueue used a deduplication id that a live workflow of the same queue holds."""
+
+    def __init__(self, queue_name: str, deduplication_id: str) -> None:
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
+        super().__init__(f"queue {queue_name!r} already has a live workflow with deduplication id {deduplication_id!r}")

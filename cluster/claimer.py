@@ -1,0 +1,234 @@
+"""Claiming queue work: the claimer loop, its LISTEN/NOTIFY wake-ups, and throttled notifies.
+
+Every executor runs one :class:`QueueClaimer`. It claims from each queue it serves with
+``SystemDatabase.claim_queued_workflows`` (a per-queue advisory lock around one
+count-and-claim statement, so limits hold with any number of claimers and nobody errors), then
+hands the claimed rows to a callback that runs them. It wakes when a :class:`QueueListener`
+hears a NOTIFY (an enqueue, or a finished queued workflow that freed a slot) and otherwise polls
+on a jittered interval: LISTEN/NOTIFY is a latency hint, never the source of truth.
+
+This module knows queues only as settings; running a workflow is the callback's business.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from sysdb import SystemDatabase
+from sysdb.listener import NotificationConnection
+
+__all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
+
+log = structlog.get_logger("pgfleet.cluster")
+
+QUEUE_CHANNEL = "pgfleet_queues"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue's limits as the claimer needs them."""
+
+    name: str
+    concurrency: int | None
+    worker_concurrency: int | None
+    rate_limit: tuple[int, float] | None
+    partitioned: bool
+    polling_interval_sec: float
+
+
+class QueueClaimer:
+    """Claims queued workflows for this executor and hands them to ``run_claimed``."""
+
+    # Most workflows claimed from one queue in one pass (the rest wait for the next pass).
+    MAX_CLAIM_PER_PASS = 100
+    # The poll backstop is the queue's polling interval times a random factor in this range,
+    # so a fleet's claimers do not poll in lockstep.
+    POLL_JITTER = (0.8, 1.2)
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        executor_id: str,
+        application_version: str,
+        queues: Callable[[], list[QueueSpec]],
+        workflow_names: Callable[[], list[str]],
+        run_claimed: Callable[[list[dict]], None],
+    ) -> None:
+        self._db = db
+        self._executor_id = executor_id
+        self._application_version = application_version
+        self._queues = queues
+        self._workflow_names = workflow_names
+        self._run_claimed = run_claimed
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pgfleet-claimer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def wake(self) -> None:
+        """Claim again now (a NOTIFY arrived or a local slot freed)."""
+        self._wake.set()
+
+    def claim_once(self) -> int:
+        """One pass over every served queue; returns how many workflows were claimed."""
+        names = self._workflow_names()
+        claimed = 0
+        for spec in self._queues():
+            partitions: list[str | None] = [None]
+            if spec.partitioned:
+                rows = self._db.execute("list_queue_partitions", {"queue_name": spec.name})
+                partitions = [r["queue_partition_key"] for r in rows]
+            for partition in partitions:
+                rows = self._db.claim_queued_workflows(
+                    {
+                        "queue_name": spec.name,
+                        "partition_key": partition,
+                        "executor_id": self._executor_id,
+                        "application_version": self._application_version,
+                        "workflow_names": names,
+                        "max_claim": self.MAX_CLAIM_PER_PASS,
+                        "concurrency": spec.concurrency,
+                        "worker_concurrency": spec.worker_concurrency,
+                        "limiter_limit": spec.rate_limit[0] if spec.rate_limit else None,
+                        "limiter_period_ms": int(spec.rate_limit[1] * 1000) if spec.rate_limit else 0,
+                        "rate_limited": spec.rate_limit is not None,
+                    }
+                )
+                if rows:
+                    claimed += len(rows)
+                    self._run_claimed(rows)
+        return claimed
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                claimed = self.claim_once()
+            except Exception as exc:  # a failed pass is retried on the next one
+                log.warning("claim pass failed", error=str(exc))
+                claimed = 0
+            if claimed:
+                continue  # there may be more: claim again at once
+            specs = self._queues()
+            interval = min((s.polling_interval_sec for s in specs), default=1.0)
+            self._wake.wait(interval * random.uniform(*self.POLL_JITTER))
+
+
+class QueueListener:
+    """LISTENs on a dedicated connection and wakes the claimer on every NOTIFY.
+
+    A listener connection can die silently; it is checked with ``pg_listening_channels()``
+    every ``CHECK_INTERVAL_SEC`` and re-opened (with backoff) when it is gone.
+    """
+
+    CHECK_INTERVAL_SEC = 5.0
+    RECONNECT_BACKOFF_SEC = (0.1, 5.0)
+
+    def __init__(self, db: SystemDatabase, on_notify: Callable[[str], None]) -> None:
+        self._db = db
+        self._on_notify = on_notify
+        self._stop = threading.Event()
+        self._listener: NotificationConnection | None = None
+        self._thread = threading.Thread(target=self._loop, name="pgfleet-listener", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        listener = self._listener
+        if listener is not None:
+            try:
+                listener.interrupt()
+            except Exception:  # already broken: the thread is leaving anyway
+                pass
+        self._thread.join(5)
+
+    def _loop(self) -> None:
+        backoff = self.RECONNECT_BACKOFF_SEC[0]
+        while not self._stop.is_set():
+            try:
+                self._listener = self._db.listen(QUEUE_CHANNEL)
+                self.connected.set()
+                backoff = self.RECONNECT_BACKOFF_SEC[0]
+                self._listen(self._listener)
+            except Exception as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    return
+                log.warning("queue listener lost its connection; reconnecting", error=str(exc), backoff=backoff)
+                self._on_notify("")  # something may have been missed: claim now
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.RECONNECT_BACKOFF_SEC[1])
+            finally:
+                if self._listener is not None:
+                    try:
+                        self._listener.close()
+                    except Exception:
+                        pass
+                self._listener = None
+
+    def _listen(self, listener: NotificationConnection) -> None:
+        last_check = time.monotonic()
+        while not self._stop.is_set():
+            for payload in listener.notifications(timeout_sec=1.0):
+                self._on_notify(payload)
+            if time.monotonic() - last_check >= self.CHECK_INTERVAL_SEC:
+                if not listener.is_listening():
+                    raise ConnectionError("the LISTEN subscription is gone")
+                last_check = time.monotonic()
+
+
+class ThrottledNotifier:
+    """Sends NOTIFY for a queue at most once per ``MIN_INTERVAL_SEC`` (NOTIFY takes a global
+    lock at commit), and never drops the last one: a notify that falls inside the window is
+    sent when the window ends."""
+
+    MIN_INTERVAL_SEC = 0.1
+
+    def __init__(self, db: SystemDatabase) -> None:
+        self._db = db
+        self._last: dict[str, float] = {}
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+
+    def notify(self, queue_name: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if queue_name in self._pending:
+                return
+            wait = self._last.get(queue_name, 0.0) + self.MIN_INTERVAL_SEC - now
+            if wait > 0:
+                self._pending.add(queue_name)
+                timer = threading.Timer(wait, self._send_pending, args=(queue_name,))
+                timer.daemon = True
+                timer.start()
+                return
+            self._last[queue_name] = now
+        self._send(queue_name)
+
+    def _send_pending(self, queue_name: str) -> None:
+        with self._lock:
+            self._pending.discard(queue_name)
+            self._last[queue_name] = time.monotonic()
+        self._send(queue_name)
+
+    def _send(self, queue_name: str) -> None:
+        try:
+            self._db.notify(QUEUE_CHANNEL, queue_name)
+        except Exception as exc:  # only a hint: the poll backstop still finds the work
+            log.warning("queue notify failed", queue=queue_name, error=str(exc))

@@ -1,0 +1,144 @@
+"""``Queue``: workflows run in the background under concurrency and rate limits.
+
+``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers; the claimers of
+every executor serving the queue (:mod:`cluster.claimer`) take rows under the queue's limits
+and run them here with :meth:`runtime.executor.Executor.run_claimed`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from .errors import DBOSException
+
+__all__ = ["Queue", "QueueRateLimit", "queue_registry"]
+
+
+class QueueRateLimit(TypedDict):
+    """At most ``limit`` workflow starts in any rolling window of ``period`` seconds."""
+
+    limit: int
+    period: float
+
+
+@dataclass(frozen=True)
+class _QueueSettings:
+    concurrency: int | None
+    limiter: tuple[int, float] | None
+    worker_concurrency: int | None
+    priority_enabled: bool
+    partition_queue: bool
+    polling_interval_sec: float
+
+
+class _QueueRegistry:
+    def __init__(self) -> None:
+        self._queues: dict[str, Queue] = {}
+        self._lock = threading.Lock()
+
+    def add(self, queue: "Queue") -> None:
+        with self._lock:
+            existing = self._queues.get(queue.name)
+            if existing is not None and existing._settings != queue._settings:
+                raise DBOSException(
+                    f"queue {queue.name!r} is already declared in this process with different settings "
+                    f"({existing._settings} vs {queue._settings})"
+                )
+            self._queues[queue.name] = queue
+
+    def get(self, name: str) -> "Queue | None":
+        return self._queues.get(name)
+
+    def all(self) -> list["Queue"]:
+        with self._lock:
+            return list(self._queues.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queues.clear()
+
+
+queue_registry = _QueueRegistry()
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise DBOSException(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class Queue:
+    """A named queue of workflows, shared by every executor that declares it.
+
+    ``concurrency`` caps the queue's running workflows across the whole fleet;
+    ``worker_concurrency`` caps them in each executor process; ``limiter`` is
+    ``{"limit": n, "period": seconds}``: at most n starts in any rolling window, fleet-wide.
+    With ``partition_queue`` the limits apply per ``queue_partition_key``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        limiter: QueueRateLimit | None = None,
+        *,
+        worker_concurrency: int | None = None,
+        priority_enabled: bool = False,
+        partition_queue: bool = False,
+        polling_interval_sec: float = 1.0,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise DBOSException(f"a queue needs a non-empty name, got {name!r}")
+        concurrency = _positive_int("concurrency", concurrency)
+        worker_concurrency = _positive_int("worker_concurrency", worker_concurrency)
+        if concurrency is not None and worker_concurrency is not None and worker_concurrency > concurrency:
+            raise DBOSException(
+                f"queue {name!r}: worker_concurrency ({worker_concurrency}) exceeds concurrency ({concurrency})"
+            )
+        rate: tuple[int, float] | None = None
+        if limiter is not None:
+            if not isinstance(limiter, dict) or "limit" not in limiter or "period" not in limiter:
+                raise DBOSException(f"queue {name!r}: limiter must be {{'limit': n, 'period': seconds}}, got {limiter!r}")
+            limit = _positive_int("limiter['limit']", limiter["limit"])
+            period = limiter["period"]
+            if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
+                raise DBOSException(f"queue {name!r}: limiter['period'] must be a positive number of seconds, got {period!r}")
+            assert limit is not None
+            rate = (limit, float(period))
+        if isinstance(polling_interval_sec, bool) or not isinstance(polling_interval_sec, (int, float)) or polling_interval_sec <= 0:
+            raise DBOSException(f"queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec!r}")
+        self.name = name
+        self.concurrency = concurrency
+        self.worker_concurrency = worker_concurrency
+        self.limiter = limiter
+        self.priority_enabled = priority_enabled
+        self.partition_queue = partition_queue
+        self.polling_interval_sec = float(polling_interval_sec)
+        self._settings = _QueueSettings(concurrency, rate, worker_concurrency, priority_enabled, partition_queue, float(polling_interval_sec))
+        queue_registry.add(self)
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        return self._settings.limiter
+
+    def enqueue(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Put a workflow on this queue and return its handle at once.
+
+        Inside a workflow this is a checkpointed operation: a replay returns the same handle.
+        """
+        from .dbos import DBOS
+
+        return DBOS._enqueue(self, func, args, kwargs)
+
+    async def enqueue_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``enqueue`` for asyncio code."""
+        import asyncio
+
+        from .handles import WorkflowHandleAsync
+
+        return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, func, *args, **kwargs))

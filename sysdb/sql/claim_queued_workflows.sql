@@ -1,0 +1,54 @@
+-- Claim up to the free budget of a queue for this executor, in priority then age order.
+-- Runs right after lock_queue_for_claim in the same transaction, so its snapshot includes every
+-- claim committed before ours. The budget is the smallest of: what was asked for, the global
+-- concurrency left, this executor's worker concurrency left, and the rate limiter's starts left
+-- in the rolling window. Claimed rows get this executor as owner with a fresh epoch.
+WITH counts AS (
+    SELECT count(*) FILTER (WHERE status = 'PENDING') AS running,
+           count(*) FILTER (WHERE status = 'PENDING' AND executor_id = %(executor_id)s) AS running_here,
+           count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s)
+               AS started_in_window
+    FROM dbos.workflow_status
+    WHERE queue_name = %(queue_name)s
+      AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
+      AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s))
+),
+budget AS (
+    SELECT GREATEST(0, LEAST(
+        %(max_claim)s,
+        coalesce(%(concurrency)s - running, %(max_claim)s),
+        coalesce(%(worker_concurrency)s - running_here, %(max_claim)s),
+        coalesce(%(limiter_limit)s - started_in_window, %(max_claim)s)
+    )) AS n
+    FROM counts
+),
+picked AS (
+    SELECT workflow_uuid
+    FROM dbos.workflow_status
+    WHERE queue_name = %(queue_name)s
+      AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
+      AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s))
+      AND name = ANY(%(workflow_names)s)
+    ORDER BY priority, created_at
+    LIMIT (SELECT n FROM budget)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE dbos.workflow_status AS w
+SET status = 'PENDING',
+    executor_id = %(executor_id)s,
+    owner_epoch = nextval('dbos.pgfleet_epoch_seq'),
+    application_version = coalesce(w.application_version, %(application_version)s),
+    started_at_epoch_ms = %(now_ms)s,
+    updated_at = %(now_ms)s,
+    rate_limited = %(rate_limited)s,
+    recovery_attempts = w.recovery_attempts + 1,
+    workflow_deadline_epoch_ms = CASE
+        WHEN w.workflow_timeout_ms IS NOT NULL AND w.workflow_deadline_epoch_ms IS NULL
+        THEN %(now_ms)s + w.workflow_timeout_ms
+        ELSE w.workflow_deadline_epoch_ms
+    END
+FROM picked
+WHERE w.workflow_uuid = picked.workflow_uuid
+RETURNING w.workflow_uuid, w.owner_epoch, w.recovery_attempts, w.name, w.class_name, w.config_name,
+          w.inputs, w.serialization, w.authenticated_user, w.authenticated_roles, w.assumed_role,
+          w.workflow_timeout_ms, w.workflow_deadline_epoch_ms, w.queue_name
