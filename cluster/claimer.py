@@ -135,6 +135,8 @@ class QueueListener:
     """
 
     CHECK_INTERVAL_SEC = 5.0
+    # Longest single wait for notifications before checking the stop flag again.
+    WAIT_SEC = 1.0
     RECONNECT_BACKOFF_SEC = (0.1, 5.0)
 
     def __init__(self, db: SystemDatabase, on_notify: Callable[[str], None]) -> None:
@@ -150,11 +152,10 @@ class QueueListener:
 
     def stop(self) -> None:
         self._stop.set()
-        listener = self._listener
-        if listener is not None:
-            try:
-                listener.interrupt()
-            except Exception:  # already broken: the thread is leaving anyway
+        if self.connected.is_set():
+            try:  # wake the blocked wait at once rather than at its next timeout
+                self._db.notify(QUEUE_CHANNEL, "")
+            except Exception:  # the database is gone: the wait times out by itself
                 pass
         self._thread.join(5)
 
@@ -185,7 +186,9 @@ class QueueListener:
     def _listen(self, listener: NotificationConnection) -> None:
         last_check = time.monotonic()
         while not self._stop.is_set():
-            for payload in listener.notifications(timeout_sec=1.0):
+            for payload in listener.notifications(timeout_sec=self.WAIT_SEC):
+                if self._stop.is_set():
+                    return
                 self._on_notify(payload)
             if time.monotonic() - last_check >= self.CHECK_INTERVAL_SEC:
                 if not listener.is_listening():

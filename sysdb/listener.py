@@ -34,9 +34,5 @@ class NotificationConnection:
         row = self._conn.execute(statement("check_listening"), {"channel": self.channel}).fetchone()
         return bool(row and row["listening"])
 
-    def interrupt(self) -> None:
-        """Wake a thread blocked in :meth:`notifications` (used at shutdown)."""
-        self._conn.cancel_safe(timeout=1)
-
     def close(self) -> None:
         self._conn.close()
