@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,13 +54,16 @@ def pg_server_url() -> Iterator[str]:
         return
     from sysdb.embedded import EmbeddedPostgres
 
-    base = Path(tempfile.gettempdir()) / f"pgfleet-test-server-{os.getuid()}"
+    # A server of its own per test session (a cold start is ~0.6 s), so two sessions running
+    # at once never stop each other's server.
+    base = Path(tempfile.mkdtemp(prefix="pgfleet-test-server-"))
     server = EmbeddedPostgres(base, durability=False)
     server.ensure_running()
     try:
         yield server.url("postgres")
     finally:
         server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
