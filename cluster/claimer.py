@@ -85,8 +85,15 @@ class QueueClaimer:
     def claim_once(self) -> int:
         """One pass over every served queue; returns how many workflows were claimed."""
         names = self._workflow_names()
+        specs = self._queues()
+        waiting = {
+            row["queue_name"]
+            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
+        }
         claimed = 0
-        for spec in self._queues():
+        for spec in specs:
+            if spec.name not in waiting:
+                continue
             partitions: list[str | None] = [None]
             if spec.partitioned:
                 rows = self._db.execute("list_queue_partitions", {"queue_name": spec.name})

@@ -5,6 +5,7 @@ A DBOS program runs with only its import line changed::
     from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
 """
 
+from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
 from .dbos import DBOS
@@ -37,6 +38,8 @@ from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 __all__ = [
     "DBOS",
     "DBOSConfig",
+    "DBOSClient",
+    "EnqueueOptions",
     "DBOSContext",
     "DBOSContextSetAuth",
     "DBOSConfiguredInstance",

@@ -543,8 +543,8 @@ class Executor:
             if row["recovery_attempts"] > max_attempts + 1:
                 self.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=self.executor_id, owner_epoch=row["owner_epoch"])
                 continue
-            # A first claim has nothing recorded; a re-claimed workflow replays its steps.
-            self.replay(row, entry, bound, row["owner_epoch"], load_steps=row["recovery_attempts"] > 1)
+            # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
+            self.replay(row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
 
     def enqueue(self, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""

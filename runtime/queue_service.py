@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from cluster.claimer import QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
 
-from .queues import queue_registry
+from .queues import INTERNAL_QUEUE_NAME, queue_registry
 from .registry import registry
 
 if TYPE_CHECKING:
@@ -20,8 +20,10 @@ def start_queue_services(executor: "Executor") -> None:
     """Start the claimer (and, unless disabled, its LISTEN/NOTIFY listener) for ``executor``."""
     served = executor.config.queues
 
+    internal = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, 1.0)
+
     def specs() -> list[QueueSpec]:
-        return [
+        return [internal] + [
             QueueSpec(
                 name=q.name,
                 concurrency=q.concurrency,
@@ -31,7 +33,7 @@ def start_queue_services(executor: "Executor") -> None:
                 polling_interval_sec=q.polling_interval_sec,
             )
             for q in queue_registry.all()
-            if served is None or q.name in served
+            if (served is None or q.name in served) and q.name != INTERNAL_QUEUE_NAME
         ]
 
     claimer = QueueClaimer(

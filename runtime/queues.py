@@ -14,7 +14,10 @@ from typing import Any, TypedDict
 
 from .errors import DBOSException
 
-__all__ = ["Queue", "QueueRateLimit", "queue_registry"]
+__all__ = ["Queue", "QueueRateLimit", "queue_registry", "INTERNAL_QUEUE_NAME"]
+
+# DBOS's queue for workflows resumed from outside an executor; every executor serves it.
+INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 class QueueRateLimit(TypedDict):

@@ -51,4 +51,6 @@ FROM picked
 WHERE w.workflow_uuid = picked.workflow_uuid
 RETURNING w.workflow_uuid, w.owner_epoch, w.recovery_attempts, w.name, w.class_name, w.config_name,
           w.inputs, w.serialization, w.authenticated_user, w.authenticated_roles, w.assumed_role,
-          w.workflow_timeout_ms, w.workflow_deadline_epoch_ms, w.queue_name
+          w.workflow_timeout_ms, w.workflow_deadline_epoch_ms, w.queue_name,
+          -- a re-claimed or resumed workflow has recorded steps to replay; a fresh one has none
+          EXISTS (SELECT 1 FROM dbos.operation_outputs o WHERE o.workflow_uuid = w.workflow_uuid) AS has_steps

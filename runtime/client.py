@@ -1,0 +1,186 @@
+"""``DBOSClient``: enqueue and inspect workflows from a process that runs none.
+
+A web server, a script or another service uses it to put work on the fleet's queues and to
+follow it, with DBOS's names and signatures. It needs only the system database URL; the
+workflow functions live in the executors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any, TypedDict
+
+from cluster.claimer import QUEUE_CHANNEL
+from sysdb import SystemDatabase, now_ms, resolve_system_database_url
+from sysdb.errors import DeduplicatedError, SystemDatabaseError
+
+from .context import WorkflowContext
+from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
+from .executor import RESULT_POLL_FIRST_INTERVAL_SEC, RESULT_POLL_MAX_INTERVAL_SEC, decode_outcome
+from .handles import WorkflowHandle, WorkflowHandleAsync
+from .queues import INTERNAL_QUEUE_NAME
+from .serialization import SERIALIZATION_FORMAT, serialize_args
+from .status import TERMINAL_STATUSES, StepInfo, WorkflowStatus, step_from_row
+from .workflows_admin import cancel_workflow, list_workflows
+
+__all__ = ["DBOSClient", "EnqueueOptions"]
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """What ``DBOSClient.enqueue`` needs: ``workflow_name`` and ``queue_name`` are required."""
+
+    workflow_name: str
+    queue_name: str
+    workflow_id: str
+    app_version: str
+    workflow_timeout: float
+    deduplication_id: str
+    priority: int
+    queue_partition_key: str
+    delay_seconds: float
+    authenticated_user: str
+    authenticated_roles: list[str]
+    workflow_class_name: str
+    workflow_config_name: str
+
+
+_KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
+
+
+class DBOSClient:
+    """A connection to the fleet's system database for enqueueing and inspecting workflows."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        system_database_url: str | None = None,
+        application_database_url: str | None = None,
+        dbos_system_schema: str = "dbos",
+        application_name: str | None = None,
+        system_database_pool_size: int | None = None,
+    ) -> None:
+        if dbos_system_schema != "dbos":
+            raise DBOSException("pgfleet keeps its system tables in schema 'dbos'")
+        try:
+            url = resolve_system_database_url(system_database_url or database_url)
+            self._db = SystemDatabase(url, pool_size=system_database_pool_size or 4, application_name="pgfleet-client")
+            self._db.open()
+        except SystemDatabaseError as exc:
+            raise DBOSDatabaseUnavailableError(str(exc)) from exc
+        self._application_name = application_name
+        self._stop = threading.Event()
+
+    # The handle's view of its source of results (an Executor offers the same three).
+    @property
+    def db(self) -> SystemDatabase:
+        return self._db
+
+    def recorded_call(self, function_name: str, thunk: Any) -> Any:
+        return thunk()
+
+    def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any:
+        return self.wait_result(workflow_id)
+
+    def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any:
+        """Poll until the workflow finishes; return its result or raise its error."""
+        import time
+
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        interval = RESULT_POLL_FIRST_INTERVAL_SEC
+        while True:
+            row = self._db.get_workflow_outcome(workflow_id)
+            if row is None:
+                raise DBOSNonExistentWorkflowError(workflow_id)
+            if row["status"] in TERMINAL_STATUSES:
+                return decode_outcome(workflow_id, row)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+            self._stop.wait(interval)
+            interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+
+    # -- the API -------------------------------------------------------------------------------
+
+    def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
+        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``."""
+        unknown = set(options) - _KNOWN_OPTIONS
+        if unknown:
+            raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
+        for required in ("workflow_name", "queue_name"):
+            if not options.get(required):
+                raise DBOSException(f"EnqueueOptions needs {required!r}")
+        workflow_id = options.get("workflow_id") or str(uuid.uuid4())
+        delay = float(options.get("delay_seconds") or 0)
+        timeout = options.get("workflow_timeout")
+        roles = options.get("authenticated_roles")
+        params = {
+            "workflow_id": workflow_id,
+            "status": "DELAYED" if delay > 0 else "ENQUEUED",
+            "name": options["workflow_name"],
+            "class_name": options.get("workflow_class_name"),
+            "config_name": options.get("workflow_config_name"),
+            "authenticated_user": options.get("authenticated_user"),
+            "assumed_role": None,
+            "authenticated_roles": json.dumps(roles) if roles else None,
+            "application_version": options.get("app_version"),
+            "application_id": None,
+            "application_name": self._application_name,
+            "queue_name": options["queue_name"],
+            "timeout_ms": int(timeout * 1000) if timeout else None,
+            "deadline_ms": None,
+            "inputs": serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            "parent_workflow_id": None,
+            "serialization": SERIALIZATION_FORMAT,
+            "deduplication_id": options.get("deduplication_id"),
+            "priority": options.get("priority") or 0,
+            "queue_partition_key": options.get("queue_partition_key"),
+            "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
+        }
+        try:
+            self._db.enqueue_workflow(params)
+        except DeduplicatedError as exc:
+            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
+        self._db.notify(QUEUE_CHANNEL, options["queue_name"])
+        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+
+    async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
+        import asyncio
+
+        return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
+
+    def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
+        """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
+        if existing_workflow and self._db.get_workflow_status(workflow_id) is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+
+    def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
+        return list_workflows(self._db, **filters)
+
+    def list_queued_workflows(self, **filters: Any) -> list[WorkflowStatus]:
+        return list_workflows(self._db, queues_only=True, **filters)
+
+    def list_workflow_steps(self, workflow_id: str) -> list[StepInfo]:
+        return [step_from_row(r) for r in self._db.list_workflow_steps(workflow_id)]
+
+    def cancel_workflow(self, workflow_id: str) -> None:
+        cancel_workflow(self._db, workflow_id)
+
+    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """Send a cancelled or dead-lettered workflow back to work: any executor resumes it
+        from its first unfinished step (through the internal queue)."""
+        rows = self._db.execute(
+            "resume_workflow_enqueued",
+            {"workflow_id": workflow_id, "queue_name": INTERNAL_QUEUE_NAME, "now_ms": now_ms()},
+        )
+        if not rows and self._db.get_workflow_status(workflow_id) is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        self._db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+
+    def destroy(self) -> None:
+        """Close the client's connections."""
+        self._stop.set()
+        self._db.close()

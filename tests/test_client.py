@@ -1,0 +1,75 @@
+"""DBOSClient: enqueue and follow workflows from a process that runs none."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime import DBOS, DBOSClient, DBOSQueueDeduplicatedError, Queue, SetWorkflowID
+
+
+def test_client_enqueues_and_an_executor_runs_it(dbos, sys_url):
+    Queue("client-q")
+
+    @DBOS.step()
+    def double(x):
+        return 2 * x
+
+    @DBOS.workflow(name="client_job")
+    def job(x, *, plus=0):
+        return double(x) + plus
+
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        handle = client.enqueue({"workflow_name": "client_job", "queue_name": "client-q", "workflow_id": "from-client"}, 20, plus=2)
+        assert handle.get_result(timeout_seconds=10) == 42
+        assert client.retrieve_workflow("from-client").get_status().status == "SUCCESS"
+        assert [s.output for s in client.list_workflow_steps("from-client")] == [40]
+        assert [w.workflow_id for w in client.list_workflows(name="client_job")] == ["from-client"]
+
+        client.enqueue({"workflow_name": "nobody_runs_this", "queue_name": "client-q", "deduplication_id": "d1"})
+        with pytest.raises(DBOSQueueDeduplicatedError):
+            client.enqueue({"workflow_name": "nobody_runs_this", "queue_name": "client-q", "deduplication_id": "d1"})
+        queued = client.list_queued_workflows()
+        assert [(w.name, w.status) for w in queued] == [("nobody_runs_this", "ENQUEUED")]
+    finally:
+        client.destroy()
+
+
+def test_client_cancel_and_resume_through_the_internal_queue(dbos, sys_url, db):
+    import threading
+
+    reached, release, ran = threading.Event(), threading.Event(), []
+
+    @DBOS.step()
+    def first():
+        ran.append("first")
+        reached.set()
+        release.wait(10)
+
+    @DBOS.step()
+    def second():
+        ran.append("second")
+        return "finished"
+
+    @DBOS.workflow()
+    def long_job():
+        first()
+        return second()
+
+    with SetWorkflowID("resumable"):
+        DBOS.start_workflow(long_job)
+    assert reached.wait(10)
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        client.cancel_workflow("resumable")
+        release.set()
+        handle = client.retrieve_workflow("resumable")
+        with pytest.raises(Exception, match="cancelled"):
+            handle.get_result(timeout_seconds=10)
+        ran.clear()
+        assert client.resume_workflow("resumable").get_result(timeout_seconds=10) == "finished"
+        # The cancel landed before first() could checkpoint, so the resumed run does it again.
+        assert ran == ["first", "second"]
+        assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='resumable'").fetchone()[0] == 2
+    finally:
+        client.destroy()
