@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import structlog
+from sysdb.logs import get_logger
 
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
 
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
 
-log = structlog.get_logger("pgfleet.cluster")
+log = get_logger("pgfleet.cluster")
 
 QUEUE_CHANNEL = "pgfleet_queues"
 
@@ -68,6 +68,7 @@ class QueueClaimer:
         self._run_claimed = run_claimed
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.paused = threading.Event()  # set while this executor must not take work
         self._thread = threading.Thread(target=self._loop, name="pgfleet-claimer", daemon=True)
 
     def start(self) -> None:
@@ -122,6 +123,9 @@ class QueueClaimer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            if self.paused.is_set():
+                self._wake.wait(1.0)
+                continue
             try:
                 claimed = self.claim_once()
             except Exception as exc:  # a failed pass is retried on the next one

@@ -48,6 +48,8 @@ class WorkflowContext:
     _last_function_id: int = 0
     step_id: int | None = None  # set while a step of this workflow runs
     queue_name: str | None = None
+    # The executor generation this execution started under (see Executor.abandon_all).
+    generation: int = 0
     in_transaction: bool = False
 
     def next_function_id(self) -> int:

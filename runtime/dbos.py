@@ -30,7 +30,7 @@ from .registry import (
     registry,
 )
 from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
-from .queue_service import start_queue_services
+from .services import ClusterServices
 from .queues import Queue, queue_registry
 from .steps import durable_sleep, run_step, run_transaction
 from .workflows_admin import cancel_workflow, list_workflows, resume_workflow
@@ -127,9 +127,16 @@ class DBOS(metaclass=_DBOSMeta):
             logs.configure_level(instance.config.log_level)
             executor = Executor(instance.config)
             executor.launch()
+            services = ClusterServices(executor)
+            try:
+                services.register()
+            except BaseException:
+                executor.destroy()
+                raise
             instance._executor = executor
+            executor.services = services
             executor.recover_pending_workflows()
-            start_queue_services(executor)
+            services.start()
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:

@@ -120,7 +120,13 @@ class Executor:
         self.log = logs.logger
         # Set by the queue services: called when a queued workflow finishes here.
         self.on_queue_slot_freed: Callable[[str], None] | None = None
-        self.services: list[Any] = []
+        self.services: Any = None  # runtime.services.ClusterServices once launched
+        # Ownership epochs of the workflows running here (the assignment poller skips them).
+        self._running_epochs: set[int] = set()
+        # Bumped when this executor must abandon everything it runs (membership lost): every
+        # workflow started under an older generation stops at its next write, writing nothing.
+        self.generation = 0
+        self.abandon_reason = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,14 +153,24 @@ class Executor:
         logs.set_executor_id(self.executor_id)
 
     def destroy(self, workflow_completion_timeout_sec: float = 0) -> None:
-        """Stop workflow threads (they stay PENDING for recovery) and close connections."""
+        """Leave the cluster gracefully: stop taking work, let running workflows finish for up
+        to ``workflow_completion_timeout_sec``, then abandon the rest and hand them over to the
+        live members at once (a later launch of this executor id recovers what nobody took)."""
+        services = self.services
+        if services is not None:
+            services.stop_taking_work()
         if workflow_completion_timeout_sec > 0:
             deadline = time.monotonic() + workflow_completion_timeout_sec
             for thread in list(self._threads):
                 thread.join(max(0.0, deadline - time.monotonic()))
+        self.abandon_all("the executor is shutting down")
         self.stop_event.set()
-        for service in self.services:
-            service.stop()
+        if services is not None:
+            try:
+                services.hand_over()
+            except Exception as exc:  # the database may be gone: the leader's sweep does it later
+                self.log.warning("could not hand workflows over at shutdown", error=str(exc))
+            services.stop()
         for thread in list(self._threads):
             thread.join(5.0)
         if self.sysdb is not None:
@@ -167,10 +183,27 @@ class Executor:
             raise DBOSDatabaseUnavailableError("the system database is not open")
         return self.sysdb
 
+    def running_epochs(self) -> list[int]:
+        with self._lock:
+            return list(self._running_epochs)
+
+    def abandon_all(self, reason: str) -> None:
+        """Stop every running workflow at its next write, without writing (this executor was
+        declared dead or cut off, and others are taking its work over)."""
+        with self._lock:
+            self.generation += 1
+            self.abandon_reason = reason
+
+    def check_owned(self, ctx: WorkflowContext) -> None:
+        """Raise if this execution was abandoned; called before every write for a workflow."""
+        if ctx.generation != self.generation:
+            raise DBOSWorkflowFencedError(ctx.workflow_id, f"this executor abandoned it ({self.abandon_reason})")
+
     def check_running(self, ctx: WorkflowContext) -> None:
         """Called before each operation of a workflow: stop on shutdown or past the deadline."""
         if self.stop_event.is_set():
             raise ExecutorShutdown()
+        self.check_owned(ctx)
         if ctx.deadline_epoch_ms is not None and now_ms() >= ctx.deadline_epoch_ms:
             self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
             raise DBOSWorkflowCancelledError(
@@ -261,6 +294,7 @@ class Executor:
             name=entry.name,
             executor_id=self.executor_id,
             owner_epoch=epoch,
+            generation=self.generation,
             authenticated_user=user,
             authenticated_roles=roles,
             assumed_role=options.assumed_role,
@@ -322,6 +356,7 @@ class Executor:
         thread = threading.Thread(target=target, name=f"workflow-{ctx.workflow_id}", daemon=True)
         with self._lock:
             self._threads.add(thread)
+            self._running_epochs.add(ctx.owner_epoch)
         thread.start()
 
     def run(
@@ -331,6 +366,7 @@ class Executor:
         local = _LocalRun()
         with self._lock:
             self._local[ctx.workflow_id] = local
+            self._running_epochs.add(ctx.owner_epoch)
         token = enter_workflow(ctx)
         try:
             try:
@@ -361,10 +397,12 @@ class Executor:
             if ctx.queue_name is not None and self.on_queue_slot_freed is not None:
                 self.on_queue_slot_freed(ctx.queue_name)
             with self._lock:
+                self._running_epochs.discard(ctx.owner_epoch)
                 if self._local.get(ctx.workflow_id) is local:
                     del self._local[ctx.workflow_id]
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
+        self.check_owned(ctx)
         try:
             self.db.finish_workflow(
                 workflow_id=ctx.workflow_id,
@@ -392,6 +430,7 @@ class Executor:
         connection: Any = None,
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
+        self.check_owned(ctx)
         try:
             self.db.record_step_output(
                 workflow_id=ctx.workflow_id,
@@ -546,6 +585,16 @@ class Executor:
             # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
             self.replay(row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
 
+    def run_assigned(self, rows: list[dict[str, Any]]) -> None:
+        """Run workflows a takeover assigned to this executor (replaying their steps)."""
+        for row in rows:
+            entry = registry.workflow(row["name"])
+            bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+            if entry is None or bound is _MISSING:
+                self.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
+                continue
+            self.replay(row, entry, bound, row["owner_epoch"])
+
     def enqueue(self, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
         from .handles import WorkflowHandle
@@ -656,6 +705,7 @@ class Executor:
             name=entry.name,
             executor_id=self.executor_id,
             owner_epoch=owner_epoch,
+            generation=self.generation,
             recorded=self.db.load_step_outputs(workflow_id) if load_steps else None,
             queue_name=row.get("queue_name"),
             authenticated_user=row["authenticated_user"],

@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 
+from sysdb.logs import get_logger
+
 from .context import current_workflow
 
 __all__ = ["logger", "set_executor_id", "configure_level"]
@@ -35,26 +37,16 @@ def _bind_workflow(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-_stdlib_logger = logging.getLogger("dbos")
-
-logger: structlog.stdlib.BoundLogger = structlog.wrap_logger(
-    _stdlib_logger,
-    wrapper_class=structlog.stdlib.BoundLogger,
-    processors=[
-        structlog.stdlib.filter_by_level,
-        structlog.stdlib.add_log_level,
-        _bind_workflow,
-        structlog.processors.StackInfoRenderer(),
-        structlog.processors.format_exc_info,
-        structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
-    ],
-)
+logger: structlog.stdlib.BoundLogger = get_logger("dbos", [_bind_workflow])
 
 
 def configure_level(level: str) -> None:
-    """Give the ``dbos`` logger a level and, if nobody configured logging, a stderr handler."""
-    _stdlib_logger.setLevel(level)
-    if not _stdlib_logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        _stdlib_logger.addHandler(handler)
+    """Give the ``dbos`` and ``pgfleet`` loggers a level and, if the application configured no
+    logging at all, a stderr handler (a configured application keeps full control)."""
+    for name in ("dbos", "pgfleet"):
+        std = logging.getLogger(name)
+        std.setLevel(level)
+        if not std.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            std.addHandler(handler)

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-import structlog
+from .logs import get_logger
 from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -46,7 +46,7 @@ if False:  # typing only
 
 __all__ = ["SystemDatabase", "Row", "StepOutput"]
 
-log = structlog.get_logger("pgfleet.sysdb")
+log = get_logger("pgfleet.sysdb")
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -63,8 +63,9 @@ def now_ms() -> int:
 def _is_connection_failure(exc: BaseException) -> bool:
     # OperationalError covers a refused connect, a dropped socket and an admin shutdown;
     # PoolTimeout means the pool could not hand out a working connection in time.
+    # A closed pool is our own shutdown, not an outage: retrying it would only delay the end.
     return isinstance(exc, (psycopg.OperationalError, PoolTimeout)) and not isinstance(
-        exc, psycopg.errors.QueryCanceled
+        exc, (psycopg.errors.QueryCanceled, PoolClosed)
     )
 
 

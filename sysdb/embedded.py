@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import psycopg
-import structlog
+from .logs import get_logger
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_BASE_DIR = Path(".pgfleet")
 SUPERUSER = "postgres"  # the database role, not an OS user

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
-import structlog
+from .logs import get_logger
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -22,7 +22,7 @@ from .errors import SchemaTooNewError
 
 __all__ = ["Migration", "MIGRATIONS", "LATEST_VERSION", "migrate", "ensure_database_exists"]
 
-log = structlog.get_logger("pgfleet.sysdb")
+log = get_logger("pgfleet.sysdb")
 
 # An arbitrary constant: the key of the session advisory lock that serialises migrations.
 MIGRATION_LOCK_KEY = 0x7067_666C_6D69  # "pgflmi"

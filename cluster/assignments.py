@@ -1,0 +1,79 @@
+"""Picking up workflows a takeover assigned to this executor.
+
+A takeover gives a dead member's workflows to live members by writing their executor id and a
+fresh epoch into the rows, then sends a NOTIFY naming the assignee. The assignee's
+:class:`AssignmentPoller` looks for PENDING rows naming it that it is not running yet, and
+hands them to the runtime. The NOTIFY makes this immediate; a slow poll is the backstop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sysdb.logs import get_logger
+
+from sysdb import SystemDatabase
+
+__all__ = ["AssignmentPoller", "ASSIGNMENT_PAYLOAD_PREFIX"]
+
+log = get_logger("pgfleet.cluster")
+
+# NOTIFY payload on the queue channel that names an executor with newly assigned work.
+ASSIGNMENT_PAYLOAD_PREFIX = "assigned:"
+
+
+class AssignmentPoller:
+    """Runs the workflows assigned to this executor by takeovers."""
+
+    # The backstop poll, for a NOTIFY that was lost (listener down, poll-only mode).
+    POLL_INTERVAL_SEC = 5.0
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        executor_id: str,
+        running_epochs: Callable[[], list[int]],
+        run_assigned: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        self._db = db
+        self._executor_id = executor_id
+        self._running_epochs = running_epochs
+        self._run_assigned = run_assigned
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.paused = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pgfleet-assignments", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def poll_once(self) -> int:
+        rows = self._db.execute(
+            "list_assigned_not_running",
+            {"executor_id": self._executor_id, "running_epochs": self._running_epochs()},
+        )
+        if rows:
+            log.info("picking up assigned workflows", count=len(rows))
+            self._run_assigned(rows)
+        return len(rows)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.POLL_INTERVAL_SEC)
+            self._wake.clear()
+            if self._stop.is_set() or self.paused.is_set():
+                continue
+            try:
+                self.poll_once()
+            except Exception as exc:
+                log.warning("assignment poll failed", error=str(exc))

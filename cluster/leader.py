@@ -1,0 +1,159 @@
+"""Leader election: a Postgres advisory lock on a dedicated session, plus a lease with a term.
+
+The lock alone is fragile (it vanishes silently with its connection and lingers on a
+partitioned host until TCP gives up), so the leader also holds a lease row with a term drawn
+from a sequence. A candidate holding the lock takes the lease only once the previous one has
+expired. The leader renews the lease matching holder and term, trusts it only until
+``attempt start + TTL - margin`` on its own monotonic clock, and concedes on any failed
+renewal. Every leader action is itself fenced on the lease in SQL, so at most one leader acts
+in any term. A candidate may end the backend of a leader whose lease expired but whose session
+still holds the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from sysdb.logs import get_logger
+
+from sysdb import SystemDatabase
+from sysdb.session import DedicatedSession
+
+__all__ = ["LeaderElector", "LEADER_LOCK_KEY"]
+
+log = get_logger("pgfleet.cluster")
+
+# The session advisory lock every candidate tries to take (an arbitrary constant).
+LEADER_LOCK_KEY = 0x7067_666C_6C64  # "pgflld"
+
+
+class LeaderElector:
+    """Campaigns for leadership and, while leader, calls ``on_tick(term)`` every interval."""
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        executor_id: str,
+        executor_epoch: Callable[[], int | None],
+        interval_sec: float,
+        lease_ttl_sec: float,
+        on_tick: Callable[[int], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval_sec = interval_sec
+        self.lease_ttl_sec = lease_ttl_sec
+        self._executor_id = executor_id
+        self._executor_epoch = executor_epoch
+        self._on_tick = on_tick
+        self._clock = clock
+        # Keepalives and a TCP user timeout make a partitioned leader's session (and so its
+        # lock) die within the lease TTL instead of hours later.
+        timeout_ms = max(1000, int(lease_ttl_sec * 1000 / 2))
+        self._session = DedicatedSession(
+            db,
+            purpose=f"leader-{executor_id}",
+            keepalives=1,
+            keepalives_idle=1,
+            keepalives_interval=1,
+            keepalives_count=2,
+            tcp_user_timeout=timeout_ms,
+        )
+        self.term: int | None = None
+        self._trusted_until = 0.0
+        self._has_lock = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pgfleet-leader", daemon=True)
+        self.paused = threading.Event()  # set while this member must not lead (membership lost)
+
+    @property
+    def is_leader(self) -> bool:
+        """True only while the lease is trusted on this process's own clock."""
+        return self.term is not None and self._clock() < self._trusted_until
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.step_down("shutting down")
+        self._session.close()
+
+    def step_down(self, reason: str) -> None:
+        """Give up the lease and the lock (best effort: the lease expires by itself anyway)."""
+        term, self.term = self.term, None
+        self._trusted_until = 0.0
+        if term is not None:
+            log.info("leader stepping down", term=term, reason=reason)
+            try:
+                self._session.execute("release_leader_lease", {"term": term, "executor_id": self._executor_id})
+            except Exception:
+                pass
+        if self._has_lock:
+            self._has_lock = False
+            try:
+                self._session.execute("release_leader_lock", {"lock_key": LEADER_LOCK_KEY})
+            except Exception:
+                self._session.close()  # closing the session releases the lock too
+
+    def tick(self) -> None:
+        """One round: campaign, or renew and do the leader's duties."""
+        if self.paused.is_set():
+            if self.term is not None or self._has_lock:
+                self.step_down("membership lost")
+            return
+        try:
+            if self.term is None:
+                self._campaign()
+            else:
+                self._renew()
+        except Exception as exc:
+            log.warning("leader session failed", error=str(exc))
+            self.term, self._trusted_until, self._has_lock = None, 0.0, False
+            self._session.close()  # the lock goes with the session
+            return
+        if self.is_leader:
+            try:
+                self._on_tick(self.term)  # type: ignore[arg-type]
+            except Exception as exc:  # a failed duty is retried next tick; the lease decides leadership
+                log.warning("leader duty failed", error=str(exc), term=self.term)
+
+    def _campaign(self) -> None:
+        epoch = self._executor_epoch()
+        if epoch is None:
+            return
+        if not self._has_lock:
+            rows = self._session.execute("try_leader_lock", {"lock_key": LEADER_LOCK_KEY})
+            self._has_lock = bool(rows and rows[0]["locked"])
+            if not self._has_lock:
+                # Someone holds the lock. If their lease expired, their session is a zombie
+                # (a partitioned host): end it so the lock can move.
+                self._session.execute("terminate_stale_leader", {"lock_key": LEADER_LOCK_KEY})
+                return
+        attempt_started = self._clock()
+        rows = self._session.execute(
+            "acquire_leader_lease",
+            {"executor_id": self._executor_id, "executor_epoch": epoch, "ttl_sec": self.lease_ttl_sec},
+        )
+        if rows:  # else the previous lease has not expired yet: keep the lock, try next tick
+            self.term = rows[0]["term"]
+            self._trusted_until = attempt_started + self.lease_ttl_sec - self.interval_sec
+            log.info("elected leader", term=self.term, executor_id=self._executor_id)
+
+    def _renew(self) -> None:
+        attempt_started = self._clock()
+        rows = self._session.execute(
+            "renew_leader_lease",
+            {"term": self.term, "executor_id": self._executor_id, "ttl_sec": self.lease_ttl_sec},
+        )
+        if not rows:
+            self.step_down("lease renewal refused")
+            return
+        self._trusted_until = attempt_started + self.lease_ttl_sec - self.interval_sec
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._stop.wait(self.interval_sec)

@@ -1,0 +1,206 @@
+"""Membership: this process's row in ``dbos.pgfleet_executors``, and the heartbeat that keeps it.
+
+A member registers with a new epoch at every start. It heartbeats every
+``heartbeat_interval_sec`` on its own session, on the database clock; a member silent for
+``member_timeout_sec`` is declared dead by the leader and its workflows are taken over.
+
+A member that learns it was declared dead, or whose heartbeats have failed for longer than the
+timeout minus a margin, must stop executing at once (the others are about to take its work):
+:class:`Heartbeat` calls ``on_lost`` and then keeps trying to register again with a new epoch,
+calling ``on_rejoined`` when it has.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sysdb.logs import get_logger
+
+from sysdb import SystemDatabase
+from sysdb.session import DedicatedSession
+
+__all__ = ["MemberInfo", "Membership", "Heartbeat", "ExecutorIdInUseError"]
+
+log = get_logger("pgfleet.cluster")
+
+
+class ExecutorIdInUseError(Exception):
+    """Another live process is registered under this executor id."""
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """What a member says about itself when it registers."""
+
+    executor_id: str
+    application_name: str
+    application_version: str
+    queues: tuple[str, ...] | None
+    supervisor_id: str | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Membership:
+    """Registers this process and remembers its current epoch."""
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        info: MemberInfo,
+        workflow_names: Callable[[], list[str]],
+        member_timeout_sec: float,
+    ) -> None:
+        self._db = db
+        self.info = info
+        self._workflow_names = workflow_names
+        self.member_timeout_sec = member_timeout_sec
+        self.epoch: int | None = None
+
+    @property
+    def executor_id(self) -> str:
+        return self.info.executor_id
+
+    def register(self) -> int:
+        """Register (again) with a new epoch. Raises :class:`ExecutorIdInUseError` when a live
+        process elsewhere holds this executor id."""
+        info = self.info
+        current = self._db.execute(
+            "get_executor", {"executor_id": info.executor_id, "member_timeout_sec": self.member_timeout_sec}
+        )
+        replace_epoch = None
+        if current:
+            row = current[0]
+            # On this host we can tell a dead process from a live one: a restarted program
+            # replaces its own killed predecessor at once instead of waiting out the timeout.
+            if row["host"] == info.host and (row["pid"] == info.pid or not _pid_alive(row["pid"])):
+                replace_epoch = row["epoch"]
+        rows = self._db.execute(
+            "register_executor",
+            {
+                "executor_id": info.executor_id,
+                "host": info.host,
+                "pid": info.pid,
+                "supervisor_id": info.supervisor_id,
+                "application_name": info.application_name,
+                "application_version": info.application_version,
+                "queues": list(info.queues) if info.queues is not None else None,
+                "workflow_names": self._workflow_names(),
+                "member_timeout_sec": self.member_timeout_sec,
+                "replace_epoch": replace_epoch,
+            },
+        )
+        if not rows:
+            row = current[0] if current else {}
+            raise ExecutorIdInUseError(
+                f"executor id {info.executor_id!r} is in use by a live process (pid {row.get('pid')} on host "
+                f"{row.get('host')!r}); give this process its own executor_id"
+            )
+        self.epoch = rows[0]["epoch"]
+        log.info("executor registered", executor_id=info.executor_id, epoch=self.epoch)
+        return self.epoch
+
+    def set_status(self, status: str) -> bool:
+        """Announce ``leaving`` (draining) or ``dead`` (handing work over now)."""
+        if self.epoch is None:
+            return False
+        rows = self._db.execute("set_executor_status", {"executor_id": self.executor_id, "epoch": self.epoch, "status": status})
+        return bool(rows)
+
+
+class Heartbeat:
+    """Beats for a member on a dedicated session; detects being declared dead or cut off."""
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        membership: Membership,
+        interval_sec: float,
+        on_lost: Callable[[str], None],
+        on_rejoined: Callable[[int], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval_sec = interval_sec
+        self._membership = membership
+        self._session = DedicatedSession(db, purpose=f"heartbeat-{membership.executor_id}")
+        self._on_lost = on_lost
+        self._on_rejoined = on_rejoined
+        self._clock = clock
+        self._last_ok = clock()
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="pgfleet-heartbeat", daemon=True)
+
+    @property
+    def fence_after_sec(self) -> float:
+        """How long heartbeats may fail before this member stops executing: the member timeout
+        less a margin of one interval, so it stops before anyone can declare it dead."""
+        return max(self.interval_sec, self._membership.member_timeout_sec - self.interval_sec)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._session.close()
+
+    def beat_once(self) -> bool:
+        """One heartbeat (or, after losing membership, one attempt to rejoin). True if alive."""
+        if self.lost:
+            return self._try_rejoin()
+        try:
+            rows = self._session.execute(
+                "heartbeat_executor",
+                {
+                    "executor_id": self._membership.executor_id,
+                    "epoch": self._membership.epoch,
+                    "workflow_names": self._membership._workflow_names(),
+                },
+            )
+        except Exception as exc:
+            silent_for = self._clock() - self._last_ok
+            log.warning("heartbeat failed", error=str(exc), silent_for=round(silent_for, 2))
+            if silent_for > self.fence_after_sec:
+                self._lose(f"heartbeats failed for {silent_for:.1f}s")
+            return False
+        if not rows:
+            self._lose("declared dead by the cluster")
+            return False
+        self._last_ok = self._clock()
+        return True
+
+    def _lose(self, reason: str) -> None:
+        self.lost = True
+        log.error("executor lost its membership: stopping its workflows", reason=reason, executor_id=self._membership.executor_id)
+        self._on_lost(reason)
+
+    def _try_rejoin(self) -> bool:
+        try:
+            epoch = self._membership.register()
+        except Exception as exc:
+            log.warning("cannot rejoin the cluster yet", error=str(exc))
+            return False
+        self.lost = False
+        self._last_ok = self._clock()
+        self._on_rejoined(epoch)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_sec):
+            self.beat_once()

@@ -1,0 +1,171 @@
+"""Wiring an executor into the cluster: membership and heartbeat, leader election, queue
+claiming, assignment pick-up, and the LISTEN/NOTIFY wake-ups that tie them together.
+
+The cluster package knows nothing of Python functions; this module hands it callbacks that
+run workflows here, and reacts when the cluster says this executor lost its membership.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sysdb.logs import get_logger
+
+from cluster.assignments import ASSIGNMENT_PAYLOAD_PREFIX, AssignmentPoller
+from cluster.claimer import QUEUE_CHANNEL, QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
+from cluster.leader import LeaderElector
+from cluster.membership import Heartbeat, MemberInfo, Membership
+from cluster.sweeper import LeaderDuties, take_over_member
+
+from .errors import DBOSException
+from .queues import INTERNAL_QUEUE_NAME, queue_registry
+from .registry import registry
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+__all__ = ["ClusterServices"]
+
+log = get_logger("pgfleet.runtime")
+
+
+class ClusterServices:
+    """The background loops of one executor, started at launch and stopped at destroy."""
+
+    def __init__(self, executor: "Executor") -> None:
+        self.executor = executor
+        config = executor.config
+        db = executor.db
+        workflow_names = lambda: sorted(registry.workflows)  # noqa: E731
+        self.membership = Membership(
+            db,
+            MemberInfo(
+                executor_id=executor.executor_id,
+                application_name=config.name,
+                application_version=executor.application_version,
+                queues=config.queues,
+                supervisor_id=config.supervisor_id,
+            ),
+            workflow_names,
+            config.member_timeout_sec,
+        )
+        self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
+        self.notifier = ThrottledNotifier(db)
+        self.claimer = QueueClaimer(
+            db,
+            executor.executor_id,
+            executor.application_version,
+            queues=self._queue_specs,
+            workflow_names=workflow_names,
+            run_claimed=executor.run_claimed,
+        )
+        self.assignments = AssignmentPoller(db, executor.executor_id, executor.running_epochs, executor.run_assigned)
+        self.leader = LeaderElector(
+            db,
+            executor.executor_id,
+            lambda: self.membership.epoch,
+            interval_sec=config.heartbeat_interval_sec,
+            lease_ttl_sec=config.member_timeout_sec,
+            on_tick=LeaderDuties(db, executor.executor_id, config.member_timeout_sec, self._work_moved),
+        )
+        self.listener = QueueListener(db, self._notified) if config.use_listen_notify else None
+        self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, 1.0)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Join the cluster (before recovery, so nobody sweeps what we are about to recover)."""
+        try:
+            self.membership.register()
+        except Exception as exc:
+            raise DBOSException(str(exc)) from exc
+
+    def start(self) -> None:
+        self.executor.on_queue_slot_freed = self._queue_work_changed
+        self.heartbeat.start()
+        if self.listener is not None:
+            self.listener.start()
+        self.claimer.start()
+        self.assignments.start()
+        self.leader.start()
+
+    def stop_taking_work(self) -> None:
+        """Stop claiming and picking up assignments (the first step of a graceful stop)."""
+        self.claimer.stop()
+        self.assignments.stop()
+
+    def hand_over(self) -> int:
+        """Leave: announce it, and give every unfinished workflow to the live members now."""
+        if not self.membership.set_status("dead"):
+            return 0
+        moved = take_over_member(
+            self.executor.db,
+            self.membership.executor_id,
+            self.membership.epoch or 0,
+            by_executor_id=self.membership.executor_id,
+            member_timeout_sec=self.membership.member_timeout_sec,
+        )
+        self._work_moved(moved)
+        return len(moved)
+
+    def stop(self) -> None:
+        self.leader.stop()
+        self.heartbeat.stop()
+        if self.listener is not None:
+            self.listener.stop()
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _queue_specs(self) -> list[QueueSpec]:
+        served = self.executor.config.queues
+        return [self._internal_queue] + [
+            QueueSpec(
+                name=q.name,
+                concurrency=q.concurrency,
+                worker_concurrency=q.worker_concurrency,
+                rate_limit=q.rate_limit,
+                partitioned=q.partition_queue,
+                polling_interval_sec=q.polling_interval_sec,
+            )
+            for q in queue_registry.all()
+            if (served is None or q.name in served) and q.name != INTERNAL_QUEUE_NAME
+        ]
+
+    def _queue_work_changed(self, queue_name: str) -> None:
+        self.claimer.wake()  # this process's claimer at once, without a round trip
+        if self.executor.config.use_listen_notify:
+            self.notifier.notify(queue_name)  # and the rest of the fleet
+
+    def _work_moved(self, rows: list[dict[str, Any]]) -> None:
+        """After a takeover: wake the queues that got work back and the members that got some."""
+        for queue_name in {r["queue_name"] for r in rows if r.get("queue_name")}:
+            self._queue_work_changed(queue_name)
+        for executor_id in {r["to_executor_id"] for r in rows if r.get("to_executor_id")}:
+            if executor_id == self.executor.executor_id:
+                self.assignments.wake()
+            else:
+                self.executor.db.notify(QUEUE_CHANNEL, ASSIGNMENT_PAYLOAD_PREFIX + executor_id)
+
+    def _notified(self, payload: str) -> None:
+        if payload.startswith(ASSIGNMENT_PAYLOAD_PREFIX):
+            if payload[len(ASSIGNMENT_PAYLOAD_PREFIX):] == self.executor.executor_id:
+                self.assignments.wake()
+            return
+        self.claimer.wake()
+
+    def _lost(self, reason: str) -> None:
+        """Declared dead or cut off: stop executing and claiming until we rejoin."""
+        self.leader.paused.set()
+        self.claimer.paused.set()
+        self.assignments.paused.set()
+        self.executor.abandon_all(reason)
+
+    def _rejoined(self, epoch: int) -> None:
+        log.info("executor rejoined the cluster", executor_id=self.executor.executor_id, epoch=epoch)
+        try:
+            self.executor.recover_pending_workflows()
+        finally:
+            self.leader.paused.clear()
+            self.claimer.paused.clear()
+            self.assignments.paused.clear()
+            self.claimer.wake()

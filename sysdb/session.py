@@ -1,0 +1,58 @@
+"""A dedicated session: one connection of its own, outside the pool.
+
+Heartbeats and the leader lock must not wait behind busy workflow threads for a pooled
+connection (River saw failed re-elections from pool starvation), and a session advisory lock
+lives exactly as long as its connection. A failed statement closes the connection; the next
+call opens a new one. The caller's loop decides when to try again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from .database import Row, SystemDatabase
+from .statements import statement
+
+__all__ = ["DedicatedSession"]
+
+
+class DedicatedSession:
+    """Runs named statements on a connection that belongs to one background loop."""
+
+    def __init__(self, db: SystemDatabase, *, purpose: str, connect_timeout_sec: int = 5, **settings: Any) -> None:
+        self._db = db
+        self._settings = {"application_name": f"pgfleet-{purpose}"[:63], "connect_timeout": connect_timeout_sec, **settings}
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
+        """Run a named statement; on any connection error the session is closed and the error
+        raised (whatever it held, such as an advisory lock, is gone with it)."""
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self._db.connect(**self._settings)
+            try:
+                cur = self._conn.execute(statement(name), params)
+                return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                self._close_locked()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # closing a broken connection may fail; it is gone either way
+                pass
+        self._conn = None

@@ -1,0 +1,18 @@
+-- Take the leader lease with a new term, but only once the previous lease has expired: a
+-- leader that lost its lock (partitioned) keeps acting until its own lease runs out, so a new
+-- leader must not act before then. Run on the session that holds the advisory lock.
+INSERT INTO dbos.pgfleet_leader AS l (
+    singleton, term, executor_id, executor_epoch, backend_pid, acquired_at, expires_at
+) VALUES (
+    TRUE, nextval('dbos.pgfleet_leader_term_seq'), %(executor_id)s, %(executor_epoch)s,
+    pg_backend_pid(), now(), now() + make_interval(secs => %(ttl_sec)s)
+)
+ON CONFLICT (singleton) DO UPDATE
+SET term = EXCLUDED.term,
+    executor_id = EXCLUDED.executor_id,
+    executor_epoch = EXCLUDED.executor_epoch,
+    backend_pid = EXCLUDED.backend_pid,
+    acquired_at = EXCLUDED.acquired_at,
+    expires_at = EXCLUDED.expires_at
+WHERE l.expires_at < now()
+RETURNING term

@@ -1,0 +1,27 @@
+-- Register this process as executor_id with a new epoch (incarnation). An existing row is
+-- replaced only when it is not a live member: not active, heartbeat older than the member
+-- timeout, or the incarnation the caller showed to be gone (replace_epoch: same host, dead pid).
+-- No row returned: another live process holds this executor id.
+INSERT INTO dbos.pgfleet_executors AS e (
+    executor_id, epoch, host, pid, supervisor_id, application_name, application_version,
+    queues, workflow_names, started_at, last_heartbeat, status
+) VALUES (
+    %(executor_id)s, nextval('dbos.pgfleet_member_epoch_seq'), %(host)s, %(pid)s, %(supervisor_id)s,
+    %(application_name)s, %(application_version)s, %(queues)s, %(workflow_names)s, now(), now(), 'active'
+)
+ON CONFLICT (executor_id) DO UPDATE
+SET epoch = EXCLUDED.epoch,
+    host = EXCLUDED.host,
+    pid = EXCLUDED.pid,
+    supervisor_id = EXCLUDED.supervisor_id,
+    application_name = EXCLUDED.application_name,
+    application_version = EXCLUDED.application_version,
+    queues = EXCLUDED.queues,
+    workflow_names = EXCLUDED.workflow_names,
+    started_at = now(),
+    last_heartbeat = now(),
+    status = 'active'
+WHERE e.status <> 'active'
+   OR e.last_heartbeat < now() - make_interval(secs => %(member_timeout_sec)s)
+   OR e.epoch = %(replace_epoch)s
+RETURNING epoch
