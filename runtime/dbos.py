@@ -404,6 +404,14 @@ class DBOS(metaclass=_DBOSMeta):
         executor.recorded_call("DBOS.resumeWorkflow", lambda: resume_workflow(executor, workflow_id))
         return WorkflowHandle(executor, workflow_id)
 
+    @classmethod
+    def fleet_status(cls) -> Any:
+        """The cluster as the system database sees it: members (heartbeat age, epoch, leader
+        mark, running workflows), the leader's term, queue counts and recent takeovers."""
+        from cluster.status import fleet_status
+
+        return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
+
     # -- inside workflows ------------------------------------------------------------------------
 
     @classmethod
