@@ -139,7 +139,7 @@ class QueueClaimer:
 
 
 class QueueListener:
-    """LISTENs on a dedicated connection and wakes the claimer on every NOTIFY.
+    """LISTENs on a dedicated connection and reports every NOTIFY as ``(channel, payload)``.
 
     A listener connection can die silently; it is checked with ``pg_listening_channels()``
     every ``CHECK_INTERVAL_SEC`` and re-opened (with backoff) when it is gone.
@@ -150,9 +150,12 @@ class QueueListener:
     WAIT_SEC = 1.0
     RECONNECT_BACKOFF_SEC = (0.1, 5.0)
 
-    def __init__(self, db: SystemDatabase, on_notify: Callable[[str], None]) -> None:
+    def __init__(
+        self, db: SystemDatabase, on_notify: Callable[[str, str], None], channels: tuple[str, ...] = (QUEUE_CHANNEL,)
+    ) -> None:
         self._db = db
         self._on_notify = on_notify
+        self._channels = channels
         self._stop = threading.Event()
         self._listener: NotificationConnection | None = None
         self._thread = threading.Thread(target=self._loop, name="pgfleet-listener", daemon=True)
@@ -174,7 +177,7 @@ class QueueListener:
         backoff = self.RECONNECT_BACKOFF_SEC[0]
         while not self._stop.is_set():
             try:
-                self._listener = self._db.listen(QUEUE_CHANNEL)
+                self._listener = self._db.listen(*self._channels)
                 self.connected.set()
                 backoff = self.RECONNECT_BACKOFF_SEC[0]
                 self._listen(self._listener)
@@ -183,7 +186,7 @@ class QueueListener:
                 if self._stop.is_set():
                     return
                 log.warning("queue listener lost its connection; reconnecting", error=str(exc), backoff=backoff)
-                self._on_notify("")  # something may have been missed: claim now
+                self._on_notify(QUEUE_CHANNEL, "")  # something may have been missed: claim now
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.RECONNECT_BACKOFF_SEC[1])
             finally:
@@ -197,10 +200,10 @@ class QueueListener:
     def _listen(self, listener: NotificationConnection) -> None:
         last_check = time.monotonic()
         while not self._stop.is_set():
-            for payload in listener.notifications(timeout_sec=self.WAIT_SEC):
+            for channel, payload in listener.notifications(timeout_sec=self.WAIT_SEC):
                 if self._stop.is_set():
                     return
-                self._on_notify(payload)
+                self._on_notify(channel, payload)
             if time.monotonic() - last_check >= self.CHECK_INTERVAL_SEC:
                 if not listener.is_listening():
                     raise ConnectionError("the LISTEN subscription is gone")

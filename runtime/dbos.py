@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import logs
+from . import logs, messages
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -424,6 +424,27 @@ class DBOS(metaclass=_DBOSMeta):
             time.sleep(seconds)
             return
         durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
+
+    @classmethod
+    def send(cls, destination_id: str, message: Any, topic: str | None = None) -> None:
+        """Send a message to a workflow; from inside a workflow it is sent exactly once."""
+        messages.send(cls._executor_or_raise("DBOS.send"), destination_id, message, topic)
+
+    @classmethod
+    def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
+        """Inside a workflow: the oldest message on ``topic``, waiting durably up to
+        ``timeout_seconds``; ``None`` if none arrives."""
+        return messages.recv(cls._executor_or_raise("DBOS.recv"), topic, timeout_seconds)
+
+    @classmethod
+    def set_event(cls, key: str, value: Any) -> None:
+        """Inside a workflow: publish ``value`` under ``key`` for ``get_event`` readers."""
+        messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value)
+
+    @classmethod
+    def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        """The latest value of a workflow's event, waiting up to ``timeout_seconds``."""
+        return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
 
     @classmethod
     def get_context(cls) -> DBOSContext:

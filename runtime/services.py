@@ -17,7 +17,10 @@ from cluster.leader import LeaderElector
 from cluster.membership import Heartbeat, MemberInfo, Membership
 from cluster.sweeper import LeaderDuties, take_over_member
 
+from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
+
 from .errors import DBOSException
+from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, queue_registry
 from .registry import registry
 
@@ -68,7 +71,11 @@ class ClusterServices:
             lease_ttl_sec=config.member_timeout_sec,
             on_tick=LeaderDuties(db, executor.executor_id, config.member_timeout_sec, self._work_moved),
         )
-        self.listener = QueueListener(db, self._notified) if config.use_listen_notify else None
+        self.listener = (
+            QueueListener(db, self._notified, channels=(QUEUE_CHANNEL, MESSAGES_CHANNEL, EVENTS_CHANNEL))
+            if config.use_listen_notify
+            else None
+        )
         self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, 1.0)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -146,7 +153,10 @@ class ClusterServices:
             else:
                 self.executor.db.notify(QUEUE_CHANNEL, ASSIGNMENT_PAYLOAD_PREFIX + executor_id)
 
-    def _notified(self, payload: str) -> None:
+    def _notified(self, channel: str, payload: str) -> None:
+        if channel != QUEUE_CHANNEL:
+            hub.notify(payload)  # a message or an event: wake whoever waits for it
+            return
         if payload.startswith(ASSIGNMENT_PAYLOAD_PREFIX):
             if payload[len(ASSIGNMENT_PAYLOAD_PREFIX):] == self.executor.executor_id:
                 self.assignments.wake()

@@ -31,7 +31,7 @@ from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_e
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, serialize, serialize_exception
 
-__all__ = ["run_step", "run_transaction", "durable_sleep", "SLEEP_FUNCTION_NAME"]
+__all__ = ["run_step", "run_transaction", "durable_sleep", "durable_wake_time", "SLEEP_FUNCTION_NAME"]
 
 SLEEP_FUNCTION_NAME = "DBOS.sleep"
 # The longest pause between two attempts of a retried step.
@@ -127,27 +127,34 @@ def durable_sleep(executor: Executor, seconds: float) -> None:
         time.sleep(seconds)
         return
     executor.check_running(ctx)
-    function_id = ctx.next_function_id()
-    recorded = ctx.recorded_step(function_id)
-    if recorded is not None:
-        wake_at = float(replay_recorded(ctx, function_id, SLEEP_FUNCTION_NAME, recorded))
-    else:
-        wake_at = time.time() + max(0.0, float(seconds))
-        # DBOS stores the wake-up time as portable JSON, completed at the projected wake time.
-        executor.checkpoint(
-            ctx,
-            function_id,
-            SLEEP_FUNCTION_NAME,
-            output=json.dumps(wake_at),
-            serialization=PORTABLE_JSON,
-            completed_at_ms=int(wake_at * 1000),
-        )
+    wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
     remaining = wake_at - time.time()
     if ctx.deadline_epoch_ms is not None:
         remaining = min(remaining, ctx.deadline_epoch_ms / 1000 - time.time())
     if remaining > 0 and executor.stop_event.wait(remaining):
         raise ExecutorShutdown()
     executor.check_running(ctx)
+
+
+def durable_wake_time(executor: Executor, ctx: WorkflowContext, function_id: int, seconds: float) -> float:
+    """The wake-up time recorded at ``function_id`` (recording it now on a first execution).
+
+    DBOS stores it as portable JSON epoch seconds, completed at the projected wake time; sleeps,
+    and the timeouts of ``recv`` and ``get_event``, share it.
+    """
+    recorded = ctx.recorded_step(function_id)
+    if recorded is not None:
+        return float(replay_recorded(ctx, function_id, SLEEP_FUNCTION_NAME, recorded))
+    wake_at = time.time() + max(0.0, float(seconds))
+    executor.checkpoint(
+        ctx,
+        function_id,
+        SLEEP_FUNCTION_NAME,
+        output=json.dumps(wake_at),
+        serialization=PORTABLE_JSON,
+        completed_at_ms=int(wake_at * 1000),
+    )
+    return wake_at
 
 
 def run_transaction(

@@ -35,6 +35,7 @@ from .errors import (
     DatabaseUnavailableError,
     DeduplicatedError,
     DuplicateCheckpointError,
+    NoSuchWorkflowError,
     OwnershipLostError,
 )
 from .migrate import ensure_database_exists, migrate
@@ -44,12 +45,16 @@ from .urls import describe_url
 if False:  # typing only
     from .listener import NotificationConnection  # noqa: F401
 
-__all__ = ["SystemDatabase", "Row", "StepOutput"]
+__all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CHANNEL"]
 
 log = get_logger("pgfleet.sysdb")
 
 Row = dict[str, Any]
 T = TypeVar("T")
+
+# DBOS's channel for new messages (notifications_function fires it), and ours for events.
+MESSAGES_CHANNEL = "dbos_notifications_channel"
+EVENTS_CHANNEL = "dbos_workflow_events_channel"
 
 # How long a statement keeps being retried while the database is unreachable.
 DEFAULT_RETRY_TIMEOUT_SEC = 60.0
@@ -134,11 +139,11 @@ class SystemDatabase:
         kwargs = {**self._connect_kwargs, **overrides}
         return psycopg.connect(self.url, **kwargs)
 
-    def listen(self, channel: str) -> "NotificationConnection":
-        """A new dedicated connection subscribed to ``channel``."""
+    def listen(self, *channels: str) -> "NotificationConnection":
+        """A new dedicated connection subscribed to ``channels``."""
         from .listener import NotificationConnection
 
-        return NotificationConnection(self.connect(), channel)
+        return NotificationConnection(self.connect(), channels)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -395,6 +400,65 @@ class SystemDatabase:
             )
             > 0
         )
+
+    # -- messages and events ------------------------------------------------------------------
+
+    def send_message(self, params: Mapping[str, Any], parent_step: Mapping[str, Any] | None = None) -> None:
+        """Insert a message; with ``parent_step`` (a send from inside a workflow) the sender's
+        fenced step row commits with it. Raises :class:`NoSuchWorkflowError` for an unknown
+        destination and :class:`OwnershipLostError` when the sender lost its workflow."""
+
+        def run() -> None:
+            with self._pool.connection() as conn, conn.transaction():
+                if parent_step is not None:
+                    self.record_step_output(**parent_step, connection=conn)
+                conn.execute(statement("insert_notification"), params)
+
+        try:
+            self._with_retries(run)
+        except psycopg.errors.ForeignKeyViolation:
+            raise NoSuchWorkflowError(params["destination_id"]) from None
+
+    def has_message(self, destination_id: str, topic: str) -> bool:
+        rows = self.execute("has_notification", {"destination_id": destination_id, "topic": topic})
+        return bool(rows and rows[0]["waiting"])
+
+    def consume_message(self, destination_id: str, topic: str, step: Mapping[str, Any]) -> Row | None:
+        """Consume the oldest waiting message and checkpoint the receive, in one transaction.
+
+        ``step`` holds the fenced checkpoint's arguments; its ``output`` is filled in from the
+        message (``None`` when there is none). Returns the message row or ``None``.
+        """
+
+        def run() -> Row | None:
+            with self._pool.connection() as conn, conn.transaction():
+                rows = conn.execute(
+                    statement("consume_notification"), {"destination_id": destination_id, "topic": topic}
+                ).fetchall()
+                message = rows[0] if rows else None
+                self.record_step_output(
+                    **{**step, "output": message["message"] if message else None,
+                       "serialization": message["serialization"] if message else step.get("serialization")},
+                    connection=conn,
+                )
+                return message
+
+        return self._with_retries(run)
+
+    def set_event(self, params: Mapping[str, Any], step: Mapping[str, Any]) -> None:
+        """Publish an event and checkpoint the set, fenced, in one transaction."""
+
+        def run() -> None:
+            with self._pool.connection() as conn, conn.transaction():
+                self.record_step_output(**step, connection=conn)
+                conn.execute(statement("upsert_workflow_event"), params)
+                conn.execute(statement("notify"), {"channel": EVENTS_CHANNEL, "payload": f"{params['workflow_id']}::{params['key']}"})
+
+        self._with_retries(run)
+
+    def get_event(self, workflow_id: str, key: str) -> Row | None:
+        rows = self.execute("get_workflow_event", {"workflow_id": workflow_id, "key": key})
+        return rows[0] if rows else None
 
     # -- queues -------------------------------------------------------------------------------
 

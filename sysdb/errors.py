@@ -14,6 +14,7 @@ __all__ = [
     "OwnershipLostError",
     "DuplicateCheckpointError",
     "DeduplicatedError",
+    "NoSuchWorkflowError",
 ]
 
 
@@ -82,3 +83,11 @@ class DeduplicatedError(SystemDatabaseError):
         self.queue_name = queue_name
         self.deduplication_id = deduplication_id
         super().__init__(f"queue {queue_name!r} already has a live workflow with deduplication id {deduplication_id!r}")
+
+
+class NoSuchWorkflowError(SystemDatabaseError):
+    """A statement named a workflow id that does not exist (for example a message's destination)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow {workflow_id!r} does not exist")

@@ -17,22 +17,25 @@ __all__ = ["NotificationConnection"]
 
 
 class NotificationConnection:
-    """One session subscribed to one channel."""
+    """One session subscribed to some channels."""
 
-    def __init__(self, conn: psycopg.Connection, channel: str) -> None:
+    def __init__(self, conn: psycopg.Connection, channels: tuple[str, ...]) -> None:
         self._conn = conn
-        self.channel = channel
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self.channels = channels
+        for channel in channels:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
-    def notifications(self, timeout_sec: float) -> Iterator[str]:
-        """Payloads that arrive within ``timeout_sec`` (returns early when none come)."""
+    def notifications(self, timeout_sec: float) -> Iterator[tuple[str, str]]:
+        """``(channel, payload)`` pairs that arrive within ``timeout_sec``."""
         for notify in self._conn.notifies(timeout=timeout_sec):
-            yield notify.payload
+            yield notify.channel, notify.payload
 
     def is_listening(self) -> bool:
-        """False when the subscription vanished (it dies silently with its session)."""
-        row = self._conn.execute(statement("check_listening"), {"channel": self.channel}).fetchone()
-        return bool(row and row["listening"])
+        """False when a subscription vanished (it dies silently with its session)."""
+        return all(
+            (row := self._conn.execute(statement("check_listening"), {"channel": channel}).fetchone()) and row["listening"]
+            for channel in self.channels
+        )
 
     def close(self) -> None:
         self._conn.close()

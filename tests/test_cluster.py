@@ -250,13 +250,19 @@ def test_fleet_status_shows_members_leader_and_queues(dbos, db):
     assert status.leader["executor_id"] == "test-executor"
 
 
-def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes(tmp_path):
+def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():
     """A server of this test's own (durable), stopped for longer than the member timeout."""
+    import shutil
+    import tempfile
+
     from psycopg.conninfo import make_conninfo
 
     from sysdb.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(tmp_path / "pg", durability=True)
+    # Not under pytest's tmp_path: pytest resets its root to mode 0700 when any session starts,
+    # which would cut the server's own user off from its data directory mid-test.
+    base = tempfile.mkdtemp(prefix="pgfleet-restart-test-")
+    server = EmbeddedPostgres(base, durability=True)
     server.ensure_running()
     url = make_conninfo(server.url("postgres"), dbname="restart_test")
     fleet = Fleet(url)
@@ -299,3 +305,4 @@ def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes(tmp_pat
     finally:
         fleet.stop_all()
         server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,2 @@
+-- Is the system database there and answering? (pgfleet check)
+SELECT 1 AS ok

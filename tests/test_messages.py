@@ -1,0 +1,96 @@
+"""DBOS.send / recv and set_event / get_event: delivered once, checkpointed, fenced."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runtime import DBOS, DBOSException, DBOSNonExistentWorkflowError, SetWorkflowID
+
+
+def test_send_and_recv_between_workflows(dbos, db):
+    @DBOS.workflow()
+    def receiver():
+        first = DBOS.recv("greetings", timeout_seconds=10)
+        second = DBOS.recv("greetings", timeout_seconds=10)
+        nothing = DBOS.recv("other", timeout_seconds=0.2)
+        return [first, second, nothing]
+
+    @DBOS.workflow()
+    def sender(target):
+        DBOS.send(target, {"hello": 1}, "greetings")
+        DBOS.send(target, "again", "greetings")
+
+    with SetWorkflowID("receiver"):
+        handle = DBOS.start_workflow(receiver)
+    time.sleep(0.2)  # the receiver is waiting: the NOTIFY must wake it
+    started = time.monotonic()
+    with SetWorkflowID("sender"):
+        sender("receiver")
+    assert handle.get_result() == [{"hello": 1}, "again", None]
+    assert time.monotonic() - started < 2.0
+    names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='receiver' ORDER BY function_id")]
+    assert names.count("DBOS.recv") == 3 and "DBOS.sleep" in names
+    assert db.execute("SELECT count(*) FROM dbos.notifications WHERE consumed").fetchone()[0] == 2
+    # A replay of the sender sends nothing again (the message ids are its step positions).
+    assert [r[0] for r in db.execute("SELECT message_uuid FROM dbos.notifications ORDER BY 1")] == ["sender-1", "sender-2"]
+
+
+def test_send_from_outside_a_workflow_and_to_nowhere(dbos):
+    @DBOS.workflow()
+    def inbox():
+        return DBOS.recv(timeout_seconds=10)
+
+    with SetWorkflowID("inbox"):
+        handle = DBOS.start_workflow(inbox)
+    DBOS.send("inbox", 42)
+    assert handle.get_result() == 42
+    with pytest.raises(DBOSNonExistentWorkflowError):
+        DBOS.send("no-such-workflow", 1)
+    with pytest.raises(DBOSException, match="inside a workflow"):
+        DBOS.recv()
+
+
+def test_events_are_published_and_awaited(dbos):
+    gate = threading.Event()
+
+    @DBOS.workflow()
+    def publisher():
+        DBOS.set_event("progress", 10)
+        gate.wait(10)
+        DBOS.set_event("progress", 100)
+        return "done"
+
+    with SetWorkflowID("publisher"):
+        handle = DBOS.start_workflow(publisher)
+    assert DBOS.get_event("publisher", "progress", timeout_seconds=5) == 10
+    gate.set()
+    handle.get_result()
+    assert DBOS.get_event("publisher", "progress") == 100
+    assert DBOS.get_event("publisher", "missing", timeout_seconds=0.2) is None
+
+    @DBOS.workflow()
+    def reader():
+        return DBOS.get_event("publisher", "progress", timeout_seconds=1)
+
+    with SetWorkflowID("reader"):
+        assert reader() == 100
+    assert [s.function_name for s in DBOS.list_workflow_steps("reader")] == ["DBOS.getEvent"]
+
+
+def test_recv_after_takeover_consumes_nothing(dbos, db):
+    """A receive whose checkpoint is fenced leaves the message for the new owner."""
+    @DBOS.workflow()
+    def waiting():
+        return DBOS.recv(timeout_seconds=10)
+
+    with SetWorkflowID("fenced-recv"):
+        DBOS.start_workflow(waiting)
+    time.sleep(0.3)
+    db.execute("UPDATE dbos.workflow_status SET executor_id='other', owner_epoch=nextval('dbos.pgfleet_epoch_seq') WHERE workflow_uuid='fenced-recv'")
+    DBOS.send("fenced-recv", "for the new owner")
+    time.sleep(0.5)
+    assert db.execute("SELECT consumed FROM dbos.notifications").fetchone()[0] is False
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='fenced-recv' AND function_name='DBOS.recv'").fetchone()[0] == 0
