@@ -7,8 +7,9 @@ Any member may call it (a leaving member hands its own work over; a supervisor f
 child); two sweepers of one member never move a workflow twice.
 
 :class:`LeaderDuties` is what the leader does every tick: declare silent members dead and take
-their work over, move due delayed workflows to ENQUEUED, cancel workflows past their deadline.
-Every statement is fenced on the leader's lease and term.
+their work over, move due delayed workflows to ENQUEUED, cancel workflows past their deadline,
+and whatever extra duties the runtime adds (scheduled-workflow ticks). Every statement is fenced
+on the leader's lease and term.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ class LeaderDuties:
         executor_id: str,
         member_timeout_sec: float,
         on_moved: Callable[[list[dict[str, Any]]], None],
+        extra_duties: list[Callable[[int], None]] | None = None,
     ) -> None:
         self._db = db
+        self._extra_duties = list(extra_duties or [])
         self._executor_id = executor_id
         self._member_timeout_sec = member_timeout_sec
         self._on_moved = on_moved
@@ -87,6 +90,8 @@ class LeaderDuties:
         self.sweep_dead_members(term)
         self.promote_delayed(term)
         self.cancel_past_deadline(term)
+        for duty in self._extra_duties:  # e.g. the runtime's scheduled-workflow ticks
+            duty(term)
 
     def _log(self, term: int, action: str, detail: dict[str, Any]) -> None:
         self._db.execute(

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import logs, messages
+from . import logs, messages, scheduler
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -136,6 +136,7 @@ class DBOS(metaclass=_DBOSMeta):
             instance._executor = executor
             executor.services = services
             executor.recover_pending_workflows()
+            scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
             services.start()
 
     @classmethod
@@ -151,6 +152,7 @@ class DBOS(metaclass=_DBOSMeta):
             if destroy_registry:
                 registry.clear()
                 queue_registry.clear()
+                scheduler.schedules.clear()
 
     @classmethod
     def _instance_or_raise(cls, what: str) -> "DBOS":
@@ -284,6 +286,24 @@ class DBOS(metaclass=_DBOSMeta):
                 return run_transaction(executor, entry, level, args, kwargs)
 
             return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    @classmethod
+    def scheduled(cls, cron: str) -> Callable[[F], F]:
+        """Run a workflow on a cron schedule (5 fields, or 6 with seconds first), once per tick
+        across the whole fleet. Apply it above ``@DBOS.workflow()``; the function receives
+        ``(scheduled_time, actual_time)``."""
+
+        def decorator(func: F) -> F:
+            entry = getattr(func, "__pgfleet_workflow__", None)
+            if not isinstance(entry, RegisteredWorkflow):
+                raise DBOSException(f"@DBOS.scheduled goes above @DBOS.workflow(): {getattr(func, '__qualname__', func)} is not a workflow")
+            scheduler.add_schedule(entry.name, cron)
+            instance = cls._instance
+            if instance is not None and instance._executor is not None:  # decorated after launch
+                scheduler.declare_schedules(instance._executor.db, lambda name: name == entry.name)
+            return func
 
         return decorator
 

@@ -23,6 +23,7 @@ from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, queue_registry
 from .registry import registry
+from .scheduler import enqueue_due_ticks
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -69,7 +70,13 @@ class ClusterServices:
             lambda: self.membership.epoch,
             interval_sec=config.heartbeat_interval_sec,
             lease_ttl_sec=config.member_timeout_sec,
-            on_tick=LeaderDuties(db, executor.executor_id, config.member_timeout_sec, self._work_moved),
+            on_tick=LeaderDuties(
+                db,
+                executor.executor_id,
+                config.member_timeout_sec,
+                self._work_moved,
+                extra_duties=[self._enqueue_scheduled_ticks],
+            ),
         )
         self.listener = (
             QueueListener(db, self._notified, channels=(QUEUE_CHANNEL, MESSAGES_CHANNEL, EVENTS_CHANNEL))
@@ -137,6 +144,10 @@ class ClusterServices:
             for q in queue_registry.all()
             if (served is None or q.name in served) and q.name != INTERNAL_QUEUE_NAME
         ]
+
+    def _enqueue_scheduled_ticks(self, term: int) -> None:
+        if enqueue_due_ticks(self.executor.db, term, self.executor.executor_id):
+            self._queue_work_changed(INTERNAL_QUEUE_NAME)
 
     def _queue_work_changed(self, queue_name: str) -> None:
         self.claimer.wake()  # this process's claimer at once, without a round trip

@@ -1,0 +1,112 @@
+"""``@DBOS.scheduled``: workflows run on a cron schedule, once per tick across the fleet.
+
+Executors declare the schedules they can run (``dbos.pgfleet_schedules``) at launch. The leader,
+on each of its ticks, enqueues every due tick on the internal queue with the workflow id
+``sched-<name>-<tick time>``; any executor that registered the function claims and runs it with
+``(scheduled_time, actual_time)``. A tick is never run twice: its id is deterministic and the
+insert does nothing when it exists, even if two leaders overlap across a term change. Ticks
+missed while no leader was active are caught up for at most ``MAX_CATCH_UP_SEC``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from croniter import croniter
+
+from sysdb import SystemDatabase, now_ms
+from sysdb.logs import get_logger
+
+from .errors import DBOSException
+from .queues import INTERNAL_QUEUE_NAME
+from .serialization import SERIALIZATION_FORMAT, serialize_args
+
+__all__ = ["Schedule", "schedules", "add_schedule", "declare_schedules", "enqueue_due_ticks", "MAX_CATCH_UP_SEC"]
+
+log = get_logger("pgfleet.runtime")
+
+# After a gap with no leader, ticks older than this are skipped rather than run in a burst.
+MAX_CATCH_UP_SEC = 60.0
+# At most this many ticks of one schedule are enqueued per leader tick.
+MAX_TICKS_PER_PASS = 100
+
+
+@dataclass(frozen=True)
+class Schedule:
+    workflow_name: str
+    cron: str
+
+    @property
+    def with_seconds(self) -> bool:
+        return len(self.cron.split()) == 6
+
+
+schedules: dict[str, Schedule] = {}
+_lock = threading.Lock()
+
+
+def add_schedule(workflow_name: str, cron: str) -> None:
+    """Register a schedule (5 cron fields, or 6 with seconds first). Raises on a bad cron."""
+    fields = cron.split()
+    if len(fields) not in (5, 6) or not croniter.is_valid(cron, second_at_beginning=len(fields) == 6):
+        raise DBOSException(f"invalid cron expression {cron!r} for scheduled workflow {workflow_name!r}")
+    with _lock:
+        schedules[workflow_name] = Schedule(workflow_name, cron)
+
+
+def declare_schedules(db: SystemDatabase, can_run: Callable[[str], bool]) -> None:
+    """Write this process's schedules to the database (at launch)."""
+    for schedule in list(schedules.values()):
+        if can_run(schedule.workflow_name):
+            db.execute(
+                "upsert_schedule",
+                {"schedule_name": schedule.workflow_name, "workflow_name": schedule.workflow_name, "cron": schedule.cron, "now_ms": now_ms()},
+            )
+
+
+def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) -> list[datetime.datetime]:
+    iterator = croniter(cron, after, second_at_beginning=len(cron.split()) == 6)
+    ticks = []
+    while len(ticks) < MAX_TICKS_PER_PASS:
+        tick = iterator.get_next(datetime.datetime)
+        if tick > until:
+            break
+        ticks.append(tick)
+    return ticks
+
+
+def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str) -> int:
+    """The leader's duty: enqueue every schedule's due ticks, fenced by its lease."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    floor = now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC)
+    enqueued = 0
+    for row in db.execute("list_schedules"):
+        last = row["last_tick_epoch_ms"]
+        after = datetime.datetime.fromtimestamp(last / 1000, datetime.timezone.utc) if last else now
+        for tick in _due_ticks(row["cron"], max(after, floor), now):
+            name = row["workflow_name"]
+            result: list[dict[str, Any]] = db.execute(
+                "enqueue_scheduled_tick",
+                {
+                    "term": term,
+                    "leader_id": leader_id,
+                    "schedule_name": row["schedule_name"],
+                    "workflow_name": name,
+                    "workflow_id": f"sched-{name}-{tick.isoformat()}",
+                    "queue_name": INTERNAL_QUEUE_NAME,
+                    "inputs": serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=name),
+                    "serialization": SERIALIZATION_FORMAT,
+                    "now_ms": now_ms(),
+                    "tick_ms": int(tick.timestamp() * 1000),
+                },
+            )
+            if not result:
+                return enqueued  # the lease is gone: stop at once
+            enqueued += result[0]["enqueued"]
+    if enqueued:
+        log.info("enqueued scheduled workflow ticks", count=enqueued, term=term)
+    return enqueued
