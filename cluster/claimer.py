@@ -43,13 +43,19 @@ class QueueSpec:
 
 
 class QueueClaimer:
-    """Claims queued workflows for this executor and hands them to ``run_claimed``."""
+    """Claims queued workflows for this executor and hands them to ``run_claimed``.
+
+    Each queue is polled at its own ``polling_interval_sec`` (jittered); a wake-up for a queue
+    (a NOTIFY naming it, or local work) claims from it at once.
+    """
 
     # Most workflows claimed from one queue in one pass (the rest wait for the next pass).
     MAX_CLAIM_PER_PASS = 100
     # The poll backstop is the queue's polling interval times a random factor in this range,
     # so a fleet's claimers do not poll in lockstep.
     POLL_JITTER = (0.8, 1.2)
+    # While paused (membership lost), check again this often.
+    PAUSED_WAIT_SEC = 1.0
 
     def __init__(
         self,
@@ -59,6 +65,7 @@ class QueueClaimer:
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
         run_claimed: Callable[[list[dict]], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._executor_id = executor_id
@@ -66,6 +73,10 @@ class QueueClaimer:
         self._queues = queues
         self._workflow_names = workflow_names
         self._run_claimed = run_claimed
+        self._clock = clock
+        self._next_poll: dict[str, float] = {}
+        self._woken: set[str | None] = set()
+        self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.paused = threading.Event()  # set while this executor must not take work
@@ -79,14 +90,28 @@ class QueueClaimer:
         self._wake.set()
         self._thread.join(5)
 
-    def wake(self) -> None:
-        """Claim again now (a NOTIFY arrived or a local slot freed)."""
+    def wake(self, queue_name: str | None = None) -> None:
+        """Claim from ``queue_name`` (every queue when None) now, not at its next poll."""
+        with self._lock:
+            self._woken.add(queue_name)
         self._wake.set()
 
-    def claim_once(self) -> int:
-        """One pass over every served queue; returns how many workflows were claimed."""
+    def _due(self, specs: list[QueueSpec]) -> list[QueueSpec]:
+        now = self._clock()
+        with self._lock:
+            woken, self._woken = self._woken, set()
+        due = [s for s in specs if None in woken or s.name in woken or now >= self._next_poll.get(s.name, 0.0)]
+        for spec in due:
+            self._next_poll[spec.name] = now + spec.polling_interval_sec * random.uniform(*self.POLL_JITTER)
+        return due
+
+    def claim_once(self, specs: list[QueueSpec] | None = None) -> int:
+        """One pass over the given queues (all served ones by default); returns how many
+        workflows were claimed."""
+        specs = self._queues() if specs is None else specs
+        if not specs:
+            return 0
         names = self._workflow_names()
-        specs = self._queues()
         waiting = {
             row["queue_name"]
             for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
@@ -124,18 +149,20 @@ class QueueClaimer:
         while not self._stop.is_set():
             self._wake.clear()
             if self.paused.is_set():
-                self._wake.wait(1.0)
+                self._wake.wait(self.PAUSED_WAIT_SEC)
                 continue
+            specs = self._queues()
+            due = self._due(specs)
             try:
-                claimed = self.claim_once()
+                claimed = self.claim_once(due) if due else 0
             except Exception as exc:  # a failed pass is retried on the next one
                 log.warning("claim pass failed", error=str(exc))
                 claimed = 0
             if claimed:
-                continue  # there may be more: claim again at once
-            specs = self._queues()
-            interval = min((s.polling_interval_sec for s in specs), default=1.0)
-            self._wake.wait(interval * random.uniform(*self.POLL_JITTER))
+                self.wake(None)  # there may be more: claim again at once
+                continue
+            next_poll = min((self._next_poll.get(s.name, 0.0) for s in specs), default=self._clock() + 1.0)
+            self._wake.wait(max(0.0, next_poll - self._clock()))
 
 
 class QueueListener:

@@ -12,11 +12,13 @@ calling ``on_rejoined`` when it has.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from sysdb.logs import get_logger
@@ -65,10 +67,12 @@ class Membership:
         info: MemberInfo,
         workflow_names: Callable[[], list[str]],
         member_timeout_sec: float,
+        queue_limits: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._db = db
         self.info = info
         self._workflow_names = workflow_names
+        self._queue_limits = queue_limits
         self.member_timeout_sec = member_timeout_sec
         self.epoch: int | None = None
 
@@ -100,6 +104,8 @@ class Membership:
                 "application_name": info.application_name,
                 "application_version": info.application_version,
                 "queues": list(info.queues) if info.queues is not None else None,
+                # The limits of the queues it declares, so `pgfleet status` can show them.
+                "queue_limits": json.dumps(self._queue_limits()) if self._queue_limits else None,
                 "workflow_names": self._workflow_names(),
                 "member_timeout_sec": self.member_timeout_sec,
                 "replace_epoch": replace_epoch,
@@ -151,6 +157,10 @@ class Heartbeat:
         """How long heartbeats may fail before this member stops executing: the member timeout
         less a margin of one interval, so it stops before anyone can declare it dead."""
         return max(self.interval_sec, self._membership.member_timeout_sec - self.interval_sec)
+
+    def seconds_since_success(self) -> float:
+        """How long ago the last heartbeat succeeded (for the heartbeat-age metric)."""
+        return self._clock() - self._last_ok
 
     def start(self) -> None:
         self._thread.start()

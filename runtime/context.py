@@ -50,6 +50,9 @@ class WorkflowContext:
     queue_name: str | None = None
     # The executor generation this execution started under (see Executor.abandon_all).
     generation: int = 0
+    # The executor running it: calls made inside the workflow go to it, even while DBOS.destroy()
+    # is draining and the global instance is being torn down.
+    executor: Any = None
     in_transaction: bool = False
 
     def next_function_id(self) -> int:

@@ -145,10 +145,12 @@ class DBOS(metaclass=_DBOSMeta):
         every connection, so a new ``DBOS(config=...)`` can be launched."""
         with cls._lock:
             instance = cls._instance
-            cls._instance = None
             if instance is not None and instance._executor is not None:
+                # Stop the executor first: workflows finishing within the grace period still
+                # need it (and the instance) to record their steps.
                 instance._executor.destroy(workflow_completion_timeout_sec)
                 instance._executor = None
+            cls._instance = None
             if destroy_registry:
                 registry.clear()
                 queue_registry.clear()
@@ -163,6 +165,9 @@ class DBOS(metaclass=_DBOSMeta):
 
     @classmethod
     def _executor_or_raise(cls, what: str) -> Executor:
+        ctx = current_workflow()
+        if ctx is not None and ctx.executor is not None:
+            return ctx.executor  # inside a workflow: the executor that runs it
         instance = cls._instance
         if instance is None or instance._executor is None:
             raise DBOSNotLaunchedError(what)

@@ -24,7 +24,7 @@ from typing import Any
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url
 from sysdb.errors import DatabaseUnavailableError, DeduplicatedError, InvalidDatabaseUrlError, SchemaTooNewError
 
-from . import logs
+from . import logs, metrics
 from .config import ResolvedConfig
 from .context import (
     WorkflowContext,
@@ -295,6 +295,7 @@ class Executor:
             executor_id=self.executor_id,
             owner_epoch=epoch,
             generation=self.generation,
+            executor=self,
             authenticated_user=user,
             authenticated_roles=roles,
             assumed_role=options.assumed_role,
@@ -379,6 +380,7 @@ class Executor:
                 local.error = exc
                 self._finish(ctx, "ERROR", error=serialize_exception(exc))
                 local.recorded = True
+                metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
                 raise
             try:
                 output = serialize(result, what=f"the result of workflow {entry.name!r}")
@@ -390,6 +392,7 @@ class Executor:
             local.value = result
             self._finish(ctx, "SUCCESS", output=output)
             local.recorded = True
+            metrics.WORKFLOWS_FINISHED.labels("SUCCESS").inc()
             return result
         finally:
             leave_workflow(token)
@@ -572,6 +575,7 @@ class Executor:
         """Run queued workflows this executor just claimed (each row is fenced to us)."""
         for row in rows:
             workflow_id = row["workflow_uuid"]
+            metrics.CLAIMS.labels(row["queue_name"]).inc()
             entry = registry.workflow(row["name"])
             bound = _resolve_bound(entry, row) if entry is not None else _MISSING
             if entry is None or bound is _MISSING:
@@ -706,6 +710,7 @@ class Executor:
             executor_id=self.executor_id,
             owner_epoch=owner_epoch,
             generation=self.generation,
+            executor=self,
             recorded=self.db.load_step_outputs(workflow_id) if load_steps else None,
             queue_name=row.get("queue_name"),
             authenticated_user=row["authenticated_user"],

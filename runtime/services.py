@@ -19,6 +19,7 @@ from cluster.sweeper import LeaderDuties, take_over_member
 
 from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
 
+from . import metrics
 from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, queue_registry
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["ClusterServices"]
 
 log = get_logger("pgfleet.runtime")
+
+# The internal queue's poll backstop; its work normally arrives with a NOTIFY.
+INTERNAL_QUEUE_POLL_SEC = 5.0
 
 
 class ClusterServices:
@@ -52,6 +56,7 @@ class ClusterServices:
             ),
             workflow_names,
             config.member_timeout_sec,
+            queue_limits=self._queue_limits,
         )
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
@@ -83,7 +88,8 @@ class ClusterServices:
             if config.use_listen_notify
             else None
         )
-        self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, 1.0)
+        # The internal queue is woken by NOTIFY (client resumes, scheduled ticks): poll it slowly.
+        self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, INTERNAL_QUEUE_POLL_SEC)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -130,6 +136,17 @@ class ClusterServices:
 
     # -- callbacks ---------------------------------------------------------------------------
 
+    def _queue_limits(self) -> dict[str, Any]:
+        return {
+            spec.name: {
+                "concurrency": spec.concurrency,
+                "worker_concurrency": spec.worker_concurrency,
+                "rate_limit": list(spec.rate_limit) if spec.rate_limit else None,
+                "partitioned": spec.partitioned,
+            }
+            for spec in self._queue_specs()
+        }
+
     def _queue_specs(self) -> list[QueueSpec]:
         served = self.executor.config.queues
         return [self._internal_queue] + [
@@ -150,12 +167,13 @@ class ClusterServices:
             self._queue_work_changed(INTERNAL_QUEUE_NAME)
 
     def _queue_work_changed(self, queue_name: str) -> None:
-        self.claimer.wake()  # this process's claimer at once, without a round trip
+        self.claimer.wake(queue_name)  # this process's claimer at once, without a round trip
         if self.executor.config.use_listen_notify:
             self.notifier.notify(queue_name)  # and the rest of the fleet
 
     def _work_moved(self, rows: list[dict[str, Any]]) -> None:
         """After a takeover: wake the queues that got work back and the members that got some."""
+        metrics.TAKEOVERS.inc(sum(1 for r in rows if "workflow_uuid" in r))
         for queue_name in {r["queue_name"] for r in rows if r.get("queue_name")}:
             self._queue_work_changed(queue_name)
         for executor_id in {r["to_executor_id"] for r in rows if r.get("to_executor_id")}:
@@ -172,7 +190,7 @@ class ClusterServices:
             if payload[len(ASSIGNMENT_PAYLOAD_PREFIX):] == self.executor.executor_id:
                 self.assignments.wake()
             return
-        self.claimer.wake()
+        self.claimer.wake(payload or None)  # the payload names the queue ("" after a reconnect: all)
 
     def _lost(self, reason: str) -> None:
         """Declared dead or cut off: stop executing and claiming until we rejoin."""
@@ -189,4 +207,4 @@ class ClusterServices:
             self.leader.paused.clear()
             self.claimer.paused.clear()
             self.assignments.paused.clear()
-            self.claimer.wake()
+            self.claimer.wake(None)

@@ -25,6 +25,7 @@ from tenacity import (
 
 from sysdb import OwnershipLostError, now_ms
 
+from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_error
@@ -59,6 +60,7 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
         return replay_recorded(ctx, function_id, step.name, recorded)
 
     started = now_ms()
+    clock = time.perf_counter()
     ctx.step_id = function_id
     try:
         value = _call_with_retries(executor, step, args, kwargs)
@@ -66,6 +68,7 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
         raise
     except Exception as exc:
         executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        _observe("error", clock)
         raise
     finally:
         ctx.step_id = None
@@ -74,9 +77,16 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     except DBOSSerializationError as exc:
         # Recorded as the step's outcome so that a replay fails the same way.
         executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        _observe("error", clock)
         raise
     executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
+    _observe("success", clock)
     return value
+
+
+def _observe(outcome: str, started: float) -> None:
+    metrics.STEPS.labels(outcome).inc()
+    metrics.STEP_SECONDS.observe(time.perf_counter() - started)
 
 
 def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -1,4 +1,4 @@
--- Claim up to the free budget of a queue for this executor, in priority then age order.
+-- Claim up to the free budget of a queue for this executor, in priority then enqueue order.
 -- Runs right after lock_queue_for_claim in the same transaction, so its snapshot includes every
 -- claim committed before ours. The budget is the smallest of: what was asked for, the global
 -- concurrency left, this executor's worker concurrency left, and the rate limiter's starts left
@@ -29,15 +29,17 @@ picked AS (
       AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
       AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s))
       AND name = ANY(%(workflow_names)s)
-    ORDER BY priority, created_at
+      -- as DBOS: a workflow pinned to an application version runs only on that version
+      AND (application_version IS NULL OR application_version = %(application_version)s)
+    ORDER BY priority, created_at, enqueue_seq NULLS LAST
     LIMIT (SELECT n FROM budget)
     FOR UPDATE SKIP LOCKED
 )
 UPDATE dbos.workflow_status AS w
 SET status = 'PENDING',
     executor_id = %(executor_id)s,
+    application_version = %(application_version)s,
     owner_epoch = nextval('dbos.pgfleet_epoch_seq'),
-    application_version = coalesce(w.application_version, %(application_version)s),
     started_at_epoch_ms = %(now_ms)s,
     updated_at = %(now_ms)s,
     rate_limited = %(rate_limited)s,

@@ -8,10 +8,10 @@ WITH lease AS (
 tick AS (
     INSERT INTO dbos.workflow_status (
         workflow_uuid, status, name, queue_name, inputs, serialization, created_at, updated_at,
-        recovery_attempts, priority, application_name
+        recovery_attempts, priority, application_name, enqueue_seq
     )
     SELECT %(workflow_id)s, 'ENQUEUED', %(workflow_name)s, %(queue_name)s, %(inputs)s, %(serialization)s,
-           %(now_ms)s, %(now_ms)s, 0, 0, NULL
+           %(now_ms)s, %(now_ms)s, 0, 0, NULL, nextval('dbos.pgfleet_enqueue_seq')
     FROM lease
     ON CONFLICT (workflow_uuid) DO NOTHING
     RETURNING workflow_uuid

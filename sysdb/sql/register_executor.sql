@@ -4,10 +4,10 @@
 -- No row returned: another live process holds this executor id.
 INSERT INTO dbos.pgfleet_executors AS e (
     executor_id, epoch, host, pid, supervisor_id, application_name, application_version,
-    queues, workflow_names, started_at, last_heartbeat, status
+    queues, queue_limits, workflow_names, started_at, last_heartbeat, status
 ) VALUES (
     %(executor_id)s, nextval('dbos.pgfleet_member_epoch_seq'), %(host)s, %(pid)s, %(supervisor_id)s,
-    %(application_name)s, %(application_version)s, %(queues)s, %(workflow_names)s, now(), now(), 'active'
+    %(application_name)s, %(application_version)s, %(queues)s, %(queue_limits)s, %(workflow_names)s, now(), now(), 'active'
 )
 ON CONFLICT (executor_id) DO UPDATE
 SET epoch = EXCLUDED.epoch,
@@ -17,6 +17,7 @@ SET epoch = EXCLUDED.epoch,
     application_name = EXCLUDED.application_name,
     application_version = EXCLUDED.application_version,
     queues = EXCLUDED.queues,
+    queue_limits = EXCLUDED.queue_limits,
     workflow_names = EXCLUDED.workflow_names,
     started_at = now(),
     last_heartbeat = now(),

@@ -1,0 +1,187 @@
+"""`pgfleet supervise` with real processes: spawn, replace, fence, drain, die together."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from conftest import REPO_ROOT
+from runtime import DBOSClient
+
+APP = str(REPO_ROOT / "tests" / "apps" / "supervised_app.py")
+FAST = {"PGFLEET_HEARTBEAT": "0.25", "PGFLEET_MEMBER_TIMEOUT": "1.5"}
+
+# Run a supervisor whose restart timings are shortened for the test (a deterministic hook:
+# the module constants), through the same entry point as `pgfleet supervise`.
+RUN = """
+import sys
+import cluster.supervisor as s
+s.BACKOFF_BASE_SEC = 0.1
+s.BACKOFF_MAX_SEC = 0.4
+s.CRASH_LOOP_RESTARTS = 3
+from cluster.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Node:
+    """A supervisor process for one node name."""
+
+    def __init__(self, url, ledger, name, *extra, env=None):
+        self.url = url
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "PGFLEET_TEST_LEDGER": str(ledger),
+            "PGFLEET_SYSTEM_DATABASE_URL": url,
+            **(env or {}),
+        }
+        config = ledger.parent / f"{name}.toml"
+        config.write_text('heartbeat_interval_sec = 0.25\nmember_timeout_sec = 1.5\n')
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RUN, "supervise", APP, "--name", name, "--grace", "3", "--config", str(config), *extra],
+            cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def members(self, db):
+        return {r[0]: r[1:] for r in db.execute(
+            "SELECT executor_id, pid, epoch, status, supervisor_id FROM dbos.pgfleet_executors WHERE status = 'active'"
+        )}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def nodes():
+    started = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+def worker_pids(db, prefix):
+    return {r[0]: r[1] for r in db.execute(
+        "SELECT executor_id, pid FROM dbos.pgfleet_executors WHERE status = 'active' AND executor_id LIKE %s", (prefix + "-%",)
+    )}
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of someone else counts as dead
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def enqueue_jobs(url, n, steps=4):
+    client = DBOSClient(system_database_url=url)
+    try:
+        return [client.enqueue({"workflow_name": "supervised_job", "queue_name": "jobs", "workflow_id": f"job-{i}"}, f"job-{i}", steps)
+                for i in range(n)]
+    finally:
+        client.destroy()
+
+
+def test_workers_register_get_replaced_and_their_work_finishes(sys_url, db, tmp_path, nodes):
+    node = Node(sys_url, tmp_path / "ledger", "nodea", "--workers", "2")
+    nodes.append(node)
+    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "nodea")), 30, "two workers")
+    assert set(pids) == {"nodea-0", "nodea-1"}
+    supervisor_ids = {r[0] for r in db.execute("SELECT supervisor_id FROM dbos.pgfleet_executors")}
+    assert len(supervisor_ids) == 1 and next(iter(supervisor_ids)).startswith("nodea@")
+
+    enqueue_jobs(sys_url, 6)
+    wait_until(lambda: (tmp_path / "ledger").exists() and len((tmp_path / "ledger").read_text().splitlines()) >= 4, 20, "work")
+    killed = pids["nodea-0"]
+    os.kill(killed, signal.SIGKILL)
+    # Replaced at once: same executor id, new pid, new epoch.
+    replaced = wait_until(lambda: (lambda p: p if p.get("nodea-0") not in (None, killed) else None)(worker_pids(db, "nodea")), 15, "replacement")
+    assert replaced["nodea-0"] != killed
+    wait_until(
+        lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name='jobs' AND status='SUCCESS'").fetchone()[0] == 6,
+        40, "all jobs",
+    )
+    slots = db.execute("SELECT slots FROM dbos.pgfleet_supervisors").fetchone()[0]
+    assert [s["restarts"] for s in sorted(slots, key=lambda s: s["slot"])] == [1, 0]
+    assert "SIGKILL" in slots[0]["last_exit"] or "SIGKILL" in slots[1]["last_exit"]
+    # No position of any job was recorded twice, and every job has all its steps.
+    assert db.execute(
+        "SELECT count(*) FROM dbos.operation_outputs o JOIN dbos.workflow_status w USING (workflow_uuid) WHERE w.queue_name='jobs'"
+    ).fetchone()[0] == 6 * 4
+
+
+def test_sigterm_drains_and_exits_zero(sys_url, db, tmp_path, nodes):
+    node = Node(sys_url, tmp_path / "ledger", "drainer", "--workers", "1")
+    nodes.append(node)
+    wait_until(lambda: worker_pids(db, "drainer"), 30, "a worker")
+    enqueue_jobs(sys_url, 2, steps=3)
+    wait_until(lambda: (tmp_path / "ledger").exists(), 20, "work started")
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(30) == 0
+    # Drained: in-flight jobs finished within the grace period, or were handed back.
+    rows = db.execute("SELECT status, error FROM dbos.workflow_status WHERE queue_name='jobs'").fetchall()
+    import base64, pickle
+    assert {r[0] for r in rows} <= {"SUCCESS", "ENQUEUED"}, [(r[0], r[1] and pickle.loads(base64.b64decode(r[1]))) for r in rows]
+    assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id='drainer-0'").fetchone()[0] == "dead"
+    assert db.execute("SELECT state FROM dbos.pgfleet_supervisors").fetchone()[0] == "stopped"
+
+
+def test_children_die_with_a_sigkilled_supervisor_and_names_are_exclusive(sys_url, db, tmp_path, nodes):
+    node = Node(sys_url, tmp_path / "ledger", "lonely", "--workers", "2")
+    nodes.append(node)
+    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "lonely")), 30, "two workers")
+
+    twin = Node(sys_url, tmp_path / "ledger", "lonely")
+    nodes.append(twin)
+    assert twin.proc.wait(30) != 0
+    assert "already runs on this host" in twin.proc.stderr.read()
+
+    node.proc.kill()
+    node.proc.wait(10)
+    wait_until(lambda: not any(pid_alive(p) for p in pids.values()), 10, "workers to die with their supervisor")
+
+
+def test_crash_looping_slot_is_reported_and_a_hung_boot_is_killed(sys_url, db, tmp_path, nodes):
+    broken = Node(sys_url, tmp_path / "ledger", "broken", env={"PGFLEET_TEST_BREAK": "import"})
+    nodes.append(broken)
+    slots = wait_until(
+        lambda: (lambda r: r[0] if r and r[0][0]["state"] == "crash_loop" else None)(
+            db.execute("SELECT slots FROM dbos.pgfleet_supervisors WHERE name='broken'").fetchone()
+        ),
+        60, "the slot to be reported crash-looping",
+    )
+    assert slots[0]["restarts"] >= 3 and "exit code" in slots[0]["last_exit"]
+
+    hung = Node(sys_url, tmp_path / "ledger", "hung", "--boot-deadline", "2", env={"PGFLEET_TEST_BREAK": "hang"})
+    nodes.append(hung)
+    slot = wait_until(
+        lambda: (lambda r: r[0][0] if r and r[0][0]["last_exit"] else None)(
+            db.execute("SELECT slots FROM dbos.pgfleet_supervisors WHERE name='hung'").fetchone()
+        ),
+        30, "the hung worker to be killed",
+    )
+    assert "SIGKILL" in slot["last_exit"]
