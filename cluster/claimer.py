@@ -40,6 +40,7 @@ class QueueSpec:
     rate_limit: tuple[int, float] | None
     partitioned: bool
     polling_interval_sec: float
+    priority_enabled: bool = False
 
 
 class QueueClaimer:

@@ -321,6 +321,7 @@ def _status(args: argparse.Namespace) -> int:
         "members": members,
         "queues": queues,
         "recent_takeovers": status.recent_takeovers,
+        "supervisors": status.supervisors,
     }
     if args.json:
         _emit(args, payload, None)
@@ -349,6 +350,18 @@ def _status(args: argparse.Namespace) -> int:
                 ],
             )
         )
+    if status.supervisors:
+        lines += ["", f"supervisors: {len(status.supervisors)}", _table(
+            ["SUPERVISOR", "PID", "STATE", "LAST SEEN", "SLOTS"],
+            [
+                [
+                    s["supervisor_id"], s["pid"], s["state"], f"{s['last_seen_age_sec']:.1f}s ago",
+                    " ".join(f"{slot['slot']}:{slot['state']}" + (f"(restarts {slot['restarts']}, last {slot['last_exit']})" if slot["restarts"] else "")
+                             for slot in s["slots"]),
+                ]
+                for s in status.supervisors
+            ],
+        )]
     lines += ["", "queues:", _queues_table(queues)]
     lines += ["", f"recent takeovers: {len(status.recent_takeovers)}"]
     if status.recent_takeovers:

@@ -21,6 +21,7 @@ class FleetStatus:
     leader: dict[str, Any] | None = None
     queues: list[dict[str, Any]] = field(default_factory=list)
     recent_takeovers: list[dict[str, Any]] = field(default_factory=list)
+    supervisors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def leader_term(self) -> int | None:
@@ -31,7 +32,7 @@ class FleetStatus:
 
 
 def fleet_status(db: SystemDatabase, *, takeovers: int = 20) -> FleetStatus:
-    """Read the fleet's state (four short queries)."""
+    """Read the fleet's state (five short queries)."""
     leader_rows = db.execute("get_leader")
     leader = leader_rows[0] if leader_rows else None
     members = db.execute("fleet_members")
@@ -45,4 +46,5 @@ def fleet_status(db: SystemDatabase, *, takeovers: int = 20) -> FleetStatus:
         leader=leader,
         queues=db.execute("fleet_queue_counts"),
         recent_takeovers=db.execute("recent_takeovers", {"limit": takeovers}),
+        supervisors=db.execute("list_supervisors"),
     )

@@ -239,6 +239,8 @@ class Supervisor:
         try:
             rows = self._db.execute("get_executor", {"executor_id": slot.executor_id, "member_timeout_sec": 0})
             if not rows or rows[0]["pid"] != pid or rows[0]["status"] == "dead":
+                log.info("nothing to fence: the worker never registered or already left", executor_id=slot.executor_id,
+                         registered_pid=rows[0]["pid"] if rows else None, status=rows[0]["status"] if rows else None)
                 return
             epoch = rows[0]["epoch"]
             self._db.execute("set_executor_status", {"executor_id": slot.executor_id, "epoch": epoch, "status": "dead"})

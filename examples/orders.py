@@ -1,9 +1,15 @@
-"""The seed's order workflow, runnable as is: ``python examples/orders.py``.
+"""The seed's order workflow, runnable two ways.
 
-With no database URL configured it starts (or joins) the embedded Postgres in ``./.pgfleet``.
-Run it twice: orders already processed return their recorded result without charging again.
-Kill it while it runs (Ctrl-C or ``kill -9``) and start it again: unfinished orders resume
-from their first unfinished step.
+As a fleet (the main job)::
+
+    pgfleet supervise examples/orders.py --workers 2      # workers claim orders from the queue
+    python examples/place_orders.py 40                    # in another terminal: feed it work
+
+As a plain program: ``python examples/orders.py`` processes five orders in this process.
+
+With no database URL configured both start (or join) the embedded Postgres in ``./.pgfleet``.
+Kill a worker (``kill -9 <pid>`` from ``pgfleet status``) and watch its orders move: the
+supervisor replaces it, and its unfinished orders resume from their first unfinished step.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from runtime import DBOS, SetWorkflowID
+from runtime import DBOS, Queue, SetWorkflowID
+
+# Orders are processed in the background, at most ten at a time across the whole fleet.
+order_queue = Queue("orders", concurrency=10)
 
 
 @DBOS.workflow()
@@ -26,34 +35,41 @@ def process_order(order_id: str):
     ship_order(order_id)
     DBOS.logger.info("order processed", order_id=order_id)
     return {"order_id": order_id, "status": "completed", "charged": payment_result["charged"],
-            "reserved": inventory_result["reserved"]}
+            "reserved": inventory_result["reserved"], "executor": DBOS.get_context().executor_id}
 
 
 @DBOS.step()
 def charge_payment(order_id: str):
     # Call payment processor
-    print(f"  charging payment for {order_id}")
+    print(f"  charging payment for {order_id}", flush=True)
     return {"charged": True}
 
 
 @DBOS.step()
 def reserve_inventory(order_id: str):
     # Reserve items
-    print(f"  reserving inventory for {order_id}")
-    time.sleep(0.2)  # long enough to kill the program in the middle of an order
+    print(f"  reserving inventory for {order_id}", flush=True)
+    time.sleep(float(os.environ.get("ORDERS_STEP_SECONDS", "1.0")))  # time enough to kill a worker mid-order
     return {"reserved": True}
 
 
 @DBOS.step()
 def ship_order(order_id: str):
     # Trigger shipping
-    print(f"  shipping {order_id}")
+    print(f"  shipping {order_id}", flush=True)
+
+
+@DBOS.workflow()
+def process_batch(orders):
+    # The seed's queue example, as written.
+    handles = [order_queue.enqueue(process_order, o) for o in orders]
+    return [h.get_result() for h in handles]
 
 
 def main() -> None:
-    DBOS(config={"name": "orders", "system_database_url": os.environ.get("PGFLEET_SYSTEM_DATABASE_URL")})
+    DBOS(config={"name": "orders"})
     DBOS.launch()
-    print(f"executor {DBOS.executor_id} on the system database")
+    print(f"executor {DBOS.executor_id}")
     for n in range(1, 6):
         order_id = f"order-{n}"
         print(f"{order_id}:")
@@ -62,6 +78,8 @@ def main() -> None:
         print(f"  -> {result}")
     steps = DBOS.list_workflow_steps("order-1")
     print("checkpoints of order-1:", [(s.function_id, s.function_name.rsplit('.', 1)[-1]) for s in steps])
+    with SetWorkflowID("batch-1"):
+        print("batch through the queue:", [r["order_id"] for r in process_batch([f"batch-order-{i}" for i in range(5)])])
     DBOS.destroy()
 
 

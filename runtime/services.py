@@ -143,6 +143,7 @@ class ClusterServices:
                 "worker_concurrency": spec.worker_concurrency,
                 "rate_limit": list(spec.rate_limit) if spec.rate_limit else None,
                 "partitioned": spec.partitioned,
+                "priority_enabled": spec.priority_enabled,
             }
             for spec in self._queue_specs()
         }
@@ -157,6 +158,7 @@ class ClusterServices:
                 rate_limit=q.rate_limit,
                 partitioned=q.partition_queue,
                 polling_interval_sec=q.polling_interval_sec,
+                priority_enabled=q.priority_enabled,
             )
             for q in queue_registry.all()
             if (served is None or q.name in served) and q.name != INTERNAL_QUEUE_NAME

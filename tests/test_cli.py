@@ -289,7 +289,13 @@ def test_queue_list_counts_and_limits(sys_url, db, capsys, tmp_path, monkeypatch
         client.enqueue({"workflow_name": "nobody_runs_this", "queue_name": "cli-idle", "delay_seconds": 600})
     finally:
         client.destroy()
-    db.execute("INSERT INTO dbos.queues (name, concurrency, rate_limit_max, rate_limit_period_sec) VALUES ('cli-limited', 3, 10, 60)")
+    # Limits come from what live members declared in code (recorded when they register).
+    db.execute(
+        "INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, status, queue_limits) VALUES "
+        "('cli-member', 1, 'h', 1, 'active', %s)",
+        ('{"cli-limited": {"concurrency": 3, "worker_concurrency": null, "rate_limit": [10, 60.0], '
+         '"partitioned": false, "priority_enabled": false}}',),
+    )
 
     code, queues = run_json(capsys, "queue", "list", "--database-url", sys_url)
     assert code == 0
@@ -298,7 +304,8 @@ def test_queue_list_counts_and_limits(sys_url, db, capsys, tmp_path, monkeypatch
     code, out, _ = run(capsys, "queue", "list", "--database-url", sys_url)
     assert code == 0 and "concurrency=3 rate=10/60.0s" in out
     code, status = run_json(capsys, "status", "--database-url", sys_url)
-    assert code == 0 and status["queues"] == queues and status["leader_term"] is None and status["members"] == []
+    assert code == 0 and status["queues"] == queues and status["leader_term"] is None
+    assert [m["executor_id"] for m in status["members"]] == ["cli-member"]
     # The URL may also come from a config file (over the environment) or the environment alone.
     monkeypatch.setenv("PGFLEET_SYSTEM_DATABASE_URL", f"postgresql://u@127.0.0.1:{free_port()}/x")
     config = write(tmp_path, "read.toml", f'system_database_url = "{sys_url}"\n')
