@@ -647,7 +647,9 @@ class Executor:
             "authenticated_user": user,
             "assumed_role": options.assumed_role,
             "authenticated_roles": json.dumps(roles) if roles else None,
-            "application_version": options.app_version or self.application_version,
+            # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
+            # work enqueued under the code hash would be stranded by the next deploy.
+            "application_version": options.app_version or self.config.application_version,
             "application_id": "",
             "application_name": self.config.name,
             "queue_name": queue.name,

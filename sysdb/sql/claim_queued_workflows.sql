@@ -38,7 +38,6 @@ picked AS (
 UPDATE dbos.workflow_status AS w
 SET status = 'PENDING',
     executor_id = %(executor_id)s,
-    application_version = %(application_version)s,
     owner_epoch = nextval('dbos.pgfleet_epoch_seq'),
     started_at_epoch_ms = %(now_ms)s,
     updated_at = %(now_ms)s,
