@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .errors import DBOSSerializationError
 from .serialization import deserialize, deserialize_args, deserialize_exception
 
 __all__ = ["WorkflowStatus", "WorkflowStatusString", "StepInfo", "status_from_row", "step_from_row"]
@@ -87,12 +88,28 @@ def _roles(text: str | None) -> list[str] | None:
     return value if isinstance(value, list) else [str(value)]
 
 
+def _safe(decode: Any, raw: str | None, what: str, workflow_id: str) -> Any:
+    """Decode a stored value; one this process cannot decode (its class is not importable
+    here, say) is returned as the stored text with a warning, as DBOS does, so one odd row
+    never breaks a whole listing."""
+    if raw is None:
+        return None
+    try:
+        return decode()
+    except DBOSSerializationError as exc:
+        from .logs import logger
+
+        logger.warning("cannot decode a stored value; returning its raw text", what=what, status_workflow_id=workflow_id, error=str(exc))
+        return raw
+
+
 def status_from_row(row: dict[str, Any], *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
     """Build a ``WorkflowStatus`` from a ``workflow_status`` row."""
+    fmt, workflow_id = row.get("serialization"), row["workflow_uuid"]
     inputs = None
     if load_input and row.get("inputs"):
-        args, kwargs = deserialize_args(row["inputs"], row.get("serialization"))
-        inputs = {"args": args, "kwargs": kwargs}
+        decoded = _safe(lambda: deserialize_args(row["inputs"], fmt), row["inputs"], "inputs", workflow_id)
+        inputs = {"args": decoded[0], "kwargs": decoded[1]} if isinstance(decoded, tuple) else decoded
     return WorkflowStatus(
         workflow_id=row["workflow_uuid"],
         status=row["status"],
@@ -103,8 +120,10 @@ def status_from_row(row: dict[str, Any], *, load_input: bool = True, load_output
         assumed_role=row.get("assumed_role"),
         authenticated_roles=_roles(row.get("authenticated_roles")),
         input=inputs,
-        output=deserialize(row.get("output"), row.get("serialization"), what="workflow output") if load_output else None,
-        error=deserialize_exception(row["error"], row.get("serialization")) if load_output and row.get("error") else None,
+        output=_safe(lambda: deserialize(row["output"], fmt, what="workflow output"), row.get("output"), "output", workflow_id)
+        if load_output else None,
+        error=_safe(lambda: deserialize_exception(row["error"], fmt), row.get("error"), "error", workflow_id)
+        if load_output else None,
         created_at=row.get("created_at"),
         updated_at=row.get("updated_at"),
         queue_name=row.get("queue_name"),

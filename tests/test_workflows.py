@@ -418,3 +418,20 @@ def test_replay_with_a_different_step_raises_unexpected_step_error(dbos, db):
         handle.get_result()
     message = str(info.value)
     assert "refund" in message and "charge" in message and "step 1" in message
+
+
+def test_listing_survives_a_row_it_cannot_decode(dbos, db):
+    @DBOS.workflow()
+    def fine():
+        return "ok"
+
+    with SetWorkflowID("fine"):
+        fine()
+    # A result pickled by another program whose class does not exist here.
+    db.execute(
+        "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, output, serialization) VALUES "
+        "('alien', 'SUCCESS', 'elsewhere', 'gASVEgAAAAAAAACMBmFsaWVuc5SMBUFsaWVulJOUKYGULg==', 'py_pickle')"
+    )
+    listed = {w.workflow_id: w.output for w in DBOS.list_workflows()}
+    assert listed["fine"] == "ok"
+    assert listed["alien"] == "gASVEgAAAAAAAACMBmFsaWVuc5SMBUFsaWVulJOUKYGULg=="  # the raw text
