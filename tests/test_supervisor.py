@@ -185,3 +185,32 @@ def test_crash_looping_slot_is_reported_and_a_hung_boot_is_killed(sys_url, db, t
         30, "the hung worker to be killed",
     )
     assert "SIGKILL" in slot["last_exit"]
+
+
+def test_workers_serve_prometheus_metrics(sys_url, db, tmp_path, nodes):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = Node(sys_url, tmp_path / "ledger", "metered", "--workers", "1", "--metrics-port", str(port))
+    nodes.append(node)
+    wait_until(lambda: worker_pids(db, "metered"), 30, "a worker")
+    enqueue_jobs(sys_url, 2, steps=2)
+    wait_until(
+        lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name='jobs' AND status='SUCCESS'").fetchone()[0] == 2,
+        30, "the jobs",
+    )
+
+    def scrape():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    text = scrape()
+    assert 'pgfleet_queue_claims_total{queue="jobs"} 2.0' in text
+    assert 'pgfleet_workflows_finished_total{status="SUCCESS"} 2.0' in text
+    assert 'pgfleet_steps_total{outcome="success"} 4.0' in text
+    assert "pgfleet_step_duration_seconds_count 4.0" in text
+    assert "pgfleet_heartbeat_age_seconds" in text
+    assert "pgfleet_leader_term" in text
