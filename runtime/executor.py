@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url
+from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
 from sysdb.errors import DatabaseUnavailableError, DeduplicatedError, InvalidDatabaseUrlError, SchemaTooNewError
 
 from . import logs, metrics
@@ -113,6 +113,8 @@ class Executor:
         self.executor_id = config.executor_id
         self.stop_event = threading.Event()
         self.sysdb: SystemDatabase | None = None
+        # The application database of @DBOS.transaction functions, when it is not the system one.
+        self.app_db: SystemDatabase | None = None
         self.application_version: str = config.application_version or ""
         self._local: dict[str, _LocalRun] = {}
         self._threads: set[threading.Thread] = set()
@@ -145,8 +147,20 @@ class Executor:
                 prepare_statements=self.config.prepare_statements,
             )
             self.sysdb.open()
+            app_url = self.config.application_database_url
+            if app_url and validate_url(app_url) != url:
+                self.app_db = SystemDatabase(
+                    app_url,
+                    pool_size=self.config.sys_db_pool_size,
+                    application_name=f"pgfleet-app:{self.executor_id}"[:63],
+                    retry_timeout_sec=self.config.database_retry_timeout_sec,
+                    prepare_statements=self.config.prepare_statements,
+                )
+                self.app_db.open(run_migrations=False, application_schema=True)
         except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:
-            self.sysdb = None
+            if self.sysdb is not None:
+                self.sysdb.close()
+            self.sysdb = self.app_db = None
             raise DBOSDatabaseUnavailableError(str(exc)) from exc
         if not self.application_version:
             self.application_version = registry.code_version()
@@ -175,6 +189,8 @@ class Executor:
             thread.join(5.0)
         if self.sysdb is not None:
             self.sysdb.close()
+        if self.app_db is not None:
+            self.app_db.close()
         logs.set_executor_id(None)
 
     @property

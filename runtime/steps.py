@@ -30,7 +30,7 @@ from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_error
 from .registry import RegisteredStep
-from .serialization import PORTABLE_JSON, serialize, serialize_exception
+from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, serialize, serialize_exception
 
 __all__ = ["run_step", "run_transaction", "durable_sleep", "durable_wake_time", "SLEEP_FUNCTION_NAME"]
 
@@ -170,19 +170,29 @@ def durable_wake_time(executor: Executor, ctx: WorkflowContext, function_id: int
 def run_transaction(
     executor: Executor, step: RegisteredStep, isolation_level: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """Run (or replay) a ``@DBOS.transaction``: the body and its checkpoint commit together in
-    one transaction of the system database, so its effects happen exactly once."""
+    """Run (or replay) a ``@DBOS.transaction`` exactly once.
+
+    On the system database, the body and its fenced checkpoint commit in one transaction. On a
+    separate application database, the body commits with a row in its
+    ``dbos.transaction_outputs`` (whose primary key admits one writer per position), and the
+    checkpoint follows; a replay that finds the row there adopts it instead of running again.
+    """
     ctx = _active_workflow()
+    database = executor.app_db or executor.db
     if ctx is None:
-        with executor.db.transaction(isolation_level) as conn:
+        with database.transaction(isolation_level) as conn:
             return _with_session(ctx, conn, step, args, kwargs)
     executor.check_running(ctx)
     function_id = ctx.next_function_id()
     recorded = ctx.recorded_step(function_id)
     if recorded is not None:
         return replay_recorded(ctx, function_id, step.name, recorded)
-
     started = now_ms()
+    if executor.app_db is not None:
+        committed = _committed_output(executor, ctx, function_id)
+        if committed is not None:
+            return _adopt(executor, ctx, function_id, step, committed, started)
+
     # Serialization failures are the database asking us to try again: do so, with backoff.
     for attempt in Retrying(
         retry=retry_if_exception_type(psycopg.errors.SerializationFailure),
@@ -192,31 +202,58 @@ def run_transaction(
     ):
         with attempt:
             try:
-                with executor.db.transaction(isolation_level) as conn:
+                with database.transaction(isolation_level) as conn:
                     value = _with_session(ctx, conn, step, args, kwargs)
                     output = serialize(value, what=f"the result of transaction {step.name!r}")
-                    executor.db.record_step_output(
-                        workflow_id=ctx.workflow_id,
-                        executor_id=ctx.executor_id,
-                        owner_epoch=ctx.owner_epoch,
-                        function_id=function_id,
-                        function_name=step.name,
-                        output=output,
-                        error=None,
-                        serialization="py_pickle",
-                        started_at_ms=started,
-                        connection=conn,
-                    )
-                    return value
+                    executor.check_owned(ctx)
+                    if executor.app_db is None:
+                        executor.db.record_step_output(
+                            workflow_id=ctx.workflow_id,
+                            executor_id=ctx.executor_id,
+                            owner_epoch=ctx.owner_epoch,
+                            function_id=function_id,
+                            function_name=step.name,
+                            output=output,
+                            error=None,
+                            serialization=SERIALIZATION_FORMAT,
+                            started_at_ms=started,
+                            connection=conn,
+                        )
+                    else:
+                        database.execute_on(conn, "record_transaction_output", {
+                            "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
+                            "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
+                        })
             except OwnershipLostError as exc:
                 raise stale_token_error(exc) from None
+            except psycopg.errors.UniqueViolation:
+                # Another execution committed this position first: its effects count, not ours.
+                committed = _committed_output(executor, ctx, function_id)
+                assert committed is not None
+                return _adopt(executor, ctx, function_id, step, committed, started)
             except (psycopg.errors.SerializationFailure, *_CONTROL_ERRORS):
                 raise
             except Exception as exc:
                 # The transaction rolled back; its failure is the step's recorded outcome.
                 executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    if executor.app_db is not None:
+        executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
+    return value
+
+
+def _committed_output(executor: Executor, ctx: WorkflowContext, function_id: int) -> dict[str, Any] | None:
+    assert executor.app_db is not None
+    rows = executor.app_db.execute("get_transaction_output", {"workflow_id": ctx.workflow_id, "function_id": function_id})
+    return rows[0] if rows else None
+
+
+def _adopt(executor: Executor, ctx: WorkflowContext, function_id: int, step: RegisteredStep, committed: dict[str, Any], started: int) -> Any:
+    """Checkpoint (and return) a transaction output that an earlier execution committed."""
+    recorded = {"function_name": committed["function_name"], "output": committed["output"], "error": None, "serialization": SERIALIZATION_FORMAT}
+    value = replay_recorded(ctx, function_id, step.name, recorded)
+    executor.checkpoint(ctx, function_id, step.name, output=committed["output"], started_at_ms=started)
+    return value
 
 
 def _with_session(ctx: WorkflowContext | None, conn: Any, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

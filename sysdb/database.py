@@ -38,7 +38,7 @@ from .errors import (
     NoSuchWorkflowError,
     OwnershipLostError,
 )
-from .migrate import ensure_database_exists, migrate
+from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .statements import statement
 from .urls import describe_url
 
@@ -117,13 +117,20 @@ class SystemDatabase:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self, *, run_migrations: bool = True) -> None:
-        """Create and migrate the database if needed, then open the pool."""
+    def open(self, *, run_migrations: bool = True, application_schema: bool = False) -> None:
+        """Create and migrate the database if needed, then open the pool.
+
+        With ``application_schema`` this is an application database: only the table of
+        ``@DBOS.transaction`` outputs is created in it.
+        """
         try:
-            if run_migrations:
+            if run_migrations or application_schema:
                 self._with_retries(lambda: ensure_database_exists(self.url))
                 with self.connect() as conn:
-                    migrate(conn)
+                    if application_schema:
+                        ensure_application_schema(conn)
+                    else:
+                        migrate(conn)
             self._pool.open(wait=True, timeout=self.retry_timeout_sec)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailableError(
@@ -192,6 +199,12 @@ class SystemDatabase:
                 return cur.fetchall() if cur.description else []
 
         return self._with_retries(run)
+
+    @staticmethod
+    def execute_on(conn: psycopg.Connection, name: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run a named statement on a connection the caller holds (inside its transaction)."""
+        cur = conn.execute(statement(name), params)
+        return cur.fetchall() if cur.description else []
 
     def execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import SchemaTooNewError
 
-__all__ = ["Migration", "MIGRATIONS", "LATEST_VERSION", "migrate", "ensure_database_exists"]
+__all__ = ["Migration", "MIGRATIONS", "LATEST_VERSION", "migrate", "ensure_database_exists", "ensure_application_schema"]
 
 log = get_logger("pgfleet.sysdb")
 
@@ -139,3 +139,12 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+def ensure_application_schema(conn: psycopg.Connection) -> None:
+    """Create ``dbos.transaction_outputs`` in an application database (idempotent; serialised
+    by a transaction-scoped advisory lock so simultaneous launches do not collide)."""
+    text = resources.files(__package__).joinpath("app_migrations", "transaction_outputs.sql").read_text("utf-8")
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute(text.encode())

@@ -435,3 +435,47 @@ def test_listing_survives_a_row_it_cannot_decode(dbos, db):
     listed = {w.workflow_id: w.output for w in DBOS.list_workflows()}
     assert listed["fine"] == "ok"
     assert listed["alien"] == "gASVEgAAAAAAAACMBmFsaWVuc5SMBUFsaWVulJOUKYGULg=="  # the raw text
+
+
+def test_transactions_on_a_separate_application_database(sys_url, pg_server_url):
+    """With application_database_url, a transaction commits its effects with its output in the
+    application database; a replay that finds the output there does not run it again."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    app_name = f"pgfleet_app_{int(time.time() * 1000)}"
+    app_url = make_conninfo(pg_server_url, dbname=app_name)
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "t", "system_database_url": sys_url, "application_database_url": app_url, "executor_id": "tx"})
+    DBOS.launch()
+    try:
+        with psycopg.connect(app_url, autocommit=True) as app:
+            app.execute("CREATE TABLE public.items (name text)")
+        runs = []
+
+        @DBOS.transaction()
+        def add_item(name):
+            runs.append(name)
+            DBOS.sql_session.execute("INSERT INTO public.items VALUES (%s)", (name,))
+            return DBOS.sql_session.execute("SELECT count(*) AS n FROM public.items").fetchone()["n"]
+
+        @DBOS.workflow()
+        def adding():
+            return add_item("apple")
+
+        with SetWorkflowID("app-tx"):
+            assert adding() == 1
+        with psycopg.connect(app_url, autocommit=True) as app, psycopg.connect(sys_url, autocommit=True) as sysconn:
+            assert app.execute("SELECT function_name FROM dbos.transaction_outputs WHERE workflow_uuid='app-tx'").fetchone()[0].endswith("add_item")
+            # Lose the system-database checkpoint, as if the process died right after the commit.
+            sysconn.execute("DELETE FROM dbos.operation_outputs WHERE workflow_uuid='app-tx'")
+            sysconn.execute("UPDATE dbos.workflow_status SET status='CANCELLED' WHERE workflow_uuid='app-tx'")
+            DBOS.resume_workflow("app-tx").get_result()
+            assert app.execute("SELECT count(*) FROM public.items").fetchone()[0] == 1
+            assert runs == ["apple"]
+            assert sysconn.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='app-tx'").fetchone()[0] == 1
+    finally:
+        DBOS.destroy(destroy_registry=True)
+        with psycopg.connect(pg_server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(app_name)))
