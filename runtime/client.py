@@ -18,11 +18,11 @@ from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
 from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
-from .executor import RESULT_POLL_FIRST_INTERVAL_SEC, RESULT_POLL_MAX_INTERVAL_SEC, decode_outcome
+from .executor import await_outcome
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import INTERNAL_QUEUE_NAME
 from .serialization import SERIALIZATION_FORMAT, serialize_args
-from .status import TERMINAL_STATUSES, StepInfo, WorkflowStatus, step_from_row
+from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflows_admin import cancel_workflow, list_workflows
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
@@ -86,20 +86,7 @@ class DBOSClient:
 
     def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any:
         """Poll until the workflow finishes; return its result or raise its error."""
-        import time
-
-        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
-        interval = RESULT_POLL_FIRST_INTERVAL_SEC
-        while True:
-            row = self._db.get_workflow_outcome(workflow_id)
-            if row is None:
-                raise DBOSNonExistentWorkflowError(workflow_id)
-            if row["status"] in TERMINAL_STATUSES:
-                return decode_outcome(workflow_id, row)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
-            self._stop.wait(interval)
-            interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+        return await_outcome(self._db, workflow_id, timeout_sec, self._stop)
 
     # -- the API -------------------------------------------------------------------------------
 

@@ -59,12 +59,16 @@ from .serialization import (
 )
 from .status import TERMINAL_STATUSES
 
-__all__ = ["Executor", "ExecutorShutdown", "DEFAULT_MAX_RECOVERY_ATTEMPTS"]
+__all__ = ["Executor", "ExecutorShutdown", "DEFAULT_MAX_RECOVERY_ATTEMPTS", "NOT_RECORDED", "await_outcome"]
 
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
 # Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
 RESULT_POLL_MAX_INTERVAL_SEC = 0.5
 RESULT_POLL_FIRST_INTERVAL_SEC = 0.005
+
+
+# What Executor.begin_operation returns for an operation that has no recorded outcome yet.
+NOT_RECORDED: Any = object()
 
 
 class ExecutorShutdown(BaseException):
@@ -103,6 +107,41 @@ def decode_outcome(workflow_id: str, row: dict[str, Any]) -> Any:
     if status == "CANCELLED":
         raise DBOSAwaitedWorkflowCancelledError(workflow_id)
     raise DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(workflow_id)
+
+
+def await_outcome(
+    db: SystemDatabase,
+    workflow_id: str,
+    timeout_sec: float | None,
+    stop: threading.Event,
+    local_run: Callable[[str], _LocalRun | None] | None = None,
+) -> Any:
+    """Wait for a workflow to finish, wherever it runs; return its result or raise its error.
+
+    A workflow running in this process is awaited in memory (``local_run``); otherwise its
+    status row is polled, backing off from 5 ms to 0.5 s. Raises :class:`TimeoutError` after
+    ``timeout_sec`` and :class:`ExecutorShutdown` when ``stop`` is set.
+    """
+    deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+    interval = RESULT_POLL_FIRST_INTERVAL_SEC
+    while True:
+        local = local_run(workflow_id) if local_run is not None else None
+        if local is not None:
+            local.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if local.done.is_set() and local.recorded:
+                if local.error is not None:
+                    raise local.error
+                return local.value
+        row = db.get_workflow_outcome(workflow_id)
+        if row is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        if row["status"] in TERMINAL_STATUSES:
+            return decode_outcome(workflow_id, row)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+        if stop.wait(interval):
+            raise ExecutorShutdown()
+        interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
 
 
 class Executor:
@@ -468,17 +507,29 @@ class Executor:
         except OwnershipLostError as exc:
             raise stale_token_error(exc) from None
 
+    def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
+        """Take the workflow's next step position for ``function_name``.
+
+        Returns ``(function_id, recorded)``: on replay the recorded output (a recorded error is
+        raised, a different recorded name raises ``DBOSUnexpectedStepError``); on a first
+        execution ``NOT_RECORDED``.
+        """
+        self.check_running(ctx)
+        function_id = ctx.next_function_id()
+        recorded = ctx.recorded_step(function_id)
+        if recorded is None:
+            return function_id, NOT_RECORDED
+        return function_id, replay_recorded(ctx, function_id, function_name, recorded)
+
     def recorded_call(self, function_name: str, thunk: Callable[[], Any]) -> Any:
         """Run ``thunk`` as a checkpointed operation when called inside a workflow (DBOS records
         introspection calls such as ``DBOS.getStatus`` so replays see the same answer)."""
         ctx = current_workflow()
         if ctx is None or ctx.in_step:
             return thunk()
-        self.check_running(ctx)
-        function_id = ctx.next_function_id()
-        recorded = ctx.recorded_step(function_id)
-        if recorded is not None:
-            return replay_recorded(ctx, function_id, function_name, recorded)
+        function_id, recorded = self.begin_operation(ctx, function_name)
+        if recorded is not NOT_RECORDED:
+            return recorded
         started = now_ms()
         value = thunk()
         self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started)
@@ -488,11 +539,9 @@ class Executor:
 
     def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any:
         """``get_result`` inside a workflow: a ``DBOS.getResult`` step recording the outcome."""
-        self.check_running(parent)
-        function_id = parent.next_function_id()
-        recorded = parent.recorded_step(function_id)
-        if recorded is not None:
-            return replay_recorded(parent, function_id, "DBOS.getResult", recorded)
+        function_id, recorded = self.begin_operation(parent, "DBOS.getResult")
+        if recorded is not NOT_RECORDED:
+            return recorded
         started = now_ms()
         try:
             value = self.wait_result(workflow_id)
@@ -508,26 +557,7 @@ class Executor:
 
     def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any:
         """Block until the workflow finishes; return its result or raise its error."""
-        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
-        interval = RESULT_POLL_FIRST_INTERVAL_SEC
-        while True:
-            local = self._local.get(workflow_id)
-            if local is not None:
-                local.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if local.done.is_set() and local.recorded:
-                    if local.error is not None:
-                        raise local.error
-                    return local.value
-            row = self.db.get_workflow_outcome(workflow_id)
-            if row is None:
-                raise DBOSNonExistentWorkflowError(workflow_id)
-            if row["status"] in TERMINAL_STATUSES:
-                return decode_outcome(workflow_id, row)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
-            if self.stop_event.wait(interval):
-                raise ExecutorShutdown()
-            interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+        return await_outcome(self.db, workflow_id, timeout_sec, self.stop_event, self._local.get)
 
     # -- recovery -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from sysdb.errors import NoSuchWorkflowError, OwnershipLostError
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
-from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_error
+from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded, stale_token_error
 from .notifications import hub
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .steps import durable_wake_time
@@ -65,13 +65,9 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
     }
     parent_step = None
     if ctx is not None:
-        executor.check_running(ctx)
-        function_id = ctx.next_function_id()
-        recorded = ctx.recorded_step(function_id)
-        if recorded is not None:
-            replay_recorded(ctx, function_id, "DBOS.send", recorded)
+        function_id, recorded = executor.begin_operation(ctx, "DBOS.send")
+        if recorded is not NOT_RECORDED:
             return
-        executor.check_owned(ctx)
         params["message_uuid"] = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
         parent_step = _step(ctx, function_id, "DBOS.send", now_ms())
     try:
@@ -123,13 +119,9 @@ def set_event(executor: Executor, key: str, value: Any) -> None:
     ctx = _workflow_for("DBOS.set_event")
     if ctx is None:
         raise DBOSException("DBOS.set_event must be called from inside a workflow")
-    executor.check_running(ctx)
-    function_id = ctx.next_function_id()
-    recorded = ctx.recorded_step(function_id)
-    if recorded is not None:
-        replay_recorded(ctx, function_id, "DBOS.setEvent", recorded)
+    function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
+    if recorded is not NOT_RECORDED:
         return
-    executor.check_owned(ctx)
     params = {
         "workflow_id": ctx.workflow_id,
         "key": key,

@@ -28,7 +28,7 @@ from sysdb import OwnershipLostError, now_ms
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
-from .executor import Executor, ExecutorShutdown, replay_recorded, stale_token_error
+from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded, stale_token_error
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, serialize, serialize_exception
 
@@ -53,12 +53,9 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     ctx = _active_workflow()
     if ctx is None:
         return step.func(*args, **kwargs)
-    executor.check_running(ctx)
-    function_id = ctx.next_function_id()
-    recorded = ctx.recorded_step(function_id)
-    if recorded is not None:
-        return replay_recorded(ctx, function_id, step.name, recorded)
-
+    function_id, recorded = executor.begin_operation(ctx, step.name)
+    if recorded is not NOT_RECORDED:
+        return recorded
     started = now_ms()
     clock = time.perf_counter()
     ctx.step_id = function_id
@@ -182,11 +179,9 @@ def run_transaction(
     if ctx is None:
         with database.transaction(isolation_level) as conn:
             return _with_session(ctx, conn, step, args, kwargs)
-    executor.check_running(ctx)
-    function_id = ctx.next_function_id()
-    recorded = ctx.recorded_step(function_id)
-    if recorded is not None:
-        return replay_recorded(ctx, function_id, step.name, recorded)
+    function_id, recorded = executor.begin_operation(ctx, step.name)
+    if recorded is not NOT_RECORDED:
+        return recorded
     started = now_ms()
     if executor.app_db is not None:
         committed = _committed_output(executor, ctx, function_id)
