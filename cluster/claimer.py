@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sysdb.logs import get_logger
 
-from sysdb import SystemDatabase
+from sysdb import SystemDatabase, now_ms
 from sysdb.listener import NotificationConnection
 
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
@@ -115,7 +115,7 @@ class QueueClaimer:
         names = self._workflow_names()
         waiting = {
             row["queue_name"]
-            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
+            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs], "now_ms": now_ms()})
         }
         claimed = 0
         for spec in specs:
@@ -241,9 +241,10 @@ class QueueListener:
 class ThrottledNotifier:
     """Sends NOTIFY for a queue at most once per ``MIN_INTERVAL_SEC`` (NOTIFY takes a global
     lock at commit), and never drops the last one: a notify that falls inside the window is
-    sent when the window ends."""
+    sent when the window ends. The window is short: it only has to stop a burst of enqueues
+    from becoming a burst of NOTIFYs, and every millisecond of it is wake-up latency."""
 
-    MIN_INTERVAL_SEC = 0.1
+    MIN_INTERVAL_SEC = 0.01
 
     def __init__(self, db: SystemDatabase) -> None:
         self._db = db

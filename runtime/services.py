@@ -136,6 +136,10 @@ class ClusterServices:
 
     # -- callbacks ---------------------------------------------------------------------------
 
+    def _serves(self, queue_name: str) -> bool:
+        served = self.executor.config.queues
+        return queue_name == INTERNAL_QUEUE_NAME or served is None or queue_name in served
+
     def _queue_limits(self) -> dict[str, Any]:
         return {
             spec.name: {
@@ -169,7 +173,8 @@ class ClusterServices:
             self._queue_work_changed(INTERNAL_QUEUE_NAME)
 
     def _queue_work_changed(self, queue_name: str) -> None:
-        self.claimer.wake(queue_name)  # this process's claimer at once, without a round trip
+        if self._serves(queue_name):
+            self.claimer.wake(queue_name)  # this process's claimer at once, without a round trip
         if self.executor.config.use_listen_notify:
             self.notifier.notify(queue_name)  # and the rest of the fleet
 

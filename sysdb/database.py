@@ -485,10 +485,12 @@ class SystemDatabase:
         values = {"now_ms": now_ms(), **params}
 
         def run() -> bool:
-            with self._pool.connection() as conn, conn.transaction():
-                if parent_step is not None:
+            with self._pool.connection() as conn:
+                if parent_step is None:  # one statement: no transaction around it
+                    return bool(conn.execute(statement("enqueue_workflow"), values).fetchall())
+                with conn.transaction():
                     self.record_step_output(**parent_step, connection=conn)
-                return bool(conn.execute(statement("enqueue_workflow"), values).fetchall())
+                    return bool(conn.execute(statement("enqueue_workflow"), values).fetchall())
 
         try:
             return self._with_retries(run)

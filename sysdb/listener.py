@@ -32,10 +32,8 @@ class NotificationConnection:
 
     def is_listening(self) -> bool:
         """False when a subscription vanished (it dies silently with its session)."""
-        return all(
-            (row := self._conn.execute(statement("check_listening"), {"channel": channel}).fetchone()) and row["listening"]
-            for channel in self.channels
-        )
+        row = self._conn.execute(statement("check_listening"), {"channels": list(self.channels)}).fetchone()
+        return bool(row and row["listening"])
 
     def close(self) -> None:
         self._conn.close()

@@ -1,2 +1,3 @@
--- Is this listener connection still subscribed? (LISTEN dies silently with its connection.)
-SELECT %(channel)s = ANY(ARRAY(SELECT pg_listening_channels())) AS listening
+-- Is this listener connection still subscribed to all its channels? (LISTEN dies silently
+-- with its session.)
+SELECT %(channels)s::text[] <@ ARRAY(SELECT pg_listening_channels()) AS listening

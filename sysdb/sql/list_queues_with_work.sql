@@ -1,6 +1,13 @@
--- Which of these queues have work waiting: one cheap statement per idle poll, so an executor
--- with idle queues costs the database almost nothing.
-SELECT DISTINCT queue_name
-FROM dbos.workflow_status
-WHERE queue_name = ANY(%(queue_names)s)
-  AND status IN ('ENQUEUED', 'DELAYED')
+-- Which of these queues have work that can start now: one cheap statement per idle poll. Each
+-- probe is an index lookup (the partial indexes on ENQUEUED and on DELAYED rows), however long
+-- the history; delayed work that is not due yet does not count.
+SELECT q AS queue_name
+FROM unnest(%(queue_names)s::text[]) AS q
+WHERE EXISTS (
+        SELECT 1 FROM dbos.workflow_status w
+        WHERE w.queue_name = q AND w.status = 'ENQUEUED'
+    )
+   OR EXISTS (
+        SELECT 1 FROM dbos.workflow_status w
+        WHERE w.queue_name = q AND w.status = 'DELAYED' AND w.delay_until_epoch_ms <= %(now_ms)s
+    )
