@@ -28,7 +28,7 @@ class AssignmentPoller:
     """Runs the workflows assigned to this executor by takeovers."""
 
     # The backstop poll, for a NOTIFY that was lost (listener down, poll-only mode).
-    POLL_INTERVAL_SEC = 5.0
+    POLL_INTERVAL_SEC = 15.0
 
     def __init__(
         self,

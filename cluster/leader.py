@@ -63,6 +63,8 @@ class LeaderElector:
         self.term: int | None = None
         self._trusted_until = 0.0
         self._has_lock = False
+        # A follower that saw a valid lease does not campaign before it can have expired.
+        self._quiet_until = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pgfleet-leader", daemon=True)
         self.paused = threading.Event()  # set while this member must not lead (membership lost)
@@ -84,6 +86,7 @@ class LeaderElector:
     def step_down(self, reason: str) -> None:
         """Give up the lease and the lock (best effort: the lease expires by itself anyway)."""
         term, self.term = self.term, None
+        self._quiet_until = 0.0
         self._trusted_until = 0.0
         if term is not None:
             log.info("leader stepping down", term=term, reason=reason)
@@ -122,9 +125,15 @@ class LeaderElector:
 
     def _campaign(self) -> None:
         epoch = self._executor_epoch()
-        if epoch is None:
+        if epoch is None or self._clock() < self._quiet_until:
             return
         if not self._has_lock:
+            lease = self._session.execute("get_leader")
+            if lease and lease[0]["valid"] and lease[0]["executor_id"] != self._executor_id:
+                # Someone leads: look again when their lease could have run out (one cheap
+                # read per lease period instead of two statements every tick).
+                self._quiet_until = self._clock() + lease[0]["remaining_sec"]
+                return
             rows = self._session.execute("try_leader_lock", {"lock_key": LEADER_LOCK_KEY})
             self._has_lock = bool(rows and rows[0]["locked"])
             if not self._has_lock:

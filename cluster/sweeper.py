@@ -15,6 +15,7 @@ on the leader's lease and term.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,11 @@ log = get_logger("pgfleet.cluster")
 # Workflows moved per statement: large enough to empty a member quickly, small enough that a
 # batch's row locks are held only briefly.
 TAKEOVER_BATCH_SIZE = 200
+# Declaring silent members dead runs every leader tick (it bounds takeover latency); the rest
+# of the housekeeping runs this often, or at once after a member was declared dead. Claimers
+# start due delayed workflows themselves and owners enforce their own deadlines at every
+# step, so these are backstops.
+HOUSEKEEPING_INTERVAL_SEC = 5.0
 
 
 def take_over_member(
@@ -79,17 +85,23 @@ class LeaderDuties:
         member_timeout_sec: float,
         on_moved: Callable[[list[dict[str, Any]]], None],
         extra_duties: list[Callable[[int], None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._extra_duties = list(extra_duties or [])
+        self._clock = clock
+        self._next_housekeeping = 0.0
         self._executor_id = executor_id
         self._member_timeout_sec = member_timeout_sec
         self._on_moved = on_moved
 
     def __call__(self, term: int) -> None:
-        self.sweep_dead_members(term)
-        self.promote_delayed(term)
-        self.cancel_past_deadline(term)
+        newly_dead = self.declare_dead_members(term)
+        if newly_dead or self._clock() >= self._next_housekeeping:
+            self._next_housekeeping = self._clock() + HOUSEKEEPING_INTERVAL_SEC
+            self.take_over_dead_members(term)
+            self.promote_delayed(term)
+            self.cancel_past_deadline(term)
         for duty in self._extra_duties:  # e.g. the runtime's scheduled-workflow ticks
             duty(term)
 
@@ -99,11 +111,19 @@ class LeaderDuties:
             {"term": term, "executor_id": self._executor_id, "action": action, "detail": json.dumps(detail)},
         )
 
-    def sweep_dead_members(self, term: int) -> int:
-        fenced = {"term": term, "leader_id": self._executor_id}
-        for row in self._db.execute("mark_dead_members", {**fenced, "member_timeout_sec": self._member_timeout_sec}):
+    def declare_dead_members(self, term: int) -> int:
+        """Mark members silent for the member timeout dead; returns how many."""
+        rows = self._db.execute(
+            "mark_dead_members",
+            {"term": term, "leader_id": self._executor_id, "member_timeout_sec": self._member_timeout_sec},
+        )
+        for row in rows:
             log.warning("member declared dead", dead_executor_id=row["executor_id"], epoch=row["epoch"])
             self._log(term, "declare_dead", {"executor_id": row["executor_id"], "epoch": row["epoch"]})
+        return len(rows)
+
+    def take_over_dead_members(self, term: int) -> int:
+        """Move the PENDING workflows of every dead member that still has some."""
         total = 0
         for member in self._db.execute("list_dead_members_with_work"):
             moved = take_over_member(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
 from .serialization import SERIALIZATION_FORMAT, serialize_args
 
-__all__ = ["Schedule", "schedules", "add_schedule", "declare_schedules", "enqueue_due_ticks", "MAX_CATCH_UP_SEC"]
+__all__ = ["Schedule", "ScheduleTicker", "schedules", "add_schedule", "declare_schedules", "enqueue_due_ticks", "MAX_CATCH_UP_SEC"]
 
 log = get_logger("pgfleet.runtime")
 
@@ -47,6 +48,8 @@ class Schedule:
 
 schedules: dict[str, Schedule] = {}
 _lock = threading.Lock()
+# Bumped whenever this process declares schedules, so its ticker re-reads them at once.
+_declared_version = 0
 
 
 def add_schedule(workflow_name: str, cron: str) -> None:
@@ -60,12 +63,14 @@ def add_schedule(workflow_name: str, cron: str) -> None:
 
 def declare_schedules(db: SystemDatabase, can_run: Callable[[str], bool]) -> None:
     """Write this process's schedules to the database (at launch)."""
+    global _declared_version
     for schedule in list(schedules.values()):
         if can_run(schedule.workflow_name):
             db.execute(
                 "upsert_schedule",
                 {"schedule_name": schedule.workflow_name, "workflow_name": schedule.workflow_name, "cron": schedule.cron, "now_ms": now_ms()},
             )
+    _declared_version += 1
 
 
 def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) -> list[datetime.datetime]:
@@ -79,12 +84,16 @@ def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) ->
     return ticks
 
 
-def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str) -> int:
-    """The leader's duty: enqueue every schedule's due ticks, fenced by its lease."""
+def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[dict[str, Any]] | None = None) -> int:
+    """The leader's duty: enqueue every schedule's due ticks, fenced by its lease.
+
+    ``rows`` are the schedules (read from the database when not given); each row's
+    ``last_tick_epoch_ms`` is advanced in place as ticks are enqueued.
+    """
     now = datetime.datetime.now(datetime.timezone.utc)
     floor = now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC)
     enqueued = 0
-    for row in db.execute("list_schedules"):
+    for row in db.execute("list_schedules") if rows is None else rows:
         last = row["last_tick_epoch_ms"]
         after = datetime.datetime.fromtimestamp(last / 1000, datetime.timezone.utc) if last else now
         for tick in _due_ticks(row["cron"], max(after, floor), now):
@@ -107,6 +116,34 @@ def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str) -> int:
             if not result:
                 return enqueued  # the lease is gone: stop at once
             enqueued += result[0]["enqueued"]
+            row["last_tick_epoch_ms"] = int(tick.timestamp() * 1000)
     if enqueued:
         log.info("enqueued scheduled workflow ticks", count=enqueued, term=term)
     return enqueued
+
+
+class ScheduleTicker:
+    """The leader's scheduled-workflow duty, cheap when idle: the schedules are re-read every
+    ``REFRESH_SEC`` (new ones appear within that), and a statement is sent only for due ticks."""
+
+    REFRESH_SEC = 10.0
+
+    def __init__(self, db: SystemDatabase, leader_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._db = db
+        self._leader_id = leader_id
+        self._clock = clock
+        self._rows: list[dict[str, Any]] = []
+        self._next_refresh = 0.0
+        self._term: int | None = None
+        self._version = -1
+
+    def __call__(self, term: int) -> int:
+        if term != self._term or self._version != _declared_version or self._clock() >= self._next_refresh:
+            self._version = _declared_version
+            # A new term may follow another leader's ticks: start from the database's view.
+            self._rows = self._db.execute("list_schedules")
+            self._next_refresh = self._clock() + self.REFRESH_SEC
+            self._term = term
+        if not self._rows:
+            return 0
+        return enqueue_due_ticks(self._db, term, self._leader_id, self._rows)

@@ -24,7 +24,7 @@ from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, queue_registry
 from .registry import registry
-from .scheduler import enqueue_due_ticks
+from .scheduler import ScheduleTicker
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -60,6 +60,7 @@ class ClusterServices:
         )
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
+        self._ticker = ScheduleTicker(db, executor.executor_id)
         self.claimer = QueueClaimer(
             db,
             executor.executor_id,
@@ -169,7 +170,7 @@ class ClusterServices:
         ]
 
     def _enqueue_scheduled_ticks(self, term: int) -> None:
-        if enqueue_due_ticks(self.executor.db, term, self.executor.executor_id):
+        if self._ticker(term):
             self._queue_work_changed(INTERNAL_QUEUE_NAME)
 
     def _queue_work_changed(self, queue_name: str) -> None:
