@@ -14,16 +14,17 @@ from typing import Any, TypedDict
 
 from cluster.claimer import QUEUE_CHANNEL
 from sysdb import SystemDatabase, now_ms, resolve_system_database_url
-from sysdb.errors import DeduplicatedError, SystemDatabaseError
+from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 
 from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .executor import await_outcome
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import INTERNAL_QUEUE_NAME
-from .serialization import SERIALIZATION_FORMAT, serialize_args
+from .messages import NULL_TOPIC
+from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
 from .status import StepInfo, WorkflowStatus, step_from_row
-from .workflows_admin import cancel_workflow, list_workflows
+from .workflows_admin import cancel_workflow, fork_workflow, list_workflows
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
 
@@ -166,6 +167,39 @@ class DBOSClient:
             raise DBOSNonExistentWorkflowError(workflow_id)
         self._db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
         return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+
+    def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
+        """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
+        return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))  # type: ignore[arg-type]
+
+    def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
+        """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""
+        try:
+            self._db.send_message({
+                "destination_id": destination_id,
+                "topic": topic or NULL_TOPIC,
+                "message": serialize(message, what="the message"),
+                "serialization": SERIALIZATION_FORMAT,
+                "message_uuid": idempotency_key or str(uuid.uuid4()),
+            })
+        except NoSuchWorkflowError:
+            raise DBOSNonExistentWorkflowError(destination_id) from None
+
+    def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+        """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""
+        import time
+
+        deadline = time.monotonic() + timeout_seconds
+        interval = 0.01
+        while True:
+            row = self._db.get_event(workflow_id, key)
+            if row is not None:
+                return deserialize(row["value"], row["serialization"], what=f"event {key!r}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._stop.wait(min(interval, remaining))
+            interval = min(interval * 2, 0.5)
 
     def destroy(self) -> None:
         """Close the client's connections."""

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from . import logs, messages, scheduler
 from .config import DBOSConfig, ResolvedConfig, resolve_config
-from .context import DBOSContext, current_workflow, sql_session
+from .context import DBOSContext, current_workflow, sql_session, take_start_options
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
@@ -33,7 +33,7 @@ from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .services import ClusterServices
 from .queues import Queue, queue_registry
 from .steps import durable_sleep, run_step, run_transaction
-from .workflows_admin import cancel_workflow, list_workflows, resume_workflow
+from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
 
 __all__ = ["DBOS"]
 
@@ -436,6 +436,19 @@ class DBOS(metaclass=_DBOSMeta):
         from cluster.status import fleet_status
 
         return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
+
+    @classmethod
+    def fork_workflow(cls, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
+        """Run a copy of a workflow from ``start_step``: earlier steps keep their recorded
+        results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
+        gives) and runs on any executor that has the function."""
+        executor = cls._executor_or_raise("DBOS.fork_workflow")
+        new_id = take_start_options().workflow_id
+
+        def fork() -> str:
+            return fork_workflow(executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version)
+
+        return WorkflowHandle(executor, executor.recorded_call("DBOS.forkWorkflow", fork))
 
     # -- inside workflows ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from .status import WorkflowStatus, status_from_row
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["list_workflows", "cancel_workflow", "resume_workflow"]
+__all__ = ["list_workflows", "cancel_workflow", "resume_workflow", "fork_workflow"]
 
 _COLUMNS = (
     "workflow_uuid, status, name, class_name, config_name, authenticated_user, assumed_role, "
@@ -121,3 +121,41 @@ def resume_workflow(executor: "Executor", workflow_id: str) -> None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         return  # it finished: nothing to resume
     executor.resume_owned(workflow_id, rows[0]["owner_epoch"])
+
+
+def fork_workflow(
+    db: SystemDatabase,
+    workflow_id: str,
+    start_step: int,
+    *,
+    new_workflow_id: str | None = None,
+    application_version: str | None = None,
+) -> str:
+    """Start a copy of a workflow that reuses its recorded steps before ``start_step`` and runs
+    the rest again (on any executor, through the internal queue). Returns the new id."""
+    import uuid
+
+    from cluster.claimer import QUEUE_CHANNEL
+
+    from .queues import INTERNAL_QUEUE_NAME
+
+    if not isinstance(start_step, int) or start_step < 1:
+        raise DBOSException(f"start_step must be a step number >= 1, got {start_step!r}")
+    new_id = new_workflow_id or str(uuid.uuid4())
+    rows = db.execute(
+        "fork_workflow",
+        {
+            "workflow_id": workflow_id,
+            "new_workflow_id": new_id,
+            "start_step": start_step,
+            "queue_name": INTERNAL_QUEUE_NAME,
+            "application_version": application_version,
+            "now_ms": now_ms(),
+        },
+    )
+    if not rows:
+        if db.get_workflow_status(workflow_id) is None:
+            raise DBOSNonExistentWorkflowError(workflow_id)
+        raise DBOSException(f"cannot fork {workflow_id!r} as {new_id!r}: a workflow with that id exists")
+    db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+    return new_id

@@ -124,3 +124,19 @@ def test_start_workflow_of_a_plain_function(dbos):
 
     with pytest.raises(DBOSException, match="not a workflow"):
         DBOS.start_workflow(not_a_workflow)
+
+
+def test_a_live_executor_id_cannot_be_taken_by_another_process(dbos, sys_url):
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    script = (
+        "import sys\nfrom runtime import DBOS\n"
+        "DBOS(config={'name': 'twin', 'system_database_url': sys.argv[1], 'executor_id': 'test-executor'})\n"
+        "DBOS.launch()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, sys_url], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "executor id 'test-executor' is in use by a live process" in out.stderr

@@ -73,3 +73,38 @@ def test_client_cancel_and_resume_through_the_internal_queue(dbos, sys_url, db):
         assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='resumable'").fetchone()[0] == 2
     finally:
         client.destroy()
+
+
+def test_fork_reuses_earlier_steps_and_client_messages(dbos, sys_url, db):
+    ran = []
+
+    @DBOS.step()
+    def numbered(i):
+        ran.append(i)
+        return i * 10
+
+    @DBOS.workflow(name="forkable")
+    def forkable():
+        DBOS.set_event("stage", "started")
+        extra = DBOS.recv("go", timeout_seconds=10)
+        return [numbered(i) for i in range(3)] + [extra]
+
+    with SetWorkflowID("original"):
+        handle = DBOS.start_workflow(forkable)
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        assert client.get_event("original", "stage", timeout_seconds=5) == "started"
+        client.send("original", "hello", "go")
+        assert handle.get_result() == [0, 10, 20, "hello"]
+        assert ran == [0, 1, 2]
+        ran.clear()
+        # Steps 1-3 are set_event, recv and its timeout; 4-6 the numbered steps. Fork at 6:
+        # everything before it is reused, only the last numbered step runs again.
+        forked = client.fork_workflow("original", 6)
+        assert forked.get_result(timeout_seconds=10) == [0, 10, 20, "hello"]
+        assert ran == [2]
+        status = client.retrieve_workflow(forked.workflow_id).get_status()
+        assert status.forked_from == "original"
+        assert db.execute("SELECT was_forked_from FROM dbos.workflow_status WHERE workflow_uuid='original'").fetchone()[0] is True
+    finally:
+        client.destroy()
