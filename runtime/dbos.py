@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import logs, messages, scheduler
+from . import logs, messages, scheduler, streams
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session, take_start_options
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -483,6 +483,21 @@ class DBOS(metaclass=_DBOSMeta):
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, waiting up to ``timeout_seconds``."""
         return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
+
+    @classmethod
+    def write_stream(cls, key: str, value: Any) -> None:
+        """Inside a workflow (or one of its steps): append ``value`` to its stream ``key``."""
+        streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value)
+
+    @classmethod
+    def close_stream(cls, key: str) -> None:
+        """Inside a workflow: end its stream ``key``."""
+        streams.close_stream(cls._executor_or_raise("DBOS.close_stream"), key)
+
+    @classmethod
+    def read_stream(cls, workflow_id: str, key: str) -> Iterator[Any]:
+        """Yield a workflow's stream values in order until it is closed or the workflow ends."""
+        return streams.read_stream(cls._executor_or_raise("DBOS.read_stream"), workflow_id, key)
 
     @classmethod
     def get_context(cls) -> DBOSContext:

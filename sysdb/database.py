@@ -469,6 +469,21 @@ class SystemDatabase:
 
         self._with_retries(run)
 
+    def write_stream_value(self, params: Mapping[str, Any], step: Mapping[str, Any] | None = None) -> int:
+        """Append to a workflow's stream, fenced; with ``step`` (a write from the workflow body)
+        its step row commits with it. Returns the offset. Raises :class:`OwnershipLostError`."""
+
+        def run() -> list[Row]:
+            with self._pool.connection() as conn, conn.transaction():
+                if step is not None:
+                    self.record_step_output(**step, connection=conn)
+                return conn.execute(statement("write_stream_value"), params).fetchall()
+
+        rows = self._with_retries(run)
+        if not rows:
+            raise self._ownership_lost(params["workflow_id"], params["executor_id"], params["owner_epoch"])
+        return int(rows[0]["offset"])
+
     def get_event(self, workflow_id: str, key: str) -> Row | None:
         rows = self.execute("get_workflow_event", {"workflow_id": workflow_id, "key": key})
         return rows[0] if rows else None

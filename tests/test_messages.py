@@ -94,3 +94,33 @@ def test_recv_after_takeover_consumes_nothing(dbos, db):
     time.sleep(0.5)
     assert db.execute("SELECT consumed FROM dbos.notifications").fetchone()[0] is False
     assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='fenced-recv' AND function_name='DBOS.recv'").fetchone()[0] == 0
+
+
+def test_streams_are_written_once_and_read_in_order(dbos, db):
+    gate = threading.Event()
+
+    @DBOS.step()
+    def produce_in_step(i):
+        DBOS.write_stream("numbers", i * 100)
+
+    @DBOS.workflow()
+    def producer():
+        for i in range(3):
+            DBOS.write_stream("numbers", i)
+        produce_in_step(5)
+        gate.wait(10)
+        DBOS.close_stream("numbers")
+        return "produced"
+
+    with SetWorkflowID("producer"):
+        handle = DBOS.start_workflow(producer)
+    reader = DBOS.read_stream("producer", "numbers")
+    assert [next(reader) for _ in range(4)] == [0, 1, 2, 500]
+    gate.set()
+    assert list(reader) == []  # closed: the reader ends
+    assert handle.get_result() == "produced"
+    names = [s.function_name for s in DBOS.list_workflow_steps("producer")]
+    assert names.count("DBOS.writeStream") == 3 and names[-1] == "DBOS.closeStream"
+    assert db.execute("SELECT count(*) FROM dbos.streams WHERE workflow_uuid='producer'").fetchone()[0] == 5
+    with pytest.raises(DBOSException, match="inside a workflow"):
+        DBOS.write_stream("numbers", 1)

@@ -1,0 +1,93 @@
+"""Streams: a workflow publishes values under a key as it runs; readers anywhere follow them.
+
+``DBOS.write_stream`` from a workflow body is a checkpointed operation (written once, skipped on
+replay); from inside a step it belongs to the step (at least once, like the step). Every write
+is fenced on the workflow's ownership. ``DBOS.close_stream`` ends a stream; ``DBOS.read_stream``
+yields its values in order until it is closed or the workflow has finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sysdb import now_ms
+from sysdb.errors import OwnershipLostError
+
+from .context import current_workflow
+from .errors import DBOSException
+from .executor import NOT_RECORDED, Executor, stale_token_error
+from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
+from .status import TERMINAL_STATUSES
+
+__all__ = ["write_stream", "close_stream", "read_stream", "STREAM_CLOSED"]
+
+# The value that marks the end of a stream.
+STREAM_CLOSED = "__DBOS_STREAM_CLOSED__"
+# How often a reader looks for new values while the stream is open.
+READ_POLL_SEC = 0.1
+
+
+def _write(executor: Executor, key: str, payload: str, serialization: str | None, operation: str) -> None:
+    ctx = current_workflow()
+    if ctx is None or ctx.in_transaction:
+        raise DBOSException(f"{operation} must be called from inside a workflow or one of its steps")
+    params = {
+        "workflow_id": ctx.workflow_id,
+        "executor_id": ctx.executor_id,
+        "owner_epoch": ctx.owner_epoch,
+        "key": key,
+        "value": payload,
+        "serialization": serialization,
+    }
+    step = None
+    if ctx.in_step:
+        params["function_id"] = ctx.step_id
+    else:
+        function_id, recorded = executor.begin_operation(ctx, operation)
+        if recorded is not NOT_RECORDED:
+            return
+        params["function_id"] = function_id
+        step = {
+            "workflow_id": ctx.workflow_id, "executor_id": ctx.executor_id, "owner_epoch": ctx.owner_epoch,
+            "function_id": function_id, "function_name": operation, "output": None, "error": None,
+            "serialization": None, "started_at_ms": now_ms(),
+        }
+    executor.check_owned(ctx)
+    try:
+        executor.db.write_stream_value(params, step)
+    except OwnershipLostError as exc:
+        raise stale_token_error(exc) from None
+
+
+def write_stream(executor: Executor, key: str, value: Any) -> None:
+    """Append ``value`` to this workflow's stream ``key``."""
+    _write(executor, key, serialize(value, what=f"a value of stream {key!r}"), SERIALIZATION_FORMAT, "DBOS.writeStream")
+
+
+def close_stream(executor: Executor, key: str) -> None:
+    """End this workflow's stream ``key``: readers stop after its last value."""
+    _write(executor, key, STREAM_CLOSED, None, "DBOS.closeStream")
+
+
+def read_stream(executor: Executor, workflow_id: str, key: str) -> Iterator[Any]:
+    """Yield the values of a workflow's stream in order, waiting for new ones, until the stream
+    is closed or the workflow has finished."""
+    offset = 0
+    while True:
+        rows = executor.db.execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": offset})
+        for row in rows:
+            if row["value"] == STREAM_CLOSED and row["serialization"] is None:
+                return
+            yield deserialize(row["value"], row["serialization"], what=f"a value of stream {key!r}")
+            offset = row["offset"] + 1
+        if not rows:
+            outcome = executor.db.get_workflow_outcome(workflow_id)
+            if outcome is None or outcome["status"] in TERMINAL_STATUSES:
+                # Finished: read once more in case its last values landed just before.
+                if not executor.db.execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": offset}):
+                    return
+                continue
+            if executor.stop_event.wait(READ_POLL_SEC):
+                return
