@@ -367,6 +367,17 @@ class DBOS(metaclass=_DBOSMeta):
         return executor.enqueue(queue, entry, bound, tuple(args), kwargs)
 
     @classmethod
+    def listen_queues(cls, queues: list[Queue]) -> None:
+        """Serve only these queues in this process (call before ``DBOS.launch()``); the
+        ``queues`` config key does the same by name and takes precedence."""
+        if not all(isinstance(q, Queue) for q in queues):
+            raise DBOSException("DBOS.listen_queues takes a list of Queue objects")
+        instance = cls._instance
+        if instance is not None and instance._executor is not None:
+            raise DBOSException("call DBOS.listen_queues before DBOS.launch()")
+        queue_registry.listened = tuple(q.name for q in queues)
+
+    @classmethod
     def list_queued_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
         """Workflows waiting in or running from queues (ENQUEUED, DELAYED or PENDING)."""
         executor = cls._executor_or_raise("DBOS.list_queued_workflows")

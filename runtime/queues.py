@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from .errors import DBOSException
 
-__all__ = ["Queue", "QueueRateLimit", "queue_registry", "INTERNAL_QUEUE_NAME"]
+__all__ = ["Queue", "QueueRateLimit", "queue_registry", "listened_queues", "INTERNAL_QUEUE_NAME"]
 
 # DBOS's queue for workflows resumed from outside an executor; every executor serves it.
 INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
@@ -62,9 +62,17 @@ class _QueueRegistry:
     def clear(self) -> None:
         with self._lock:
             self._queues.clear()
+            self.listened = None
+
+    # Set by DBOS.listen_queues: the only queues this process serves (None: all it declares).
+    listened: tuple[str, ...] | None = None
 
 
 queue_registry = _QueueRegistry()
+
+
+def listened_queues() -> tuple[str, ...] | None:
+    return queue_registry.listened
 
 
 def _positive_int(name: str, value: Any) -> int | None:

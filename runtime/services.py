@@ -22,7 +22,7 @@ from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
 from . import metrics
 from .errors import DBOSException
 from .notifications import hub
-from .queues import INTERNAL_QUEUE_NAME, queue_registry
+from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
 from .registry import registry
 from .scheduler import ScheduleTicker
 
@@ -137,8 +137,15 @@ class ClusterServices:
 
     # -- callbacks ---------------------------------------------------------------------------
 
+    def _served(self) -> tuple[str, ...] | None:
+        """The queues this executor serves: the config's ``queues`` key, else what
+        ``DBOS.listen_queues`` named, else (None) every queue it declares."""
+        if self.executor.config.queues is not None:
+            return self.executor.config.queues
+        return listened_queues()
+
     def _serves(self, queue_name: str) -> bool:
-        served = self.executor.config.queues
+        served = self._served()
         return queue_name == INTERNAL_QUEUE_NAME or served is None or queue_name in served
 
     def _queue_limits(self) -> dict[str, Any]:
@@ -154,7 +161,7 @@ class ClusterServices:
         }
 
     def _queue_specs(self) -> list[QueueSpec]:
-        served = self.executor.config.queues
+        served = self._served()
         return [self._internal_queue] + [
             QueueSpec(
                 name=q.name,

@@ -588,3 +588,27 @@ def test_only_workflows_of_this_application_version_are_dequeued(dbos, db):
             f"a workflow enqueued for version 'some-other-version' was dequeued ({row['status']}) by "
             f"executor {row['executor_id']!r} of version {DBOS.config.application_version or 'the code hash'!r}"
         )
+
+
+def test_listen_queues_limits_what_this_process_serves(sys_url, db):
+    import time as _time
+
+    from runtime import DBOS, Queue
+
+    DBOS.destroy(destroy_registry=True)
+    served, ignored = Queue("served-q", polling_interval_sec=0.1), Queue("ignored-q", polling_interval_sec=0.1)
+
+    @DBOS.workflow(name="listen_job")
+    def job():
+        return "ran"
+
+    DBOS.listen_queues([served])
+    DBOS(config={"name": "listen", "system_database_url": sys_url, "executor_id": "listener"})
+    DBOS.launch()
+    try:
+        assert served.enqueue(job).get_result() == "ran"
+        waiting = ignored.enqueue(job)
+        _time.sleep(0.5)
+        assert waiting.get_status().status == "ENQUEUED"
+    finally:
+        DBOS.destroy(destroy_registry=True)
