@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from . import logs, messages, scheduler, streams
+from . import logs, messages, recovery, scheduler, streams
+from .enqueue import enqueue_workflow
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session, take_start_options
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
@@ -135,7 +136,7 @@ class DBOS(metaclass=_DBOSMeta):
                 raise
             instance._executor = executor
             executor.services = services
-            executor.recover_pending_workflows()
+            recovery.recover_pending_workflows(executor)
             scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
             services.start()
 
@@ -364,7 +365,7 @@ class DBOS(metaclass=_DBOSMeta):
         executor = cls._executor_or_raise(f"enqueue of workflow {entry.name!r}")
         if bound is None:
             bound, args = _split_bound(entry, args)
-        return executor.enqueue(queue, entry, bound, tuple(args), kwargs)
+        return enqueue_workflow(executor, queue, entry, bound, tuple(args), kwargs)
 
     @classmethod
     def listen_queues(cls, queues: list[Queue]) -> None:

@@ -2,8 +2,9 @@
 
 One ``Executor`` exists per launched ``DBOS``. It starts workflows (directly in the caller's
 thread, or in a thread of their own), runs their bodies with a :class:`WorkflowContext`, writes
-their final status, waits for results, and at launch recovers the workflows this executor id
-left PENDING. Steps, sleeps and transactions are in :mod:`runtime.steps`.
+their final status and waits for results. Steps, sleeps and transactions are in
+:mod:`runtime.steps`; recovery, claimed and assigned work in :mod:`runtime.recovery`; enqueueing
+in :mod:`runtime.enqueue`.
 
 Every write on behalf of a running workflow carries its fencing token (executor id and
 ownership epoch). When the database says the token is stale, the workflow stops at once with
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
-from sysdb.errors import DatabaseUnavailableError, DeduplicatedError, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
 
 from . import logs, metrics
 from .config import ResolvedConfig
@@ -41,7 +42,6 @@ from .errors import (
     DBOSException,
     DBOSInvalidInputError,
     DBOSNonExistentWorkflowError,
-    DBOSQueueDeduplicatedError,
     DBOSSerializationError,
     DBOSUnexpectedStepError,
     DBOSWorkflowCancelledError,
@@ -51,7 +51,6 @@ from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, registr
 from .serialization import (
     SERIALIZATION_FORMAT,
     deserialize,
-    deserialize_args,
     deserialize_exception,
     serialize,
     serialize_args,
@@ -59,9 +58,8 @@ from .serialization import (
 )
 from .status import TERMINAL_STATUSES
 
-__all__ = ["Executor", "ExecutorShutdown", "DEFAULT_MAX_RECOVERY_ATTEMPTS", "NOT_RECORDED", "await_outcome"]
+__all__ = ["Executor", "ExecutorShutdown", "NOT_RECORDED", "await_outcome"]
 
-DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
 # Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
 RESULT_POLL_MAX_INTERVAL_SEC = 0.5
 RESULT_POLL_FIRST_INTERVAL_SEC = 0.005
@@ -337,7 +335,7 @@ class Executor:
             epoch = self.db.insert_workflow(params)
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
-            self._check_same_workflow(workflow_id, entry, class_name, config_name)
+            self.check_same_workflow(workflow_id, entry, class_name, config_name)
             if background:
                 return WorkflowHandle(self, workflow_id)
             if parent is not None:
@@ -375,7 +373,7 @@ class Executor:
         self.checkpoint(parent, result_id, "DBOS.getResult", output=serialize(result), child_workflow_id=workflow_id)
         return result
 
-    def _check_same_workflow(
+    def check_same_workflow(
         self, workflow_id: str, entry: RegisteredWorkflow, class_name: str | None, config_name: str | None
     ) -> None:
         row = self.db.get_workflow_status(workflow_id)
@@ -559,236 +557,12 @@ class Executor:
         """Block until the workflow finishes; return its result or raise its error."""
         return await_outcome(self.db, workflow_id, timeout_sec, self.stop_event, self._local.get)
 
-    # -- recovery -----------------------------------------------------------------------------
-
-    def recover_pending_workflows(self) -> list[str]:
-        """Resume this executor's PENDING workflows from their first unfinished step."""
-        requeued = self.db.execute("requeue_executor_workflows", {"executor_id": self.executor_id, "now_ms": now_ms()})
-        if requeued:
-            self.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
-        recovered = []
-        for row in self.db.list_pending_for_executor(self.executor_id):
-            workflow_id = self.recover_workflow(row["workflow_uuid"], self.executor_id, row["owner_epoch"])
-            if workflow_id is not None:
-                recovered.append(workflow_id)
-        if recovered:
-            self.log.info("recovered pending workflows", count=len(recovered))
-        return recovered
-
-    def recover_workflow(self, workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
-        """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
-        row = self.db.get_workflow_status(workflow_id)
-        if row is None:
-            return None
-        entry = registry.workflow(row["name"])
-        if entry is None:
-            self.log.error(
-                "cannot recover workflow: its function is not registered in this process",
-                recover_workflow_id=workflow_id,
-                function=row["name"],
-            )
-            return None
-        bound = _resolve_bound(entry, row)
-        if bound is _MISSING:
-            self.log.error(
-                "cannot recover workflow: its configured instance is not registered",
-                recover_workflow_id=workflow_id,
-                class_name=row["class_name"],
-                config_name=row["config_name"],
-            )
-            return None
-        taken = self.db.take_over_for_recovery(
-            workflow_id=workflow_id,
-            executor_id=self.executor_id,
-            previous_executor_id=previous_executor_id,
-            previous_epoch=previous_epoch,
-        )
-        if taken is None:
-            return None  # someone else moved it meanwhile
-        max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-        if taken["recovery_attempts"] > max_attempts + 1:
-            self.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=self.executor_id, owner_epoch=taken["owner_epoch"])
-            self.log.error(
-                "workflow exceeded its recovery attempts; marked MAX_RECOVERY_ATTEMPTS_EXCEEDED",
-                recover_workflow_id=workflow_id,
-                max_recovery_attempts=max_attempts,
-            )
-            return None
-        self.replay(row, entry, bound, taken["owner_epoch"])
-        return workflow_id
-
-    def run_claimed(self, rows: list[dict[str, Any]]) -> None:
-        """Run queued workflows this executor just claimed (each row is fenced to us)."""
-        for row in rows:
-            workflow_id = row["workflow_uuid"]
-            metrics.CLAIMS.labels(row["queue_name"]).inc()
-            entry = registry.workflow(row["name"])
-            bound = _resolve_bound(entry, row) if entry is not None else _MISSING
-            if entry is None or bound is _MISSING:
-                # Claims only pick registered names, so this is a missing configured instance.
-                self.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
-                continue
-            max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-            if row["recovery_attempts"] > max_attempts + 1:
-                self.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=self.executor_id, owner_epoch=row["owner_epoch"])
-                continue
-            # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
-            self.replay(row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
-
-    def run_assigned(self, rows: list[dict[str, Any]]) -> None:
-        """Run workflows a takeover assigned to this executor (replaying their steps)."""
-        for row in rows:
-            entry = registry.workflow(row["name"])
-            bound = _resolve_bound(entry, row) if entry is not None else _MISSING
-            if entry is None or bound is _MISSING:
-                self.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
-                continue
-            self.replay(row, entry, bound, row["owner_epoch"])
-
-    def enqueue(self, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
-        from .handles import WorkflowHandle
-
-        parent = current_workflow()
-        if parent is not None and parent.in_step:
-            raise DBOSException(f"cannot enqueue workflow {entry.name!r} from inside a step")
-        if parent is not None:
-            self.check_running(parent)
-        options = take_start_options()
-        if entry.validate_input is not None:
-            _validate(entry, args, kwargs)
-        if options.priority is not None and options.priority != 0 and not queue.priority_enabled:
-            raise DBOSException(f"queue {queue.name!r} does not have priority_enabled; cannot enqueue with priority {options.priority}")
-        if queue.partition_queue and options.queue_partition_key is None:
-            raise DBOSException(f"queue {queue.name!r} is partitioned: enqueue with SetEnqueueOptions(queue_partition_key=...)")
-        if not queue.partition_queue and options.queue_partition_key is not None:
-            raise DBOSException(f"queue {queue.name!r} is not partitioned; queue_partition_key is not allowed")
-
-        function_id = parent.next_function_id() if parent is not None else None
-        workflow_id = options.workflow_id or (
-            f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
-        )
-        if parent is not None and function_id is not None:
-            recorded = parent.recorded_step(function_id)
-            if recorded is not None:  # replay: the same handle as the first execution
-                check_recorded_name(parent, function_id, entry.name, recorded)
-                return WorkflowHandle(self, recorded["child_workflow_id"] or workflow_id)
-
-        inputs = serialize_args(args, kwargs, workflow_name=entry.name)
-        if options.timeout_set:
-            timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
-            deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
-        else:
-            timeout_ms, deadline_ms = _timeout(options, parent)
-        user = options.authenticated_user or (parent.authenticated_user if parent else None)
-        roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
-        class_name, config_name = _bound_names(entry, bound)
-        delay = options.delay_seconds or 0
-        params = {
-            "workflow_id": workflow_id,
-            "status": "DELAYED" if delay > 0 else "ENQUEUED",
-            "name": entry.name,
-            "class_name": class_name,
-            "config_name": config_name,
-            "authenticated_user": user,
-            "assumed_role": options.assumed_role,
-            "authenticated_roles": json.dumps(roles) if roles else None,
-            # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
-            # work enqueued under the code hash would be stranded by the next deploy.
-            "application_version": options.app_version or self.config.application_version,
-            "application_id": "",
-            "application_name": self.config.name,
-            "queue_name": queue.name,
-            "timeout_ms": timeout_ms,
-            "deadline_ms": deadline_ms,
-            "inputs": inputs,
-            "parent_workflow_id": parent.workflow_id if parent else None,
-            "serialization": SERIALIZATION_FORMAT,
-            "deduplication_id": options.deduplication_id,
-            "priority": options.priority or 0,
-            "queue_partition_key": options.queue_partition_key,
-            "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
-        }
-        parent_step = None
-        if parent is not None:
-            parent_step = {
-                "workflow_id": parent.workflow_id,
-                "executor_id": parent.executor_id,
-                "owner_epoch": parent.owner_epoch,
-                "function_id": function_id,
-                "function_name": entry.name,
-                "output": None,
-                "error": None,
-                "serialization": None,
-                "started_at_ms": now_ms(),
-                "child_workflow_id": workflow_id,
-            }
-        try:
-            inserted = self.db.enqueue_workflow(params, parent_step)
-        except DeduplicatedError as exc:
-            raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
-        if not inserted:
-            self._check_same_workflow(workflow_id, entry, class_name, config_name)
-        elif self.on_queue_slot_freed is not None:
-            self.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
-        return WorkflowHandle(self, workflow_id)
-
-    def resume_owned(self, workflow_id: str, owner_epoch: int) -> None:
-        """Replay a workflow that was just made PENDING under this executor (resume)."""
-        row = self.db.get_workflow_status(workflow_id)
-        entry = registry.workflow(row["name"]) if row else None
-        if row is None or entry is None:
-            raise DBOSException(f"cannot resume workflow {workflow_id!r}: its function is not registered here")
-        bound = _resolve_bound(entry, row)
-        if bound is _MISSING:
-            raise DBOSException(f"cannot resume workflow {workflow_id!r}: its configured instance is not registered")
-        self.replay(row, entry, bound, owner_epoch)
-
-    def replay(
-        self, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int, *, load_steps: bool = True
-    ) -> None:
-        """Run a workflow from the start in a thread, skipping its recorded steps."""
-        workflow_id = row["workflow_uuid"]
-        args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
-        ctx = WorkflowContext(
-            workflow_id=workflow_id,
-            name=entry.name,
-            executor_id=self.executor_id,
-            owner_epoch=owner_epoch,
-            generation=self.generation,
-            executor=self,
-            recorded=self.db.load_step_outputs(workflow_id) if load_steps else None,
-            queue_name=row.get("queue_name"),
-            authenticated_user=row["authenticated_user"],
-            authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
-            assumed_role=row["assumed_role"],
-            deadline_epoch_ms=row["workflow_deadline_epoch_ms"],
-            timeout_ms=row["workflow_timeout_ms"],
-        )
-        self.spawn(ctx, entry, bound, args, kwargs)
-
-
 # -- helpers shared with runtime.steps ----------------------------------------------------------
-
-_MISSING = object()
-
 
 def call_workflow_function(entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
         return entry.func(bound, *args, **kwargs)
     return entry.func(*args, **kwargs)
-
-
-def _resolve_bound(entry: RegisteredWorkflow, row: dict[str, Any]) -> Any:
-    if entry.kind == INSTANCE_METHOD:
-        instance = registry.instance(row["class_name"] or "", row["config_name"] or "")
-        return _MISSING if instance is None else instance
-    if entry.kind == CLASS_METHOD:
-        cls = registry.classes.get(row["class_name"] or "")
-        return _MISSING if cls is None else cls
-    return None
 
 
 def _bound_names(entry: RegisteredWorkflow, bound: Any) -> tuple[str | None, str | None]:

@@ -7,6 +7,7 @@ run workflows here, and reacts when the cluster says this executor lost its memb
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from sysdb.logs import get_logger
@@ -19,7 +20,7 @@ from cluster.sweeper import LeaderDuties, take_over_member
 
 from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
 
-from . import metrics
+from . import metrics, recovery
 from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
@@ -67,9 +68,11 @@ class ClusterServices:
             executor.application_version,
             queues=self._queue_specs,
             workflow_names=workflow_names,
-            run_claimed=executor.run_claimed,
+            run_claimed=functools.partial(recovery.run_claimed, executor),
         )
-        self.assignments = AssignmentPoller(db, executor.executor_id, executor.running_epochs, executor.run_assigned)
+        self.assignments = AssignmentPoller(
+            db, executor.executor_id, executor.running_epochs, functools.partial(recovery.run_assigned, executor)
+        )
         self.leader = LeaderElector(
             db,
             executor.executor_id,
@@ -217,7 +220,7 @@ class ClusterServices:
     def _rejoined(self, epoch: int) -> None:
         log.info("executor rejoined the cluster", executor_id=self.executor.executor_id, epoch=epoch)
         try:
-            self.executor.recover_pending_workflows()
+            recovery.recover_pending_workflows(self.executor)
         finally:
             self.leader.paused.clear()
             self.claimer.paused.clear()

@@ -8,7 +8,6 @@ yields its values in order until it is closed or the workflow has finished.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 

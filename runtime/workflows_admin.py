@@ -114,13 +114,15 @@ def cancel_workflow(db: SystemDatabase, workflow_id: str) -> None:
 
 def resume_workflow(executor: "Executor", workflow_id: str) -> None:
     """Make a workflow PENDING under this executor with a fresh epoch and replay it here."""
+    from .recovery import resume_owned
+
     rows = executor.db.execute("resume_workflow", {"workflow_id": workflow_id, "executor_id": executor.executor_id, "now_ms": now_ms()})
     if not rows:
         row = executor.db.get_workflow_status(workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         return  # it finished: nothing to resume
-    executor.resume_owned(workflow_id, rows[0]["owner_epoch"])
+    resume_owned(executor, workflow_id, rows[0]["owner_epoch"])
 
 
 def fork_workflow(

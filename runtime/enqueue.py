@@ -1,0 +1,117 @@
+"""``Queue.enqueue``: putting a workflow on a queue, from anywhere or from inside a workflow.
+
+From inside a workflow the enqueue is a checkpointed child start: the parent's step row naming
+the child commits with the child's ENQUEUED row, and a replay returns the same handle.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sysdb import OwnershipLostError, now_ms
+from sysdb.errors import DeduplicatedError
+
+from .context import current_workflow, take_start_options
+from .errors import DBOSException, DBOSQueueDeduplicatedError
+from .handles import WorkflowHandle
+from .executor import _bound_names, _timeout, _validate, check_recorded_name, stale_token_error
+from .registry import RegisteredWorkflow
+from .serialization import SERIALIZATION_FORMAT, serialize_args
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+__all__ = ["enqueue_workflow"]
+
+
+def enqueue_workflow(
+    executor: "Executor", queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> "WorkflowHandle[Any]":
+    """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
+    parent = current_workflow()
+    if parent is not None and parent.in_step:
+        raise DBOSException(f"cannot enqueue workflow {entry.name!r} from inside a step")
+    if parent is not None:
+        executor.check_running(parent)
+    options = take_start_options()
+    if entry.validate_input is not None:
+        _validate(entry, args, kwargs)
+    if options.priority is not None and options.priority != 0 and not queue.priority_enabled:
+        raise DBOSException(f"queue {queue.name!r} does not have priority_enabled; cannot enqueue with priority {options.priority}")
+    if queue.partition_queue and options.queue_partition_key is None:
+        raise DBOSException(f"queue {queue.name!r} is partitioned: enqueue with SetEnqueueOptions(queue_partition_key=...)")
+    if not queue.partition_queue and options.queue_partition_key is not None:
+        raise DBOSException(f"queue {queue.name!r} is not partitioned; queue_partition_key is not allowed")
+
+    function_id = parent.next_function_id() if parent is not None else None
+    workflow_id = options.workflow_id or (
+        f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
+    )
+    if parent is not None and function_id is not None:
+        recorded = parent.recorded_step(function_id)
+        if recorded is not None:  # replay: the same handle as the first execution
+            check_recorded_name(parent, function_id, entry.name, recorded)
+            return WorkflowHandle(executor, recorded["child_workflow_id"] or workflow_id)
+
+    inputs = serialize_args(args, kwargs, workflow_name=entry.name)
+    if options.timeout_set:
+        timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
+        deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
+    else:
+        timeout_ms, deadline_ms = _timeout(options, parent)
+    user = options.authenticated_user or (parent.authenticated_user if parent else None)
+    roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
+    class_name, config_name = _bound_names(entry, bound)
+    delay = options.delay_seconds or 0
+    params = {
+        "workflow_id": workflow_id,
+        "status": "DELAYED" if delay > 0 else "ENQUEUED",
+        "name": entry.name,
+        "class_name": class_name,
+        "config_name": config_name,
+        "authenticated_user": user,
+        "assumed_role": options.assumed_role,
+        "authenticated_roles": json.dumps(roles) if roles else None,
+        # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
+        # work enqueued under the code hash would be stranded by the next deploy.
+        "application_version": options.app_version or executor.config.application_version,
+        "application_id": "",
+        "application_name": executor.config.name,
+        "queue_name": queue.name,
+        "timeout_ms": timeout_ms,
+        "deadline_ms": deadline_ms,
+        "inputs": inputs,
+        "parent_workflow_id": parent.workflow_id if parent else None,
+        "serialization": SERIALIZATION_FORMAT,
+        "deduplication_id": options.deduplication_id,
+        "priority": options.priority or 0,
+        "queue_partition_key": options.queue_partition_key,
+        "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
+    }
+    parent_step = None
+    if parent is not None:
+        parent_step = {
+            "workflow_id": parent.workflow_id,
+            "executor_id": parent.executor_id,
+            "owner_epoch": parent.owner_epoch,
+            "function_id": function_id,
+            "function_name": entry.name,
+            "output": None,
+            "error": None,
+            "serialization": None,
+            "started_at_ms": now_ms(),
+            "child_workflow_id": workflow_id,
+        }
+    try:
+        inserted = executor.db.enqueue_workflow(params, parent_step)
+    except DeduplicatedError as exc:
+        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
+    except OwnershipLostError as exc:
+        raise stale_token_error(exc) from None
+    if not inserted:
+        executor.check_same_workflow(workflow_id, entry, class_name, config_name)
+    elif executor.on_queue_slot_freed is not None:
+        executor.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
+    return WorkflowHandle(executor, workflow_id)
