@@ -1,0 +1,164 @@
+"""``pgfleet status`` (members, the leader, queues, recent takeovers) and ``pgfleet queue list``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sysdb import SystemDatabase
+
+from .database import _open_db
+from .errors import EXIT_OK
+from .output import _dt_time, _emit, _table
+
+
+def _node_slot(member: Mapping[str, Any]) -> tuple[str, str]:
+    """A supervised worker's executor id is ``NODE-<slot>``; any other member is its host."""
+    executor_id = str(member.get("executor_id") or "")
+    if member.get("supervisor_id") and "-" in executor_id:
+        node, slot = executor_id.rsplit("-", 1)
+        if node and slot:
+            return node, slot
+    return str(member.get("host") or executor_id), "-"
+
+
+_LIMIT_COLUMNS = ("concurrency", "worker_concurrency", "rate_limit_max", "rate_limit_period_sec", "priority_enabled", "partition_queue")
+
+
+def _queues(counts: Sequence[Mapping[str, Any]], definitions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per queue: waiting and running counts, and its limits when ``dbos.queues`` records them
+    (queues are declared in code, so ``limits`` is usually ``None``: unknown here)."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for row in counts:
+        by_name[row["queue_name"]] = {
+            "queue_name": row["queue_name"],
+            "enqueued": int(row["enqueued"]),
+            "delayed": int(row["delayed"]),
+            "running": int(row["running"]),
+            "limits": None,
+        }
+    for row in definitions:
+        entry = by_name.setdefault(
+            row["name"], {"queue_name": row["name"], "enqueued": 0, "delayed": 0, "running": 0, "limits": None}
+        )
+        entry["limits"] = {key: row.get(key) for key in _LIMIT_COLUMNS}
+    return [by_name[name] for name in sorted(by_name)]
+
+
+def _limits_text(limits: Mapping[str, Any] | None) -> str:
+    if limits is None:
+        return "-"
+    parts = []
+    if limits.get("concurrency") is not None:
+        parts.append(f"concurrency={limits['concurrency']}")
+    if limits.get("worker_concurrency") is not None:
+        parts.append(f"per-worker={limits['worker_concurrency']}")
+    if limits.get("rate_limit_max") is not None:
+        parts.append(f"rate={limits['rate_limit_max']}/{limits.get('rate_limit_period_sec') or '?'}s")
+    if limits.get("priority_enabled"):
+        parts.append("priority")
+    if limits.get("partition_queue"):
+        parts.append("partitioned")
+    return " ".join(parts) or "none"
+
+
+def _queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
+    if not queues:
+        return "(no queued or running work)"
+    return _table(
+        ["QUEUE", "ENQUEUED", "DELAYED", "RUNNING", "LIMITS"],
+        [[q["queue_name"], q["enqueued"], q["delayed"], q["running"], _limits_text(q["limits"])] for q in queues],
+    )
+
+
+def _read_queues(db: SystemDatabase) -> list[dict[str, Any]]:
+    return _queues(db.execute("fleet_queue_counts"), db.execute("list_queue_definitions"))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ..status import fleet_status
+
+    with _open_db(args) as db:
+        status = fleet_status(db, takeovers=args.takeovers)
+        queues = _queues(status.queues, db.execute("list_queue_definitions"))
+    members = []
+    for member in status.members:
+        node, slot = _node_slot(member)
+        members.append({**member, "node": node, "slot": slot})
+    payload = {
+        "leader_term": status.leader_term,
+        "leader": status.leader,
+        "members": members,
+        "queues": queues,
+        "recent_takeovers": status.recent_takeovers,
+        "supervisors": status.supervisors,
+    }
+    if args.json:
+        _emit(args, payload, None)
+        return EXIT_OK
+
+    leader = status.leader
+    if leader and leader["valid"]:
+        lines = [f"leader: term {leader['term']}, executor {leader['executor_id']} (epoch {leader['executor_epoch']})"]
+    elif leader:
+        lines = [f"leader: none (the lease of term {leader['term']} held by {leader['executor_id']} expired at {_dt_time(leader['expires_at'])})"]
+    else:
+        lines = ["leader: none (no leader has been elected yet)"]
+    active = sum(1 for m in members if m["status"] == "active")
+    lines += ["", f"members: {len(members)} ({active} active)"]
+    if members:
+        lines.append(
+            _table(
+                ["NODE", "SLOT", "EXECUTOR", "PID", "HOST", "STATUS", "HEARTBEAT", "EPOCH", "LEADER", "RUNNING"],
+                [
+                    [
+                        m["node"], m["slot"], m["executor_id"], m["pid"], m["host"], m["status"],
+                        f"{m['heartbeat_age_sec']:.1f}s ago" if m.get("heartbeat_age_sec") is not None else "-",
+                        m["epoch"], "*" if m["is_leader"] else "", m["running_workflows"],
+                    ]
+                    for m in members
+                ],
+            )
+        )
+    if status.supervisors:
+        lines += ["", f"supervisors: {len(status.supervisors)}", _table(
+            ["SUPERVISOR", "PID", "STATE", "LAST SEEN", "SLOTS"],
+            [
+                [
+                    s["supervisor_id"], s["pid"], s["state"], f"{s['last_seen_age_sec']:.1f}s ago",
+                    " ".join(f"{slot['slot']}:{slot['state']}" + (f"(restarts {slot['restarts']}, last {slot['last_exit']})" if slot["restarts"] else "")
+                             for slot in s["slots"]),
+                ]
+                for s in status.supervisors
+            ],
+        )]
+    lines += ["", "queues:", _queues_table(queues)]
+    lines += ["", f"recent takeovers: {len(status.recent_takeovers)}"]
+    if status.recent_takeovers:
+        lines.append(
+            _table(
+                ["AT", "WORKFLOW", "FROM", "TO", "BY", "TERM"],
+                [
+                    [
+                        _dt_time(t["at"]), t["workflow_uuid"], f"{t['from_executor_id']}@{t['from_epoch']}",
+                        f"{t['to_executor_id']}@{t['to_epoch']}" if t["to_executor_id"] else f"queue {t['requeued_to']}",
+                        t["by_executor_id"], t["leader_term"],
+                    ]
+                    for t in status.recent_takeovers
+                ],
+            )
+        )
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def _queue_list(args: argparse.Namespace) -> int:
+    with _open_db(args) as db:
+        queues = _read_queues(db)
+    _emit(
+        args,
+        queues,
+        _queues_table(queues) + ("\n(limits are declared in code; shown only when recorded in dbos.queues)" if queues else ""),
+    )
+    return EXIT_OK
