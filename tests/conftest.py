@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import psycopg
@@ -138,3 +140,16 @@ def run_app(script: str, *args: str, env: dict[str, str] | None = None) -> subpr
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy (and return that), or fail after
+    ``timeout`` seconds naming ``what`` was awaited. Tests wait on conditions, not on sleeps."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from conftest import run_app
-from test_cluster import ENV, STEPS, wait_until
+from conftest import run_app, wait_until
+from test_cluster import ENV, STEPS
 
 pytestmark = pytest.mark.chaos
 
@@ -71,8 +71,7 @@ def test_random_kills_and_pauses_lose_nothing_and_fence_everything(sys_url, db):
             lambda: db.execute(
                 "SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS' AND workflow_uuid = ANY(%s)", (ids,)
             ).fetchone()[0] == len(ids),
-            120,
-            "every workflow to finish",
+            "every workflow to finish", 120,
             interval=0.5,
         )
         print(f"faults injected: {faults}")

@@ -10,14 +10,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import types
 
 import pytest
 
 from cluster.cli import build_parser, main, supervisor_options_kwargs, supervisor_settings
 from cluster.settings import SettingsError, load_settings
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, wait_until
 from sysdb import LATEST_VERSION
 
 URL_VARIABLES = ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL")
@@ -44,16 +43,6 @@ def run_json(capsys, *argv: str) -> tuple[int, object]:
     code, out, err = run(capsys, *argv, "--json")
     assert out.strip(), f"no JSON on stdout (exit {code}): {err}"
     return code, json.loads(out)
-
-
-def wait_until(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def write(tmp_path, name: str, text: str) -> str:

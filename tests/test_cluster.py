@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import run_app
+from conftest import run_app, wait_until
 from sysdb import SystemDatabase
 
 HEARTBEAT = 0.25
@@ -62,16 +62,6 @@ def fleet(sys_url):
     f.stop_all()
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def statuses(db, prefix: str) -> dict[str, str]:
     return dict(db.execute("SELECT workflow_uuid, status FROM dbos.workflow_status WHERE workflow_uuid LIKE %s", (prefix + "%",)).fetchall())
 
@@ -105,13 +95,13 @@ def test_sigkilled_executor_work_is_finished_by_a_peer(fleet, ledger, sys_url):
     victim = fleet.start("node-a", "start", "4")
     fleet.start("node-b")
     # Let node-a record a step or two of each workflow, then kill it mid-step.
-    wait_until(lambda: db.execute("SELECT count(*) FROM dbos.operation_outputs").fetchone()[0] >= 4, 20, "first steps")
+    wait_until(lambda: db.execute("SELECT count(*) FROM dbos.operation_outputs").fetchone()[0] >= 4, "first steps", 20)
     killed_at = time.time()
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(10)
 
     ids = [f"node-a-wf-{i}" for i in range(4)]
-    wait_until(lambda: set(statuses(db, "node-a-wf-").values()) == {"SUCCESS"}, 30, "takeover and completion")
+    wait_until(lambda: set(statuses(db, "node-a-wf-").values()) == {"SUCCESS"}, "takeover and completion", 30)
     assert_invariants(db, ids)
     # node-b resumed them: the first step it ran for each came within the bound.
     resumed = db.execute(
@@ -131,10 +121,10 @@ def test_paused_executor_is_fenced_and_rejoins_with_a_new_epoch(fleet, ledger):
     victim = fleet.start("node-a", "start", "3")
     fleet.start("node-b")
     old_epoch = db.execute("SELECT epoch FROM dbos.pgfleet_executors WHERE executor_id='node-a'").fetchone()[0]
-    wait_until(lambda: db.execute("SELECT count(*) FROM public.side_effects").fetchone()[0] >= 3, 20, "steps running")
+    wait_until(lambda: db.execute("SELECT count(*) FROM public.side_effects").fetchone()[0] >= 3, "steps running", 20)
     os.kill(victim.pid, signal.SIGSTOP)  # paused mid-step, holding its workflows
     ids = [f"node-a-wf-{i}" for i in range(3)]
-    wait_until(lambda: set(statuses(db, "node-a-wf-").values()) == {"SUCCESS"}, 30, "takeover and completion")
+    wait_until(lambda: set(statuses(db, "node-a-wf-").values()) == {"SUCCESS"}, "takeover and completion", 30)
     takeover_at = db.execute("SELECT min(at) FROM dbos.pgfleet_takeovers").fetchone()[0]
     os.kill(victim.pid, signal.SIGCONT)
 
@@ -143,8 +133,7 @@ def test_paused_executor_is_fenced_and_rejoins_with_a_new_epoch(fleet, ledger):
         lambda: (lambda r: r[0] if r and r[1] == "active" and r[0] != old_epoch else None)(
             db.execute("SELECT epoch, status FROM dbos.pgfleet_executors WHERE executor_id='node-a'").fetchone()
         ),
-        20,
-        "node-a to rejoin",
+        "node-a to rejoin", 20,
     )
     assert new_epoch > old_epoch
     time.sleep(1.0)  # give a fenced write every chance to land
@@ -170,7 +159,7 @@ def test_paused_executor_is_fenced_and_rejoins_with_a_new_epoch(fleet, ledger):
 
 def test_killing_the_leader_elects_another_with_a_higher_term(fleet, db):
     fleet.start("node-a")
-    first = wait_until(lambda: db.execute("SELECT executor_id, term FROM dbos.pgfleet_leader WHERE expires_at > now()").fetchone(), 10, "a leader")
+    first = wait_until(lambda: db.execute("SELECT executor_id, term FROM dbos.pgfleet_leader WHERE expires_at > now()").fetchone(), "a leader", 10)
     fleet.start("node-b")
     fleet.start("node-c")
     leader_proc = fleet.procs[first[0]]
@@ -179,8 +168,7 @@ def test_killing_the_leader_elects_another_with_a_higher_term(fleet, db):
     leader_proc.wait(10)
     second = wait_until(
         lambda: db.execute("SELECT executor_id, term FROM dbos.pgfleet_leader WHERE expires_at > now() AND term > %s", (first[1],)).fetchone(),
-        MEMBER_TIMEOUT + 5,
-        "a new leader",
+        "a new leader", MEMBER_TIMEOUT + 5,
     )
     elapsed = time.monotonic() - killed
     print(f"leader re-elected in {elapsed:.2f}s")
@@ -188,7 +176,7 @@ def test_killing_the_leader_elects_another_with_a_higher_term(fleet, db):
     assert second[1] > first[1]
     assert elapsed <= MEMBER_TIMEOUT + 2.0
     # The new leader declares the old one dead, and logs it in its own term.
-    wait_until(lambda: db.execute("SELECT 1 FROM dbos.pgfleet_leader_log WHERE action='declare_dead' AND term=%s", (second[1],)).fetchone(), 10, "declare_dead")
+    wait_until(lambda: db.execute("SELECT 1 FROM dbos.pgfleet_leader_log WHERE action='declare_dead' AND term=%s", (second[1],)).fetchone(), "declare_dead", 10)
     rows = db.execute("SELECT term, executor_id FROM dbos.pgfleet_leader_log ORDER BY id").fetchall()
     terms = [t for t, _ in rows]
     assert terms == sorted(terms)
@@ -243,7 +231,7 @@ def test_two_sweepers_of_one_dead_member_move_each_workflow_once(sys_url, db):
 def test_fleet_status_shows_members_leader_and_queues(dbos, db):
     from runtime import DBOS
 
-    status = wait_until(lambda: (lambda s: s if s.leader_term else None)(DBOS.fleet_status()), 10, "leader")
+    status = wait_until(lambda: (lambda s: s if s.leader_term else None)(DBOS.fleet_status()), "leader", 10)
     me = status.member("test-executor")
     assert me["status"] == "active" and me["is_leader"]
     assert me["heartbeat_age_sec"] < 5
@@ -284,7 +272,7 @@ def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():
             with psycopg.connect(url) as conn:
                 return conn.execute("SELECT count(*) FROM dbos.operation_outputs").fetchone()[0]
 
-        wait_until(lambda: done_steps() >= 6, 20, "some steps")
+        wait_until(lambda: done_steps() >= 6, "some steps", 20)
         server.stop(mode="fast")
         time.sleep(MEMBER_TIMEOUT + 1.5)  # the outage itself: longer than the member timeout
         server.ensure_running()
@@ -297,7 +285,7 @@ def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():
                     "SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS' AND workflow_uuid = ANY(%s)", (ids,)
                 ).fetchone()[0] == len(ids)
 
-        wait_until(all_done, 60, "every workflow to finish after the restart", interval=0.2)
+        wait_until(all_done, "every workflow to finish after the restart", 60, interval=0.2)
         for proc in fleet.procs.values():
             assert proc.poll() is None, "an executor died instead of reconnecting"
         with psycopg.connect(url, autocommit=True) as conn:

@@ -19,21 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import run_app
+from conftest import run_app, wait_until
 from runtime import DBOS, Queue, SetWorkflowID
 
 DEADLINE_SEC = 30.0
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE_SEC, interval: float = 0.02) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class BugObserved(AssertionError):

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from conftest import wait_until
+
 from runtime import (
     DBOS,
     DBOSAwaitedWorkflowCancelledError,
@@ -31,18 +33,6 @@ from runtime.queues import queue_registry
 
 # Every wait below polls against a deadline; none of them is expected to take more than ~2 s.
 DEADLINE_SEC = 15.0
-
-
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE_SEC, interval: float = 0.01) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def distinct_millisecond() -> None:

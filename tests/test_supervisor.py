@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
-import psycopg
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, wait_until
 from runtime import DBOSClient
 
 APP = str(REPO_ROOT / "tests" / "apps" / "supervised_app.py")
@@ -29,16 +26,6 @@ s.CRASH_LOOP_RESTARTS = 3
 from cluster.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Node:
@@ -109,21 +96,21 @@ def enqueue_jobs(url, n, steps=4):
 def test_workers_register_get_replaced_and_their_work_finishes(sys_url, db, tmp_path, nodes):
     node = Node(sys_url, tmp_path / "ledger", "nodea", "--workers", "2")
     nodes.append(node)
-    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "nodea")), 30, "two workers")
+    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "nodea")), "two workers", 30)
     assert set(pids) == {"nodea-0", "nodea-1"}
     supervisor_ids = {r[0] for r in db.execute("SELECT supervisor_id FROM dbos.pgfleet_executors")}
     assert len(supervisor_ids) == 1 and next(iter(supervisor_ids)).startswith("nodea@")
 
     enqueue_jobs(sys_url, 6)
-    wait_until(lambda: (tmp_path / "ledger").exists() and len((tmp_path / "ledger").read_text().splitlines()) >= 4, 20, "work")
+    wait_until(lambda: (tmp_path / "ledger").exists() and len((tmp_path / "ledger").read_text().splitlines()) >= 4, "work", 20)
     killed = pids["nodea-0"]
     os.kill(killed, signal.SIGKILL)
     # Replaced at once: same executor id, new pid, new epoch.
-    replaced = wait_until(lambda: (lambda p: p if p.get("nodea-0") not in (None, killed) else None)(worker_pids(db, "nodea")), 15, "replacement")
+    replaced = wait_until(lambda: (lambda p: p if p.get("nodea-0") not in (None, killed) else None)(worker_pids(db, "nodea")), "replacement", 15)
     assert replaced["nodea-0"] != killed
     wait_until(
         lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name='jobs' AND status='SUCCESS'").fetchone()[0] == 6,
-        40, "all jobs",
+        "all jobs", 40,
     )
     slots = db.execute("SELECT slots FROM dbos.pgfleet_supervisors").fetchone()[0]
     assert [s["restarts"] for s in sorted(slots, key=lambda s: s["slot"])] == [1, 0]
@@ -137,9 +124,9 @@ def test_workers_register_get_replaced_and_their_work_finishes(sys_url, db, tmp_
 def test_sigterm_drains_and_exits_zero(sys_url, db, tmp_path, nodes):
     node = Node(sys_url, tmp_path / "ledger", "drainer", "--workers", "1")
     nodes.append(node)
-    wait_until(lambda: worker_pids(db, "drainer"), 30, "a worker")
+    wait_until(lambda: worker_pids(db, "drainer"), "a worker", 30)
     enqueue_jobs(sys_url, 2, steps=3)
-    wait_until(lambda: (tmp_path / "ledger").exists(), 20, "work started")
+    wait_until(lambda: (tmp_path / "ledger").exists(), "work started", 20)
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(30) == 0
     # Drained: in-flight jobs finished within the grace period, or were handed back.
@@ -153,7 +140,7 @@ def test_sigterm_drains_and_exits_zero(sys_url, db, tmp_path, nodes):
 def test_children_die_with_a_sigkilled_supervisor_and_names_are_exclusive(sys_url, db, tmp_path, nodes):
     node = Node(sys_url, tmp_path / "ledger", "lonely", "--workers", "2")
     nodes.append(node)
-    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "lonely")), 30, "two workers")
+    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(worker_pids(db, "lonely")), "two workers", 30)
 
     twin = Node(sys_url, tmp_path / "ledger", "lonely")
     nodes.append(twin)
@@ -162,7 +149,7 @@ def test_children_die_with_a_sigkilled_supervisor_and_names_are_exclusive(sys_ur
 
     node.proc.kill()
     node.proc.wait(10)
-    wait_until(lambda: not any(pid_alive(p) for p in pids.values()), 10, "workers to die with their supervisor")
+    wait_until(lambda: not any(pid_alive(p) for p in pids.values()), "workers to die with their supervisor", 10)
 
 
 def test_crash_looping_slot_is_reported_and_a_hung_boot_is_killed(sys_url, db, tmp_path, nodes):
@@ -172,7 +159,7 @@ def test_crash_looping_slot_is_reported_and_a_hung_boot_is_killed(sys_url, db, t
         lambda: (lambda r: r[0] if r and r[0][0]["state"] == "crash_loop" else None)(
             db.execute("SELECT slots FROM dbos.pgfleet_supervisors WHERE name='broken'").fetchone()
         ),
-        60, "the slot to be reported crash-looping",
+        "the slot to be reported crash-looping", 60,
     )
     assert slots[0]["restarts"] >= 3 and "exit code" in slots[0]["last_exit"]
 
@@ -182,7 +169,7 @@ def test_crash_looping_slot_is_reported_and_a_hung_boot_is_killed(sys_url, db, t
         lambda: (lambda r: r[0][0] if r and r[0][0]["last_exit"] else None)(
             db.execute("SELECT slots FROM dbos.pgfleet_supervisors WHERE name='hung'").fetchone()
         ),
-        30, "the hung worker to be killed",
+        "the hung worker to be killed", 30,
     )
     assert "SIGKILL" in slot["last_exit"]
 
@@ -196,11 +183,11 @@ def test_workers_serve_prometheus_metrics(sys_url, db, tmp_path, nodes):
         port = s.getsockname()[1]
     node = Node(sys_url, tmp_path / "ledger", "metered", "--workers", "1", "--metrics-port", str(port))
     nodes.append(node)
-    wait_until(lambda: worker_pids(db, "metered"), 30, "a worker")
+    wait_until(lambda: worker_pids(db, "metered"), "a worker", 30)
     enqueue_jobs(sys_url, 2, steps=2)
     wait_until(
         lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name='jobs' AND status='SUCCESS'").fetchone()[0] == 2,
-        30, "the jobs",
+        "the jobs", 30,
     )
 
     def scrape():

@@ -17,7 +17,7 @@ def shared():
     with open(ledger, "a") as f:
         f.write(f"body {os.getpid()}\n")
     time.sleep(0.5)  # long enough for the other process to arrive while this one runs
-    return f"ran once"
+    return "ran once"
 
 
 DBOS(config={"name": "same-id", "system_database_url": url, "executor_id": executor_id})
