@@ -143,14 +143,28 @@ class Heartbeat:
     ) -> None:
         self.interval_sec = interval_sec
         self._membership = membership
-        self._session = DedicatedSession(db, purpose=f"heartbeat-{membership.executor_id}")
+        # Keepalives and a TCP user timeout make a heartbeat over a dead link fail instead of
+        # hanging in TCP retransmission, so a cut-off member notices quickly.
+        self._session = DedicatedSession(
+            db,
+            purpose=f"heartbeat-{membership.executor_id}",
+            keepalives=1,
+            keepalives_idle=1,
+            keepalives_interval=1,
+            keepalives_count=2,
+            tcp_user_timeout=max(500, int(membership.member_timeout_sec * 1000 / 3)),
+        )
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined
         self._clock = clock
         self._last_ok = clock()
         self.lost = False
+        self._lose_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="pgfleet-heartbeat", daemon=True)
+        # The watchdog fences this member even while a heartbeat statement hangs: silence is
+        # measured on our own clock, not by waiting for the database to answer.
+        self._watchdog = threading.Thread(target=self._watch, name="pgfleet-heartbeat-watchdog", daemon=True)
 
     @property
     def fence_after_sec(self) -> float:
@@ -164,10 +178,12 @@ class Heartbeat:
 
     def start(self) -> None:
         self._thread.start()
+        self._watchdog.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+        self._watchdog.join(5)
         self._session.close()
 
     def beat_once(self) -> bool:
@@ -184,10 +200,10 @@ class Heartbeat:
                 },
             )
         except Exception as exc:
-            silent_for = self._clock() - self._last_ok
-            log.warning("heartbeat failed", error=str(exc), silent_for=round(silent_for, 2))
-            if silent_for > self.fence_after_sec:
-                self._lose(f"heartbeats failed for {silent_for:.1f}s")
+            log.warning("heartbeat failed", error=str(exc), silent_for=round(self._clock() - self._last_ok, 2))
+            self.check_silence()
+            return False
+        if self.lost:  # the watchdog gave up on us while this statement was in flight
             return False
         if not rows:
             self._lose("declared dead by the cluster")
@@ -195,10 +211,23 @@ class Heartbeat:
         self._last_ok = self._clock()
         return True
 
+    def check_silence(self) -> None:
+        """Stop executing once heartbeats have failed for longer than ``fence_after_sec``."""
+        silent_for = self._clock() - self._last_ok
+        if not self.lost and silent_for > self.fence_after_sec:
+            self._lose(f"no successful heartbeat for {silent_for:.1f}s")
+
     def _lose(self, reason: str) -> None:
-        self.lost = True
+        with self._lose_lock:
+            if self.lost:
+                return
+            self.lost = True
         log.error("executor lost its membership: stopping its workflows", reason=reason, executor_id=self._membership.executor_id)
         self._on_lost(reason)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval_sec / 2):
+            self.check_silence()
 
     def _try_rejoin(self) -> bool:
         try:
