@@ -13,7 +13,6 @@ import json
 import time
 from typing import Any
 
-import psycopg
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -24,6 +23,7 @@ from tenacity import (
 )
 
 from sysdb import OwnershipLostError, now_ms
+from sysdb.errors import SerializationConflict, UniqueKeyConflict
 
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
@@ -190,7 +190,7 @@ def run_transaction(
 
     # Serialization failures are the database asking us to try again: do so, with backoff.
     for attempt in Retrying(
-        retry=retry_if_exception_type(psycopg.errors.SerializationFailure),
+        retry=retry_if_exception_type(SerializationConflict),
         stop=stop_after_attempt(10),
         wait=wait_exponential(multiplier=0.01, max=1.0),
         reraise=True,
@@ -221,12 +221,12 @@ def run_transaction(
                         })
             except OwnershipLostError as exc:
                 raise stale_token_error(exc) from None
-            except psycopg.errors.UniqueViolation:
+            except UniqueKeyConflict:
                 # Another execution committed this position first: its effects count, not ours.
                 committed = _committed_output(executor, ctx, function_id)
                 assert committed is not None
                 return _adopt(executor, ctx, function_id, step, committed, started)
-            except (psycopg.errors.SerializationFailure, *_CONTROL_ERRORS):
+            except (SerializationConflict, *_CONTROL_ERRORS):
                 raise
             except Exception as exc:
                 # The transaction rolled back; its failure is the step's recorded outcome.

@@ -6,6 +6,8 @@ the DBOS-compatible exceptions users see.
 
 from __future__ import annotations
 
+import psycopg
+
 __all__ = [
     "SystemDatabaseError",
     "DatabaseUnavailableError",
@@ -15,7 +17,14 @@ __all__ = [
     "DuplicateCheckpointError",
     "DeduplicatedError",
     "NoSuchWorkflowError",
+    "SerializationConflict",
+    "UniqueKeyConflict",
 ]
+
+# Postgres errors the layers above handle by name, re-exported so that they need not import
+# the driver: a transaction to retry, and a second write of a unique key.
+SerializationConflict = psycopg.errors.SerializationFailure
+UniqueKeyConflict = psycopg.errors.UniqueViolation
 
 
 class SystemDatabaseError(Exception):
