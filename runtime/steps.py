@@ -22,13 +22,13 @@ from tenacity import (
     wait_exponential,
 )
 
-from sysdb import OwnershipLostError, now_ms
+from sysdb import now_ms
 from sysdb.errors import SerializationConflict, UniqueKeyConflict
 
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
-from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded, stale_token_error
+from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, serialize, serialize_exception
 
@@ -201,27 +201,16 @@ def run_transaction(
                     value = _with_session(ctx, conn, step, args, kwargs)
                     output = serialize(value, what=f"the result of transaction {step.name!r}")
                     executor.check_owned(ctx)
-                    if executor.app_db is None:
-                        executor.db.record_step_output(
-                            workflow_id=ctx.workflow_id,
-                            executor_id=ctx.executor_id,
-                            owner_epoch=ctx.owner_epoch,
-                            function_id=function_id,
-                            function_name=step.name,
-                            output=output,
-                            error=None,
-                            serialization=SERIALIZATION_FORMAT,
-                            started_at_ms=started,
-                            connection=conn,
-                        )
+                    if executor.app_db is None:  # the checkpoint commits with the body
+                        executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
                     else:
                         database.execute_on(conn, "record_transaction_output", {
                             "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
                             "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
                         })
-            except OwnershipLostError as exc:
-                raise stale_token_error(exc) from None
             except UniqueKeyConflict:
+                if executor.app_db is None:
+                    raise
                 # Another execution committed this position first: its effects count, not ours.
                 committed = _committed_output(executor, ctx, function_id)
                 assert committed is not None
