@@ -294,3 +294,32 @@ def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():
         fleet.stop_all()
         server.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_leaving_member_hands_its_workflows_over_at_once(dbos, db):
+    """A graceful stop that cannot finish its workflows gives them to live members that can run
+    them right away, without waiting for the member timeout (30 s here)."""
+    from runtime import DBOS
+
+    @DBOS.step(name="slow_step")  # the leaver's step name: this function replays its steps
+    def slow_step(i):
+        return i
+
+    @DBOS.workflow(name="leaver_job")
+    def leaver_job(n):
+        return [slow_step(i) for i in range(n)]
+
+    # This executor's heartbeat advertises leaver_job from its next beat on.
+    wait_until(lambda: "leaver_job" in db.execute(
+        "SELECT workflow_names FROM dbos.pgfleet_executors WHERE executor_id='test-executor'").fetchone()[0], "registration", 10)
+    leaver = run_app("leaver.py", db.info.dsn)
+    out, err = leaver.communicate(timeout=60)
+    assert leaver.returncode == 0, err
+    left_at = time.monotonic()
+    ids = [f"left-{i}" for i in range(3)]
+    moved = db.execute("SELECT workflow_uuid, to_executor_id, by_executor_id FROM dbos.pgfleet_takeovers ORDER BY 1").fetchall()
+    assert moved == [(i, "test-executor", "leaver") for i in ids]
+    for workflow_id in ids:
+        assert DBOS.retrieve_workflow(workflow_id).get_result(timeout_seconds=10) == list(range(6))
+    assert time.monotonic() - left_at < 10  # far below the 30 s member timeout
+    assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id='leaver'").fetchone()[0] == "dead"

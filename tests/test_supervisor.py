@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ sys.exit(main(sys.argv[1:]))
 class Node:
     """A supervisor process for one node name."""
 
-    def __init__(self, url, ledger, name, *extra, env=None):
+    def __init__(self, url, ledger, name, *extra, env=None, grace="3"):
         self.url = url
         full_env = {
             **os.environ,
@@ -43,7 +44,7 @@ class Node:
         config = ledger.parent / f"{name}.toml"
         config.write_text('heartbeat_interval_sec = 0.25\nmember_timeout_sec = 1.5\n')
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", RUN, "supervise", APP, "--name", name, "--grace", "3", "--config", str(config), *extra],
+            [sys.executable, "-c", RUN, "supervise", APP, "--name", name, "--grace", grace, "--config", str(config), *extra],
             cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
@@ -201,3 +202,43 @@ def test_workers_serve_prometheus_metrics(sys_url, db, tmp_path, nodes):
     assert "pgfleet_step_duration_seconds_count 4.0" in text
     assert "pgfleet_heartbeat_age_seconds" in text
     assert "pgfleet_leader_term" in text
+
+
+def test_app_forms_module_file_and_attribute(tmp_path, monkeypatch):
+    """APP may be a module, a file, or module:attribute naming a DBOSConfig (or a function
+    returning one); the worker imports it the same way in every form."""
+    from runtime.worker import load_app
+
+    package = tmp_path / "shopapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "workers.py").write_text(
+        "CONFIG = {'name': 'shop', 'max_executor_threads': 8}\n"
+        "def make_config():\n    return {'name': 'shop-made'}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert load_app("shopapp.workers") == ("workers", {})
+    assert load_app("shopapp.workers:CONFIG") == ("workers", {"name": "shop", "max_executor_threads": 8})
+    assert load_app("shopapp.workers:make_config") == ("workers", {"name": "shop-made"})
+    assert load_app(str(package / "workers.py")) == ("workers", {})
+    with pytest.raises(SystemExit, match="has no attribute 'MISSING'"):
+        load_app("shopapp.workers:MISSING")
+    with pytest.raises(SystemExit, match="does not exist"):
+        load_app("nowhere/app.py")
+
+
+def test_a_second_signal_stops_at_once(sys_url, db, tmp_path, nodes):
+    node = Node(sys_url, tmp_path / "ledger", "impatient", "--workers", "1", grace="60",
+                env={"PGFLEET_TEST_STEP_SECONDS": "30"})
+    nodes.append(node)
+    pids = wait_until(lambda: worker_pids(db, "impatient"), "a worker", 30)
+    enqueue_jobs(sys_url, 1, steps=2)
+    wait_until(lambda: (tmp_path / "ledger").exists(), "a long step to start", 20)
+    node.proc.send_signal(signal.SIGTERM)  # drain: would wait up to 60 s for the 30 s step
+    time.sleep(0.5)
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)  # now
+    assert node.proc.wait(20) == 0
+    assert time.monotonic() - started < 10
+    wait_until(lambda: not any(pid_alive(p) for p in pids.values()), "the worker to be gone", 10)
