@@ -136,14 +136,17 @@ class DBOS(metaclass=_DBOSMeta):
                 raise
             instance._executor = executor
             executor.services = services
+            services.start_heartbeat()  # before recovery: a long recovery must not look like death
             recovery.recover_pending_workflows(executor)
             scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
             services.start()
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
-        """Stop this process's workflows (they stay PENDING and are recovered later) and close
-        every connection, so a new ``DBOS(config=...)`` can be launched."""
+        """Leave the cluster and close every connection, so a new ``DBOS(config=...)`` can be
+        launched. Running workflows get ``workflow_completion_timeout_sec`` to finish; the rest
+        stop without writing and are handed to live members that can run them (what nobody can
+        take stays PENDING for this executor id's next launch)."""
         with cls._lock:
             instance = cls._instance
             if instance is not None and instance._executor is not None:

@@ -104,9 +104,13 @@ class ClusterServices:
         except Exception as exc:
             raise DBOSException(str(exc)) from exc
 
-    def start(self) -> None:
-        self.executor.on_queue_slot_freed = self._queue_work_changed
+    def start_heartbeat(self) -> None:
+        """Beat from right after registration (recovery may take a while)."""
         self.heartbeat.start()
+
+    def start(self) -> None:
+        """Start taking work: wake-ups, claiming, assignments and the leader campaign."""
+        self.executor.on_queue_slot_freed = self._queue_work_changed
         if self.listener is not None:
             self.listener.start()
         self.claimer.start()
