@@ -108,3 +108,23 @@ def test_fork_reuses_earlier_steps_and_client_messages(dbos, sys_url, db):
         assert db.execute("SELECT was_forked_from FROM dbos.workflow_status WHERE workflow_uuid='original'").fetchone()[0] is True
     finally:
         client.destroy()
+
+
+def test_dbos_sql_functions_enqueue_and_send_from_plain_sql(dbos, db):
+    """DBOS's SQL entry points (for clients in other languages) work against pgfleet: JSON
+    arguments and messages arrive as Python values."""
+    Queue("sql-q", polling_interval_sec=0.1)
+
+    @DBOS.workflow(name="sql_job")
+    def sql_job(count, label, *, scale=1):
+        return {"total": count * scale, "label": label, "note": DBOS.recv("notes", timeout_seconds=10)}
+
+    workflow_id = db.execute(
+        "SELECT dbos.enqueue_workflow('sql_job', 'sql-q', ARRAY['21'::json, '\"apples\"'::json], '{\"scale\": 2}'::json, "
+        "workflow_id => 'from-sql')"
+    ).fetchone()[0]
+    assert workflow_id == "from-sql"
+    db.execute("SELECT dbos.send_message('from-sql', '{\"text\": \"hi\"}'::json, 'notes')")
+    assert DBOS.retrieve_workflow("from-sql").get_result(timeout_seconds=10) == {"total": 42, "label": "apples", "note": {"text": "hi"}}
+    with pytest.raises(Exception, match="DBOS non-existent workflow"):
+        db.execute("SELECT dbos.send_message('nobody', '1'::json)")
