@@ -48,6 +48,9 @@ class WorkflowContext:
     _last_function_id: int = 0
     step_id: int | None = None  # set while a step of this workflow runs
     queue_name: str | None = None
+    # The format of the workflow row's inputs and outcome: pgfleet writes pickles, but a workflow
+    # enqueued as portable JSON (by a client in another language) gets its result as JSON.
+    serialization: str | None = None
     # The executor generation this execution started under (see Executor.abandon_all).
     generation: int = 0
     # The executor running it: calls made inside the workflow go to it, even while DBOS.destroy()

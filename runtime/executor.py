@@ -431,15 +431,15 @@ class Executor:
                 raise
             except Exception as exc:
                 local.error = exc
-                self._finish(ctx, "ERROR", error=serialize_exception(exc))
+                self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
                 local.recorded = True
                 metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
                 raise
             try:
-                output = serialize(result, what=f"the result of workflow {entry.name!r}")
+                output = serialize(result, what=f"the result of workflow {entry.name!r}", fmt=ctx.serialization)
             except DBOSSerializationError as exc:
                 local.error = exc
-                self._finish(ctx, "ERROR", error=serialize_exception(exc))
+                self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
                 local.recorded = True
                 raise
             local.value = result

@@ -148,6 +148,7 @@ def replay(
         executor=executor,
         recorded=executor.db.load_step_outputs(workflow_id) if load_steps else None,
         queue_name=row.get("queue_name"),
+        serialization=row.get("serialization"),
         authenticated_user=row["authenticated_user"],
         authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
         assumed_role=row["assumed_role"],

@@ -31,8 +31,17 @@ SERIALIZATION_FORMAT = "py_pickle"
 PORTABLE_JSON = "portable_json"
 
 
-def serialize(value: Any, *, what: str = "value") -> str:
-    """Pickle ``value`` to base64 text; an unpicklable value raises a clear error naming ``what``."""
+def serialize(value: Any, *, what: str = "value", fmt: str | None = None) -> str:
+    """Pickle ``value`` to base64 text (or, with ``fmt=PORTABLE_JSON``, write it as JSON); a value
+    that cannot be written raises a clear error naming ``what``."""
+    if fmt == PORTABLE_JSON:
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise DBOSSerializationError(
+                f"cannot serialize {what} of type {type(value).__name__} as JSON: {exc}. This workflow "
+                "was started with portable (JSON) serialization, so its result must be JSON"
+            ) from exc
     try:
         return base64.b64encode(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)).decode("ascii")
     except Exception as exc:  # pickle raises TypeError, AttributeError, PicklingError...
@@ -78,9 +87,12 @@ def deserialize_args(text: str, fmt: str | None = None) -> tuple[tuple[Any, ...]
     return tuple(inputs.get("args", ())), dict(inputs.get("kwargs", {}))
 
 
-def serialize_exception(exc: BaseException) -> str:
+def serialize_exception(exc: BaseException, fmt: str | None = None) -> str:
     """Pickle an exception; one that cannot be pickled is recorded as an equivalent Exception
-    carrying its type name and message, so the failure itself is never lost."""
+    carrying its type name and message, so the failure itself is never lost. In portable JSON
+    it is DBOS's ``{"name": ..., "message": ...}``."""
+    if fmt == PORTABLE_JSON:
+        return json.dumps({"name": type(exc).__name__, "message": str(exc)}, ensure_ascii=False)
     try:
         return serialize(exc, what="error")
     except DBOSSerializationError:

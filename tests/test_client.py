@@ -125,6 +125,13 @@ def test_dbos_sql_functions_enqueue_and_send_from_plain_sql(dbos, db):
     ).fetchone()[0]
     assert workflow_id == "from-sql"
     db.execute("SELECT dbos.send_message('from-sql', '{\"text\": \"hi\"}'::json, 'notes')")
-    assert DBOS.retrieve_workflow("from-sql").get_result(timeout_seconds=10) == {"total": 42, "label": "apples", "note": {"text": "hi"}}
+    expected = {"total": 42, "label": "apples", "note": {"text": "hi"}}
+    assert DBOS.retrieve_workflow("from-sql").get_result(timeout_seconds=10) == expected
+    # A workflow enqueued as portable JSON gets its result written as JSON too, readable by the
+    # client in another language that enqueued it (and by a waiter reading the row).
+    import json
+
+    output, serialization = db.execute("SELECT output, serialization FROM dbos.workflow_status WHERE workflow_uuid='from-sql'").fetchone()
+    assert serialization == "portable_json" and json.loads(output) == expected
     with pytest.raises(Exception, match="DBOS non-existent workflow"):
         db.execute("SELECT dbos.send_message('nobody', '1'::json)")
