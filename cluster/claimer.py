@@ -67,6 +67,7 @@ class QueueClaimer:
         workflow_names: Callable[[], list[str]],
         run_claimed: Callable[[list[dict]], None],
         clock: Callable[[], float] = time.monotonic,
+        capacity: Callable[[], int] | None = None,
     ) -> None:
         self._db = db
         self._executor_id = executor_id
@@ -75,6 +76,8 @@ class QueueClaimer:
         self._workflow_names = workflow_names
         self._run_claimed = run_claimed
         self._clock = clock
+        # How many more workflows this executor can run now: it never claims more than that.
+        self._capacity = capacity
         self._next_poll: dict[str, float] = {}
         self._woken: set[str | None] = set()
         self._lock = threading.Lock()
@@ -131,6 +134,9 @@ class QueueClaimer:
                 rows = self._db.execute("list_queue_partitions", {"queue_name": spec.name})
                 partitions = [r["queue_partition_key"] for r in rows]
             for partition in partitions:
+                room = self._room()
+                if room <= 0:
+                    return claimed  # every thread is busy: a finishing workflow wakes the claimer
                 rows = self._db.claim_queued_workflows(
                     {
                         "queue_name": spec.name,
@@ -138,7 +144,7 @@ class QueueClaimer:
                         "executor_id": self._executor_id,
                         "application_version": self._application_version,
                         "workflow_names": names,
-                        "max_claim": self.MAX_CLAIM_PER_PASS,
+                        "max_claim": room,
                         "concurrency": spec.concurrency,
                         "worker_concurrency": spec.worker_concurrency,
                         "limiter_limit": spec.rate_limit[0] if spec.rate_limit else None,
@@ -150,6 +156,11 @@ class QueueClaimer:
                     claimed += len(rows)
                     self._run_claimed(rows)
         return claimed
+
+    def _room(self) -> int:
+        if self._capacity is None:
+            return self.MAX_CLAIM_PER_PASS
+        return min(self.MAX_CLAIM_PER_PASS, self._capacity())
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -14,6 +14,7 @@ and writes nothing more.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -155,6 +156,10 @@ class Executor:
         self.application_version: str = config.application_version or ""
         self._local: dict[str, _LocalRun] = {}
         self._threads: set[threading.Thread] = set()
+        # Background workflows running (counted against max_executor_threads), and those
+        # waiting for one of them to finish.
+        self._active = 0
+        self._waiting: collections.deque[tuple[Any, ...]] = collections.deque()
         self._lock = threading.Lock()
         self.log = logs.logger
         # Set by the queue services: called when a queued workflow finishes here.
@@ -356,7 +361,7 @@ class Executor:
             timeout_ms=timeout_ms,
         )
         if background:
-            self.spawn(ctx, entry, bound, args, kwargs)
+            self.spawn(ctx, entry, bound, args, kwargs, child=parent is not None)
             return WorkflowHandle(self, workflow_id)
         if parent is None:
             return self.run(ctx, entry, bound, args, kwargs)
@@ -394,23 +399,60 @@ class Executor:
     # -- running workflows ------------------------------------------------------------------
 
     def spawn(
-        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        ctx: WorkflowContext,
+        entry: RegisteredWorkflow,
+        bound: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        child: bool = False,
     ) -> None:
-        """Run a workflow in a thread of its own."""
+        """Run a workflow in the background.
 
+        At most ``max_executor_threads`` background workflows run at once; the rest wait in
+        order and run on the threads that free up (a thread runs waiting work before it ends).
+        A child started by a running workflow is part of work already admitted: it never
+        waits, or a parent waiting for its child could hold the last thread forever.
+        """
+        job = (ctx, entry, bound, args, kwargs)
+        with self._lock:
+            self._running_epochs.add(ctx.owner_epoch)
+            if not child and self._active >= self.config.max_executor_threads:
+                self._waiting.append(job)
+                return
+            if not child:
+                self._active += 1
+        self._start_thread(job, counted=not child)
+
+    def capacity(self) -> int:
+        """How many more background workflows could start running now (claims take no more)."""
+        with self._lock:
+            return max(0, self.config.max_executor_threads - self._active - len(self._waiting))
+
+    def _start_thread(self, job: tuple[Any, ...], *, counted: bool) -> None:
         def target() -> None:
+            current = job
             try:
-                self.run(ctx, entry, bound, args, kwargs)
-            except BaseException:  # the outcome is recorded or handed to waiters; logged in run()
-                pass
+                while current is not None:
+                    try:
+                        self.run(*current)
+                    except BaseException:  # the outcome is recorded or handed to waiters; logged in run()
+                        pass
+                    current = None
+                    if counted:
+                        with self._lock:
+                            if self._waiting and not self.stop_event.is_set():
+                                current = self._waiting.popleft()
+                            else:
+                                self._active -= 1
             finally:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
 
-        thread = threading.Thread(target=target, name=f"workflow-{ctx.workflow_id}", daemon=True)
+        thread = threading.Thread(target=target, name=f"workflow-{job[0].workflow_id}", daemon=True)
         with self._lock:
             self._threads.add(thread)
-            self._running_epochs.add(ctx.owner_epoch)
         thread.start()
 
     def run(

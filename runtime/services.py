@@ -69,6 +69,7 @@ class ClusterServices:
             queues=self._queue_specs,
             workflow_names=workflow_names,
             run_claimed=functools.partial(recovery.run_claimed, executor),
+            capacity=executor.capacity,
         )
         self.assignments = AssignmentPoller(
             db, executor.executor_id, executor.running_epochs, functools.partial(recovery.run_assigned, executor)

@@ -479,3 +479,44 @@ def test_transactions_on_a_separate_application_database(sys_url, pg_server_url)
         DBOS.destroy(destroy_registry=True)
         with psycopg.connect(pg_server_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(app_name)))
+
+
+def test_max_executor_threads_bounds_background_workflows(sys_url):
+    """At most max_executor_threads background workflows run at once; the rest wait their
+    turn. A child started by a running workflow never waits (its parent may be waiting on it)."""
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "t", "system_database_url": sys_url, "executor_id": "bounded", "max_executor_threads": 2})
+    DBOS.launch()
+    try:
+        running, peak, lock = [0], [0], threading.Lock()
+
+        @DBOS.step()
+        def occupy():
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.2)
+            with lock:
+                running[0] -= 1
+
+        @DBOS.workflow()
+        def busy(i):
+            occupy()
+            return i
+
+        @DBOS.workflow()
+        def child(i):
+            return i * 10
+
+        @DBOS.workflow()
+        def parent(i):
+            return DBOS.start_workflow(child, i).get_result()
+
+        handles = [DBOS.start_workflow(busy, i) for i in range(6)]
+        assert [h.get_result(timeout_seconds=10) for h in handles] == list(range(6))
+        assert peak[0] == 2
+        # Two parents fill both threads and wait on children: the children still run.
+        parents = [DBOS.start_workflow(parent, i) for i in range(2)]
+        assert [h.get_result(timeout_seconds=10) for h in parents] == [0, 10]
+    finally:
+        DBOS.destroy(destroy_registry=True)
