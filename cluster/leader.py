@@ -48,18 +48,9 @@ class LeaderElector:
         self._executor_epoch = executor_epoch
         self._on_tick = on_tick
         self._clock = clock
-        # Keepalives and a TCP user timeout make a partitioned leader's session (and so its
-        # lock) die within the lease TTL instead of hours later.
-        timeout_ms = max(1000, int(lease_ttl_sec * 1000 / 2))
-        self._session = DedicatedSession(
-            db,
-            purpose=f"leader-{executor_id}",
-            keepalives=1,
-            keepalives_idle=1,
-            keepalives_interval=1,
-            keepalives_count=2,
-            tcp_user_timeout=timeout_ms,
-        )
+        # A partitioned leader's session (and so its lock) must die within the lease TTL, not
+        # hours later when TCP gives up.
+        self._session = DedicatedSession(db, purpose=f"leader-{executor_id}", dead_link_timeout_sec=max(1.0, lease_ttl_sec / 2))
         self.term: int | None = None
         self._trusted_until = 0.0
         self._has_lock = False

@@ -143,16 +143,10 @@ class Heartbeat:
     ) -> None:
         self.interval_sec = interval_sec
         self._membership = membership
-        # Keepalives and a TCP user timeout make a heartbeat over a dead link fail instead of
-        # hanging in TCP retransmission, so a cut-off member notices quickly.
+        # A heartbeat over a dead link must fail, not hang in TCP retransmission, so that a
+        # cut-off member notices quickly (the watchdog below covers the rest).
         self._session = DedicatedSession(
-            db,
-            purpose=f"heartbeat-{membership.executor_id}",
-            keepalives=1,
-            keepalives_idle=1,
-            keepalives_interval=1,
-            keepalives_count=2,
-            tcp_user_timeout=max(500, int(membership.member_timeout_sec * 1000 / 3)),
+            db, purpose=f"heartbeat-{membership.executor_id}", dead_link_timeout_sec=membership.member_timeout_sec / 3
         )
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined

@@ -22,9 +22,28 @@ __all__ = ["DedicatedSession"]
 class DedicatedSession:
     """Runs named statements on a connection that belongs to one background loop."""
 
-    def __init__(self, db: SystemDatabase, *, purpose: str, connect_timeout_sec: int = 5, **settings: Any) -> None:
+    def __init__(
+        self,
+        db: SystemDatabase,
+        *,
+        purpose: str,
+        connect_timeout_sec: int = 5,
+        dead_link_timeout_sec: float | None = None,
+        **settings: Any,
+    ) -> None:
+        """``dead_link_timeout_sec`` sets TCP keepalives and a TCP user timeout, so a statement
+        over a link that went silent fails within about that time instead of hanging in TCP
+        retransmission (for heartbeats and the leader lock, whose silence has to be noticed)."""
         self._db = db
         self._settings = {"application_name": f"pgfleet-{purpose}"[:63], "connect_timeout": connect_timeout_sec, **settings}
+        if dead_link_timeout_sec is not None:
+            self._settings.update(
+                keepalives=1,
+                keepalives_idle=1,
+                keepalives_interval=1,
+                keepalives_count=2,
+                tcp_user_timeout=max(500, int(dead_link_timeout_sec * 1000)),
+            )
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
