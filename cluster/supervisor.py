@@ -36,7 +36,7 @@ import multiprocess
 from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.logs import get_logger
 
-from .sweeper import take_over_member
+from .sweeper import announce_moved, take_over_member
 
 __all__ = ["SupervisorOptions", "WorkerSpec", "Supervisor", "run_supervisor"]
 
@@ -248,10 +248,7 @@ class Supervisor:
                                      member_timeout_sec=float(self.options.worker_config.get("member_timeout_sec", 5.0)))
             if moved:
                 log.info("took over a dead worker's workflows", executor_id=slot.executor_id, count=len(moved))
-                for queue_name in {r["queue_name"] for r in moved if r["queue_name"]}:
-                    self._db.notify("pgfleet_queues", queue_name)
-                for executor_id in {r["to_executor_id"] for r in moved if r["to_executor_id"]}:
-                    self._db.notify("pgfleet_queues", f"assigned:{executor_id}")
+                announce_moved(self._db, moved)
         except Exception as exc:  # the leader's sweep takes over later if we cannot now
             log.warning("could not fence a dead worker", executor_id=slot.executor_id, error=str(exc))
 

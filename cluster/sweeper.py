@@ -23,7 +23,10 @@ from sysdb.logs import get_logger
 
 from sysdb import SystemDatabase, now_ms
 
-__all__ = ["take_over_member", "LeaderDuties", "TAKEOVER_BATCH_SIZE"]
+from .assignments import ASSIGNMENT_PAYLOAD_PREFIX
+from .claimer import QUEUE_CHANNEL
+
+__all__ = ["take_over_member", "announce_moved", "LeaderDuties", "TAKEOVER_BATCH_SIZE"]
 
 log = get_logger("pgfleet.cluster")
 
@@ -73,6 +76,15 @@ def take_over_member(
             requeued=sum(1 for r in moved if r["queue_name"] is not None),
         )
     return moved
+
+
+def announce_moved(db: SystemDatabase, moved: list[dict[str, Any]]) -> None:
+    """Wake the claimers of the queues that got work back and the members that were assigned
+    some (for a sweeper that runs no claimer of its own, such as the supervisor)."""
+    for queue_name in {r["queue_name"] for r in moved if r.get("queue_name")}:
+        db.notify(QUEUE_CHANNEL, queue_name)
+    for executor_id in {r["to_executor_id"] for r in moved if r.get("to_executor_id")}:
+        db.notify(QUEUE_CHANNEL, ASSIGNMENT_PAYLOAD_PREFIX + executor_id)
 
 
 class LeaderDuties:

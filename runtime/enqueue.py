@@ -16,7 +16,7 @@ from sysdb.errors import DeduplicatedError
 from .context import current_workflow, take_start_options
 from .errors import DBOSException, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle
-from .executor import _bound_names, _timeout, _validate, check_recorded_name, stale_token_error
+from .executor import _bound_names, fenced_step, _timeout, _validate, check_recorded_name, stale_token_error
 from .registry import RegisteredWorkflow
 from .serialization import SERIALIZATION_FORMAT, serialize_args
 
@@ -92,18 +92,7 @@ def enqueue_workflow(
     }
     parent_step = None
     if parent is not None:
-        parent_step = {
-            "workflow_id": parent.workflow_id,
-            "executor_id": parent.executor_id,
-            "owner_epoch": parent.owner_epoch,
-            "function_id": function_id,
-            "function_name": entry.name,
-            "output": None,
-            "error": None,
-            "serialization": None,
-            "started_at_ms": now_ms(),
-            "child_workflow_id": workflow_id,
-        }
+        parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
     try:
         inserted = executor.db.enqueue_workflow(params, parent_step)
     except DeduplicatedError as exc:

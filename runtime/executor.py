@@ -59,7 +59,7 @@ from .serialization import (
 )
 from .status import TERMINAL_STATUSES
 
-__all__ = ["Executor", "ExecutorShutdown", "NOT_RECORDED", "await_outcome"]
+__all__ = ["Executor", "ExecutorShutdown", "NOT_RECORDED", "await_outcome", "fenced_step"]
 
 # Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
 RESULT_POLL_MAX_INTERVAL_SEC = 0.5
@@ -94,6 +94,23 @@ def stale_token_error(exc: OwnershipLostError) -> DBOSException:
     if exc.status == "CANCELLED":
         return DBOSWorkflowCancelledError(f"workflow {exc.workflow_id!r} was cancelled")
     return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
+
+
+def fenced_step(ctx: WorkflowContext, function_id: int, function_name: str, **extra: Any) -> dict[str, Any]:
+    """The arguments of a workflow operation's fenced step row (``record_step_output``), for the
+    writes that commit it together with their own effects (send, recv, events, streams, enqueue)."""
+    return {
+        "workflow_id": ctx.workflow_id,
+        "executor_id": ctx.executor_id,
+        "owner_epoch": ctx.owner_epoch,
+        "function_id": function_id,
+        "function_name": function_name,
+        "output": None,
+        "error": None,
+        "serialization": None,
+        "started_at_ms": now_ms(),
+        **extra,
+    }
 
 
 def decode_outcome(workflow_id: str, row: dict[str, Any]) -> Any:

@@ -18,7 +18,7 @@ from sysdb.errors import NoSuchWorkflowError, OwnershipLostError
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
-from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded, stale_token_error
+from .executor import NOT_RECORDED, Executor, ExecutorShutdown, fenced_step, replay_recorded, stale_token_error
 from .notifications import hub
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .steps import durable_wake_time
@@ -38,20 +38,6 @@ def _workflow_for(operation: str) -> WorkflowContext | None:
     return ctx
 
 
-def _step(ctx: WorkflowContext, function_id: int, name: str, started_ms: int) -> dict[str, Any]:
-    return {
-        "workflow_id": ctx.workflow_id,
-        "executor_id": ctx.executor_id,
-        "owner_epoch": ctx.owner_epoch,
-        "function_id": function_id,
-        "function_name": name,
-        "output": None,
-        "error": None,
-        "serialization": None,
-        "started_at_ms": started_ms,
-    }
-
-
 def send(executor: Executor, destination_id: str, message: Any, topic: str | None = None) -> None:
     """Send ``message`` to workflow ``destination_id`` (exactly once from inside a workflow)."""
     ctx = _workflow_for("DBOS.send")
@@ -69,7 +55,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         if recorded is not NOT_RECORDED:
             return
         params["message_uuid"] = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
-        parent_step = _step(ctx, function_id, "DBOS.send", now_ms())
+        parent_step = fenced_step(ctx, function_id, "DBOS.send")
     try:
         executor.db.send_message(params, parent_step)
     except NoSuchWorkflowError:
@@ -105,7 +91,7 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     executor.check_running(ctx)
     try:
         message = executor.db.consume_message(
-            ctx.workflow_id, topic_key, _step(ctx, function_id, "DBOS.recv", started) | {"serialization": SERIALIZATION_FORMAT}
+            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=SERIALIZATION_FORMAT)
         )
     except OwnershipLostError as exc:
         raise stale_token_error(exc) from None
@@ -130,7 +116,7 @@ def set_event(executor: Executor, key: str, value: Any) -> None:
         "function_id": function_id,
     }
     try:
-        executor.db.set_event(params, _step(ctx, function_id, "DBOS.setEvent", now_ms()))
+        executor.db.set_event(params, fenced_step(ctx, function_id, "DBOS.setEvent"))
     except OwnershipLostError as exc:
         raise stale_token_error(exc) from None
 

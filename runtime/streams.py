@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sysdb import now_ms
 from sysdb.errors import OwnershipLostError
 
 from .context import current_workflow
 from .errors import DBOSException
-from .executor import NOT_RECORDED, Executor, stale_token_error
+from .executor import NOT_RECORDED, Executor, fenced_step, stale_token_error
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .status import TERMINAL_STATUSES
 
@@ -48,11 +47,7 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
         if recorded is not NOT_RECORDED:
             return
         params["function_id"] = function_id
-        step = {
-            "workflow_id": ctx.workflow_id, "executor_id": ctx.executor_id, "owner_epoch": ctx.owner_epoch,
-            "function_id": function_id, "function_name": operation, "output": None, "error": None,
-            "serialization": None, "started_at_ms": now_ms(),
-        }
+        step = fenced_step(ctx, function_id, operation)
     executor.check_owned(ctx)
     try:
         executor.db.write_stream_value(params, step)
