@@ -6,8 +6,6 @@ the child commits with the child's ENQUEUED row, and a replay returns the same h
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from sysdb import OwnershipLostError, now_ms
@@ -15,10 +13,9 @@ from sysdb.errors import DeduplicatedError
 
 from .context import current_workflow, take_start_options
 from .errors import DBOSException, DBOSQueueDeduplicatedError
+from .executor import _timeout, _validate, fenced_step, stale_token_error, take_start_position
 from .handles import WorkflowHandle
-from .executor import _bound_names, fenced_step, _timeout, _validate, check_recorded_name, stale_token_error
 from .registry import RegisteredWorkflow
-from .serialization import SERIALIZATION_FORMAT, serialize_args
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -45,51 +42,30 @@ def enqueue_workflow(
     if not queue.partition_queue and options.queue_partition_key is not None:
         raise DBOSException(f"queue {queue.name!r} is not partitioned; queue_partition_key is not allowed")
 
-    function_id = parent.next_function_id() if parent is not None else None
-    workflow_id = options.workflow_id or (
-        f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
-    )
-    if parent is not None and function_id is not None:
-        recorded = parent.recorded_step(function_id)
-        if recorded is not None:  # replay: the same handle as the first execution
-            check_recorded_name(parent, function_id, entry.name, recorded)
-            return WorkflowHandle(executor, recorded["child_workflow_id"] or workflow_id)
+    function_id, workflow_id, replayed_child = take_start_position(parent, options, entry)
+    if replayed_child is not None:  # replay: the same handle as the first execution
+        return WorkflowHandle(executor, replayed_child)
 
-    inputs = serialize_args(args, kwargs, workflow_name=entry.name)
     if options.timeout_set:
         timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
         deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
     else:
         timeout_ms, deadline_ms = _timeout(options, parent)
-    user = options.authenticated_user or (parent.authenticated_user if parent else None)
-    roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
-    class_name, config_name = _bound_names(entry, bound)
     delay = options.delay_seconds or 0
-    params = {
-        "workflow_id": workflow_id,
-        "status": "DELAYED" if delay > 0 else "ENQUEUED",
-        "name": entry.name,
-        "class_name": class_name,
-        "config_name": config_name,
-        "authenticated_user": user,
-        "assumed_role": options.assumed_role,
-        "authenticated_roles": json.dumps(roles) if roles else None,
+    params, _ = executor.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
+    params.update(
+        status="DELAYED" if delay > 0 else "ENQUEUED",
         # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
         # work enqueued under the code hash would be stranded by the next deploy.
-        "application_version": options.app_version or executor.config.application_version,
-        "application_id": "",
-        "application_name": executor.config.name,
-        "queue_name": queue.name,
-        "timeout_ms": timeout_ms,
-        "deadline_ms": deadline_ms,
-        "inputs": inputs,
-        "parent_workflow_id": parent.workflow_id if parent else None,
-        "serialization": SERIALIZATION_FORMAT,
-        "deduplication_id": options.deduplication_id,
-        "priority": options.priority or 0,
-        "queue_partition_key": options.queue_partition_key,
-        "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
-    }
+        application_version=options.app_version or executor.config.application_version,
+        queue_name=queue.name,
+        timeout_ms=timeout_ms,
+        deadline_ms=deadline_ms,
+        deduplication_id=options.deduplication_id,
+        priority=options.priority or 0,
+        queue_partition_key=options.queue_partition_key,
+        delay_until_ms=now_ms() + int(delay * 1000) if delay > 0 else None,
+    )
     parent_step = None
     if parent is not None:
         parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
@@ -100,7 +76,7 @@ def enqueue_workflow(
     except OwnershipLostError as exc:
         raise stale_token_error(exc) from None
     if not inserted:
-        executor.check_same_workflow(workflow_id, entry, class_name, config_name)
+        executor.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
     elif executor.on_queue_slot_freed is not None:
         executor.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
     return WorkflowHandle(executor, workflow_id)

@@ -310,42 +310,20 @@ class Executor:
         if entry.validate_input is not None:
             _validate(entry, args, kwargs)
 
-        function_id = parent.next_function_id() if parent is not None else None
-        workflow_id = options.workflow_id or (
-            f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4())
-        )
-        if parent is not None and function_id is not None:
-            recorded = parent.recorded_step(function_id)
-            if recorded is not None:  # replay: an earlier execution started this child
-                check_recorded_name(parent, function_id, entry.name, recorded)
-                child_id = recorded["child_workflow_id"] or workflow_id
-                if background:
-                    return WorkflowHandle(self, child_id)
-                return self.child_result(parent, child_id)
+        function_id, workflow_id, replayed_child = take_start_position(parent, options, entry)
+        if replayed_child is not None:  # replay: an earlier execution started this child
+            if background:
+                return WorkflowHandle(self, replayed_child)
+            return self.child_result(parent, replayed_child)  # type: ignore[arg-type]
 
-        inputs = serialize_args(args, kwargs, workflow_name=entry.name)
         timeout_ms, deadline_ms = _timeout(options, parent)
-        user = options.authenticated_user or (parent.authenticated_user if parent else None)
-        roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
-        class_name, config_name = _bound_names(entry, bound)
-        params = {
-            "workflow_id": workflow_id,
-            "name": entry.name,
-            "class_name": class_name,
-            "config_name": config_name,
-            "authenticated_user": user,
-            "assumed_role": options.assumed_role,
-            "authenticated_roles": json.dumps(roles) if roles else None,
-            "executor_id": self.executor_id,
-            "application_version": self.application_version,
-            "application_id": "",
-            "application_name": self.config.name,
-            "timeout_ms": timeout_ms,
-            "deadline_ms": deadline_ms,
-            "inputs": inputs,
-            "parent_workflow_id": parent.workflow_id if parent else None,
-            "serialization": SERIALIZATION_FORMAT,
-        }
+        params, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
+        params.update(
+            executor_id=self.executor_id,
+            application_version=self.application_version,
+            timeout_ms=timeout_ms,
+            deadline_ms=deadline_ms,
+        )
         if parent is not None:
             try:
                 epoch = self.db.start_child_workflow(
@@ -357,7 +335,7 @@ class Executor:
             epoch = self.db.insert_workflow(params)
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
-            self.check_same_workflow(workflow_id, entry, class_name, config_name)
+            self.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
             if background:
                 return WorkflowHandle(self, workflow_id)
             if parent is not None:
@@ -371,7 +349,7 @@ class Executor:
             owner_epoch=epoch,
             generation=self.generation,
             executor=self,
-            authenticated_user=user,
+            authenticated_user=params["authenticated_user"],
             authenticated_roles=roles,
             assumed_role=options.assumed_role,
             deadline_epoch_ms=deadline_ms,
@@ -394,6 +372,36 @@ class Executor:
             raise
         self.checkpoint(parent, result_id, "DBOS.getResult", output=serialize(result), child_workflow_id=workflow_id)
         return result
+
+    def start_row(
+        self,
+        entry: RegisteredWorkflow,
+        bound: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Any,
+        parent: WorkflowContext | None,
+        workflow_id: str,
+    ) -> tuple[dict[str, Any], list[str] | None]:
+        """The status-row fields every start shares (direct, background, child or enqueued):
+        identity, caller, inputs; and the caller's role list, for the workflow's context."""
+        user = options.authenticated_user or (parent.authenticated_user if parent else None)
+        roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
+        class_name, config_name = _bound_names(entry, bound)
+        return {
+            "workflow_id": workflow_id,
+            "name": entry.name,
+            "class_name": class_name,
+            "config_name": config_name,
+            "authenticated_user": user,
+            "assumed_role": options.assumed_role,
+            "authenticated_roles": json.dumps(roles) if roles else None,
+            "application_id": "",
+            "application_name": self.config.name,
+            "inputs": serialize_args(args, kwargs, workflow_name=entry.name),
+            "parent_workflow_id": parent.workflow_id if parent else None,
+            "serialization": SERIALIZATION_FORMAT,
+        }, roles
 
     def check_same_workflow(
         self, workflow_id: str, entry: RegisteredWorkflow, class_name: str | None, config_name: str | None
@@ -630,6 +638,22 @@ def _bound_names(entry: RegisteredWorkflow, bound: Any) -> tuple[str | None, str
     if entry.kind == CLASS_METHOD:
         return bound.__qualname__, None
     return None, None
+
+
+def take_start_position(
+    parent: WorkflowContext | None, options: Any, entry: RegisteredWorkflow
+) -> tuple[int | None, str, str | None]:
+    """The step position and id of a workflow being started: inside a workflow the next
+    position and ``<parent>-<position>`` (unless ``SetWorkflowID`` names one), else a new UUID.
+    The third value is the child's id when a replayed parent recorded this start already."""
+    function_id = parent.next_function_id() if parent is not None else None
+    workflow_id = options.workflow_id or (f"{parent.workflow_id}-{function_id}" if parent is not None else str(uuid.uuid4()))
+    if parent is not None and function_id is not None:
+        recorded = parent.recorded_step(function_id)
+        if recorded is not None:
+            check_recorded_name(parent, function_id, entry.name, recorded)
+            return function_id, workflow_id, recorded["child_workflow_id"] or workflow_id
+    return function_id, workflow_id, None
 
 
 def _validate(entry: RegisteredWorkflow, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
