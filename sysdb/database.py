@@ -471,8 +471,11 @@ class SystemDatabase:
         executor_id: str,
         previous_executor_id: str,
         previous_epoch: int | None,
+        owner_epoch: int,
     ) -> Row | None:
-        """Compare-and-set a PENDING workflow to a fresh epoch owned by ``executor_id``."""
+        """Compare-and-set a PENDING workflow to the fresh epoch ``owner_epoch`` (from
+        :meth:`reserve_epoch`, so a retry after a lost reply recognises its own take-over)
+        owned by ``executor_id``."""
         rows = self.execute(
             "take_over_for_recovery",
             {
@@ -480,6 +483,7 @@ class SystemDatabase:
                 "executor_id": executor_id,
                 "previous_executor_id": previous_executor_id,
                 "previous_epoch": previous_epoch,
+                "owner_epoch": owner_epoch,
                 "now_ms": now_ms(),
             },
         )

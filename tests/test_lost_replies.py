@@ -22,6 +22,8 @@ from tests.faults.proxy import PgProxy
 # Long enough for a loaded machine, short enough that a hang fails the test instead of the run.
 BOUND_SEC = 30.0
 EXECUTOR_ID = "test-executor"
+# What the orphan sweep logs when it has to rescue a row (runtime/ownership.py).
+ORPHAN_ADOPTED = "adopting workflows this executor owns but was not running"
 
 
 @pytest.fixture
@@ -294,3 +296,86 @@ def test_write_stream_whose_reply_was_lost_appends_once(fleet, proxy, db):
     assert rule.fired.is_set()
     assert status_of(db, "writer") == "SUCCESS"
     assert [r[0] for r in db.execute("SELECT \"offset\" FROM dbos.streams WHERE workflow_uuid = 'writer' ORDER BY 1")] == [0, 1]
+
+
+# -- recovery, resume, registration ------------------------------------------------------------------
+
+
+def _seed_pending(sys_url: str, workflow_id: str, name: str, args: tuple[Any, ...]) -> None:
+    """A PENDING row of this executor id that no process runs: what a killed incarnation leaves."""
+    from runtime.serialization import SERIALIZATION_FORMAT, serialize_args
+
+    seed = SystemDatabase(sys_url, pool_size=1)
+    seed.open(run_migrations=False)
+    try:
+        seed.insert_workflow({
+            "workflow_id": workflow_id, "name": name, "class_name": None, "config_name": None,
+            "authenticated_user": None, "assumed_role": None, "authenticated_roles": None,
+            "application_id": "", "application_name": "pgfleet-test",
+            "inputs": serialize_args(args, {}, workflow_name=name), "parent_workflow_id": None,
+            "serialization": SERIALIZATION_FORMAT, "executor_id": EXECUTOR_ID, "application_version": "",
+            "timeout_ms": None, "deadline_ms": None, "owner_epoch": seed.reserve_epoch(),
+        })
+    finally:
+        seed.close()
+
+
+def test_recovery_take_over_whose_reply_was_lost_runs_the_workflow(unlaunched, proxy, sys_url, db, caplog):
+    effects = Effects()
+
+    @DBOS.step()
+    def effect(x):
+        return effects.add(x)
+
+    @DBOS.workflow(name="recovered")
+    def recovered(x):
+        return effect(x) + 1
+
+    _seed_pending(sys_url, "left-behind", "recovered", (4,))
+    rule = proxy.drop_reply("-- Recover one workflow")
+    within(DBOS.launch, "a launch whose recovery take-over reply was lost")
+    assert rule.fired.is_set()
+    assert within(lambda: DBOS.retrieve_workflow("left-behind").get_result(), "the recovered workflow") == 5
+    assert effects.calls == [4]
+    assert status_of(db, "left-behind") == "SUCCESS"
+    # The retried take-over counted its attempt once (the insert counts 1, the recovery 1).
+    assert count(db, "SELECT recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'left-behind'") == 2
+    assert ORPHAN_ADOPTED not in caplog.text  # the retry knew its own take-over; no rescue needed
+
+
+def test_resume_whose_reply_was_lost_runs_the_workflow(fleet, proxy, db, caplog):
+    effects = Effects()
+
+    @DBOS.step()
+    def effect(x):
+        return effects.add(x)
+
+    @DBOS.workflow()
+    def later(x):
+        return effect(x)
+
+    with SetWorkflowID("resumed"), SetEnqueueOptions(delay_seconds=3600):
+        Queue("parked").enqueue(later, 3)
+    DBOS.cancel_workflow("resumed")
+    assert status_of(db, "resumed") == "CANCELLED"
+    rule = proxy.drop_reply("-- Resume a cancelled or failed-over workflow here")
+    handle = within(lambda: DBOS.resume_workflow("resumed"), "a resume whose reply was lost")
+    assert rule.fired.is_set()
+    assert within(lambda: handle.get_result(), "the resumed workflow") == 3
+    assert effects.calls == [3]
+    assert status_of(db, "resumed") == "SUCCESS"
+    assert ORPHAN_ADOPTED not in caplog.text  # the retry knew its own resume; no rescue needed
+
+
+def test_register_whose_reply_was_lost_joins_the_cluster(unlaunched, proxy, db):
+    @DBOS.workflow()
+    def hello():
+        return "hello"
+
+    rule = proxy.drop_reply("-- Register this process as executor_id")
+    within(DBOS.launch, "a launch whose registration reply was lost")
+    assert rule.fired.is_set()
+    with SetWorkflowID("after-register"):
+        assert within(hello, "a workflow after the registration") == "hello"
+    rows = db.execute("SELECT executor_id, status FROM dbos.pgfleet_executors").fetchall()
+    assert rows == [(EXECUTOR_ID, "active")]
