@@ -379,3 +379,35 @@ def test_register_whose_reply_was_lost_joins_the_cluster(unlaunched, proxy, db):
         assert within(hello, "a workflow after the registration") == "hello"
     rows = db.execute("SELECT executor_id, status FROM dbos.pgfleet_executors").fetchall()
     assert rows == [(EXECUTOR_ID, "active")]
+
+
+# -- the orphan sweep's own safety ------------------------------------------------------------------
+
+
+def test_the_orphan_sweep_never_takes_a_row_a_claim_is_about_to_run(fleet, sys_url, db):
+    from runtime import ownership, recovery
+
+    effects = Effects()
+
+    @DBOS.workflow(name="claimed-late")
+    def claimed_late(x):
+        return effects.add(x)
+
+    executor = DBOS._executor_or_raise("the test")
+    writes = executor.services.owning_writes
+    swept: list[int] = []
+    with writes.track():  # a claim in flight: its row is committed but not handed to a thread yet
+        _seed_pending(sys_url, "claimed", "claimed-late", (1,))
+        sweeper = threading.Thread(target=lambda: swept.append(ownership.adopt_orphans(executor, writes)), daemon=True)
+        sweeper.start()
+        sweeper.join(0.5)
+        assert sweeper.is_alive(), "the sweep did not wait for the claim in flight"
+        rows = db.execute("SELECT owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = 'claimed'").fetchall()
+        assert effects.calls == [] and len(rows) == 1
+        # The claim hands its row to a thread, as run_claimed does.
+        owned = executor.db.execute("list_owned_not_running", {"executor_id": EXECUTOR_ID, "running_epochs": []})
+        recovery.run_assigned(executor, [r for r in owned if r["workflow_uuid"] == "claimed"])
+    sweeper.join(BOUND_SEC)
+    assert swept == [0]
+    wait_until(lambda: status_of(db, "claimed") == "SUCCESS", "the claimed workflow to finish", timeout=BOUND_SEC)
+    assert effects.calls == [1]
