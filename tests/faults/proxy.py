@@ -83,9 +83,10 @@ class _Link:
             threading.Thread(target=target, name=f"pgproxy-{name}", daemon=True).start()
 
     def cut(self) -> None:
-        if self.closed.is_set():
-            return
-        self.closed.set()
+        with self.lock:  # both pumps and cut_all may get here at once
+            if self.closed.is_set():
+                return
+            self.closed.set()
         for sock in (self.client, self.server):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
