@@ -36,11 +36,14 @@ class AssignmentPoller:
         executor_id: str,
         running_epochs: Callable[[], list[int]],
         run_assigned: Callable[[list[dict[str, Any]]], None],
+        sweep: Callable[[], int] | None = None,
     ) -> None:
         self._db = db
         self._executor_id = executor_id
         self._running_epochs = running_epochs
         self._run_assigned = run_assigned
+        # Also run on every poll: adopts rows this executor owns but runs nowhere (lost replies).
+        self._sweep = sweep
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.paused = threading.Event()
@@ -75,5 +78,7 @@ class AssignmentPoller:
                 continue
             try:
                 self.poll_once()
+                if self._sweep is not None:
+                    self._sweep()
             except Exception as exc:
                 log.warning("assignment poll failed", error=str(exc))

@@ -12,10 +12,12 @@ This module knows queues only as settings; running a workflow is the callback's 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
 from collections.abc import Callable
+from typing import ContextManager
 from dataclasses import dataclass
 
 from sysdb.logs import get_logger
@@ -68,6 +70,7 @@ class QueueClaimer:
         run_claimed: Callable[[list[dict]], None],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
+        track: Callable[[], ContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._db = db
         self._executor_id = executor_id
@@ -78,6 +81,9 @@ class QueueClaimer:
         self._clock = clock
         # How many more workflows this executor can run now: it never claims more than that.
         self._capacity = capacity
+        # Brackets each claim until its rows are handed over, so the orphan sweep (which adopts
+        # the rows of a claim whose reply was lost) never takes rows of a claim still running.
+        self._track = track
         self._next_poll: dict[str, float] = {}
         self._woken: set[str | None] = set()
         self._lock = threading.Lock()
@@ -137,25 +143,29 @@ class QueueClaimer:
                 room = self._room()
                 if room <= 0:
                     return claimed  # every thread is busy: a finishing workflow wakes the claimer
-                rows = self._db.claim_queued_workflows(
-                    {
-                        "queue_name": spec.name,
-                        "partition_key": partition,
-                        "executor_id": self._executor_id,
-                        "application_version": self._application_version,
-                        "workflow_names": names,
-                        "max_claim": room,
-                        "concurrency": spec.concurrency,
-                        "worker_concurrency": spec.worker_concurrency,
-                        "limiter_limit": spec.rate_limit[0] if spec.rate_limit else None,
-                        "limiter_period_ms": int(spec.rate_limit[1] * 1000) if spec.rate_limit else 0,
-                        "rate_limited": spec.rate_limit is not None,
-                    }
-                )
-                if rows:
-                    claimed += len(rows)
-                    self._run_claimed(rows)
+                with self._track():
+                    claimed += self._claim_and_run(spec, partition, names, room)
         return claimed
+
+    def _claim_and_run(self, spec: QueueSpec, partition: str | None, names: list[str], room: int) -> int:
+        rows = self._db.claim_queued_workflows(
+            {
+                "queue_name": spec.name,
+                "partition_key": partition,
+                "executor_id": self._executor_id,
+                "application_version": self._application_version,
+                "workflow_names": names,
+                "max_claim": room,
+                "concurrency": spec.concurrency,
+                "worker_concurrency": spec.worker_concurrency,
+                "limiter_limit": spec.rate_limit[0] if spec.rate_limit else None,
+                "limiter_period_ms": int(spec.rate_limit[1] * 1000) if spec.rate_limit else 0,
+                "rate_limited": spec.rate_limit is not None,
+            }
+        )
+        if rows:
+            self._run_claimed(rows)
+        return len(rows)
 
     def _room(self) -> int:
         if self._capacity is None:

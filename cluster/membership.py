@@ -98,6 +98,7 @@ class Membership:
             "register_executor",
             {
                 "executor_id": info.executor_id,
+                "epoch": self._db.execute("draw_member_epoch")[0]["epoch"],
                 "host": info.host,
                 "pid": info.pid,
                 "supervisor_id": info.supervisor_id,

@@ -48,6 +48,7 @@ from .errors import (
     DBOSWorkflowCancelledError,
     DBOSWorkflowFencedError,
 )
+from .ownership import insert_start_row
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, registry
 from .serialization import (
     SERIALIZATION_FORMAT,
@@ -262,6 +263,19 @@ class Executor:
         with self._lock:
             return list(self._running_epochs)
 
+    def hold_epoch(self, epoch: int) -> bool:
+        """Count ``epoch`` as running here from now on (before its write, or before adopting its
+        row); False when it is already held (see runtime.ownership)."""
+        with self._lock:
+            if epoch in self._running_epochs:
+                return False
+            self._running_epochs.add(epoch)
+            return True
+
+    def release_epoch(self, epoch: int) -> None:
+        with self._lock:
+            self._running_epochs.discard(epoch)
+
     def abandon_all(self, reason: str) -> None:
         """Stop every running workflow at its next write, without writing (this executor was
         declared dead or cut off, and others are taking its work over)."""
@@ -324,15 +338,10 @@ class Executor:
             timeout_ms=timeout_ms,
             deadline_ms=deadline_ms,
         )
-        if parent is not None:
-            try:
-                epoch = self.db.start_child_workflow(
-                    {**params, "function_id": function_id, "parent_owner_epoch": parent.owner_epoch}
-                )
-            except OwnershipLostError as exc:
-                raise stale_token_error(exc) from None
-        else:
-            epoch = self.db.insert_workflow(params)
+        try:
+            epoch = insert_start_row(self, parent, params, function_id)
+        except OwnershipLostError as exc:
+            raise stale_token_error(exc) from None
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
             self.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])

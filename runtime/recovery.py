@@ -73,12 +73,30 @@ def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_i
             config_name=row["config_name"],
         )
         return None
-    taken = executor.db.take_over_for_recovery(
-        workflow_id=workflow_id,
-        executor_id=executor.executor_id,
-        previous_executor_id=previous_executor_id,
-        previous_epoch=previous_epoch,
-    )
+    # The epoch is drawn and held first: it is the take-over's attempt token (runtime.ownership).
+    token = executor.db.reserve_epoch()
+    executor.hold_epoch(token)
+    try:
+        taken = executor.db.take_over_for_recovery(
+            workflow_id=workflow_id,
+            executor_id=executor.executor_id,
+            previous_executor_id=previous_executor_id,
+            previous_epoch=previous_epoch,
+            owner_epoch=token,
+        )
+        recovered = _run_taken(executor, row, entry, bound, taken)
+    except BaseException:
+        executor.release_epoch(token)
+        raise
+    if recovered is None:
+        executor.release_epoch(token)  # once replayed, the workflow's thread holds it
+    return recovered
+
+
+def _run_taken(
+    executor: "Executor", row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, taken: dict[str, Any] | None
+) -> str | None:
+    workflow_id = row["workflow_uuid"]
     if taken is None:
         return None  # someone else moved it meanwhile
     max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS

@@ -20,7 +20,7 @@ from cluster.sweeper import LeaderDuties, take_over_member
 
 from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
 
-from . import metrics, recovery
+from . import metrics, ownership, recovery
 from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
@@ -62,6 +62,8 @@ class ClusterServices:
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
         self._ticker = ScheduleTicker(db, executor.executor_id)
+        # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.
+        self.owning_writes = ownership.OwningWrites()
         self.claimer = QueueClaimer(
             db,
             executor.executor_id,
@@ -70,10 +72,17 @@ class ClusterServices:
             workflow_names=workflow_names,
             run_claimed=functools.partial(recovery.run_claimed, executor),
             capacity=executor.capacity,
+            track=self.owning_writes.track,
         )
         self.assignments = AssignmentPoller(
-            db, executor.executor_id, executor.running_epochs, functools.partial(recovery.run_assigned, executor)
+            db,
+            executor.executor_id,
+            executor.running_epochs,
+            functools.partial(recovery.run_assigned, executor),
+            sweep=functools.partial(ownership.adopt_orphans, executor, self.owning_writes),
         )
+        # A statement that succeeded only on a retry may follow a lost reply: sweep for orphans now.
+        db.on_retried = self.assignments.wake
         self.leader = LeaderElector(
             db,
             executor.executor_id,

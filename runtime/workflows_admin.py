@@ -36,13 +36,24 @@ def resume_workflow(executor: "Executor", workflow_id: str) -> None:
     """Make a workflow PENDING under this executor with a fresh epoch and replay it here."""
     from .recovery import resume_owned
 
-    rows = executor.db.execute("resume_workflow", {"workflow_id": workflow_id, "executor_id": executor.executor_id, "now_ms": now_ms()})
-    if not rows:
-        row = executor.db.get_workflow_status(workflow_id)
-        if row is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
-        return  # it finished: nothing to resume
-    resume_owned(executor, workflow_id, rows[0]["owner_epoch"])
+    # The epoch is drawn and held first: it is the resume's attempt token (runtime.ownership).
+    token = executor.db.reserve_epoch()
+    executor.hold_epoch(token)
+    try:
+        rows = executor.db.execute(
+            "resume_workflow",
+            {"workflow_id": workflow_id, "executor_id": executor.executor_id, "owner_epoch": token, "now_ms": now_ms()},
+        )
+        if rows:
+            resume_owned(executor, workflow_id, token)
+            return  # the workflow's thread holds the epoch now
+    except BaseException:
+        executor.release_epoch(token)
+        raise
+    executor.release_epoch(token)
+    if executor.db.get_workflow_status(workflow_id) is None:
+        raise DBOSNonExistentWorkflowError(workflow_id)
+    # it finished: nothing to resume
 
 
 def fork_workflow(

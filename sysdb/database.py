@@ -12,6 +12,7 @@ checkpoint is exactly one round trip.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,12 @@ EVENTS_CHANNEL = "dbos_workflow_events_channel"
 
 # How long a statement keeps being retried while the database is unreachable.
 DEFAULT_RETRY_TIMEOUT_SEC = 60.0
+
+# How many ownership epochs one round trip draws (see reserve_epoch).
+EPOCH_BLOCK = 32
+
+# The key of step rows: a retry that meets it on its own step found its own committed write.
+STEP_KEY_CONSTRAINT = "operation_outputs_pkey"
 
 
 def now_ms() -> int:
@@ -114,6 +121,11 @@ class SystemDatabase:
             timeout=retry_timeout_sec,
             reconnect_timeout=retry_timeout_sec,
         )
+        # Called after a statement succeeded only on a retry: a write that hands out ownership
+        # may have committed unseen meanwhile (lost reply), so its orphan should be looked for.
+        self.on_retried: Callable[[], None] | None = None
+        self._epochs: list[int] = []
+        self._epochs_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -162,7 +174,10 @@ class SystemDatabase:
             if not _is_connection_failure(exc):
                 raise
             log.warning("system database unreachable; retrying", error=str(exc))
-        return self._retry(fn)
+        result = self._retry(fn)
+        if self.on_retried is not None:
+            self.on_retried()
+        return result
 
     def _retry(self, fn: Callable[[], T]) -> T:
         def log_retry(state: RetryCallState) -> None:
@@ -206,6 +221,12 @@ class SystemDatabase:
         cur = conn.execute(statement(name), params)
         return cur.fetchall() if cur.description else []
 
+    def execute_once(self, name: str, params: Mapping[str, Any]) -> list[Row]:
+        """Run the named statement once on a pooled connection (the caller retries)."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(statement(name), params)
+            return cur.fetchall() if cur.description else []
+
     def execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""
 
@@ -237,13 +258,66 @@ class SystemDatabase:
 
     # -- workflows ---------------------------------------------------------------------------
 
-    def insert_workflow(self, params: Mapping[str, Any]) -> int | None:
-        """Create a PENDING workflow owned by ``params['executor_id']``.
+    def reserve_epoch(self) -> int:
+        """A fresh ownership epoch, never handed out before, drawn before the write that uses it
+        so that it is also that write's attempt token (see ``sysdb/sql/draw_epochs.sql``)."""
+        with self._epochs_lock:
+            if not self._epochs:
+                rows = self.execute("draw_epochs", {"count": EPOCH_BLOCK})
+                self._epochs = [row["epoch"] for row in reversed(rows)]
+            return self._epochs.pop()
 
-        Returns its ownership epoch, or ``None`` when the workflow id exists already.
+    def _attempts(self, fn: Callable[[], T]) -> tuple[Callable[[], T], Callable[[], int]]:
+        """``fn`` counting its calls: more than one means a retry, which may follow a lost reply."""
+        count = 0
+
+        def counted() -> T:
+            nonlocal count
+            count += 1
+            return fn()
+
+        return counted, lambda: count
+
+    def _is_own_row(self, workflow_id: str, executor_id: str, owner_epoch: int) -> bool:
+        row = self.get_workflow_status(workflow_id)
+        return bool(row and row["status"] == "PENDING" and row["executor_id"] == executor_id
+                    and row["owner_epoch"] == owner_epoch)
+
+    def _with_own_step(
+        self, fn: Callable[[], T], step: Mapping[str, Any] | None, on_own: Callable[[Row], T]
+    ) -> T:
+        """Run ``fn``, a transaction that commits a fenced step row (``step``) with its effect,
+        with retries. A retry after a lost COMMIT reply meets its own step row (a unique violation
+        on the step's key, with the same operation name): the effect committed, so that is
+        success, and ``on_own`` builds the result from the recorded step."""
+        run, attempts = self._attempts(fn)
+        try:
+            return self._with_retries(run)
+        except psycopg.errors.UniqueViolation as exc:
+            if step is None or attempts() < 2 or exc.diag.constraint_name != STEP_KEY_CONSTRAINT:
+                raise
+            recorded = self.execute(
+                "get_step_output", {"workflow_id": step["workflow_id"], "function_id": step["function_id"]}
+            )
+            if not recorded or recorded[0]["function_name"] != step["function_name"]:
+                raise
+            return on_own(recorded[0])
+
+    def insert_workflow(self, params: Mapping[str, Any]) -> int | None:
+        """Create a PENDING workflow owned by ``params['executor_id']`` with the epoch
+        ``params['owner_epoch']`` (from :meth:`reserve_epoch`).
+
+        Returns that epoch, or ``None`` when the workflow id exists already. A retry after a
+        lost reply finds the row its first attempt committed, bearing its epoch: that is its own.
         """
-        rows = self.execute("insert_workflow", {"now_ms": now_ms(), **params})
-        return rows[0]["owner_epoch"] if rows else None
+        values = {"now_ms": now_ms(), **params}
+        run, attempts = self._attempts(lambda: self.execute_once("insert_workflow", values))
+        rows = self._with_retries(run)
+        if rows:
+            return rows[0]["owner_epoch"]
+        if attempts() > 1 and self._is_own_row(params["workflow_id"], params["executor_id"], params["owner_epoch"]):
+            return params["owner_epoch"]
+        return None
 
     def get_workflow_status(self, workflow_id: str) -> Row | None:
         rows = self.execute("get_workflow_status", {"workflow_id": workflow_id})
@@ -338,10 +412,21 @@ class SystemDatabase:
     def start_child_workflow(self, params: Mapping[str, Any]) -> int | None:
         """Record the parent's step naming the child and create the child, in one statement.
 
-        Returns the child's ownership epoch (``None`` if the child id existed already).
-        Raises :class:`OwnershipLostError` if the parent is no longer owned.
+        Returns the child's ownership epoch, ``params['owner_epoch']`` (``None`` if the child id
+        existed already). Raises :class:`OwnershipLostError` if the parent is no longer owned.
+        A retry after a lost reply meets the parent's step row it committed (a unique violation):
+        when the child row bears this start's epoch, both are its own.
         """
-        rows = self.execute("start_child_workflow", {"now_ms": now_ms(), **params})
+        values = {"now_ms": now_ms(), **params}
+        run, attempts = self._attempts(lambda: self.execute_once("start_child_workflow", values))
+        try:
+            rows = self._with_retries(run)
+        except psycopg.errors.UniqueViolation as exc:
+            if attempts() > 1 and exc.diag.constraint_name == STEP_KEY_CONSTRAINT and self._is_own_row(
+                params["workflow_id"], params["executor_id"], params["owner_epoch"]
+            ):
+                return params["owner_epoch"]
+            raise
         if not rows or rows[0]["parent_owned"] == 0:
             raise self._ownership_lost(
                 params["parent_workflow_id"], params["executor_id"], params["parent_owner_epoch"]
@@ -386,8 +471,11 @@ class SystemDatabase:
         executor_id: str,
         previous_executor_id: str,
         previous_epoch: int | None,
+        owner_epoch: int,
     ) -> Row | None:
-        """Compare-and-set a PENDING workflow to a fresh epoch owned by ``executor_id``."""
+        """Compare-and-set a PENDING workflow to the fresh epoch ``owner_epoch`` (from
+        :meth:`reserve_epoch`, so a retry after a lost reply recognises its own take-over)
+        owned by ``executor_id``."""
         rows = self.execute(
             "take_over_for_recovery",
             {
@@ -395,6 +483,7 @@ class SystemDatabase:
                 "executor_id": executor_id,
                 "previous_executor_id": previous_executor_id,
                 "previous_epoch": previous_epoch,
+                "owner_epoch": owner_epoch,
                 "now_ms": now_ms(),
             },
         )
@@ -428,7 +517,7 @@ class SystemDatabase:
                 conn.execute(statement("insert_notification"), params)
 
         try:
-            self._with_retries(run)
+            self._with_own_step(run, parent_step, lambda _recorded: None)
         except psycopg.errors.ForeignKeyViolation:
             raise NoSuchWorkflowError(params["destination_id"]) from None
 
@@ -456,7 +545,12 @@ class SystemDatabase:
                 )
                 return message
 
-        return self._with_retries(run)
+        def recorded_message(recorded: Row) -> Row | None:
+            if recorded["output"] is None:  # the receive found nothing
+                return None
+            return {"message": recorded["output"], "serialization": recorded["serialization"]}
+
+        return self._with_own_step(run, step, recorded_message)
 
     def set_event(self, params: Mapping[str, Any], step: Mapping[str, Any]) -> None:
         """Publish an event and checkpoint the set, fenced, in one transaction."""
@@ -467,7 +561,7 @@ class SystemDatabase:
                 conn.execute(statement("upsert_workflow_event"), params)
                 conn.execute(statement("notify"), {"channel": EVENTS_CHANNEL, "payload": f"{params['workflow_id']}::{params['key']}"})
 
-        self._with_retries(run)
+        self._with_own_step(run, step, lambda _recorded: None)
 
     def write_stream_value(self, params: Mapping[str, Any], step: Mapping[str, Any] | None = None) -> int:
         """Append to a workflow's stream, fenced; with ``step`` (a write from the workflow body)
@@ -479,7 +573,9 @@ class SystemDatabase:
                     self.record_step_output(**step, connection=conn)
                 return conn.execute(statement("write_stream_value"), params).fetchall()
 
-        rows = self._with_retries(run)
+        rows = self._with_own_step(
+            run, step, lambda _recorded: self.execute("get_stream_offset_at_step", params)
+        )
         if not rows:
             raise self._ownership_lost(params["workflow_id"], params["executor_id"], params["owner_epoch"])
         return int(rows[0]["offset"])
@@ -508,7 +604,7 @@ class SystemDatabase:
                     return bool(conn.execute(statement("enqueue_workflow"), values).fetchall())
 
         try:
-            return self._with_retries(run)
+            return self._with_own_step(run, parent_step, lambda _recorded: True)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "uq_workflow_status_dedup_id":
                 raise DeduplicatedError(params["queue_name"], params["deduplication_id"]) from None

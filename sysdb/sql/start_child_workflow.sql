@@ -1,7 +1,8 @@
 -- Start a child workflow from a running parent in one statement: the parent's step row
 -- (naming the child) is written only while the parent is still owned with this epoch, and
 -- the child's status row is created only together with it. child_epoch is NULL when the
--- child id existed already (replay after a crash between the two, or an explicit id).
+-- child id existed already (replay after a crash between the two, or an explicit id). The
+-- child's epoch is drawn by the caller beforehand (its attempt token, see draw_epochs).
 WITH owned AS (
     SELECT workflow_uuid
     FROM dbos.workflow_status
@@ -30,7 +31,7 @@ child AS (
         started_at_epoch_ms, inputs, parent_workflow_id, serialization
     )
     SELECT %(workflow_id)s, 'PENDING', %(name)s, %(class_name)s, %(config_name)s, %(authenticated_user)s,
-           %(assumed_role)s, %(authenticated_roles)s, %(executor_id)s, nextval('dbos.pgfleet_epoch_seq'),
+           %(assumed_role)s, %(authenticated_roles)s, %(executor_id)s, %(owner_epoch)s,
            %(application_version)s, %(application_id)s, %(application_name)s, %(now_ms)s, %(now_ms)s,
            1, %(timeout_ms)s, %(deadline_ms)s,
            %(now_ms)s, %(inputs)s, %(parent_workflow_id)s, %(serialization)s
