@@ -66,6 +66,8 @@ class QueueClaimer:
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
         run_claimed: Callable[[list[dict]], None],
+        *,
+        member_epoch: Callable[[], int | None],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
     ) -> None:
@@ -75,6 +77,9 @@ class QueueClaimer:
         self._queues = queues
         self._workflow_names = workflow_names
         self._run_claimed = run_claimed
+        # This member's current epoch: every claim is fenced on it in SQL, so a member that was
+        # declared dead (or replaced) claims nothing even before its heartbeat notices.
+        self._member_epoch = member_epoch
         self._clock = clock
         # How many more workflows this executor can run now: it never claims more than that.
         self._capacity = capacity
@@ -142,6 +147,7 @@ class QueueClaimer:
                         "queue_name": spec.name,
                         "partition_key": partition,
                         "executor_id": self._executor_id,
+                        "member_epoch": self._member_epoch(),
                         "application_version": self._application_version,
                         "workflow_names": names,
                         "max_claim": room,

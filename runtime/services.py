@@ -69,6 +69,7 @@ class ClusterServices:
             queues=self._queue_specs,
             workflow_names=workflow_names,
             run_claimed=functools.partial(recovery.run_claimed, executor),
+            member_epoch=lambda: self.membership.epoch,
             capacity=executor.capacity,
         )
         self.assignments = AssignmentPoller(

@@ -3,7 +3,19 @@
 -- claim committed before ours. The budget is the smallest of: what was asked for, the global
 -- concurrency left, this executor's worker concurrency left, and the rate limiter's starts left
 -- in the rolling window. Claimed rows get this executor as owner with a fresh epoch.
-WITH counts AS (
+-- The claim is fenced on the claimer's membership: its member row must still be active with the
+-- epoch it registered, locked FOR SHARE so that a concurrent "declare dead" either commits first
+-- (and this claim re-reads the row, finds it dead and claims nothing) or waits for this claim,
+-- whose rows the takeover that follows then finds. A dead member's claim claims nothing.
+WITH member AS (
+    SELECT 1
+    FROM dbos.pgfleet_executors
+    WHERE executor_id = %(executor_id)s
+      AND epoch = %(member_epoch)s
+      AND status = 'active'
+    FOR SHARE
+),
+counts AS (
     SELECT count(*) FILTER (WHERE status = 'PENDING') AS running,
            count(*) FILTER (WHERE status = 'PENDING' AND executor_id = %(executor_id)s) AS running_here,
            count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s)
@@ -14,12 +26,12 @@ WITH counts AS (
       AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s))
 ),
 budget AS (
-    SELECT GREATEST(0, LEAST(
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM member) THEN 0 ELSE GREATEST(0, LEAST(
         %(max_claim)s,
         coalesce(%(concurrency)s - running, %(max_claim)s),
         coalesce(%(worker_concurrency)s - running_here, %(max_claim)s),
         coalesce(%(limiter_limit)s - started_in_window, %(max_claim)s)
-    )) AS n
+    )) END AS n
     FROM counts
 ),
 picked AS (
