@@ -68,6 +68,7 @@ class QueueClaimer:
         run_claimed: Callable[[list[dict]], None],
         *,
         member_epoch: Callable[[], int | None],
+        instances: Callable[[], list[tuple[str, str]]] = lambda: [],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
     ) -> None:
@@ -80,6 +81,9 @@ class QueueClaimer:
         # This member's current epoch: every claim is fenced on it in SQL, so a member that was
         # declared dead (or replaced) claims nothing even before its heartbeat notices.
         self._member_epoch = member_epoch
+        # The (class name, config name) of every configured instance here: queued methods of
+        # other instances are left for an executor that has them.
+        self._instances = instances
         self._clock = clock
         # How many more workflows this executor can run now: it never claims more than that.
         self._capacity = capacity
@@ -126,6 +130,7 @@ class QueueClaimer:
         if not specs:
             return 0
         names = self._workflow_names()
+        instances = self._instances()
         waiting = {
             row["queue_name"]
             for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs], "now_ms": now_ms()})
@@ -150,6 +155,8 @@ class QueueClaimer:
                         "member_epoch": self._member_epoch(),
                         "application_version": self._application_version,
                         "workflow_names": names,
+                        "instance_classes": [c for c, _ in instances],
+                        "instance_configs": [n for _, n in instances],
                         "max_claim": room,
                         "concurrency": spec.concurrency,
                         "worker_concurrency": spec.worker_concurrency,

@@ -70,6 +70,7 @@ class ClusterServices:
             workflow_names=workflow_names,
             run_claimed=functools.partial(recovery.run_claimed, executor),
             member_epoch=lambda: self.membership.epoch,
+            instances=lambda: sorted(registry.instances),
             capacity=executor.capacity,
         )
         self.assignments = AssignmentPoller(

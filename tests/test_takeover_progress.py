@@ -57,10 +57,12 @@ def enqueue_rows(db: psycopg.Connection, count: int, *, queue: str = "q", name: 
         )
 
 
-def claimer(sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[dict]) -> QueueClaimer:
+def claimer(
+    sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[dict], instances: list[tuple[str, str]] | None = None
+) -> QueueClaimer:
     return QueueClaimer(
         sysdb, executor_id, "v1", queues=lambda: [SPEC], workflow_names=lambda: ["w"],
-        run_claimed=claimed.extend, member_epoch=lambda: epoch,
+        run_claimed=claimed.extend, member_epoch=lambda: epoch, instances=lambda: instances or [],
     )
 
 
@@ -128,3 +130,71 @@ def test_declaring_members_dead_skips_a_member_row_held_by_its_own_claim(sysdb, 
         with psycopg.connect(sys_url, autocommit=True, options="-c lock_timeout=5s") as leader:
             assert SystemDatabase.execute_on(leader, "mark_dead_members", params) == []
     assert [r["executor_id"] for r in sysdb.execute("mark_dead_members", params)] == ["m1"]
+
+
+# -- takeover moves what can move -------------------------------------------------------------
+
+
+def test_movable_work_moves_past_hundreds_of_older_workflows_nobody_can_run(sysdb, db):
+    """More than a batch of the dead member's oldest workflows belong to a function no live
+    member has: its younger movable ones (assignable or queued) must still be moved."""
+    from cluster.sweeper import TAKEOVER_BATCH_SIZE, take_over_member
+
+    db.execute("INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, status, workflow_names) VALUES ('dead', 1, 'h', 1, 'dead', '{w,gone}')")
+    add_member(db, "live", names=("w",))
+    unmovable = TAKEOVER_BATCH_SIZE + 50
+    rows = [(f"u{i}", "gone", None, i) for i in range(unmovable)]
+    rows += [(f"m{i}", "w", None, 10_000 + i) for i in range(5)]  # the live member runs w
+    rows += [(f"q{i}", "gone", "q", 20_000 + i) for i in range(3)]  # queued: back to the queue
+    with db.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, executor_id, owner_epoch, queue_name, created_at) "
+            "VALUES (%s, 'PENDING', %s, 'dead', 1, %s, %s)",
+            rows,
+        )
+    moved = take_over_member(sysdb, "dead", 1, by_executor_id="live", member_timeout_sec=60)
+    assert sorted(r["workflow_uuid"] for r in moved) == sorted([f"m{i}" for i in range(5)] + [f"q{i}" for i in range(3)])
+    placed = dict(db.execute(
+        "SELECT status || '/' || coalesce(executor_id, '-'), count(*) FROM dbos.workflow_status GROUP BY 1"
+    ).fetchall())
+    # The unmovable ones wait where they are for a member that registers their function.
+    assert placed == {"PENDING/dead": unmovable, "PENDING/live": 5, "ENQUEUED/-": 3}
+
+
+# -- queued work is claimed only where it can run ---------------------------------------------
+
+
+def test_a_queued_method_of_an_instance_the_claimer_lacks_is_left_for_one_that_has_it(sysdb, db):
+    epoch = add_member(db, "m1")
+    enqueue_rows(db, 2, prefix="inst", class_name="Shop", config_name="east")
+    enqueue_rows(db, 1, prefix="plain")
+    claimed: list[dict] = []
+    assert claimer(sysdb, "m1", epoch, claimed, instances=[("Shop", "west")]).claim_once() == 1
+    assert [r["workflow_uuid"] for r in claimed] == ["plain0"]
+    assert statuses(db) == {"ENQUEUED": 2, "PENDING": 1}  # not claimed and stranded here
+    assert claimer(sysdb, "m1", epoch, claimed, instances=[("Shop", "east")]).claim_once() == 2
+    assert statuses(db) == {"PENDING": 3}
+
+
+def test_a_client_enqueue_whose_partition_key_the_queue_cannot_serve_fails_clearly(sys_url, db):
+    from runtime import DBOSClient
+    from runtime.errors import DBOSException
+
+    db.execute(
+        "INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, queue_limits) VALUES "
+        "('m1', 1, 'h', 1, %s)",
+        ('{"parts": {"partitioned": true}, "plain": {"partitioned": false}}',),
+    )
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        with pytest.raises(DBOSException, match="'plain' is not partitioned"):
+            client.enqueue({"workflow_name": "w", "queue_name": "plain", "queue_partition_key": "k"})
+        with pytest.raises(DBOSException, match="'parts' is partitioned"):
+            client.enqueue({"workflow_name": "w", "queue_name": "parts"})
+        assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0] == 0
+        client.enqueue({"workflow_name": "w", "queue_name": "parts", "queue_partition_key": "k"})
+        client.enqueue({"workflow_name": "w", "queue_name": "plain"})
+        client.enqueue({"workflow_name": "w", "queue_name": "undeclared", "queue_partition_key": "k"})
+    finally:
+        client.destroy()
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ENQUEUED'").fetchone()[0] == 3

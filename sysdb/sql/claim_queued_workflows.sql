@@ -41,6 +41,10 @@ picked AS (
       AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
       AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s))
       AND name = ANY(%(workflow_names)s)
+      -- a method of a configured instance runs only where that instance exists: never claim it
+      -- into a process that would have to strand it
+      AND (config_name IS NULL OR (class_name, config_name) IN (
+          SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[])))
       -- as DBOS: a workflow pinned to an application version runs only on that version
       AND (application_version IS NULL OR application_version = %(application_version)s)
     ORDER BY priority, created_at, enqueue_seq NULLS LAST
