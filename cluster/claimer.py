@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sysdb.logs import get_logger
 
-from sysdb import SystemDatabase, now_ms
+from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
 
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
@@ -133,7 +133,7 @@ class QueueClaimer:
         instances = self._instances()
         waiting = {
             row["queue_name"]
-            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs], "now_ms": now_ms()})
+            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
         }
         claimed = 0
         for spec in specs:

@@ -139,7 +139,8 @@ class DBOSClient:
             "deduplication_id": options.get("deduplication_id"),
             "priority": options.get("priority") or 0,
             "queue_partition_key": options.get("queue_partition_key"),
-            "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
+            # on the database clock, which the claimers and the leader compare it with
+            "delay_until_ms": self._db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
         }
         try:
             self._db.enqueue_workflow(params)

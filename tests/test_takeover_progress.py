@@ -106,7 +106,7 @@ def test_a_claim_racing_the_declaration_of_death_waits_for_it_and_claims_nothing
         thread.start()
         wait_until(
             lambda: db.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%%pgfleet_executors%%'"
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '-- Claim up to the free budget%%'"
             ).fetchone(),
             "the claim to wait for the member row",
             timeout=10,
