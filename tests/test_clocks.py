@@ -9,7 +9,11 @@ skewed decision.
 - the rate limit holds in every window measured on the database clock;
 - delayed work is released neither early by a skewed claimer nor by a skewed leader;
 - a deadline recorded by a skewed host counts from the database clock, and the skewed host
-  itself honours it: it cancels the workflow neither early nor late.
+  itself honours it: it cancels the workflow neither early nor late;
+- scheduled ticks are enqueued when they are due on the database clock.
+
+Processes estimate the database clock (``sysdb.clock.DatabaseClock``) for the decisions they
+make alone; the estimate is checked here too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import pytest
 from conftest import run_app, wait_until
 from faults.clock import libfaketime, skewed_clock_env
 
-pytestmark = pytest.mark.skipif(libfaketime() is None, reason="needs libfaketime (apt-get install faketime)")
+needs_faketime = pytest.mark.skipif(libfaketime() is None, reason="needs libfaketime (apt-get install faketime)")
 
 SKEW_SEC = 5.0
 RATE_LIMIT, RATE_PERIOD_MS = 2, 3000  # as tests/apps/clock_worker.py declares queue "clocked"
@@ -122,6 +126,7 @@ def enqueue(sys_url: str, queue: str, workflow: str, ids: list[str], **options: 
         client.destroy()
 
 
+@needs_faketime
 def test_the_rate_limit_holds_in_every_window_with_one_host_five_seconds_ahead(sys_url, events, workers):
     """The on-time worker starts two; then the worker 5 s ahead looks at the same queue. On its
     own clock the first two started more than a period ago, so a window on host clocks lets it
@@ -148,6 +153,7 @@ def test_the_rate_limit_holds_in_every_window_with_one_host_five_seconds_ahead(s
         assert len(in_window) <= RATE_LIMIT, f"{len(in_window)} starts within {RATE_PERIOD_MS} ms: {starts}"
 
 
+@needs_faketime
 def test_delayed_work_is_released_neither_early_by_a_skewed_claimer_nor_by_a_skewed_leader(sys_url, events, workers):
     """The worker 5 s ahead is the leader and serves queue later-s; the on-time one serves
     later-n. On host clocks the skewed claimer starts later-s work 5 s early, and the skewed
@@ -170,6 +176,7 @@ def test_delayed_work_is_released_neither_early_by_a_skewed_claimer_nor_by_a_ske
         assert waited < delay_ms + 7000, f"{workflow_id} started {waited} ms after a {delay_ms} ms delay"
 
 
+@needs_faketime
 def test_a_deadline_recorded_by_a_skewed_host_counts_on_the_database_clock_and_is_honoured(sys_url, events, workers):
     """The worker 5 s ahead starts one workflow itself under a 3 s timeout and dequeues another
     with a 3 s timeout. Each deadline must be 3 s after its start on the database clock (not
@@ -191,3 +198,48 @@ def test_a_deadline_recorded_by_a_skewed_host_counts_on_the_database_clock_and_i
         assert cancelled < deadline + 3000, f"{workflow_id} cancelled {cancelled - deadline} ms late"
         steps = events.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = %s", (workflow_id,)).fetchone()[0]
         assert steps >= 10, f"{workflow_id} ran only {steps} steps of 0.1 s before a 3 s deadline"
+
+
+@needs_faketime
+def test_a_skewed_leader_enqueues_scheduled_ticks_when_they_are_due_on_the_database_clock(sys_url, events, workers):
+    """A leader 5 s ahead would enqueue each tick of a 2 s schedule 5 s before its time."""
+    import datetime
+
+    skewed = workers("clock-s", "", skew_sec=SKEW_SEC, extra=("scheduled",))
+    assert_skewed(skewed)
+
+    def ticks() -> list[tuple[str, int]]:
+        return events.execute(
+            "SELECT workflow_uuid, at_ms FROM public.clock_events WHERE workflow_uuid LIKE 'sched-%%' AND status = 'ENQUEUED' ORDER BY at_ms"
+        ).fetchall()
+
+    wait_until(lambda: len(ticks()) >= 3, "three scheduled ticks", timeout=30)
+    for workflow_id, enqueued_ms in ticks():
+        tick = datetime.datetime.fromisoformat(workflow_id.removeprefix("sched-every_two_seconds-"))
+        early = int(tick.timestamp() * 1000) - enqueued_ms
+        assert early <= STAMP_SLACK_MS, f"{workflow_id} was enqueued {early} ms before its time"
+
+
+def test_the_database_clock_estimate_follows_the_server_on_the_monotonic_clock(sys_url):
+    from sysdb import SystemDatabase
+    from sysdb.clock import DatabaseClock
+
+    mono = [100.0]
+    clock = DatabaseClock(monotonic=lambda: mono[0])
+    assert not clock.synced
+    clock.observe(1_000_000, sent=100.0, received=100.25)  # read by the server at about 100.125
+    mono[0] = 101.125
+    assert clock.now_ms() == 1_001_000  # carried forward on the monotonic clock
+    clock.observe(9_000_000, sent=101.125, received=103.125)  # a slow answer: a worse measurement
+    assert clock.now_ms() == 1_001_000
+    clock.observe(1_001_500, sent=101.5, received=101.625)  # a quicker one replaces it
+    mono[0] = 102.5625
+    assert clock.now_ms() == 1_002_500
+    # A real server: opening syncs the estimate, and on this host it agrees with the wall clock.
+    db = SystemDatabase(sys_url, pool_size=1)
+    db.open(run_migrations=False)
+    try:
+        assert db.clock.synced
+        assert abs(db.clock.offset_ms()) < 250
+    finally:
+        db.close()

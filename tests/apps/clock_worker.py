@@ -1,11 +1,12 @@
 """A worker process for tests/test_clocks.py, usually run with its wall clock shifted
 (tests/faults/clock.py).
 
-    clock_worker.py URL EXECUTOR_ID READY_FILE QUEUES [start-timed]
+    clock_worker.py URL EXECUTOR_ID READY_FILE QUEUES [start-timed] [scheduled]
 
 launches DBOS with EXECUTOR_ID against URL and serves the comma-separated QUEUES (every queue is
 declared in every process). With ``start-timed`` it also starts ``slow_task`` itself under a 3 s
-timeout, with id "started-here". READY_FILE receives ``{"pid": ..., "time": time.time()}``, so the
+timeout, with id "started-here"; with ``scheduled`` it declares ``every_two_seconds``, scheduled every 2 s.
+READY_FILE receives ``{"pid": ..., "time": time.time()}``, so the
 test can check that this process's clock is really shifted. Serves until SIGTERM, or gives up
 after MAX_LIFETIME_SEC so that a failed test never leaves it behind.
 
@@ -52,6 +53,13 @@ def slow_task() -> str:
     for _ in range(300):
         tick()
     return "never cancelled"
+
+
+if "scheduled" in sys.argv[5:]:
+    @DBOS.scheduled("*/2 * * * * *")  # every 2 s (6 fields: seconds first)
+    @DBOS.workflow(name="every_two_seconds")
+    def every_two_seconds(scheduled_time, actual_time) -> None:
+        pass
 
 
 stop = threading.Event()
