@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sysdb.logs import get_logger
 
-from sysdb import SystemDatabase, now_ms
+from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
 
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
@@ -68,6 +68,9 @@ class QueueClaimer:
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
         run_claimed: Callable[[list[dict]], None],
+        *,
+        member_epoch: Callable[[], int | None],
+        instances: Callable[[], list[tuple[str, str]]] = lambda: [],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
         track: Callable[[], ContextManager[None]] = contextlib.nullcontext,
@@ -78,6 +81,12 @@ class QueueClaimer:
         self._queues = queues
         self._workflow_names = workflow_names
         self._run_claimed = run_claimed
+        # This member's current epoch: every claim is fenced on it in SQL, so a member that was
+        # declared dead (or replaced) claims nothing even before its heartbeat notices.
+        self._member_epoch = member_epoch
+        # The (class name, config name) of every configured instance here: queued methods of
+        # other instances are left for an executor that has them.
+        self._instances = instances
         self._clock = clock
         # How many more workflows this executor can run now: it never claims more than that.
         self._capacity = capacity
@@ -127,9 +136,10 @@ class QueueClaimer:
         if not specs:
             return 0
         names = self._workflow_names()
+        instances = self._instances()
         waiting = {
             row["queue_name"]
-            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs], "now_ms": now_ms()})
+            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
         }
         claimed = 0
         for spec in specs:
@@ -144,17 +154,22 @@ class QueueClaimer:
                 if room <= 0:
                     return claimed  # every thread is busy: a finishing workflow wakes the claimer
                 with self._track():
-                    claimed += self._claim_and_run(spec, partition, names, room)
+                    claimed += self._claim_and_run(spec, partition, names, instances, room)
         return claimed
 
-    def _claim_and_run(self, spec: QueueSpec, partition: str | None, names: list[str], room: int) -> int:
+    def _claim_and_run(
+        self, spec: QueueSpec, partition: str | None, names: list[str], instances: list[tuple[str, str]], room: int
+    ) -> int:
         rows = self._db.claim_queued_workflows(
             {
                 "queue_name": spec.name,
                 "partition_key": partition,
                 "executor_id": self._executor_id,
+                "member_epoch": self._member_epoch(),
                 "application_version": self._application_version,
                 "workflow_names": names,
+                "instance_classes": [c for c, _ in instances],
+                "instance_configs": [n for _, n in instances],
                 "max_claim": room,
                 "concurrency": spec.concurrency,
                 "worker_concurrency": spec.worker_concurrency,

@@ -146,6 +146,7 @@ class Heartbeat:
         self._membership = membership
         # A heartbeat over a dead link must fail, not hang in TCP retransmission, so that a
         # cut-off member notices quickly (the watchdog below covers the rest).
+        self._db_clock = db.clock
         self._session = DedicatedSession(
             db, purpose=f"heartbeat-{membership.executor_id}", dead_link_timeout_sec=membership.member_timeout_sec / 3
         )
@@ -186,6 +187,7 @@ class Heartbeat:
         if self.lost:
             return self._try_rejoin()
         try:
+            sent = self._db_clock.monotonic()
             rows = self._session.execute(
                 "heartbeat_executor",
                 {
@@ -204,6 +206,8 @@ class Heartbeat:
             self._lose("declared dead by the cluster")
             return False
         self._last_ok = self._clock()
+        # Each heartbeat also measures the database clock, which local deadline checks use.
+        self._db_clock.observe(rows[0]["db_now_ms"], sent, self._db_clock.monotonic())
         return True
 
     def check_silence(self) -> None:

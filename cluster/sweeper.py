@@ -153,11 +153,11 @@ class LeaderDuties:
         return total
 
     def promote_delayed(self, term: int) -> None:
-        rows = self._db.execute("promote_delayed_workflows", {"term": term, "leader_id": self._executor_id, "now_ms": now_ms()})
+        rows = self._db.execute("promote_delayed_workflows", {"term": term, "leader_id": self._executor_id})
         if rows:
             self._on_moved([{"queue_name": r["queue_name"], "to_executor_id": None} for r in rows])
 
     def cancel_past_deadline(self, term: int) -> None:
-        rows = self._db.execute("cancel_past_deadline", {"term": term, "leader_id": self._executor_id, "now_ms": now_ms()})
+        rows = self._db.execute("cancel_past_deadline", {"term": term, "leader_id": self._executor_id})
         if rows:
             self._log(term, "cancel_past_deadline", {"workflows": [r["workflow_uuid"] for r in rows]})

@@ -50,6 +50,20 @@ class EnqueueOptions(TypedDict, total=False):
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
 
 
+def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -> None:
+    """Reject a partition key the queue cannot serve, as ``Queue.enqueue`` does in an executor:
+    claimers of a partitioned queue only claim keyed work and the others only unkeyed work, so
+    such a workflow would wait forever. The queue's shape comes from the live members that
+    declare it; a queue nobody declares yet is accepted (its first executor decides)."""
+    declared = [q for q in db.execute("list_queue_definitions") if q["name"] == queue_name]
+    if not declared:
+        return
+    if declared[0]["partition_queue"] and key is None:
+        raise DBOSException(f"queue {queue_name!r} is partitioned: enqueue with a queue_partition_key")
+    if not declared[0]["partition_queue"] and key is not None:
+        raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
+
+
 class DBOSClient:
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
@@ -99,6 +113,7 @@ class DBOSClient:
         for required in ("workflow_name", "queue_name"):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
+        _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
         workflow_id = options.get("workflow_id") or str(uuid.uuid4())
         delay = float(options.get("delay_seconds") or 0)
         timeout = options.get("workflow_timeout")
@@ -124,7 +139,8 @@ class DBOSClient:
             "deduplication_id": options.get("deduplication_id"),
             "priority": options.get("priority") or 0,
             "queue_partition_key": options.get("queue_partition_key"),
-            "delay_until_ms": now_ms() + int(delay * 1000) if delay > 0 else None,
+            # on the database clock, which the claimers and the leader compare it with
+            "delay_until_ms": self._db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
         }
         try:
             self._db.enqueue_workflow(params)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sysdb import OwnershipLostError, now_ms
+from sysdb import OwnershipLostError
 from sysdb.errors import DeduplicatedError
 
 from .context import current_workflow, take_start_options
@@ -50,7 +50,7 @@ def enqueue_workflow(
         timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
         deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
     else:
-        timeout_ms, deadline_ms = _timeout(options, parent)
+        timeout_ms, deadline_ms = _timeout(options, parent, executor.db.clock.now_ms)
     delay = options.delay_seconds or 0
     params, _ = executor.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
     params.update(
@@ -64,7 +64,8 @@ def enqueue_workflow(
         deduplication_id=options.deduplication_id,
         priority=options.priority or 0,
         queue_partition_key=options.queue_partition_key,
-        delay_until_ms=now_ms() + int(delay * 1000) if delay > 0 else None,
+        # on the database clock, which the claimers and the leader compare it with
+        delay_until_ms=executor.db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
     )
     parent_step = None
     if parent is not None:

@@ -293,7 +293,9 @@ class Executor:
         if self.stop_event.is_set():
             raise ExecutorShutdown()
         self.check_owned(ctx)
-        if ctx.deadline_epoch_ms is not None and now_ms() >= ctx.deadline_epoch_ms:
+        # The deadline was recorded on the database clock: compare it with the database clock
+        # as estimated here, not with this host's wall clock (which may be seconds off).
+        if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:
             self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
             raise DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
@@ -330,7 +332,7 @@ class Executor:
                 return WorkflowHandle(self, replayed_child)
             return self.child_result(parent, replayed_child)  # type: ignore[arg-type]
 
-        timeout_ms, deadline_ms = _timeout(options, parent)
+        timeout_ms, deadline_ms = _timeout(options, parent, self.db.clock.now_ms)
         params, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
         params.update(
             executor_id=self.executor_id,
@@ -675,12 +677,16 @@ def _validate(entry: RegisteredWorkflow, args: tuple[Any, ...], kwargs: dict[str
         raise DBOSInvalidInputError(f"invalid input for workflow {entry.name!r}: rejected by its validate_input")
 
 
-def _timeout(options: Any, parent: WorkflowContext | None) -> tuple[int | None, int | None]:
+def _timeout(
+    options: Any, parent: WorkflowContext | None, db_now_ms: Callable[[], int]
+) -> tuple[int | None, int | None]:
+    """The timeout and the deadline a new workflow records. A new deadline counts from the
+    database clock (``db_now_ms``), as every host that checks it does."""
     if options.timeout_set:
         if options.timeout_sec is None:
             return None, None
         timeout_ms = int(options.timeout_sec * 1000)
-        return timeout_ms, now_ms() + timeout_ms
+        return timeout_ms, db_now_ms() + timeout_ms
     if parent is not None:  # children inherit the parent's deadline
         return parent.timeout_ms, parent.deadline_epoch_ms
     return None, None

@@ -90,7 +90,9 @@ def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[
     ``rows`` are the schedules (read from the database when not given); each row's
     ``last_tick_epoch_ms`` is advanced in place as ticks are enqueued.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
+    # A tick is due on the database clock: a leader whose host clock runs ahead must not fire
+    # ticks early (nor one that runs behind, late), and a new leader continues where the last left.
+    now = datetime.datetime.fromtimestamp(db.clock.now_ms() / 1000, datetime.timezone.utc)
     floor = now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC)
     enqueued = 0
     for row in db.execute("list_schedules") if rows is None else rows:

@@ -71,6 +71,8 @@ class ClusterServices:
             queues=self._queue_specs,
             workflow_names=workflow_names,
             run_claimed=functools.partial(recovery.run_claimed, executor),
+            member_epoch=lambda: self.membership.epoch,
+            instances=lambda: sorted(registry.instances),
             capacity=executor.capacity,
             track=self.owning_writes.track,
         )

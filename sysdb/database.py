@@ -32,6 +32,7 @@ from tenacity import (
     wait_random,
 )
 
+from .clock import DatabaseClock
 from .errors import (
     DatabaseUnavailableError,
     DeduplicatedError,
@@ -103,6 +104,8 @@ class SystemDatabase:
     ) -> None:
         self.url = url
         self.retry_timeout_sec = retry_timeout_sec
+        # The server's clock as estimated here: synced at open, refreshed by every heartbeat.
+        self.clock = DatabaseClock()
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": dict_row,
@@ -144,10 +147,17 @@ class SystemDatabase:
                     else:
                         migrate(conn)
             self._pool.open(wait=True, timeout=self.retry_timeout_sec)
+            self.sync_clock()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailableError(
                 f"cannot reach the system database at {describe_url(self.url)}: {exc}"
             ) from exc
+
+    def sync_clock(self) -> None:
+        """Observe the server's clock once (see :class:`DatabaseClock`)."""
+        sent = self.clock.monotonic()
+        rows = self.execute("database_clock")
+        self.clock.observe(rows[0]["now_ms"], sent, self.clock.monotonic())
 
     def close(self) -> None:
         """Close every pooled connection."""

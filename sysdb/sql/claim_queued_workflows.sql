@@ -3,23 +3,41 @@
 -- claim committed before ours. The budget is the smallest of: what was asked for, the global
 -- concurrency left, this executor's worker concurrency left, and the rate limiter's starts left
 -- in the rolling window. Claimed rows get this executor as owner with a fresh epoch.
-WITH counts AS (
+-- The claim is fenced on the claimer's membership: its member row must still be active with the
+-- epoch it registered, locked FOR SHARE so that a concurrent "declare dead" either commits first
+-- (and this claim re-reads the row, finds it dead and claims nothing) or waits for this claim,
+-- whose rows the takeover that follows then finds. A dead member's claim claims nothing.
+-- Time is the database's, read once (a volatile CTE is evaluated once), after the queue lock:
+-- the rate-limit window, due delays, start times and dequeue deadlines agree across hosts
+-- whatever their clocks say.
+WITH clock AS (
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+),
+member AS (
+    SELECT 1
+    FROM dbos.pgfleet_executors
+    WHERE executor_id = %(executor_id)s
+      AND epoch = %(member_epoch)s
+      AND status = 'active'
+    FOR SHARE
+),
+counts AS (
     SELECT count(*) FILTER (WHERE status = 'PENDING') AS running,
            count(*) FILTER (WHERE status = 'PENDING' AND executor_id = %(executor_id)s) AS running_here,
-           count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s)
+           count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - %(limiter_period_ms)s)
                AS started_in_window
     FROM dbos.workflow_status
     WHERE queue_name = %(queue_name)s
       AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
-      AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > %(now_ms)s - %(limiter_period_ms)s))
+      AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - %(limiter_period_ms)s))
 ),
 budget AS (
-    SELECT GREATEST(0, LEAST(
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM member) THEN 0 ELSE GREATEST(0, LEAST(
         %(max_claim)s,
         coalesce(%(concurrency)s - running, %(max_claim)s),
         coalesce(%(worker_concurrency)s - running_here, %(max_claim)s),
         coalesce(%(limiter_limit)s - started_in_window, %(max_claim)s)
-    )) AS n
+    )) END AS n
     FROM counts
 ),
 picked AS (
@@ -27,8 +45,12 @@ picked AS (
     FROM dbos.workflow_status
     WHERE queue_name = %(queue_name)s
       AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
-      AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= %(now_ms)s))
+      AND (status = 'ENQUEUED' OR (status = 'DELAYED' AND delay_until_epoch_ms <= (SELECT now_ms FROM clock)))
       AND name = ANY(%(workflow_names)s)
+      -- a method of a configured instance runs only where that instance exists: never claim it
+      -- into a process that would have to strand it
+      AND (config_name IS NULL OR (class_name, config_name) IN (
+          SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[])))
       -- as DBOS: a workflow pinned to an application version runs only on that version
       AND (application_version IS NULL OR application_version = %(application_version)s)
     ORDER BY priority, created_at, enqueue_seq NULLS LAST
@@ -39,13 +61,13 @@ UPDATE dbos.workflow_status AS w
 SET status = 'PENDING',
     executor_id = %(executor_id)s,
     owner_epoch = nextval('dbos.pgfleet_epoch_seq'),
-    started_at_epoch_ms = %(now_ms)s,
-    updated_at = %(now_ms)s,
+    started_at_epoch_ms = (SELECT now_ms FROM clock),
+    updated_at = (SELECT now_ms FROM clock),
     rate_limited = %(rate_limited)s,
     recovery_attempts = w.recovery_attempts + 1,
     workflow_deadline_epoch_ms = CASE
         WHEN w.workflow_timeout_ms IS NOT NULL AND w.workflow_deadline_epoch_ms IS NULL
-        THEN %(now_ms)s + w.workflow_timeout_ms
+        THEN (SELECT now_ms FROM clock) + w.workflow_timeout_ms
         ELSE w.workflow_deadline_epoch_ms
     END
 FROM picked

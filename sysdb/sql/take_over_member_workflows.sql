@@ -30,6 +30,10 @@ victims AS (
     FROM dbos.workflow_status w
     JOIN member m ON w.executor_id = m.executor_id
     WHERE w.status = 'PENDING'
+      -- Only movable work: queued workflows, and those some live member can run. Unmovable ones
+      -- must not fill the batch, or a dead member's oldest workflows of a function nobody has
+      -- would block every later sweep and its movable work would never move.
+      AND (w.queue_name IS NOT NULL OR EXISTS (SELECT 1 FROM live l WHERE w.name = ANY(l.workflow_names)))
     ORDER BY w.created_at
     LIMIT %(batch_size)s
     FOR UPDATE OF w SKIP LOCKED
