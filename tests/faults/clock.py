@@ -1,6 +1,6 @@
 """Run a process with its wall clock shifted: a host whose clock is N seconds off.
 
-The process runs under libfaketime (``apt-get install faketime``), preloaded with ``FAKETIME``
+The process runs under libfaketime, preloaded with ``FAKETIME``
 set to the offset: every read of the real-time clock through libc is shifted, so the process
 believes the wrong time everywhere it uses wall-clock time — ``time.time()``, ``time.time_ns()``,
 ``datetime.now()``, and C libraries such as libpq — not only where Python code happens to call
@@ -40,8 +40,15 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def libfaketime() -> str | None:
-    """The path of libfaketime on this machine, or None."""
-    return next((p for p in LIBFAKETIME_PATHS if os.path.exists(p)), None)
+    """The path of libfaketime: the build the ``libfaketime`` test dependency ships (so a fresh
+    machine needs nothing installed by hand), else the system's (``apt-get install faketime``)."""
+    try:
+        from importlib import resources
+
+        shipped = str(resources.files("libfaketime").joinpath("vendor/libfaketime/src/libfaketime.so.1"))
+    except ImportError:
+        shipped = ""
+    return next((p for p in (shipped, *LIBFAKETIME_PATHS) if p and os.path.exists(p)), None)
 
 
 def skewed_clock_env(offset_sec: float) -> dict[str, str]:
@@ -49,7 +56,7 @@ def skewed_clock_env(offset_sec: float) -> dict[str, str]:
     (positive: ahead). Raises RuntimeError when libfaketime is not installed."""
     library = libfaketime()
     if library is None:
-        raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+        raise RuntimeError("libfaketime is not installed (pip install libfaketime, or apt-get install faketime)")
     preload = " ".join(p for p in (library, os.environ.get("LD_PRELOAD", "")) if p)
     return {
         "LD_PRELOAD": preload,
