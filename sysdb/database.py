@@ -261,8 +261,16 @@ class SystemDatabase:
     def list_workflow_steps(self, workflow_id: str) -> list[Row]:
         return self.execute("list_workflow_steps", {"workflow_id": workflow_id})
 
-    def _ownership_lost(self, workflow_id: str, executor_id: str, owner_epoch: int) -> OwnershipLostError:
-        row = self.get_workflow_status(workflow_id)
+    def _ownership_lost(
+        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: psycopg.Connection | None = None
+    ) -> OwnershipLostError:
+        # Inside a transaction, read on the connection already held: a second checkout from the
+        # pool while holding one deadlocks a pool that a burst of fenced writes has exhausted.
+        if connection is not None:
+            rows = self.execute_on(connection, "get_workflow_status", {"workflow_id": workflow_id})
+            row = rows[0] if rows else None
+        else:
+            row = self.get_workflow_status(workflow_id)
         return OwnershipLostError(
             workflow_id,
             executor_id,
@@ -311,7 +319,7 @@ class SystemDatabase:
         }
         if connection is not None:
             if connection.execute(statement("record_step_output"), params).rowcount == 0:
-                raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+                raise self._ownership_lost(workflow_id, executor_id, owner_epoch, connection)
             return
         attempts = 0
 

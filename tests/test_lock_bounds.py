@@ -8,6 +8,7 @@ and checks what the workflows recorded.
 
 from __future__ import annotations
 
+import queue
 import shutil
 import tempfile
 import threading
@@ -82,39 +83,54 @@ def test_recv_waits_for_a_message_row_another_session_holds_and_then_delivers_it
 # -- item 6: pool and restart -------------------------------------------------------------------
 
 
-def _transactions_workflows(n: int, rounds: int) -> Any:
+def test_a_burst_of_fenced_transactions_does_not_deadlock_a_tiny_pool(launch, db):
+    """A fenced transactional write held its pooled connection while it asked the pool for a
+    second one (to read who owns the workflow now): two at once exhausted a pool of two."""
+    launch(sys_db_pool_size=2)
+    arrivals: queue.Queue[str] = queue.Queue()
+    releases: dict[str, threading.Event] = {}
+    lock = threading.Lock()
+
+    def release_of(workflow_id: str) -> threading.Event:
+        with lock:
+            return releases.setdefault(workflow_id, threading.Event())
+
     @DBOS.transaction()
-    def bump(workflow_id: str) -> int:
-        return DBOS.sql_session.execute(
-            "INSERT INTO public.bumps (workflow_id) VALUES (%s) RETURNING 1 AS one", (workflow_id,)
-        ).fetchone()["one"]
+    def fenced_write(i: int) -> int:
+        arrivals.put(DBOS.workflow_id)
+        release_of(DBOS.workflow_id).wait(60)
+        return i
 
-    @DBOS.workflow(name="restart_txns")
-    def workflow() -> int:
-        for _ in range(rounds):
-            bump(DBOS.workflow_id)
-            # Not a step: after a kill, the next statement of every workflow is a transaction
-            # (a checkpoint's own retries would otherwise use the dead connections up first).
-            time.sleep(0.05)
-        return rounds
+    @DBOS.workflow(name="fenced_burst")
+    def workflow(i: int) -> int:
+        return fenced_write(i)
 
-    return [DBOS.start_workflow(workflow) for _ in range(n)]
+    outcomes: dict[int, BaseException | int] = {}
 
+    def call(i: int) -> None:
+        try:
+            outcomes[i] = workflow(i)
+        except BaseException as exc:  # recorded for the assertions below
+            outcomes[i] = exc
 
-def _assert_all_succeeded(url: str, handles: list[Any], rounds: int) -> None:
-    ids = [h.workflow_id for h in handles]
-    with psycopg.connect(url, autocommit=True) as conn:
-
-        def done() -> bool:
-            return conn.execute(
-                "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s) AND status <> 'PENDING'", (ids,)
-            ).fetchone()[0] == len(ids)
-
-        wait_until(done, "every workflow to finish", 90, interval=0.2)
-        rows = conn.execute("SELECT status, error FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s)", (ids,)).fetchall()
-        assert [r for r in rows if r[0] != "SUCCESS"] == []
-        # Each transaction committed exactly once per round, however often it was retried.
-        counts = conn.execute("SELECT workflow_id, count(*) FROM public.bumps GROUP BY 1").fetchall()
-        assert sorted(c for _, c in counts) == [rounds] * len(ids)
+    threads = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(6)]
+    for t in threads:
+        t.start()
+    left = len(threads)
+    while left:
+        # Both pooled connections are inside transaction bodies: fence those workflows (as a
+        # takeover would) and let their checkpoints find out at the same time.
+        try:
+            batch = [arrivals.get(timeout=30) for _ in range(min(2, left))]
+        except queue.Empty:
+            raise AssertionError(f"fenced transactions deadlocked the pool ({left} never started)") from None
+        db.execute("UPDATE dbos.workflow_status SET owner_epoch = owner_epoch + 1000000 WHERE workflow_uuid = ANY(%s)", (batch,))
+        for workflow_id in batch:
+            release_of(workflow_id).set()
+        left -= len(batch)
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "fenced transactions deadlocked the pool"
+    assert all(isinstance(outcomes[i], DBOSWorkflowFencedError) for i in range(6)), outcomes
 
 
