@@ -27,7 +27,7 @@ from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_dat
 from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
 
 from . import logs, metrics
-from .config import ResolvedConfig
+from .config import ResolvedConfig, connection_bounds
 from .context import (
     WorkflowContext,
     current_workflow,
@@ -204,6 +204,7 @@ class Executor:
                 application_name=f"pgfleet:{self.executor_id}"[:63],
                 retry_timeout_sec=self.config.database_retry_timeout_sec,
                 prepare_statements=self.config.prepare_statements,
+                **connection_bounds(self.config),
             )
             self.sysdb.open()
             app_url = self.config.application_database_url
@@ -214,6 +215,7 @@ class Executor:
                     application_name=f"pgfleet-app:{self.executor_id}"[:63],
                     retry_timeout_sec=self.config.database_retry_timeout_sec,
                     prepare_statements=self.config.prepare_statements,
+                    **connection_bounds(self.config),
                 )
                 self.app_db.open(run_migrations=False, application_schema=True)
         except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:

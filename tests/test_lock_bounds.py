@@ -52,6 +52,59 @@ def status_of(db: psycopg.Connection, workflow_id: str) -> str | None:
 # -- item 3: the queue claim lock --------------------------------------------------------------
 
 
+def test_a_held_queue_claim_lock_stops_neither_the_other_queues_nor_that_queue_for_long(launch, sys_url, db):
+    """A session holding one queue's claim lock (a worker paused inside its claim) used to
+    block the claimer, which walks every queue in turn, so every queue stopped with it."""
+    launch()
+    stuck, free = Queue("stuck_q", polling_interval_sec=0.1), Queue("free_q", polling_interval_sec=0.1)
+
+    @DBOS.workflow(name="claimed_job")
+    def job(tag: str) -> str:
+        return tag
+
+    with LockHolder(sys_url) as holder:
+        holder.hold_advisory_xact_hashed("pgfleet.queue", "stuck_q/")
+        waiting = stuck.enqueue(job, "stuck")
+        # The claimer reaches the held lock (and, before the fix, stays there).
+        wait_for_lock_wait(sys_url, application_name_like=APP_BACKENDS, timeout=15)
+        other = free.enqueue(job, "free")
+        assert other.get_result(timeout_seconds=20) == "free"
+        assert status_of(db, waiting.workflow_id) == "ENQUEUED"  # its lock is still held
+        holder.release()
+    assert waiting.get_result(timeout_seconds=20) == "stuck"
+
+
+def test_a_pgfleet_session_idle_inside_a_claim_is_ended_and_its_queue_goes_on(launch, sys_url, db):
+    """The holder here is a pgfleet pooled session (what a paused worker leaves behind): the
+    server ends it for idling in its transaction, and the queue is claimed again."""
+    from sysdb import SystemDatabase
+
+    launch()
+    queue = Queue("paused_q", polling_interval_sec=0.1)
+
+    @DBOS.workflow(name="paused_q_job")
+    def job() -> str:
+        return "ran"
+
+    paused_worker = SystemDatabase(sys_url, pool_size=1, application_name="pgfleet:paused-worker")
+    paused_worker.open(run_migrations=False)
+    try:
+        # The claim's own shape (sysdb claim_queued_workflows): a pooled connection, a transaction.
+        with paused_worker._pool.connection() as conn, conn.transaction():
+            paused_worker.execute_on(conn, "lock_queue_for_claim", {"lock_key": "paused_q/"})
+            # The "worker" now sits idle inside its claim transaction, as if SIGSTOPped.
+            assert holders_of_advisory_lock(sys_url, "pgfleet.queue", "paused_q/")[0]["state"] == "idle in transaction"
+            handle = queue.enqueue(job)
+            assert handle.get_result(timeout_seconds=30) == "ran"
+            assert not holders_of_advisory_lock(sys_url, "pgfleet.queue", "paused_q/"), "the idle holder still holds the lock"
+            with pytest.raises(psycopg.Error):
+                conn.execute("SELECT 1")  # its session was ended by the server
+    except psycopg.Error:
+        pass  # leaving the ended transaction fails too: that is the point
+    finally:
+        paused_worker.close()
+
+
 # -- item 3: a message row locked by a lost owner -----------------------------------------------
 
 
@@ -78,6 +131,34 @@ def test_recv_waits_for_a_message_row_another_session_holds_and_then_delivers_it
 
 
 # -- item 3: every connection is bounded --------------------------------------------------------
+
+
+def test_pooled_and_listen_connections_have_dead_link_and_server_side_bounds(launch, sys_url):
+    """Pooled and LISTEN connections get the keepalives / TCP user timeout dedicated sessions
+    have, and a statement timeout; a @DBOS.transaction body is not held to that timeout."""
+    launch(database_statement_timeout_sec=0.5, database_idle_in_transaction_timeout_sec=2, member_timeout_sec=4)
+    executor = DBOS._executor_or_raise("the test")  # the launched executor, to inspect its connections
+    with executor.db._pool.connection() as conn:
+        params = conn.info.get_parameters()
+        assert params.get("tcp_user_timeout") == "4000" and params.get("keepalives") == "1"
+        assert conn.execute("SHOW statement_timeout").fetchone()["statement_timeout"] == "500ms"
+        assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()["idle_in_transaction_session_timeout"] == "2s"
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("SELECT pg_sleep(1)")
+    wait_until(lambda: executor.services.listener._listener is not None, "the LISTEN connection", 10)
+    listener = executor.services.listener._listener
+    assert listener._conn.info.get_parameters().get("tcp_user_timeout") == "4000"
+
+    @DBOS.transaction()
+    def slow_user_sql() -> int:
+        DBOS.sql_session.execute("SELECT pg_sleep(1)")
+        return 1
+
+    @DBOS.workflow(name="slow_sql_workflow")
+    def workflow() -> int:
+        return slow_user_sql()
+
+    assert workflow() == 1
 
 
 # -- item 6: pool and restart -------------------------------------------------------------------
@@ -132,5 +213,41 @@ def test_a_burst_of_fenced_transactions_does_not_deadlock_a_tiny_pool(launch, db
         t.join(30)
     assert not any(t.is_alive() for t in threads), "fenced transactions deadlocked the pool"
     assert all(isinstance(outcomes[i], DBOSWorkflowFencedError) for i in range(6)), outcomes
+
+
+def _transactions_workflows(n: int, rounds: int) -> Any:
+    @DBOS.transaction()
+    def bump(workflow_id: str) -> int:
+        return DBOS.sql_session.execute(
+            "INSERT INTO public.bumps (workflow_id) VALUES (%s) RETURNING 1 AS one", (workflow_id,)
+        ).fetchone()["one"]
+
+    @DBOS.workflow(name="restart_txns")
+    def workflow() -> int:
+        for _ in range(rounds):
+            bump(DBOS.workflow_id)
+            # Not a step: after a kill, the next statement of every workflow is a transaction
+            # (a checkpoint's own retries would otherwise use the dead connections up first).
+            time.sleep(0.05)
+        return rounds
+
+    return [DBOS.start_workflow(workflow) for _ in range(n)]
+
+
+def _assert_all_succeeded(url: str, handles: list[Any], rounds: int) -> None:
+    ids = [h.workflow_id for h in handles]
+    with psycopg.connect(url, autocommit=True) as conn:
+
+        def done() -> bool:
+            return conn.execute(
+                "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s) AND status <> 'PENDING'", (ids,)
+            ).fetchone()[0] == len(ids)
+
+        wait_until(done, "every workflow to finish", 90, interval=0.2)
+        rows = conn.execute("SELECT status, error FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s)", (ids,)).fetchall()
+        assert [r for r in rows if r[0] != "SUCCESS"] == []
+        # Each transaction committed exactly once per round, however often it was retried.
+        counts = conn.execute("SELECT workflow_id, count(*) FROM public.bumps GROUP BY 1").fetchall()
+        assert sorted(c for _, c in counts) == [rounds] * len(ids)
 
 
