@@ -498,6 +498,12 @@ class Executor:
                 local.error = exc
                 self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
                 raise
+            except DatabaseUnavailableError as exc:
+                # An outage (or a pool that stayed busy) is not the workflow's outcome: stop
+                # without recording; it stays PENDING and is recovered later.
+                local.error = exc
+                self.log.warning("workflow stopped by a database outage; left PENDING for recovery", error=str(exc))
+                raise
             except Exception as exc:
                 local.error = exc
                 self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))

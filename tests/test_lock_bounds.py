@@ -215,6 +215,47 @@ def test_a_burst_of_fenced_transactions_does_not_deadlock_a_tiny_pool(launch, db
     assert all(isinstance(outcomes[i], DBOSWorkflowFencedError) for i in range(6)), outcomes
 
 
+def test_a_checkpoint_that_waits_out_a_busy_pool_leaves_the_workflow_pending_not_error(launch, db):
+    """A pool busy past the retry budget (on a healthy database) made the checkpoint fail, and
+    the workflow recorded that as its ERROR once the pool freed up."""
+    launch(sys_db_pool_size=1, database_retry_timeout_sec=1)
+    go, failed, resume = threading.Event(), threading.Event(), threading.Event()
+
+    @DBOS.step()
+    def a_step() -> int:
+        return 1
+
+    @DBOS.workflow(name="busy_pool_workflow")
+    def workflow() -> int:
+        go.wait(20)
+        try:
+            return a_step()
+        except BaseException:
+            failed.set()
+            resume.wait(20)  # let the pool free up before the error reaches the executor
+            raise
+
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            workflow()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=call, daemon=True)
+    runner.start()
+    wait_until(lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE name = 'busy_pool_workflow'").fetchone()[0], "the start", 10)
+    with DBOS._executor_or_raise("the test").db._pool.connection():  # the pool's only connection is busy
+        go.set()
+        assert failed.wait(30), "the checkpoint never gave up on the busy pool"
+    resume.set()
+    runner.join(30)
+    assert outcome and isinstance(outcome[0], DatabaseUnavailableError), outcome
+    row = db.execute("SELECT status, error FROM dbos.workflow_status WHERE name = 'busy_pool_workflow'").fetchone()
+    assert row[0] == "PENDING", row
+
+
 def _transactions_workflows(n: int, rounds: int) -> Any:
     @DBOS.transaction()
     def bump(workflow_id: str) -> int:
@@ -251,3 +292,44 @@ def _assert_all_succeeded(url: str, handles: list[Any], rounds: int) -> None:
         assert sorted(c for _, c in counts) == [rounds] * len(ids)
 
 
+def test_pooled_connections_killed_mid_run_fail_no_transaction(launch, sys_url, db):
+    """Every pgfleet backend terminated (pg_terminate_backend) while workflows run transactions:
+    a dead pooled connection is retried on a fresh one, never recorded as the outcome."""
+    db.execute("CREATE TABLE public.bumps (workflow_id text)")
+    launch()
+    handles = _transactions_workflows(n=8, rounds=20)
+    wait_until(lambda: db.execute("SELECT count(*) FROM public.bumps").fetchone()[0] >= 20, "some transactions", 30)
+    for _ in range(3):
+        for pid in backend_pids(sys_url, APP_BACKENDS):
+            db.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+    _assert_all_succeeded(sys_url, handles, rounds=20)
+
+
+def test_a_postgres_restart_during_transactions_records_no_error(launch):
+    """pg_ctl restart while ten workflows run transactions: every one ends SUCCESS (it used to
+    record AdminShutdown as the outcome of a transaction that took a dead pooled connection)."""
+    from psycopg.conninfo import make_conninfo
+
+    from sysdb.embedded import EmbeddedPostgres
+
+    base = tempfile.mkdtemp(prefix="pgfleet-lockbounds-restart-")  # not under pytest's tmp_path (0700)
+    server = EmbeddedPostgres(base, durability=True)
+    server.ensure_running()
+    url = make_conninfo(server.url("postgres"), dbname="restart_txns")
+    try:
+        with psycopg.connect(server.url("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE restart_txns")
+        launch(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE public.bumps (workflow_id text)")
+        handles = _transactions_workflows(n=10, rounds=30)
+        with psycopg.connect(url, autocommit=True) as conn:
+            wait_until(lambda: conn.execute("SELECT count(*) FROM public.bumps").fetchone()[0] >= 30, "some transactions", 30)
+        server.stop(mode="fast")
+        server.ensure_running()
+        _assert_all_succeeded(url, handles, rounds=30)
+    finally:
+        DBOS.destroy(destroy_registry=True)
+        server.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
