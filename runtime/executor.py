@@ -503,6 +503,9 @@ class Executor:
                 # without recording; it stays PENDING and is recovered later.
                 local.error = exc
                 self.log.warning("workflow stopped by a database outage; left PENDING for recovery", error=str(exc))
+                from .recovery import recover_after_outage  # recovery builds on this module
+
+                recover_after_outage(self, ctx.workflow_id, ctx.owner_epoch)
                 raise
             except Exception as exc:
                 local.error = exc
