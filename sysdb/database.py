@@ -577,8 +577,7 @@ class SystemDatabase:
 
         def run() -> list[Row]:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(statement("bound_claim_lock_wait"), {"lock_timeout": str(CLAIM_LOCK_WAIT_MS)})
-                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key})
+                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key, "lock_timeout": str(CLAIM_LOCK_WAIT_MS)})
                 return conn.execute(statement("claim_queued_workflows"), values).fetchall()
 
         try:

@@ -91,7 +91,7 @@ def test_a_pgfleet_session_idle_inside_a_claim_is_ended_and_its_queue_goes_on(la
     try:
         # The claim's own shape (sysdb claim_queued_workflows): a pooled connection, a transaction.
         with paused_worker._pool.connection() as conn, conn.transaction():
-            paused_worker.execute_on(conn, "lock_queue_for_claim", {"lock_key": "paused_q/"})
+            paused_worker.execute_on(conn, "lock_queue_for_claim", {"lock_key": "paused_q/", "lock_timeout": "0"})
             # The "worker" now sits idle inside its claim transaction, as if SIGSTOPped.
             assert holders_of_advisory_lock(sys_url, "pgfleet.queue", "paused_q/")[0]["state"] == "idle in transaction"
             handle = queue.enqueue(job)
