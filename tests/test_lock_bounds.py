@@ -336,3 +336,24 @@ def test_a_postgres_restart_during_transactions_records_no_error(launch):
         DBOS.destroy(destroy_registry=True)
         server.stop(mode="immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_bounds_are_config_keys_and_a_user_transaction_can_have_a_statement_limit(launch):
+    from runtime.config import resolve_config
+    from runtime.errors import DBOSConfigError
+
+    with pytest.raises(DBOSConfigError, match="database_idle_in_transaction_timeout_sec"):
+        resolve_config({"name": "x", "database_idle_in_transaction_timeout_sec": -1})
+    launch(transaction_statement_timeout_sec=0.2)
+
+    @DBOS.transaction()
+    def too_slow() -> None:
+        DBOS.sql_session.execute("SELECT pg_sleep(2)")
+
+    @DBOS.workflow(name="limited_user_sql")
+    def workflow() -> None:
+        too_slow()
+
+    # The user's own limit is the transaction's outcome (recorded), unlike a dead connection.
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        workflow()
