@@ -88,6 +88,7 @@ def test_a_pgfleet_session_idle_inside_a_claim_is_ended_and_its_queue_goes_on(la
 
     paused_worker = SystemDatabase(sys_url, pool_size=1, application_name="pgfleet:paused-worker")
     paused_worker.open(run_migrations=False)
+    checked = False
     try:
         # The claim's own shape (sysdb claim_queued_workflows): a pooled connection, a transaction.
         with paused_worker._pool.connection() as conn, conn.transaction():
@@ -99,10 +100,12 @@ def test_a_pgfleet_session_idle_inside_a_claim_is_ended_and_its_queue_goes_on(la
             assert not holders_of_advisory_lock(sys_url, "pgfleet.queue", "paused_q/"), "the idle holder still holds the lock"
             with pytest.raises(psycopg.Error):
                 conn.execute("SELECT 1")  # its session was ended by the server
+            checked = True
     except psycopg.Error:
         pass  # leaving the ended transaction fails too: that is the point
     finally:
         paused_worker.close()
+    assert checked
 
 
 # -- item 3: a message row locked by a lost owner -----------------------------------------------
