@@ -14,9 +14,11 @@ import socket
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from sysdb.links import SessionTimeouts
+
 from .errors import DBOSConfigError
 
-__all__ = ["DBOSConfig", "ResolvedConfig", "resolve_config", "default_executor_id"]
+__all__ = ["DBOSConfig", "ResolvedConfig", "resolve_config", "default_executor_id", "connection_bounds"]
 
 
 class DBOSConfig(TypedDict, total=False):
@@ -50,6 +52,10 @@ class DBOSConfig(TypedDict, total=False):
     # pgfleet's own keys
     embedded_data_dir: str | None
     database_retry_timeout_sec: float | None
+    database_statement_timeout_sec: float | None
+    database_idle_in_transaction_timeout_sec: float | None
+    transaction_statement_timeout_sec: float | None
+    transaction_idle_timeout_sec: float | None
     prepare_statements: bool | None
     heartbeat_interval_sec: float | None
     member_timeout_sec: float | None
@@ -102,6 +108,12 @@ class ResolvedConfig:
     log_level: str
     embedded_data_dir: str | None
     database_retry_timeout_sec: float
+    # Server-side limits (seconds, 0 = none; see sysdb/links.py): pgfleet's own statements and
+    # transactions, then @DBOS.transaction bodies.
+    database_statement_timeout_sec: float
+    database_idle_in_transaction_timeout_sec: float
+    transaction_statement_timeout_sec: float
+    transaction_idle_timeout_sec: float
     prepare_statements: bool
     use_listen_notify: bool
     notification_listener_polling_interval_sec: float
@@ -129,6 +141,13 @@ def _typed(config: dict[str, Any], key: str, kind: type | tuple[type, ...], defa
 def _positive(key: str, value: float) -> float:
     if value <= 0:
         raise DBOSConfigError(f"config key {key!r} must be greater than 0, got {value!r}")
+    return value
+
+
+def _non_negative(config: dict[str, Any], key: str, default: float) -> float:
+    value = float(_typed(config, key, (int, float), default))
+    if value < 0:
+        raise DBOSConfigError(f"config key {key!r} must be 0 (no limit) or more, got {value!r}")
     return value
 
 
@@ -189,6 +208,10 @@ def resolve_config(config: Any) -> ResolvedConfig:
         database_retry_timeout_sec=_positive(
             "database_retry_timeout_sec", float(_typed(config, "database_retry_timeout_sec", (int, float), 60.0))
         ),
+        database_statement_timeout_sec=_non_negative(config, "database_statement_timeout_sec", 120.0),
+        database_idle_in_transaction_timeout_sec=_non_negative(config, "database_idle_in_transaction_timeout_sec", 5.0),
+        transaction_statement_timeout_sec=_non_negative(config, "transaction_statement_timeout_sec", 0.0),
+        transaction_idle_timeout_sec=_non_negative(config, "transaction_idle_timeout_sec", 60.0),
         prepare_statements=_typed(config, "prepare_statements", bool, True),
         use_listen_notify=_typed(config, "use_listen_notify", bool, True),
         notification_listener_polling_interval_sec=_positive(
@@ -201,3 +224,18 @@ def resolve_config(config: Any) -> ResolvedConfig:
         supervisor_id=_typed(config, "supervisor_id", str, None),
         raw=dict(config),
     )
+
+
+def connection_bounds(config: ResolvedConfig) -> dict[str, Any]:
+    """The ``SystemDatabase`` arguments that bound every connection of an executor: a link
+    silent for the member timeout is dead (the member is being declared dead anyway), and the
+    server-side limits of its sessions."""
+    return {
+        "dead_link_timeout_sec": config.member_timeout_sec,
+        "timeouts": SessionTimeouts(
+            statement_timeout_sec=config.database_statement_timeout_sec,
+            idle_in_transaction_timeout_sec=config.database_idle_in_transaction_timeout_sec,
+            user_statement_timeout_sec=config.transaction_statement_timeout_sec,
+            user_idle_in_transaction_timeout_sec=config.transaction_idle_timeout_sec,
+        ),
+    }

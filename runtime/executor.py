@@ -27,7 +27,7 @@ from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_dat
 from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
 
 from . import logs, metrics
-from .config import ResolvedConfig
+from .config import ResolvedConfig, connection_bounds
 from .context import (
     WorkflowContext,
     current_workflow,
@@ -205,6 +205,7 @@ class Executor:
                 application_name=f"pgfleet:{self.executor_id}"[:63],
                 retry_timeout_sec=self.config.database_retry_timeout_sec,
                 prepare_statements=self.config.prepare_statements,
+                **connection_bounds(self.config),
             )
             self.sysdb.open()
             app_url = self.config.application_database_url
@@ -215,6 +216,7 @@ class Executor:
                     application_name=f"pgfleet-app:{self.executor_id}"[:63],
                     retry_timeout_sec=self.config.database_retry_timeout_sec,
                     prepare_statements=self.config.prepare_statements,
+                    **connection_bounds(self.config),
                 )
                 self.app_db.open(run_migrations=False, application_schema=True)
         except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:
@@ -506,6 +508,15 @@ class Executor:
             except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown) as exc:
                 local.error = exc
                 self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
+                raise
+            except DatabaseUnavailableError as exc:
+                # An outage (or a pool that stayed busy) is not the workflow's outcome: stop
+                # without recording; it stays PENDING and is recovered later.
+                local.error = exc
+                self.log.warning("workflow stopped by a database outage; left PENDING for recovery", error=str(exc))
+                from .recovery import recover_after_outage  # recovery builds on this module
+
+                recover_after_outage(self, ctx.workflow_id, ctx.owner_epoch)
                 raise
             except Exception as exc:
                 local.error = exc

@@ -9,6 +9,7 @@ return their recorded outcomes, the first unfinished one runs.
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 from sysdb import now_ms
@@ -28,11 +29,14 @@ __all__ = [
     "run_claimed",
     "run_assigned",
     "resume_owned",
+    "recover_after_outage",
     "replay",
     "DEFAULT_MAX_RECOVERY_ATTEMPTS",
 ]
 
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+# Backoff between attempts to take up a workflow that a database outage stopped here.
+OUTAGE_RECOVERY_BACKOFF_SEC = (1.0, 30.0)
 # What _resolve_bound returns when the object a method workflow needs is not registered here.
 _MISSING = object()
 
@@ -110,6 +114,29 @@ def _run_taken(
         return None
     replay(executor, row, entry, bound, taken["owner_epoch"])
     return workflow_id
+
+def recover_after_outage(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
+    """Take up again, once the database answers, a workflow that an outage (or a pool that
+    stayed busy) stopped here without recording anything.
+
+    A member that stayed in the cluster would otherwise leave it PENDING until its next start.
+    The compare-and-set from this very epoch makes it safe against everyone else who may take
+    it meanwhile (this member's own recovery after rejoining, a takeover): the first wins, the
+    others find the epoch moved and stop.
+    """
+
+    def attempt() -> None:
+        delay = OUTAGE_RECOVERY_BACKOFF_SEC[0]
+        while not executor.stop_event.wait(delay):
+            try:
+                recover_workflow(executor, workflow_id, executor.executor_id, owner_epoch)
+                return
+            except Exception as exc:  # still unreachable: try again later
+                executor.log.warning("cannot take up a workflow stopped by an outage yet", error=str(exc), stopped_workflow_id=workflow_id)
+                delay = min(delay * 2, OUTAGE_RECOVERY_BACKOFF_SEC[1])
+
+    threading.Thread(target=attempt, name=f"outage-recovery-{workflow_id}", daemon=True).start()
+
 
 def run_claimed(executor: "Executor", rows: list[dict[str, Any]]) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us)."""

@@ -22,8 +22,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from sysdb import now_ms
-from sysdb.errors import SerializationConflict, UniqueKeyConflict
+from sysdb import is_connection_failure, now_ms
+from sysdb.errors import DatabaseUnavailableError, SerializationConflict, UniqueKeyConflict
 
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
@@ -188,42 +188,93 @@ def run_transaction(
         if committed is not None:
             return _adopt(executor, ctx, function_id, step, committed, started)
 
-    # Serialization failures are the database asking us to try again: do so, with backoff.
-    for attempt in Retrying(
-        retry=retry_if_exception_type(SerializationConflict),
-        stop=stop_after_attempt(10),
-        wait=wait_exponential(multiplier=0.01, max=1.0),
-        reraise=True,
-    ):
-        with attempt:
-            try:
-                with database.transaction(isolation_level) as conn:
-                    value = _with_session(ctx, conn, step, args, kwargs)
-                    output = serialize(value, what=f"the result of transaction {step.name!r}")
-                    executor.check_owned(ctx)
-                    if executor.app_db is None:  # the checkpoint commits with the body
-                        executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
-                    else:
-                        database.execute_on(conn, "record_transaction_output", {
-                            "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
-                            "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
-                        })
-            except UniqueKeyConflict:
-                if executor.app_db is None:
-                    raise
-                # Another execution committed this position first: its effects count, not ours.
-                committed = _committed_output(executor, ctx, function_id)
-                assert committed is not None
-                return _adopt(executor, ctx, function_id, step, committed, started)
-            except (SerializationConflict, *_CONTROL_ERRORS):
-                raise
-            except Exception as exc:
-                # The transaction rolled back; its failure is the step's recorded outcome.
-                executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
-                raise
+    # Serialization failures are the database asking us to try again, and a connection that
+    # failed under the body (a restarted server, a dead pooled connection) is no outcome of
+    # the transaction: try again, on a fresh connection, after checking that the failed
+    # attempt did not commit after all (its reply may be what was lost).
+    try:
+        for attempt in _transaction_retries(database):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    earlier = _committed_earlier(executor, ctx, function_id, step, started)
+                    if earlier is not NOT_RECORDED:
+                        return earlier
+                return _attempt_transaction(executor, ctx, step, isolation_level, function_id, started, args, kwargs)
+    except _ConnectionLost as exc:
+        raise DatabaseUnavailableError(f"transaction {step.name!r} found no working database connection: {exc}") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt_transaction(
+    executor: Executor, ctx: WorkflowContext, step: RegisteredStep, isolation_level: str, function_id: int,
+    started: int, args: tuple[Any, ...], kwargs: dict[str, Any],
+) -> Any:
+    """One attempt of a workflow's transaction: run the body and commit it with its checkpoint."""
+    database = executor.app_db or executor.db
+    conn = None
+    try:
+        with database.transaction(isolation_level) as conn:
+            value = _with_session(ctx, conn, step, args, kwargs)
+            output = serialize(value, what=f"the result of transaction {step.name!r}")
+            executor.check_owned(ctx)
+            if executor.app_db is None:  # the checkpoint commits with the body
+                executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
+            else:
+                database.execute_on(conn, "record_transaction_output", {
+                    "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
+                    "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
+                })
+    except UniqueKeyConflict:
+        if executor.app_db is None:
+            raise
+        # Another execution committed this position first: its effects count, not ours.
+        committed = _committed_output(executor, ctx, function_id)
+        assert committed is not None
+        return _adopt(executor, ctx, function_id, step, committed, started)
+    except (SerializationConflict, *_CONTROL_ERRORS):
+        raise
+    except Exception as exc:
+        if is_connection_failure(exc) or (conn is not None and conn.broken):
+            raise _ConnectionLost(str(exc)) from exc  # retried: never the step's outcome
+        # The transaction rolled back; its failure is the step's recorded outcome.
+        executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        raise
     if executor.app_db is not None:
         executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
     return value
+
+
+def _transaction_retries(database: Any) -> Retrying:
+    """Attempts of one transaction: up to 10 on serialization failures, and on connection
+    failures for as long as the database's own statements are retried."""
+
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, SerializationConflict):
+            return state.attempt_number >= 10
+        return state.seconds_since_start is not None and state.seconds_since_start >= database.retry_timeout_sec
+
+    return Retrying(
+        retry=retry_if_exception_type((SerializationConflict, _ConnectionLost)),
+        stop=stop,
+        wait=wait_exponential(multiplier=0.01, max=1.0),
+        reraise=True,
+    )
+
+
+class _ConnectionLost(Exception):
+    """A transaction attempt failed because its connection did (the user's body may have
+    turned the driver's error into one of its own: the broken connection still says it)."""
+
+
+def _committed_earlier(executor: Executor, ctx: WorkflowContext, function_id: int, step: RegisteredStep, started: int) -> Any:
+    """The outcome an earlier attempt of this transaction committed (whose reply was lost), or
+    ``NOT_RECORDED``."""
+    if executor.app_db is not None:
+        committed = _committed_output(executor, ctx, function_id)
+        return NOT_RECORDED if committed is None else _adopt(executor, ctx, function_id, step, committed, started)
+    recorded = executor.db.load_step_outputs(ctx.workflow_id).get(function_id)
+    return NOT_RECORDED if recorded is None else replay_recorded(ctx, function_id, step.name, recorded)
 
 
 def _committed_output(executor: Executor, ctx: WorkflowContext, function_id: int) -> dict[str, Any] | None:

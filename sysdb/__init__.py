@@ -5,7 +5,7 @@ This package knows nothing of Python functions; ``runtime`` and ``cluster`` reac
 only through it.
 """
 
-from .database import Row, SystemDatabase, now_ms
+from .database import Row, SystemDatabase, is_connection_failure, now_ms
 from .errors import (
     DatabaseUnavailableError,
     DuplicateCheckpointError,
@@ -21,6 +21,7 @@ __all__ = [
     "SystemDatabase",
     "Row",
     "now_ms",
+    "is_connection_failure",
     "LATEST_VERSION",
     "describe_url",
     "validate_url",

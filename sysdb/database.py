@@ -40,6 +40,7 @@ from .errors import (
     NoSuchWorkflowError,
     OwnershipLostError,
 )
+from .links import SessionTimeouts, dead_link_settings
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .statements import statement
 from .urls import describe_url
@@ -47,7 +48,7 @@ from .urls import describe_url
 if False:  # typing only
     from .listener import NotificationConnection  # noqa: F401
 
-__all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CHANNEL"]
+__all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CHANNEL", "is_connection_failure"]
 
 log = get_logger("pgfleet.sysdb")
 
@@ -60,6 +61,21 @@ EVENTS_CHANNEL = "dbos_workflow_events_channel"
 
 # How long a statement keeps being retried while the database is unreachable.
 DEFAULT_RETRY_TIMEOUT_SEC = 60.0
+# A connection whose link has been silent this long fails (TCP keepalives / user timeout).
+DEFAULT_DEAD_LINK_TIMEOUT_SEC = 10.0
+# Server-side limits of pgfleet's sessions (sysdb/links.py). Our statements are short: the
+# statement timeout is only a backstop for one stuck behind a lock; our transactions never
+# sit idle, so a session idle in one is a paused or cut-off client whose locks must go.
+# @DBOS.transaction bodies (user code) get no statement limit and a generous idle one.
+DEFAULT_TIMEOUTS = SessionTimeouts(
+    statement_timeout_sec=120.0,
+    idle_in_transaction_timeout_sec=5.0,
+    user_statement_timeout_sec=None,
+    user_idle_in_transaction_timeout_sec=60.0,
+)
+# How long a claimer waits for a queue's claim lock before moving on to its other queues
+# (a healthy claim holds it for milliseconds).
+CLAIM_LOCK_WAIT_MS = 1000
 
 # How many ownership epochs one round trip draws (see reserve_epoch).
 EPOCH_BLOCK = 32
@@ -73,12 +89,18 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
+def is_connection_failure(exc: BaseException) -> bool:
+    """True for an error that says the connection (or the pool) failed, not the statement:
+    such a statement may be retried on a fresh connection."""
     # OperationalError covers a refused connect, a dropped socket and an admin shutdown;
-    # PoolTimeout means the pool could not hand out a working connection in time.
+    # PoolTimeout means the pool could not hand out a working connection in time; a session
+    # ended for idling in a transaction is gone as well (its client was paused).
     # A closed pool is our own shutdown, not an outage: retrying it would only delay the end.
+    # A cancelled statement or a lock wait that timed out is the statement's own outcome.
+    if isinstance(exc, psycopg.errors.IdleInTransactionSessionTimeout):
+        return True
     return isinstance(exc, (psycopg.OperationalError, PoolTimeout)) and not isinstance(
-        exc, (psycopg.errors.QueryCanceled, PoolClosed)
+        exc, (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable, PoolClosed)
     )
 
 
@@ -101,11 +123,16 @@ class SystemDatabase:
         connect_timeout_sec: int = 10,
         retry_timeout_sec: float = DEFAULT_RETRY_TIMEOUT_SEC,
         prepare_statements: bool = True,
+        dead_link_timeout_sec: float = DEFAULT_DEAD_LINK_TIMEOUT_SEC,
+        timeouts: SessionTimeouts = DEFAULT_TIMEOUTS,
     ) -> None:
+        """``dead_link_timeout_sec`` and ``timeouts`` bound every connection of this database
+        (pooled, LISTEN and dedicated ones): see :mod:`sysdb.links`."""
         self.url = url
         self.retry_timeout_sec = retry_timeout_sec
         # The server's clock as estimated here: synced at open, refreshed by every heartbeat.
         self.clock = DatabaseClock()
+        self.timeouts = timeouts
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
             "row_factory": dict_row,
@@ -113,6 +140,7 @@ class SystemDatabase:
             "connect_timeout": connect_timeout_sec,
             # Server-side prepared statements break behind poolers in transaction mode.
             "prepare_threshold": 5 if prepare_statements else None,
+            **dead_link_settings(dead_link_timeout_sec),
         }
         self._pool = ConnectionPool(
             url,
@@ -123,6 +151,7 @@ class SystemDatabase:
             name="pgfleet-sysdb",
             timeout=retry_timeout_sec,
             reconnect_timeout=retry_timeout_sec,
+            configure=self._bound_session,
         )
         # Called after a statement succeeded only on a retry: a write that hands out ownership
         # may have committed unseen meanwhile (lost reply), so its orphan should be looked for.
@@ -141,7 +170,7 @@ class SystemDatabase:
         try:
             if run_migrations or application_schema:
                 self._with_retries(lambda: ensure_database_exists(self.url))
-                with self.connect() as conn:
+                with self.connect(bounded=False) as conn:  # a migration may run long
                     if application_schema:
                         ensure_application_schema(conn)
                     else:
@@ -163,10 +192,23 @@ class SystemDatabase:
         """Close every pooled connection."""
         self._pool.close()
 
-    def connect(self, **overrides: Any) -> psycopg.Connection:
-        """A new dedicated connection (not from the pool), for listeners, locks and heartbeats."""
+    def connect(self, *, bounded: bool = True, **overrides: Any) -> psycopg.Connection:
+        """A new dedicated connection (not from the pool), for listeners, locks and heartbeats;
+        with the session timeouts of pooled ones unless ``bounded`` is False."""
         kwargs = {**self._connect_kwargs, **overrides}
-        return psycopg.connect(self.url, **kwargs)
+        conn = psycopg.connect(self.url, **kwargs)
+        if bounded:
+            try:
+                self._bound_session(conn)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _bound_session(self, conn: psycopg.Connection) -> None:
+        # Once per new connection (the pool's configure hook), not per statement.
+        if self.timeouts.enabled():
+            conn.execute(statement("set_session_timeouts"), self.timeouts.params())
 
     def listen(self, *channels: str) -> "NotificationConnection":
         """A new dedicated connection subscribed to ``channels``."""
@@ -180,8 +222,8 @@ class SystemDatabase:
         # The happy path pays for no retry machinery: build it only after a failure.
         try:
             return fn()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            if not _is_connection_failure(exc):
+        except (psycopg.Error, PoolTimeout) as exc:
+            if not is_connection_failure(exc):
                 raise
             log.warning("system database unreachable; retrying", error=str(exc))
         result = self._retry(fn)
@@ -200,7 +242,7 @@ class SystemDatabase:
 
         try:
             for attempt in Retrying(
-                retry=retry_if_exception(_is_connection_failure),
+                retry=retry_if_exception(is_connection_failure),
                 wait=wait_exponential(multiplier=0.05, max=2.0) + wait_random(0, 0.05),
                 stop=stop_after_delay(self.retry_timeout_sec),
                 before_sleep=log_retry,
@@ -208,7 +250,9 @@ class SystemDatabase:
             ):
                 with attempt:
                     return fn()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout) as exc:
+            if not is_connection_failure(exc):
+                raise
             raise DatabaseUnavailableError(
                 f"the system database at {describe_url(self.url)} did not answer for "
                 f"{self.retry_timeout_sec:.0f}s: {exc}"
@@ -264,6 +308,10 @@ class SystemDatabase:
                     conn.execute(
                         sql.SQL("SET TRANSACTION ISOLATION LEVEL {}").format(sql.SQL(isolation_level))
                     )
+                # User code runs here: it gets its own limits, not those of our short statements.
+                user_limits = self.timeouts.for_user_transactions()
+                if user_limits is not None:
+                    conn.execute(statement("set_session_timeouts"), user_limits)
                 yield conn
 
     # -- workflows ---------------------------------------------------------------------------
@@ -345,8 +393,16 @@ class SystemDatabase:
     def list_workflow_steps(self, workflow_id: str) -> list[Row]:
         return self.execute("list_workflow_steps", {"workflow_id": workflow_id})
 
-    def _ownership_lost(self, workflow_id: str, executor_id: str, owner_epoch: int) -> OwnershipLostError:
-        row = self.get_workflow_status(workflow_id)
+    def _ownership_lost(
+        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: psycopg.Connection | None = None
+    ) -> OwnershipLostError:
+        # Inside a transaction, read on the connection already held: a second checkout from the
+        # pool while holding one deadlocks a pool that a burst of fenced writes has exhausted.
+        if connection is not None:
+            rows = self.execute_on(connection, "get_workflow_status", {"workflow_id": workflow_id})
+            row = rows[0] if rows else None
+        else:
+            row = self.get_workflow_status(workflow_id)
         return OwnershipLostError(
             workflow_id,
             executor_id,
@@ -395,7 +451,7 @@ class SystemDatabase:
         }
         if connection is not None:
             if connection.execute(statement("record_step_output"), params).rowcount == 0:
-                raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+                raise self._ownership_lost(workflow_id, executor_id, owner_epoch, connection)
             return
         attempts = 0
 
@@ -627,10 +683,16 @@ class SystemDatabase:
 
         def run() -> list[Row]:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key})
+                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key, "lock_timeout": str(CLAIM_LOCK_WAIT_MS)})
                 return conn.execute(statement("claim_queued_workflows"), values).fetchall()
 
-        return self._with_retries(run)
+        try:
+            return self._with_retries(run)
+        except psycopg.errors.LockNotAvailable:
+            # Another session holds the queue's claim lock past any healthy claim: claim
+            # nothing from it this pass rather than stop with it.
+            log.warning("queue claim lock busy; skipping the queue this pass", queue=params["queue_name"])
+            return []
 
     def notify(self, channel: str, payload: str) -> None:
         """Send a NOTIFY (a wake-up hint; never the source of truth)."""

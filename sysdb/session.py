@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from .database import Row, SystemDatabase
+from .links import dead_link_settings
 from .statements import statement
 
 __all__ = ["DedicatedSession"]
@@ -36,14 +37,8 @@ class DedicatedSession:
         retransmission (for heartbeats and the leader lock, whose silence has to be noticed)."""
         self._db = db
         self._settings = {"application_name": f"pgfleet-{purpose}"[:63], "connect_timeout": connect_timeout_sec, **settings}
-        if dead_link_timeout_sec is not None:
-            self._settings.update(
-                keepalives=1,
-                keepalives_idle=1,
-                keepalives_interval=1,
-                keepalives_count=2,
-                tcp_user_timeout=max(500, int(dead_link_timeout_sec * 1000)),
-            )
+        if dead_link_timeout_sec is not None:  # tighter than the pool's, for these two loops
+            self._settings.update(dead_link_settings(dead_link_timeout_sec))
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 

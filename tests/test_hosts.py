@@ -659,6 +659,11 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
     fenced_by_db = sum(1 for _, line in stopped if "is no longer owned" in line)
     lost_noticed = [at for at, _ in victim.log_events("lost its membership")]
     assert len(lost_noticed) >= WORKERS
+    # Pooled connections have keepalives and tcp_user_timeout too: a statement sent over the cut
+    # link fails (and is retried) within about the member timeout, instead of blocking in recv()
+    # until the link comes back (or, for a link that never does, for TCP's ~15 minutes).
+    pool_failed = [at for at, _ in victim.log_events("system database unreachable") if t_down < at < t_up]
+    assert pool_failed and min(pool_failed) - t_down <= MEMBER_TIMEOUT + 1.5, "a pooled statement hung on the cut link"
     leader_died = None
     if cut == "leader":
         # Keepalives and tcp_user_timeout end the cut-off leader's own session within its lease
