@@ -87,6 +87,8 @@ class _LocalRun:
     error: BaseException | None = None
     # True only when the outcome was written to the database by this run.
     recorded: bool = False
+    # The executor generation it runs under (an older one: abandoned, still stopping).
+    generation: int = 0
 
 
 def stale_token_error(exc: OwnershipLostError) -> DBOSException:
@@ -261,6 +263,13 @@ class Executor:
     def running_epochs(self) -> list[int]:
         with self._lock:
             return list(self._running_epochs)
+
+    def local_generation(self, workflow_id: str) -> int | None:
+        """The generation of this process's execution of the workflow, if one is running (one
+        from an older generation was abandoned and is stopping, maybe inside a step body)."""
+        with self._lock:
+            local = self._local.get(workflow_id)
+            return None if local is None or local.done.is_set() else local.generation
 
     def abandon_all(self, reason: str) -> None:
         """Stop every running workflow at its next write, without writing (this executor was
@@ -484,7 +493,7 @@ class Executor:
         self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Execute a workflow body that this executor owns and record its outcome (fenced)."""
-        local = _LocalRun()
+        local = _LocalRun(generation=ctx.generation)
         with self._lock:
             self._local[ctx.workflow_id] = local
             self._running_epochs.add(ctx.owner_epoch)

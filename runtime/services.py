@@ -24,6 +24,7 @@ from . import metrics, recovery
 from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
+from .recoverer import RecoveryService
 from .registry import registry
 from .scheduler import ScheduleTicker
 
@@ -93,6 +94,7 @@ class ClusterServices:
             if config.use_listen_notify
             else None
         )
+        self.recoverer = RecoveryService(executor, self._recovered)
         # The internal queue is woken by NOTIFY (client resumes, scheduled ticks): poll it slowly.
         self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, INTERNAL_QUEUE_POLL_SEC)
 
@@ -109,9 +111,14 @@ class ClusterServices:
         """Beat from right after registration (recovery may take a while)."""
         self.heartbeat.start()
 
-    def start(self) -> None:
-        """Start taking work: wake-ups, claiming, assignments and the leader campaign."""
+    def start(self, recover: list[dict[str, Any]]) -> None:
+        """Start taking work: wake-ups, claiming, assignments and the leader campaign, and
+        recover ``recover`` (the PENDING rows listed before any of this started) in the
+        background. Assignments wait for that recovery: both would replay the same rows."""
         self.executor.on_queue_slot_freed = self._queue_work_changed
+        self.assignments.paused.set()
+        self.recoverer.start()
+        self.recoverer.submit(recover)
         if self.listener is not None:
             self.listener.start()
         self.claimer.start()
@@ -119,12 +126,17 @@ class ClusterServices:
         self.leader.start()
 
     def stop_taking_work(self) -> None:
-        """Stop claiming and picking up assignments (the first step of a graceful stop)."""
+        """Stop claiming, recovering and picking up assignments (the first step of a graceful
+        stop)."""
+        self.recoverer.stop()
         self.claimer.stop()
         self.assignments.stop()
 
     def hand_over(self) -> int:
         """Leave: announce it, and give every unfinished workflow to the live members now."""
+        # Once its row says dead, the heartbeat would see it and rejoin, and recovery would
+        # take back what was just handed over: this member never rejoins again.
+        self.heartbeat.retire()
         if not self.membership.set_status("dead"):
             return 0
         moved = take_over_member(
@@ -138,6 +150,7 @@ class ClusterServices:
         return len(moved)
 
     def stop(self) -> None:
+        self.recoverer.stop()
         self.leader.stop()
         self.heartbeat.stop()
         if self.listener is not None:
@@ -223,11 +236,18 @@ class ClusterServices:
         self.executor.abandon_all(reason)
 
     def _rejoined(self, epoch: int) -> None:
+        """Back in the cluster: list what is still ours (before claiming again, so the list has
+        no new claims), recover it in the background (never here: a long recovery would stop
+        the heartbeats), and take work again. Assignments resume once recovery is done."""
         log.info("executor rejoined the cluster", executor_id=self.executor.executor_id, epoch=epoch)
-        try:
-            recovery.recover_pending_workflows(self.executor)
-        finally:
-            self.leader.paused.clear()
-            self.claimer.paused.clear()
+        # If the list cannot be read, this raises: the heartbeat stays lost and rejoins again.
+        self.recoverer.submit(recovery.list_recoverable(self.executor))
+        self.leader.paused.clear()
+        self.claimer.paused.clear()
+        self.claimer.wake(None)
+
+    def _recovered(self) -> None:
+        """Every listed row is recovered (or dead-lettered): pick up assignments again."""
+        if not self.heartbeat.lost:
             self.assignments.paused.clear()
-            self.claimer.wake(None)
+            self.assignments.wake()
