@@ -222,3 +222,50 @@ def test_every_error_survives_pickling(cls):
     # ... and the way a workflow's error is recorded and read back.
     assert str(deserialize_exception(serialize_exception(error))) == str(error)
     assert type(deserialize_exception(serialize_exception(error))) is cls
+
+
+def test_a_rejoin_never_replays_a_workflow_whose_abandoned_execution_is_still_in_a_step(sys_url, db, fresh):
+    inside, release = threading.Event(), threading.Event()
+    lock, running, peak, runs = threading.Lock(), [0], [0], [0]
+
+    @DBOS.step()
+    def slow_step():
+        with lock:
+            running[0] += 1
+            runs[0] += 1
+            peak[0] = max(peak[0], running[0])
+        inside.set()
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+        return "stepped"
+
+    @DBOS.workflow(name="in_step")
+    def in_step():
+        return slow_step()
+
+    launch(sys_url, heartbeat_interval_sec=0.1, member_timeout_sec=2)
+    handle = DBOS.start_workflow(in_step)
+    assert inside.wait(10)
+    (epoch,) = db.execute("SELECT epoch FROM dbos.pgfleet_executors WHERE executor_id = %s", (EXECUTOR,)).fetchone()
+    db.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = %s", (EXECUTOR,))
+    wait_until(lambda: db.execute(
+        "SELECT status = 'active' FROM dbos.pgfleet_executors WHERE executor_id = %s AND epoch > %s", (EXECUTOR, epoch)
+    ).fetchone(), "the member to rejoin")
+    # The rejoin lists the workflow; recovery must wait for the abandoned execution to stop.
+    assert not wait_until_or_none(lambda: peak[0] > 1, 1.5), "the step ran twice at once"
+    release.set()
+    # The abandoned execution stops at its checkpoint (writes nothing); recovery then replays it.
+    assert handle.get_result() == "stepped"
+    assert peak[0] == 1 and runs[0] == 2
+    assert db.execute(
+        "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = %s", (handle.workflow_id,)
+    ).fetchone()[0] == 1
+
+
+def wait_until_or_none(predicate, timeout: float):
+    """``predicate`` if it comes true within ``timeout`` (a bounded check that something does not happen)."""
+    try:
+        return wait_until(predicate, "", timeout)
+    except AssertionError:
+        return None
