@@ -196,7 +196,8 @@ class Executor:
     def launch(self) -> None:
         """Connect (starting the embedded Postgres if no URL is configured) and migrate.
 
-        The caller makes this executor current, then calls :meth:`recover_pending_workflows`.
+        The caller makes this executor current, joins the cluster, and recovers this executor's
+        PENDING workflows in the background (:mod:`runtime.recoverer`).
         """
         try:
             url = resolve_system_database_url(self.config.system_database_url, self.config.embedded_data_dir)
