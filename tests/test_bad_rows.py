@@ -269,3 +269,32 @@ def wait_until_or_none(predicate, timeout: float):
         return wait_until(predicate, "", timeout)
     except AssertionError:
         return None
+
+
+def test_a_heartbeat_outlives_a_failing_rejoin_and_rejoins_again(sys_url, db):
+    from cluster.membership import Heartbeat, MemberInfo, Membership
+    from sysdb import SystemDatabase
+
+    system_db = SystemDatabase(sys_url, pool_size=2)
+    system_db.open()
+    membership = Membership(system_db, MemberInfo("hb-member", "app", "v1", None), lambda: [], 2.0)
+    membership.register()
+    lost, rejoined = [], []
+
+    def on_rejoined(epoch):
+        rejoined.append(epoch)
+        if len(rejoined) == 1:
+            raise RuntimeError("the first rejoin callback fails")
+
+    heartbeat = Heartbeat(system_db, membership, 0.05, lost.append, on_rejoined)
+    heartbeat.start()
+    try:
+        db.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = 'hb-member'")
+        wait_until(lambda: len(rejoined) >= 2 and not heartbeat.lost, "a second rejoin after the failed one", 10)
+        assert len(lost) == 1 and heartbeat._thread.is_alive()
+        assert db.execute("SELECT status, epoch FROM dbos.pgfleet_executors WHERE executor_id = 'hb-member'").fetchone() == (
+            "active", rejoined[-1],
+        )
+    finally:
+        heartbeat.stop()
+        system_db.close()
