@@ -79,11 +79,13 @@ def recover_rows(
             if recover_workflow(executor, workflow_id, executor.executor_id, row["owner_epoch"]) is not None:
                 recovered += 1
         except Exception as exc:  # one row must never stop the others' recovery
-            executor.log.exception("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=str(exc))
-            failed.append(row)
+            cause = exc.__cause__ if isinstance(exc, _ReplayFailed) else exc
+            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(cause))
+            failed.append({**row, "owner_epoch": exc.owner_epoch} if isinstance(exc, _ReplayFailed) else row)
     if recovered:
         executor.log.info("recovered pending workflows", count=recovered)
     return running, failed
+
 
 def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
     """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
@@ -124,8 +126,21 @@ def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_i
             max_recovery_attempts=max_attempts,
         )
         return None
-    replay(executor, row, entry, bound, taken["owner_epoch"])
+    try:
+        replay(executor, row, entry, bound, taken["owner_epoch"])
+    except Exception as exc:
+        # The row is ours at the new epoch now: a retry must compare-and-set from that one.
+        raise _ReplayFailed(taken["owner_epoch"]) from exc
     return workflow_id
+
+
+class _ReplayFailed(Exception):
+    """A workflow was taken over (``owner_epoch``) but could not be started."""
+
+    def __init__(self, owner_epoch: int) -> None:
+        super().__init__(owner_epoch)
+        self.owner_epoch = owner_epoch
+
 
 def run_claimed(executor: "Executor", rows: list[dict[str, Any]]) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us)."""
@@ -191,7 +206,7 @@ def replay(
     inputs cannot be decoded here is dead-lettered instead (see :func:`fail_undecodable`)."""
     workflow_id = row["workflow_uuid"]
     try:
-        args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+        args, kwargs, roles = _decode(row)
     except DBOSSerializationError as exc:
         fail_undecodable(executor, row, owner_epoch, exc)
         return
@@ -206,12 +221,22 @@ def replay(
         queue_name=row.get("queue_name"),
         serialization=row.get("serialization"),
         authenticated_user=row["authenticated_user"],
-        authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
+        authenticated_roles=roles,
         assumed_role=row["assumed_role"],
         deadline_epoch_ms=row["workflow_deadline_epoch_ms"],
         timeout_ms=row["workflow_timeout_ms"],
     )
     executor.spawn(ctx, entry, bound, args, kwargs)
+
+
+def _decode(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[str] | None]:
+    """A row's arguments and caller roles, or :class:`DBOSSerializationError`."""
+    args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+    try:
+        roles = json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None
+    except ValueError as exc:
+        raise DBOSSerializationError(f"cannot deserialize the recorded authenticated_roles: {exc}") from exc
+    return args, kwargs, roles
 
 
 def fail_undecodable(executor: "Executor", row: dict[str, Any], owner_epoch: int, exc: Exception) -> None:

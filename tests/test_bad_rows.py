@@ -90,16 +90,19 @@ def test_an_undecodable_row_in_a_claim_batch_is_dead_lettered_and_the_rest_run(s
 def test_launch_succeeds_with_undecodable_pending_rows(sys_url, db, fresh):
     register_echo()
     value, forget = vanishing_value()
-    enqueue(sys_url, "unserved", [("pend-gone", value), ("pend-garbage", "x"), ("pend-good", "ok")])
+    enqueue(sys_url, "unserved", [("pend-gone", value), ("pend-garbage", "x"), ("pend-roles", "y"), ("pend-good", "ok")])
     forget()
     make_pending_here(db, "pend-gone", EXECUTOR)
     make_pending_here(db, "pend-garbage", EXECUTOR, inputs=GARBAGE_INPUTS)
+    make_pending_here(db, "pend-roles", EXECUTOR)
+    db.execute("UPDATE dbos.workflow_status SET authenticated_roles = '[not json' WHERE workflow_uuid = 'pend-roles'")
     make_pending_here(db, "pend-good", EXECUTOR)
     gone_inputs = inputs(db, "pend-gone")
     launch(sys_url)  # raised DBOSSerializationError on every start before
     wait_until(lambda: status(db, "pend-good") == "SUCCESS", "the good pending row to be recovered", 20)
     assert_dead_lettered(db, "pend-gone", gone_inputs, "pgfleet_vanished_module")
     assert_dead_lettered(db, "pend-garbage", GARBAGE_INPUTS, "cannot deserialize")
+    assert_dead_lettered(db, "pend-roles", inputs(db, "pend-roles"), "authenticated_roles")
 
 
 def test_a_rejoin_that_meets_an_undecodable_row_keeps_heartbeating(sys_url, db, fresh):
