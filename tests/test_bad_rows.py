@@ -9,7 +9,10 @@ pgfleet error survives pickling (errors are recorded pickled); a leaving member 
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import pickle
+import subprocess
 import threading
 
 import pytest
@@ -301,3 +304,39 @@ def test_a_heartbeat_outlives_a_failing_rejoin_and_rejoins_again(sys_url, db):
     finally:
         heartbeat.stop()
         system_db.close()
+
+
+READ_DEAD_LETTER_WITH_DBOS = """
+import json, sys
+from dbos import DBOSClient
+client = DBOSClient(system_database_url=sys.argv[1])
+handle = client.retrieve_workflow(sys.argv[2])
+try:
+    handle.get_result()
+    failed = None
+except Exception as exc:
+    failed = [type(exc).__name__, str(exc)]
+print(json.dumps({"status": handle.get_status().status, "failed": failed}))
+client.destroy()
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("PGFLEET_DBOS_PYTHON"), reason="set PGFLEET_DBOS_PYTHON to a Python with dbos installed")
+def test_dbos_client_reads_a_dead_lettered_row(sys_url, db, fresh):
+    from test_dbos_client_compat import as_url
+
+    register_echo()
+    value, forget = vanishing_value()
+    enqueue(sys_url, "unserved", [("dbos-reads-gone", value)])
+    forget()
+    make_pending_here(db, "dbos-reads-gone", EXECUTOR)
+    launch(sys_url)
+    wait_until(lambda: status(db, "dbos-reads-gone") == "ERROR", "the row to be dead-lettered", 20)
+    out = subprocess.run(
+        [os.environ["PGFLEET_DBOS_PYTHON"], "-c", READ_DEAD_LETTER_WITH_DBOS, as_url(sys_url), "dbos-reads-gone"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["status"] == "ERROR"
+    assert seen["failed"][0] == "Exception" and "inputs could not be decoded" in seen["failed"][1]
