@@ -17,8 +17,13 @@ import threading
 
 import pytest
 
+import cluster.cli.errors
+import cluster.membership
+import cluster.settings
 import runtime.errors
+import sysdb.embedded
 import sysdb.errors
+import sysdb.listing
 from conftest import wait_until
 from faults.rows import GARBAGE_INPUTS, make_pending_here, vanishing_value
 from runtime import DBOS, DBOSClient, Queue
@@ -217,8 +222,11 @@ def _instance(cls: type) -> BaseException:
     return cls(*args)
 
 
+ERROR_MODULES = [runtime.errors, sysdb.errors, sysdb.embedded, sysdb.listing, cluster.membership, cluster.settings, cluster.cli.errors]
+
+
 @pytest.mark.parametrize(
-    "cls", _exception_classes(runtime.errors) + _exception_classes(sysdb.errors), ids=lambda c: f"{c.__module__}.{c.__name__}"
+    "cls", [c for m in ERROR_MODULES for c in _exception_classes(m)], ids=lambda c: f"{c.__module__}.{c.__name__}"
 )
 def test_every_error_survives_pickling(cls):
     error = _instance(cls)
