@@ -218,13 +218,14 @@ class QueueListener(BackgroundService):
             return 0.0
         except Exception:
             self.connected.clear()
-            if not self._stop.is_set():
-                # Something may have been missed while the link was down: claim now (after the
-                # error is logged, so a failing callback cannot hide the lost connection).
-                try:
-                    self._on_notify(QUEUE_CHANNEL, "")
-                except Exception:
-                    log.exception("queue listener callback failed")
+            if self._stop.is_set():
+                return 0.0  # closed by stop(): nothing to report
+            # Something may have been missed while the link was down: claim now (a failing
+            # callback must not hide the lost connection, which the service logs).
+            try:
+                self._on_notify(QUEUE_CHANNEL, "")
+            except Exception:
+                log.exception("queue listener callback failed")
             raise
         finally:
             if self._listener is not None:
