@@ -5,13 +5,14 @@ long: it must not run inside ``DBOS.launch()`` (a supervised worker would miss i
 deadline and be killed mid-recovery, again and again) nor in the heartbeat thread (the member
 would fall silent and be declared dead). The caller lists the rows first, in one statement and
 before it takes new work, so the list holds only what an earlier life of this executor left;
-this service replays them and calls ``on_done`` once none is left.
+this service replays them while the executor claims and runs new work. The assignment poller
+skips the rows it holds (:meth:`RecoveryService.pending_epochs`), so that no row is replayed
+by both.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cluster.service import BackgroundService
@@ -32,13 +33,12 @@ class RecoveryService(BackgroundService):
     # With nothing to do, the thread sleeps until a new list arrives (submit wakes it).
     IDLE_SEC = 3600.0
 
-    def __init__(self, executor: "Executor", on_done: Callable[[], None]) -> None:
+    def __init__(self, executor: "Executor") -> None:
         super().__init__("pgfleet-recovery", self.IDLE_SEC)
         self._executor = executor
-        self._on_done = on_done
         self._lock = threading.Lock()
-        self._rows: list[dict[str, Any]] = []
-        self._busy = False
+        self._rows: list[dict[str, Any]] = []  # waiting for the next pass
+        self._passing: list[dict[str, Any]] = []  # in the pass running now
         self._generation = executor.generation
         self._failed_passes = 0  # consecutive passes in which some recovery failed (backoff)
         self.idle = threading.Event()  # set while nothing is left to recover
@@ -55,9 +55,14 @@ class RecoveryService(BackgroundService):
             self._generation = self._executor.generation if generation is None else generation
             known = {r["workflow_uuid"] for r in self._rows}
             self._rows.extend(r for r in rows if r["workflow_uuid"] not in known)
-            self._busy = True
-            self.idle.clear()
+            if self._rows:
+                self.idle.clear()
         self.wake()
+
+    def pending_epochs(self) -> list[int]:
+        """The ownership epochs of the rows this service holds: nobody else may run them."""
+        with self._lock:
+            return [r["owner_epoch"] for r in self._rows + self._passing if r["owner_epoch"] is not None]
 
     def _current(self, generation: int) -> bool:
         return self._executor.generation == generation and not self.stopping
@@ -65,29 +70,24 @@ class RecoveryService(BackgroundService):
     def run_once(self) -> float | None:
         with self._lock:
             rows, self._rows = self._rows, []
-            generation = self._generation
-            if not rows and not self._busy:
-                return None
-        if not self._current(generation):  # abandoned (or stopping): a rejoin lists them again
-            with self._lock:
-                self._busy = bool(self._rows)
-            if not self._busy:
-                self.idle.set()
-            return None
+            self._passing, generation = rows, self._generation
+        retry: list[dict[str, Any]] = []
         try:
-            keep_going = lambda: self._current(generation)  # noqa: E731
-            running, failed = recovery.recover_rows(self._executor, rows, keep_going) if rows else ([], [])
+            if rows and self._current(generation):  # else nothing to do, abandoned or stopping
+                running, failed = recovery.recover_rows(self._executor, rows, lambda: self._current(generation))
+                retry = running + failed
+                self._failed_passes = self._failed_passes + 1 if failed else 0
         except BaseException:
-            self.submit(rows, generation)  # nothing is lost: the service backs off and tries again
+            retry = rows  # nothing is lost: the service backs off and tries again
             raise
-        if running or failed:
-            self.submit(running + failed, generation)
-            self._failed_passes = self._failed_passes + 1 if failed else 0
-            return min(self.MAX_BACKOFF_SEC, self.RETRY_SEC * 2 ** self._failed_passes)
-        with self._lock:
-            if self._rows:  # more arrived meanwhile
-                return 0.0
-            self._busy = False
-        self._on_done()
-        self.idle.set()
-        return None
+        finally:
+            # Handed back in one step, so the rows never leave pending_epochs() in between.
+            with self._lock:
+                known = {r["workflow_uuid"] for r in self._rows}
+                self._rows.extend(r for r in retry if r["workflow_uuid"] not in known)
+                self._passing = []
+                if not self._rows:
+                    self.idle.set()
+        if not retry:
+            return None
+        return min(self.MAX_BACKOFF_SEC, self.RETRY_SEC * 2 ** self._failed_passes)

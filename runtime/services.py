@@ -72,8 +72,9 @@ class ClusterServices:
             run_claimed=functools.partial(recovery.run_claimed, executor),
             capacity=executor.capacity,
         )
+        self.recoverer = RecoveryService(executor)
         self.assignments = AssignmentPoller(
-            db, executor.executor_id, executor.running_epochs, functools.partial(recovery.run_assigned, executor)
+            db, executor.executor_id, self._held_epochs, functools.partial(recovery.run_assigned, executor)
         )
         self.leader = LeaderElector(
             db,
@@ -94,7 +95,6 @@ class ClusterServices:
             if config.use_listen_notify
             else None
         )
-        self.recoverer = RecoveryService(executor, self._recovered)
         # The internal queue is woken by NOTIFY (client resumes, scheduled ticks): poll it slowly.
         self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, INTERNAL_QUEUE_POLL_SEC)
 
@@ -114,9 +114,8 @@ class ClusterServices:
     def start(self, recover: list[dict[str, Any]]) -> None:
         """Start taking work: wake-ups, claiming, assignments and the leader campaign, and
         recover ``recover`` (the PENDING rows listed before any of this started) in the
-        background. Assignments wait for that recovery: both would replay the same rows."""
+        background."""
         self.executor.on_queue_slot_freed = self._queue_work_changed
-        self.assignments.paused.set()
         self.recoverer.start()
         self.recoverer.submit(recover)
         if self.listener is not None:
@@ -235,19 +234,19 @@ class ClusterServices:
         self.assignments.paused.set()
         self.executor.abandon_all(reason)
 
+    def _held_epochs(self) -> list[int]:
+        """Epochs the assignment poller must not pick up: the workflows running here, and the
+        rows recovery holds (both would replay the same row)."""
+        return self.executor.running_epochs() + self.recoverer.pending_epochs()
+
     def _rejoined(self, epoch: int) -> None:
         """Back in the cluster: list what is still ours (before claiming again, so the list has
         no new claims), recover it in the background (never here: a long recovery would stop
-        the heartbeats), and take work again. Assignments resume once recovery is done."""
+        the heartbeats), and take work again."""
         log.info("executor rejoined the cluster", executor_id=self.executor.executor_id, epoch=epoch)
         # If the list cannot be read, this raises: the heartbeat stays lost and rejoins again.
         self.recoverer.submit(recovery.list_recoverable(self.executor))
         self.leader.paused.clear()
         self.claimer.paused.clear()
+        self.assignments.paused.clear()
         self.claimer.wake(None)
-
-    def _recovered(self) -> None:
-        """Every listed row is recovered (or dead-lettered): pick up assignments again."""
-        if not self.heartbeat.lost:
-            self.assignments.paused.clear()
-            self.assignments.wake()

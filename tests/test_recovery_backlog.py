@@ -60,3 +60,56 @@ def test_a_worker_reports_ready_while_a_slow_backlog_recovers(sys_url, db, tmp_p
     finally:
         holder.close()
         node.stop()
+
+
+def test_work_assigned_during_a_stuck_recovery_runs_at_once(sys_url, db):
+    """A long recovery holds only its own rows: a dead member's workflows that a takeover
+    assigns here meanwhile run at once, and no row is run by both recovery and assignment."""
+    from cluster.membership import MemberInfo, Membership
+    from runtime import DBOS
+    from sysdb import SystemDatabase
+
+    DBOS.destroy(destroy_registry=True)
+    ran = []
+
+    @DBOS.workflow(name="held_back")
+    def held_back(x):
+        ran.append(x)
+        return x
+
+    plant_pending_backlog(db, "stuck", 3, name="held_back", executor_id="recovering", inputs=pickled_inputs("stuck"))
+    system_db = SystemDatabase(sys_url, pool_size=2)
+    system_db.open()
+    ghost = Membership(system_db, MemberInfo("ghost", "app", "v1", None), lambda: ["held_back"], 2.0)
+    ghost.register()
+    plant_pending_backlog(db, "ghostwf", 2, name="held_back", executor_id="ghost", inputs=pickled_inputs("assigned"))
+    ghost.set_status("dead")
+    holder = psycopg.connect(sys_url)
+    holder.execute("SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = 'stuck-1' FOR UPDATE")
+    try:
+        DBOS(config={"name": "backlog", "system_database_url": sys_url, "executor_id": "recovering"})
+        DBOS.launch()
+        wait_until(lambda: recovery_waits_on_the_lock(db, "recovering"), "recovery to wait on the held row", 30)
+        # This member leads; its sweep assigns the dead member's workflows to it.
+        wait_until(
+            lambda: db.execute(
+                "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE 'ghostwf-%%' AND status = 'SUCCESS'"
+            ).fetchone()[0] == 2,
+            "the assigned workflows to run while recovery is stuck", 20,
+        )
+        assert recovery_waits_on_the_lock(db, "recovering")
+        assert db.execute(
+            "SELECT count(*) FROM dbos.pgfleet_takeovers WHERE from_executor_id = 'ghost' AND to_executor_id = 'recovering'"
+        ).fetchone()[0] == 2
+        holder.rollback()
+        wait_until(
+            lambda: db.execute(
+                "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE 'stuck-%%' AND status = 'SUCCESS'"
+            ).fetchone()[0] == 3,
+            "the backlog to be recovered once the lock is gone", 30,
+        )
+        assert sorted(ran) == ["assigned"] * 2 + ["stuck"] * 3  # each ran once
+    finally:
+        holder.close()
+        DBOS.destroy(destroy_registry=True)
+        system_db.close()
