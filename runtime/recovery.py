@@ -78,10 +78,12 @@ def recover_rows(
         try:
             if recover_workflow(executor, workflow_id, executor.executor_id, row["owner_epoch"]) is not None:
                 recovered += 1
+        except _ReplayFailed as exc:  # taken over, not started: retry from the epoch it took
+            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc.__cause__))
+            failed.append({**row, "owner_epoch": exc.owner_epoch})
         except Exception as exc:  # one row must never stop the others' recovery
-            cause = exc.__cause__ if isinstance(exc, _ReplayFailed) else exc
-            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(cause))
-            failed.append({**row, "owner_epoch": exc.owner_epoch} if isinstance(exc, _ReplayFailed) else row)
+            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc))
+            failed.append(row)
     if recovered:
         executor.log.info("recovered pending workflows", count=recovered)
     return running, failed
