@@ -16,6 +16,8 @@ from sysdb.logs import get_logger
 
 from sysdb import SystemDatabase
 
+from .service import BackgroundService
+
 __all__ = ["AssignmentPoller", "ASSIGNMENT_PAYLOAD_PREFIX"]
 
 log = get_logger("pgfleet.cluster")
@@ -24,7 +26,7 @@ log = get_logger("pgfleet.cluster")
 ASSIGNMENT_PAYLOAD_PREFIX = "assigned:"
 
 
-class AssignmentPoller:
+class AssignmentPoller(BackgroundService):
     """Runs the workflows assigned to this executor by takeovers."""
 
     # The backstop poll, for a NOTIFY that was lost (listener down, poll-only mode).
@@ -38,27 +40,14 @@ class AssignmentPoller:
         run_assigned: Callable[[list[dict[str, Any]]], None],
         sweep: Callable[[], int] | None = None,
     ) -> None:
+        super().__init__("pgfleet-assignments", self.POLL_INTERVAL_SEC)
         self._db = db
         self._executor_id = executor_id
         self._running_epochs = running_epochs
         self._run_assigned = run_assigned
         # Also run on every poll: adopts rows this executor owns but runs nowhere (lost replies).
         self._sweep = sweep
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self.paused = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pgfleet-assignments", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(5)
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def poll_once(self) -> int:
         rows = self._db.execute(
@@ -70,15 +59,8 @@ class AssignmentPoller:
             self._run_assigned(rows)
         return len(rows)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.POLL_INTERVAL_SEC)
-            self._wake.clear()
-            if self._stop.is_set() or self.paused.is_set():
-                continue
-            try:
-                self.poll_once()
-                if self._sweep is not None:
-                    self._sweep()
-            except Exception as exc:
-                log.warning("assignment poll failed", error=str(exc))
+    def run_once(self) -> None:
+        if not self.paused.is_set():
+            self.poll_once()
+            if self._sweep is not None:
+                self._sweep()

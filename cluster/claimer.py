@@ -25,6 +25,8 @@ from sysdb.logs import get_logger
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
 
+from .service import BackgroundService
+
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
 
 log = get_logger("pgfleet.cluster")
@@ -45,7 +47,7 @@ class QueueSpec:
     priority_enabled: bool = False
 
 
-class QueueClaimer:
+class QueueClaimer(BackgroundService):
     """Claims queued workflows for this executor and hands them to ``run_claimed``.
 
     Each queue is polled at its own ``polling_interval_sec`` (jittered); a wake-up for a queue
@@ -75,6 +77,7 @@ class QueueClaimer:
         capacity: Callable[[], int] | None = None,
         track: Callable[[], ContextManager[None]] = contextlib.nullcontext,
     ) -> None:
+        super().__init__("pgfleet-claimer", self.PAUSED_WAIT_SEC)
         self._db = db
         self._executor_id = executor_id
         self._application_version = application_version
@@ -96,18 +99,10 @@ class QueueClaimer:
         self._next_poll: dict[str, float] = {}
         self._woken: set[str | None] = set()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self.paused = threading.Event()  # set while this executor must not take work
-        self._thread = threading.Thread(target=self._loop, name="pgfleet-claimer", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(5)
+    def wait_first(self) -> bool:
+        return False
 
     def wake(self, queue_name: str | None = None) -> None:
         """Claim from ``queue_name`` (every queue when None) now, not at its next poll."""
@@ -187,27 +182,22 @@ class QueueClaimer:
             return self.MAX_CLAIM_PER_PASS
         return min(self.MAX_CLAIM_PER_PASS, self._capacity())
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            if self.paused.is_set():
-                self._wake.wait(self.PAUSED_WAIT_SEC)
-                continue
-            specs = self._queues()
-            due = self._due(specs)
-            try:
-                claimed = self.claim_once(due) if due else 0
-            except Exception as exc:  # a failed pass is retried on the next one
-                log.warning("claim pass failed", error=str(exc))
-                claimed = 0
-            if claimed:
-                self.wake(None)  # there may be more: claim again at once
-                continue
-            next_poll = min((self._next_poll.get(s.name, 0.0) for s in specs), default=self._clock() + 1.0)
-            self._wake.wait(max(0.0, next_poll - self._clock()))
+    def run_once(self) -> float:
+        """One pass of the loop: claim from the due queues; returns how long to wait."""
+        if self.paused.is_set():
+            return self.PAUSED_WAIT_SEC
+        specs = self._queues()
+        due = self._due(specs)
+        # A failed pass is retried after the service's backoff (woken queues at once).
+        claimed = self.claim_once(due) if due else 0
+        if claimed:
+            self.wake(None)  # there may be more: claim again at once
+            return 0.0
+        next_poll = min((self._next_poll.get(s.name, 0.0) for s in specs), default=self._clock() + 1.0)
+        return max(0.0, next_poll - self._clock())
 
 
-class QueueListener:
+class QueueListener(BackgroundService):
     """LISTENs on a dedicated connection and reports every NOTIFY as ``(channel, payload)``.
 
     A listener connection can die silently; it is checked with ``pg_listening_channels()``
@@ -222,16 +212,16 @@ class QueueListener:
     def __init__(
         self, db: SystemDatabase, on_notify: Callable[[str, str], None], channels: tuple[str, ...] = (QUEUE_CHANNEL,)
     ) -> None:
+        super().__init__("pgfleet-listener", self.RECONNECT_BACKOFF_SEC[0])
+        self.FIRST_BACKOFF_SEC, self.MAX_BACKOFF_SEC = self.RECONNECT_BACKOFF_SEC
         self._db = db
         self._on_notify = on_notify
         self._channels = channels
-        self._stop = threading.Event()
         self._listener: NotificationConnection | None = None
-        self._thread = threading.Thread(target=self._loop, name="pgfleet-listener", daemon=True)
         self.connected = threading.Event()
 
-    def start(self) -> None:
-        self._thread.start()
+    def wait_first(self) -> bool:
+        return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -240,31 +230,35 @@ class QueueListener:
                 self._db.notify(QUEUE_CHANNEL, "")
             except Exception:  # the database is gone: the wait times out by itself
                 pass
-        self._thread.join(5)
+        super().stop()
 
-    def _loop(self) -> None:
-        backoff = self.RECONNECT_BACKOFF_SEC[0]
-        while not self._stop.is_set():
+    def run_once(self) -> float:
+        """Connect and listen until stopped or the connection fails (then the service backs
+        off, doubling, and reconnects)."""
+        try:
+            self._listener = self._db.listen(*self._channels)
+            self.connected.set()
+            self.failures = 0  # connected again: the next loss backs off from the start
+            self._listen(self._listener)
+            return 0.0
+        except Exception:
+            self.connected.clear()
+            if self._stop.is_set():
+                return 0.0  # closed by stop(): nothing to report
+            # Something may have been missed while the link was down: claim now (a failing
+            # callback must not hide the lost connection, which the service logs).
             try:
-                self._listener = self._db.listen(*self._channels)
-                self.connected.set()
-                backoff = self.RECONNECT_BACKOFF_SEC[0]
-                self._listen(self._listener)
-            except Exception as exc:
-                self.connected.clear()
-                if self._stop.is_set():
-                    return
-                log.warning("queue listener lost its connection; reconnecting", error=str(exc), backoff=backoff)
-                self._on_notify(QUEUE_CHANNEL, "")  # something may have been missed: claim now
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.RECONNECT_BACKOFF_SEC[1])
-            finally:
-                if self._listener is not None:
-                    try:
-                        self._listener.close()
-                    except Exception:
-                        pass
-                self._listener = None
+                self._on_notify(QUEUE_CHANNEL, "")
+            except Exception:
+                log.exception("queue listener callback failed")
+            raise
+        finally:
+            if self._listener is not None:
+                try:
+                    self._listener.close()
+                except Exception:
+                    pass
+            self._listener = None
 
     def _listen(self, listener: NotificationConnection) -> None:
         last_check = time.monotonic()

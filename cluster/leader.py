@@ -21,6 +21,8 @@ from sysdb.logs import get_logger
 from sysdb import SystemDatabase
 from sysdb.session import DedicatedSession
 
+from .service import BackgroundService
+
 __all__ = ["LeaderElector", "LEADER_LOCK_KEY"]
 
 log = get_logger("pgfleet.cluster")
@@ -29,7 +31,7 @@ log = get_logger("pgfleet.cluster")
 LEADER_LOCK_KEY = 0x7067_666C_6C64  # "pgflld"
 
 
-class LeaderElector:
+class LeaderElector(BackgroundService):
     """Campaigns for leadership and, while leader, calls ``on_tick(term)`` every interval."""
 
     def __init__(
@@ -42,7 +44,7 @@ class LeaderElector:
         on_tick: Callable[[int], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.interval_sec = interval_sec
+        super().__init__("pgfleet-leader", interval_sec)
         self.lease_ttl_sec = lease_ttl_sec
         self._executor_id = executor_id
         self._executor_epoch = executor_epoch
@@ -56,8 +58,6 @@ class LeaderElector:
         self._has_lock = False
         # A follower that saw a valid lease does not campaign before it can have expired.
         self._quiet_until = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pgfleet-leader", daemon=True)
         self.paused = threading.Event()  # set while this member must not lead (membership lost)
 
     @property
@@ -65,12 +65,14 @@ class LeaderElector:
         """True only while the lease is trusted on this process's own clock."""
         return self.term is not None and self._clock() < self._trusted_until
 
-    def start(self) -> None:
-        self._thread.start()
+    def wait_first(self) -> bool:
+        return False
+
+    def run_once(self) -> None:
+        self.tick()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        super().stop()
         self.step_down("shutting down")
         self._session.close()
 
@@ -152,8 +154,3 @@ class LeaderElector:
             self.step_down("lease renewal refused")
             return
         self._trusted_until = attempt_started + self.lease_ttl_sec - self.interval_sec
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.tick()
-            self._stop.wait(self.interval_sec)

@@ -26,6 +26,8 @@ from sysdb.logs import get_logger
 from sysdb import SystemDatabase
 from sysdb.session import DedicatedSession
 
+from .service import BackgroundService
+
 __all__ = ["MemberInfo", "Membership", "Heartbeat", "ExecutorIdInUseError"]
 
 log = get_logger("pgfleet.cluster")
@@ -130,7 +132,7 @@ class Membership:
         return bool(rows)
 
 
-class Heartbeat:
+class Heartbeat(BackgroundService):
     """Beats for a member on a dedicated session; detects being declared dead or cut off."""
 
     def __init__(
@@ -142,7 +144,8 @@ class Heartbeat:
         on_rejoined: Callable[[int], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.interval_sec = interval_sec
+        super().__init__("pgfleet-heartbeat", interval_sec)
+        self.MAX_BACKOFF_SEC = interval_sec  # a failed pass must not delay the next beat
         self._membership = membership
         # A heartbeat over a dead link must fail, not hang in TCP retransmission, so that a
         # cut-off member notices quickly (the watchdog below covers the rest).
@@ -156,8 +159,9 @@ class Heartbeat:
         self._last_ok = clock()
         self.lost = False
         self._lose_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pgfleet-heartbeat", daemon=True)
+        # Set once this member has handed its work over (it is leaving for good): it must never
+        # rejoin and recover what it just gave away.
+        self.retired = False
         # The watchdog fences this member even while a heartbeat statement hangs: silence is
         # measured on our own clock, not by waiting for the database to answer.
         self._watchdog = threading.Thread(target=self._watch, name="pgfleet-heartbeat-watchdog", daemon=True)
@@ -173,14 +177,22 @@ class Heartbeat:
         return self._clock() - self._last_ok
 
     def start(self) -> None:
-        self._thread.start()
+        super().start()
         self._watchdog.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._watchdog.join(5)
+        super().stop()
+        if self._watchdog.is_alive():
+            self._watchdog.join(5)
         self._session.close()
+
+    def retire(self) -> None:
+        """Never rejoin from now on (called before a leaving member hands its work over)."""
+        self.retired = True
+
+    def run_once(self) -> None:
+        if not self.retired:
+            self.beat_once()
 
     def beat_once(self) -> bool:
         """One heartbeat (or, after losing membership, one attempt to rejoin). True if alive."""
@@ -226,9 +238,14 @@ class Heartbeat:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_sec / 2):
-            self.check_silence()
+            try:
+                self.check_silence()
+            except Exception:  # the watchdog must outlive a failing on_lost callback
+                log.exception("heartbeat watchdog check failed")
 
     def _try_rejoin(self) -> bool:
+        if self.retired:
+            return False
         try:
             epoch = self._membership.register()
         except Exception as exc:
@@ -236,9 +253,11 @@ class Heartbeat:
             return False
         self.lost = False
         self._last_ok = self._clock()
-        self._on_rejoined(epoch)
+        try:
+            self._on_rejoined(epoch)
+        except BaseException:
+            # A rejoin counts once its callback has run (it lists and resumes this member's
+            # work): until then, stay lost and try the whole rejoin again on the next beat.
+            self.lost = True
+            raise
         return True
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_sec):
-            self.beat_once()

@@ -118,28 +118,40 @@ class DBOS(metaclass=_DBOSMeta):
     @classmethod
     def launch(cls) -> None:
         """Connect to the system database (starting the embedded one if no URL is configured),
-        migrate it, and recover this executor's PENDING workflows."""
+        migrate it, join the cluster, and recover this executor's PENDING workflows (in the
+        background: launch returns once they are listed).
+
+        All or nothing: a launch that fails stops whatever it started (threads, connections,
+        membership) before raising, so it can simply be called again. Launching an instance that
+        is already launched is an error."""
         with cls._lock:
             instance = cls._instance
             if instance is None:
                 raise DBOSException("create DBOS(config=...) before calling DBOS.launch()")
             if instance._executor is not None:
-                return
+                raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() before launching again")
             logs.configure_level(instance.config.log_level)
             executor = Executor(instance.config)
-            executor.launch()
-            services = ClusterServices(executor)
             try:
-                services.register()
+                cls._launch(instance, executor)
             except BaseException:
+                instance._executor = None
                 executor.destroy()
                 raise
-            instance._executor = executor
-            executor.services = services
-            services.start_heartbeat()  # before recovery: a long recovery must not look like death
-            recovery.recover_pending_workflows(executor)
-            scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
-            services.start()
+
+    @classmethod
+    def _launch(cls, instance: "DBOS", executor: Executor) -> None:
+        executor.launch()
+        services = ClusterServices(executor)
+        services.register()
+        instance._executor = executor
+        executor.services = services
+        services.start_heartbeat()  # before recovery: a long recovery must not look like death
+        # Read before any work is taken, so the list holds only what an earlier life left.
+        recovery.requeue_unfinished(executor)
+        pending = recovery.list_recoverable(executor)
+        scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
+        services.start(recover=pending)
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:

@@ -88,6 +88,8 @@ class _LocalRun:
     error: BaseException | None = None
     # True only when the outcome was written to the database by this run.
     recorded: bool = False
+    # The executor generation it runs under (an older one: abandoned, still stopping).
+    generation: int = 0
 
 
 def stale_token_error(exc: OwnershipLostError) -> DBOSException:
@@ -195,7 +197,8 @@ class Executor:
     def launch(self) -> None:
         """Connect (starting the embedded Postgres if no URL is configured) and migrate.
 
-        The caller makes this executor current, then calls :meth:`recover_pending_workflows`.
+        The caller makes this executor current, joins the cluster, and recovers this executor's
+        PENDING workflows in the background (:mod:`runtime.recoverer`).
         """
         try:
             url = resolve_system_database_url(self.config.system_database_url, self.config.embedded_data_dir)
@@ -277,6 +280,12 @@ class Executor:
     def release_epoch(self, epoch: int) -> None:
         with self._lock:
             self._running_epochs.discard(epoch)
+    def local_generation(self, workflow_id: str) -> int | None:
+        """The generation of this process's execution of the workflow, if one is running (one
+        from an older generation was abandoned and is stopping, maybe inside a step body)."""
+        with self._lock:
+            local = self._local.get(workflow_id)
+            return None if local is None or local.done.is_set() else local.generation
 
     def abandon_all(self, reason: str) -> None:
         """Stop every running workflow at its next write, without writing (this executor was
@@ -497,7 +506,7 @@ class Executor:
         self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Execute a workflow body that this executor owns and record its outcome (fenced)."""
-        local = _LocalRun()
+        local = _LocalRun(generation=ctx.generation)
         with self._lock:
             self._local[ctx.workflow_id] = local
             self._running_epochs.add(ctx.owner_epoch)

@@ -20,7 +20,7 @@ make that harmless:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -87,17 +87,20 @@ def insert_start_row(
     return epoch
 
 
-def adopt_orphans(executor: "Executor", owning_writes: OwningWrites) -> int:
+def adopt_orphans(executor: "Executor", owning_writes: OwningWrites, held_epochs: Callable[[], list[int]]) -> int:
     """Run the PENDING workflows that name this executor but that no thread here runs (see the
-    module docstring). Returns how many were adopted."""
-    first = _owned_not_running(executor)
+    module docstring), nor anything else here holds (``held_epochs``: the running ones and the
+    rows background recovery is about to replay). Returns how many were adopted."""
+    first = _owned_not_running(executor, held_epochs)
     if not first or not owning_writes.wait_settled():
         return 0
     seen = {(row["workflow_uuid"], row["owner_epoch"]) for row in first}
     orphans = [
         row
-        for row in _owned_not_running(executor)
-        if (row["workflow_uuid"], row["owner_epoch"]) in seen and executor.hold_epoch(row["owner_epoch"])
+        for row in _owned_not_running(executor, held_epochs)
+        if (row["workflow_uuid"], row["owner_epoch"]) in seen
+        and row["owner_epoch"] not in held_epochs()
+        and executor.hold_epoch(row["owner_epoch"])
     ]
     if orphans:
         executor.log.warning(
@@ -114,7 +117,7 @@ def adopt_orphans(executor: "Executor", owning_writes: OwningWrites) -> int:
     return len(orphans)
 
 
-def _owned_not_running(executor: "Executor") -> list[dict[str, Any]]:
+def _owned_not_running(executor: "Executor", held_epochs: Callable[[], list[int]]) -> list[dict[str, Any]]:
     return executor.db.execute(
-        "list_owned_not_running", {"executor_id": executor.executor_id, "running_epochs": executor.running_epochs()}
+        "list_owned_not_running", {"executor_id": executor.executor_id, "running_epochs": held_epochs()}
     )

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sysdb import now_ms
+from sysdb import OwnershipLostError, now_ms
 
 from . import metrics
 from .context import WorkflowContext
-from .errors import DBOSException
+from .errors import DBOSException, DBOSSerializationError
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, registry
-from .serialization import deserialize_args
+from .serialization import deserialize_args, serialize_exception
 
 if TYPE_CHECKING:
     from .executor import Executor
 
 __all__ = [
-    "recover_pending_workflows",
+    "requeue_unfinished",
+    "list_recoverable",
+    "recover_rows",
     "recover_workflow",
     "run_claimed",
     "run_assigned",
@@ -41,19 +44,54 @@ OUTAGE_RECOVERY_BACKOFF_SEC = (1.0, 30.0)
 _MISSING = object()
 
 
-def recover_pending_workflows(executor: "Executor") -> list[str]:
-    """Resume this executor's PENDING workflows from their first unfinished step."""
+def requeue_unfinished(executor: "Executor") -> None:
+    """At launch: this executor id's unfinished queued workflows go back to their queues (no
+    thread of this process can be running them), to be claimed again under the queue limits."""
     requeued = executor.db.execute("requeue_executor_workflows", {"executor_id": executor.executor_id, "now_ms": now_ms()})
     if requeued:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
-    recovered = []
-    for row in executor.db.list_pending_for_executor(executor.executor_id):
-        workflow_id = recover_workflow(executor, row["workflow_uuid"], executor.executor_id, row["owner_epoch"])
-        if workflow_id is not None:
-            recovered.append(workflow_id)
+
+
+def list_recoverable(executor: "Executor") -> list[dict[str, Any]]:
+    """This executor's PENDING rows, read before it takes new work (so none of them was just
+    claimed or assigned here); :func:`recover_rows` replays them, in the background."""
+    return executor.db.list_pending_for_executor(executor.executor_id)
+
+
+def recover_rows(
+    executor: "Executor", rows: list[dict[str, Any]], keep_going: Callable[[], bool] = lambda: True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Resume listed PENDING workflows from their first unfinished step. Returns the rows to
+    try again later: those whose previous execution here is still running (after this executor
+    was declared dead and rejoined, an abandoned thread may be inside a step body: replaying
+    now would run that step twice at once), and those whose recovery failed. Stops early (the
+    rest dropped) once ``keep_going`` says so: a stopping or abandoned executor recovers nothing."""
+    running: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    recovered = 0
+    for row in rows:
+        if not keep_going():
+            break
+        workflow_id = row["workflow_uuid"]
+        generation = executor.local_generation(workflow_id)
+        if generation == executor.generation:
+            continue  # running here now, under the current membership: nothing to recover
+        if generation is not None:
+            running.append(row)  # an abandoned execution still runs: wait for it to stop
+            continue
+        try:
+            if recover_workflow(executor, workflow_id, executor.executor_id, row["owner_epoch"]) is not None:
+                recovered += 1
+        except _ReplayFailed as exc:  # taken over, not started: retry from the epoch it took
+            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc.__cause__))
+            failed.append({**row, "owner_epoch": exc.owner_epoch})
+        except Exception as exc:  # one row must never stop the others' recovery
+            executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc))
+            failed.append(row)
     if recovered:
-        executor.log.info("recovered pending workflows", count=len(recovered))
-    return recovered
+        executor.log.info("recovered pending workflows", count=recovered)
+    return running, failed
+
 
 def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
     """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
@@ -112,7 +150,11 @@ def _run_taken(
             max_recovery_attempts=max_attempts,
         )
         return None
-    replay(executor, row, entry, bound, taken["owner_epoch"])
+    try:
+        replay(executor, row, entry, bound, taken["owner_epoch"])
+    except Exception as exc:
+        # The row is ours at the new epoch now: a retry must compare-and-set from that one.
+        raise _ReplayFailed(taken["owner_epoch"]) from exc
     return workflow_id
 
 def recover_after_outage(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
@@ -137,34 +179,58 @@ def recover_after_outage(executor: "Executor", workflow_id: str, owner_epoch: in
 
     threading.Thread(target=attempt, name=f"outage-recovery-{workflow_id}", daemon=True).start()
 
+class _ReplayFailed(Exception):
+    """A workflow was taken over (``owner_epoch``) but could not be started."""
+
+    def __init__(self, owner_epoch: int) -> None:
+        super().__init__(owner_epoch)
+        self.owner_epoch = owner_epoch
+
 
 def run_claimed(executor: "Executor", rows: list[dict[str, Any]]) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us)."""
     for row in rows:
-        workflow_id = row["workflow_uuid"]
-        metrics.CLAIMS.labels(row["queue_name"]).inc()
-        entry = registry.workflow(row["name"])
-        bound = _resolve_bound(entry, row) if entry is not None else _MISSING
-        if entry is None or bound is _MISSING:
-            # Claims only pick registered names, so this is a missing configured instance.
-            executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
-            continue
-        max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-        if row["recovery_attempts"] > max_attempts + 1:
-            executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row["owner_epoch"])
-            continue
-        # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
-        replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
+        _guarded(executor, "claimed", row, _run_claimed_row)
+
 
 def run_assigned(executor: "Executor", rows: list[dict[str, Any]]) -> None:
     """Run workflows a takeover assigned to this executor (replaying their steps)."""
     for row in rows:
-        entry = registry.workflow(row["name"])
-        bound = _resolve_bound(entry, row) if entry is not None else _MISSING
-        if entry is None or bound is _MISSING:
-            executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
-            continue
-        replay(executor, row, entry, bound, row["owner_epoch"])
+        _guarded(executor, "assigned", row, _run_assigned_row)
+
+
+def _guarded(executor: "Executor", what: str, row: dict[str, Any], run: Any) -> None:
+    """Start one row of a batch; a failure is logged and never stops the rest of the batch."""
+    try:
+        run(executor, row)
+    except Exception as exc:
+        executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row["workflow_uuid"], error=str(exc))
+
+
+def _run_claimed_row(executor: "Executor", row: dict[str, Any]) -> None:
+    workflow_id = row["workflow_uuid"]
+    metrics.CLAIMS.labels(row["queue_name"]).inc()
+    entry = registry.workflow(row["name"])
+    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+    if entry is None or bound is _MISSING:
+        # Claims only pick registered names, so this is a missing configured instance.
+        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
+        return
+    max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
+    if row["recovery_attempts"] > max_attempts + 1:
+        executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row["owner_epoch"])
+        return
+    # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
+    replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
+
+
+def _run_assigned_row(executor: "Executor", row: dict[str, Any]) -> None:
+    entry = registry.workflow(row["name"])
+    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+    if entry is None or bound is _MISSING:
+        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
+        return
+    replay(executor, row, entry, bound, row["owner_epoch"])
 
 def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""
@@ -181,9 +247,14 @@ def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> No
 def replay(
     executor: "Executor", row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int, *, load_steps: bool = True
 ) -> None:
-    """Run a workflow from the start in a thread, skipping its recorded steps."""
+    """Run a workflow from the start in a thread, skipping its recorded steps. A workflow whose
+    inputs cannot be decoded here is dead-lettered instead (see :func:`fail_undecodable`)."""
     workflow_id = row["workflow_uuid"]
-    args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+    try:
+        args, kwargs, roles = _decode(row)
+    except DBOSSerializationError as exc:
+        fail_undecodable(executor, row, owner_epoch, exc)
+        return
     ctx = WorkflowContext(
         workflow_id=workflow_id,
         name=entry.name,
@@ -195,12 +266,45 @@ def replay(
         queue_name=row.get("queue_name"),
         serialization=row.get("serialization"),
         authenticated_user=row["authenticated_user"],
-        authenticated_roles=json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None,
+        authenticated_roles=roles,
         assumed_role=row["assumed_role"],
         deadline_epoch_ms=row["workflow_deadline_epoch_ms"],
         timeout_ms=row["workflow_timeout_ms"],
     )
     executor.spawn(ctx, entry, bound, args, kwargs)
+
+
+def _decode(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[str] | None]:
+    """A row's arguments and caller roles, or :class:`DBOSSerializationError`."""
+    args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+    try:
+        roles = json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None
+    except ValueError as exc:
+        raise DBOSSerializationError(f"cannot deserialize the recorded authenticated_roles: {exc}") from exc
+    return args, kwargs, roles
+
+
+def fail_undecodable(executor: "Executor", row: dict[str, Any], owner_epoch: int, exc: Exception) -> None:
+    """Record a workflow whose inputs cannot be decoded in this process (a class that existed
+    only in the enqueuer's ``__main__``, one renamed by a deploy, corrupt data) as ERROR, fenced
+    on its owner like every final status. It can never run, and retrying it would fail every
+    recovery and every claim pass; its inputs stay in the row for whoever repairs it. The error
+    is a builtin exception, so any reader (DBOS's client too) can unpickle it."""
+    workflow_id = row["workflow_uuid"]
+    reason = f"workflow {workflow_id!r} ({row['name']}) cannot run: its inputs could not be decoded: {exc}"
+    error = serialize_exception(Exception(f"DBOSSerializationError: {reason}"), row.get("serialization"))
+    try:
+        executor.db.finish_workflow(
+            workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=owner_epoch,
+            status="ERROR", output=None, error=error,
+        )
+    except OwnershipLostError:
+        executor.log.warning("undecodable workflow moved on before it was dead-lettered", dead_workflow_id=workflow_id)
+        return
+    metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
+    executor.log.error("dead-lettered a workflow whose inputs cannot be decoded (status ERROR)", dead_workflow_id=workflow_id, reason=reason)
+    if row.get("queue_name") is not None and executor.on_queue_slot_freed is not None:
+        executor.on_queue_slot_freed(row["queue_name"])
 
 
 def _resolve_bound(entry: RegisteredWorkflow, row: dict[str, Any]) -> Any:

@@ -24,6 +24,7 @@ from . import metrics, ownership, recovery
 from .errors import DBOSException
 from .notifications import hub
 from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
+from .recoverer import RecoveryService
 from .registry import registry
 from .scheduler import ScheduleTicker
 
@@ -76,12 +77,13 @@ class ClusterServices:
             capacity=executor.capacity,
             track=self.owning_writes.track,
         )
+        self.recoverer = RecoveryService(executor)
         self.assignments = AssignmentPoller(
             db,
             executor.executor_id,
-            executor.running_epochs,
+            self._held_epochs,
             functools.partial(recovery.run_assigned, executor),
-            sweep=functools.partial(ownership.adopt_orphans, executor, self.owning_writes),
+            sweep=functools.partial(ownership.adopt_orphans, executor, self.owning_writes, self._held_epochs),
         )
         # A statement that succeeded only on a retry may follow a lost reply: sweep for orphans now.
         db.on_retried = self.assignments.wake
@@ -120,9 +122,13 @@ class ClusterServices:
         """Beat from right after registration (recovery may take a while)."""
         self.heartbeat.start()
 
-    def start(self) -> None:
-        """Start taking work: wake-ups, claiming, assignments and the leader campaign."""
+    def start(self, recover: list[dict[str, Any]]) -> None:
+        """Start taking work: wake-ups, claiming, assignments and the leader campaign, and
+        recover ``recover`` (the PENDING rows listed before any of this started) in the
+        background."""
         self.executor.on_queue_slot_freed = self._queue_work_changed
+        self.recoverer.start()
+        self.recoverer.submit(recover)
         if self.listener is not None:
             self.listener.start()
         self.claimer.start()
@@ -130,12 +136,17 @@ class ClusterServices:
         self.leader.start()
 
     def stop_taking_work(self) -> None:
-        """Stop claiming and picking up assignments (the first step of a graceful stop)."""
+        """Stop claiming, recovering and picking up assignments (the first step of a graceful
+        stop)."""
+        self.recoverer.stop()
         self.claimer.stop()
         self.assignments.stop()
 
     def hand_over(self) -> int:
         """Leave: announce it, and give every unfinished workflow to the live members now."""
+        # Once its row says dead, the heartbeat would see it and rejoin, and recovery would
+        # take back what was just handed over: this member never rejoins again.
+        self.heartbeat.retire()
         if not self.membership.set_status("dead"):
             return 0
         moved = take_over_member(
@@ -149,6 +160,7 @@ class ClusterServices:
         return len(moved)
 
     def stop(self) -> None:
+        self.recoverer.stop()
         self.leader.stop()
         self.heartbeat.stop()
         if self.listener is not None:
@@ -233,12 +245,19 @@ class ClusterServices:
         self.assignments.paused.set()
         self.executor.abandon_all(reason)
 
+    def _held_epochs(self) -> list[int]:
+        """Epochs the assignment poller must not pick up: the workflows running here, and the
+        rows recovery holds (both would replay the same row)."""
+        return self.executor.running_epochs() + self.recoverer.pending_epochs()
+
     def _rejoined(self, epoch: int) -> None:
+        """Back in the cluster: list what is still ours (before claiming again, so the list has
+        no new claims), recover it in the background (never here: a long recovery would stop
+        the heartbeats), and take work again."""
         log.info("executor rejoined the cluster", executor_id=self.executor.executor_id, epoch=epoch)
-        try:
-            recovery.recover_pending_workflows(self.executor)
-        finally:
-            self.leader.paused.clear()
-            self.claimer.paused.clear()
-            self.assignments.paused.clear()
-            self.claimer.wake(None)
+        # If the list cannot be read, this raises: the heartbeat stays lost and rejoins again.
+        self.recoverer.submit(recovery.list_recoverable(self.executor))
+        self.leader.paused.clear()
+        self.claimer.paused.clear()
+        self.assignments.paused.clear()
+        self.claimer.wake(None)

@@ -6,6 +6,8 @@ the DBOS-compatible exceptions users see.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 __all__ = [
@@ -27,8 +29,22 @@ SerializationConflict = psycopg.errors.SerializationFailure
 UniqueKeyConflict = psycopg.errors.UniqueViolation
 
 
+def _rebuild(cls: type, args: tuple[Any, ...]) -> "SystemDatabaseError":
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
+
 class SystemDatabaseError(Exception):
-    """Base class for system database errors."""
+    """Base class for system database errors.
+
+    Errors are pickled into the database (a workflow that fails with one records it), and a
+    subclass whose ``__init__`` takes several arguments cannot be rebuilt by pickle's default of
+    calling ``cls(*self.args)``: rebuild without ``__init__``, from the message and attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 class InvalidDatabaseUrlError(SystemDatabaseError):

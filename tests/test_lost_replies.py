@@ -398,7 +398,7 @@ def test_the_orphan_sweep_never_takes_a_row_a_claim_is_about_to_run(fleet, sys_u
     swept: list[int] = []
     with writes.track():  # a claim in flight: its row is committed but not handed to a thread yet
         _seed_pending(sys_url, "claimed", "claimed-late", (1,))
-        sweeper = threading.Thread(target=lambda: swept.append(ownership.adopt_orphans(executor, writes)), daemon=True)
+        sweeper = threading.Thread(target=lambda: swept.append(ownership.adopt_orphans(executor, writes, executor.running_epochs)), daemon=True)
         sweeper.start()
         sweeper.join(0.5)
         assert sweeper.is_alive(), "the sweep did not wait for the claim in flight"
