@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 Row = dict[str, Any]
 
@@ -50,10 +50,12 @@ __all__ = [
     "check_no_start_after_ownership_lost",
     "check_outputs_recorded_once",
     "check_queue_concurrency",
+    "queue_peaks",
     "check_outcomes",
     "check_one_leader_per_term",
     "ownerships",
     "format_report",
+    "describe_row",
 ]
 
 
@@ -172,14 +174,10 @@ def check_outputs_recorded_once(outputs: Iterable[Row]) -> list[Violation]:
 # -- (d) queue limits -----------------------------------------------------------------------------
 
 
-def check_queue_concurrency(
-    ownership_log: Iterable[Row], queue: str, limit: int | None, worker_limit: int | None = None
-) -> list[Violation]:
-    """Replay the ownership log in commit order: PENDING rows of ``queue`` never exceed
-    ``limit`` in total, nor ``worker_limit`` for one executor. One violation per excursion."""
-    running: dict[str, str] = {}  # workflow → executor, for the queue's PENDING rows
-    found: list[Violation] = []
-    over: set[str] = set()  # what is over its limit right now ("*" the queue, else an executor)
+def _replay_queue(ownership_log: Iterable[Row], queue: str) -> Iterator[tuple[Row, dict[str, str]]]:
+    """Each change of ``queue``'s rows in commit order, with the queue's PENDING rows after it
+    (workflow → executor)."""
+    running: dict[str, str] = {}
     for change in sorted(ownership_log, key=lambda r: (r["at"], r.get("seq", 0))):
         if change.get("queue_name") != queue:
             continue
@@ -187,6 +185,17 @@ def check_queue_concurrency(
             running[change["workflow_id"]] = change["executor_id"]
         else:
             running.pop(change["workflow_id"], None)
+        yield change, running
+
+
+def check_queue_concurrency(
+    ownership_log: Iterable[Row], queue: str, limit: int | None, worker_limit: int | None = None
+) -> list[Violation]:
+    """Replay the ownership log in commit order: PENDING rows of ``queue`` never exceed
+    ``limit`` in total, nor ``worker_limit`` for one executor. One violation per excursion."""
+    found: list[Violation] = []
+    over: set[str] = set()  # what is over its limit right now ("*" the queue, else an executor)
+    for change, running in _replay_queue(ownership_log, queue):
         counts: dict[str, int] = defaultdict(int)
         for executor in running.values():
             counts[executor] += 1
@@ -207,6 +216,17 @@ def check_queue_concurrency(
             ))
         over = now_over
     return found
+
+
+def queue_peaks(ownership_log: Iterable[Row], queue: str) -> tuple[int, int]:
+    """The most PENDING rows ``queue`` had at once, in total and on one executor: how close the
+    run came to its limits (a check of a queue that never filled up proves little)."""
+    total = per_executor = 0
+    for _, running in _replay_queue(ownership_log, queue):
+        total = max(total, len(running))
+        for executor in set(running.values()):
+            per_executor = max(per_executor, sum(1 for e in running.values() if e == executor))
+    return total, per_executor
 
 
 # -- (e) outcomes and leaders ---------------------------------------------------------------------
@@ -256,13 +276,13 @@ def format_report(violations: list[Violation], per_kind: int = 5, describe: Call
         for v in vs[:per_kind]:
             lines.append(f"  - {v.message}")
             for row in v.evidence:
-                lines.append(f"      {describe(row) if describe else _describe(row)}")
+                lines.append(f"      {describe(row) if describe else describe_row(row)}")
         if len(vs) > per_kind:
             lines.append(f"  ... and {len(vs) - per_kind} more")
     return "\n".join(lines)
 
 
-def _describe(row: Row | None) -> str:
+def describe_row(row: Row | None) -> str:
     if row is None:
         return "(none)"
     return ", ".join(f"{k}={_ts(v) if k in ('at', 'started_at', 'recorded_at') and isinstance(v, float) else v}"

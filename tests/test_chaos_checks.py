@@ -112,6 +112,7 @@ def test_queue_and_worker_limits_exceeded_are_reported_once_per_excursion():
     assert kinds(found) == ["queue-limit-exceeded"] * 2
     assert "queue q: 3 workflows PENDING" in found[1].message or "queue q: 3 workflows PENDING" in found[0].message
     assert any("on executor b-0: 2 workflows" in v.message for v in found)
+    assert cc.queue_peaks(log, "q") == (4, 2)
     # A takeover that requeues frees the slot before the next claim: not an excursion.
     requeued = [own(1, "q1", "PENDING", "a-0", 1, at=1.0), own(2, "q1", "ENQUEUED", at=2.0),
                 own(3, "q2", "PENDING", "b-0", 2, at=2.0)]  # fmt: skip
