@@ -195,6 +195,14 @@ class Run:
             time.sleep(0.2)
         return None
 
+    def registered(self, node: Node, timeout: float = 20.0) -> dict[str, int]:
+        """The node's workers once all have registered (a node just restarted is still booting),
+        or those that did within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(workers := node.worker_pids(self.db.query)) < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return workers
+
     def wait_declared_dead(self, executors: list[str], timeout: float = 20.0) -> float | None:
         t = time.monotonic()
         while time.monotonic() - t < timeout:
@@ -234,7 +242,10 @@ class Run:
                 signal_all([pid], signal.SIGSTOP)
                 self.hold_paused(kind, executor, {pid}, [executor])
         elif kind == "node_pause":
-            executors = sorted(node.worker_pids(self.db.query))
+            executors = sorted(self.registered(node))
+            if not executors:
+                self.log(kind + "_skipped", target=node.name, why="no registered worker in 20s")
+                return
             self.hold_paused(kind, node.name, node.pause(), executors)
         elif kind == "pg_restart":
             self.pg_restarts += 1
