@@ -132,8 +132,12 @@ def check_no_start_after_ownership_lost(
     ledger: Iterable[Row], ownership_log: Iterable[Row], takeovers: Iterable[Row] = (), slack_sec: float = 0.0
 ) -> list[Violation]:
     """No step body started under (workflow, executor, epoch) after that ownership ended."""
-    owned = ownerships(ownership_log)
+    log = list(ownership_log)
+    owned = ownerships(log)
     moves = list(takeovers)
+    history: dict[str, list[Row]] = defaultdict(list)  # for the evidence: how the row changed hands
+    for change in sorted(log, key=lambda r: (r["at"], r.get("seq", 0))):
+        history[change["workflow_id"]].append(change)
     found = []
     for row in ledger:
         key = (row["workflow_id"], row["owner_epoch"])
@@ -151,8 +155,9 @@ def check_no_start_after_ownership_lost(
                 "start-after-ownership-lost",
                 f"{row['workflow_id']} step {row['function_id']} ({row.get('step')}) started at {_ts(row['started_at'])} by "
                 f"{who}, {row['started_at'] - own['end']:.3f}s after that ownership ended: "
-                f"{_how_it_ended(own, row['workflow_id'], row['owner_epoch'], moves)}",
-                [row, own["ended_by"]],
+                f"{_how_it_ended(own, row['workflow_id'], row['owner_epoch'], moves)}; evidence: the body, then the "
+                "workflow row's ownership changes",
+                [row, *history[row["workflow_id"]][-8:]],
             ))
     return found
 

@@ -348,8 +348,10 @@ def summary(run: Run, history: dict[str, list[dict]]) -> str:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_fleet_survives_a_seeded_storm_of_faults(chaos_server, tmp_path, seed):
-    run = Run(seed, chaos_server, tmp_path)
+def test_fleet_survives_a_seeded_storm_of_faults(chaos_server, seed):
+    # Not tmp_path: pytest keeps only its last few runs, and a failing run's node logs must stay.
+    workdir = Path(tempfile.mkdtemp(prefix=f"pgfleet-chaos-seed{seed}-"))
+    run = Run(seed, chaos_server, workdir)
     try:
         run.start_nodes()
         run.run_faults()
@@ -367,7 +369,8 @@ def test_fleet_survives_a_seeded_storm_of_faults(chaos_server, tmp_path, seed):
         return cc.describe_row(row) + (run.fault_context(row) if row else "")
 
     report = summary(run, history) + "\n" + cc.format_report(violations, describe=describe)
-    (tmp_path / "report.txt").write_text(report + "\n\nfaults:\n" + "\n".join(map(str, run.faults)) + "\n")
+    full = summary(run, history) + "\n" + cc.format_report(violations, per_kind=10_000, describe=describe)
+    (workdir / "report.txt").write_text(full + "\n\nfaults:\n" + "\n".join(map(str, run.faults)) + "\n")
     print(report)
-    print(f"node logs, fault log and report: {tmp_path}")
+    print(f"node logs, fault log and report: {workdir}")
     assert not violations, report
