@@ -290,5 +290,5 @@ def format_report(violations: list[Violation], per_kind: int = 5, describe: Call
 def describe_row(row: Row | None) -> str:
     if row is None:
         return "(none)"
-    return ", ".join(f"{k}={_ts(v) if k in ('at', 'started_at', 'recorded_at') and isinstance(v, float) else v}"
+    return ", ".join(f"{k}={_ts(v) if k in ('at', 'started_at', 'recorded_at', 'wall') and isinstance(v, float) else v}"
                      for k, v in row.items())
