@@ -19,7 +19,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,9 @@ class _LocalRun:
     recorded: bool = False
 
 
-def stale_token_error(exc: OwnershipLostError) -> DBOSException:
-    """The user-facing error for a fenced write that matched no row."""
+def stale_token_error(exc: OwnershipLostError) -> DBOSWorkflowCancelledError | DBOSWorkflowFencedError:
+    """The user-facing error for a fenced write that matched no row (raised only through
+    :meth:`Executor.fenced_write`, which also marks the execution lost)."""
     if exc.status == "CANCELLED":
         return DBOSWorkflowCancelledError(f"workflow {exc.workflow_id!r} was cancelled")
     return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
@@ -188,6 +190,9 @@ class Executor:
         # workflow started under an older generation stops at its next write, writing nothing.
         self.generation = 0
         self.abandon_reason = ""
+        # Whether this member's membership lease still holds (runtime.services wires the
+        # heartbeat's, a local clock check); None when no cluster membership backs this executor.
+        self.lease_valid: Callable[[], bool] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -269,10 +274,37 @@ class Executor:
             self.generation += 1
             self.abandon_reason = reason
 
+    def lose(self, ctx: WorkflowContext, error: BaseException) -> BaseException:
+        """Mark this execution lost with ``error`` (returned, for the caller to raise): every
+        later operation of it raises the same error before running anything."""
+        if ctx.lost is None:
+            ctx.lost = error
+        return error
+
     def check_owned(self, ctx: WorkflowContext) -> None:
-        """Raise if this execution was abandoned; called before every write for a workflow."""
+        """Raise if this execution lost its workflow; called before every step body, transaction
+        and write for a workflow. Local only (no round trip): a fenced or cancelled earlier write,
+        an abandoned generation, or an expired membership lease (a paused or cut-off member may
+        be declared dead any moment after its lease ends, so it starts nothing more)."""
+        if ctx.lost is not None:
+            raise ctx.lost.with_traceback(None)
         if ctx.generation != self.generation:
-            raise DBOSWorkflowFencedError(ctx.workflow_id, f"this executor abandoned it ({self.abandon_reason})")
+            reason = f"this executor abandoned it ({self.abandon_reason})"
+            raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
+        if self.lease_valid is not None and not self.lease_valid():
+            reason = "this executor's membership lease expired (no acknowledged heartbeat in time)"
+            raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
+
+    @contextmanager
+    def fenced_write(self, ctx: WorkflowContext) -> Iterator[None]:
+        """Around every write for a running workflow: refuse before it if the execution is lost,
+        and turn a write that matched no row (``OwnershipLostError``) into the workflow's stop,
+        marking the execution lost. The one place that does so."""
+        self.check_owned(ctx)
+        try:
+            yield
+        except OwnershipLostError as exc:
+            raise self.lose(ctx, stale_token_error(exc)) from None
 
     def check_running(self, ctx: WorkflowContext) -> None:
         """Called before each operation of a workflow: stop on shutdown or past the deadline."""
@@ -281,9 +313,9 @@ class Executor:
         self.check_owned(ctx)
         if ctx.deadline_epoch_ms is not None and now_ms() >= ctx.deadline_epoch_ms:
             self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
-            raise DBOSWorkflowCancelledError(
+            raise self.lose(ctx, DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
-            )
+            ))
 
     # -- starting workflows -----------------------------------------------------------------
 
@@ -325,12 +357,10 @@ class Executor:
             deadline_ms=deadline_ms,
         )
         if parent is not None:
-            try:
+            with self.fenced_write(parent):
                 epoch = self.db.start_child_workflow(
                     {**params, "function_id": function_id, "parent_owner_epoch": parent.owner_epoch}
                 )
-            except OwnershipLostError as exc:
-                raise stale_token_error(exc) from None
         else:
             epoch = self.db.insert_workflow(params)
 
@@ -491,6 +521,7 @@ class Executor:
         token = enter_workflow(ctx)
         try:
             try:
+                self.check_owned(ctx)  # e.g. claimed just before this member's lease ended
                 result = call_workflow_function(entry, bound, args, kwargs)
             except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown) as exc:
                 local.error = exc
@@ -525,8 +556,7 @@ class Executor:
                     del self._local[ctx.workflow_id]
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
-        self.check_owned(ctx)
-        try:
+        with self.fenced_write(ctx):
             self.db.finish_workflow(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
@@ -535,8 +565,6 @@ class Executor:
                 output=output,
                 error=error,
             )
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
 
     def checkpoint(
         self,
@@ -553,8 +581,7 @@ class Executor:
         connection: Any = None,
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
-        self.check_owned(ctx)
-        try:
+        with self.fenced_write(ctx):
             self.db.record_step_output(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
@@ -569,8 +596,6 @@ class Executor:
                 completed_at_ms=completed_at_ms,
                 connection=connection,
             )
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
 
     def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
         """Take the workflow's next step position for ``function_name``.

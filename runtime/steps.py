@@ -60,7 +60,7 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     clock = time.perf_counter()
     ctx.step_id = function_id
     try:
-        value = _call_with_retries(executor, step, args, kwargs)
+        value = _call_with_retries(executor, ctx, step, args, kwargs)
     except _CONTROL_ERRORS:
         raise
     except Exception as exc:
@@ -86,9 +86,17 @@ def _observe(outcome: str, started: float) -> None:
     metrics.STEP_SECONDS.observe(time.perf_counter() - started)
 
 
-def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call_with_retries(
+    executor: Executor, ctx: WorkflowContext, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    def body(*a: Any, **kw: Any) -> Any:
+        # Every attempt first checks, locally, that this execution still holds its workflow
+        # (lease, fence, generation): a member paused past its lease starts no body.
+        executor.check_owned(ctx)
+        return step.func(*a, **kw)
+
     if not step.retries_allowed:
-        return step.func(*args, **kwargs)
+        return body(*args, **kwargs)
     errors: list[Exception] = []
 
     def retryable(exc: BaseException) -> bool:
@@ -119,7 +127,7 @@ def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any
         before_sleep=announce,
         retry_error_callback=lambda state: _exhausted(step, errors),
     )
-    return retrying(step.func, *args, **kwargs)
+    return retrying(body, *args, **kwargs)
 
 
 def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
@@ -198,6 +206,7 @@ def run_transaction(
         with attempt:
             try:
                 with database.transaction(isolation_level) as conn:
+                    executor.check_owned(ctx)  # a lost execution runs no transaction body
                     value = _with_session(ctx, conn, step, args, kwargs)
                     output = serialize(value, what=f"the result of transaction {step.name!r}")
                     executor.check_owned(ctx)

@@ -1,0 +1,242 @@
+"""Issue #8: a member that may have been declared dead starts nothing, and every action of a
+lost execution is fenced (and stays fenced).
+
+- The membership lease: counted from when the last acknowledged heartbeat was *sent*, checked
+  locally before every step body and write (deterministic, with an injected clock).
+- A worker process stopped between two steps (SIGSTOP at a known point), taken over, then
+  continued, starts no step body (a ledger written by every body proves it).
+- A fenced error is a BaseException and sticks: ``except Exception`` (or even ``except
+  BaseException``) around a step does not let the workflow run its next body.
+- The deadline cancel, ``fork_workflow`` inside a workflow, and a transaction on a separate
+  application database are all fenced on the execution's token.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from cluster.membership import Heartbeat, MemberInfo, Membership
+from conftest import run_app, wait_until
+from faults.pause import PAUSE_ENV, wait_for_lock_waiter, wait_stopped
+from runtime import DBOS, DBOSWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SetWorkflowTimeout
+from sysdb import SystemDatabase
+from test_fencing import take_over
+
+HEARTBEAT = 0.25
+MEMBER_TIMEOUT = 1.5
+
+
+# -- the lease, with an injected clock ----------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def member(sys_url):
+    """A registered member and its heartbeat on a fake clock (no background threads: the test
+    calls ``beat_once`` itself). Yields (heartbeat, clock, reasons it was lost)."""
+    sdb = SystemDatabase(sys_url, pool_size=2)
+    sdb.open()
+    membership = Membership(sdb, MemberInfo("lease-member", "t", "v", None), lambda: [], MEMBER_TIMEOUT)
+    membership.register()
+    clock, lost = FakeClock(), []
+    heartbeat = Heartbeat(sdb, membership, HEARTBEAT, lost.append, lambda epoch: None, clock=clock)
+    yield heartbeat, clock, lost
+    heartbeat._session.close()
+    sdb.close()
+
+
+def test_the_lease_ends_member_timeout_less_a_margin_after_the_last_acknowledged_beat(member):
+    heartbeat, clock, lost = member
+    assert heartbeat.beat_once()
+    clock.now += heartbeat.fence_after_sec - 0.01
+    assert heartbeat.lease_valid() and not lost
+    clock.now += 0.02
+    assert not heartbeat.lease_valid()
+    # An expired lease loses membership at once (the work is abandoned, recovered on rejoin).
+    assert len(lost) == 1 and heartbeat.lost
+
+
+def test_a_slow_heartbeat_reply_extends_the_lease_only_from_when_it_was_sent(member, db):
+    heartbeat, clock, lost = member
+    assert heartbeat.beat_once()
+    lock = psycopg.connect(db.info.dsn)
+    try:
+        # Hold the member's row, so the next heartbeat is sent but its reply is held up.
+        lock.execute("SELECT 1 FROM dbos.pgfleet_executors WHERE executor_id = 'lease-member' FOR UPDATE")
+        result: list[bool] = []
+        beat = threading.Thread(target=lambda: result.append(heartbeat.beat_once()))
+        beat.start()
+        wait_for_lock_waiter(db)
+        clock.now += heartbeat.fence_after_sec + 0.5  # the reply comes back this much later
+        lock.commit()
+        beat.join(10)
+    finally:
+        lock.close()
+    assert result == [True]  # the database did accept it...
+    # ...but it was sent long ago: the lease counts from the send, so it has already ended.
+    assert heartbeat.seconds_since_success() >= heartbeat.fence_after_sec + 0.5
+    assert not heartbeat.lease_valid()
+
+
+# -- a worker process paused between two steps ---------------------------------------------------
+
+
+@pytest.fixture
+def ledger(db):
+    db.execute(
+        "CREATE TABLE public.side_effects (id bigserial, workflow_id text, function_id int, executor_id text, "
+        "owner_epoch bigint, pid int, at timestamptz default clock_timestamp())"
+    )
+    return db
+
+
+class Worker:
+    """A tests/apps/fence_worker.py process whose stdout lines are collected by a thread."""
+
+    def __init__(self, url: str, executor_id: str, *args: str, env: dict[str, str] | None = None) -> None:
+        full_env = {"PGFLEET_HEARTBEAT": str(HEARTBEAT), "PGFLEET_MEMBER_TIMEOUT": str(MEMBER_TIMEOUT), **(env or {})}
+        self.proc = run_app("fence_worker.py", url, executor_id, *args, env=full_env)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.next_line(30) == "ready", self.proc.stderr.read() if self.proc.poll() is not None else ""
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def next_line(self, timeout: float) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output within {timeout}s") from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def workers():
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
+def test_a_member_paused_between_steps_starts_no_step_body_once_taken_over(sys_url, ledger, workers):
+    db = ledger
+    victim = Worker(sys_url, "node-a", "start", "paused-wf", env={PAUSE_ENV: "between-steps"})
+    workers.append(victim)
+    wait_stopped(victim.proc.pid)  # stopped right after step 1's checkpoint, before step 2
+    workers.append(Worker(sys_url, "node-b"))
+    wait_until(
+        lambda: db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='paused-wf'").fetchone()[0] == "SUCCESS",
+        "node-b to take the workflow over and finish it", 30,
+    )
+    os.kill(victim.proc.pid, signal.SIGCONT)
+    # The old execution resumes exactly between the two steps, and must stop there.
+    assert victim.next_line(30) == "stopped DBOSWorkflowFencedError"
+    ran = db.execute("SELECT executor_id, function_id FROM public.side_effects ORDER BY id").fetchall()
+    assert ran == [("node-a", 1), ("node-b", 2), ("node-b", 3)], ran
+    owners = db.execute("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid='paused-wf'").fetchone()
+    assert owners == ("node-b",)
+
+
+# -- a fenced error sticks ------------------------------------------------------------------------
+
+
+def run_in_thread(fn: Callable[[], Any], workflow_id: str, timeout_sec: float | None = None) -> Callable[[], BaseException | None]:
+    """Call ``fn`` (a workflow) in a thread under ``workflow_id``; returns a function that joins
+    it and gives what it raised (start options are per thread, so they are set in it)."""
+    box: list[BaseException | None] = [None]
+
+    def target() -> None:
+        try:
+            with SetWorkflowID(workflow_id):
+                if timeout_sec is None:
+                    fn()
+                else:
+                    with SetWorkflowTimeout(timeout_sec):
+                        fn()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            box[0] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+
+    def outcome() -> BaseException | None:
+        thread.join(20)
+        assert not thread.is_alive()
+        return box[0]
+
+    return outcome
+
+
+@pytest.mark.parametrize("caught", [Exception, BaseException])
+def test_a_fence_swallowed_by_user_code_still_stops_the_workflow(dbos, db, caught):
+    reached, release, ran = threading.Event(), threading.Event(), []
+
+    @DBOS.step()
+    def first():
+        reached.set()
+        release.wait(10)
+        ran.append("first")
+
+    @DBOS.step()
+    def second():
+        ran.append("second")
+
+    @DBOS.workflow()
+    def swallowing():
+        try:
+            first()
+        except caught:
+            ran.append("swallowed")
+        second()
+
+    outcome = run_in_thread(swallowing, "swallow")
+    assert reached.wait(10)
+    take_over(db, "swallow")
+    release.set()
+    error = outcome()
+    assert isinstance(error, DBOSWorkflowFencedError) and not isinstance(error, Exception)
+    # ``except Exception`` does not catch it; a workflow that catches even BaseException finds
+    # every later operation refused before its body runs.
+    assert ran == (["first"] if caught is Exception else ["first", "swallowed"])
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='swallow'").fetchone()[0] == 0
+
+
+def test_cancelled_and_fenced_errors_are_base_exceptions_that_pickle():
+    import pickle
+
+    from runtime import DBOSBaseException
+
+    for error in (DBOSWorkflowCancelledError("gone"), DBOSWorkflowFencedError("wf", "taken over")):
+        assert isinstance(error, DBOSBaseException) and not isinstance(error, Exception)
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error)
+
+
+# -- every action of a lost execution is fenced ----------------------------------------------------
