@@ -312,7 +312,9 @@ class Executor:
             raise ExecutorShutdown()
         self.check_owned(ctx)
         if ctx.deadline_epoch_ms is not None and now_ms() >= ctx.deadline_epoch_ms:
-            self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
+            # Fenced on this execution's token: an old execution must not cancel a resumed run.
+            with self.fenced_write(ctx):
+                self.db.cancel_owned_past_deadline(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch)
             raise self.lose(ctx, DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
             ))

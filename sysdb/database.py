@@ -374,6 +374,14 @@ class SystemDatabase:
         if changed == 0:
             raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
 
+    def cancel_owned_past_deadline(self, workflow_id: str, executor_id: str, owner_epoch: int) -> None:
+        """A workflow past its deadline cancels itself, fenced on its token. Raises
+        :class:`OwnershipLostError` when this execution no longer holds it (or it has no
+        deadline passed any more, as after a resume)."""
+        params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
+        if self.execute_count("cancel_owned_past_deadline", params) == 0:
+            raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+
     # -- recovery ----------------------------------------------------------------------------
 
     def list_pending_for_executor(self, executor_id: str) -> list[Row]:

@@ -240,3 +240,25 @@ def test_cancelled_and_fenced_errors_are_base_exceptions_that_pickle():
 
 
 # -- every action of a lost execution is fenced ----------------------------------------------------
+
+
+def test_an_old_execution_past_its_deadline_does_not_cancel_the_run_that_replaced_it(dbos, db):
+    @DBOS.workflow()
+    def sleeper():
+        DBOS.sleep(30)  # wakes at the deadline and checks it
+        return "done"
+
+    outcome = run_in_thread(sleeper, "deadline-wf", timeout_sec=2.0)
+    wait_until(
+        lambda: db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='deadline-wf'").fetchone()[0],
+        "the sleep to be recorded",
+    )
+    # What a resume elsewhere does: a new owner and epoch, and no deadline any more.
+    db.execute(
+        "UPDATE dbos.workflow_status SET executor_id = 'resumer', owner_epoch = nextval('dbos.pgfleet_epoch_seq'), "
+        "workflow_deadline_epoch_ms = NULL WHERE workflow_uuid = 'deadline-wf'"
+    )
+    error = outcome()
+    assert isinstance(error, DBOSWorkflowFencedError), error
+    row = db.execute("SELECT status, executor_id FROM dbos.workflow_status WHERE workflow_uuid='deadline-wf'").fetchone()
+    assert row == ("PENDING", "resumer")
