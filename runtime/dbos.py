@@ -34,7 +34,7 @@ from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .services import ClusterServices
 from .queues import Queue, queue_registry
 from .steps import durable_sleep, run_step, run_transaction
-from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
+from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow, run_resumed, wake_forked
 
 __all__ = ["DBOS"]
 
@@ -435,13 +435,17 @@ class DBOS(metaclass=_DBOSMeta):
     def cancel_workflow(cls, workflow_id: str) -> None:
         """Cancel a workflow: it stops at its next step, wherever it runs."""
         executor = cls._executor_or_raise("DBOS.cancel_workflow")
-        executor.recorded_call("DBOS.cancelWorkflow", lambda: cancel_workflow(executor.db, workflow_id))
+        executor.recorded_effect("DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn))
 
     @classmethod
     def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
         """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
         executor = cls._executor_or_raise("DBOS.resume_workflow")
-        executor.recorded_call("DBOS.resumeWorkflow", lambda: resume_workflow(executor, workflow_id))
+        executor.recorded_effect(
+            "DBOS.resumeWorkflow",
+            lambda conn: resume_workflow(executor, workflow_id, conn),
+            lambda epoch: run_resumed(executor, workflow_id, epoch),
+        )
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod
@@ -460,10 +464,13 @@ class DBOS(metaclass=_DBOSMeta):
         executor = cls._executor_or_raise("DBOS.fork_workflow")
         new_id = take_start_options().workflow_id
 
-        def fork() -> str:
-            return fork_workflow(executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version)
+        def fork(conn: Any) -> str:
+            return fork_workflow(
+                executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
+            )
 
-        return WorkflowHandle(executor, executor.recorded_call("DBOS.forkWorkflow", fork))
+        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, lambda new: wake_forked(executor.db, new))
+        return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------
 

@@ -627,6 +627,29 @@ class Executor:
         self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started)
         return value
 
+    def recorded_effect(
+        self, function_name: str, effect: Callable[[Any], Any], after: Callable[[Any], None] | None = None
+    ) -> Any:
+        """Run ``effect(conn)``, a change to the system database (cancel, resume, fork), as a
+        checkpointed operation when called inside a workflow: the effect runs on the connection
+        of the fenced checkpoint and commits with it, so an execution that lost its workflow
+        changes nothing and a replay never does it twice. ``after(value)`` runs once the effect
+        committed, on its first execution only (outside a workflow: ``effect(None)``, then it)."""
+        ctx = current_workflow()
+        if ctx is None or ctx.in_step:
+            value = effect(None)
+        else:
+            function_id, recorded = self.begin_operation(ctx, function_name)
+            if recorded is not NOT_RECORDED:
+                return recorded
+            started = now_ms()
+            with self.db.transaction() as conn:
+                value = effect(conn)
+                self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started, connection=conn)
+        if after is not None:
+            after(value)
+        return value
+
     # -- results ------------------------------------------------------------------------------
 
     def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any:

@@ -262,3 +262,31 @@ def test_an_old_execution_past_its_deadline_does_not_cancel_the_run_that_replace
     assert isinstance(error, DBOSWorkflowFencedError), error
     row = db.execute("SELECT status, executor_id FROM dbos.workflow_status WHERE workflow_uuid='deadline-wf'").fetchone()
     assert row == ("PENDING", "resumer")
+
+
+def test_fork_inside_a_lost_execution_forks_nothing(dbos, db):
+    @DBOS.workflow()
+    def target():
+        return 1
+
+    @DBOS.workflow()
+    def forker():
+        return DBOS.fork_workflow("fork-target", 1).workflow_id
+
+    with SetWorkflowID("fork-target"):
+        target()
+    lock = psycopg.connect(db.info.dsn)
+    try:
+        # Hold the original's row, so the fork statement waits right in its window.
+        lock.execute("SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = 'fork-target' FOR UPDATE")
+        outcome = run_in_thread(forker, "forker")
+        wait_for_lock_waiter(db)
+        take_over(db, "forker")
+        lock.commit()
+        error = outcome()
+    finally:
+        lock.close()
+    assert isinstance(error, DBOSWorkflowFencedError), error
+    # The fork committed with the fenced checkpoint or not at all: the next owner forks once.
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'fork-target'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='forker'").fetchone()[0] == 0
