@@ -290,3 +290,48 @@ def test_fork_inside_a_lost_execution_forks_nothing(dbos, db):
     # The fork committed with the fenced checkpoint or not at all: the next owner forks once.
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'fork-target'").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='forker'").fetchone()[0] == 0
+
+
+@pytest.fixture
+def app_db(sys_url, pg_server_url):
+    """DBOS launched with a separate application database holding a table of items."""
+    name = f"pgfleet_app_fence_{os.getpid()}_{int(time.time() * 1000)}"
+    app_url = make_conninfo(pg_server_url, dbname=name)
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "t", "system_database_url": sys_url, "application_database_url": app_url, "executor_id": "tx"})
+    DBOS.launch()
+    with psycopg.connect(app_url, autocommit=True) as app:
+        app.execute("CREATE TABLE public.items (name text)")
+        yield app
+    DBOS.destroy(destroy_registry=True)
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("loss", ["takeover", "cancel"])
+def test_an_application_database_transaction_commits_nothing_after_a_takeover_or_cancel(app_db, db, loss):
+    reached, release = threading.Event(), threading.Event()
+
+    @DBOS.transaction()
+    def add_item():
+        DBOS.sql_session.execute("INSERT INTO public.items VALUES ('apple')")
+        reached.set()
+        release.wait(10)  # the workflow is lost while the body is still uncommitted
+        return 1
+
+    @DBOS.workflow()
+    def adding():
+        return add_item()
+
+    outcome = run_in_thread(adding, "app-fence")
+    assert reached.wait(10)
+    if loss == "takeover":
+        take_over(db, "app-fence")
+    else:
+        DBOS.cancel_workflow("app-fence")
+    release.set()
+    error = outcome()
+    expected = DBOSWorkflowFencedError if loss == "takeover" else DBOSWorkflowCancelledError
+    assert isinstance(error, expected), error
+    assert app_db.execute("SELECT count(*) FROM public.items").fetchone()[0] == 0
+    assert app_db.execute("SELECT count(*) FROM dbos.transaction_outputs").fetchone()[0] == 0
