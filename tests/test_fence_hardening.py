@@ -292,6 +292,42 @@ def test_fork_inside_a_lost_execution_forks_nothing(dbos, db):
     assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='forker'").fetchone()[0] == 0
 
 
+def test_cancel_resume_and_fork_inside_a_workflow_each_commit_once_with_their_checkpoint(dbos, db):
+    release = threading.Event()
+
+    @DBOS.step()
+    def hold():
+        release.wait(10)
+        return "held"
+
+    @DBOS.workflow()
+    def target():
+        return hold()
+
+    @DBOS.workflow()
+    def finished():
+        return 7
+
+    @DBOS.workflow()
+    def admin():
+        DBOS.cancel_workflow("adm-target")
+        DBOS.resume_workflow("adm-target")
+        return DBOS.fork_workflow("adm-done", 1).workflow_id
+
+    with SetWorkflowID("adm-done"):
+        finished()
+    with SetWorkflowID("adm-target"):
+        DBOS.start_workflow(target)
+    with SetWorkflowID("adm"):
+        forked = admin()
+    release.set()
+    assert DBOS.retrieve_workflow(forked).get_result(timeout_seconds=20) == 7
+    assert DBOS.retrieve_workflow("adm-target").get_result(timeout_seconds=20) == "held"
+    names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='adm' ORDER BY function_id")]
+    assert names == ["DBOS.cancelWorkflow", "DBOS.resumeWorkflow", "DBOS.forkWorkflow"]
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'adm-done'").fetchone()[0] == 1
+
+
 @pytest.fixture
 def app_db(sys_url, pg_server_url):
     """DBOS launched with a separate application database holding a table of items."""
