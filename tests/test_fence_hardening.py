@@ -248,7 +248,7 @@ def test_an_old_execution_past_its_deadline_does_not_cancel_the_run_that_replace
         DBOS.sleep(30)  # wakes at the deadline and checks it
         return "done"
 
-    outcome = run_in_thread(sleeper, "deadline-wf", timeout_sec=2.0)
+    outcome = run_in_thread(sleeper, "deadline-wf", timeout_sec=4.0)  # time to take it over first
     wait_until(
         lambda: db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='deadline-wf'").fetchone()[0],
         "the sleep to be recorded",
