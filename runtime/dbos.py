@@ -469,7 +469,7 @@ class DBOS(metaclass=_DBOSMeta):
                 executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
             )
 
-        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, lambda new: wake_forked(executor.db, new))
+        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, lambda _forked: wake_forked(executor.db))
         return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------

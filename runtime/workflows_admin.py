@@ -107,7 +107,7 @@ def fork_workflow(
     return new_id
 
 
-def wake_forked(db: SystemDatabase, new_id: str) -> None:
+def wake_forked(db: SystemDatabase) -> None:
     """Wake the claimers of the internal queue for a fork committed in a caller's transaction."""
     from cluster.claimer import QUEUE_CHANNEL
 
