@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
-from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, InvalidDatabaseUrlError, SchemaTooNewError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from . import logs, metrics
 from .config import ResolvedConfig
@@ -643,9 +644,14 @@ class Executor:
             if recorded is not NOT_RECORDED:
                 return recorded
             started = now_ms()
-            with self.db.transaction() as conn:
-                value = effect(conn)
-                self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started, connection=conn)
+            # Two workflows acting on each other's rows at once (each effect locks the other's
+            # row, each checkpoint its own) deadlock; Postgres aborts one, which tries again.
+            for attempt in Retrying(
+                retry=retry_if_exception_type(DeadlockConflict), stop=stop_after_attempt(5), wait=wait_random(0, 0.1), reraise=True
+            ):
+                with attempt, self.db.transaction() as conn:
+                    value = effect(conn)
+                    self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started, connection=conn)
         if after is not None:
             after(value)
         return value

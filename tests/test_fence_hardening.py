@@ -328,6 +328,46 @@ def test_cancel_resume_and_fork_inside_a_workflow_each_commit_once_with_their_ch
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'adm-done'").fetchone()[0] == 1
 
 
+def test_two_workflows_forking_each_other_at_once_both_finish(dbos, db):
+    """The effect and the checkpoint share one transaction, so two workflows acting on each
+    other's rows at once can deadlock in Postgres: the victim retries instead of failing."""
+    go = threading.Event()
+
+    @DBOS.step()
+    def wait_go():
+        go.wait(10)
+
+    @DBOS.workflow()
+    def mutual(other):
+        wait_go()
+        if DBOS.workflow_id in ("xa", "xb"):  # the forked copies fork nothing
+            DBOS.fork_workflow(other, 2)
+        return "ok"
+
+    with SetWorkflowID("xa"):
+        first = DBOS.start_workflow(mutual, "xb")
+    with SetWorkflowID("xb"):
+        second = DBOS.start_workflow(mutual, "xa")
+    lock = psycopg.connect(db.info.dsn)
+    try:
+        # FOR SHARE lets both checkpoints through but holds both forks' UPDATE of the other's
+        # row; released together, each then waits for the other's row: a deadlock.
+        lock.execute("SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid IN ('xa', 'xb') FOR SHARE")
+        go.set()
+        wait_until(
+            lambda: db.execute(
+                "SELECT count(*) >= 2 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()[0],
+            "both forks to wait",
+        )
+        lock.commit()
+    finally:
+        lock.close()
+    assert first.get_result(timeout_seconds=30) == "ok"
+    assert second.get_result(timeout_seconds=30) == "ok"
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from IN ('xa', 'xb')").fetchone()[0] == 2
+
+
 @pytest.fixture
 def app_db(sys_url, pg_server_url):
     """DBOS launched with a separate application database holding a table of items."""
