@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from . import logs, messages, recovery, scheduler, streams
 from .enqueue import enqueue_workflow
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session, take_start_options
-from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
+from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError, DBOSWorkflowCancelledError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .registry import (
@@ -435,7 +436,17 @@ class DBOS(metaclass=_DBOSMeta):
     def cancel_workflow(cls, workflow_id: str) -> None:
         """Cancel a workflow: it stops at its next step, wherever it runs."""
         executor = cls._executor_or_raise("DBOS.cancel_workflow")
-        executor.recorded_effect("DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn))
+        ctx = current_workflow()
+
+        def cancelled(_: Any) -> None:
+            # A workflow that cancelled itself stops at its next operation, as one cancelled
+            # elsewhere would (once: not when a resumed run replays this call).
+            if ctx is not None and ctx.workflow_id == workflow_id:
+                executor.lose(ctx, DBOSWorkflowCancelledError(f"workflow {workflow_id!r} was cancelled"))
+
+        executor.recorded_effect(
+            "DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn), after=cancelled
+        )
 
     @classmethod
     def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
@@ -444,7 +455,7 @@ class DBOS(metaclass=_DBOSMeta):
         executor.recorded_effect(
             "DBOS.resumeWorkflow",
             lambda conn: resume_workflow(executor, workflow_id, conn),
-            lambda epoch: run_resumed(executor, workflow_id, epoch),
+            after=lambda epoch: run_resumed(executor, workflow_id, epoch),
         )
         return WorkflowHandle(executor, workflow_id)
 
@@ -462,14 +473,15 @@ class DBOS(metaclass=_DBOSMeta):
         results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
         gives) and runs on any executor that has the function."""
         executor = cls._executor_or_raise("DBOS.fork_workflow")
-        new_id = take_start_options().workflow_id
+        # Chosen before the fork, so that the checkpoint written with it can record it.
+        new_id = take_start_options().workflow_id or str(uuid.uuid4())
 
         def fork(conn: Any) -> str:
             return fork_workflow(
                 executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
             )
 
-        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, lambda _forked: wake_forked(executor.db))
+        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, recorded_output=new_id, after=lambda _: wake_forked(executor.db))
         return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------

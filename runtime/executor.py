@@ -629,13 +629,21 @@ class Executor:
         return value
 
     def recorded_effect(
-        self, function_name: str, effect: Callable[[Any], Any], after: Callable[[Any], None] | None = None
+        self,
+        function_name: str,
+        effect: Callable[[Any], Any],
+        *,
+        recorded_output: Any = None,
+        after: Callable[[Any], None] | None = None,
     ) -> Any:
         """Run ``effect(conn)``, a change to the system database (cancel, resume, fork), as a
         checkpointed operation when called inside a workflow: the effect runs on the connection
         of the fenced checkpoint and commits with it, so an execution that lost its workflow
-        changes nothing and a replay never does it twice. ``after(value)`` runs once the effect
-        committed, on its first execution only (outside a workflow: ``effect(None)``, then it)."""
+        changes nothing and a replay never does it twice. The checkpoint (``recorded_output``,
+        what a replay returns) is written first: it then sees the workflow's row before the
+        effect changes it, so a workflow that cancels itself records the call and is cancelled.
+        Returns the effect's value; ``after(value)`` runs once it committed, on the first
+        execution only (outside a workflow: ``effect(None)``, then ``after``)."""
         ctx = current_workflow()
         if ctx is None or ctx.in_step:
             value = effect(None)
@@ -643,15 +651,15 @@ class Executor:
             function_id, recorded = self.begin_operation(ctx, function_name)
             if recorded is not NOT_RECORDED:
                 return recorded
-            started = now_ms()
-            # Two workflows acting on each other's rows at once (each effect locks the other's
-            # row, each checkpoint its own) deadlock; Postgres aborts one, which tries again.
+            output = serialize(recorded_output)
+            # Two workflows acting on each other's rows at once (each checkpoint locks its own
+            # row, each effect the other's) deadlock; Postgres aborts one, which tries again.
             for attempt in Retrying(
                 retry=retry_if_exception_type(DeadlockConflict), stop=stop_after_attempt(5), wait=wait_random(0, 0.1), reraise=True
             ):
                 with attempt, self.db.transaction() as conn:
+                    self.checkpoint(ctx, function_id, function_name, output=output, connection=conn)
                     value = effect(conn)
-                    self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started, connection=conn)
         if after is not None:
             after(value)
         return value

@@ -147,10 +147,16 @@ def workers():
 
 def test_a_member_paused_between_steps_starts_no_step_body_once_taken_over(sys_url, ledger, workers):
     db = ledger
+    # node-b leads, so the paused node-a holds no leader lock or duty transaction that the
+    # takeover would have to wait out (only its workflow thread is at a chosen point).
+    workers.append(Worker(sys_url, "node-b"))
+    wait_until(
+        lambda: db.execute("SELECT 1 FROM dbos.pgfleet_leader WHERE executor_id = 'node-b' AND expires_at > now()").fetchone(),
+        "node-b to lead",
+    )
     victim = Worker(sys_url, "node-a", "start", "paused-wf", env={PAUSE_ENV: "between-steps"})
     workers.append(victim)
     wait_stopped(victim.proc.pid)  # stopped right after step 1's checkpoint, before step 2
-    workers.append(Worker(sys_url, "node-b"))
     wait_until(
         lambda: db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='paused-wf'").fetchone()[0] == "SUCCESS",
         "node-b to take the workflow over and finish it", 30,
@@ -264,7 +270,7 @@ def test_an_old_execution_past_its_deadline_does_not_cancel_the_run_that_replace
     assert row == ("PENDING", "resumer")
 
 
-def test_fork_inside_a_lost_execution_forks_nothing(dbos, db):
+def test_a_fork_inside_a_workflow_taken_over_meanwhile_commits_only_with_its_checkpoint(dbos, db):
     @DBOS.workflow()
     def target():
         return 1
@@ -277,19 +283,32 @@ def test_fork_inside_a_lost_execution_forks_nothing(dbos, db):
         target()
     lock = psycopg.connect(db.info.dsn)
     try:
-        # Hold the original's row, so the fork statement waits right in its window.
+        # Hold the original's row, so the fork statement waits right in its window...
         lock.execute("SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = 'fork-target' FOR UPDATE")
         outcome = run_in_thread(forker, "forker")
         wait_for_lock_waiter(db)
-        take_over(db, "forker")
+        # ...and take the workflow over meanwhile. The takeover either commits at once (then
+        # the fork must not) or waits for the fork's transaction (then the fork is recorded).
+        taker = threading.Thread(target=lambda: take_over(psycopg.connect(db.info.dsn, autocommit=True), "forker"))
+        taker.start()
+        wait_until(
+            lambda: not taker.is_alive() or db.execute(
+                "SELECT count(*) >= 2 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()[0],
+            "the takeover to commit or to wait for the fork",
+        )
         lock.commit()
+        taker.join(10)
         error = outcome()
     finally:
         lock.close()
     assert isinstance(error, DBOSWorkflowFencedError), error
-    # The fork committed with the fenced checkpoint or not at all: the next owner forks once.
-    assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'fork-target'").fetchone()[0] == 0
-    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='forker'").fetchone()[0] == 0
+    # A fork commits only with its checkpoint, so the next owner, replaying, never forks again.
+    forks = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'fork-target'").fetchone()[0]
+    recorded = db.execute(
+        "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'forker' AND function_name = 'DBOS.forkWorkflow'"
+    ).fetchone()[0]
+    assert forks == recorded
 
 
 def test_cancel_resume_and_fork_inside_a_workflow_each_commit_once_with_their_checkpoint(dbos, db):
@@ -326,6 +345,26 @@ def test_cancel_resume_and_fork_inside_a_workflow_each_commit_once_with_their_ch
     names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='adm' ORDER BY function_id")]
     assert names == ["DBOS.cancelWorkflow", "DBOS.resumeWorkflow", "DBOS.forkWorkflow"]
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE forked_from = 'adm-done'").fetchone()[0] == 1
+
+
+def test_a_workflow_that_cancels_itself_is_cancelled_and_runs_no_further_step(dbos, db):
+    ran = []
+
+    @DBOS.step()
+    def after_cancel():
+        ran.append("after")
+
+    @DBOS.workflow()
+    def self_cancelling():
+        DBOS.cancel_workflow(DBOS.workflow_id)
+        after_cancel()
+
+    outcome = run_in_thread(self_cancelling, "self-cancel")
+    assert isinstance(outcome(), DBOSWorkflowCancelledError)
+    assert ran == []
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='self-cancel'").fetchone()[0] == "CANCELLED"
+    names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='self-cancel'")]
+    assert names == ["DBOS.cancelWorkflow"]
 
 
 def test_two_workflows_forking_each_other_at_once_both_finish(dbos, db):
