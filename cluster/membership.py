@@ -8,6 +8,11 @@ A member that learns it was declared dead, or whose heartbeats have failed for l
 timeout minus a margin, must stop executing at once (the others are about to take its work):
 :class:`Heartbeat` calls ``on_lost`` and then keeps trying to register again with a new epoch,
 calling ``on_rejoined`` when it has.
+
+The same bound is a lease that workflows check locally before every step body and write
+(:meth:`Heartbeat.lease_valid`): it runs from the moment the last acknowledged heartbeat was
+*sent* (the database stamped it no earlier), so a reply that arrives late extends nothing, and
+a member paused between two steps starts no body once it may have been declared dead.
 """
 
 from __future__ import annotations
@@ -156,6 +161,8 @@ class Heartbeat(BackgroundService):
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined
         self._clock = clock
+        # When the last acknowledged heartbeat (or the registration) was sent, on our monotonic
+        # clock: the lease and the silence watchdog both count from the send, never the reply.
         self._last_ok = clock()
         self.lost = False
         self._lose_lock = threading.Lock()
@@ -173,8 +180,21 @@ class Heartbeat(BackgroundService):
         return max(self.interval_sec, self._membership.member_timeout_sec - self.interval_sec)
 
     def seconds_since_success(self) -> float:
-        """How long ago the last heartbeat succeeded (for the heartbeat-age metric)."""
+        """How long ago the last acknowledged heartbeat was sent (for the heartbeat-age metric)."""
         return self._clock() - self._last_ok
+
+    def lease_valid(self) -> bool:
+        """Whether this member may still start a step body or write: the last acknowledged
+        heartbeat was sent less than ``fence_after_sec`` (member timeout less one interval)
+        ago, and membership was not lost. A local check, no round trip. An expired lease loses
+        membership at once (as the watchdog would), so the abandoned work is recovered when
+        this member rejoins."""
+        if self.lost:
+            return False
+        if self._clock() - self._last_ok <= self.fence_after_sec:
+            return True
+        self.check_silence()
+        return False
 
     def start(self) -> None:
         super().start()
@@ -198,6 +218,7 @@ class Heartbeat(BackgroundService):
         """One heartbeat (or, after losing membership, one attempt to rejoin). True if alive."""
         if self.lost:
             return self._try_rejoin()
+        sent_at = self._clock()
         try:
             sent = self._db_clock.monotonic()
             rows = self._session.execute(
@@ -217,7 +238,7 @@ class Heartbeat(BackgroundService):
         if not rows:
             self._lose("declared dead by the cluster")
             return False
-        self._last_ok = self._clock()
+        self._last_ok = max(self._last_ok, sent_at)
         # Each heartbeat also measures the database clock, which local deadline checks use.
         self._db_clock.observe(rows[0]["db_now_ms"], sent, self._db_clock.monotonic())
         return True
@@ -246,13 +267,14 @@ class Heartbeat(BackgroundService):
     def _try_rejoin(self) -> bool:
         if self.retired:
             return False
+        sent_at = self._clock()
         try:
             epoch = self._membership.register()
         except Exception as exc:
             log.warning("cannot rejoin the cluster yet", error=str(exc))
             return False
+        self._last_ok = sent_at
         self.lost = False
-        self._last_ok = self._clock()
         try:
             self._on_rejoined(epoch)
         except BaseException:

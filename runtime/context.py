@@ -57,6 +57,10 @@ class WorkflowContext:
     # is draining and the global instance is being torn down.
     executor: Any = None
     in_transaction: bool = False
+    # Set once this execution lost its workflow (a fenced write, a cancel, an expired lease):
+    # the error every later operation raises before any user code runs, so the stop sticks
+    # even if user code swallowed the first one.
+    lost: BaseException | None = None
 
     def next_function_id(self) -> int:
         """Take the next step position (1, 2, 3, ...)."""

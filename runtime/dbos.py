@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ from . import logs, messages, recovery, scheduler, streams
 from .enqueue import enqueue_workflow
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session, take_start_options
-from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
+from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError, DBOSWorkflowCancelledError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .registry import (
@@ -34,7 +35,7 @@ from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .services import ClusterServices
 from .queues import Queue, queue_registry
 from .steps import durable_sleep, run_step, run_transaction
-from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
+from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow, run_resumed, wake_forked
 
 __all__ = ["DBOS"]
 
@@ -447,13 +448,27 @@ class DBOS(metaclass=_DBOSMeta):
     def cancel_workflow(cls, workflow_id: str) -> None:
         """Cancel a workflow: it stops at its next step, wherever it runs."""
         executor = cls._executor_or_raise("DBOS.cancel_workflow")
-        executor.recorded_call("DBOS.cancelWorkflow", lambda: cancel_workflow(executor.db, workflow_id))
+        ctx = current_workflow()
+
+        def cancelled(_: Any) -> None:
+            # A workflow that cancelled itself stops at its next operation, as one cancelled
+            # elsewhere would (once: not when a resumed run replays this call).
+            if ctx is not None and ctx.workflow_id == workflow_id:
+                executor.lose(ctx, DBOSWorkflowCancelledError(f"workflow {workflow_id!r} was cancelled"))
+
+        executor.recorded_effect(
+            "DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn), after=cancelled
+        )
 
     @classmethod
     def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
         """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
         executor = cls._executor_or_raise("DBOS.resume_workflow")
-        executor.recorded_call("DBOS.resumeWorkflow", lambda: resume_workflow(executor, workflow_id))
+        executor.recorded_effect(
+            "DBOS.resumeWorkflow",
+            lambda conn: resume_workflow(executor, workflow_id, conn),
+            after=lambda epoch: run_resumed(executor, workflow_id, epoch),
+        )
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod
@@ -470,12 +485,16 @@ class DBOS(metaclass=_DBOSMeta):
         results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
         gives) and runs on any executor that has the function."""
         executor = cls._executor_or_raise("DBOS.fork_workflow")
-        new_id = take_start_options().workflow_id
+        # Chosen before the fork, so that the checkpoint written with it can record it.
+        new_id = take_start_options().workflow_id or str(uuid.uuid4())
 
-        def fork() -> str:
-            return fork_workflow(executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version)
+        def fork(conn: Any) -> str:
+            return fork_workflow(
+                executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
+            )
 
-        return WorkflowHandle(executor, executor.recorded_call("DBOS.forkWorkflow", fork))
+        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, recorded_output=new_id, after=lambda _: wake_forked(executor.db))
+        return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------
 

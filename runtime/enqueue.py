@@ -6,14 +6,14 @@ the child commits with the child's ENQUEUED row, and a replay returns the same h
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
-from sysdb import OwnershipLostError
 from sysdb.errors import DeduplicatedError
 
 from .context import current_workflow, take_start_options
 from .errors import DBOSException, DBOSQueueDeduplicatedError
-from .executor import _timeout, _validate, fenced_step, stale_token_error, take_start_position
+from .executor import _timeout, _validate, fenced_step, take_start_position
 from .handles import WorkflowHandle
 from .registry import RegisteredWorkflow
 
@@ -71,11 +71,10 @@ def enqueue_workflow(
     if parent is not None:
         parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
     try:
-        inserted = executor.db.enqueue_workflow(params, parent_step)
+        with executor.fenced_write(parent) if parent is not None else contextlib.nullcontext():
+            inserted = executor.db.enqueue_workflow(params, parent_step)
     except DeduplicatedError as exc:
         raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
-    except OwnershipLostError as exc:
-        raise stale_token_error(exc) from None
     if not inserted:
         executor.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
     elif executor.on_queue_slot_freed is not None:

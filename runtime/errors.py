@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "DBOSException",
+    "DBOSBaseException",
     "DBOSNotLaunchedError",
     "DBOSConfigError",
     "DBOSSerializationError",
@@ -32,8 +33,8 @@ __all__ = [
 ]
 
 
-class DBOSException(Exception):
-    """Base class of every pgfleet (DBOS-compatible) error."""
+class _DBOSError(BaseException):
+    """What every pgfleet error shares: its message, and exact pickling from its arguments."""
 
     def __init__(self, message: str, *args: Any) -> None:
         self.message = message
@@ -44,13 +45,23 @@ class DBOSException(Exception):
         return (type(self)._from_args, (self._init_args,), self.__dict__)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> Any:
         instance = cls.__new__(cls)
-        DBOSException.__init__(instance, *args)
+        _DBOSError.__init__(instance, *args)
         return instance
 
     def __str__(self) -> str:
         return self.message
+
+
+class DBOSException(_DBOSError, Exception):
+    """Base class of every pgfleet (DBOS-compatible) error."""
+
+
+class DBOSBaseException(_DBOSError):
+    """A control-flow error that user code must not swallow (DBOS defines it the same way): a
+    BaseException, so ``except Exception`` around a step does not catch it and the workflow
+    stops, instead of running its next step's body after it was cancelled or fenced."""
 
 
 class DBOSNotLaunchedError(DBOSException):
@@ -207,7 +218,7 @@ class DBOSQueueDeduplicatedError(DBOSException):
         return cls(*args[1:])
 
 
-class DBOSWorkflowCancelledError(DBOSException):
+class DBOSWorkflowCancelledError(DBOSBaseException):
     """The running workflow was cancelled; it stops at its next step."""
 
 
@@ -223,7 +234,7 @@ class DBOSAwaitedWorkflowCancelledError(DBOSException):
         return cls(args[1])
 
 
-class DBOSWorkflowFencedError(DBOSException):
+class DBOSWorkflowFencedError(DBOSBaseException):
     """This executor no longer owns the workflow (it was taken over, recovered elsewhere or
     finished by someone else). The workflow stops here and writes nothing more."""
 
@@ -232,7 +243,7 @@ class DBOSWorkflowFencedError(DBOSException):
         super().__init__(f"workflow {workflow_id!r} stopped: {detail}", workflow_id, detail)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSWorkflowFencedError":
         return cls(args[1], args[2])
 
 

@@ -15,16 +15,19 @@ and writes nothing more.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
-from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, InvalidDatabaseUrlError, SchemaTooNewError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from . import logs, metrics
 from .config import ResolvedConfig, connection_bounds
@@ -92,8 +95,9 @@ class _LocalRun:
     generation: int = 0
 
 
-def stale_token_error(exc: OwnershipLostError) -> DBOSException:
-    """The user-facing error for a fenced write that matched no row."""
+def stale_token_error(exc: OwnershipLostError) -> DBOSWorkflowCancelledError | DBOSWorkflowFencedError:
+    """The user-facing error for a fenced write that matched no row (raised only through
+    :meth:`Executor.fenced_write`, which also marks the execution lost)."""
     if exc.status == "CANCELLED":
         return DBOSWorkflowCancelledError(f"workflow {exc.workflow_id!r} was cancelled")
     return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
@@ -191,6 +195,9 @@ class Executor:
         # workflow started under an older generation stops at its next write, writing nothing.
         self.generation = 0
         self.abandon_reason = ""
+        # Whether this member's membership lease still holds (runtime.services wires the
+        # heartbeat's, a local clock check); None when no cluster membership backs this executor.
+        self.lease_valid: Callable[[], bool] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -294,10 +301,37 @@ class Executor:
             self.generation += 1
             self.abandon_reason = reason
 
+    def lose(self, ctx: WorkflowContext, error: BaseException) -> BaseException:
+        """Mark this execution lost with ``error`` (returned, for the caller to raise): every
+        later operation of it raises the same error before running anything."""
+        if ctx.lost is None:
+            ctx.lost = error
+        return error
+
     def check_owned(self, ctx: WorkflowContext) -> None:
-        """Raise if this execution was abandoned; called before every write for a workflow."""
+        """Raise if this execution lost its workflow; called before every step body, transaction
+        and write for a workflow. Local only (no round trip): a fenced or cancelled earlier write,
+        an abandoned generation, or an expired membership lease (a paused or cut-off member may
+        be declared dead any moment after its lease ends, so it starts nothing more)."""
+        if ctx.lost is not None:
+            raise ctx.lost.with_traceback(None)
         if ctx.generation != self.generation:
-            raise DBOSWorkflowFencedError(ctx.workflow_id, f"this executor abandoned it ({self.abandon_reason})")
+            reason = f"this executor abandoned it ({self.abandon_reason})"
+            raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
+        if self.lease_valid is not None and not self.lease_valid():
+            reason = "this executor's membership lease expired (no acknowledged heartbeat in time)"
+            raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
+
+    @contextmanager
+    def fenced_write(self, ctx: WorkflowContext) -> Iterator[None]:
+        """Around every write for a running workflow: refuse before it if the execution is lost,
+        and turn a write that matched no row (``OwnershipLostError``) into the workflow's stop,
+        marking the execution lost. The one place that does so."""
+        self.check_owned(ctx)
+        try:
+            yield
+        except OwnershipLostError as exc:
+            raise self.lose(ctx, stale_token_error(exc)) from None
 
     def check_running(self, ctx: WorkflowContext) -> None:
         """Called before each operation of a workflow: stop on shutdown or past the deadline."""
@@ -307,10 +341,12 @@ class Executor:
         # The deadline was recorded on the database clock: compare it with the database clock
         # as estimated here, not with this host's wall clock (which may be seconds off).
         if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:
-            self.db.execute_count("cancel_workflow", {"workflow_id": ctx.workflow_id, "now_ms": now_ms()})
-            raise DBOSWorkflowCancelledError(
+            # Fenced on this execution's token: an old execution must not cancel a resumed run.
+            with self.fenced_write(ctx):
+                self.db.cancel_owned_past_deadline(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch)
+            raise self.lose(ctx, DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
-            )
+            ))
 
     # -- starting workflows -----------------------------------------------------------------
 
@@ -351,10 +387,10 @@ class Executor:
             timeout_ms=timeout_ms,
             deadline_ms=deadline_ms,
         )
-        try:
+        # A child's row commits with its parent's fenced step: a parent that lost its workflow
+        # starts nothing (and its execution is marked lost).
+        with self.fenced_write(parent) if parent is not None else contextlib.nullcontext():
             epoch = insert_start_row(self, parent, params, function_id)
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
             self.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
@@ -513,6 +549,7 @@ class Executor:
         token = enter_workflow(ctx)
         try:
             try:
+                self.check_owned(ctx)  # e.g. claimed just before this member's lease ended
                 result = call_workflow_function(entry, bound, args, kwargs)
             except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown) as exc:
                 local.error = exc
@@ -556,8 +593,7 @@ class Executor:
                     del self._local[ctx.workflow_id]
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
-        self.check_owned(ctx)
-        try:
+        with self.fenced_write(ctx):
             self.db.finish_workflow(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
@@ -566,8 +602,6 @@ class Executor:
                 output=output,
                 error=error,
             )
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
 
     def checkpoint(
         self,
@@ -584,8 +618,7 @@ class Executor:
         connection: Any = None,
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
-        self.check_owned(ctx)
-        try:
+        with self.fenced_write(ctx):
             self.db.record_step_output(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
@@ -600,8 +633,6 @@ class Executor:
                 completed_at_ms=completed_at_ms,
                 connection=connection,
             )
-        except OwnershipLostError as exc:
-            raise stale_token_error(exc) from None
 
     def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
         """Take the workflow's next step position for ``function_name``.
@@ -629,6 +660,42 @@ class Executor:
         started = now_ms()
         value = thunk()
         self.checkpoint(ctx, function_id, function_name, output=serialize(value), started_at_ms=started)
+        return value
+
+    def recorded_effect(
+        self,
+        function_name: str,
+        effect: Callable[[Any], Any],
+        *,
+        recorded_output: Any = None,
+        after: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run ``effect(conn)``, a change to the system database (cancel, resume, fork), as a
+        checkpointed operation when called inside a workflow: the effect runs on the connection
+        of the fenced checkpoint and commits with it, so an execution that lost its workflow
+        changes nothing and a replay never does it twice. The checkpoint (``recorded_output``,
+        what a replay returns) is written first: it then sees the workflow's row before the
+        effect changes it, so a workflow that cancels itself records the call and is cancelled.
+        Returns the effect's value; ``after(value)`` runs once it committed, on the first
+        execution only (outside a workflow: ``effect(None)``, then ``after``)."""
+        ctx = current_workflow()
+        if ctx is None or ctx.in_step:
+            value = effect(None)
+        else:
+            function_id, recorded = self.begin_operation(ctx, function_name)
+            if recorded is not NOT_RECORDED:
+                return recorded
+            output = serialize(recorded_output)
+            # Two workflows acting on each other's rows at once (each checkpoint locks its own
+            # row, each effect the other's) deadlock; Postgres aborts one, which tries again.
+            for attempt in Retrying(
+                retry=retry_if_exception_type(DeadlockConflict), stop=stop_after_attempt(5), wait=wait_random(0, 0.1), reraise=True
+            ):
+                with attempt, self.db.transaction() as conn:
+                    self.checkpoint(ctx, function_id, function_name, output=output, connection=conn)
+                    value = effect(conn)
+        if after is not None:
+            after(value)
         return value
 
     # -- results ------------------------------------------------------------------------------

@@ -9,16 +9,17 @@ so a recovered workflow waits only what is left.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
 
 from sysdb import now_ms
-from sysdb.errors import NoSuchWorkflowError, OwnershipLostError
+from sysdb.errors import NoSuchWorkflowError
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
-from .executor import NOT_RECORDED, Executor, ExecutorShutdown, fenced_step, replay_recorded, stale_token_error
+from .executor import NOT_RECORDED, Executor, ExecutorShutdown, fenced_step, replay_recorded
 from .notifications import hub
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .steps import durable_wake_time
@@ -57,11 +58,10 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         params["message_uuid"] = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
         parent_step = fenced_step(ctx, function_id, "DBOS.send")
     try:
-        executor.db.send_message(params, parent_step)
+        with executor.fenced_write(ctx) if ctx is not None else contextlib.nullcontext():
+            executor.db.send_message(params, parent_step)
     except NoSuchWorkflowError:
         raise DBOSNonExistentWorkflowError(destination_id) from None
-    except OwnershipLostError as exc:
-        raise stale_token_error(exc) from None
 
 
 def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
@@ -89,12 +89,10 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
                 if executor.stop_event.is_set():
                     raise ExecutorShutdown()
     executor.check_running(ctx)
-    try:
+    with executor.fenced_write(ctx):
         message = executor.db.consume_message(
             ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=SERIALIZATION_FORMAT)
         )
-    except OwnershipLostError as exc:
-        raise stale_token_error(exc) from None
     if message is None:
         return None
     return deserialize(message["message"], message["serialization"], what="message")
@@ -115,10 +113,8 @@ def set_event(executor: Executor, key: str, value: Any) -> None:
         "serialization": SERIALIZATION_FORMAT,
         "function_id": function_id,
     }
-    try:
+    with executor.fenced_write(ctx):
         executor.db.set_event(params, fenced_step(ctx, function_id, "DBOS.setEvent"))
-    except OwnershipLostError as exc:
-        raise stale_token_error(exc) from None
 
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:

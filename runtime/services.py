@@ -61,6 +61,8 @@ class ClusterServices:
             queue_limits=self._queue_limits,
         )
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
+        # Every step body and write checks this member's lease first (a local clock check).
+        executor.lease_valid = self.heartbeat.lease_valid
         self.notifier = ThrottledNotifier(db)
         self._ticker = ScheduleTicker(db, executor.executor_id)
         # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.

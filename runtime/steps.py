@@ -9,6 +9,7 @@ Called outside a workflow (or inside another step), a step is a plain function c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -60,7 +61,7 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     clock = time.perf_counter()
     ctx.step_id = function_id
     try:
-        value = _call_with_retries(executor, step, args, kwargs)
+        value = _call_with_retries(executor, ctx, step, args, kwargs)
     except _CONTROL_ERRORS:
         raise
     except Exception as exc:
@@ -86,9 +87,17 @@ def _observe(outcome: str, started: float) -> None:
     metrics.STEP_SECONDS.observe(time.perf_counter() - started)
 
 
-def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _call_with_retries(
+    executor: Executor, ctx: WorkflowContext, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    def body(*a: Any, **kw: Any) -> Any:
+        # Every attempt first checks, locally, that this execution still holds its workflow
+        # (lease, fence, generation): a member paused past its lease starts no body.
+        executor.check_owned(ctx)
+        return step.func(*a, **kw)
+
     if not step.retries_allowed:
-        return step.func(*args, **kwargs)
+        return body(*args, **kwargs)
     errors: list[Exception] = []
 
     def retryable(exc: BaseException) -> bool:
@@ -119,7 +128,7 @@ def _call_with_retries(executor: Executor, step: RegisteredStep, args: tuple[Any
         before_sleep=announce,
         retry_error_callback=lambda state: _exhausted(step, errors),
     )
-    return retrying(step.func, *args, **kwargs)
+    return retrying(body, *args, **kwargs)
 
 
 def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
@@ -173,6 +182,9 @@ def run_transaction(
     separate application database, the body commits with a row in its
     ``dbos.transaction_outputs`` (whose primary key admits one writer per position), and the
     checkpoint follows; a replay that finds the row there adopts it instead of running again.
+    That row cannot check ownership (the application database cannot see the status row), so
+    the commit happens while a system-database transaction holds the status row FOR SHARE for
+    this owner and epoch (see :func:`_commit_holding_ownership`).
     """
     ctx = _active_workflow()
     database = executor.app_db or executor.db
@@ -209,21 +221,27 @@ def _attempt_transaction(
     executor: Executor, ctx: WorkflowContext, step: RegisteredStep, isolation_level: str, function_id: int,
     started: int, args: tuple[Any, ...], kwargs: dict[str, Any],
 ) -> Any:
-    """One attempt of a workflow's transaction: run the body and commit it with its checkpoint."""
+    """One attempt of a workflow's transaction: run the body and commit it with its checkpoint
+    (on a separate application database: commit it while the system database holds the
+    workflow's ownership, see :func:`_commit_holding_ownership`)."""
     database = executor.app_db or executor.db
     conn = None
     try:
-        with database.transaction(isolation_level) as conn:
-            value = _with_session(ctx, conn, step, args, kwargs)
-            output = serialize(value, what=f"the result of transaction {step.name!r}")
-            executor.check_owned(ctx)
-            if executor.app_db is None:  # the checkpoint commits with the body
-                executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
-            else:
-                database.execute_on(conn, "record_transaction_output", {
-                    "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
-                    "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
-                })
+        with contextlib.ExitStack() as held:
+            with database.transaction(isolation_level) as conn:
+                executor.check_owned(ctx)  # a lost execution runs no transaction body
+                value = _with_session(ctx, conn, step, args, kwargs)
+                output = serialize(value, what=f"the result of transaction {step.name!r}")
+                if executor.app_db is None:  # the checkpoint commits with the body
+                    executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
+                else:
+                    database.execute_on(conn, "record_transaction_output", {
+                        "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
+                        "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
+                    })
+                    sys_conn = _commit_holding_ownership(executor, ctx, held)
+            if executor.app_db is not None:  # committed while held: checkpoint, then release
+                executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=sys_conn)
     except UniqueKeyConflict:
         if executor.app_db is None:
             raise
@@ -239,8 +257,6 @@ def _attempt_transaction(
         # The transaction rolled back; its failure is the step's recorded outcome.
         executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
         raise
-    if executor.app_db is not None:
-        executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
     return value
 
 
@@ -275,6 +291,21 @@ def _committed_earlier(executor: Executor, ctx: WorkflowContext, function_id: in
         return NOT_RECORDED if committed is None else _adopt(executor, ctx, function_id, step, committed, started)
     recorded = executor.db.load_step_outputs(ctx.workflow_id).get(function_id)
     return NOT_RECORDED if recorded is None else replay_recorded(ctx, function_id, step.name, recorded)
+
+
+def _commit_holding_ownership(executor: Executor, ctx: WorkflowContext, held: contextlib.ExitStack) -> Any:
+    """Called just before an application-database transaction commits: lock the workflow's
+    status row FOR SHARE on a system-database connection, in a transaction that ``held`` keeps
+    open across the application commit. If this owner and epoch no longer hold the row, this
+    raises the fenced (or cancelled) error inside the application transaction, which rolls back.
+    If they do, no takeover or cancel can commit (their UPDATE waits for the lock) until the
+    checkpoint is written on the returned connection and ``held`` commits it. So the effects
+    never commit after a cancel or takeover committed. A crash between the two commits leaves
+    the application row without a checkpoint: the next owner adopts it (the primary key also
+    stops a second writer). The lock is taken after the body, so a long body never holds up a
+    takeover batch."""
+    with executor.fenced_write(ctx):
+        return held.enter_context(executor.db.holding_ownership(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch))
 
 
 def _committed_output(executor: Executor, ctx: WorkflowContext, function_id: int) -> dict[str, Any] | None:

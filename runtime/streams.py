@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sysdb.errors import OwnershipLostError
-
 from .context import current_workflow
 from .errors import DBOSException
-from .executor import NOT_RECORDED, Executor, fenced_step, stale_token_error
+from .executor import NOT_RECORDED, Executor, fenced_step
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .status import TERMINAL_STATUSES
 
@@ -48,11 +46,8 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
             return
         params["function_id"] = function_id
         step = fenced_step(ctx, function_id, operation)
-    executor.check_owned(ctx)
-    try:
+    with executor.fenced_write(ctx):
         executor.db.write_stream_value(params, step)
-    except OwnershipLostError as exc:
-        raise stale_token_error(exc) from None
 
 
 def write_stream(executor: Executor, key: str, value: Any) -> None:

@@ -525,6 +525,26 @@ class SystemDatabase:
         if changed == 0:
             raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
 
+    def cancel_owned_past_deadline(self, workflow_id: str, executor_id: str, owner_epoch: int) -> None:
+        """A workflow past its deadline cancels itself, fenced on its token. Raises
+        :class:`OwnershipLostError` when this execution no longer holds it (taken over, or
+        resumed under a fresh epoch)."""
+        params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch}
+        if self.execute_count("cancel_owned_past_deadline", params) == 0:
+            raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+
+    @contextmanager
+    def holding_ownership(self, workflow_id: str, executor_id: str, owner_epoch: int) -> Iterator[psycopg.Connection]:
+        """A transaction that holds the workflow's status row FOR SHARE while this owner and
+        epoch hold it: no takeover or cancel can commit until it ends. Yields its connection
+        (write the step's checkpoint on it, so it commits as the lock is released). Raises
+        :class:`OwnershipLostError` when ownership is already lost; not retried."""
+        with self.transaction() as conn:
+            params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch}
+            if not self.execute_on(conn, "lock_owned_workflow", params):
+                raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
+            yield conn
+
     # -- recovery ----------------------------------------------------------------------------
 
     def list_pending_for_executor(self, executor_id: str) -> list[Row]:

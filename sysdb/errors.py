@@ -21,12 +21,15 @@ __all__ = [
     "NoSuchWorkflowError",
     "SerializationConflict",
     "UniqueKeyConflict",
+    "DeadlockConflict",
 ]
 
 # Postgres errors the layers above handle by name, re-exported so that they need not import
 # the driver: a transaction to retry, and a second write of a unique key.
 SerializationConflict = psycopg.errors.SerializationFailure
 UniqueKeyConflict = psycopg.errors.UniqueViolation
+# Two transactions that each wait for the other; Postgres aborts one, which may simply retry.
+DeadlockConflict = psycopg.errors.DeadlockDetected
 
 
 def _rebuild(cls: type, args: tuple[Any, ...]) -> "SystemDatabaseError":

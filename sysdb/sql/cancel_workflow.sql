@@ -6,3 +6,4 @@ SET status = 'CANCELLED',
     deduplication_id = NULL
 WHERE workflow_uuid = %(workflow_id)s
   AND status NOT IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+RETURNING workflow_uuid
