@@ -8,6 +8,7 @@ return their recorded outcomes, the first unfinished one runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -187,10 +188,11 @@ class _ReplayFailed(Exception):
         self.owner_epoch = owner_epoch
 
 
-def run_claimed(executor: "Executor", rows: list[dict[str, Any]]) -> None:
-    """Run queued workflows this executor just claimed (each row is fenced to us)."""
+def run_claimed(executor: "Executor", rows: list[dict[str, Any]], generation: int | None = None) -> None:
+    """Run queued workflows this executor just claimed (each row is fenced to us), as part of
+    executor ``generation`` (by default the current one): the one the claim was made in."""
     for row in rows:
-        _guarded(executor, "claimed", row, _run_claimed_row)
+        _guarded(executor, "claimed", row, functools.partial(_run_claimed_row, generation=generation))
 
 
 def run_assigned(executor: "Executor", rows: list[dict[str, Any]]) -> None:
@@ -207,7 +209,7 @@ def _guarded(executor: "Executor", what: str, row: dict[str, Any], run: Any) -> 
         executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row["workflow_uuid"], error=str(exc))
 
 
-def _run_claimed_row(executor: "Executor", row: dict[str, Any]) -> None:
+def _run_claimed_row(executor: "Executor", row: dict[str, Any], generation: int | None = None) -> None:
     workflow_id = row["workflow_uuid"]
     metrics.CLAIMS.labels(row["queue_name"]).inc()
     entry = registry.workflow(row["name"])
@@ -221,7 +223,7 @@ def _run_claimed_row(executor: "Executor", row: dict[str, Any]) -> None:
         executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row["owner_epoch"])
         return
     # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
-    replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"])
+    replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"], generation=generation)
 
 
 def _run_assigned_row(executor: "Executor", row: dict[str, Any]) -> None:
@@ -245,7 +247,14 @@ def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> No
 
 
 def replay(
-    executor: "Executor", row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, owner_epoch: int, *, load_steps: bool = True
+    executor: "Executor",
+    row: dict[str, Any],
+    entry: RegisteredWorkflow,
+    bound: Any,
+    owner_epoch: int,
+    *,
+    load_steps: bool = True,
+    generation: int | None = None,
 ) -> None:
     """Run a workflow from the start in a thread, skipping its recorded steps. A workflow whose
     inputs cannot be decoded here is dead-lettered instead (see :func:`fail_undecodable`)."""
@@ -260,7 +269,9 @@ def replay(
         name=entry.name,
         executor_id=executor.executor_id,
         owner_epoch=owner_epoch,
-        generation=executor.generation,
+        # The generation the work was acquired in: if this executor abandoned its work since,
+        # this execution is abandoned too and stops before its first step.
+        generation=executor.generation if generation is None else generation,
         executor=executor,
         recorded=executor.db.load_step_outputs(workflow_id) if load_steps else None,
         queue_name=row.get("queue_name"),

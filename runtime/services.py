@@ -73,7 +73,7 @@ class ClusterServices:
             executor.application_version,
             queues=self._queue_specs,
             workflow_names=workflow_names,
-            run_claimed=functools.partial(recovery.run_claimed, executor),
+            run_claimed=self._run_claimed,
             member_epoch=lambda: self.membership.epoch,
             instances=lambda: sorted(registry.instances),
             capacity=executor.capacity,
@@ -246,6 +246,27 @@ class ClusterServices:
         self.claimer.paused.set()
         self.assignments.paused.set()
         self.executor.abandon_all(reason)
+
+    def _run_claimed(self, rows: list[dict[str, Any]]) -> None:
+        """Run what a claim returned, unless the membership it was made under has ended since.
+
+        A claim's reply can arrive long after it committed (the process was paused, the
+        statement was stuck in retries). If this member lost its membership meanwhile, the
+        claimed rows belong to a life of this executor that is over: the rejoin's recovery
+        replays them (by compare-and-set), or a takeover already gave them to someone else.
+        Running them here too would run their steps in two places at once. The generation is
+        read before the check: a loss that lands after the check abandons this very run."""
+        generation = self.executor.generation
+        claimed_under = {row["claimed_member_epoch"] for row in rows}
+        if self.heartbeat.lost or claimed_under != {self.membership.epoch}:
+            log.warning(
+                "a claim returned after this member's membership ended: leaving its workflows to recovery",
+                workflow_ids=[row["workflow_uuid"] for row in rows],
+                claimed_under=sorted(e for e in claimed_under if e is not None),
+                member_epoch=self.membership.epoch,
+            )
+            return
+        recovery.run_claimed(self.executor, rows, generation)
 
     def _held_epochs(self) -> list[int]:
         """Epochs the assignment poller must not pick up: the workflows running here, and the

@@ -76,4 +76,6 @@ RETURNING w.workflow_uuid, w.owner_epoch, w.recovery_attempts, w.name, w.class_n
           w.inputs, w.serialization, w.authenticated_user, w.authenticated_roles, w.assumed_role,
           w.workflow_timeout_ms, w.workflow_deadline_epoch_ms, w.queue_name,
           -- a re-claimed or resumed workflow has recorded steps to replay; a fresh one has none
-          EXISTS (SELECT 1 FROM dbos.operation_outputs o WHERE o.workflow_uuid = w.workflow_uuid) AS has_steps
+          EXISTS (SELECT 1 FROM dbos.operation_outputs o WHERE o.workflow_uuid = w.workflow_uuid) AS has_steps,
+          -- the membership the claim was made under: its reply may arrive after that ended
+          %(member_epoch)s::bigint AS claimed_member_epoch
