@@ -39,6 +39,7 @@ class AssignmentPoller(BackgroundService):
         running_epochs: Callable[[], list[int]],
         run_assigned: Callable[[list[dict[str, Any]]], None],
         sweep: Callable[[], int] | None = None,
+        member_epoch: Callable[[], int | None] = lambda: None,
     ) -> None:
         super().__init__("pgfleet-assignments", self.POLL_INTERVAL_SEC)
         self._db = db
@@ -47,12 +48,15 @@ class AssignmentPoller(BackgroundService):
         self._run_assigned = run_assigned
         # Also run on every poll: adopts rows this executor owns but runs nowhere (lost replies).
         self._sweep = sweep
+        # Returned with the rows (``acquired_member_epoch``), so the runtime can tell a reply
+        # that arrives after this membership ended.
+        self._member_epoch = member_epoch
         self.paused = threading.Event()
 
     def poll_once(self) -> int:
         rows = self._db.execute(
             "list_assigned_not_running",
-            {"executor_id": self._executor_id, "running_epochs": self._running_epochs()},
+            {"executor_id": self._executor_id, "running_epochs": self._running_epochs(), "member_epoch": self._member_epoch()},
         )
         if rows:
             log.info("picking up assigned workflows", count=len(rows))

@@ -90,7 +90,11 @@ def insert_start_row(
 def adopt_orphans(executor: "Executor", owning_writes: OwningWrites, held_epochs: Callable[[], list[int]]) -> int:
     """Run the PENDING workflows that name this executor but that no thread here runs (see the
     module docstring), nor anything else here holds (``held_epochs``: the running ones and the
-    rows background recovery is about to replay). Returns how many were adopted."""
+    rows background recovery is about to replay). Returns how many were adopted.
+
+    Adopted rows run in the generation read before the first read: if this executor abandons
+    its work meanwhile (membership lost), they are abandoned too and its rejoin recovers them."""
+    generation = executor.generation
     first = _owned_not_running(executor, held_epochs)
     if not first or not owning_writes.wait_settled():
         return 0
@@ -110,7 +114,7 @@ def adopt_orphans(executor: "Executor", owning_writes: OwningWrites, held_epochs
     for row in orphans:
         try:
             # A row this process cannot run keeps its epoch held, so it is not retried each round.
-            recovery.run_assigned(executor, [row])
+            recovery.run_assigned(executor, [row], generation)
         except Exception as exc:  # e.g. the database went away: try again next round
             executor.release_epoch(row["owner_epoch"])
             executor.log.warning("could not adopt workflow", adopted_workflow_id=row["workflow_uuid"], error=str(exc))

@@ -195,10 +195,11 @@ def run_claimed(executor: "Executor", rows: list[dict[str, Any]], generation: in
         _guarded(executor, "claimed", row, functools.partial(_run_claimed_row, generation=generation))
 
 
-def run_assigned(executor: "Executor", rows: list[dict[str, Any]]) -> None:
-    """Run workflows a takeover assigned to this executor (replaying their steps)."""
+def run_assigned(executor: "Executor", rows: list[dict[str, Any]], generation: int | None = None) -> None:
+    """Run workflows a takeover assigned to this executor (replaying their steps), as part of
+    executor ``generation`` (by default the current one): the one they were read in."""
     for row in rows:
-        _guarded(executor, "assigned", row, _run_assigned_row)
+        _guarded(executor, "assigned", row, functools.partial(_run_assigned_row, generation=generation))
 
 
 def _guarded(executor: "Executor", what: str, row: dict[str, Any], run: Any) -> None:
@@ -226,13 +227,13 @@ def _run_claimed_row(executor: "Executor", row: dict[str, Any], generation: int 
     replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"], generation=generation)
 
 
-def _run_assigned_row(executor: "Executor", row: dict[str, Any]) -> None:
+def _run_assigned_row(executor: "Executor", row: dict[str, Any], generation: int | None = None) -> None:
     entry = registry.workflow(row["name"])
     bound = _resolve_bound(entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
         executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
         return
-    replay(executor, row, entry, bound, row["owner_epoch"])
+    replay(executor, row, entry, bound, row["owner_epoch"], generation=generation)
 
 def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""

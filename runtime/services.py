@@ -8,6 +8,7 @@ run workflows here, and reacts when the cluster says this executor lost its memb
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sysdb.logs import get_logger
@@ -73,7 +74,7 @@ class ClusterServices:
             executor.application_version,
             queues=self._queue_specs,
             workflow_names=workflow_names,
-            run_claimed=self._run_claimed,
+            run_claimed=functools.partial(self._run_acquired, "claimed", recovery.run_claimed),
             member_epoch=lambda: self.membership.epoch,
             instances=lambda: sorted(registry.instances),
             capacity=executor.capacity,
@@ -84,8 +85,9 @@ class ClusterServices:
             db,
             executor.executor_id,
             self._held_epochs,
-            functools.partial(recovery.run_assigned, executor),
+            functools.partial(self._run_acquired, "assigned", recovery.run_assigned),
             sweep=functools.partial(ownership.adopt_orphans, executor, self.owning_writes, self._held_epochs),
+            member_epoch=lambda: self.membership.epoch,
         )
         # A statement that succeeded only on a retry may follow a lost reply: sweep for orphans now.
         db.on_retried = self.assignments.wake
@@ -247,26 +249,27 @@ class ClusterServices:
         self.assignments.paused.set()
         self.executor.abandon_all(reason)
 
-    def _run_claimed(self, rows: list[dict[str, Any]]) -> None:
-        """Run what a claim returned, unless the membership it was made under has ended since.
+    def _run_acquired(self, what: str, run: Callable[..., None], rows: list[dict[str, Any]]) -> None:
+        """Run the rows a claim or an assignment poll returned, unless the membership it was
+        made under (each row's ``acquired_member_epoch``) has ended since.
 
-        A claim's reply can arrive long after it committed (the process was paused, the
-        statement was stuck in retries). If this member lost its membership meanwhile, the
-        claimed rows belong to a life of this executor that is over: the rejoin's recovery
-        replays them (by compare-and-set), or a takeover already gave them to someone else.
-        Running them here too would run their steps in two places at once. The generation is
-        read before the check: a loss that lands after the check abandons this very run."""
+        A reply can arrive long after its statement ran (the process was paused, the statement
+        sat in retries). If this member lost its membership meanwhile, the rows belong to a
+        life of this executor that is over: the rejoin's recovery replays them (by
+        compare-and-set), or a takeover already gave them to someone else. Running them here too
+        would run their steps in two places at once. The generation is read before the check:
+        a loss that lands after the check abandons these very runs."""
         generation = self.executor.generation
-        claimed_under = {row["claimed_member_epoch"] for row in rows}
-        if self.heartbeat.lost or claimed_under != {self.membership.epoch}:
+        acquired_under = {row["acquired_member_epoch"] for row in rows}
+        if self.heartbeat.lost or acquired_under != {self.membership.epoch}:
             log.warning(
-                "a claim returned after this member's membership ended: leaving its workflows to recovery",
+                f"{what} workflows arrived after this member's membership ended: leaving them to recovery",
                 workflow_ids=[row["workflow_uuid"] for row in rows],
-                claimed_under=sorted(e for e in claimed_under if e is not None),
+                acquired_under=sorted(e for e in acquired_under if e is not None),
                 member_epoch=self.membership.epoch,
             )
             return
-        recovery.run_claimed(self.executor, rows, generation)
+        run(self.executor, rows, generation)
 
     def _held_epochs(self) -> list[int]:
         """Epochs the assignment poller must not pick up: the workflows running here, and the

@@ -1,4 +1,5 @@
-"""A claim whose reply arrives after the member lost (and regained) its membership runs nothing.
+"""A claim or assignment read whose reply arrives after the member lost (and regained) its
+membership runs nothing.
 
 A claim commits while the member is alive; its reply can come back long after (the process was
 paused, the statement sat in retries). By then the member may have been declared dead, have
@@ -10,6 +11,7 @@ the member has lost and regained its membership, then lets it through.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from runtime import DBOS, Queue
@@ -58,3 +60,81 @@ def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its
     row = db.execute("SELECT status, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = %s",
                      (handle.get_workflow_id(),)).fetchone()
     assert row is not None and row[0] == "SUCCESS"
+
+
+def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_none_of_its_rows(dbos, db):
+    executor = DBOS._instance._executor
+    services = executor.services
+    bodies: list[int] = []
+    seen: dict[str, Any] = {}
+    release = threading.Event()  # holds the first body, so a second could overlap it
+    real_execute = executor.db.execute
+    real_poll = services.assignments.poll_once
+    polled = threading.Event()
+
+    @DBOS.step()
+    def effect(x: int) -> int:
+        ctx = current_workflow()
+        assert ctx is not None
+        bodies.append(ctx.owner_epoch)
+        assert release.wait(30), "the test never released the step"
+        return x + 1
+
+    @DBOS.workflow(name="assigned-late")
+    def assigned(x: int) -> int:
+        return effect(x)
+
+    def read_answered_late(name: str, params: Any = None) -> list[dict[str, Any]]:
+        rows = real_execute(name, params)
+        if name == "list_assigned_not_running" and rows and not seen:
+            seen["member_epoch"] = services.membership.epoch
+            services.heartbeat._lose("test: paused while its assignment read was in flight")
+            # The reply comes back once the member rejoined and its recovery is inside the body.
+            wait_until(lambda: bodies, "the rejoin's recovery to start the step body")
+        return rows
+
+    def poll_then_signal() -> int:
+        try:
+            return real_poll()
+        finally:
+            if seen:
+                polled.set()
+
+    executor.db.execute = read_answered_late  # type: ignore[method-assign]
+    services.assignments.poll_once = poll_then_signal  # type: ignore[method-assign]
+    # What a takeover leaves: a PENDING row of this executor under the epoch the takeover drew.
+    epoch = _seed_assigned(executor, "handed-over", "assigned-late", (1,))
+    services.assignments.wake()
+
+    assert polled.wait(30), "the assignment poller never read the assigned row"
+    release.set()
+    assert wait_until(lambda: _status(db, "handed-over") == "SUCCESS", "the assigned workflow to finish")
+    wait_until(lambda: executor.local_generation("handed-over") is None, "every execution of it to end")
+    assert len(bodies) == 1, bodies
+    assert bodies[0] != epoch  # run by the rejoin's recovery, never from the late read
+
+
+def _seed_assigned(executor: Any, workflow_id: str, name: str, args: tuple[Any, ...]) -> int:
+    from runtime.serialization import SERIALIZATION_FORMAT, serialize_args
+
+    epoch = executor.db.reserve_epoch()
+    executor.db.insert_workflow({
+        "workflow_id": workflow_id, "name": name, "class_name": None, "config_name": None,
+        "authenticated_user": None, "assumed_role": None, "authenticated_roles": None,
+        "application_id": "", "application_name": "pgfleet-test",
+        "inputs": serialize_args(args, {}, workflow_name=name), "parent_workflow_id": None,
+        "serialization": SERIALIZATION_FORMAT, "executor_id": executor.executor_id, "application_version": "",
+        "timeout_ms": None, "deadline_ms": None, "owner_epoch": epoch,
+    })
+    with executor.db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO dbos.pgfleet_takeovers (workflow_uuid, from_executor_id, from_epoch, to_executor_id, to_epoch,"
+            " by_executor_id) VALUES (%s, 'a-dead-peer', 1, %s, %s, 'the-leader')",
+            (workflow_id, executor.executor_id, epoch),
+        )
+    return epoch
+
+
+def _status(db: Any, workflow_id: str) -> str | None:
+    row = db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", (workflow_id,)).fetchone()
+    return None if row is None else row[0]

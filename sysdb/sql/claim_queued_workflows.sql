@@ -78,4 +78,4 @@ RETURNING w.workflow_uuid, w.owner_epoch, w.recovery_attempts, w.name, w.class_n
           -- a re-claimed or resumed workflow has recorded steps to replay; a fresh one has none
           EXISTS (SELECT 1 FROM dbos.operation_outputs o WHERE o.workflow_uuid = w.workflow_uuid) AS has_steps,
           -- the membership the claim was made under: its reply may arrive after that ended
-          %(member_epoch)s::bigint AS claimed_member_epoch
+          %(member_epoch)s::bigint AS acquired_member_epoch
