@@ -124,13 +124,16 @@ class DBOS(metaclass=_DBOSMeta):
 
         All or nothing: a launch that fails stops whatever it started (threads, connections,
         membership) before raising, so it can simply be called again. Launching an instance that
-        is already launched is an error."""
+        is already launched changes nothing and says so in a warning, as DBOS does."""
         with cls._lock:
             instance = cls._instance
             if instance is None:
                 raise DBOSException("create DBOS(config=...) before calling DBOS.launch()")
             if instance._executor is not None:
-                raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() before launching again")
+                # DBOS's own words and behaviour (apps that launch from several entry points
+                # rely on it); not silent, so a mistaken second launch shows in the logs.
+                logs.logger.warning("DBOS was already launched")
+                return
             logs.configure_level(instance.config.log_level)
             executor = Executor(instance.config)
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import pickle
 import subprocess
@@ -27,7 +28,6 @@ import sysdb.listing
 from conftest import wait_until
 from faults.rows import GARBAGE_INPUTS, make_pending_here, vanishing_value
 from runtime import DBOS, DBOSClient, Queue
-from runtime.errors import DBOSException
 from runtime.serialization import deserialize_exception, serialize_exception
 
 EXECUTOR = "bad-rows"
@@ -154,7 +154,7 @@ def _connections(db) -> int:
     ).fetchone()[0]
 
 
-def test_a_failed_launch_stops_what_it_started_and_launch_can_be_retried(sys_url, db, fresh):
+def test_a_failed_launch_stops_what_it_started_and_launch_can_be_retried(sys_url, db, fresh, caplog):
     @DBOS.scheduled("0 0 1 1 *")
     @DBOS.workflow(name="yearly")
     def yearly(scheduled_time, actual_time):
@@ -173,8 +173,11 @@ def test_a_failed_launch_stops_what_it_started_and_launch_can_be_retried(sys_url
     db.execute("ALTER TABLE dbos.pgfleet_schedules_away RENAME TO pgfleet_schedules")
     DBOS.launch()  # the same instance launches once the fault is gone
     assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id = %s", (EXECUTOR,)).fetchone()[0] == "active"
-    with pytest.raises(DBOSException, match="already launched"):
-        DBOS.launch()  # a second launch is not a silent no-op
+    executor = DBOS._instance._executor
+    with caplog.at_level(logging.WARNING, logger="dbos"):
+        DBOS.launch()  # a second launch is not a silent no-op: it warns, as DBOS does
+    assert "DBOS was already launched" in caplog.text
+    assert DBOS._instance._executor is executor  # and changes nothing
 
 
 def test_destroy_never_rejoins_to_take_back_what_it_handed_over(sys_url, db, fresh):
