@@ -130,6 +130,18 @@ def dbos(sys_url: str) -> Iterator[type]:
     DBOS.destroy(destroy_registry=True)
 
 
+@pytest.fixture
+def ledger(db: psycopg.Connection) -> psycopg.Connection:
+    """A side-effect ledger in the test's database: step bodies of worker apps insert a row as
+    they start (workflow, step, executor, epoch, pid, database time), so a failover test checks
+    what actually ran, not only what pgfleet recorded."""
+    db.execute(
+        "CREATE TABLE public.side_effects (id bigserial, workflow_id text, function_id int, executor_id text, "
+        "owner_epoch bigint, pid int, at timestamptz default clock_timestamp())"
+    )
+    return db
+
+
 def run_app(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``tests/apps/<script>`` in a new process with the repo importable."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}

@@ -24,15 +24,6 @@ ENV = {"PGFLEET_HEARTBEAT": str(HEARTBEAT), "PGFLEET_MEMBER_TIMEOUT": str(MEMBER
 STEPS = 6
 
 
-@pytest.fixture
-def ledger(db):
-    db.execute(
-        "CREATE TABLE public.side_effects (id bigserial, workflow_id text, function_id int, executor_id text, "
-        "owner_epoch bigint, pid int, at timestamptz default clock_timestamp())"
-    )
-    return db
-
-
 class Fleet:
     """Worker processes of tests/apps/cluster_worker.py, killed for sure at the end."""
 

@@ -28,7 +28,8 @@ from psycopg.conninfo import make_conninfo
 
 from cluster.membership import Heartbeat, MemberInfo, Membership
 from conftest import run_app, wait_until
-from faults.pause import PAUSE_ENV, wait_for_lock_waiter, wait_stopped
+from faults.locks import wait_for_lock_wait
+from faults.pause import PAUSE_ENV, wait_stopped
 from runtime import DBOS, DBOSWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SetWorkflowTimeout
 from sysdb import SystemDatabase
 from test_fencing import take_over
@@ -86,7 +87,7 @@ def test_a_slow_heartbeat_reply_extends_the_lease_only_from_when_it_was_sent(mem
         result: list[bool] = []
         beat = threading.Thread(target=lambda: result.append(heartbeat.beat_once()))
         beat.start()
-        wait_for_lock_waiter(db)
+        wait_for_lock_wait(db.info.dsn)
         clock.now += heartbeat.fence_after_sec + 0.5  # the reply comes back this much later
         lock.commit()
         beat.join(10)
@@ -99,15 +100,6 @@ def test_a_slow_heartbeat_reply_extends_the_lease_only_from_when_it_was_sent(mem
 
 
 # -- a worker process paused between two steps ---------------------------------------------------
-
-
-@pytest.fixture
-def ledger(db):
-    db.execute(
-        "CREATE TABLE public.side_effects (id bigserial, workflow_id text, function_id int, executor_id text, "
-        "owner_epoch bigint, pid int, at timestamptz default clock_timestamp())"
-    )
-    return db
 
 
 class Worker:
@@ -286,7 +278,7 @@ def test_a_fork_inside_a_workflow_taken_over_meanwhile_commits_only_with_its_che
         # Hold the original's row, so the fork statement waits right in its window...
         lock.execute("SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = 'fork-target' FOR UPDATE")
         outcome = run_in_thread(forker, "forker")
-        wait_for_lock_waiter(db)
+        wait_for_lock_wait(db.info.dsn)
         # ...and take the workflow over meanwhile. The takeover either commits at once (then
         # the fork must not) or waits for the fork's transaction (then the fork is recorded).
         taker = threading.Thread(target=lambda: take_over(psycopg.connect(db.info.dsn, autocommit=True), "forker"))

@@ -1,11 +1,9 @@
-"""Pausing a process at a known point, and finding a statement that waits on a lock.
+"""Pausing a process at a known point (a statement that waits on a lock: ``faults.locks``).
 
 - :func:`pause_here`, called by an app under test at a named point: the first time the point is
   reached in a process whose ``PGFLEET_PAUSE_AT`` names it, the process stops itself (SIGSTOP),
   exactly there (e.g. between two steps of a workflow), until the test sends SIGCONT.
 - :func:`wait_stopped`: the test's side, until ``/proc/<pid>/stat`` says the process is stopped.
-- :func:`wait_for_lock_waiter`: until a backend of the connection's database waits on a lock
-  (a statement held at the point where a test holds a row lock).
 
 Real processes and real signals: nothing here changes what the code under test does, it only
 chooses when it is frozen.
@@ -17,9 +15,8 @@ import os
 import signal
 import threading
 import time
-from typing import Any
 
-__all__ = ["PAUSE_ENV", "pause_here", "wait_stopped", "wait_for_lock_waiter"]
+__all__ = ["PAUSE_ENV", "pause_here", "wait_stopped"]
 
 PAUSE_ENV = "PGFLEET_PAUSE_AT"
 _reached: set[str] = set()
@@ -52,16 +49,4 @@ def wait_stopped(pid: int, timeout: float = 30.0) -> None:
     while _state(pid) not in ("T", "t"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"process {pid} did not stop within {timeout}s")
-        time.sleep(0.01)
-
-
-def wait_for_lock_waiter(conn: Any, timeout: float = 30.0) -> None:
-    """Wait until some backend of ``conn``'s database (other than ``conn``) waits on a lock."""
-    deadline = time.monotonic() + timeout
-    while not conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-    ).fetchone()[0]:
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"no statement waited on a lock within {timeout}s")
         time.sleep(0.01)
