@@ -80,6 +80,12 @@ def recover_rows(
         if generation is not None:
             running.append(row)  # an abandoned execution still runs: wait for it to stop
             continue
+        if row["owner_epoch"] in executor.running_epochs():
+            # Held here with no execution yet: a start, claim or adoption whose row committed
+            # and whose thread is not up. Look again once it runs (then it is skipped above)
+            # or has stopped.
+            running.append(row)
+            continue
         try:
             if recover_workflow(executor, workflow_id, executor.executor_id, row["owner_epoch"]) is not None:
                 recovered += 1

@@ -138,3 +138,35 @@ def _seed_assigned(executor: Any, workflow_id: str, name: str, args: tuple[Any, 
 def _status(db: Any, workflow_id: str) -> str | None:
     row = db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", (workflow_id,)).fetchone()
     return None if row is None else row[0]
+
+
+def test_a_rejoin_leaves_a_row_whose_start_is_in_flight_here_until_it_runs(dbos, db):
+    """A direct start holds its epoch from before its insert until its thread ends. A rejoin
+    that lists the row in between (committed, thread not up yet) must not replay it beside the
+    start; here the start is held in that window by keeping its epoch held with no thread."""
+    executor = DBOS._instance._executor
+    services = executor.services
+    bodies: list[int] = []
+
+    @DBOS.step()
+    def effect(x: int) -> int:
+        ctx = current_workflow()
+        assert ctx is not None
+        bodies.append(ctx.owner_epoch)
+        return x
+
+    @DBOS.workflow(name="in-flight")
+    def in_flight(x: int) -> int:
+        return effect(x)
+
+    epoch = _seed_assigned(executor, "starting", "in-flight", (7,))
+    executor.hold_epoch(epoch)  # the start's token: its insert committed, its thread not up
+    member_epoch = services.membership.epoch
+    services.heartbeat._lose("test: a rejoin while a start is in flight")
+    wait_until(lambda: not services.heartbeat.lost and services.membership.epoch != member_epoch,
+               "the member to rejoin under a new epoch")
+    wait_until(lambda: services.recoverer.pending_epochs() == [epoch], "the rejoin to list the row and hold it back")
+    assert _status(db, "starting") == "PENDING" and bodies == []
+    executor.release_epoch(epoch)  # the start gave up (or finished): now recovery may take it
+    assert wait_until(lambda: _status(db, "starting") == "SUCCESS", "the recovered workflow to finish")
+    assert len(bodies) == 1 and bodies[0] != epoch
