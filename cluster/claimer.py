@@ -17,13 +17,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import ContextManager
 from dataclasses import dataclass
-
-from sysdb.logs import get_logger
+from typing import ContextManager
 
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
+from sysdb.logs import get_logger
 
 from .service import BackgroundService
 

@@ -16,9 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sysdb.logs import get_logger
-
 from sysdb import SystemDatabase
+from sysdb.logs import get_logger
 from sysdb.session import DedicatedSession
 
 from .service import BackgroundService

@@ -20,8 +20,8 @@ from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .executor import await_outcome
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .queues import INTERNAL_QUEUE_NAME
 from .messages import NULL_TOPIC
+from .queues import INTERNAL_QUEUE_NAME
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows

@@ -24,8 +24,8 @@ __all__ = ["enqueue_workflow"]
 
 
 def enqueue_workflow(
-    executor: "Executor", queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> "WorkflowHandle[Any]":
+    executor: Executor, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandle[Any]:
     """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
     parent = current_workflow()
     if parent is not None and parent.in_step:

@@ -19,7 +19,7 @@ R = TypeVar("R")
 class WorkflowHandle(Generic[R]):
     """Returned by ``DBOS.start_workflow``, ``Queue.enqueue`` and ``DBOS.retrieve_workflow``."""
 
-    def __init__(self, executor: "Executor", workflow_id: str) -> None:
+    def __init__(self, executor: Executor, workflow_id: str) -> None:
         self._executor = executor
         self.workflow_id = workflow_id
 

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from .logs import get_logger
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
@@ -41,6 +40,7 @@ from .errors import (
     OwnershipLostError,
 )
 from .links import SessionTimeouts, dead_link_settings
+from .logs import get_logger
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .statements import statement
 from .urls import describe_url
@@ -210,7 +210,7 @@ class SystemDatabase:
         if self.timeouts.enabled():
             conn.execute(statement("set_session_timeouts"), self.timeouts.params())
 
-    def listen(self, *channels: str) -> "NotificationConnection":
+    def listen(self, *channels: str) -> NotificationConnection:
         """A new dedicated connection subscribed to ``channels``."""
         from .listener import NotificationConnection
 

@@ -44,13 +44,15 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
-from .logs import get_logger
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from .logs import get_logger
 
 log = get_logger(__name__)
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
-from .logs import get_logger
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import SchemaTooNewError
+from .logs import get_logger
 
 __all__ = ["Migration", "MIGRATIONS", "LATEST_VERSION", "migrate", "ensure_database_exists", "ensure_application_schema"]
 

@@ -321,7 +321,7 @@ class StatementCountingProxy:
         self._by_text: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._accept_loop, name="qbench-proxy", daemon=True)
 
-    def start(self) -> "StatementCountingProxy":
+    def start(self) -> StatementCountingProxy:
         self._thread.start()
         return self
 
@@ -769,7 +769,7 @@ class _PgStatStatements:
         self.url = url
 
     @classmethod
-    def attach(cls, url: str) -> "_PgStatStatements | None":
+    def attach(cls, url: str) -> _PgStatStatements | None:
         import psycopg
 
         try:
