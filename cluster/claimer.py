@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ContextManager
 
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
@@ -74,7 +73,7 @@ class QueueClaimer(BackgroundService):
         instances: Callable[[], list[tuple[str, str]]] = lambda: [],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
-        track: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+        track: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         super().__init__("pgfleet-claimer", self.PAUSED_WAIT_SEC)
         self._db = db
