@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from tenacity import (
     RetryCallState,
@@ -53,6 +53,8 @@ __all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CH
 log = get_logger("pgfleet.sysdb")
 
 Row = dict[str, Any]
+# Every connection pgfleet opens to the system database returns rows as dicts (dict_row).
+DictConnection = psycopg.Connection[DictRow]
 T = TypeVar("T")
 
 # DBOS's channel for new messages (notifications_function fires it), and ours for events.
@@ -142,7 +144,7 @@ class SystemDatabase:
             "prepare_threshold": 5 if prepare_statements else None,
             **dead_link_settings(dead_link_timeout_sec),
         }
-        self._pool = ConnectionPool(
+        self._pool: ConnectionPool[DictConnection] = ConnectionPool(
             url,
             min_size=min(2, pool_size),
             max_size=pool_size,
@@ -192,7 +194,7 @@ class SystemDatabase:
         """Close every pooled connection."""
         self._pool.close()
 
-    def connect(self, *, bounded: bool = True, **overrides: Any) -> psycopg.Connection:
+    def connect(self, *, bounded: bool = True, **overrides: Any) -> DictConnection:
         """A new dedicated connection (not from the pool), for listeners, locks and heartbeats;
         with the session timeouts of pooled ones unless ``bounded`` is False."""
         kwargs = {**self._connect_kwargs, **overrides}
@@ -205,7 +207,7 @@ class SystemDatabase:
                 raise
         return conn
 
-    def _bound_session(self, conn: psycopg.Connection) -> None:
+    def _bound_session(self, conn: DictConnection) -> None:
         # Once per new connection (the pool's configure hook), not per statement.
         if self.timeouts.enabled():
             conn.execute(statement("set_session_timeouts"), self.timeouts.params())
@@ -270,7 +272,7 @@ class SystemDatabase:
         return self._with_retries(run)
 
     @staticmethod
-    def execute_on(conn: psycopg.Connection, name: str, params: Mapping[str, Any]) -> list[Row]:
+    def execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run a named statement on a connection the caller holds (inside its transaction)."""
         cur = conn.execute(statement(name), params)
         return cur.fetchall() if cur.description else []
@@ -290,7 +292,7 @@ class SystemDatabase:
 
         return self._with_retries(run)
 
-    def query(self, query: sql.Composable, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
+    def query(self, query: sql.Composed, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
         """Run a composed (still parameterised) query with retries; for filtered listings."""
 
         def run() -> list[Row]:
@@ -300,7 +302,7 @@ class SystemDatabase:
         return self._with_retries(run)
 
     @contextmanager
-    def transaction(self, isolation_level: str | None = None) -> Iterator[psycopg.Connection]:
+    def transaction(self, isolation_level: str | None = None) -> Iterator[DictConnection]:
         """A pooled connection inside one transaction (``@DBOS.transaction`` bodies)."""
         with self._pool.connection() as conn:
             with conn.transaction():
@@ -394,7 +396,7 @@ class SystemDatabase:
         return self.execute("list_workflow_steps", {"workflow_id": workflow_id})
 
     def _ownership_lost(
-        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: psycopg.Connection | None = None
+        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: DictConnection | None = None
     ) -> OwnershipLostError:
         # Inside a transaction, read on the connection already held: a second checkout from the
         # pool while holding one deadlocks a pool that a burst of fenced writes has exhausted.
@@ -426,7 +428,7 @@ class SystemDatabase:
         started_at_ms: int,
         child_workflow_id: str | None = None,
         completed_at_ms: int | None = None,
-        connection: psycopg.Connection | None = None,
+        connection: DictConnection | None = None,
     ) -> None:
         """Checkpoint one step in one fenced round trip.
 
@@ -534,7 +536,7 @@ class SystemDatabase:
             raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
 
     @contextmanager
-    def holding_ownership(self, workflow_id: str, executor_id: str, owner_epoch: int) -> Iterator[psycopg.Connection]:
+    def holding_ownership(self, workflow_id: str, executor_id: str, owner_epoch: int) -> Iterator[DictConnection]:
         """A transaction that holds the workflow's status row FOR SHARE while this owner and
         epoch hold it: no takeover or cancel can commit until it ends. Yields its connection
         (write the step's checkpoint on it, so it commits as the lock is released). Raises

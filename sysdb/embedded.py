@@ -137,7 +137,7 @@ class EmbeddedPostgres:
             if not self.data_dir.exists():
                 self._initdb(user)
                 initialised = True
-            config_changed = self._write_config(user, self._port(allocate=True))
+            config_changed = self._write_config(user, self._allocated_port())
             if self._running_pid() is not None:
                 if config_changed:
                     # Only durability settings can differ here; all are reloadable.
@@ -333,15 +333,19 @@ class EmbeddedPostgres:
 
     # ---------------------------------------------------------------- helpers
 
-    def _port(self, *, allocate: bool = False) -> int | None:
-        """The persisted TCP port; with allocate=True pick and persist one if none yet."""
+    def _port(self) -> int | None:
+        """The persisted TCP port, if one was picked."""
         try:
             return int(self.port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
-            if not allocate:
-                return None
-        port = _free_port()
-        self.port_file.write_text(f"{port}\n")
+            return None
+
+    def _allocated_port(self) -> int:
+        """The persisted TCP port; pick and persist one if none yet."""
+        port = self._port()
+        if port is None:
+            port = _free_port()
+            self.port_file.write_text(f"{port}\n")
         return port
 
     def _running_pid(self) -> int | None:
