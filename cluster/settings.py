@@ -193,10 +193,10 @@ def _typed(key: str, value: Any, origin: str, text: bool = False) -> Any:
             raise SettingsError(f"{origin}: 'workers' must be at least 1, got {workers}")
         return workers
     if key in ("app", "name"):
-        text = _as_str(key, value, origin)
-        if key == "name" and any(c.isspace() for c in text):
-            raise SettingsError(f"{origin}: 'name' (the node name) must not contain whitespace, got {text!r}")
-        return text
+        string = _as_str(key, value, origin)
+        if key == "name" and any(c.isspace() for c in string):
+            raise SettingsError(f"{origin}: 'name' (the node name) must not contain whitespace, got {string!r}")
+        return string
     if key == "queues":
         return _as_queues(value, origin)
     if key in ("grace", "boot_deadline"):
