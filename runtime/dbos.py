@@ -98,6 +98,9 @@ class DBOS(metaclass=_DBOSMeta):
 
     _instance: DBOS | None = None
     _lock = threading.RLock()
+    # Per-instance state, assigned in __new__ (declared here so that type checkers see it).
+    _resolved: ResolvedConfig
+    _executor: Executor | None
 
     def __new__(cls, *, config: DBOSConfig) -> DBOS:
         with cls._lock:

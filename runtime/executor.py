@@ -516,7 +516,7 @@ class Executor:
 
     def _start_thread(self, job: tuple[Any, ...], *, counted: bool) -> None:
         def target() -> None:
-            current = job
+            current: tuple[Any, ...] | None = job
             try:
                 while current is not None:
                     try:
