@@ -106,7 +106,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     )
 
 
-class StepOutput(dict):
+class StepOutput(dict[str, Any]):
     """A recorded step (``operation_outputs`` row) as a dict with attribute-free access."""
 
 
@@ -374,9 +374,11 @@ class SystemDatabase:
         run, attempts = self._attempts(lambda: self.execute_once("insert_workflow", values))
         rows = self._with_retries(run)
         if rows:
-            return rows[0]["owner_epoch"]
+            inserted_epoch: int = rows[0]["owner_epoch"]  # typed: rows and params are Any-valued
+            return inserted_epoch
         if attempts() > 1 and self._is_own_row(params["workflow_id"], params["executor_id"], params["owner_epoch"]):
-            return params["owner_epoch"]
+            own_epoch: int = params["owner_epoch"]
+            return own_epoch
         return None
 
     def get_workflow_status(self, workflow_id: str) -> Row | None:
@@ -493,13 +495,15 @@ class SystemDatabase:
             if attempts() > 1 and exc.diag.constraint_name == STEP_KEY_CONSTRAINT and self._is_own_row(
                 params["workflow_id"], params["executor_id"], params["owner_epoch"]
             ):
-                return params["owner_epoch"]
+                own_epoch: int = params["owner_epoch"]  # typed: rows and params are Any-valued
+                return own_epoch
             raise
         if not rows or rows[0]["parent_owned"] == 0:
             raise self._ownership_lost(
                 params["parent_workflow_id"], params["executor_id"], params["parent_owner_epoch"]
             )
-        return rows[0]["child_epoch"]
+        child_epoch: int = rows[0]["child_epoch"]
+        return child_epoch
 
     def finish_workflow(
         self,
