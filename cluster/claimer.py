@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
@@ -67,7 +68,7 @@ class QueueClaimer(BackgroundService):
         application_version: str,
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
-        run_claimed: Callable[[list[dict]], None],
+        run_claimed: Callable[[list[dict[str, Any]]], None],
         *,
         member_epoch: Callable[[], int | None],
         instances: Callable[[], list[tuple[str, str]]] = lambda: [],

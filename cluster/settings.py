@@ -114,7 +114,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(f"config file {str(path)!r} does not exist") from None
     except IsADirectoryError:

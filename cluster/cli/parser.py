@@ -66,7 +66,8 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _subparser(commands: Any, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
-    return commands.add_parser(name, help=summary, description=description or summary, formatter_class=_Formatter)
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=description or summary, formatter_class=_Formatter)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
