@@ -234,8 +234,8 @@ class DBOS(metaclass=_DBOSMeta):
                 bound, rest = _split_bound(entry, args)
                 return executor.start(entry, bound, rest, kwargs, background=False)
 
-            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
+            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 
@@ -281,8 +281,8 @@ class DBOS(metaclass=_DBOSMeta):
                     return func(*args, **kwargs)
                 return run_step(cls._executor_or_raise(f"step {entry.name!r}"), entry, args, kwargs)
 
-            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
+            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 
@@ -313,7 +313,7 @@ class DBOS(metaclass=_DBOSMeta):
                 executor = cls._executor_or_raise(f"transaction {entry.name!r}")
                 return run_transaction(executor, entry, level, args, kwargs)
 
-            return wrapper  # type: ignore[return-value]
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 

@@ -378,7 +378,7 @@ class Executor:
         if replayed_child is not None:  # replay: an earlier execution started this child
             if background:
                 return WorkflowHandle(self, replayed_child)
-            return self.child_result(parent, replayed_child)  # type: ignore[arg-type]
+            return self.child_result(parent, replayed_child)  # type: ignore[arg-type]  # a replayed child implies a parent
 
         timeout_ms, deadline_ms = _timeout(options, parent, self.db.clock.now_ms)
         params, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
