@@ -12,9 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sysdb.logs import get_logger
-
 from sysdb import SystemDatabase
+from sysdb.logs import get_logger
 
 from .service import BackgroundService
 

@@ -17,13 +17,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import ContextManager
 from dataclasses import dataclass
-
-from sysdb.logs import get_logger
+from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.listener import NotificationConnection
+from sysdb.logs import get_logger
 
 from .service import BackgroundService
 
@@ -69,13 +68,13 @@ class QueueClaimer(BackgroundService):
         application_version: str,
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
-        run_claimed: Callable[[list[dict]], None],
+        run_claimed: Callable[[list[dict[str, Any]]], None],
         *,
         member_epoch: Callable[[], int | None],
         instances: Callable[[], list[tuple[str, str]]] = lambda: [],
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
-        track: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+        track: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         super().__init__("pgfleet-claimer", self.PAUSED_WAIT_SEC)
         self._db = db

@@ -16,9 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sysdb.logs import get_logger
-
 from sysdb import SystemDatabase
+from sysdb.logs import get_logger
 from sysdb.session import DedicatedSession
 
 from .service import BackgroundService
@@ -110,9 +109,10 @@ class LeaderElector(BackgroundService):
             self.term, self._trusted_until, self._has_lock = None, 0.0, False
             self._session.close()  # the lock goes with the session
             return
-        if self.is_leader:
+        term = self.term
+        if term is not None and self.is_leader:  # is_leader implies a term; this says so to mypy
             try:
-                self._on_tick(self.term)  # type: ignore[arg-type]
+                self._on_tick(term)
             except Exception as exc:  # a failed duty is retried next tick; the lease decides leadership
                 log.warning("leader duty failed", error=str(exc), term=self.term)
 

@@ -23,12 +23,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
-
-from sysdb.logs import get_logger
+from typing import Any
 
 from sysdb import SystemDatabase
+from sysdb.logs import get_logger
 from sysdb.session import DedicatedSession
 
 from .service import BackgroundService

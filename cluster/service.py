@@ -86,7 +86,7 @@ class BackgroundService:
             wait = self.run_once()
         except Exception as exc:
             self.failures += 1
-            backoff = min(self.MAX_BACKOFF_SEC, self.FIRST_BACKOFF_SEC * 2 ** (self.failures - 1))
+            backoff: float = min(self.MAX_BACKOFF_SEC, self.FIRST_BACKOFF_SEC * 2 ** (self.failures - 1))
             log.exception("background pass failed; backing off", service=self.name, error=str(exc),
                           failures=self.failures, backoff_sec=backoff, took_sec=round(time.monotonic() - started, 3))
             return max(backoff, min(self.interval_sec, self.MAX_BACKOFF_SEC))

@@ -114,7 +114,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(f"config file {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -193,10 +193,10 @@ def _typed(key: str, value: Any, origin: str, text: bool = False) -> Any:
             raise SettingsError(f"{origin}: 'workers' must be at least 1, got {workers}")
         return workers
     if key in ("app", "name"):
-        text = _as_str(key, value, origin)
-        if key == "name" and any(c.isspace() for c in text):
-            raise SettingsError(f"{origin}: 'name' (the node name) must not contain whitespace, got {text!r}")
-        return text
+        string = _as_str(key, value, origin)
+        if key == "name" and any(c.isspace() for c in string):
+            raise SettingsError(f"{origin}: 'name' (the node name) must not contain whitespace, got {string!r}")
+        return string
     if key == "queues":
         return _as_queues(value, origin)
     if key in ("grace", "boot_deadline"):

@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sysdb.logs import get_logger
-
 from sysdb import SystemDatabase, now_ms
+from sysdb.logs import get_logger
 
 from .assignments import ASSIGNMENT_PAYLOAD_PREFIX
 from .claimer import QUEUE_CHANNEL

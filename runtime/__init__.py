@@ -12,12 +12,12 @@ from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
+    DBOSBaseException,
     DBOSConfigError,
     DBOSConflictingRegistrationError,
     DBOSConflictingWorkflowError,
     DBOSDatabaseUnavailableError,
     DBOSDeadLetterQueueError,
-    DBOSBaseException,
     DBOSException,
     DBOSInvalidInputError,
     DBOSMaxRecoveryAttemptsExceededError,

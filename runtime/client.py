@@ -20,8 +20,8 @@ from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .executor import await_outcome
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .queues import INTERNAL_QUEUE_NAME
 from .messages import NULL_TOPIC
+from .queues import INTERNAL_QUEUE_NAME
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows
@@ -88,7 +88,7 @@ class DBOSClient:
         self._application_name = application_name
         self._stop = threading.Event()
 
-    # The handle's view of its source of results (an Executor offers the same three).
+    # The handle's view of its source of results (handles.ResultSource; an Executor offers the same).
     @property
     def db(self) -> SystemDatabase:
         return self._db
@@ -147,7 +147,7 @@ class DBOSClient:
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
         self._db.notify(QUEUE_CHANNEL, options["queue_name"])
-        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+        return WorkflowHandle(self, workflow_id)
 
     async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
         import asyncio
@@ -158,7 +158,7 @@ class DBOSClient:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
         if existing_workflow and self._db.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
-        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+        return WorkflowHandle(self, workflow_id)
 
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         return list_workflows(self._db, **filters)
@@ -182,11 +182,11 @@ class DBOSClient:
         if not rows and self._db.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         self._db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
-        return WorkflowHandle(self, workflow_id)  # type: ignore[arg-type]
+        return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
         """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
-        return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))  # type: ignore[arg-type]
+        return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))
 
     def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
         """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""

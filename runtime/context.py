@@ -167,7 +167,7 @@ class _OptionsBlock:
         self._changes = changes
         self._token: contextvars.Token[StartOptions | None] | None = None
 
-    def __enter__(self) -> "_OptionsBlock":
+    def __enter__(self) -> _OptionsBlock:
         base = _options.get() or StartOptions()
         self._token = _options.set(StartOptions(**{**base.__dict__, **self._changes}))
         return self

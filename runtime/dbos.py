@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from . import logs, messages, recovery, scheduler, streams
-from .enqueue import enqueue_workflow
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow, sql_session, take_start_options
+from .enqueue import enqueue_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError, DBOSWorkflowCancelledError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .queues import Queue, queue_registry
 from .registry import (
     CLASS_METHOD,
     INSTANCE_METHOD,
@@ -31,9 +32,8 @@ from .registry import (
     RegisteredWorkflow,
     registry,
 )
-from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .services import ClusterServices
-from .queues import Queue, queue_registry
+from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .steps import durable_sleep, run_step, run_transaction
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow, run_resumed, wake_forked
 
@@ -96,10 +96,13 @@ class _DBOSMeta(type):
 class DBOS(metaclass=_DBOSMeta):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact)."""
 
-    _instance: "DBOS | None" = None
+    _instance: DBOS | None = None
     _lock = threading.RLock()
+    # Per-instance state, assigned in __new__ (declared here so that type checkers see it).
+    _resolved: ResolvedConfig
+    _executor: Executor | None
 
-    def __new__(cls, *, config: DBOSConfig) -> "DBOS":
+    def __new__(cls, *, config: DBOSConfig) -> DBOS:
         with cls._lock:
             current = cls._instance
             if current is not None and current._executor is not None:
@@ -144,7 +147,7 @@ class DBOS(metaclass=_DBOSMeta):
                 raise
 
     @classmethod
-    def _launch(cls, instance: "DBOS", executor: Executor) -> None:
+    def _launch(cls, instance: DBOS, executor: Executor) -> None:
         executor.launch()
         services = ClusterServices(executor)
         services.register()
@@ -177,7 +180,7 @@ class DBOS(metaclass=_DBOSMeta):
                 scheduler.schedules.clear()
 
     @classmethod
-    def _instance_or_raise(cls, what: str) -> "DBOS":
+    def _instance_or_raise(cls, what: str) -> DBOS:
         instance = cls._instance
         if instance is None:
             raise DBOSNotLaunchedError(what)
@@ -231,8 +234,8 @@ class DBOS(metaclass=_DBOSMeta):
                 bound, rest = _split_bound(entry, args)
                 return executor.start(entry, bound, rest, kwargs, background=False)
 
-            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
+            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 
@@ -278,8 +281,8 @@ class DBOS(metaclass=_DBOSMeta):
                     return func(*args, **kwargs)
                 return run_step(cls._executor_or_raise(f"step {entry.name!r}"), entry, args, kwargs)
 
-            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
+            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 
@@ -310,7 +313,7 @@ class DBOS(metaclass=_DBOSMeta):
                 executor = cls._executor_or_raise(f"transaction {entry.name!r}")
                 return run_transaction(executor, entry, level, args, kwargs)
 
-            return wrapper  # type: ignore[return-value]
+            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
         return decorator
 

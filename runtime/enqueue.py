@@ -24,8 +24,8 @@ __all__ = ["enqueue_workflow"]
 
 
 def enqueue_workflow(
-    executor: "Executor", queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> "WorkflowHandle[Any]":
+    executor: Executor, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> WorkflowHandle[Any]:
     """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
     parent = current_workflow()
     if parent is not None and parent.in_step:
@@ -68,7 +68,7 @@ def enqueue_workflow(
         delay_until_ms=executor.db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
     )
     parent_step = None
-    if parent is not None:
+    if parent is not None and function_id is not None:  # a start inside a workflow has a position
         parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
     try:
         with executor.fenced_write(parent) if parent is not None else contextlib.nullcontext():

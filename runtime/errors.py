@@ -94,7 +94,7 @@ class DBOSNonExistentWorkflowError(DBOSException):
         super().__init__(f"workflow {workflow_id!r} does not exist", workflow_id)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1])
 
 
@@ -106,7 +106,7 @@ class DBOSConflictingWorkflowError(DBOSException):
         super().__init__(f"conflicting workflow id {workflow_id!r}: {message}", workflow_id, message)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1], args[2])
 
 
@@ -128,7 +128,7 @@ class DBOSWorkflowFunctionNotFoundError(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1], args[2])
 
 
@@ -152,7 +152,7 @@ class DBOSUnexpectedStepError(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(*args[1:])
 
 
@@ -172,7 +172,7 @@ class DBOSMaxStepRetriesExceeded(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(*args[1:])
 
 
@@ -190,7 +190,7 @@ class DBOSMaxRecoveryAttemptsExceededError(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1], args[2])
 
 
@@ -214,7 +214,7 @@ class DBOSQueueDeduplicatedError(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(*args[1:])
 
 
@@ -230,7 +230,7 @@ class DBOSAwaitedWorkflowCancelledError(DBOSException):
         super().__init__(f"awaited workflow {workflow_id!r} was cancelled", workflow_id)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1])
 
 
@@ -243,7 +243,7 @@ class DBOSWorkflowFencedError(DBOSBaseException):
         super().__init__(f"workflow {workflow_id!r} stopped: {detail}", workflow_id, detail)
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSWorkflowFencedError":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSWorkflowFencedError:
         return cls(args[1], args[2])
 
 
@@ -261,5 +261,5 @@ class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(DBOSException):
         )
 
     @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> "DBOSException":
+    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
         return cls(args[1])

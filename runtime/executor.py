@@ -25,9 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
+
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
 from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, InvalidDatabaseUrlError, SchemaTooNewError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from . import logs, metrics
 from .config import ResolvedConfig, connection_bounds
@@ -377,7 +378,7 @@ class Executor:
         if replayed_child is not None:  # replay: an earlier execution started this child
             if background:
                 return WorkflowHandle(self, replayed_child)
-            return self.child_result(parent, replayed_child)  # type: ignore[arg-type]
+            return self.child_result(parent, replayed_child)  # type: ignore[arg-type]  # a replayed child implies a parent
 
         timeout_ms, deadline_ms = _timeout(options, parent, self.db.clock.now_ms)
         params, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
@@ -515,7 +516,7 @@ class Executor:
 
     def _start_thread(self, job: tuple[Any, ...], *, counted: bool) -> None:
         def target() -> None:
-            current = job
+            current: tuple[Any, ...] | None = job
             try:
                 while current is not None:
                     try:

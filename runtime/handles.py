@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .context import current_workflow
 from .errors import DBOSNonExistentWorkflowError
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
-    from .executor import Executor
+    from sysdb import SystemDatabase
+
+    from .context import WorkflowContext
 
 __all__ = ["WorkflowHandle", "WorkflowHandleAsync"]
 
 R = TypeVar("R")
 
 
+class ResultSource(Protocol):
+    """What a handle reads its workflow through: an Executor, or a DBOSClient (no workflows of
+    its own, so it records nothing and waits by polling)."""
+
+    @property
+    def db(self) -> SystemDatabase: ...
+
+    def recorded_call(self, function_name: str, thunk: Callable[[], Any]) -> Any: ...
+
+    def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any: ...
+
+    def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any: ...
+
+
 class WorkflowHandle(Generic[R]):
     """Returned by ``DBOS.start_workflow``, ``Queue.enqueue`` and ``DBOS.retrieve_workflow``."""
 
-    def __init__(self, executor: "Executor", workflow_id: str) -> None:
+    def __init__(self, executor: ResultSource, workflow_id: str) -> None:
         self._executor = executor
         self.workflow_id = workflow_id
 

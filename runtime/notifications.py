@@ -17,7 +17,7 @@ __all__ = ["NotificationHub", "Watch", "hub"]
 class Watch:
     """One waiter's view of one key."""
 
-    def __init__(self, hub: "NotificationHub", key: str, seen: int) -> None:
+    def __init__(self, hub: NotificationHub, key: str, seen: int) -> None:
         self._hub, self._key, self._seen = hub, key, seen
 
     def wait(self, timeout_sec: float) -> bool:

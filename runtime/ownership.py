@@ -65,7 +65,7 @@ class OwningWrites:
 
 
 def insert_start_row(
-    executor: "Executor", parent: "WorkflowContext | None", params: Mapping[str, Any], function_id: int | None
+    executor: Executor, parent: WorkflowContext | None, params: Mapping[str, Any], function_id: int | None
 ) -> int | None:
     """Create a started workflow's row (a child's together with its parent's step) under an
     epoch drawn beforehand. Returns the epoch, or ``None`` when the id exists and is not this
@@ -87,7 +87,7 @@ def insert_start_row(
     return epoch
 
 
-def adopt_orphans(executor: "Executor", owning_writes: OwningWrites, held_epochs: Callable[[], list[int]]) -> int:
+def adopt_orphans(executor: Executor, owning_writes: OwningWrites, held_epochs: Callable[[], list[int]]) -> int:
     """Run the PENDING workflows that name this executor but that no thread here runs (see the
     module docstring), nor anything else here holds (``held_epochs``: the running ones and the
     rows background recovery is about to replay). Returns how many were adopted.
@@ -121,7 +121,7 @@ def adopt_orphans(executor: "Executor", owning_writes: OwningWrites, held_epochs
     return len(orphans)
 
 
-def _owned_not_running(executor: "Executor", held_epochs: Callable[[], list[int]]) -> list[dict[str, Any]]:
+def _owned_not_running(executor: Executor, held_epochs: Callable[[], list[int]]) -> list[dict[str, Any]]:
     return executor.db.execute(
         "list_owned_not_running", {"executor_id": executor.executor_id, "running_epochs": held_epochs()}
     )

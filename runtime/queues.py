@@ -42,7 +42,7 @@ class _QueueRegistry:
         self._queues: dict[str, Queue] = {}
         self._lock = threading.Lock()
 
-    def add(self, queue: "Queue") -> None:
+    def add(self, queue: Queue) -> None:
         with self._lock:
             existing = self._queues.get(queue.name)
             if existing is not None and existing._settings != queue._settings:
@@ -52,10 +52,10 @@ class _QueueRegistry:
                 )
             self._queues[queue.name] = queue
 
-    def get(self, name: str) -> "Queue | None":
+    def get(self, name: str) -> Queue | None:
         return self._queues.get(name)
 
-    def all(self) -> list["Queue"]:
+    def all(self) -> list[Queue]:
         with self._lock:
             return list(self._queues.values())
 

@@ -33,7 +33,7 @@ class RecoveryService(BackgroundService):
     # With nothing to do, the thread sleeps until a new list arrives (submit wakes it).
     IDLE_SEC = 3600.0
 
-    def __init__(self, executor: "Executor") -> None:
+    def __init__(self, executor: Executor) -> None:
         super().__init__("pgfleet-recovery", self.IDLE_SEC)
         self._executor = executor
         self._lock = threading.Lock()

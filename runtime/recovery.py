@@ -45,7 +45,7 @@ OUTAGE_RECOVERY_BACKOFF_SEC = (1.0, 30.0)
 _MISSING = object()
 
 
-def requeue_unfinished(executor: "Executor") -> None:
+def requeue_unfinished(executor: Executor) -> None:
     """At launch: this executor id's unfinished queued workflows go back to their queues (no
     thread of this process can be running them), to be claimed again under the queue limits."""
     requeued = executor.db.execute("requeue_executor_workflows", {"executor_id": executor.executor_id, "now_ms": now_ms()})
@@ -53,14 +53,14 @@ def requeue_unfinished(executor: "Executor") -> None:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
 
 
-def list_recoverable(executor: "Executor") -> list[dict[str, Any]]:
+def list_recoverable(executor: Executor) -> list[dict[str, Any]]:
     """This executor's PENDING rows, read before it takes new work (so none of them was just
     claimed or assigned here); :func:`recover_rows` replays them, in the background."""
     return executor.db.list_pending_for_executor(executor.executor_id)
 
 
 def recover_rows(
-    executor: "Executor", rows: list[dict[str, Any]], keep_going: Callable[[], bool] = lambda: True
+    executor: Executor, rows: list[dict[str, Any]], keep_going: Callable[[], bool] = lambda: True
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Resume listed PENDING workflows from their first unfinished step. Returns the rows to
     try again later: those whose previous execution here is still running (after this executor
@@ -100,7 +100,7 @@ def recover_rows(
     return running, failed
 
 
-def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
+def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
     """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
     row = executor.db.get_workflow_status(workflow_id)
     if row is None:
@@ -143,7 +143,7 @@ def recover_workflow(executor: "Executor", workflow_id: str, previous_executor_i
 
 
 def _run_taken(
-    executor: "Executor", row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, taken: dict[str, Any] | None
+    executor: Executor, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, taken: dict[str, Any] | None
 ) -> str | None:
     workflow_id = row["workflow_uuid"]
     if taken is None:
@@ -164,7 +164,7 @@ def _run_taken(
         raise _ReplayFailed(taken["owner_epoch"]) from exc
     return workflow_id
 
-def recover_after_outage(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
+def recover_after_outage(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
     """Take up again, once the database answers, a workflow that an outage (or a pool that
     stayed busy) stopped here without recording anything.
 
@@ -194,21 +194,21 @@ class _ReplayFailed(Exception):
         self.owner_epoch = owner_epoch
 
 
-def run_claimed(executor: "Executor", rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_claimed(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us), as part of
     executor ``generation`` (by default the current one): the one the claim was made in."""
     for row in rows:
         _guarded(executor, "claimed", row, functools.partial(_run_claimed_row, generation=generation))
 
 
-def run_assigned(executor: "Executor", rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_assigned(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
     """Run workflows a takeover assigned to this executor (replaying their steps), as part of
     executor ``generation`` (by default the current one): the one they were read in."""
     for row in rows:
         _guarded(executor, "assigned", row, functools.partial(_run_assigned_row, generation=generation))
 
 
-def _guarded(executor: "Executor", what: str, row: dict[str, Any], run: Any) -> None:
+def _guarded(executor: Executor, what: str, row: dict[str, Any], run: Any) -> None:
     """Start one row of a batch; a failure is logged and never stops the rest of the batch."""
     try:
         run(executor, row)
@@ -216,7 +216,7 @@ def _guarded(executor: "Executor", what: str, row: dict[str, Any], run: Any) -> 
         executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row["workflow_uuid"], error=str(exc))
 
 
-def _run_claimed_row(executor: "Executor", row: dict[str, Any], generation: int | None = None) -> None:
+def _run_claimed_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
     workflow_id = row["workflow_uuid"]
     metrics.CLAIMS.labels(row["queue_name"]).inc()
     entry = registry.workflow(row["name"])
@@ -233,7 +233,7 @@ def _run_claimed_row(executor: "Executor", row: dict[str, Any], generation: int 
     replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"], generation=generation)
 
 
-def _run_assigned_row(executor: "Executor", row: dict[str, Any], generation: int | None = None) -> None:
+def _run_assigned_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
     entry = registry.workflow(row["name"])
     bound = _resolve_bound(entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
@@ -241,7 +241,7 @@ def _run_assigned_row(executor: "Executor", row: dict[str, Any], generation: int
         return
     replay(executor, row, entry, bound, row["owner_epoch"], generation=generation)
 
-def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> None:
+def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""
     row = executor.db.get_workflow_status(workflow_id)
     entry = registry.workflow(row["name"]) if row else None
@@ -254,7 +254,7 @@ def resume_owned(executor: "Executor", workflow_id: str, owner_epoch: int) -> No
 
 
 def replay(
-    executor: "Executor",
+    executor: Executor,
     row: dict[str, Any],
     entry: RegisteredWorkflow,
     bound: Any,
@@ -302,7 +302,7 @@ def _decode(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[
     return args, kwargs, roles
 
 
-def fail_undecodable(executor: "Executor", row: dict[str, Any], owner_epoch: int, exc: Exception) -> None:
+def fail_undecodable(executor: Executor, row: dict[str, Any], owner_epoch: int, exc: Exception) -> None:
     """Record a workflow whose inputs cannot be decoded in this process (a class that existed
     only in the enqueuer's ``__main__``, one renamed by a deploy, corrupt data) as ERROR, fenced
     on its owner like every final status. It can never run, and retrying it would fail every

@@ -75,7 +75,7 @@ def declare_schedules(db: SystemDatabase, can_run: Callable[[str], bool]) -> Non
 
 def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) -> list[datetime.datetime]:
     iterator = croniter(cron, after, second_at_beginning=len(cron.split()) == 6)
-    ticks = []
+    ticks: list[datetime.datetime] = []
     while len(ticks) < MAX_TICKS_PER_PASS:
         tick = iterator.get_next(datetime.datetime)
         if tick > until:

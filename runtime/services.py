@@ -11,15 +11,13 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sysdb.logs import get_logger
-
 from cluster.assignments import ASSIGNMENT_PAYLOAD_PREFIX, AssignmentPoller
 from cluster.claimer import QUEUE_CHANNEL, QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
 from cluster.leader import LeaderElector
 from cluster.membership import Heartbeat, MemberInfo, Membership
 from cluster.sweeper import LeaderDuties, take_over_member
-
 from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
+from sysdb.logs import get_logger
 
 from . import metrics, ownership, recovery
 from .errors import DBOSException
@@ -43,7 +41,7 @@ INTERNAL_QUEUE_POLL_SEC = 5.0
 class ClusterServices:
     """The background loops of one executor, started at launch and stopped at destroy."""
 
-    def __init__(self, executor: "Executor") -> None:
+    def __init__(self, executor: Executor) -> None:
         self.executor = executor
         config = executor.config
         db = executor.db

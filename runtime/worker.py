@@ -103,7 +103,7 @@ def run_worker(spec: WorkerSpec) -> None:
         from .metrics import serve_metrics
 
         serve_metrics(spec.metrics_port)
-    DBOS(config=config)  # type: ignore[arg-type]
+    DBOS(config=config)  # type: ignore[arg-type]  # a plain dict merged from the app's DBOSConfig; DBOS() validates it
     DBOS.launch()
     if spec.ready is not None:
         spec.ready.send(("ready", os.getpid()))

@@ -42,7 +42,7 @@ def cancel_workflow(db: SystemDatabase, workflow_id: str, conn: Any = None) -> N
         raise DBOSNonExistentWorkflowError(workflow_id)
 
 
-def resume_workflow(executor: "Executor", workflow_id: str, conn: Any = None) -> int | None:
+def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> int | None:
     """Make a workflow PENDING under this executor with a fresh epoch (the caller replays it
     here with :func:`run_resumed` once that committed). Returns the new epoch, or None if it
     had finished.
@@ -66,7 +66,7 @@ def resume_workflow(executor: "Executor", workflow_id: str, conn: Any = None) ->
     return None  # it finished: nothing to resume
 
 
-def run_resumed(executor: "Executor", workflow_id: str, owner_epoch: int | None) -> None:
+def run_resumed(executor: Executor, workflow_id: str, owner_epoch: int | None) -> None:
     """Replay a workflow that :func:`resume_workflow` made PENDING here (None: it had finished)."""
     from .recovery import resume_owned
 

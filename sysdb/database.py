@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
-from .logs import get_logger
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from tenacity import (
     RetryCallState,
@@ -41,6 +40,7 @@ from .errors import (
     OwnershipLostError,
 )
 from .links import SessionTimeouts, dead_link_settings
+from .logs import get_logger
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .statements import statement
 from .urls import describe_url
@@ -53,6 +53,8 @@ __all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CH
 log = get_logger("pgfleet.sysdb")
 
 Row = dict[str, Any]
+# Every connection pgfleet opens to the system database returns rows as dicts (dict_row).
+DictConnection = psycopg.Connection[DictRow]
 T = TypeVar("T")
 
 # DBOS's channel for new messages (notifications_function fires it), and ours for events.
@@ -104,7 +106,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     )
 
 
-class StepOutput(dict):
+class StepOutput(dict[str, Any]):
     """A recorded step (``operation_outputs`` row) as a dict with attribute-free access."""
 
 
@@ -142,7 +144,7 @@ class SystemDatabase:
             "prepare_threshold": 5 if prepare_statements else None,
             **dead_link_settings(dead_link_timeout_sec),
         }
-        self._pool = ConnectionPool(
+        self._pool: ConnectionPool[DictConnection] = ConnectionPool(
             url,
             min_size=min(2, pool_size),
             max_size=pool_size,
@@ -192,7 +194,7 @@ class SystemDatabase:
         """Close every pooled connection."""
         self._pool.close()
 
-    def connect(self, *, bounded: bool = True, **overrides: Any) -> psycopg.Connection:
+    def connect(self, *, bounded: bool = True, **overrides: Any) -> DictConnection:
         """A new dedicated connection (not from the pool), for listeners, locks and heartbeats;
         with the session timeouts of pooled ones unless ``bounded`` is False."""
         kwargs = {**self._connect_kwargs, **overrides}
@@ -205,12 +207,12 @@ class SystemDatabase:
                 raise
         return conn
 
-    def _bound_session(self, conn: psycopg.Connection) -> None:
+    def _bound_session(self, conn: DictConnection) -> None:
         # Once per new connection (the pool's configure hook), not per statement.
         if self.timeouts.enabled():
             conn.execute(statement("set_session_timeouts"), self.timeouts.params())
 
-    def listen(self, *channels: str) -> "NotificationConnection":
+    def listen(self, *channels: str) -> NotificationConnection:
         """A new dedicated connection subscribed to ``channels``."""
         from .listener import NotificationConnection
 
@@ -270,7 +272,7 @@ class SystemDatabase:
         return self._with_retries(run)
 
     @staticmethod
-    def execute_on(conn: psycopg.Connection, name: str, params: Mapping[str, Any]) -> list[Row]:
+    def execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run a named statement on a connection the caller holds (inside its transaction)."""
         cur = conn.execute(statement(name), params)
         return cur.fetchall() if cur.description else []
@@ -290,7 +292,7 @@ class SystemDatabase:
 
         return self._with_retries(run)
 
-    def query(self, query: sql.Composable, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
+    def query(self, query: sql.Composed, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
         """Run a composed (still parameterised) query with retries; for filtered listings."""
 
         def run() -> list[Row]:
@@ -300,7 +302,7 @@ class SystemDatabase:
         return self._with_retries(run)
 
     @contextmanager
-    def transaction(self, isolation_level: str | None = None) -> Iterator[psycopg.Connection]:
+    def transaction(self, isolation_level: str | None = None) -> Iterator[DictConnection]:
         """A pooled connection inside one transaction (``@DBOS.transaction`` bodies)."""
         with self._pool.connection() as conn:
             with conn.transaction():
@@ -372,9 +374,11 @@ class SystemDatabase:
         run, attempts = self._attempts(lambda: self.execute_once("insert_workflow", values))
         rows = self._with_retries(run)
         if rows:
-            return rows[0]["owner_epoch"]
+            inserted_epoch: int = rows[0]["owner_epoch"]  # typed: rows and params are Any-valued
+            return inserted_epoch
         if attempts() > 1 and self._is_own_row(params["workflow_id"], params["executor_id"], params["owner_epoch"]):
-            return params["owner_epoch"]
+            own_epoch: int = params["owner_epoch"]
+            return own_epoch
         return None
 
     def get_workflow_status(self, workflow_id: str) -> Row | None:
@@ -394,7 +398,7 @@ class SystemDatabase:
         return self.execute("list_workflow_steps", {"workflow_id": workflow_id})
 
     def _ownership_lost(
-        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: psycopg.Connection | None = None
+        self, workflow_id: str, executor_id: str, owner_epoch: int, connection: DictConnection | None = None
     ) -> OwnershipLostError:
         # Inside a transaction, read on the connection already held: a second checkout from the
         # pool while holding one deadlocks a pool that a burst of fenced writes has exhausted.
@@ -426,7 +430,7 @@ class SystemDatabase:
         started_at_ms: int,
         child_workflow_id: str | None = None,
         completed_at_ms: int | None = None,
-        connection: psycopg.Connection | None = None,
+        connection: DictConnection | None = None,
     ) -> None:
         """Checkpoint one step in one fenced round trip.
 
@@ -491,13 +495,15 @@ class SystemDatabase:
             if attempts() > 1 and exc.diag.constraint_name == STEP_KEY_CONSTRAINT and self._is_own_row(
                 params["workflow_id"], params["executor_id"], params["owner_epoch"]
             ):
-                return params["owner_epoch"]
+                own_epoch: int = params["owner_epoch"]  # typed: rows and params are Any-valued
+                return own_epoch
             raise
         if not rows or rows[0]["parent_owned"] == 0:
             raise self._ownership_lost(
                 params["parent_workflow_id"], params["executor_id"], params["parent_owner_epoch"]
             )
-        return rows[0]["child_epoch"]
+        child_epoch: int = rows[0]["child_epoch"]
+        return child_epoch
 
     def finish_workflow(
         self,
@@ -534,7 +540,7 @@ class SystemDatabase:
             raise self._ownership_lost(workflow_id, executor_id, owner_epoch)
 
     @contextmanager
-    def holding_ownership(self, workflow_id: str, executor_id: str, owner_epoch: int) -> Iterator[psycopg.Connection]:
+    def holding_ownership(self, workflow_id: str, executor_id: str, owner_epoch: int) -> Iterator[DictConnection]:
         """A transaction that holds the workflow's status row FOR SHARE while this owner and
         epoch hold it: no takeover or cancel can commit until it ends. Yields its connection
         (write the step's checkpoint on it, so it commits as the lock is released). Raises

@@ -44,13 +44,15 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
-from .logs import get_logger
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from .logs import get_logger
 
 log = get_logger(__name__)
 
@@ -135,7 +137,7 @@ class EmbeddedPostgres:
             if not self.data_dir.exists():
                 self._initdb(user)
                 initialised = True
-            config_changed = self._write_config(user, self._port(allocate=True))
+            config_changed = self._write_config(user, self._allocated_port())
             if self._running_pid() is not None:
                 if config_changed:
                     # Only durability settings can differ here; all are reloadable.
@@ -331,15 +333,19 @@ class EmbeddedPostgres:
 
     # ---------------------------------------------------------------- helpers
 
-    def _port(self, *, allocate: bool = False) -> int | None:
-        """The persisted TCP port; with allocate=True pick and persist one if none yet."""
+    def _port(self) -> int | None:
+        """The persisted TCP port, if one was picked."""
         try:
             return int(self.port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
-            if not allocate:
-                return None
-        port = _free_port()
-        self.port_file.write_text(f"{port}\n")
+            return None
+
+    def _allocated_port(self) -> int:
+        """The persisted TCP port; pick and persist one if none yet."""
+        port = self._port()
+        if port is None:
+            port = _free_port()
+            self.port_file.write_text(f"{port}\n")
         return port
 
     def _running_pid(self) -> int | None:

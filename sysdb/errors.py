@@ -32,7 +32,7 @@ UniqueKeyConflict = psycopg.errors.UniqueViolation
 DeadlockConflict = psycopg.errors.DeadlockDetected
 
 
-def _rebuild(cls: type, args: tuple[Any, ...]) -> "SystemDatabaseError":
+def _rebuild(cls: type[SystemDatabaseError], args: tuple[Any, ...]) -> SystemDatabaseError:
     error = cls.__new__(cls)
     error.args = args
     return error

@@ -57,7 +57,7 @@ class SessionTimeouts:
     user_statement_timeout_sec: float | None = None
     user_idle_in_transaction_timeout_sec: float | None = None
 
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, str | bool]:
         """Parameters of ``sysdb/sql/set_session_timeouts.sql`` for pgfleet's own statements."""
         return {
             "statement_timeout": _ms(self.statement_timeout_sec),
@@ -65,7 +65,7 @@ class SessionTimeouts:
             "is_local": False,
         }
 
-    def for_user_transactions(self) -> dict[str, str] | None:
+    def for_user_transactions(self) -> dict[str, str | bool] | None:
         """Parameters that set a user transaction's own limits (for that transaction only), or
         ``None`` when they equal the session's and nothing needs sending."""
         if (self.user_statement_timeout_sec or 0) == (self.statement_timeout_sec or 0) and (

@@ -7,11 +7,14 @@ whoever borrows it next.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import psycopg
 from psycopg import sql
 
 from .statements import statement
+
+if TYPE_CHECKING:
+    from .database import DictConnection
 
 __all__ = ["NotificationConnection"]
 
@@ -19,7 +22,7 @@ __all__ = ["NotificationConnection"]
 class NotificationConnection:
     """One session subscribed to some channels."""
 
-    def __init__(self, conn: psycopg.Connection, channels: tuple[str, ...]) -> None:
+    def __init__(self, conn: DictConnection, channels: tuple[str, ...]) -> None:
         self._conn = conn
         self.channels = channels
         for channel in channels:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import psycopg
-from .logs import get_logger
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import SchemaTooNewError
+from .logs import get_logger
 
 __all__ = ["Migration", "MIGRATIONS", "LATEST_VERSION", "migrate", "ensure_database_exists", "ensure_application_schema"]
 
@@ -67,7 +68,7 @@ def ensure_database_exists(conninfo: str) -> bool:
     is fine: the loser sees ``duplicate_database`` and carries on.
     """
     params = conninfo_to_dict(conninfo)
-    dbname = params.get("dbname")
+    dbname = str(params.get("dbname") or "")  # parsed conninfo values are strings (the dict type allows int)
     if not dbname or dbname == "postgres":
         return False
     admin = make_conninfo(conninfo, dbname="postgres")
@@ -83,21 +84,26 @@ def ensure_database_exists(conninfo: str) -> bool:
     return True
 
 
-def _first(row: object) -> object:
+def _first(row: dict[str, Any] | tuple[Any, ...] | None) -> Any:
     if row is None:
         return 0
-    return next(iter(row.values())) if isinstance(row, dict) else row[0]  # type: ignore[index]
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
-def _dbos_layout_version(conn: psycopg.Connection) -> int:
+# Migrations read their few rows through _first, so they run on a connection of either row
+# factory (the system database's dict rows, or psycopg's default tuples).
+AnyRowConnection = psycopg.Connection[Any]
+
+
+def _dbos_layout_version(conn: AnyRowConnection) -> int:
     exists = conn.execute("SELECT to_regclass('dbos.dbos_migrations') IS NOT NULL AS e").fetchone()
     if not _first(exists):
         return 0
     row = conn.execute("SELECT coalesce(max(version), 0) AS v FROM dbos.dbos_migrations").fetchone()
-    return int(_first(row))  # type: ignore[arg-type]
+    return int(_first(row))
 
 
-def migrate(conn: psycopg.Connection) -> list[int]:
+def migrate(conn: AnyRowConnection) -> list[int]:
     """Apply every pending migration on ``conn`` (autocommit). Returns the versions applied.
 
     Raises :class:`SchemaTooNewError` when the database records a version this code lacks.
@@ -112,7 +118,7 @@ def migrate(conn: psycopg.Connection) -> list[int]:
                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
         )
         row = conn.execute("SELECT coalesce(max(version), 0) AS v FROM dbos.pgfleet_migrations").fetchone()
-        current = int(_first(row))  # type: ignore[arg-type]
+        current = int(_first(row))
         if current == 0 and _dbos_layout_version(conn) >= DBOS_LAYOUT_VERSION:
             # DBOS itself created this database: its tables are already the layout that
             # migration 1 writes, so adopt them and apply only pgfleet's own migrations.
@@ -141,10 +147,10 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
 
-def ensure_application_schema(conn: psycopg.Connection) -> None:
+def ensure_application_schema(conn: AnyRowConnection) -> None:
     """Create ``dbos.transaction_outputs`` in an application database (idempotent; serialised
     by a transaction-scoped advisory lock so simultaneous launches do not collide)."""
-    text = resources.files(__package__).joinpath("app_migrations", "transaction_outputs.sql").read_text("utf-8")
+    text = resources.files(__package__).joinpath("app_migrations").joinpath("transaction_outputs.sql").read_text("utf-8")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         conn.execute(text.encode())

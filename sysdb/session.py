@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from .database import Row, SystemDatabase
+from .database import DictConnection, Row, SystemDatabase
 from .links import dead_link_settings
 from .statements import statement
 
@@ -39,7 +39,7 @@ class DedicatedSession:
         self._settings = {"application_name": f"pgfleet-{purpose}"[:63], "connect_timeout": connect_timeout_sec, **settings}
         if dead_link_timeout_sec is not None:  # tighter than the pool's, for these two loops
             self._settings.update(dead_link_settings(dead_link_timeout_sec))
-        self._conn: psycopg.Connection | None = None
+        self._conn: DictConnection | None = None
         self._lock = threading.Lock()
 
     @property

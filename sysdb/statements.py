@@ -17,6 +17,6 @@ __all__ = ["statement"]
 def statement(name: str) -> str:
     """Return the text of ``sql/<name>.sql``, read once and cached."""
     try:
-        return resources.files(__package__).joinpath("sql", f"{name}.sql").read_text("utf-8")
+        return resources.files(__package__).joinpath("sql").joinpath(f"{name}.sql").read_text("utf-8")
     except FileNotFoundError:
         raise KeyError(f"no SQL statement named {name!r} in sysdb/sql") from None

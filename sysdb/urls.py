@@ -69,7 +69,7 @@ def with_database(url: str, dbname: str) -> str:
     return make_conninfo(url, dbname=dbname)
 
 
-def resolve_system_database_url(configured: str | None, embedded_dir: str | os.PathLike | None = None) -> str:
+def resolve_system_database_url(configured: str | None, embedded_dir: str | os.PathLike[str] | None = None) -> str:
     """The URL to use: the configured one, an environment variable's, or the embedded server's."""
     if configured:
         return validate_url(configured)

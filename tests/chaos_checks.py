@@ -38,9 +38,10 @@ The definitions, chosen to be sound (a correct pgfleet never trips them):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 Row = dict[str, Any]
 

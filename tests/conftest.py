@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest

@@ -493,7 +493,7 @@ def test_sigkilled_host_its_workflows_are_finished_by_the_other_host(cluster):
     assert lost, "the victim held no workflow when it died"
 
     second = wait_until(
-        lambda: (lambda l: l if l and l["term"] > first["term"] else None)(cluster.leader()),
+        lambda: (lambda row: row if row and row["term"] > first["term"] else None)(cluster.leader()),
         MEMBER_TIMEOUT + 5, "a new leader",
     )  # fmt: skip
     elected_after = time.time() - killed_at
@@ -564,7 +564,7 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
         # The cut-off leader's lease runs out; the survivor ends its still-locked session
         # (terminate_stale_leader) and takes a new term.
         new_leader = wait_until(
-            lambda: (lambda l: l if l and l["term"] > first["term"] else None)(cluster.leader()),
+            lambda: (lambda row: row if row and row["term"] > first["term"] else None)(cluster.leader()),
             MEMBER_TIMEOUT + 5, "a new leader on the surviving host",
         )  # fmt: skip
         elected_after = time.time() - t_down

@@ -16,7 +16,6 @@ from typing import Any
 
 from runtime import DBOS, Queue
 from runtime.context import current_workflow
-
 from tests.conftest import wait_until
 
 

@@ -21,7 +21,6 @@ import pytest
 
 from conftest import wait_until
 from faults.locks import LockHolder, backend_pids, holders_of_advisory_lock, wait_for_lock_wait
-
 from runtime import DBOS, Queue
 from runtime.errors import DBOSWorkflowFencedError
 from sysdb.errors import DatabaseUnavailableError

@@ -65,7 +65,7 @@ class Workers:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-            raise AssertionError(f"worker {executor_id} did not stop on SIGTERM: {err}")
+            raise AssertionError(f"worker {executor_id} did not stop on SIGTERM: {err}") from None
         assert proc.returncode == 0, f"worker {executor_id} exited with {proc.returncode}: {out}{err}"
         return out, err
 

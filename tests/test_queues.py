@@ -18,7 +18,6 @@ import psycopg
 import pytest
 
 from conftest import wait_until
-
 from runtime import (
     DBOS,
     DBOSAwaitedWorkflowCancelledError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -132,7 +132,8 @@ def test_sigterm_drains_and_exits_zero(sys_url, db, tmp_path, nodes):
     assert node.proc.wait(30) == 0
     # Drained: in-flight jobs finished within the grace period, or were handed back.
     rows = db.execute("SELECT status, error FROM dbos.workflow_status WHERE queue_name='jobs'").fetchall()
-    import base64, pickle
+    import base64
+    import pickle
     assert {r[0] for r in rows} <= {"SUCCESS", "ENQUEUED"}, [(r[0], r[1] and pickle.loads(base64.b64decode(r[1]))) for r in rows]
     assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id='drainer-0'").fetchone()[0] == "dead"
     assert db.execute("SELECT state FROM dbos.pgfleet_supervisors").fetchone()[0] == "stopped"

@@ -22,9 +22,8 @@ import psycopg
 import pytest
 
 from cluster.claimer import QueueClaimer, QueueSpec
-from sysdb import SystemDatabase
-
 from conftest import wait_until
+from sysdb import SystemDatabase
 
 SPEC = QueueSpec(name="q", concurrency=None, worker_concurrency=None, rate_limit=None, partitioned=False, polling_interval_sec=1.0)
 

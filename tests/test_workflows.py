@@ -9,8 +9,8 @@ import pytest
 
 from runtime import (
     DBOS,
-    DBOSConflictingWorkflowError,
     DBOSConfiguredInstance,
+    DBOSConflictingWorkflowError,
     DBOSMaxStepRetriesExceeded,
     DBOSNonExistentWorkflowError,
     SetWorkflowID,

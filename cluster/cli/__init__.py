@@ -23,11 +23,25 @@ the ``--config`` file's ``system_database_url``, ``PGFLEET_SYSTEM_DATABASE_URL``
 from __future__ import annotations
 
 # The public names cluster/cli.py had before it became this package, so `from cluster.cli import X` and
-# the `cluster.cli:main` console script keep working; `__all__` is the old module's, unchanged.
+# the `cluster.cli:main` console script keep working. `__all__` lists every re-export, so linters and
+# type checkers see them as the package's interface rather than unused imports.
 from .entry_point import main
 from .errors import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, CliError
 from .parser import DEFAULT_LIST_LIMIT, DEFAULT_TIMEOUT_SEC, build_parser
-from .status_commands import _node_slot  # imported from here by tests/test_cli.py
+from .status_commands import _node_slot as _node_slot  # private, but tests/test_cli.py imports it from here
 from .supervise_command import build_supervisor_options, supervisor_options_kwargs, supervisor_settings
 
-__all__ = ["main", "build_parser", "build_supervisor_options", "supervisor_options_kwargs", "CliError"]
+__all__ = [
+    "main",
+    "build_parser",
+    "build_supervisor_options",
+    "supervisor_options_kwargs",
+    "supervisor_settings",
+    "CliError",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_NOT_RUNNING",
+    "DEFAULT_LIST_LIMIT",
+    "DEFAULT_TIMEOUT_SEC",
+]

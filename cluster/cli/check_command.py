@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sysdb import LATEST_VERSION, SystemDatabase, describe_url
+from sysdb import LATEST_VERSION, Row, SystemDatabase, describe_url
+from sysdb.database import DictConnection
 from sysdb.embedded import DEFAULT_BASE_DIR, EmbeddedPostgres
 from sysdb.statements import statement
 from sysdb.urls import DEFAULT_DATABASE_NAME
@@ -37,8 +38,8 @@ def _probe(url: str, timeout: float) -> dict[str, Any]:
         with db.connect() as conn:
             conn.execute(statement("ping")).fetchone()
             latency_ms = round((time.monotonic() - started) * 1000, 1)
-            present = conn.execute(statement("schema_migrations_present")).fetchone()["present"]
-            version = conn.execute(statement("schema_version")).fetchone()["version"] if present else 0
+            present = _one_row(conn, "schema_migrations_present")["present"]
+            version = _one_row(conn, "schema_version")["version"] if present else 0
             server_version = conn.info.server_version
     except psycopg.OperationalError as exc:
         missing = _database_missing(url, timeout)
@@ -55,6 +56,14 @@ def _probe(url: str, timeout: float) -> dict[str, Any]:
     }
 
 
+def _one_row(conn: DictConnection, name: str, params: Mapping[str, Any] | None = None) -> Row:
+    """The row of a probe statement (each selects exactly one)."""
+    row = conn.execute(statement(name), params).fetchone()
+    if row is None:
+        raise RuntimeError(f"sysdb/sql/{name}.sql returned no row")
+    return row
+
+
 def _database_missing(url: str, timeout: float) -> bool:
     """True when the server answers but has no database of that name (launch creates it)."""
     dbname = conninfo_to_dict(url).get("dbname")
@@ -63,7 +72,7 @@ def _database_missing(url: str, timeout: float) -> bool:
     admin = SystemDatabase(make_conninfo(url, dbname="postgres"), pool_size=1, connect_timeout_sec=max(2, int(timeout)))
     try:
         with admin.connect() as conn:
-            return not conn.execute(statement("database_exists"), {"dbname": dbname}).fetchone()["present"]
+            return not _one_row(conn, "database_exists", {"dbname": dbname})["present"]
     except psycopg.Error:
         return False
 

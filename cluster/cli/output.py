@@ -55,9 +55,8 @@ def _ms_time(ms: Any) -> str:
 
 def _dt_time(value: Any) -> str:
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc)
-        return value.strftime("%Y-%m-%d %H:%M:%S") + "Z"
+        stamp = value.astimezone(datetime.timezone.utc) if value.tzinfo is not None else value
+        return stamp.strftime("%Y-%m-%d %H:%M:%S") + "Z"
     return "-" if value is None else str(value)
 
 

@@ -56,15 +56,18 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_read_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=None, metavar="URL", help="the system database (default: --config, then PGFLEET_SYSTEM_DATABASE_URL / DBOS_SYSTEM_DATABASE_URL, then the running embedded server)")
+    parser.add_argument("--database-url", default=None, metavar="URL", help="the system database (default: --config, then "
+                        "PGFLEET_SYSTEM_DATABASE_URL / DBOS_SYSTEM_DATABASE_URL, then the running embedded server)")
     parser.add_argument("--config", default=None, metavar="FILE", help="take system_database_url / embedded_data_dir from this TOML file")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help=f"the embedded server's directory when no URL is given (default: ./{DEFAULT_BASE_DIR})")
-    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_SEC, metavar="SEC", help=f"give up on the database after this long (default: {DEFAULT_TIMEOUT_SEC:g})")
+    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_SEC, metavar="SEC",
+                        help=f"give up on the database after this long (default: {DEFAULT_TIMEOUT_SEC:g})")
     _add_json(parser)
 
 
 def _subparser(commands: Any, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
-    return commands.add_parser(name, help=summary, description=description or summary, formatter_class=_Formatter)
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=summary, description=description or summary, formatter_class=_Formatter)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     supervise.add_argument("app", nargs="?", default=None, metavar="APP", help="the program to run (or 'app' in the config file)")
     supervise.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes (default 1)")
     supervise.add_argument("--name", default=None, metavar="NODE", help="the node name; executor ids are NODE-<slot> (default: host name)")
-    supervise.add_argument("--queues", action="append", default=None, metavar="Q1,Q2", help="serve only these queues (comma-separated, repeatable; default: every declared queue)")
+    supervise.add_argument("--queues", action="append", default=None, metavar="Q1,Q2",
+                           help="serve only these queues (comma-separated, repeatable; default: every declared queue)")
     supervise.add_argument("--grace", type=float, default=None, metavar="SEC", help="how long stopping workers get to finish (default 30)")
     supervise.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus metrics on this port")
     supervise.add_argument("--boot-deadline", type=float, default=None, metavar="SEC", help="how long a worker gets to launch (default 30)")
@@ -124,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     wf_list.add_argument("--queued", action="store_true", help="only workflows waiting or running on a queue")
     wf_list.add_argument("--start-time", type=_iso_time, default=None, metavar="ISO", help="created at or after")
     wf_list.add_argument("--end-time", type=_iso_time, default=None, metavar="ISO", help="created at or before")
-    wf_list.add_argument("--limit", type=_non_negative_int, default=DEFAULT_LIST_LIMIT, metavar="N", help=f"at most N (default {DEFAULT_LIST_LIMIT}; 0 for all)")
+    wf_list.add_argument("--limit", type=_non_negative_int, default=DEFAULT_LIST_LIMIT, metavar="N",
+                         help=f"at most N (default {DEFAULT_LIST_LIMIT}; 0 for all)")
     wf_list.add_argument("--offset", type=_non_negative_int, default=0, metavar="N", help="skip the first N")
     wf_list.add_argument("--oldest-first", action="store_true", help="oldest first instead of newest first")
     _add_read_options(wf_list)

@@ -321,7 +321,7 @@ class StatementCountingProxy:
         self._by_text: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._accept_loop, name="qbench-proxy", daemon=True)
 
-    def start(self) -> "StatementCountingProxy":
+    def start(self) -> StatementCountingProxy:
         self._thread.start()
         return self
 
@@ -769,7 +769,7 @@ class _PgStatStatements:
         self.url = url
 
     @classmethod
-    def attach(cls, url: str) -> "_PgStatStatements | None":
+    def attach(cls, url: str) -> _PgStatStatements | None:
         import psycopg
 
         try:
@@ -857,7 +857,7 @@ def _targets(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[
         verdict = "ok" if p50 <= TARGET_LATENCY_P50_MS else "MISSED"
         lines.append(f"target enqueue->start p50 <= {TARGET_LATENCY_P50_MS:g} ms (enqueues every {key} ms): "
                      f"{p50:.1f} ms -> {verdict}")
-    for q, idle in pg["idle"].items():
+    for idle in pg["idle"].values():
         if "statements_per_s" in idle:
             rate = idle["statements_per_s"]
             verdict = "ok" if rate <= TARGET_IDLE_STATEMENTS_PER_S else "MISSED"

@@ -55,7 +55,7 @@ class LockHolder:
         self.pid: int = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         self._in_transaction = False
 
-    def __enter__(self) -> "LockHolder":
+    def __enter__(self) -> LockHolder:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -67,7 +67,7 @@ class DropRule:
 class _Link:
     """One client connection and its server connection, pumped by two threads."""
 
-    def __init__(self, proxy: "PgProxy", client: socket.socket, server: socket.socket) -> None:
+    def __init__(self, proxy: PgProxy, client: socket.socket, server: socket.socket) -> None:
         self.proxy = proxy
         self.client = client
         self.server = server
@@ -232,7 +232,7 @@ class PgProxy:
         self._thread = threading.Thread(target=self._accept_loop, name="pgproxy-accept", daemon=True)
 
     @classmethod
-    def start(cls, target_url: str) -> "PgProxy":
+    def start(cls, target_url: str) -> PgProxy:
         proxy = cls(target_url)
         proxy._thread.start()
         return proxy
@@ -277,7 +277,7 @@ class PgProxy:
         self._listener.close()
         self.cut_all()
 
-    def __enter__(self) -> "PgProxy":
+    def __enter__(self) -> PgProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
