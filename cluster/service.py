@@ -15,9 +15,20 @@ import time
 
 from sysdb.logs import get_logger
 
-__all__ = ["BackgroundService"]
+__all__ = ["BackgroundService", "exponential_backoff"]
 
 log = get_logger("pgfleet.cluster")
+
+
+# Doubling stops here: 2 ** 1024 overflows a float, and long before that the cap applies.
+_MAX_DOUBLINGS = 30
+
+
+def exponential_backoff(first_sec: float, failures: int, cap_sec: float) -> float:
+    """``first_sec`` doubled for each failure after the first, never above ``cap_sec``; safe
+    for any number of failures (a loop may fail for hours)."""
+    doublings: int = min(max(0, failures - 1), _MAX_DOUBLINGS)
+    return min(cap_sec, first_sec * float(2**doublings))
 
 
 class BackgroundService:
@@ -86,7 +97,7 @@ class BackgroundService:
             wait = self.run_once()
         except Exception as exc:
             self.failures += 1
-            backoff: float = min(self.MAX_BACKOFF_SEC, self.FIRST_BACKOFF_SEC * 2 ** (self.failures - 1))
+            backoff = exponential_backoff(self.FIRST_BACKOFF_SEC, self.failures, self.MAX_BACKOFF_SEC)
             log.exception("background pass failed; backing off", service=self.name, error=str(exc),
                           failures=self.failures, backoff_sec=backoff, took_sec=round(time.monotonic() - started, 3))
             return max(backoff, min(self.interval_sec, self.MAX_BACKOFF_SEC))

@@ -36,6 +36,7 @@ import multiprocess
 from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.logs import get_logger
 
+from .service import exponential_backoff
 from .sweeper import announce_moved, take_over_member
 
 __all__ = ["SupervisorOptions", "WorkerSpec", "Supervisor", "run_supervisor"]
@@ -219,7 +220,7 @@ class Supervisor:
             slot.failures.clear()
         slot.failures = [t for t in slot.failures if now - t < CRASH_LOOP_WINDOW_SEC] + [now]
         failures = len(slot.failures)
-        backoff = 0.0 if failures == 1 else min(BACKOFF_MAX_SEC, BACKOFF_BASE_SEC * 2 ** (failures - 2))
+        backoff = 0.0 if failures == 1 else exponential_backoff(BACKOFF_BASE_SEC, failures - 1, BACKOFF_MAX_SEC)
         if failures > CRASH_LOOP_RESTARTS:
             backoff = BACKOFF_MAX_SEC
             slot.state = "crash_loop"

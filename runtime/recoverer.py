@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from cluster.service import BackgroundService
+from cluster.service import BackgroundService, exponential_backoff
 
 from . import recovery
 
@@ -90,4 +90,4 @@ class RecoveryService(BackgroundService):
                     self.idle.set()
         if not retry:
             return None
-        return min(self.MAX_BACKOFF_SEC, self.RETRY_SEC * 2 ** self._failed_passes)
+        return exponential_backoff(self.RETRY_SEC, self._failed_passes + 1, self.MAX_BACKOFF_SEC)
