@@ -14,7 +14,7 @@ import inspect
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from . import logs, messages, recovery, scheduler, streams
 from .config import DBOSConfig, ResolvedConfig, resolve_config
@@ -40,6 +40,9 @@ from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, res
 __all__ = ["DBOS"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# A workflow function's parameters and result, carried to its handle by start_workflow/enqueue.
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
 
@@ -368,16 +371,19 @@ class DBOS(metaclass=_DBOSMeta):
     # -- starting and finding workflows -------------------------------------------------------
 
     @classmethod
-    def start_workflow(cls, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
-        """Start a workflow in the background and return its handle at once."""
+    def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
+        """Start a workflow in the background and return its handle at once (typed: the
+        handle's ``get_result()`` returns what ``func`` returns)."""
         entry, bound = _workflow_of(func)
         executor = cls._executor_or_raise(f"workflow {entry.name!r}")
+        call_args: tuple[Any, ...] = args
         if bound is None:
-            bound, args = _split_bound(entry, args)
-        return executor.start(entry, bound, args, kwargs, background=True)
+            bound, call_args = _split_bound(entry, call_args)
+        handle: WorkflowHandle[R] = executor.start(entry, bound, call_args, dict(kwargs), background=True)
+        return handle
 
     @classmethod
-    async def start_workflow_async(cls, func: Callable[..., Any], *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
+    async def start_workflow_async(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
         """``start_workflow`` for asyncio code."""
         return WorkflowHandleAsync(cls.start_workflow(func, *args, **kwargs))
 

@@ -10,9 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar
 
 from .errors import DBOSException
+
+if TYPE_CHECKING:
+    from .handles import WorkflowHandle, WorkflowHandleAsync
+
+# A workflow function's parameters and result, carried to the handle enqueue returns.
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["Queue", "QueueRateLimit", "queue_registry", "listened_queues", "INTERNAL_QUEUE_NAME"]
 
@@ -137,19 +144,21 @@ class Queue:
     def rate_limit(self) -> tuple[int, float] | None:
         return self._settings.limiter
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def enqueue(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Put a workflow on this queue and return its handle at once.
 
         Inside a workflow this is a checkpointed operation: a replay returns the same handle.
         """
         from .dbos import DBOS
 
-        return DBOS._enqueue(self, func, args, kwargs)
+        handle: WorkflowHandle[R] = DBOS._enqueue(self, func, args, dict(kwargs))
+        return handle
 
-    async def enqueue_async(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def enqueue_async(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
         """``enqueue`` for asyncio code."""
         import asyncio
 
         from .handles import WorkflowHandleAsync
 
-        return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, func, *args, **kwargs))
+        handle: WorkflowHandle[R] = await asyncio.to_thread(lambda: self.enqueue(func, *args, **kwargs))
+        return WorkflowHandleAsync(handle)
