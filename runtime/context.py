@@ -9,7 +9,6 @@ child workflows read it to know where they are; the step checkpoint writes with 
 from __future__ import annotations
 
 import contextvars
-import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -76,10 +75,6 @@ class WorkflowContext:
     def in_step(self) -> bool:
         return self.step_id is not None
 
-    def remaining_ms(self) -> int | None:
-        if self.deadline_epoch_ms is None:
-            return None
-        return self.deadline_epoch_ms - int(time.time() * 1000)
 
 
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(

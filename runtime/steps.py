@@ -144,12 +144,17 @@ def durable_sleep(executor: Executor, seconds: float) -> None:
         return
     executor.check_running(ctx)
     wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
-    remaining = wake_at - time.time()
-    if ctx.deadline_epoch_ms is not None:
-        remaining = min(remaining, ctx.deadline_epoch_ms / 1000 - time.time())
-    if remaining > 0 and executor.stop_event.wait(remaining):
-        raise ExecutorShutdown()
-    executor.check_running(ctx)
+    while True:
+        executor.check_running(ctx)  # once past its deadline, the workflow is cancelled here
+        wait = wake_at - time.time()
+        if wait <= 0:
+            return
+        if ctx.deadline_epoch_ms is not None:
+            # The deadline is on the database clock, and check_running compares it so: wake by
+            # that clock too, or a host clock ahead of it ends the sleep early and uncancelled.
+            wait = min(wait, max(0.001, (ctx.deadline_epoch_ms - executor.db.clock.now_ms()) / 1000))
+        if executor.stop_event.wait(wait):
+            raise ExecutorShutdown()
 
 
 def durable_wake_time(executor: Executor, ctx: WorkflowContext, function_id: int, seconds: float) -> float:

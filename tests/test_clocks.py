@@ -31,6 +31,7 @@ import pytest
 
 from conftest import run_app, wait_until
 from faults.clock import libfaketime, skewed_clock_env
+from runtime import DBOSAwaitedWorkflowCancelledError
 
 needs_faketime = pytest.mark.skipif(libfaketime() is None, reason="needs libfaketime (apt-get install faketime)")
 
@@ -243,3 +244,27 @@ def test_the_database_clock_estimate_follows_the_server_on_the_monotonic_clock(s
         assert abs(db.clock.offset_ms()) < 250
     finally:
         db.close()
+
+
+def test_a_durable_sleep_cut_short_by_its_deadline_ends_cancelled_even_when_the_host_clock_runs_ahead(dbos, db):
+    """The deadline is on the database clock, as the check that cancels compares it. A sleep
+    that woke by this host's clock (ahead of its estimate of the database clock) found the
+    deadline not yet passed and returned, and the workflow finished SUCCESS past its timeout."""
+    from runtime import DBOS, SetWorkflowTimeout
+
+    clock = DBOS._instance._executor.db.clock
+    server_ms, at, rtt = clock._base
+    clock._base = (server_ms - 200, at, rtt)  # the estimate 200 ms behind this host's clock ...
+    clock.observe = lambda *args: None  # ... and kept there by the heartbeats for this test
+
+    @DBOS.workflow(name="sleeps-past-its-deadline")
+    def sleeper() -> str:
+        DBOS.sleep(5)
+        return "woke"
+
+    with SetWorkflowTimeout(0.5):
+        handle = DBOS.start_workflow(sleeper)
+    with pytest.raises(DBOSAwaitedWorkflowCancelledError):
+        handle.get_result(timeout_seconds=10)
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s",
+                      (handle.workflow_id,)).fetchone()[0] == "CANCELLED"
