@@ -50,7 +50,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, wait_until
 from faults.fleet import descendants, pid_alive
 
 APP = str(REPO_ROOT / "tests" / "apps" / "hosts_app.py")
@@ -66,17 +66,6 @@ _db_counter = itertools.count()
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -334,8 +323,8 @@ class Cluster:
             members = {**h1.members(self.db), **h2.members(self.db)}
             return len(members) == 2 * WORKERS and all(m["status"] == "active" for m in members.values())
 
-        wait_until(all_up, 45, "both hosts' workers to register")
-        wait_until(self.leader, 10, "a leader")
+        wait_until(all_up, "both hosts' workers to register", timeout=45)
+        wait_until(self.leader, "a leader", timeout=10)
         print(f"\n[{prefix}] both hosts up in {time.monotonic() - t0:.2f}s; leader {self.leader()}")
         for host in (h1, h2):  # each host is its own machine: its own host name
             assert {m["host"] for m in host.members(self.db).values()} == {host.hostname}
@@ -481,24 +470,23 @@ def test_sigkilled_host_its_workflows_are_finished_by_the_other_host(cluster):
     victim, survivor = (h1, h2) if victim_is(h1, first) else (h2, h1)
     ids = [f"kill-job-{i}" for i in range(24)]
     cluster.enqueue(ids)
-    wait_until(lambda: len(cluster.pending_of(victim)) >= 2 and cluster.pending_of(survivor), 20,
-               "both hosts to be mid-job")  # fmt: skip
+    wait_until(lambda: len(cluster.pending_of(victim)) >= 2 and cluster.pending_of(survivor), "both hosts to be mid-job", timeout=20)  # fmt: skip
     victim_members = victim.members(cluster.db)
 
     killed_at = time.time()  # latencies count from the SIGKILL
     tree = victim.kill_tree()
     assert len(tree) >= 1 + WORKERS, tree
-    wait_until(lambda: not any(pid_alive(p) for p in tree), 10, "the victim's process tree to die")
+    wait_until(lambda: not any(pid_alive(p) for p in tree), "the victim's process tree to die", timeout=10)
     lost = set(cluster.pending_of(victim))  # frozen now: nobody of the victim's is left to move them
     assert lost, "the victim held no workflow when it died"
 
     second = wait_until(
         lambda: (lambda row: row if row and row["term"] > first["term"] else None)(cluster.leader()),
-        MEMBER_TIMEOUT + 5, "a new leader",
+        "a new leader", timeout=MEMBER_TIMEOUT + 5,
     )  # fmt: skip
     elected_after = time.time() - killed_at
     assert survivor.owns(second["executor_id"])
-    wait_until(lambda: cluster.all_succeeded(ids), 60, "every job to finish on the surviving host", interval=0.1)
+    wait_until(lambda: cluster.all_succeeded(ids), "every job to finish on the surviving host", timeout=60, interval=0.1)
     done_after = time.time() - killed_at
 
     cluster.assert_invariants(ids)
@@ -547,7 +535,7 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
     victim, survivor = (leader_host, other) if cut == "leader" else (other, leader_host)
     ids = [f"{prefix}-job-{i}" for i in range(16)]
     cluster.enqueue(ids)
-    wait_until(lambda: len(cluster.pending_of(victim)) >= 2, 20, f"{victim.name} to be mid-job")
+    wait_until(lambda: len(cluster.pending_of(victim)) >= 2, f"{victim.name} to be mid-job", timeout=20)
     before = victim.members(cluster.db)
     pids = {k: v["pid"] for k, v in before.items()}
 
@@ -565,14 +553,14 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
         # (terminate_stale_leader) and takes a new term.
         new_leader = wait_until(
             lambda: (lambda row: row if row and row["term"] > first["term"] else None)(cluster.leader()),
-            MEMBER_TIMEOUT + 5, "a new leader on the surviving host",
+            "a new leader on the surviving host", timeout=MEMBER_TIMEOUT + 5,
         )  # fmt: skip
         elected_after = time.time() - t_down
         assert survivor.owns(new_leader["executor_id"])
         assert not cluster.db.execute(
             "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (first["backend_pid"],)
         ).fetchone(), "the cut-off leader's backend still holds its session"
-    wait_until(taken_over, 15, f"the survivor to take over {victim.name}'s workflows")
+    wait_until(taken_over, f"the survivor to take over {victim.name}'s workflows", timeout=15)
     takeover_after = time.time() - t_down
     time.sleep(max(0.0, t_down + PARTITION_SEC - time.time()))
 
@@ -583,12 +571,12 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
         now = victim.members(cluster.db)
         return now if all(m["status"] == "active" and m["epoch"] != before[k]["epoch"] for k, m in now.items()) else None
 
-    after = wait_until(rejoined, 30, f"{victim.name}'s workers to rejoin with new epochs")
+    after = wait_until(rejoined, f"{victim.name}'s workers to rejoin with new epochs", timeout=30)
     rejoin_after = time.time() - t_up
 
     more = [f"{prefix}-after-{i}" for i in range(16)]
     cluster.enqueue(more)
-    wait_until(lambda: cluster.all_succeeded(ids + more), 60, "every job to finish", interval=0.1)
+    wait_until(lambda: cluster.all_succeeded(ids + more), "every job to finish", timeout=60, interval=0.1)
     time.sleep(1.0)  # give any late, fenced write every chance to land
 
     cluster.assert_invariants(ids + more)
@@ -685,14 +673,14 @@ def test_cut_off_host_stops_starting_steps_once_its_heartbeats_fail(cluster):
             "WHERE w.status = 'PENDING' AND w.executor_id LIKE %s AND o.function_id = 2", (victim.name + "-%",),
         )]  # fmt: skip
 
-    wait_until(sleeping_on_victim, 20, f"a job asleep on {victim.name}", interval=0.02)
+    wait_until(sleeping_on_victim, f"a job asleep on {victim.name}", timeout=20, interval=0.02)
     cluster.lab.net.set_link(victim.index, up=False)
     t_down = time.time()
     held = set(sleeping_on_victim())
     time.sleep(SLEEP_SEC + 1.0)  # the link stays down until after every sleeper has woken up
     t_up = time.time()
     cluster.lab.net.set_link(victim.index, up=True)
-    wait_until(lambda: cluster.all_succeeded(ids), 60, "every job to finish", interval=0.1)
+    wait_until(lambda: cluster.all_succeeded(ids), "every job to finish", timeout=60, interval=0.1)
     time.sleep(1.0)
 
     # What the database fence guarantees holds: nothing of a lost ownership was recorded.
