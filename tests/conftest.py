@@ -135,10 +135,9 @@ def ledger(db: psycopg.Connection) -> psycopg.Connection:
     """A side-effect ledger in the test's database: step bodies of worker apps insert a row as
     they start (workflow, step, executor, epoch, pid, database time), so a failover test checks
     what actually ran, not only what pgfleet recorded."""
-    db.execute(
-        "CREATE TABLE public.side_effects (id bigserial, workflow_id text, function_id int, executor_id text, "
-        "owner_epoch bigint, pid int, at timestamptz default clock_timestamp())"
-    )
+    from faults.ledger import create_ledger
+
+    create_ledger(db)
     return db
 
 

@@ -14,32 +14,21 @@ import sys
 import threading
 import time
 
-import psycopg
-
-from runtime import DBOS, Queue, SetWorkflowID
-from runtime.context import current_workflow
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for faults
+from faults.ledger import record_step_start  # noqa: E402
+from runtime import DBOS, Queue, SetWorkflowID  # noqa: E402
+from runtime.context import current_workflow  # noqa: E402
 
 url, executor_id = sys.argv[1:3]
 STEPS = int(os.environ.get("PGFLEET_TEST_STEPS", "6"))
 STEP_SECONDS = float(os.environ.get("PGFLEET_TEST_STEP_SECONDS", "0.2"))
 Queue("cluster-q", concurrency=4)
-_local = threading.local()
-
-
-def ledger():
-    conn = getattr(_local, "conn", None)
-    if conn is None:
-        conn = _local.conn = psycopg.connect(url, autocommit=True)
-    return conn
 
 
 @DBOS.step()
 def work(i):
     ctx = current_workflow()
-    ledger().execute(
-        "INSERT INTO public.side_effects (workflow_id, function_id, executor_id, owner_epoch, pid) VALUES (%s, %s, %s, %s, %s)",
-        (ctx.workflow_id, ctx.step_id, executor_id, ctx.owner_epoch, os.getpid()),
-    )
+    record_step_start(url, executor_id)
     time.sleep(STEP_SECONDS)
     return {"step": i, "executor_id": executor_id, "owner_epoch": ctx.owner_epoch, "pid": os.getpid()}
 

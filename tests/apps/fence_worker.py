@@ -16,32 +16,18 @@ import os
 import sys
 import threading
 
-import psycopg
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for faults
+from faults.ledger import record_step_start  # noqa: E402
 from faults.pause import pause_here  # noqa: E402
 from runtime import DBOS, SetWorkflowID  # noqa: E402
-from runtime.context import current_workflow  # noqa: E402
 
 url, executor_id = sys.argv[1:3]
 STEPS = 3
-_local = threading.local()
-
-
-def ledger():
-    conn = getattr(_local, "conn", None)
-    if conn is None:
-        conn = _local.conn = psycopg.connect(url, autocommit=True)
-    return conn
 
 
 @DBOS.step()
 def work(i):
-    ctx = current_workflow()
-    ledger().execute(
-        "INSERT INTO public.side_effects (workflow_id, function_id, executor_id, owner_epoch, pid) VALUES (%s, %s, %s, %s, %s)",
-        (ctx.workflow_id, ctx.step_id, executor_id, ctx.owner_epoch, os.getpid()),
-    )
+    record_step_start(url, executor_id)
     return {"step": i, "executor_id": executor_id}
 
 
