@@ -189,6 +189,9 @@ class Executor:
         self.log = logs.logger
         # Set by the queue services: called when a queued workflow finishes here.
         self.on_queue_slot_freed: Callable[[str], None] | None = None
+        # Set by the cluster services: called with (workflow id, epoch) once a run that a
+        # database outage stopped has ended, so that its PENDING row is taken up again.
+        self.on_stopped_by_outage: Callable[[str, int], None] | None = None
         self.services: Any = None  # runtime.services.ClusterServices once launched
         # Ownership epochs of the workflows running here (the assignment poller skips them).
         self._running_epochs: set[int] = set()
@@ -288,6 +291,7 @@ class Executor:
     def release_epoch(self, epoch: int) -> None:
         with self._lock:
             self._running_epochs.discard(epoch)
+
     def local_generation(self, workflow_id: str) -> int | None:
         """The generation of this process's execution of the workflow, if one is running (one
         from an older generation was abandoned and is stopping, maybe inside a step body)."""
@@ -544,6 +548,7 @@ class Executor:
     ) -> Any:
         """Execute a workflow body that this executor owns and record its outcome (fenced)."""
         local = _LocalRun(generation=ctx.generation)
+        stopped_by_outage = False
         with self._lock:
             self._local[ctx.workflow_id] = local
             self._running_epochs.add(ctx.owner_epoch)
@@ -558,12 +563,10 @@ class Executor:
                 raise
             except DatabaseUnavailableError as exc:
                 # An outage (or a pool that stayed busy) is not the workflow's outcome: stop
-                # without recording; it stays PENDING and is recovered later.
+                # without recording; it stays PENDING and is taken up again once this run ends.
                 local.error = exc
+                stopped_by_outage = True
                 self.log.warning("workflow stopped by a database outage; left PENDING for recovery", error=str(exc))
-                from .recovery import recover_after_outage  # recovery builds on this module
-
-                recover_after_outage(self, ctx.workflow_id, ctx.owner_epoch)
                 raise
             except Exception as exc:
                 local.error = exc
@@ -592,6 +595,8 @@ class Executor:
                 self._running_epochs.discard(ctx.owner_epoch)
                 if self._local.get(ctx.workflow_id) is local:
                     del self._local[ctx.workflow_id]
+            if stopped_by_outage and self.on_stopped_by_outage is not None:
+                self.on_stopped_by_outage(ctx.workflow_id, ctx.owner_epoch)
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
         with self.fenced_write(ctx):

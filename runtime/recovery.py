@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +32,11 @@ __all__ = [
     "run_claimed",
     "run_assigned",
     "resume_owned",
-    "recover_after_outage",
     "replay",
     "DEFAULT_MAX_RECOVERY_ATTEMPTS",
 ]
 
 DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
-# Backoff between attempts to take up a workflow that a database outage stopped here.
-OUTAGE_RECOVERY_BACKOFF_SEC = (1.0, 30.0)
 # What _resolve_bound returns when the object a method workflow needs is not registered here.
 _MISSING = object()
 
@@ -164,27 +160,6 @@ def _run_taken(
         raise _ReplayFailed(taken["owner_epoch"]) from exc
     return workflow_id
 
-def recover_after_outage(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
-    """Take up again, once the database answers, a workflow that an outage (or a pool that
-    stayed busy) stopped here without recording anything.
-
-    A member that stayed in the cluster would otherwise leave it PENDING until its next start.
-    The compare-and-set from this very epoch makes it safe against everyone else who may take
-    it meanwhile (this member's own recovery after rejoining, a takeover): the first wins, the
-    others find the epoch moved and stop.
-    """
-
-    def attempt() -> None:
-        delay = OUTAGE_RECOVERY_BACKOFF_SEC[0]
-        while not executor.stop_event.wait(delay):
-            try:
-                recover_workflow(executor, workflow_id, executor.executor_id, owner_epoch)
-                return
-            except Exception as exc:  # still unreachable: try again later
-                executor.log.warning("cannot take up a workflow stopped by an outage yet", error=str(exc), stopped_workflow_id=workflow_id)
-                delay = min(delay * 2, OUTAGE_RECOVERY_BACKOFF_SEC[1])
-
-    threading.Thread(target=attempt, name=f"outage-recovery-{workflow_id}", daemon=True).start()
 
 class _ReplayFailed(Exception):
     """A workflow was taken over (``owner_epoch``) but could not be started."""

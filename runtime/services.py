@@ -129,6 +129,9 @@ class ClusterServices:
         recover ``recover`` (the PENDING rows listed before any of this started) in the
         background."""
         self.executor.on_queue_slot_freed = self._queue_work_changed
+        # A run stopped by an outage leaves its row PENDING here with no thread: the orphan
+        # sweep (which adopts exactly such rows) takes it up, retrying while the database is down.
+        self.executor.on_stopped_by_outage = lambda workflow_id, epoch: self.assignments.wake()
         self.recoverer.start()
         self.recoverer.submit(recover)
         if self.listener is not None:
