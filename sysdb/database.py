@@ -457,23 +457,18 @@ class SystemDatabase:
             if connection.execute(statement("record_step_output"), params).rowcount == 0:
                 raise self._ownership_lost(workflow_id, executor_id, owner_epoch, connection)
             return
-        attempts = 0
 
         def run() -> int:
-            nonlocal attempts
-            attempts += 1
             with self._pool.connection() as conn:
                 return conn.execute(statement("record_step_output"), params).rowcount
 
         try:
-            written = self._with_retries(run)
+            # A retry after a lost reply that finds its own earlier write: success (None).
+            written = self._with_own_step(run, params, lambda _recorded: None)
         except psycopg.errors.UniqueViolation:
             recorded = self.execute(
                 "get_step_output", {"workflow_id": workflow_id, "function_id": function_id}
             )
-            # A retry after a lost reply finds its own earlier write: that is success.
-            if attempts > 1 and recorded and recorded[0]["function_name"] == function_name:
-                return
             name = recorded[0]["function_name"] if recorded else "?"
             raise DuplicateCheckpointError(workflow_id, function_id, name) from None
         if written == 0:

@@ -159,6 +159,30 @@ def test_child_start_whose_reply_was_lost_runs_the_child_once(fleet, proxy, db):
     assert count(db, "SELECT count(*) FROM dbos.workflow_status WHERE parent_workflow_id = 'parent' AND status <> 'SUCCESS'") == 0
 
 
+
+def test_step_checkpoint_whose_reply_was_lost_counts_once(fleet, proxy, db):
+    effects = Effects()
+
+    @DBOS.step()
+    def effect(x):
+        return effects.add(x)
+
+    @DBOS.workflow()
+    def stepper():
+        return effect(1) + effect(2)
+
+    def start() -> int:
+        with SetWorkflowID("stepper"):
+            return stepper()
+
+    rule = proxy.drop_reply("-- Checkpoint one step")
+    assert within(start, "a workflow whose step checkpoint reply was lost") == 3
+    assert rule.fired.is_set()
+    assert effects.calls == [1, 2]  # the retry found its own checkpoint: the body ran once
+    assert status_of(db, "stepper") == "SUCCESS"
+    assert len(steps_of(db, "stepper")) == 2  # one checkpoint per step, none twice
+
+
 # -- queues ----------------------------------------------------------------------------------------
 
 
