@@ -6,7 +6,6 @@ the child commits with the child's ENQUEUED row, and a replay returns the same h
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from sysdb.errors import DeduplicatedError
@@ -71,7 +70,7 @@ def enqueue_workflow(
     if parent is not None and function_id is not None:  # a start inside a workflow has a position
         parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
     try:
-        with executor.fenced_write(parent) if parent is not None else contextlib.nullcontext():
+        with executor.fenced_write(parent):
             inserted = executor.db.enqueue_workflow(params, parent_step)
     except DeduplicatedError as exc:
         raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None

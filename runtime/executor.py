@@ -15,7 +15,6 @@ and writes nothing more.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import threading
 import time
@@ -328,10 +327,14 @@ class Executor:
             raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
 
     @contextmanager
-    def fenced_write(self, ctx: WorkflowContext) -> Iterator[None]:
+    def fenced_write(self, ctx: WorkflowContext | None) -> Iterator[None]:
         """Around every write for a running workflow: refuse before it if the execution is lost,
         and turn a write that matched no row (``OwnershipLostError``) into the workflow's stop,
-        marking the execution lost. The one place that does so."""
+        marking the execution lost. The one place that does so. With no workflow (a write made
+        outside one, such as a start or a send from plain code) there is nothing to fence."""
+        if ctx is None:
+            yield
+            return
         self.check_owned(ctx)
         try:
             yield
@@ -394,7 +397,7 @@ class Executor:
         )
         # A child's row commits with its parent's fenced step: a parent that lost its workflow
         # starts nothing (and its execution is marked lost).
-        with self.fenced_write(parent) if parent is not None else contextlib.nullcontext():
+        with self.fenced_write(parent):
             epoch = insert_start_row(self, parent, params, function_id)
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead

@@ -9,7 +9,6 @@ so a recovered workflow waits only what is left.
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from typing import Any
@@ -58,7 +57,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         params["message_uuid"] = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
         parent_step = fenced_step(ctx, function_id, "DBOS.send")
     try:
-        with executor.fenced_write(ctx) if ctx is not None else contextlib.nullcontext():
+        with executor.fenced_write(ctx):
             executor.db.send_message(params, parent_step)
     except NoSuchWorkflowError:
         raise DBOSNonExistentWorkflowError(destination_id) from None
