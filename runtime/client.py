@@ -12,8 +12,8 @@ import threading
 import uuid
 from typing import Any, TypedDict
 
-from cluster.claimer import QUEUE_CHANNEL
 from sysdb import SystemDatabase, now_ms, resolve_system_database_url
+from sysdb.channels import QUEUE_CHANNEL
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 
 from .context import WorkflowContext

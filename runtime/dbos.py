@@ -487,7 +487,7 @@ class DBOS(metaclass=_DBOSMeta):
     def fleet_status(cls) -> Any:
         """The cluster as the system database sees it: members (heartbeat age, epoch, leader
         mark, running workflows), the leader's term, queue counts and recent takeovers."""
-        from cluster.status import fleet_status
+        from cluster.coordination.status import fleet_status
 
         return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
 

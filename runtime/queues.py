@@ -1,7 +1,7 @@
 """``Queue``: workflows run in the background under concurrency and rate limits.
 
 ``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers; the claimers of
-every executor serving the queue (:mod:`cluster.claimer`) take rows under the queue's limits
+every executor serving the queue (:mod:`cluster.coordination.claimer`) take rows under the queue's limits
 and run them here with :meth:`runtime.executor.Executor.run_claimed`.
 """
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from cluster.service import BackgroundService, exponential_backoff
+from cluster.coordination.service import BackgroundService, exponential_backoff
 
 from . import recovery
 

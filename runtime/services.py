@@ -11,12 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cluster.assignments import ASSIGNMENT_PAYLOAD_PREFIX, AssignmentPoller
-from cluster.claimer import QUEUE_CHANNEL, QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
-from cluster.leader import LeaderElector
-from cluster.membership import Heartbeat, MemberInfo, Membership
-from cluster.sweeper import LeaderDuties, take_over_member
-from sysdb.database import EVENTS_CHANNEL, MESSAGES_CHANNEL
+from cluster.coordination.assignments import AssignmentPoller
+from cluster.coordination.claimer import QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
+from cluster.coordination.leader import LeaderElector
+from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
+from cluster.coordination.sweeper import LeaderDuties, take_over_member
+from sysdb.channels import ASSIGNMENT_PAYLOAD_PREFIX, EVENTS_CHANNEL, MESSAGES_CHANNEL, QUEUE_CHANNEL
 from sysdb.logs import get_logger
 
 from . import metrics, ownership, recovery

@@ -7,12 +7,15 @@ runs on the connection of the workflow's fenced checkpoint and commits with it
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from sysdb import SystemDatabase, now_ms
+from sysdb.channels import QUEUE_CHANNEL
 from sysdb.listing import UnknownFilterError, select_workflows
 
 from .errors import DBOSException, DBOSNonExistentWorkflowError
+from .queues import INTERNAL_QUEUE_NAME
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
@@ -86,12 +89,6 @@ def fork_workflow(
     """Start a copy of a workflow that reuses its recorded steps before ``start_step`` and runs
     the rest again (on any executor, through the internal queue). Returns the new id. With
     ``conn`` the claimers are not woken (the caller wakes them after its commit)."""
-    import uuid
-
-    from cluster.claimer import QUEUE_CHANNEL
-
-    from .queues import INTERNAL_QUEUE_NAME
-
     if not isinstance(start_step, int) or start_step < 1:
         raise DBOSException(f"start_step must be a step number >= 1, got {start_step!r}")
     new_id = new_workflow_id or str(uuid.uuid4())
@@ -119,8 +116,4 @@ def fork_workflow(
 
 def wake_forked(db: SystemDatabase) -> None:
     """Wake the claimers of the internal queue for a fork committed in a caller's transaction."""
-    from cluster.claimer import QUEUE_CHANNEL
-
-    from .queues import INTERNAL_QUEUE_NAME
-
     db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)

@@ -31,6 +31,7 @@ from tenacity import (
     wait_random,
 )
 
+from .channels import EVENTS_CHANNEL
 from .clock import DatabaseClock
 from .errors import (
     DatabaseUnavailableError,
@@ -48,7 +49,7 @@ from .urls import describe_url
 if False:  # typing only
     from .listener import NotificationConnection  # noqa: F401
 
-__all__ = ["SystemDatabase", "Row", "StepOutput", "MESSAGES_CHANNEL", "EVENTS_CHANNEL", "is_connection_failure"]
+__all__ = ["SystemDatabase", "Row", "StepOutput", "is_connection_failure"]
 
 log = get_logger("pgfleet.sysdb")
 
@@ -56,10 +57,6 @@ Row = dict[str, Any]
 # Every connection pgfleet opens to the system database returns rows as dicts (dict_row).
 DictConnection = psycopg.Connection[DictRow]
 T = TypeVar("T")
-
-# DBOS's channel for new messages (notifications_function fires it), and ours for events.
-MESSAGES_CHANNEL = "dbos_notifications_channel"
-EVENTS_CHANNEL = "dbos_workflow_events_channel"
 
 # How long a statement keeps being retried while the database is unreachable.
 DEFAULT_RETRY_TIMEOUT_SEC = 60.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from cluster.service import BackgroundService
+from cluster.coordination.service import BackgroundService
 from conftest import wait_until
 
 

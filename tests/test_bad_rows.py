@@ -18,9 +18,9 @@ import threading
 
 import pytest
 
-import cluster.cli.errors
-import cluster.membership
-import cluster.settings
+import cluster.coordination.membership
+import cluster.process.cli.errors
+import cluster.process.settings
 import runtime.errors
 import sysdb.embedded
 import sysdb.errors
@@ -225,7 +225,15 @@ def _instance(cls: type) -> BaseException:
     return cls(*args)
 
 
-ERROR_MODULES = [runtime.errors, sysdb.errors, sysdb.embedded, sysdb.listing, cluster.membership, cluster.settings, cluster.cli.errors]
+ERROR_MODULES = [
+    runtime.errors,
+    sysdb.errors,
+    sysdb.embedded,
+    sysdb.listing,
+    cluster.coordination.membership,
+    cluster.process.settings,
+    cluster.process.cli.errors,
+]
 
 
 @pytest.mark.parametrize(
@@ -289,7 +297,7 @@ def wait_until_or_none(predicate, timeout: float):
 
 
 def test_a_heartbeat_outlives_a_failing_rejoin_and_rejoins_again(sys_url, db):
-    from cluster.membership import Heartbeat, MemberInfo, Membership
+    from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
     from sysdb import SystemDatabase
 
     system_db = SystemDatabase(sys_url, pool_size=2)

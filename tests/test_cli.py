@@ -1,4 +1,4 @@
-"""The ``pgfleet`` command, run in this process through ``cluster.cli.main`` on a real Postgres
+"""The ``pgfleet`` command, run in this process through ``cluster.process.cli.main`` on a real Postgres
 (and once as a real subprocess), plus the supervisor's settings: flags > TOML file > environment."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import types
 
 import pytest
 
-from cluster.cli import build_parser, main, supervisor_options_kwargs, supervisor_settings
-from cluster.settings import SettingsError, load_settings
+from cluster.process.cli import build_parser, main, supervisor_options_kwargs, supervisor_settings
+from cluster.process.settings import SettingsError, load_settings
 from conftest import REPO_ROOT, wait_until
 from sysdb import LATEST_VERSION
 
@@ -55,7 +55,7 @@ def write(tmp_path, name: str, text: str) -> str:
 
 
 def test_help_as_a_subprocess_and_for_every_subcommand(capsys):
-    done = subprocess.run([sys.executable, "-m", "cluster.cli", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run([sys.executable, "-m", "cluster.process.cli", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     for command in ("supervise", "status", "workflow", "queue", "check", "migrate", "db"):
         assert command in done.stdout
@@ -147,7 +147,7 @@ def test_status_shows_the_member_the_leader_and_queues(dbos, sys_url, capsys):
 
 
 def test_node_and_slot_of_supervised_workers():
-    from cluster.cli import _node_slot
+    from cluster.process.cli import _node_slot
 
     assert _node_slot({"executor_id": "node-a-3", "supervisor_id": "node-a", "host": "h"}) == ("node-a", "3")
     assert _node_slot({"executor_id": "solo", "supervisor_id": None, "host": "h"}) == ("h", "-")
@@ -416,8 +416,8 @@ def test_supervise_flags_become_supervisor_options(tmp_path, capsys):
     code, _, err = run(capsys, "supervise", "app", "--workers", "0")
     assert code == 2 and "'workers' must be at least 1" in err
 
-    supervisor = pytest.importorskip("cluster.supervisor")
-    from cluster.cli import build_supervisor_options
+    supervisor = pytest.importorskip("cluster.process.supervisor")
+    from cluster.process.cli import build_supervisor_options
 
     options = build_supervisor_options(args, environ)
     assert isinstance(options, supervisor.SupervisorOptions)

@@ -176,7 +176,7 @@ def test_killing_the_leader_elects_another_with_a_higher_term(fleet, db):
 
 def test_two_sweepers_of_one_dead_member_move_each_workflow_once(sys_url, db):
     """Two members race to take over the same dead peer: each workflow moves exactly once."""
-    from cluster.sweeper import take_over_member
+    from cluster.coordination.sweeper import take_over_member
 
     db.execute(
         "INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, status, workflow_names) VALUES "

@@ -26,7 +26,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from cluster.membership import Heartbeat, MemberInfo, Membership
+from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
 from conftest import run_app, wait_until
 from faults.locks import wait_for_lock_wait
 from faults.pause import PAUSE_ENV, wait_stopped

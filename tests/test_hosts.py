@@ -239,7 +239,7 @@ class Host:
             "ip", "netns", "exec", lab.net.host_ns[index],
             "unshare", "--uts",
             "sh", "-c", 'hostname "$PGF_TEST_HOSTNAME" && exec "$@"', "sh",
-            sys.executable, "-m", "cluster.cli", "supervise", APP,
+            sys.executable, "-m", "cluster.process.cli", "supervise", APP,
             "--name", name, "--workers", str(WORKERS), "--grace", "3", "--config", str(config),
         ]  # fmt: skip
         # Every `exec` above keeps the pid: self.proc.pid is the supervisor, and its own session

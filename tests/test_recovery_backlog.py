@@ -65,7 +65,7 @@ def test_a_worker_reports_ready_while_a_slow_backlog_recovers(sys_url, db, tmp_p
 def test_work_assigned_during_a_stuck_recovery_runs_at_once(sys_url, db):
     """A long recovery holds only its own rows: a dead member's workflows that a takeover
     assigns here meanwhile run at once, and no row is run by both recovery and assignment."""
-    from cluster.membership import MemberInfo, Membership
+    from cluster.coordination.membership import MemberInfo, Membership
     from runtime import DBOS
     from sysdb import SystemDatabase
 

@@ -20,11 +20,11 @@ FAST = {"PGFLEET_HEARTBEAT": "0.25", "PGFLEET_MEMBER_TIMEOUT": "1.5"}
 # the module constants), through the same entry point as `pgfleet supervise`.
 RUN = """
 import sys
-import cluster.supervisor as s
+import cluster.process.supervisor as s
 s.BACKOFF_BASE_SEC = 0.1
 s.BACKOFF_MAX_SEC = 0.4
 s.CRASH_LOOP_RESTARTS = 3
-from cluster.cli import main
+from cluster.process.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -208,7 +208,7 @@ def test_workers_serve_prometheus_metrics(sys_url, db, tmp_path, nodes):
 def test_app_forms_module_file_and_attribute(tmp_path, monkeypatch):
     """APP may be a module, a file, or module:attribute naming a DBOSConfig (or a function
     returning one); the worker imports it the same way in every form."""
-    from runtime.worker import load_app
+    from cluster.process.worker import load_app
 
     package = tmp_path / "shopapp"
     package.mkdir()

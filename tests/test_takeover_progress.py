@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from cluster.claimer import QueueClaimer, QueueSpec
+from cluster.coordination.claimer import QueueClaimer, QueueSpec
 from conftest import wait_until
 from sysdb import SystemDatabase
 
@@ -137,7 +137,7 @@ def test_declaring_members_dead_skips_a_member_row_held_by_its_own_claim(sysdb, 
 def test_movable_work_moves_past_hundreds_of_older_workflows_nobody_can_run(sysdb, db):
     """More than a batch of the dead member's oldest workflows belong to a function no live
     member has: its younger movable ones (assignable or queued) must still be moved."""
-    from cluster.sweeper import TAKEOVER_BATCH_SIZE, take_over_member
+    from cluster.coordination.sweeper import TAKEOVER_BATCH_SIZE, take_over_member
 
     db.execute("INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, status, workflow_names) VALUES ('dead', 1, 'h', 1, 'dead', '{w,gone}')")
     add_member(db, "live", names=("w",))

@@ -24,10 +24,10 @@ import psycopg
 # constants, as in tests/test_supervisor.py), through the same entry point as `pgfleet supervise`.
 _RUN_SUPERVISOR = """
 import sys
-import cluster.supervisor as s
+import cluster.process.supervisor as s
 s.BACKOFF_BASE_SEC = 0.1
 s.BACKOFF_MAX_SEC = 0.5
-from cluster.cli import main
+from cluster.process.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..settings import SettingsError, load_settings
-from .errors import CliError
+from ..supervisor import SupervisorOptions, run_supervisor
 
 
 def supervisor_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def supervisor_settings(args: argparse.Namespace, environ: Mapping[str, str]) ->
 
 
 def supervisor_options_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``cluster.supervisor.SupervisorOptions`` for these settings."""
+    """The keyword arguments of ``cluster.process.supervisor.SupervisorOptions`` for these settings."""
     if not settings.get("app"):
         raise SettingsError("nothing to supervise: pass APP or set 'app' in the config file (or PGFLEET_APP)")
     return {
@@ -44,18 +44,11 @@ def supervisor_options_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_supervisor_options(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+def build_supervisor_options(args: argparse.Namespace, environ: Mapping[str, str]) -> SupervisorOptions:
     """``SupervisorOptions`` from flags > config file > environment. Raises ``SettingsError``."""
-    kwargs = supervisor_options_kwargs(supervisor_settings(args, environ))
-    try:
-        from ..supervisor import SupervisorOptions
-    except ImportError as exc:
-        raise CliError(f"the supervisor is not available in this installation: {exc}") from None
-    return SupervisorOptions(**kwargs)
+    return SupervisorOptions(**supervisor_options_kwargs(supervisor_settings(args, environ)))
 
 
 def _supervise(args: argparse.Namespace) -> int:
     options = build_supervisor_options(args, os.environ)
-    from ..supervisor import run_supervisor
-
     return int(run_supervisor(options))

@@ -8,6 +8,11 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from runtime.client import DBOSClient
+from runtime.errors import DBOSException
+from runtime.serialization import deserialize, deserialize_args, deserialize_exception
+from runtime.status import status_from_row
+from runtime.workflows_admin import list_workflows
 from sysdb import SystemDatabase
 
 from .database import _open_db
@@ -31,9 +36,6 @@ def _decode(field: str, raw: Any, decode: Any, errors: dict[str, str]) -> Any:
 
 
 def _workflow_dict(row: Mapping[str, Any], *, raw: bool) -> dict[str, Any]:
-    from runtime.serialization import deserialize, deserialize_args, deserialize_exception
-    from runtime.status import status_from_row
-
     status = status_from_row(dict(row), load_input=False, load_output=False)
     info = {f.name: getattr(status, f.name) for f in dataclasses.fields(status)}
     fmt = row.get("serialization")
@@ -56,8 +58,6 @@ def _workflow_dict(row: Mapping[str, Any], *, raw: bool) -> dict[str, Any]:
 
 
 def _step_dict(row: Mapping[str, Any], *, raw: bool) -> dict[str, Any]:
-    from runtime.serialization import deserialize, deserialize_exception
-
     fmt = row.get("serialization")
     errors: dict[str, str] = {}
     info = {
@@ -85,8 +85,6 @@ def _csv(values: Sequence[str] | None, *, upper: bool = False) -> list[str] | No
 
 
 def _workflow_list(args: argparse.Namespace) -> int:
-    from runtime.workflows_admin import list_workflows
-
     statuses = _csv(args.status, upper=True)
     unknown = sorted(set(statuses or ()) - set(_STATUSES))
     if unknown:
@@ -211,9 +209,6 @@ def _workflow_steps(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _client(db: SystemDatabase) -> Iterator[Any]:
-    from runtime.client import DBOSClient
-    from runtime.errors import DBOSException
-
     try:
         client = DBOSClient(system_database_url=db.url, system_database_pool_size=1, application_name="pgfleet-cli")
     except DBOSException as exc:

@@ -20,10 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sysdb import SystemDatabase, now_ms
+from sysdb.channels import ASSIGNMENT_PAYLOAD_PREFIX, QUEUE_CHANNEL
 from sysdb.logs import get_logger
-
-from .assignments import ASSIGNMENT_PAYLOAD_PREFIX
-from .claimer import QUEUE_CHANNEL
 
 __all__ = ["take_over_member", "announce_moved", "LeaderDuties", "TAKEOVER_BATCH_SIZE"]
 

@@ -16,12 +16,14 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cluster.supervisor import WorkerSpec
+from runtime.dbos import DBOS
+from runtime.metrics import serve_metrics
 
-__all__ = ["run_worker", "load_app"]
+__all__ = ["WorkerSpec", "run_worker", "load_app"]
 
 # How often a worker checks that its supervisor is still its parent.
 PARENT_CHECK_INTERVAL_SEC = 1.0
@@ -79,14 +81,27 @@ def load_app(app: str) -> tuple[str, dict[str, Any]]:
     return name, config
 
 
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker process needs from its supervisor (picklable, sent at spawn)."""
+
+    app: str
+    executor_id: str
+    supervisor_id: str
+    supervisor_pid: int
+    queues: tuple[str, ...] | None
+    worker_config: dict[str, Any] = field(default_factory=dict)
+    grace_sec: float = 30.0
+    metrics_port: int | None = None
+    ready: Any = None  # the child's end of a pipe: ("ready", pid) is sent once launched
+
+
 def run_worker(spec: WorkerSpec) -> None:
     """The worker process's main function."""
     _die_with_parent(spec.supervisor_pid)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-
-    from .dbos import DBOS
 
     name, base = load_app(spec.app)
     if DBOS._instance is not None and DBOS._instance._executor is not None:
@@ -100,8 +115,6 @@ def run_worker(spec: WorkerSpec) -> None:
     if spec.queues is not None:
         config["queues"] = list(spec.queues)
     if spec.metrics_port is not None:
-        from .metrics import serve_metrics
-
         serve_metrics(spec.metrics_port)
     DBOS(config=config)  # type: ignore[arg-type]  # a plain dict merged from the app's DBOSConfig; DBOS() validates it
     DBOS.launch()

@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysdb import SystemDatabase
+from sysdb.channels import QUEUE_CHANNEL
 from sysdb.listener import NotificationConnection
 from sysdb.logs import get_logger
 
 from .service import BackgroundService
 
-__all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier", "QUEUE_CHANNEL"]
+__all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier"]
 
 log = get_logger("pgfleet.cluster")
 
-QUEUE_CHANNEL = "pgfleet_queues"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runtime.config import KNOWN_KEYS, resolve_config
+from runtime.errors import DBOSConfigError
+from sysdb import InvalidDatabaseUrlError, validate_url
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -100,8 +104,6 @@ class SettingsError(Exception):
 
 
 def _worker_keys() -> frozenset[str]:
-    from runtime.config import KNOWN_KEYS
-
     return frozenset(KNOWN_KEYS) - set(SUPERVISOR_KEYS) - set(_SUPERVISOR_OWNED)
 
 
@@ -218,9 +220,6 @@ def validate_worker_config(worker_config: Mapping[str, Any], sources: Mapping[st
 
     Raises :class:`SettingsError` whose message says where the offending values came from.
     """
-    from runtime.config import resolve_config
-    from runtime.errors import DBOSConfigError
-
     try:
         resolve_config({"name": _PLACEHOLDER_APP_NAME, **worker_config})
     except DBOSConfigError as exc:
@@ -230,8 +229,6 @@ def validate_worker_config(worker_config: Mapping[str, Any], sources: Mapping[st
         raise SettingsError(f"invalid worker config{where}: {message}") from None
     url = worker_config.get("system_database_url")
     if url:
-        from sysdb import InvalidDatabaseUrlError, validate_url
-
         try:
             validate_url(url)
         except InvalidDatabaseUrlError as exc:

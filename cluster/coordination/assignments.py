@@ -17,12 +17,11 @@ from sysdb.logs import get_logger
 
 from .service import BackgroundService
 
-__all__ = ["AssignmentPoller", "ASSIGNMENT_PAYLOAD_PREFIX"]
+__all__ = ["AssignmentPoller"]
 
 log = get_logger("pgfleet.cluster")
 
 # NOTIFY payload on the queue channel that names an executor with newly assigned work.
-ASSIGNMENT_PAYLOAD_PREFIX = "assigned:"
 
 
 class AssignmentPoller(BackgroundService):

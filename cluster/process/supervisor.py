@@ -33,11 +33,12 @@ from typing import Any
 
 import multiprocess
 
+from cluster.coordination.service import exponential_backoff
+from cluster.coordination.sweeper import announce_moved, take_over_member
 from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.logs import get_logger
 
-from .service import exponential_backoff
-from .sweeper import announce_moved, take_over_member
+from .worker import WorkerSpec, run_worker
 
 __all__ = ["SupervisorOptions", "WorkerSpec", "Supervisor", "run_supervisor"]
 
@@ -68,21 +69,6 @@ class SupervisorOptions:
     boot_deadline_sec: float = 30.0
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
-    """Everything a worker process needs from its supervisor (picklable, sent at spawn)."""
-
-    app: str
-    executor_id: str
-    supervisor_id: str
-    supervisor_pid: int
-    queues: tuple[str, ...] | None
-    worker_config: dict[str, Any] = field(default_factory=dict)
-    grace_sec: float = 30.0
-    metrics_port: int | None = None
-    ready: Any = None  # the child's end of a pipe: ("ready", pid) is sent once launched
-
-
 @dataclass
 class Slot:
     """One worker slot: executor id ``<name>-<index>``, and the process currently filling it."""
@@ -108,13 +94,6 @@ class Slot:
             "restarts": self.restarts,
             "last_exit": self.last_exit,
         }
-
-
-def _worker_entry(spec: Any) -> None:
-    # Runs in the spawned child: only now is the runtime (and the app) imported.
-    from runtime.worker import run_worker
-
-    run_worker(spec)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -178,7 +157,7 @@ class Supervisor:
             metrics_port=self.options.metrics_port + slot.index if self.options.metrics_port else None,
             ready=child_conn,
         )
-        process = self._context.Process(target=_worker_entry, args=(spec,), name=f"pgfleet-worker-{slot.executor_id}")
+        process = self._context.Process(target=run_worker, args=(spec,), name=f"pgfleet-worker-{slot.executor_id}")
         process.start()
         child_conn.close()
         slot.process, slot.ready_conn = process, parent_conn

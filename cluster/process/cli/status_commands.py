@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cluster.coordination.status import fleet_status
 from sysdb import SystemDatabase
 
 from .database import _open_db
@@ -77,8 +78,6 @@ def _read_queues(db: SystemDatabase) -> list[dict[str, Any]]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..status import fleet_status
-
     with _open_db(args) as db:
         status = fleet_status(db, takeovers=args.takeovers)
         queues = _queues(status.queues, db.execute("list_queue_definitions"))

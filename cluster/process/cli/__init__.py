@@ -22,9 +22,9 @@ the ``--config`` file's ``system_database_url``, ``PGFLEET_SYSTEM_DATABASE_URL``
 
 from __future__ import annotations
 
-# The public names cluster/cli.py had before it became this package, so `from cluster.cli import X` and
-# the `cluster.cli:main` console script keep working. `__all__` lists every re-export, so linters and
-# type checkers see them as the package's interface rather than unused imports.
+# The package's interface: the `cluster.process.cli:main` console script and what tests import.
+# `__all__` lists every re-export, so linters and type checkers see them as the interface
+# rather than unused imports.
 from .entry_point import main
 from .errors import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, CliError
 from .parser import DEFAULT_LIST_LIMIT, DEFAULT_TIMEOUT_SEC, build_parser

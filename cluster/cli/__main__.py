@@ -1,7 +1,0 @@
-"""``python -m cluster.cli``: the ``pgfleet`` command without the console script."""
-
-import sys
-
-from .entry_point import main
-
-sys.exit(main())
