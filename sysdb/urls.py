@@ -8,6 +8,7 @@ started (or joined) and its URL used.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import psycopg
@@ -26,12 +27,16 @@ __all__ = [
 URL_ENVIRONMENT_VARIABLES = ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL")
 # The database created on the embedded server for the system tables.
 DEFAULT_DATABASE_NAME = "pgfleet"
+# SQLAlchemy's dialect+driver URL forms, which DBOS's docs and most DBOS apps use
+# (postgresql+psycopg://...). The driver part names a Python driver, which means nothing to
+# libpq: the rest of the URL is a libpq URL as it stands.
+_SQLALCHEMY_SCHEME = re.compile(r"^postgres(?:ql)?\+(?:psycopg|psycopg2|psycopg2cffi|pg8000|asyncpg|psycopg_async)://")
 
 
 def describe_url(url: str) -> str:
     """The URL with any password masked, safe to log and to put in error messages."""
     try:
-        params = conninfo_to_dict(url)
+        params = conninfo_to_dict(_SQLALCHEMY_SCHEME.sub("postgresql://", url.strip(), count=1))
     except psycopg.ProgrammingError:
         return "<unparseable URL>"
     if "password" in params:
@@ -42,16 +47,18 @@ def describe_url(url: str) -> str:
 
 
 def validate_url(url: str) -> str:
-    """Check that ``url`` parses and names a database; returns it unchanged.
+    """Check that ``url`` parses and names a database; returns it as a libpq URL
+    (a SQLAlchemy ``postgresql+psycopg://`` form becomes ``postgresql://``).
 
     Raises :class:`InvalidDatabaseUrlError` naming the problem.
     """
     if not isinstance(url, str) or not url.strip():
         raise InvalidDatabaseUrlError("the system database URL is empty")
+    url = _SQLALCHEMY_SCHEME.sub("postgresql://", url.strip(), count=1)
     if not url.startswith(("postgresql://", "postgres://")) and "=" not in url:
         raise InvalidDatabaseUrlError(
             f"the system database URL {url!r} is not a PostgreSQL URL "
-            "(expected postgresql://user:password@host:port/database)"
+            "(expected postgresql://user:password@host:port/database, or postgresql+psycopg://...)"
         )
     try:
         params = conninfo_to_dict(url)
