@@ -12,9 +12,11 @@ import threading
 import uuid
 from typing import Any, TypedDict
 
-from sysdb import SystemDatabase, now_ms, resolve_system_database_url
+from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.channels import QUEUE_CHANNEL
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
+from sysdb.messages import NewMessage
+from sysdb.workflow_rows import NewWorkflow, QueuePlacement
 
 from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
@@ -118,32 +120,33 @@ class DBOSClient:
         delay = float(options.get("delay_seconds") or 0)
         timeout = options.get("workflow_timeout")
         roles = options.get("authenticated_roles")
-        params = {
-            "workflow_id": workflow_id,
-            "status": "DELAYED" if delay > 0 else "ENQUEUED",
-            "name": options["workflow_name"],
-            "class_name": options.get("workflow_class_name"),
-            "config_name": options.get("workflow_config_name"),
-            "authenticated_user": options.get("authenticated_user"),
-            "assumed_role": None,
-            "authenticated_roles": json.dumps(roles) if roles else None,
-            "application_version": options.get("app_version"),
-            "application_id": None,
-            "application_name": self._application_name,
-            "queue_name": options["queue_name"],
-            "timeout_ms": int(timeout * 1000) if timeout else None,
-            "deadline_ms": None,
-            "inputs": serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
-            "parent_workflow_id": None,
-            "serialization": SERIALIZATION_FORMAT,
-            "deduplication_id": options.get("deduplication_id"),
-            "priority": options.get("priority") or 0,
-            "queue_partition_key": options.get("queue_partition_key"),
-            # on the database clock, which the claimers and the leader compare it with
-            "delay_until_ms": self._db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
-        }
+        new = NewWorkflow(
+            workflow_id=workflow_id,
+            name=options["workflow_name"],
+            class_name=options.get("workflow_class_name"),
+            config_name=options.get("workflow_config_name"),
+            authenticated_user=options.get("authenticated_user"),
+            assumed_role=None,
+            authenticated_roles=json.dumps(roles) if roles else None,
+            application_version=options.get("app_version"),
+            application_id=None,
+            application_name=self._application_name,
+            timeout_ms=int(timeout * 1000) if timeout else None,
+            deadline_ms=None,
+            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            parent_workflow_id=None,
+            serialization=SERIALIZATION_FORMAT,
+        )
+        placement = QueuePlacement(
+            queue_name=options["queue_name"],
+            deduplication_id=options.get("deduplication_id"),
+            priority=options.get("priority") or 0,
+            queue_partition_key=options.get("queue_partition_key"),
+            # DELAYED until then, on the database clock, which the claimers and the leader compare it with
+            delay_until_ms=self._db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
+        )
         try:
-            self._db.enqueue_workflow(params)
+            self._db.workflows.enqueue(new, placement)
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
         self._db.notify(QUEUE_CHANNEL, options["queue_name"])
@@ -156,7 +159,7 @@ class DBOSClient:
 
     def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
-        if existing_workflow and self._db.get_workflow_status(workflow_id) is None:
+        if existing_workflow and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         return WorkflowHandle(self, workflow_id)
 
@@ -167,7 +170,7 @@ class DBOSClient:
         return list_workflows(self._db, queues_only=True, **filters)
 
     def list_workflow_steps(self, workflow_id: str) -> list[StepInfo]:
-        return [step_from_row(r) for r in self._db.list_workflow_steps(workflow_id)]
+        return [step_from_row(r) for r in self._db.steps.list_recorded(workflow_id)]
 
     def cancel_workflow(self, workflow_id: str) -> None:
         cancel_workflow(self._db, workflow_id)
@@ -175,11 +178,8 @@ class DBOSClient:
     def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """Send a cancelled or dead-lettered workflow back to work: any executor resumes it
         from its first unfinished step (through the internal queue)."""
-        rows = self._db.execute(
-            "resume_workflow_enqueued",
-            {"workflow_id": workflow_id, "queue_name": INTERNAL_QUEUE_NAME, "now_ms": now_ms()},
-        )
-        if not rows and self._db.get_workflow_status(workflow_id) is None:
+        resumed = self._db.admin.resume_enqueued(workflow_id, queue_name=INTERNAL_QUEUE_NAME)
+        if not resumed and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         self._db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
         return WorkflowHandle(self, workflow_id)
@@ -191,13 +191,13 @@ class DBOSClient:
     def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
         """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""
         try:
-            self._db.send_message({
-                "destination_id": destination_id,
-                "topic": topic or NULL_TOPIC,
-                "message": serialize(message, what="the message"),
-                "serialization": SERIALIZATION_FORMAT,
-                "message_uuid": idempotency_key or str(uuid.uuid4()),
-            })
+            self._db.messages.send(NewMessage(
+                destination_id=destination_id,
+                topic=topic or NULL_TOPIC,
+                message=serialize(message, what="the message"),
+                serialization=SERIALIZATION_FORMAT,
+                message_uuid=idempotency_key or str(uuid.uuid4()),
+            ))
         except NoSuchWorkflowError:
             raise DBOSNonExistentWorkflowError(destination_id) from None
 
@@ -208,9 +208,9 @@ class DBOSClient:
         deadline = time.monotonic() + timeout_seconds
         interval = 0.01
         while True:
-            row = self._db.get_event(workflow_id, key)
+            row = self._db.events.get(workflow_id, key)
             if row is not None:
-                return deserialize(row["value"], row["serialization"], what=f"event {key!r}")
+                return deserialize(row.value, row.serialization, what=f"event {key!r}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None

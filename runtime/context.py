@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from sysdb.steps import StepRow
+
 from .errors import DBOSException
 
 __all__ = [
@@ -38,7 +40,7 @@ class WorkflowContext:
     owner_epoch: int
     # Steps recorded by an earlier execution, by function id; None for a fresh workflow, so a
     # first execution never reads the operation_outputs table.
-    recorded: dict[int, dict[str, Any]] | None = None
+    recorded: dict[int, StepRow] | None = None
     authenticated_user: str | None = None
     assumed_role: str | None = None
     authenticated_roles: list[str] | None = None
@@ -66,7 +68,7 @@ class WorkflowContext:
         self._last_function_id += 1
         return self._last_function_id
 
-    def recorded_step(self, function_id: int) -> dict[str, Any] | None:
+    def recorded_step(self, function_id: int) -> StepRow | None:
         if self.recorded is None:
             return None
         return self.recorded.get(function_id)

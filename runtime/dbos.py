@@ -4,7 +4,7 @@ The decorators register functions in :mod:`runtime.registry` (they work before `
 created, and after ``launch()``); calls go to the :class:`~runtime.executor.Executor` of the
 launched instance. Follow a workflow from here: ``workflow()`` → ``Executor.start`` →
 ``Executor.run`` → ``steps.run_step`` → ``Executor.checkpoint`` →
-``SystemDatabase.record_step_output`` → ``sysdb/sql/record_step_output.sql``.
+``db.steps.record`` (``sysdb/steps.py``) → ``sysdb/sql/record_step_output.sql``.
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ class DBOS(metaclass=_DBOSMeta):
         """A handle on an existing workflow (raises if it does not exist and
         ``existing_workflow`` is True)."""
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
-        if existing_workflow and executor.db.get_workflow_status(workflow_id) is None:
+        if existing_workflow and executor.db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         return WorkflowHandle(executor, workflow_id)
 
@@ -429,7 +429,7 @@ class DBOS(metaclass=_DBOSMeta):
         executor = cls._executor_or_raise("DBOS.get_workflow_status")
 
         def read() -> WorkflowStatus | None:
-            row = executor.db.get_workflow_status(workflow_id)
+            row = executor.db.workflows.status(workflow_id)
             return status_from_row(row) if row else None
 
         return executor.recorded_call("DBOS.getStatus", read)
@@ -453,7 +453,7 @@ class DBOS(metaclass=_DBOSMeta):
         executor = cls._executor_or_raise("DBOS.list_workflow_steps")
         return executor.recorded_call(
             "DBOS.listWorkflowSteps",
-            lambda: [step_from_row(r) for r in executor.db.list_workflow_steps(workflow_id)],
+            lambda: [step_from_row(r) for r in executor.db.steps.list_recorded(workflow_id)],
         )
 
     @classmethod

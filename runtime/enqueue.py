@@ -6,9 +6,11 @@ the child commits with the child's ENQUEUED row, and a replay returns the same h
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sysdb.errors import DeduplicatedError
+from sysdb.workflow_rows import QueuePlacement
 
 from .context import current_workflow, take_start_options
 from .errors import DBOSException, DBOSQueueDeduplicatedError
@@ -51,19 +53,21 @@ def enqueue_workflow(
     else:
         timeout_ms, deadline_ms = _timeout(options, parent, executor.db.clock.now_ms)
     delay = options.delay_seconds or 0
-    params, _ = executor.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
-    params.update(
-        status="DELAYED" if delay > 0 else "ENQUEUED",
+    new, _ = executor.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
+    new = replace(
+        new,
         # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
         # work enqueued under the code hash would be stranded by the next deploy.
         application_version=options.app_version or executor.config.application_version,
-        queue_name=queue.name,
         timeout_ms=timeout_ms,
         deadline_ms=deadline_ms,
+    )
+    placement = QueuePlacement(
+        queue_name=queue.name,
         deduplication_id=options.deduplication_id,
         priority=options.priority or 0,
         queue_partition_key=options.queue_partition_key,
-        # on the database clock, which the claimers and the leader compare it with
+        # DELAYED until then, on the database clock, which the claimers and the leader compare it with
         delay_until_ms=executor.db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
     )
     parent_step = None
@@ -71,11 +75,11 @@ def enqueue_workflow(
         parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
     try:
         with executor.fenced_write(parent):
-            inserted = executor.db.enqueue_workflow(params, parent_step)
+            inserted = executor.db.workflows.enqueue(new, placement, parent_step)
     except DeduplicatedError as exc:
         raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
     if not inserted:
-        executor.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
+        executor.check_same_workflow(workflow_id, entry, new.class_name, new.config_name)
     elif executor.on_queue_slot_freed is not None:
         executor.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
     return WorkflowHandle(executor, workflow_id)

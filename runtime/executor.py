@@ -21,13 +21,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from sysdb import OwnershipLostError, SystemDatabase, now_ms, resolve_system_database_url, validate_url
 from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.steps import StepRecord, StepRow
+from sysdb.workflow_rows import NewWorkflow, WorkflowOutcome
 
 from . import logs, metrics
 from .config import ResolvedConfig, connection_bounds
@@ -103,30 +105,27 @@ def stale_token_error(exc: OwnershipLostError) -> DBOSWorkflowCancelledError | D
     return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
 
 
-def fenced_step(ctx: WorkflowContext, function_id: int, function_name: str, **extra: Any) -> dict[str, Any]:
-    """The arguments of a workflow operation's fenced step row (``record_step_output``), for the
-    writes that commit it together with their own effects (send, recv, events, streams, enqueue)."""
-    return {
-        "workflow_id": ctx.workflow_id,
-        "executor_id": ctx.executor_id,
-        "owner_epoch": ctx.owner_epoch,
-        "function_id": function_id,
-        "function_name": function_name,
-        "output": None,
-        "error": None,
-        "serialization": None,
-        "started_at_ms": now_ms(),
-        **extra,
-    }
+def fenced_step(ctx: WorkflowContext, function_id: int, function_name: str, **extra: Any) -> StepRecord:
+    """A workflow operation's fenced step row (``db.steps.record``), for the writes that commit
+    it together with their own effects (send, recv, events, streams, enqueue)."""
+    fields = {"started_at_ms": now_ms(), **extra}
+    return StepRecord(
+        workflow_id=ctx.workflow_id,
+        executor_id=ctx.executor_id,
+        owner_epoch=ctx.owner_epoch,
+        function_id=function_id,
+        function_name=function_name,
+        **fields,
+    )
 
 
-def decode_outcome(workflow_id: str, row: dict[str, Any]) -> Any:
+def decode_outcome(workflow_id: str, row: WorkflowOutcome) -> Any:
     """Return the recorded result of a finished workflow, or raise its recorded error."""
-    status = row["status"]
+    status = row.status
     if status == "SUCCESS":
-        return deserialize(row["output"], row.get("serialization"), what="workflow output")
+        return deserialize(row.output, row.serialization, what="workflow output")
     if status == "ERROR":
-        raise deserialize_exception(row["error"], row.get("serialization"))
+        raise deserialize_exception(row.error, row.serialization)
     if status == "CANCELLED":
         raise DBOSAwaitedWorkflowCancelledError(workflow_id)
     raise DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(workflow_id)
@@ -155,10 +154,10 @@ def await_outcome(
                 if local.error is not None:
                     raise local.error
                 return local.value
-        row = db.get_workflow_outcome(workflow_id)
+        row = db.workflows.outcome(workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
-        if row["status"] in TERMINAL_STATUSES:
+        if row.status in TERMINAL_STATUSES:
             return decode_outcome(workflow_id, row)
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
@@ -351,7 +350,7 @@ class Executor:
         if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:
             # Fenced on this execution's token: an old execution must not cancel a resumed run.
             with self.fenced_write(ctx):
-                self.db.cancel_owned_past_deadline(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch)
+                self.db.workflows.cancel_owned_past_deadline(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch)
             raise self.lose(ctx, DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
             ))
@@ -388,8 +387,9 @@ class Executor:
             return self.child_result(parent, replayed_child)  # type: ignore[arg-type]  # a replayed child implies a parent
 
         timeout_ms, deadline_ms = _timeout(options, parent, self.db.clock.now_ms)
-        params, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
-        params.update(
+        new, roles = self.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
+        new = replace(
+            new,
             executor_id=self.executor_id,
             application_version=self.application_version,
             timeout_ms=timeout_ms,
@@ -398,10 +398,10 @@ class Executor:
         # A child's row commits with its parent's fenced step: a parent that lost its workflow
         # starts nothing (and its execution is marked lost).
         with self.fenced_write(parent):
-            epoch = insert_start_row(self, parent, params, function_id)
+            epoch = insert_start_row(self, parent, new, function_id)
 
         if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
-            self.check_same_workflow(workflow_id, entry, params["class_name"], params["config_name"])
+            self.check_same_workflow(workflow_id, entry, new.class_name, new.config_name)
             if background:
                 return WorkflowHandle(self, workflow_id)
             if parent is not None:
@@ -415,7 +415,7 @@ class Executor:
             owner_epoch=epoch,
             generation=self.generation,
             executor=self,
-            authenticated_user=params["authenticated_user"],
+            authenticated_user=new.authenticated_user,
             authenticated_roles=roles,
             assumed_role=options.assumed_role,
             deadline_epoch_ms=deadline_ms,
@@ -448,42 +448,42 @@ class Executor:
         options: Any,
         parent: WorkflowContext | None,
         workflow_id: str,
-    ) -> tuple[dict[str, Any], list[str] | None]:
+    ) -> tuple[NewWorkflow, list[str] | None]:
         """The status-row fields every start shares (direct, background, child or enqueued):
         identity, caller, inputs; and the caller's role list, for the workflow's context."""
         user = options.authenticated_user or (parent.authenticated_user if parent else None)
         roles = options.authenticated_roles or (parent.authenticated_roles if parent else None)
         class_name, config_name = _bound_names(entry, bound)
-        return {
-            "workflow_id": workflow_id,
-            "name": entry.name,
-            "class_name": class_name,
-            "config_name": config_name,
-            "authenticated_user": user,
-            "assumed_role": options.assumed_role,
-            "authenticated_roles": json.dumps(roles) if roles else None,
-            "application_id": "",
-            "application_name": self.config.name,
-            "inputs": serialize_args(args, kwargs, workflow_name=entry.name),
-            "parent_workflow_id": parent.workflow_id if parent else None,
-            "serialization": SERIALIZATION_FORMAT,
-        }, roles
+        return NewWorkflow(
+            workflow_id=workflow_id,
+            name=entry.name,
+            class_name=class_name,
+            config_name=config_name,
+            authenticated_user=user,
+            assumed_role=options.assumed_role,
+            authenticated_roles=json.dumps(roles) if roles else None,
+            application_id="",
+            application_name=self.config.name,
+            inputs=serialize_args(args, kwargs, workflow_name=entry.name),
+            parent_workflow_id=parent.workflow_id if parent else None,
+            serialization=SERIALIZATION_FORMAT,
+        ), roles
 
     def check_same_workflow(
         self, workflow_id: str, entry: RegisteredWorkflow, class_name: str | None, config_name: str | None
     ) -> None:
-        row = self.db.get_workflow_status(workflow_id)
+        row = self.db.workflows.status(workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
-        for column, wanted, label in (
-            ("name", entry.name, "function name"),
-            ("class_name", class_name, "class name"),
-            ("config_name", config_name, "config name"),
+        for recorded, wanted, label in (
+            (row.name, entry.name, "function name"),
+            (row.class_name, class_name, "class name"),
+            (row.config_name, config_name, "config name"),
         ):
-            if row[column] != wanted:
+            if recorded != wanted:
                 raise DBOSConflictingWorkflowError(
                     workflow_id,
-                    f"workflow already exists with a different {label}: {row[column]}, "
+                    f"workflow already exists with a different {label}: {recorded}, "
                     f"but the provided {label} is: {wanted}",
                 )
 
@@ -603,7 +603,7 @@ class Executor:
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
         with self.fenced_write(ctx):
-            self.db.finish_workflow(
+            self.db.workflows.finish(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
                 owner_epoch=ctx.owner_epoch,
@@ -628,7 +628,7 @@ class Executor:
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
         with self.fenced_write(ctx):
-            self.db.record_step_output(
+            step = StepRecord(
                 workflow_id=ctx.workflow_id,
                 executor_id=ctx.executor_id,
                 owner_epoch=ctx.owner_epoch,
@@ -640,8 +640,8 @@ class Executor:
                 started_at_ms=started_at_ms if started_at_ms is not None else now_ms(),
                 child_workflow_id=child_workflow_id,
                 completed_at_ms=completed_at_ms,
-                connection=connection,
             )
+            self.db.steps.record(step, connection=connection)
 
     def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
         """Take the workflow's next step position for ``function_name``.
@@ -759,7 +759,7 @@ def take_start_position(
         recorded = parent.recorded_step(function_id)
         if recorded is not None:
             check_recorded_name(parent, function_id, entry.name, recorded)
-            return function_id, workflow_id, recorded["child_workflow_id"] or workflow_id
+            return function_id, workflow_id, recorded.child_workflow_id or workflow_id
     return function_id, workflow_id, None
 
 
@@ -788,14 +788,14 @@ def _timeout(
     return None, None
 
 
-def check_recorded_name(ctx: WorkflowContext, function_id: int, expected: str, recorded: dict[str, Any]) -> None:
-    if recorded["function_name"] != expected:
-        raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, expected, recorded["function_name"])
+def check_recorded_name(ctx: WorkflowContext, function_id: int, expected: str, recorded: StepRow) -> None:
+    if recorded.function_name != expected:
+        raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, expected, recorded.function_name)
 
 
-def replay_recorded(ctx: WorkflowContext, function_id: int, expected: str, recorded: dict[str, Any]) -> Any:
+def replay_recorded(ctx: WorkflowContext, function_id: int, expected: str, recorded: StepRow) -> Any:
     """Return a recorded operation's output, or raise its recorded error."""
     check_recorded_name(ctx, function_id, expected, recorded)
-    if recorded["error"] is not None:
-        raise deserialize_exception(recorded["error"], recorded.get("serialization"))
-    return deserialize(recorded["output"], recorded.get("serialization"), what=f"output of {expected!r}")
+    if recorded.error is not None:
+        raise deserialize_exception(recorded.error, recorded.serialization)
+    return deserialize(recorded.output, recorded.serialization, what=f"output of {expected!r}")

@@ -62,7 +62,7 @@ class WorkflowHandle(Generic[R]):
         """The workflow's current status row."""
 
         def read() -> WorkflowStatus:
-            row = self._executor.db.get_workflow_status(self.workflow_id)
+            row = self._executor.db.workflows.status(self.workflow_id)
             if row is None:
                 raise DBOSNonExistentWorkflowError(self.workflow_id)
             return status_from_row(row)

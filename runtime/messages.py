@@ -15,6 +15,7 @@ from typing import Any
 
 from sysdb import now_ms
 from sysdb.errors import NoSuchWorkflowError
+from sysdb.messages import NewMessage
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
@@ -42,23 +43,24 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
     """Send ``message`` to workflow ``destination_id`` (exactly once from inside a workflow)."""
     ctx = _workflow_for("DBOS.send")
     payload = serialize(message, what="the message")
-    params = {
-        "destination_id": destination_id,
-        "topic": topic or NULL_TOPIC,
-        "message": payload,
-        "serialization": SERIALIZATION_FORMAT,
-        "message_uuid": str(uuid.uuid4()),
-    }
+    message_uuid = str(uuid.uuid4())
     parent_step = None
     if ctx is not None:
         function_id, recorded = executor.begin_operation(ctx, "DBOS.send")
         if recorded is not NOT_RECORDED:
             return
-        params["message_uuid"] = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
+        message_uuid = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
         parent_step = fenced_step(ctx, function_id, "DBOS.send")
+    new = NewMessage(
+        destination_id=destination_id,
+        topic=topic or NULL_TOPIC,
+        message=payload,
+        serialization=SERIALIZATION_FORMAT,
+        message_uuid=message_uuid,
+    )
     try:
         with executor.fenced_write(ctx):
-            executor.db.send_message(params, parent_step)
+            executor.db.messages.send(new, parent_step)
     except NoSuchWorkflowError:
         raise DBOSNonExistentWorkflowError(destination_id) from None
 
@@ -78,9 +80,9 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     topic_key = topic or NULL_TOPIC
     started = now_ms()
     with hub.watch(f"{ctx.workflow_id}::{topic_key}") as watch:
-        if not executor.db.has_message(ctx.workflow_id, topic_key):
+        if not executor.db.messages.has(ctx.workflow_id, topic_key):
             wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
-            while not executor.db.has_message(ctx.workflow_id, topic_key):
+            while not executor.db.messages.has(ctx.workflow_id, topic_key):
                 remaining = wake_at - time.time()
                 if remaining <= 0:
                     break
@@ -89,12 +91,12 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
                     raise ExecutorShutdown()
     executor.check_running(ctx)
     with executor.fenced_write(ctx):
-        message = executor.db.consume_message(
+        message = executor.db.messages.consume(
             ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=SERIALIZATION_FORMAT)
         )
     if message is None:
         return None
-    return deserialize(message["message"], message["serialization"], what="message")
+    return deserialize(message.message, message.serialization, what="message")
 
 
 def set_event(executor: Executor, key: str, value: Any) -> None:
@@ -105,15 +107,9 @@ def set_event(executor: Executor, key: str, value: Any) -> None:
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return
-    params = {
-        "workflow_id": ctx.workflow_id,
-        "key": key,
-        "value": serialize(value, what=f"the value of event {key!r}"),
-        "serialization": SERIALIZATION_FORMAT,
-        "function_id": function_id,
-    }
+    payload = serialize(value, what=f"the value of event {key!r}")
     with executor.fenced_write(ctx):
-        executor.db.set_event(params, fenced_step(ctx, function_id, "DBOS.setEvent"))
+        executor.db.events.set(key, payload, SERIALIZATION_FORMAT, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -130,7 +126,7 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
             return replay_recorded(ctx, function_id, "DBOS.getEvent", recorded)
     started = now_ms()
     with hub.watch(f"{workflow_id}::{key}") as watch:
-        row = executor.db.get_event(workflow_id, key)
+        row = executor.db.events.get(workflow_id, key)
         if row is None:
             if ctx is not None and sleep_id is not None:
                 wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
@@ -140,8 +136,8 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
                 watch.wait(min(wake_at - time.time(), RECHECK_INTERVAL_SEC))
                 if executor.stop_event.is_set():
                     raise ExecutorShutdown()
-                row = executor.db.get_event(workflow_id, key)
-    value = deserialize(row["value"], row["serialization"], what=f"event {key!r}") if row else None
+                row = executor.db.events.get(workflow_id, key)
+    value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
     if ctx is not None and function_id is not None:
         executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value), started_at_ms=started)
     return value

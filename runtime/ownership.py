@@ -4,7 +4,7 @@ A COMMIT can succeed and its reply be lost; the retry then meets its own effect.
 make that harmless:
 
 - **Attempt tokens.** A start (and a child start, a recovery take-over, a resume) draws its
-  ownership epoch *before* its write (``SystemDatabase.reserve_epoch``) and holds it in this
+  ownership epoch *before* its write (``db.workflows.reserve_epoch``) and holds it in this
   executor's running set from then on. A retry that finds a row bearing that epoch knows the row
   is its own and runs it; and the orphan sweep below never adopts a row being started.
 - **The orphan sweep.** A claim hands out fresh epochs in its UPDATE, one per claimed row, so a
@@ -20,9 +20,12 @@ make that harmless:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sysdb.recovery import AcquiredWorkflow
+from sysdb.workflow_rows import NewWorkflow
 
 from . import recovery
 
@@ -65,19 +68,20 @@ class OwningWrites:
 
 
 def insert_start_row(
-    executor: Executor, parent: WorkflowContext | None, params: Mapping[str, Any], function_id: int | None
+    executor: Executor, parent: WorkflowContext | None, new: NewWorkflow, function_id: int | None
 ) -> int | None:
     """Create a started workflow's row (a child's together with its parent's step) under an
     epoch drawn beforehand. Returns the epoch, or ``None`` when the id exists and is not this
     start's own row. Raises ``OwnershipLostError`` when the parent is no longer owned."""
-    token = executor.db.reserve_epoch()
+    token = executor.db.workflows.reserve_epoch()
     executor.hold_epoch(token)  # before the write: the orphan sweep must never take this row
     try:
         if parent is None:
-            epoch = executor.db.insert_workflow({**params, "owner_epoch": token})
+            epoch = executor.db.workflows.insert(new, owner_epoch=token)
         else:
-            epoch = executor.db.start_child_workflow(
-                {**params, "owner_epoch": token, "function_id": function_id, "parent_owner_epoch": parent.owner_epoch}
+            assert function_id is not None  # a start inside a workflow always has a position
+            epoch = executor.db.workflows.start_child(
+                new, owner_epoch=token, function_id=function_id, parent_owner_epoch=parent.owner_epoch
             )
     except BaseException:
         executor.release_epoch(token)
@@ -98,30 +102,28 @@ def adopt_orphans(executor: Executor, owning_writes: OwningWrites, held_epochs: 
     first = _owned_not_running(executor, held_epochs)
     if not first or not owning_writes.wait_settled():
         return 0
-    seen = {(row["workflow_uuid"], row["owner_epoch"]) for row in first}
+    seen = {(row.workflow_uuid, row.owner_epoch) for row in first}
     orphans = [
         row
         for row in _owned_not_running(executor, held_epochs)
-        if (row["workflow_uuid"], row["owner_epoch"]) in seen
-        and row["owner_epoch"] not in held_epochs()
-        and executor.hold_epoch(row["owner_epoch"])
+        if (row.workflow_uuid, row.owner_epoch) in seen
+        and row.owner_epoch not in held_epochs()
+        and executor.hold_epoch(row.owner_epoch)
     ]
     if orphans:
         executor.log.warning(
             "adopting workflows this executor owns but was not running (a lost reply)",
-            workflow_ids=[row["workflow_uuid"] for row in orphans],
+            workflow_ids=[row.workflow_uuid for row in orphans],
         )
     for row in orphans:
         try:
             # A row this process cannot run keeps its epoch held, so it is not retried each round.
             recovery.run_assigned(executor, [row], generation)
         except Exception as exc:  # e.g. the database went away: try again next round
-            executor.release_epoch(row["owner_epoch"])
-            executor.log.warning("could not adopt workflow", adopted_workflow_id=row["workflow_uuid"], error=str(exc))
+            executor.release_epoch(row.owner_epoch)
+            executor.log.warning("could not adopt workflow", adopted_workflow_id=row.workflow_uuid, error=str(exc))
     return len(orphans)
 
 
-def _owned_not_running(executor: Executor, held_epochs: Callable[[], list[int]]) -> list[dict[str, Any]]:
-    return executor.db.execute(
-        "list_owned_not_running", {"executor_id": executor.executor_id, "running_epochs": held_epochs()}
-    )
+def _owned_not_running(executor: Executor, held_epochs: Callable[[], list[int]]) -> list[AcquiredWorkflow]:
+    return executor.db.recovery.owned_not_running(executor.executor_id, held_epochs())

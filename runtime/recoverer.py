@@ -13,9 +13,10 @@ by both.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cluster.coordination.service import BackgroundService, exponential_backoff
+from sysdb.recovery import PendingWorkflow
 
 from . import recovery
 
@@ -37,8 +38,8 @@ class RecoveryService(BackgroundService):
         super().__init__("pgfleet-recovery", self.IDLE_SEC)
         self._executor = executor
         self._lock = threading.Lock()
-        self._rows: list[dict[str, Any]] = []  # waiting for the next pass
-        self._passing: list[dict[str, Any]] = []  # in the pass running now
+        self._rows: list[PendingWorkflow] = []  # waiting for the next pass
+        self._passing: list[PendingWorkflow] = []  # in the pass running now
         self._generation = executor.generation
         self._failed_passes = 0  # consecutive passes in which some recovery failed (backoff)
         self.idle = threading.Event()  # set while nothing is left to recover
@@ -47,14 +48,14 @@ class RecoveryService(BackgroundService):
     def wait_first(self) -> bool:
         return False
 
-    def submit(self, rows: list[dict[str, Any]], generation: int | None = None) -> None:
+    def submit(self, rows: list[PendingWorkflow], generation: int | None = None) -> None:
         """Recover these rows (added to any not yet recovered). They are recovered only while
         the executor stays in its current generation: once it abandons its work (membership
         lost) they are dropped, and listed again when it rejoins."""
         with self._lock:
             self._generation = self._executor.generation if generation is None else generation
-            known = {r["workflow_uuid"] for r in self._rows}
-            self._rows.extend(r for r in rows if r["workflow_uuid"] not in known)
+            known = {r.workflow_uuid for r in self._rows}
+            self._rows.extend(r for r in rows if r.workflow_uuid not in known)
             if self._rows:
                 self.idle.clear()
         self.wake()
@@ -62,7 +63,7 @@ class RecoveryService(BackgroundService):
     def pending_epochs(self) -> list[int]:
         """The ownership epochs of the rows this service holds: nobody else may run them."""
         with self._lock:
-            return [r["owner_epoch"] for r in self._rows + self._passing if r["owner_epoch"] is not None]
+            return [r.owner_epoch for r in self._rows + self._passing if r.owner_epoch is not None]
 
     def _current(self, generation: int) -> bool:
         return self._executor.generation == generation and not self.stopping
@@ -71,7 +72,7 @@ class RecoveryService(BackgroundService):
         with self._lock:
             rows, self._rows = self._rows, []
             self._passing, generation = rows, self._generation
-        retry: list[dict[str, Any]] = []
+        retry: list[PendingWorkflow] = []
         try:
             if rows and self._current(generation):  # else nothing to do, abandoned or stopping
                 running, failed = recovery.recover_rows(self._executor, rows, lambda: self._current(generation))
@@ -83,8 +84,8 @@ class RecoveryService(BackgroundService):
         finally:
             # Handed back in one step, so the rows never leave pending_epochs() in between.
             with self._lock:
-                known = {r["workflow_uuid"] for r in self._rows}
-                self._rows.extend(r for r in retry if r["workflow_uuid"] not in known)
+                known = {r.workflow_uuid for r in self._rows}
+                self._rows.extend(r for r in retry if r.workflow_uuid not in known)
                 self._passing = []
                 if not self._rows:
                     self.idle.set()

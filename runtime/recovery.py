@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sysdb import OwnershipLostError, now_ms
+from sysdb.recovery import AcquiredWorkflow, PendingWorkflow, TakenOver
+from sysdb.workflow_rows import WorkflowRow
 
 from . import metrics
 from .context import WorkflowContext
@@ -49,45 +52,45 @@ def requeue_unfinished(executor: Executor) -> None:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
 
 
-def list_recoverable(executor: Executor) -> list[dict[str, Any]]:
+def list_recoverable(executor: Executor) -> list[PendingWorkflow]:
     """This executor's PENDING rows, read before it takes new work (so none of them was just
     claimed or assigned here); :func:`recover_rows` replays them, in the background."""
-    return executor.db.list_pending_for_executor(executor.executor_id)
+    return executor.db.recovery.pending_for(executor.executor_id)
 
 
 def recover_rows(
-    executor: Executor, rows: list[dict[str, Any]], keep_going: Callable[[], bool] = lambda: True
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    executor: Executor, rows: list[PendingWorkflow], keep_going: Callable[[], bool] = lambda: True
+) -> tuple[list[PendingWorkflow], list[PendingWorkflow]]:
     """Resume listed PENDING workflows from their first unfinished step. Returns the rows to
     try again later: those whose previous execution here is still running (after this executor
     was declared dead and rejoined, an abandoned thread may be inside a step body: replaying
     now would run that step twice at once), and those whose recovery failed. Stops early (the
     rest dropped) once ``keep_going`` says so: a stopping or abandoned executor recovers nothing."""
-    running: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
+    running: list[PendingWorkflow] = []
+    failed: list[PendingWorkflow] = []
     recovered = 0
     for row in rows:
         if not keep_going():
             break
-        workflow_id = row["workflow_uuid"]
+        workflow_id = row.workflow_uuid
         generation = executor.local_generation(workflow_id)
         if generation == executor.generation:
             continue  # running here now, under the current membership: nothing to recover
         if generation is not None:
             running.append(row)  # an abandoned execution still runs: wait for it to stop
             continue
-        if row["owner_epoch"] in executor.running_epochs():
+        if row.owner_epoch in executor.running_epochs():
             # Held here with no execution yet: a start, claim or adoption whose row committed
             # and whose thread is not up. Look again once it runs (then it is skipped above)
             # or has stopped.
             running.append(row)
             continue
         try:
-            if recover_workflow(executor, workflow_id, executor.executor_id, row["owner_epoch"]) is not None:
+            if recover_workflow(executor, workflow_id, executor.executor_id, row.owner_epoch) is not None:
                 recovered += 1
         except _ReplayFailed as exc:  # taken over, not started: retry from the epoch it took
             executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc.__cause__))
-            failed.append({**row, "owner_epoch": exc.owner_epoch})
+            failed.append(replace(row, owner_epoch=exc.owner_epoch))
         except Exception as exc:  # one row must never stop the others' recovery
             executor.log.error("recovering a workflow failed; will retry", recover_workflow_id=workflow_id, error=repr(exc))
             failed.append(row)
@@ -98,15 +101,15 @@ def recover_rows(
 
 def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id: str, previous_epoch: int | None) -> str | None:
     """Take a PENDING workflow over (compare-and-set to a fresh epoch) and replay it here."""
-    row = executor.db.get_workflow_status(workflow_id)
+    row = executor.db.workflows.status(workflow_id)
     if row is None:
         return None
-    entry = registry.workflow(row["name"])
+    entry = registry.workflow(row.name)
     if entry is None:
         executor.log.error(
             "cannot recover workflow: its function is not registered in this process",
             recover_workflow_id=workflow_id,
-            function=row["name"],
+            function=row.name,
         )
         return None
     bound = _resolve_bound(entry, row)
@@ -114,15 +117,15 @@ def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id:
         executor.log.error(
             "cannot recover workflow: its configured instance is not registered",
             recover_workflow_id=workflow_id,
-            class_name=row["class_name"],
-            config_name=row["config_name"],
+            class_name=row.class_name,
+            config_name=row.config_name,
         )
         return None
     # The epoch is drawn and held first: it is the take-over's attempt token (runtime.ownership).
-    token = executor.db.reserve_epoch()
+    token = executor.db.workflows.reserve_epoch()
     executor.hold_epoch(token)
     try:
-        taken = executor.db.take_over_for_recovery(
+        taken = executor.db.recovery.take_over(
             workflow_id=workflow_id,
             executor_id=executor.executor_id,
             previous_executor_id=previous_executor_id,
@@ -139,14 +142,14 @@ def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id:
 
 
 def _run_taken(
-    executor: Executor, row: dict[str, Any], entry: RegisteredWorkflow, bound: Any, taken: dict[str, Any] | None
+    executor: Executor, row: WorkflowRow, entry: RegisteredWorkflow, bound: Any, taken: TakenOver | None
 ) -> str | None:
-    workflow_id = row["workflow_uuid"]
+    workflow_id = row.workflow_uuid
     if taken is None:
         return None  # someone else moved it meanwhile
     max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if taken["recovery_attempts"] > max_attempts + 1:
-        executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=taken["owner_epoch"])
+    if taken.recovery_attempts > max_attempts + 1:
+        executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=taken.owner_epoch)
         executor.log.error(
             "workflow exceeded its recovery attempts; marked MAX_RECOVERY_ATTEMPTS_EXCEEDED",
             recover_workflow_id=workflow_id,
@@ -154,10 +157,10 @@ def _run_taken(
         )
         return None
     try:
-        replay(executor, row, entry, bound, taken["owner_epoch"])
+        replay(executor, row, entry, bound, taken.owner_epoch)
     except Exception as exc:
         # The row is ours at the new epoch now: a retry must compare-and-set from that one.
-        raise _ReplayFailed(taken["owner_epoch"]) from exc
+        raise _ReplayFailed(taken.owner_epoch) from exc
     return workflow_id
 
 
@@ -169,57 +172,57 @@ class _ReplayFailed(Exception):
         self.owner_epoch = owner_epoch
 
 
-def run_claimed(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_claimed(executor: Executor, rows: list[AcquiredWorkflow], generation: int | None = None) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us), as part of
     executor ``generation`` (by default the current one): the one the claim was made in."""
     for row in rows:
         _guarded(executor, "claimed", row, functools.partial(_run_claimed_row, generation=generation))
 
 
-def run_assigned(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_assigned(executor: Executor, rows: list[AcquiredWorkflow], generation: int | None = None) -> None:
     """Run workflows a takeover assigned to this executor (replaying their steps), as part of
     executor ``generation`` (by default the current one): the one they were read in."""
     for row in rows:
         _guarded(executor, "assigned", row, functools.partial(_run_assigned_row, generation=generation))
 
 
-def _guarded(executor: Executor, what: str, row: dict[str, Any], run: Any) -> None:
+def _guarded(executor: Executor, what: str, row: AcquiredWorkflow, run: Any) -> None:
     """Start one row of a batch; a failure is logged and never stops the rest of the batch."""
     try:
         run(executor, row)
     except Exception as exc:
-        executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row["workflow_uuid"], error=str(exc))
+        executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row.workflow_uuid, error=str(exc))
 
 
-def _run_claimed_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
-    workflow_id = row["workflow_uuid"]
-    metrics.CLAIMS.labels(row["queue_name"]).inc()
-    entry = registry.workflow(row["name"])
+def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
+    workflow_id = row.workflow_uuid
+    metrics.CLAIMS.labels(row.queue_name).inc()
+    entry = registry.workflow(row.name)
     bound = _resolve_bound(entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
         # Claims only pick registered names, so this is a missing configured instance.
-        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
+        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
         return
     max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if row["recovery_attempts"] > max_attempts + 1:
-        executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row["owner_epoch"])
+    if row.recovery_attempts > max_attempts + 1:
+        executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row.owner_epoch)
         return
     # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
-    replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"], generation=generation)
+    replay(executor, row, entry, bound, row.owner_epoch, load_steps=row.has_steps, generation=generation)
 
 
-def _run_assigned_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
-    entry = registry.workflow(row["name"])
+def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
+    entry = registry.workflow(row.name)
     bound = _resolve_bound(entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
-        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
+        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row.workflow_uuid, function=row.name)
         return
-    replay(executor, row, entry, bound, row["owner_epoch"], generation=generation)
+    replay(executor, row, entry, bound, row.owner_epoch, generation=generation)
 
 def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""
-    row = executor.db.get_workflow_status(workflow_id)
-    entry = registry.workflow(row["name"]) if row else None
+    row = executor.db.workflows.status(workflow_id)
+    entry = registry.workflow(row.name) if row else None
     if row is None or entry is None:
         raise DBOSException(f"cannot resume workflow {workflow_id!r}: its function is not registered here")
     bound = _resolve_bound(entry, row)
@@ -230,7 +233,7 @@ def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None
 
 def replay(
     executor: Executor,
-    row: dict[str, Any],
+    row: WorkflowRow | AcquiredWorkflow,
     entry: RegisteredWorkflow,
     bound: Any,
     owner_epoch: int,
@@ -240,7 +243,7 @@ def replay(
 ) -> None:
     """Run a workflow from the start in a thread, skipping its recorded steps. A workflow whose
     inputs cannot be decoded here is dead-lettered instead (see :func:`fail_undecodable`)."""
-    workflow_id = row["workflow_uuid"]
+    workflow_id = row.workflow_uuid
     try:
         args, kwargs, roles = _decode(row)
     except DBOSSerializationError as exc:
@@ -255,39 +258,39 @@ def replay(
         # this execution is abandoned too and stops before its first step.
         generation=executor.generation if generation is None else generation,
         executor=executor,
-        recorded=executor.db.load_step_outputs(workflow_id) if load_steps else None,
-        queue_name=row.get("queue_name"),
-        serialization=row.get("serialization"),
-        authenticated_user=row["authenticated_user"],
+        recorded=executor.db.steps.load_outputs(workflow_id) if load_steps else None,
+        queue_name=row.queue_name,
+        serialization=row.serialization,
+        authenticated_user=row.authenticated_user,
         authenticated_roles=roles,
-        assumed_role=row["assumed_role"],
-        deadline_epoch_ms=row["workflow_deadline_epoch_ms"],
-        timeout_ms=row["workflow_timeout_ms"],
+        assumed_role=row.assumed_role,
+        deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        timeout_ms=row.workflow_timeout_ms,
     )
     executor.spawn(ctx, entry, bound, args, kwargs)
 
 
-def _decode(row: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any], list[str] | None]:
+def _decode(row: WorkflowRow | AcquiredWorkflow) -> tuple[tuple[Any, ...], dict[str, Any], list[str] | None]:
     """A row's arguments and caller roles, or :class:`DBOSSerializationError`."""
-    args, kwargs = deserialize_args(row["inputs"], row.get("serialization")) if row["inputs"] else ((), {})
+    args, kwargs = deserialize_args(row.inputs, row.serialization) if row.inputs else ((), {})
     try:
-        roles = json.loads(row["authenticated_roles"]) if row["authenticated_roles"] else None
+        roles = json.loads(row.authenticated_roles) if row.authenticated_roles else None
     except ValueError as exc:
         raise DBOSSerializationError(f"cannot deserialize the recorded authenticated_roles: {exc}") from exc
     return args, kwargs, roles
 
 
-def fail_undecodable(executor: Executor, row: dict[str, Any], owner_epoch: int, exc: Exception) -> None:
+def fail_undecodable(executor: Executor, row: WorkflowRow | AcquiredWorkflow, owner_epoch: int, exc: Exception) -> None:
     """Record a workflow whose inputs cannot be decoded in this process (a class that existed
     only in the enqueuer's ``__main__``, one renamed by a deploy, corrupt data) as ERROR, fenced
     on its owner like every final status. It can never run, and retrying it would fail every
     recovery and every claim pass; its inputs stay in the row for whoever repairs it. The error
     is a builtin exception, so any reader (DBOS's client too) can unpickle it."""
-    workflow_id = row["workflow_uuid"]
-    reason = f"workflow {workflow_id!r} ({row['name']}) cannot run: its inputs could not be decoded: {exc}"
-    error = serialize_exception(Exception(f"DBOSSerializationError: {reason}"), row.get("serialization"))
+    workflow_id = row.workflow_uuid
+    reason = f"workflow {workflow_id!r} ({row.name}) cannot run: its inputs could not be decoded: {exc}"
+    error = serialize_exception(Exception(f"DBOSSerializationError: {reason}"), row.serialization)
     try:
-        executor.db.finish_workflow(
+        executor.db.workflows.finish(
             workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=owner_epoch,
             status="ERROR", output=None, error=error,
         )
@@ -296,15 +299,15 @@ def fail_undecodable(executor: Executor, row: dict[str, Any], owner_epoch: int, 
         return
     metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
     executor.log.error("dead-lettered a workflow whose inputs cannot be decoded (status ERROR)", dead_workflow_id=workflow_id, reason=reason)
-    if row.get("queue_name") is not None and executor.on_queue_slot_freed is not None:
-        executor.on_queue_slot_freed(row["queue_name"])
+    if row.queue_name is not None and executor.on_queue_slot_freed is not None:
+        executor.on_queue_slot_freed(row.queue_name)
 
 
-def _resolve_bound(entry: RegisteredWorkflow, row: dict[str, Any]) -> Any:
+def _resolve_bound(entry: RegisteredWorkflow, row: WorkflowRow | AcquiredWorkflow) -> Any:
     if entry.kind == INSTANCE_METHOD:
-        instance = registry.instance(row["class_name"] or "", row["config_name"] or "")
+        instance = registry.instance(row.class_name or "", row.config_name or "")
         return _MISSING if instance is None else instance
     if entry.kind == CLASS_METHOD:
-        cls = registry.classes.get(row["class_name"] or "")
+        cls = registry.classes.get(row.class_name or "")
         return _MISSING if cls is None else cls
     return None

@@ -14,13 +14,13 @@ import datetime
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from croniter import croniter
 
-from sysdb import SystemDatabase, now_ms
+from sysdb import SystemDatabase
 from sysdb.logs import get_logger
+from sysdb.schedules import ScheduledTick, ScheduleRow
 
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
@@ -66,10 +66,7 @@ def declare_schedules(db: SystemDatabase, can_run: Callable[[str], bool]) -> Non
     global _declared_version
     for schedule in list(schedules.values()):
         if can_run(schedule.workflow_name):
-            db.execute(
-                "upsert_schedule",
-                {"schedule_name": schedule.workflow_name, "workflow_name": schedule.workflow_name, "cron": schedule.cron, "now_ms": now_ms()},
-            )
+            db.schedules.upsert(schedule.workflow_name, schedule.workflow_name, schedule.cron)
     _declared_version += 1
 
 
@@ -84,41 +81,38 @@ def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) ->
     return ticks
 
 
-def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[dict[str, Any]] | None = None) -> int:
+def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[ScheduleRow] | None = None) -> int:
     """The leader's duty: enqueue every schedule's due ticks, fenced by its lease.
 
-    ``rows`` are the schedules (read from the database when not given); each row's
-    ``last_tick_epoch_ms`` is advanced in place as ticks are enqueued.
+    ``rows`` are the schedules (read from the database when not given); each row is replaced
+    in the list by one with its ``last_tick_epoch_ms`` advanced as ticks are enqueued.
     """
     # A tick is due on the database clock: a leader whose host clock runs ahead must not fire
     # ticks early (nor one that runs behind, late), and a new leader continues where the last left.
     now = datetime.datetime.fromtimestamp(db.clock.now_ms() / 1000, datetime.timezone.utc)
     floor = now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC)
     enqueued = 0
-    for row in db.execute("list_schedules") if rows is None else rows:
-        last = row["last_tick_epoch_ms"]
+    schedule_rows = db.schedules.declared() if rows is None else rows
+    for index, row in enumerate(schedule_rows):
+        last = row.last_tick_epoch_ms
         after = datetime.datetime.fromtimestamp(last / 1000, datetime.timezone.utc) if last else now
-        for tick in _due_ticks(row["cron"], max(after, floor), now):
-            name = row["workflow_name"]
-            result: list[dict[str, Any]] = db.execute(
-                "enqueue_scheduled_tick",
-                {
-                    "term": term,
-                    "leader_id": leader_id,
-                    "schedule_name": row["schedule_name"],
-                    "workflow_name": name,
-                    "workflow_id": f"sched-{name}-{tick.isoformat()}",
-                    "queue_name": INTERNAL_QUEUE_NAME,
-                    "inputs": serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=name),
-                    "serialization": SERIALIZATION_FORMAT,
-                    "now_ms": now_ms(),
-                    "tick_ms": int(tick.timestamp() * 1000),
-                },
-            )
-            if not result:
+        for tick in _due_ticks(row.cron, max(after, floor), now):
+            name = row.workflow_name
+            result = db.schedules.enqueue_tick(ScheduledTick(
+                term=term,
+                leader_id=leader_id,
+                schedule_name=row.schedule_name,
+                workflow_name=name,
+                workflow_id=f"sched-{name}-{tick.isoformat()}",
+                queue_name=INTERNAL_QUEUE_NAME,
+                inputs=serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=name),
+                serialization=SERIALIZATION_FORMAT,
+                tick_ms=int(tick.timestamp() * 1000),
+            ))
+            if result is None:
                 return enqueued  # the lease is gone: stop at once
-            enqueued += result[0]["enqueued"]
-            row["last_tick_epoch_ms"] = int(tick.timestamp() * 1000)
+            enqueued += result
+            row = schedule_rows[index] = replace(row, last_tick_epoch_ms=int(tick.timestamp() * 1000))
     if enqueued:
         log.info("enqueued scheduled workflow ticks", count=enqueued, term=term)
     return enqueued
@@ -134,7 +128,7 @@ class ScheduleTicker:
         self._db = db
         self._leader_id = leader_id
         self._clock = clock
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[ScheduleRow] = []
         self._next_refresh = 0.0
         self._term: int | None = None
         self._version = -1
@@ -143,7 +137,7 @@ class ScheduleTicker:
         if term != self._term or self._version != _declared_version or self._clock() >= self._next_refresh:
             self._version = _declared_version
             # A new term may follow another leader's ticks: start from the database's view.
-            self._rows = self._db.execute("list_schedules")
+            self._rows = self._db.schedules.declared()
             self._next_refresh = self._clock() + self.REFRESH_SEC
             self._term = term
         if not self._rows:

@@ -99,7 +99,7 @@ def serialize_exception(exc: BaseException, fmt: str | None = None) -> str:
         return serialize(Exception(f"{type(exc).__qualname__}: {exc}"), what="error")
 
 
-def deserialize_exception(text: str, fmt: str | None = None) -> BaseException:
+def deserialize_exception(text: str | None, fmt: str | None = None) -> BaseException:
     value = deserialize(text, fmt, what="error")
     if fmt == PORTABLE_JSON and isinstance(value, dict):
         return Exception(f"{value.get('name', 'Error')}: {value.get('message', '')}")

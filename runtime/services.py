@@ -18,6 +18,7 @@ from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
 from cluster.coordination.sweeper import LeaderDuties, take_over_member
 from sysdb.channels import ASSIGNMENT_PAYLOAD_PREFIX, EVENTS_CHANNEL, MESSAGES_CHANNEL, QUEUE_CHANNEL
 from sysdb.logs import get_logger
+from sysdb.recovery import AcquiredWorkflow, PendingWorkflow
 
 from . import metrics, ownership, recovery
 from .errors import DBOSException
@@ -124,7 +125,7 @@ class ClusterServices:
         """Beat from right after registration (recovery may take a while)."""
         self.heartbeat.start()
 
-    def start(self, recover: list[dict[str, Any]]) -> None:
+    def start(self, recover: list[PendingWorkflow]) -> None:
         """Start taking work: wake-ups, claiming, assignments and the leader campaign, and
         recover ``recover`` (the PENDING rows listed before any of this started) in the
         background."""
@@ -270,7 +271,8 @@ class ClusterServices:
                 member_epoch=self.membership.epoch,
             )
             return
-        run(self.executor, rows, generation)
+        # The claim and assignment reads still return dict rows; the runs take typed ones.
+        run(self.executor, [AcquiredWorkflow(**row) for row in rows], generation)
 
     def _held_epochs(self) -> list[int]:
         """Epochs the assignment poller must not pick up: the workflows running here, and the

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from sysdb.steps import StepRow
+from sysdb.workflow_rows import WorkflowRow
 
 from .errors import DBOSSerializationError
 from .serialization import deserialize, deserialize_args, deserialize_exception
@@ -88,14 +92,14 @@ def _roles(text: str | None) -> list[str] | None:
     return value if isinstance(value, list) else [str(value)]
 
 
-def _safe(decode: Any, raw: str | None, what: str, workflow_id: str) -> Any:
+def _safe(decode: Callable[[str], Any], raw: str | None, what: str, workflow_id: str) -> Any:
     """Decode a stored value; one this process cannot decode (its class is not importable
     here, say) is returned as the stored text with a warning, as DBOS does, so one odd row
     never breaks a whole listing."""
     if raw is None:
         return None
     try:
-        return decode()
+        return decode(raw)
     except DBOSSerializationError as exc:
         from .logs import logger
 
@@ -103,59 +107,59 @@ def _safe(decode: Any, raw: str | None, what: str, workflow_id: str) -> Any:
         return raw
 
 
-def status_from_row(row: dict[str, Any], *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
+def status_from_row(row: WorkflowRow, *, load_input: bool = True, load_output: bool = True) -> WorkflowStatus:
     """Build a ``WorkflowStatus`` from a ``workflow_status`` row."""
-    fmt, workflow_id = row.get("serialization"), row["workflow_uuid"]
+    fmt, workflow_id = row.serialization, row.workflow_uuid
     inputs = None
-    if load_input and row.get("inputs"):
-        decoded = _safe(lambda: deserialize_args(row["inputs"], fmt), row["inputs"], "inputs", workflow_id)
+    if load_input and row.inputs:
+        decoded = _safe(lambda text: deserialize_args(text, fmt), row.inputs, "inputs", workflow_id)
         inputs = {"args": decoded[0], "kwargs": decoded[1]} if isinstance(decoded, tuple) else decoded
     return WorkflowStatus(
-        workflow_id=row["workflow_uuid"],
-        status=row["status"],
-        name=row["name"],
-        class_name=row.get("class_name"),
-        config_name=row.get("config_name"),
-        authenticated_user=row.get("authenticated_user"),
-        assumed_role=row.get("assumed_role"),
-        authenticated_roles=_roles(row.get("authenticated_roles")),
+        workflow_id=row.workflow_uuid,
+        status=row.status,
+        name=row.name,
+        class_name=row.class_name,
+        config_name=row.config_name,
+        authenticated_user=row.authenticated_user,
+        assumed_role=row.assumed_role,
+        authenticated_roles=_roles(row.authenticated_roles),
         input=inputs,
-        output=_safe(lambda: deserialize(row["output"], fmt, what="workflow output"), row.get("output"), "output", workflow_id)
+        output=_safe(lambda text: deserialize(text, fmt, what="workflow output"), row.output, "output", workflow_id)
         if load_output else None,
-        error=_safe(lambda: deserialize_exception(row["error"], fmt), row.get("error"), "error", workflow_id)
+        error=_safe(lambda text: deserialize_exception(text, fmt), row.error, "error", workflow_id)
         if load_output else None,
-        created_at=row.get("created_at"),
-        updated_at=row.get("updated_at"),
-        queue_name=row.get("queue_name"),
-        executor_id=row.get("executor_id"),
-        app_version=row.get("application_version"),
-        app_id=row.get("application_id"),
-        recovery_attempts=row.get("recovery_attempts"),
-        workflow_timeout_ms=row.get("workflow_timeout_ms"),
-        workflow_deadline_epoch_ms=row.get("workflow_deadline_epoch_ms"),
-        deduplication_id=row.get("deduplication_id"),
-        priority=row.get("priority"),
-        queue_partition_key=row.get("queue_partition_key"),
-        forked_from=row.get("forked_from"),
-        parent_workflow_id=row.get("parent_workflow_id"),
-        dequeued_at=row.get("started_at_epoch_ms"),
-        completed_at=row.get("completed_at"),
-        was_forked_from=bool(row.get("was_forked_from")),
-        delay_until_epoch_ms=row.get("delay_until_epoch_ms"),
-        attributes=row.get("attributes"),
-        schedule_name=row.get("schedule_name"),
-        application_name=row.get("application_name"),
-        owner_epoch=row.get("owner_epoch"),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        queue_name=row.queue_name,
+        executor_id=row.executor_id,
+        app_version=row.application_version,
+        app_id=row.application_id,
+        recovery_attempts=row.recovery_attempts,
+        workflow_timeout_ms=row.workflow_timeout_ms,
+        workflow_deadline_epoch_ms=row.workflow_deadline_epoch_ms,
+        deduplication_id=row.deduplication_id,
+        priority=row.priority,
+        queue_partition_key=row.queue_partition_key,
+        forked_from=row.forked_from,
+        parent_workflow_id=row.parent_workflow_id,
+        dequeued_at=row.started_at_epoch_ms,
+        completed_at=row.completed_at,
+        was_forked_from=bool(row.was_forked_from),
+        delay_until_epoch_ms=row.delay_until_epoch_ms,
+        attributes=row.attributes,
+        schedule_name=row.schedule_name,
+        application_name=row.application_name,
+        owner_epoch=row.owner_epoch,
     )
 
 
-def step_from_row(row: dict[str, Any]) -> StepInfo:
+def step_from_row(row: StepRow) -> StepInfo:
     return StepInfo(
-        function_id=row["function_id"],
-        function_name=row["function_name"],
-        output=deserialize(row.get("output"), row.get("serialization"), what="step output"),
-        error=deserialize_exception(row["error"], row.get("serialization")) if row.get("error") else None,
-        child_workflow_id=row.get("child_workflow_id"),
-        started_at_epoch_ms=row.get("started_at_epoch_ms"),
-        completed_at_epoch_ms=row.get("completed_at_epoch_ms"),
+        function_id=row.function_id,
+        function_name=row.function_name,
+        output=deserialize(row.output, row.serialization, what="step output"),
+        error=deserialize_exception(row.error, row.serialization) if row.error else None,
+        child_workflow_id=row.child_workflow_id,
+        started_at_epoch_ms=row.started_at_epoch_ms,
+        completed_at_epoch_ms=row.completed_at_epoch_ms,
     )

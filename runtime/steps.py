@@ -3,7 +3,7 @@
 Each takes the workflow's next step position (function id). On replay the recorded outcome is
 returned (or its error raised) without running anything; otherwise the operation runs and its
 outcome is written in one fenced round trip (``Executor.checkpoint`` →
-``SystemDatabase.record_step_output`` → ``sysdb/sql/record_step_output.sql``).
+``db.steps.record`` → ``sysdb/sql/record_step_output.sql``).
 Called outside a workflow (or inside another step), a step is a plain function call.
 """
 
@@ -25,6 +25,7 @@ from tenacity import (
 
 from sysdb import is_connection_failure, now_ms
 from sysdb.errors import DatabaseUnavailableError, SerializationConflict, UniqueKeyConflict
+from sysdb.steps import StepRow, TransactionOutputRow
 
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
@@ -240,10 +241,10 @@ def _attempt_transaction(
                 if executor.app_db is None:  # the checkpoint commits with the body
                     executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=conn)
                 else:
-                    database.execute_on(conn, "record_transaction_output", {
-                        "workflow_id": ctx.workflow_id, "function_id": function_id, "output": output,
-                        "executor_id": ctx.executor_id, "function_name": step.name, "now_ms": now_ms(),
-                    })
+                    database.steps.record_transaction_output(
+                        conn, workflow_id=ctx.workflow_id, function_id=function_id, function_name=step.name,
+                        executor_id=ctx.executor_id, output=output,
+                    )
                     sys_conn = _commit_holding_ownership(executor, ctx, held)
             if executor.app_db is not None:  # committed while held: checkpoint, then release
                 executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started, connection=sys_conn)
@@ -294,7 +295,7 @@ def _committed_earlier(executor: Executor, ctx: WorkflowContext, function_id: in
     if executor.app_db is not None:
         committed = _committed_output(executor, ctx, function_id)
         return NOT_RECORDED if committed is None else _adopt(executor, ctx, function_id, step, committed, started)
-    recorded = executor.db.load_step_outputs(ctx.workflow_id).get(function_id)
+    recorded = executor.db.steps.load_outputs(ctx.workflow_id).get(function_id)
     return NOT_RECORDED if recorded is None else replay_recorded(ctx, function_id, step.name, recorded)
 
 
@@ -310,20 +311,24 @@ def _commit_holding_ownership(executor: Executor, ctx: WorkflowContext, held: co
     stops a second writer). The lock is taken after the body, so a long body never holds up a
     takeover batch."""
     with executor.fenced_write(ctx):
-        return held.enter_context(executor.db.holding_ownership(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch))
+        return held.enter_context(executor.db.workflows.holding_ownership(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch))
 
 
-def _committed_output(executor: Executor, ctx: WorkflowContext, function_id: int) -> dict[str, Any] | None:
+def _committed_output(executor: Executor, ctx: WorkflowContext, function_id: int) -> TransactionOutputRow | None:
     assert executor.app_db is not None
-    rows = executor.app_db.execute("get_transaction_output", {"workflow_id": ctx.workflow_id, "function_id": function_id})
-    return rows[0] if rows else None
+    return executor.app_db.steps.transaction_output(ctx.workflow_id, function_id)
 
 
-def _adopt(executor: Executor, ctx: WorkflowContext, function_id: int, step: RegisteredStep, committed: dict[str, Any], started: int) -> Any:
+def _adopt(
+    executor: Executor, ctx: WorkflowContext, function_id: int, step: RegisteredStep, committed: TransactionOutputRow, started: int
+) -> Any:
     """Checkpoint (and return) a transaction output that an earlier execution committed."""
-    recorded = {"function_name": committed["function_name"], "output": committed["output"], "error": None, "serialization": SERIALIZATION_FORMAT}
+    recorded = StepRow(
+        function_id=function_id, function_name=committed.function_name, output=committed.output, error=None,
+        serialization=SERIALIZATION_FORMAT,
+    )
     value = replay_recorded(ctx, function_id, step.name, recorded)
-    executor.checkpoint(ctx, function_id, step.name, output=committed["output"], started_at_ms=started)
+    executor.checkpoint(ctx, function_id, step.name, output=committed.output, started_at_ms=started)
     return value
 
 

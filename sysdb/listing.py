@@ -7,11 +7,14 @@ fixed column names; every value stays a bound parameter.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from .database import Row, SystemDatabase
+from .workflow_rows import WorkflowRow
+
+if TYPE_CHECKING:
+    from .database import SystemDatabase
 
 __all__ = ["select_workflows", "UnknownFilterError"]
 
@@ -65,7 +68,7 @@ def select_workflows(
     load_input: bool = True,
     load_output: bool = True,
     **filters: Any,
-) -> list[Row]:
+) -> list[WorkflowRow]:
     """``workflow_status`` rows matching DBOS's ``list_workflows`` criteria, oldest first unless
     ``sort_desc``. Each filter takes a value or a list of values."""
     unknown = set(filters) - set(_FILTERS)
@@ -101,4 +104,4 @@ def select_workflows(
     if offset is not None:
         params["offset"] = int(offset)
         query = sql.SQL("{} OFFSET %(offset)s").format(query)
-    return db.query(query, params)
+    return [WorkflowRow(**row) for row in db.query(query, params)]

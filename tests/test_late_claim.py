@@ -115,16 +115,16 @@ def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_
 
 def _seed_assigned(executor: Any, workflow_id: str, name: str, args: tuple[Any, ...]) -> int:
     from runtime.serialization import SERIALIZATION_FORMAT, serialize_args
+    from sysdb.workflow_rows import NewWorkflow
 
-    epoch = executor.db.reserve_epoch()
-    executor.db.insert_workflow({
-        "workflow_id": workflow_id, "name": name, "class_name": None, "config_name": None,
-        "authenticated_user": None, "assumed_role": None, "authenticated_roles": None,
-        "application_id": "", "application_name": "pgfleet-test",
-        "inputs": serialize_args(args, {}, workflow_name=name), "parent_workflow_id": None,
-        "serialization": SERIALIZATION_FORMAT, "executor_id": executor.executor_id, "application_version": "",
-        "timeout_ms": None, "deadline_ms": None, "owner_epoch": epoch,
-    })
+    epoch = executor.db.workflows.reserve_epoch()
+    executor.db.workflows.insert(NewWorkflow(
+        workflow_id=workflow_id, name=name, class_name=None, config_name=None,
+        authenticated_user=None, assumed_role=None, authenticated_roles=None,
+        application_id="", application_name="pgfleet-test",
+        inputs=serialize_args(args, {}, workflow_name=name), parent_workflow_id=None,
+        serialization=SERIALIZATION_FORMAT, executor_id=executor.executor_id, application_version="",
+    ), owner_epoch=epoch)
     with executor.db.transaction() as conn:
         conn.execute(
             "INSERT INTO dbos.pgfleet_takeovers (workflow_uuid, from_executor_id, from_epoch, to_executor_id, to_epoch,"

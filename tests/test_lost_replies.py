@@ -16,6 +16,7 @@ import pytest
 
 from runtime import DBOS, Queue, SetEnqueueOptions, SetWorkflowID
 from sysdb import SystemDatabase
+from sysdb.workflow_rows import NewWorkflow
 from tests.conftest import wait_until
 from tests.faults.proxy import PgProxy
 
@@ -332,14 +333,13 @@ def _seed_pending(sys_url: str, workflow_id: str, name: str, args: tuple[Any, ..
     seed = SystemDatabase(sys_url, pool_size=1)
     seed.open(run_migrations=False)
     try:
-        seed.insert_workflow({
-            "workflow_id": workflow_id, "name": name, "class_name": None, "config_name": None,
-            "authenticated_user": None, "assumed_role": None, "authenticated_roles": None,
-            "application_id": "", "application_name": "pgfleet-test",
-            "inputs": serialize_args(args, {}, workflow_name=name), "parent_workflow_id": None,
-            "serialization": SERIALIZATION_FORMAT, "executor_id": EXECUTOR_ID, "application_version": "",
-            "timeout_ms": None, "deadline_ms": None, "owner_epoch": seed.reserve_epoch(),
-        })
+        seed.workflows.insert(NewWorkflow(
+            workflow_id=workflow_id, name=name, class_name=None, config_name=None,
+            authenticated_user=None, assumed_role=None, authenticated_roles=None,
+            application_id="", application_name="pgfleet-test",
+            inputs=serialize_args(args, {}, workflow_name=name), parent_workflow_id=None,
+            serialization=SERIALIZATION_FORMAT, executor_id=EXECUTOR_ID, application_version="",
+        ), owner_epoch=seed.workflows.reserve_epoch())
     finally:
         seed.close()
 
@@ -430,8 +430,8 @@ def test_the_orphan_sweep_never_takes_a_row_a_claim_is_about_to_run(fleet, sys_u
         rows = db.execute("SELECT owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = 'claimed'").fetchall()
         assert effects.calls == [] and len(rows) == 1
         # The claim hands its row to a thread, as run_claimed does.
-        owned = executor.db.execute("list_owned_not_running", {"executor_id": EXECUTOR_ID, "running_epochs": []})
-        recovery.run_assigned(executor, [r for r in owned if r["workflow_uuid"] == "claimed"])
+        owned = executor.db.recovery.owned_not_running(EXECUTOR_ID, [])
+        recovery.run_assigned(executor, [r for r in owned if r.workflow_uuid == "claimed"])
     sweeper.join(BOUND_SEC)
     assert swept == [0]
     wait_until(lambda: status_of(db, "claimed") == "SUCCESS", "the claimed workflow to finish", timeout=BOUND_SEC)

@@ -126,7 +126,7 @@ def test_fifo_holds_for_enqueues_within_one_millisecond(dbos, db, monkeypatch):
     order is no longer insertion order; a tie on (priority, created_at) then comes out in heap
     order.
     """
-    import sysdb.database
+    import sysdb.workflows
 
     queue = Queue("fifo", concurrency=1, polling_interval_sec=0.1)
     history = Queue("fifo-history")
@@ -151,12 +151,12 @@ def test_fifo_holds_for_enqueues_within_one_millisecond(dbos, db, monkeypatch):
 
     first = queue.enqueue(blocker)
     wait_until(blocker_running.is_set, "the blocker to occupy the queue's only slot")
-    frozen = sysdb.database.now_ms()
+    frozen = sysdb.workflows.now_ms()
     with monkeypatch.context() as patch:
-        patch.setattr(sysdb.database, "now_ms", lambda: frozen)
+        patch.setattr(sysdb.workflows, "now_ms", lambda: frozen)  # the clock of the enqueue door
         handles = [queue.enqueue(job, n) for n in range(40)]
     if {status_row(db, h.workflow_id)["created_at"] for h in handles} != {frozen}:
-        raise RuntimeError("holding sysdb.database.now_ms no longer holds the enqueues' created_at")
+        raise RuntimeError("holding sysdb.workflows.now_ms no longer holds the enqueues' created_at")
     gate.set()
     first.get_result(timeout_seconds=DEADLINE_SEC)
     for handle in handles:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from runtime.client import DBOSClient
@@ -14,6 +14,8 @@ from runtime.serialization import deserialize, deserialize_args, deserialize_exc
 from runtime.status import status_from_row
 from runtime.workflows_admin import list_workflows
 from sysdb import SystemDatabase
+from sysdb.steps import StepRow
+from sysdb.workflow_rows import WorkflowRow
 
 from .database import _open_db
 from .errors import EXIT_OK, EXIT_USAGE, CliError
@@ -24,54 +26,54 @@ _RESUMABLE = ("CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 _STATUSES = ("PENDING", "ENQUEUED", "DELAYED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 
-def _decode(field: str, raw: Any, decode: Any, errors: dict[str, str]) -> Any:
-    """``decode()``; when it fails (say, a class this process cannot import), the raw text."""
+def _decode(field: str, raw: str | None, decode: Callable[[str], Any], errors: dict[str, str]) -> Any:
+    """``decode(raw)``; when it fails (say, a class this process cannot import), the raw text."""
     if raw is None:
         return None
     try:
-        return decode()
+        return decode(raw)
     except Exception as exc:
         errors[field] = _describe_exception(exc.__cause__ or exc)
         return raw
 
 
-def _workflow_dict(row: Mapping[str, Any], *, raw: bool) -> dict[str, Any]:
-    status = status_from_row(dict(row), load_input=False, load_output=False)
+def _workflow_dict(row: WorkflowRow, *, raw: bool) -> dict[str, Any]:
+    status = status_from_row(row, load_input=False, load_output=False)
     info = {f.name: getattr(status, f.name) for f in dataclasses.fields(status)}
-    fmt = row.get("serialization")
+    fmt = row.serialization
     info["serialization"] = fmt
     errors: dict[str, str] = {}
     if raw:
-        info["input"], info["output"], info["error"] = row.get("inputs"), row.get("output"), row.get("error")
+        info["input"], info["output"], info["error"] = row.inputs, row.output, row.error
     else:
 
-        def inputs() -> dict[str, Any]:
-            args, kwargs = deserialize_args(row["inputs"], fmt)
+        def inputs(text: str) -> dict[str, Any]:
+            args, kwargs = deserialize_args(text, fmt)
             return {"args": list(args), "kwargs": kwargs}
 
-        info["input"] = _decode("input", row.get("inputs"), inputs, errors)
-        info["output"] = _decode("output", row.get("output"), lambda: deserialize(row["output"], fmt), errors)
-        info["error"] = _decode("error", row.get("error"), lambda: _describe_exception(deserialize_exception(row["error"], fmt)), errors)
+        info["input"] = _decode("input", row.inputs, inputs, errors)
+        info["output"] = _decode("output", row.output, lambda text: deserialize(text, fmt), errors)
+        info["error"] = _decode("error", row.error, lambda text: _describe_exception(deserialize_exception(text, fmt)), errors)
     if errors:
         info["undecoded"] = errors  # these fields hold the stored text as is
     return info
 
 
-def _step_dict(row: Mapping[str, Any], *, raw: bool) -> dict[str, Any]:
-    fmt = row.get("serialization")
+def _step_dict(row: StepRow, *, raw: bool) -> dict[str, Any]:
+    fmt = row.serialization
     errors: dict[str, str] = {}
-    info = {
-        "function_id": row["function_id"],
-        "function_name": row["function_name"],
-        "output": row.get("output"),
-        "error": row.get("error"),
-        "child_workflow_id": row.get("child_workflow_id"),
-        "started_at_epoch_ms": row.get("started_at_epoch_ms"),
-        "completed_at_epoch_ms": row.get("completed_at_epoch_ms"),
+    info: dict[str, Any] = {
+        "function_id": row.function_id,
+        "function_name": row.function_name,
+        "output": row.output,
+        "error": row.error,
+        "child_workflow_id": row.child_workflow_id,
+        "started_at_epoch_ms": row.started_at_epoch_ms,
+        "completed_at_epoch_ms": row.completed_at_epoch_ms,
     }
     if not raw:
-        info["output"] = _decode("output", row.get("output"), lambda: deserialize(row["output"], fmt), errors)
-        info["error"] = _decode("error", row.get("error"), lambda: _describe_exception(deserialize_exception(row["error"], fmt)), errors)
+        info["output"] = _decode("output", row.output, lambda text: deserialize(text, fmt), errors)
+        info["error"] = _decode("error", row.error, lambda text: _describe_exception(deserialize_exception(text, fmt)), errors)
     if errors:
         info["undecoded"] = errors
     return info
@@ -145,7 +147,7 @@ def _not_found(workflow_id: str) -> CliError:
 
 def _workflow_get(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
-        row = db.get_workflow_status(args.workflow_id)
+        row = db.workflows.status(args.workflow_id)
     if row is None:
         raise _not_found(args.workflow_id)
     info = _workflow_dict(row, raw=args.raw)
@@ -175,8 +177,8 @@ def _workflow_get(args: argparse.Namespace) -> int:
 
 def _workflow_steps(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
-        rows = db.list_workflow_steps(args.workflow_id)
-        if not rows and db.get_workflow_status(args.workflow_id) is None:
+        rows = db.steps.list_recorded(args.workflow_id)
+        if not rows and db.workflows.status(args.workflow_id) is None:
             raise _not_found(args.workflow_id)
     steps = [_step_dict(r, raw=args.raw) for r in rows]
     if args.json:
@@ -223,17 +225,17 @@ def _client(db: SystemDatabase) -> Iterator[Any]:
 
 def _workflow_cancel(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
-        before = db.get_workflow_status(args.workflow_id)
+        before = db.workflows.status(args.workflow_id)
         if before is None:
             raise _not_found(args.workflow_id)
         with _client(db) as client:
             client.cancel_workflow(args.workflow_id)
-        after = db.get_workflow_status(args.workflow_id)
-    status = after["status"] if after else None
-    changed = before["status"] != status and status == "CANCELLED"
-    payload = {"workflow_id": args.workflow_id, "previous_status": before["status"], "status": status, "cancelled": changed}
+        after = db.workflows.status(args.workflow_id)
+    status = after.status if after else None
+    changed = before.status != status and status == "CANCELLED"
+    payload = {"workflow_id": args.workflow_id, "previous_status": before.status, "status": status, "cancelled": changed}
     if changed:
-        text = f"cancelled workflow {args.workflow_id!r} (was {before['status']})"
+        text = f"cancelled workflow {args.workflow_id!r} (was {before.status})"
     else:
         text = f"workflow {args.workflow_id!r} is {status}: nothing to cancel"
     _emit(args, payload, text)
@@ -242,28 +244,28 @@ def _workflow_cancel(args: argparse.Namespace) -> int:
 
 def _workflow_resume(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
-        before = db.get_workflow_status(args.workflow_id)
+        before = db.workflows.status(args.workflow_id)
         if before is None:
             raise _not_found(args.workflow_id)
-        if before["status"] in _RESUMABLE:
+        if before.status in _RESUMABLE:
             with _client(db) as client:
                 client.resume_workflow(args.workflow_id)
-        after = db.get_workflow_status(args.workflow_id)
-    status = after["status"] if after else None
-    changed = before["status"] in _RESUMABLE and status not in _RESUMABLE
+        after = db.workflows.status(args.workflow_id)
+    status = after.status if after else None
+    changed = before.status in _RESUMABLE and status not in _RESUMABLE
     payload = {
         "workflow_id": args.workflow_id,
-        "previous_status": before["status"],
+        "previous_status": before.status,
         "status": status,
-        "queue_name": after.get("queue_name") if after else None,
+        "queue_name": after.queue_name if after else None,
         "resumed": changed,
     }
     if changed:
         text = (
-            f"resumed workflow {args.workflow_id!r} (was {before['status']}): {status} on queue "
+            f"resumed workflow {args.workflow_id!r} (was {before.status}): {status} on queue "
             f"{payload['queue_name']}; an executor serving it runs it from its first unfinished step"
         )
-    elif before["status"] in _RESUMABLE:
+    elif before.status in _RESUMABLE:
         text = f"workflow {args.workflow_id!r} is {status}: it changed while being resumed"
     else:
         text = (

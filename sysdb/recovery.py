@@ -1,0 +1,106 @@
+"""The door to the rows an executor takes up again: its PENDING workflows after a restart or a
+rejoin, workflows it owns but runs nothing for (a lost reply's orphans), and those that ran out
+of recovery attempts.
+
+Recovery takes a row over by compare-and-set from the epoch that was read to a fresh one the
+caller drew (:meth:`sysdb.workflows.Workflows.reserve_epoch`), its attempt token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .timestamps import now_ms
+
+if TYPE_CHECKING:
+    from .database import SystemDatabase
+
+__all__ = ["Recovery", "AcquiredWorkflow", "PendingWorkflow", "TakenOver"]
+
+
+@dataclass(frozen=True)
+class AcquiredWorkflow:
+    """A PENDING row this executor acquired (claimed, assigned by a takeover, or adopted as an
+    orphan) under ``owner_epoch``, with what it takes to replay it here."""
+
+    workflow_uuid: str
+    owner_epoch: int
+    recovery_attempts: int
+    name: str
+    class_name: str | None
+    config_name: str | None
+    inputs: str | None
+    serialization: str | None
+    authenticated_user: str | None
+    authenticated_roles: str | None
+    assumed_role: str | None
+    workflow_timeout_ms: int | None
+    workflow_deadline_epoch_ms: int | None
+    queue_name: str | None
+    # False only for a fresh claim: nothing is recorded yet, so there are no steps to load.
+    has_steps: bool = True
+    # The membership the row was acquired under (its reply may arrive after that ended).
+    acquired_member_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class PendingWorkflow:
+    """A PENDING workflow of an executor, as listed for its recovery."""
+
+    workflow_uuid: str
+    name: str
+    queue_name: str | None
+    owner_epoch: int | None
+    recovery_attempts: int
+
+
+@dataclass(frozen=True)
+class TakenOver:
+    """The row after a recovery take-over: the epoch it now bears, and its attempts so far."""
+
+    owner_epoch: int
+    recovery_attempts: int
+
+
+class Recovery:
+    """PENDING rows to take up again: list them, take one over, or dead-letter it."""
+
+    def __init__(self, db: SystemDatabase) -> None:
+        self._db = db
+
+    def pending_for(self, executor_id: str) -> list[PendingWorkflow]:
+        """The workflows an executor was running when it stopped, oldest first."""
+        rows = self._db.execute("list_pending_for_executor", {"executor_id": executor_id})
+        return [PendingWorkflow(**row) for row in rows]
+
+    def owned_not_running(self, executor_id: str, running_epochs: list[int]) -> list[AcquiredWorkflow]:
+        """PENDING workflows naming ``executor_id`` under an epoch not in ``running_epochs``:
+        the orphans of an ownership write whose reply was lost (see runtime/ownership.py)."""
+        rows = self._db.execute("list_owned_not_running", {"executor_id": executor_id, "running_epochs": running_epochs})
+        return [AcquiredWorkflow(**row) for row in rows]
+
+    def take_over(
+        self, *, workflow_id: str, executor_id: str, previous_executor_id: str, previous_epoch: int | None, owner_epoch: int
+    ) -> TakenOver | None:
+        """Compare-and-set a PENDING workflow to the fresh epoch ``owner_epoch`` (drawn
+        beforehand, so a retry after a lost reply recognises its own take-over) owned by
+        ``executor_id``. None: someone else moved the row meanwhile."""
+        rows = self._db.execute(
+            "take_over_for_recovery",
+            {
+                "workflow_id": workflow_id,
+                "executor_id": executor_id,
+                "previous_executor_id": previous_executor_id,
+                "previous_epoch": previous_epoch,
+                "owner_epoch": owner_epoch,
+                "now_ms": now_ms(),
+            },
+        )
+        return TakenOver(**rows[0]) if rows else None
+
+    def dead_letter(self, *, workflow_id: str, executor_id: str, owner_epoch: int) -> bool:
+        """Mark a workflow that ran out of recovery attempts MAX_RECOVERY_ATTEMPTS_EXCEEDED,
+        fenced on its owner. False when this owner no longer holds it."""
+        params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
+        return self._db.execute_count("dead_letter_workflow", params) > 0
