@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import DBOSSerializationError
+from .logs import logger
 from .serialization import deserialize, deserialize_args, deserialize_exception
 
 __all__ = ["WorkflowStatus", "WorkflowStatusString", "StepInfo", "status_from_row", "step_from_row"]
@@ -79,8 +81,6 @@ class StepInfo:
 def _roles(text: str | None) -> list[str] | None:
     if not text:
         return None
-    import json
-
     try:
         value = json.loads(text)
     except ValueError:
@@ -97,8 +97,6 @@ def _safe(decode: Any, raw: str | None, what: str, workflow_id: str) -> Any:
     try:
         return decode()
     except DBOSSerializationError as exc:
-        from .logs import logger
-
         logger.warning("cannot decode a stored value; returning its raw text", what=what, status_workflow_id=workflow_id, error=str(exc))
         return raw
 
