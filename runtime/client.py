@@ -7,8 +7,9 @@ workflow functions live in the executors.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
+import time
 import uuid
 from typing import Any, TypedDict
 
@@ -16,16 +17,16 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.channels import QUEUE_CHANNEL
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 from sysdb.messages import NewMessage
-from sysdb.workflow_rows import NewWorkflow, QueuePlacement
 
 from .context import WorkflowContext
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
-from .executor import await_outcome
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
 from .queues import INTERNAL_QUEUE_NAME
+from .results import await_outcome
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
 from .status import StepInfo, WorkflowStatus, step_from_row
+from .workflow_start import WorkflowStart
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
@@ -116,45 +117,39 @@ class DBOSClient:
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
-        workflow_id = options.get("workflow_id") or str(uuid.uuid4())
-        delay = float(options.get("delay_seconds") or 0)
-        timeout = options.get("workflow_timeout")
-        roles = options.get("authenticated_roles")
-        new = NewWorkflow(
-            workflow_id=workflow_id,
-            name=options["workflow_name"],
-            class_name=options.get("workflow_class_name"),
-            config_name=options.get("workflow_config_name"),
-            authenticated_user=options.get("authenticated_user"),
-            assumed_role=None,
-            authenticated_roles=json.dumps(roles) if roles else None,
-            application_version=options.get("app_version"),
-            application_id=None,
-            application_name=self._application_name,
-            timeout_ms=int(timeout * 1000) if timeout else None,
-            deadline_ms=None,
-            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
-            parent_workflow_id=None,
-            serialization=SERIALIZATION_FORMAT,
-        )
-        placement = QueuePlacement(
-            queue_name=options["queue_name"],
-            deduplication_id=options.get("deduplication_id"),
-            priority=options.get("priority") or 0,
-            queue_partition_key=options.get("queue_partition_key"),
-            # DELAYED until then, on the database clock, which the claimers and the leader compare it with
-            delay_until_ms=self._db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
-        )
+        start = self._start(options, args, kwargs)
+        workflow_id = start.workflow_id
         try:
-            self._db.workflows.enqueue(new, placement)
+            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
         self._db.notify(QUEUE_CHANNEL, options["queue_name"])
         return WorkflowHandle(self, workflow_id)
 
-    async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
-        import asyncio
+    def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
+        """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
+        timeout = options.get("workflow_timeout")
+        return WorkflowStart(
+            workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
+            name=options["workflow_name"],
+            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            class_name=options.get("workflow_class_name"),
+            config_name=options.get("workflow_config_name"),
+            authenticated_user=options.get("authenticated_user"),
+            authenticated_roles=options.get("authenticated_roles"),
+            application_version=options.get("app_version"),
+            application_name=self._application_name,
+            timeout_ms=int(timeout * 1000) if timeout else None,
+        ).queued(
+            options["queue_name"],
+            delay_sec=float(options.get("delay_seconds") or 0),
+            db_now_ms=self._db.clock.now_ms,
+            deduplication_id=options.get("deduplication_id"),
+            priority=options.get("priority") or 0,
+            queue_partition_key=options.get("queue_partition_key"),
+        )
 
+    async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
         return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
 
     def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
@@ -203,8 +198,6 @@ class DBOSClient:
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""
-        import time
-
         deadline = time.monotonic() + timeout_seconds
         interval = 0.01
         while True:

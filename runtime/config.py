@@ -155,45 +155,15 @@ def resolve_config(config: Any) -> ResolvedConfig:
     """Validate a ``DBOSConfig`` and fill in defaults. Raises :class:`DBOSConfigError`."""
     if not isinstance(config, dict):
         raise DBOSConfigError(f"DBOS(config=...) takes a dict (DBOSConfig), got {type(config).__name__}")
-    unknown = sorted(set(config) - KNOWN_KEYS)
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise DBOSConfigError(f"unknown config key{'s' if len(hints) > 1 else ''}: {', '.join(hints)}")
-
+    _check_known_keys(config)
     name = config.get("name")
     if not isinstance(name, str) or not name.strip():
         raise DBOSConfigError("config key 'name' is required: a non-empty application name")
-
-    executor_id = _typed(config, "executor_id", str, None)
-    if executor_id is None:
-        executor_id = next(
-            (os.environ[v] for v in EXECUTOR_ID_ENVIRONMENT_VARIABLES if os.environ.get(v)),
-            default_executor_id(name),
-        )
-    if not executor_id.strip():
-        raise DBOSConfigError("config key 'executor_id' must not be empty")
-
-    queues = config.get("queues")
-    if queues is not None:
-        if not isinstance(queues, (list, tuple)) or not all(isinstance(q, str) for q in queues):
-            raise DBOSConfigError(f"config key 'queues' must be a list of queue names, got {queues!r}")
-        queues = tuple(queues)
-
-    log_level = _typed(config, "log_level", str, "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise DBOSConfigError(f"config key 'log_level' must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
-
-    heartbeat = _positive("heartbeat_interval_sec", float(_typed(config, "heartbeat_interval_sec", (int, float), 1.0)))
-    member_timeout = _positive("member_timeout_sec", float(_typed(config, "member_timeout_sec", (int, float), 5.0)))
-    if member_timeout <= 2 * heartbeat:
-        raise DBOSConfigError(
-            f"member_timeout_sec ({member_timeout}) must be more than twice heartbeat_interval_sec "
-            f"({heartbeat}), or one late heartbeat would declare a live executor dead"
-        )
-
+    # In this order, so that a config with several mistakes is refused for the same one as ever.
+    executor_id = _executor_id(config, name)
+    queues = _queues(config)
+    log_level = _log_level(config)
+    heartbeat, member_timeout = _membership_timing(config)
     return ResolvedConfig(
         name=name,
         system_database_url=_typed(config, "system_database_url", str, None),
@@ -224,6 +194,58 @@ def resolve_config(config: Any) -> ResolvedConfig:
         supervisor_id=_typed(config, "supervisor_id", str, None),
         raw=dict(config),
     )
+
+
+def _check_known_keys(config: dict[str, Any]) -> None:
+    """Refuse a key that neither DBOS nor pgfleet knows, naming the closest known one."""
+    unknown = sorted(set(config) - KNOWN_KEYS)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise DBOSConfigError(f"unknown config key{'s' if len(hints) > 1 else ''}: {', '.join(hints)}")
+
+
+def _executor_id(config: dict[str, Any], name: str) -> str:
+    """The configured id, else the environment's, else ``<hostname>-<app name>``."""
+    executor_id: str | None = _typed(config, "executor_id", str, None)
+    if executor_id is None:
+        executor_id = next(
+            (os.environ[v] for v in EXECUTOR_ID_ENVIRONMENT_VARIABLES if os.environ.get(v)),
+            default_executor_id(name),
+        )
+    if not executor_id.strip():
+        raise DBOSConfigError("config key 'executor_id' must not be empty")
+    return executor_id
+
+
+def _queues(config: dict[str, Any]) -> tuple[str, ...] | None:
+    queues = config.get("queues")
+    if queues is None:
+        return None
+    if not isinstance(queues, (list, tuple)) or not all(isinstance(q, str) for q in queues):
+        raise DBOSConfigError(f"config key 'queues' must be a list of queue names, got {queues!r}")
+    return tuple(queues)
+
+
+def _log_level(config: dict[str, Any]) -> str:
+    log_level: str = _typed(config, "log_level", str, "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise DBOSConfigError(f"config key 'log_level' must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {log_level!r}")
+    return log_level
+
+
+def _membership_timing(config: dict[str, Any]) -> tuple[float, float]:
+    """The heartbeat interval and the member timeout, which must leave room for a late beat."""
+    heartbeat = _positive("heartbeat_interval_sec", float(_typed(config, "heartbeat_interval_sec", (int, float), 1.0)))
+    member_timeout = _positive("member_timeout_sec", float(_typed(config, "member_timeout_sec", (int, float), 5.0)))
+    if member_timeout <= 2 * heartbeat:
+        raise DBOSConfigError(
+            f"member_timeout_sec ({member_timeout}) must be more than twice heartbeat_interval_sec "
+            f"({heartbeat}), or one late heartbeat would declare a live executor dead"
+        )
+    return heartbeat, member_timeout
 
 
 def connection_bounds(config: ResolvedConfig) -> dict[str, Any]:

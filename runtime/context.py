@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sysdb.steps import StepRow
 
 from .errors import DBOSException
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 __all__ = [
     "WorkflowContext",
@@ -38,6 +41,10 @@ class WorkflowContext:
     name: str
     executor_id: str
     owner_epoch: int
+    # The executor running it: every call made inside the workflow goes to it (not to the DBOS
+    # facade's current one), even while DBOS.destroy() drains it, and when several executors run
+    # in one interpreter.
+    executor: Executor
     # Steps recorded by an earlier execution, by function id; None for a fresh workflow, so a
     # first execution never reads the operation_outputs table.
     recorded: dict[int, StepRow] | None = None
@@ -52,11 +59,8 @@ class WorkflowContext:
     # The format of the workflow row's inputs and outcome: pgfleet writes pickles, but a workflow
     # enqueued as portable JSON (by a client in another language) gets its result as JSON.
     serialization: str | None = None
-    # The executor generation this execution started under (see Executor.abandon_all).
+    # The executor generation this execution started under (see Fencing.abandon_all).
     generation: int = 0
-    # The executor running it: calls made inside the workflow go to it, even while DBOS.destroy()
-    # is draining and the global instance is being torn down.
-    executor: Any = None
     in_transaction: bool = False
     # Set once this execution lost its workflow (a fenced write, a cancel, an expired lease):
     # the error every later operation raises before any user code runs, so the stop sticks

@@ -1,41 +1,38 @@
 """``DBOS``: the public API, with DBOS Transact's names and signatures.
 
-The decorators register functions in :mod:`runtime.registry` (they work before ``DBOS()`` is
-created, and after ``launch()``); calls go to the :class:`~runtime.executor.Executor` of the
-launched instance. Follow a workflow from here: ``workflow()`` → ``Executor.start`` →
-``Executor.run`` → ``steps.run_step`` → ``Executor.checkpoint`` →
-``db.steps.record`` (``sysdb/steps.py``) → ``sysdb/sql/record_step_output.sql``.
+``DBOS`` is a facade: ``DBOS(config=...)`` builds a :class:`~runtime.process.DBOSProcess` (the
+executor with everything it owns) and makes it current (:mod:`runtime.current`); the class
+methods act on it, or, inside a workflow, on the executor running the workflow. The decorators
+register into :data:`runtime.registry.registry`, so they work before ``DBOS()`` is created and
+after ``launch()``. Follow a workflow from here: ``workflow()`` → the wrapper in
+:mod:`runtime.decorators` → ``starts.start_workflow`` → ``Executor.run`` → (the body calls a
+step) ``steps.run_step`` → ``Executor.checkpoint`` → ``db.steps.record`` (``sysdb/steps.py``) → ``sysdb/sql/record_step_output.sql``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import threading
-import uuid
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
-from . import logs, messages, recovery, scheduler, streams
+from cluster.coordination.status import fleet_status
+
+from . import decorators, logs, messages, streams
 from .config import DBOSConfig, ResolvedConfig, resolve_config
-from .context import DBOSContext, current_workflow, sql_session, take_start_options
-from .enqueue import enqueue_workflow
-from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError, DBOSWorkflowCancelledError
+from .context import DBOSContext, current_workflow
+from .current import current_process, executor_for, make_current
+from .dbos_properties import DBOSProperties
+from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .queues import Queue, queue_registry
-from .registry import (
-    CLASS_METHOD,
-    INSTANCE_METHOD,
-    PLAIN,
-    RegisteredStep,
-    RegisteredWorkflow,
-    registry,
-)
-from .services import ClusterServices
+from .process import DBOSProcess
+from .queues import Queue
+from .registry import registry
+from .starts import start_call
 from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
-from .steps import durable_sleep, run_step, run_transaction
-from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow, run_resumed, wake_forked
+from .steps import durable_sleep
+from .workflows_admin import cancel_recorded, fork_recorded, list_workflows, resume_recorded
 
 __all__ = ["DBOS"]
 
@@ -44,81 +41,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
 
+class DBOS(metaclass=DBOSProperties):
+    """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
+    facade over the process object that ``DBOS(config=...)`` builds."""
 
-class _DBOSMeta(type):
-    """Class-level properties: ``DBOS.workflow_id``, ``DBOS.step_id``, ``DBOS.logger`` ..."""
-
-    @property
-    def workflow_id(cls) -> str | None:
-        ctx = current_workflow()
-        return ctx.workflow_id if ctx else None
-
-    @property
-    def step_id(cls) -> int | None:
-        ctx = current_workflow()
-        return ctx.step_id if ctx else None
-
-    @property
-    def logger(cls) -> Any:
-        return logs.logger
-
-    @property
-    def authenticated_user(cls) -> str | None:
-        ctx = current_workflow()
-        return ctx.authenticated_user if ctx else None
-
-    @property
-    def authenticated_roles(cls) -> list[str] | None:
-        ctx = current_workflow()
-        return ctx.authenticated_roles if ctx else None
-
-    @property
-    def assumed_role(cls) -> str | None:
-        ctx = current_workflow()
-        return ctx.assumed_role if ctx else None
-
-    @property
-    def sql_session(cls) -> Any:
-        """The psycopg connection of the running ``@DBOS.transaction`` (in its transaction)."""
-        session = sql_session.get()
-        if session is None:
-            raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction function")
-        return session
-
-    @property
-    def config(cls) -> ResolvedConfig:
-        return DBOS._instance_or_raise("DBOS.config").config
-
-    @property
-    def executor_id(cls) -> str:
-        return DBOS._instance_or_raise("DBOS.executor_id").config.executor_id
-
-
-class DBOS(metaclass=_DBOSMeta):
-    """The durable-workflow runtime of this process (a singleton, as in DBOS Transact)."""
-
-    _instance: DBOS | None = None
     _lock = threading.RLock()
-    # Per-instance state, assigned in __new__ (declared here so that type checkers see it).
-    _resolved: ResolvedConfig
-    _executor: Executor | None
-
-    def __new__(cls, *, config: DBOSConfig) -> DBOS:
-        with cls._lock:
-            current = cls._instance
-            if current is not None and current._executor is not None:
-                raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
-            instance = super().__new__(cls)
-            instance._resolved = resolve_config(config)
-            instance._executor = None
-            cls._instance = instance
-            return instance
 
     def __init__(self, *, config: DBOSConfig) -> None:
-        # All the work is in __new__, so that DBOS(config=...) is validated before it exists.
-        self.config: ResolvedConfig = self._resolved
+        with DBOS._lock:
+            current = current_process()
+            if current is not None and current.launched:
+                raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
+            # Validated before anything changes: a bad config leaves the current process alone.
+            process = DBOSProcess(resolve_config(config), registry)
+            make_current(process)
+        self.config: ResolvedConfig = process.config
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,36 +70,16 @@ class DBOS(metaclass=_DBOSMeta):
         membership) before raising, so it can simply be called again. Launching an instance that
         is already launched changes nothing and says so in a warning, as DBOS does."""
         with cls._lock:
-            instance = cls._instance
-            if instance is None:
+            process = current_process()
+            if process is None:
                 raise DBOSException("create DBOS(config=...) before calling DBOS.launch()")
-            if instance._executor is not None:
-                # DBOS's own words and behaviour (apps that launch from several entry points
-                # rely on it); not silent, so a mistaken second launch shows in the logs.
-                logs.logger.warning("DBOS was already launched")
-                return
-            logs.configure_level(instance.config.log_level)
-            executor = Executor(instance.config)
+            # Log lines outside any workflow name this executor (inside one, its own executor).
+            logs.set_executor_id(process.config.executor_id)
             try:
-                cls._launch(instance, executor)
+                process.launch()
             except BaseException:
-                instance._executor = None
-                executor.destroy()
+                logs.set_executor_id(None)
                 raise
-
-    @classmethod
-    def _launch(cls, instance: DBOS, executor: Executor) -> None:
-        executor.launch()
-        services = ClusterServices(executor)
-        services.register()
-        instance._executor = executor
-        executor.services = services
-        services.start_heartbeat()  # before recovery: a long recovery must not look like death
-        # Read before any work is taken, so the list holds only what an earlier life left.
-        recovery.requeue_unfinished(executor)
-        pending = recovery.list_recoverable(executor)
-        scheduler.declare_schedules(executor.db, lambda name: registry.workflow(name) is not None)
-        services.start(recover=pending)
 
     @classmethod
     def destroy(cls, *, destroy_registry: bool = False, workflow_completion_timeout_sec: float = 0) -> None:
@@ -170,34 +88,25 @@ class DBOS(metaclass=_DBOSMeta):
         stop without writing and are handed to live members that can run them (what nobody can
         take stays PENDING for this executor id's next launch)."""
         with cls._lock:
-            instance = cls._instance
-            if instance is not None and instance._executor is not None:
-                # Stop the executor first: workflows finishing within the grace period still
-                # need it (and the instance) to record their steps.
-                instance._executor.destroy(workflow_completion_timeout_sec)
-                instance._executor = None
-            cls._instance = None
+            process = current_process()
+            if process is not None:
+                process.destroy(workflow_completion_timeout_sec)
+                logs.set_executor_id(None)
+            make_current(None)
             if destroy_registry:
                 registry.clear()
-                queue_registry.clear()
-                scheduler.schedules.clear()
-
-    @classmethod
-    def _instance_or_raise(cls, what: str) -> DBOS:
-        instance = cls._instance
-        if instance is None:
-            raise DBOSNotLaunchedError(what)
-        return instance
 
     @classmethod
     def _executor_or_raise(cls, what: str) -> Executor:
-        ctx = current_workflow()
-        if ctx is not None and ctx.executor is not None:
-            return ctx.executor  # inside a workflow: the executor that runs it
-        instance = cls._instance
-        if instance is None or instance._executor is None:
-            raise DBOSNotLaunchedError(what)
-        return instance._executor
+        return executor_for(what)
+
+    @classmethod
+    def _process(cls) -> DBOSProcess:
+        """The current process object (tests inspect its executor and services)."""
+        process = current_process()
+        if process is None:
+            raise DBOSNotLaunchedError("DBOS._process")
+        return process
 
     # -- decorators --------------------------------------------------------------------------
 
@@ -217,30 +126,7 @@ class DBOS(metaclass=_DBOSMeta):
         ``validate_input`` (DBOS also calls it ``validate_args``) is called with the arguments
         before anything is recorded and rejects them by raising or returning False.
         """
-        if max_recovery_attempts is not None and (not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0):
-            raise DBOSException(f"max_recovery_attempts must be a non-negative integer, got {max_recovery_attempts!r}")
-        validator = validate_input or validate_args
-
-        def decorator(func: F) -> F:
-            entry = RegisteredWorkflow(
-                name=name or func.__qualname__,
-                func=func,
-                max_recovery_attempts=max_recovery_attempts,
-                validate_input=validator,
-                kind=_method_kind(func),
-            )
-            registry.add_workflow(entry)
-
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                executor = cls._executor_or_raise(f"workflow {entry.name!r}")
-                bound, rest = _split_bound(entry, args)
-                return executor.start(entry, bound, rest, kwargs, background=False)
-
-            wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
-            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
-
-        return decorator
+        return decorators.workflow(registry, name, max_recovery_attempts, validate_input or validate_args)
 
     @classmethod
     def step(
@@ -260,34 +146,7 @@ class DBOS(metaclass=_DBOSMeta):
         ``interval_seconds * backoff_rate**i`` after attempt ``i``; only the final outcome is
         recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed).
         """
-        if not isinstance(max_attempts, int) or max_attempts < 1:
-            raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
-        if interval_seconds < 0 or backoff_rate <= 0:
-            raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
-
-        def decorator(func: F) -> F:
-            entry = RegisteredStep(
-                name=name or func.__qualname__,
-                func=func,
-                retries_allowed=retries_allowed,
-                interval_seconds=interval_seconds,
-                max_attempts=max_attempts if retries_allowed else 1,
-                backoff_rate=backoff_rate,
-                should_retry=should_retry,
-            )
-            registry.add_step(entry)
-
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                ctx = current_workflow()
-                if ctx is None:
-                    return func(*args, **kwargs)
-                return run_step(cls._executor_or_raise(f"step {entry.name!r}"), entry, args, kwargs)
-
-            wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
-            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
-
-        return decorator
+        return decorators.step(registry, name, retries_allowed, interval_seconds, max_attempts, backoff_rate, should_retry)
 
     @classmethod
     def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
@@ -296,47 +155,14 @@ class DBOS(metaclass=_DBOSMeta):
         Its body uses ``DBOS.sql_session`` (a psycopg connection inside the transaction); its
         result is checkpointed in the same transaction, so its writes happen exactly once.
         """
-        level = isolation_level.upper()
-        if level not in ISOLATION_LEVELS:
-            raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
-
-        def decorator(func: F) -> F:
-            entry = RegisteredStep(
-                name=name or func.__qualname__,
-                func=func,
-                retries_allowed=False,
-                interval_seconds=0,
-                max_attempts=1,
-                backoff_rate=1,
-            )
-            registry.add_step(entry)
-
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                executor = cls._executor_or_raise(f"transaction {entry.name!r}")
-                return run_transaction(executor, entry, level, args, kwargs)
-
-            return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
-
-        return decorator
+        return decorators.transaction(registry, isolation_level, name)
 
     @classmethod
     def scheduled(cls, cron: str) -> Callable[[F], F]:
         """Run a workflow on a cron schedule (5 fields, or 6 with seconds first), once per tick
         across the whole fleet. Apply it above ``@DBOS.workflow()``; the function receives
         ``(scheduled_time, actual_time)``."""
-
-        def decorator(func: F) -> F:
-            entry = getattr(func, "__pgfleet_workflow__", None)
-            if not isinstance(entry, RegisteredWorkflow):
-                raise DBOSException(f"@DBOS.scheduled goes above @DBOS.workflow(): {getattr(func, '__qualname__', func)} is not a workflow")
-            scheduler.add_schedule(entry.name, cron)
-            instance = cls._instance
-            if instance is not None and instance._executor is not None:  # decorated after launch
-                scheduler.declare_schedules(instance._executor.db, lambda name: name == entry.name)
-            return func
-
-        return decorator
+        return decorators.scheduled(registry, cron)
 
     @classmethod
     def dbos_class(cls, class_name: str | None = None) -> Callable[[type], type]:
@@ -346,27 +172,7 @@ class DBOS(metaclass=_DBOSMeta):
         ``config_name`` finds the instance again at recovery); classmethods and staticmethods
         work on any registered class.
         """
-
-        def decorator(klass: type) -> type:
-            if class_name is not None and class_name != klass.__qualname__:
-                raise DBOSException(
-                    f"pgfleet records classes by their qualified name; class_name={class_name!r} "
-                    f"for {klass.__qualname__} is not supported"
-                )
-            registry.add_class(klass)
-            for attribute in vars(klass).values():
-                kind, func = PLAIN, attribute
-                if isinstance(attribute, classmethod):
-                    kind, func = CLASS_METHOD, attribute.__func__
-                elif isinstance(attribute, staticmethod):
-                    kind, func = PLAIN, attribute.__func__
-                entry = getattr(func, "__pgfleet_workflow__", None)
-                if isinstance(entry, RegisteredWorkflow):
-                    entry.kind = kind if kind != PLAIN or isinstance(attribute, staticmethod) else INSTANCE_METHOD
-                    entry.class_name = klass.__qualname__
-            return klass
-
-        return decorator
+        return decorators.dbos_class(registry, class_name)
 
     # -- starting and finding workflows -------------------------------------------------------
 
@@ -374,12 +180,7 @@ class DBOS(metaclass=_DBOSMeta):
     def start_workflow(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Start a workflow in the background and return its handle at once (typed: the
         handle's ``get_result()`` returns what ``func`` returns)."""
-        entry, bound = _workflow_of(func)
-        executor = cls._executor_or_raise(f"workflow {entry.name!r}")
-        call_args: tuple[Any, ...] = args
-        if bound is None:
-            bound, call_args = _split_bound(entry, call_args)
-        handle: WorkflowHandle[R] = executor.start(entry, bound, call_args, dict(kwargs), background=True)
+        handle: WorkflowHandle[R] = start_call(func, args, dict(kwargs))
         return handle
 
     @classmethod
@@ -388,23 +189,15 @@ class DBOS(metaclass=_DBOSMeta):
         return WorkflowHandleAsync(cls.start_workflow(func, *args, **kwargs))
 
     @classmethod
-    def _enqueue(cls, queue: Queue, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:
-        entry, bound = _workflow_of(func)
-        executor = cls._executor_or_raise(f"enqueue of workflow {entry.name!r}")
-        if bound is None:
-            bound, args = _split_bound(entry, args)
-        return enqueue_workflow(executor, queue, entry, bound, tuple(args), kwargs)
-
-    @classmethod
     def listen_queues(cls, queues: list[Queue]) -> None:
         """Serve only these queues in this process (call before ``DBOS.launch()``); the
         ``queues`` config key does the same by name and takes precedence."""
         if not all(isinstance(q, Queue) for q in queues):
             raise DBOSException("DBOS.listen_queues takes a list of Queue objects")
-        instance = cls._instance
-        if instance is not None and instance._executor is not None:
+        process = current_process()
+        if process is not None and process.launched:
             raise DBOSException("call DBOS.listen_queues before DBOS.launch()")
-        queue_registry.listened = tuple(q.name for q in queues)
+        registry.listened = tuple(q.name for q in queues)
 
     @classmethod
     def list_queued_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
@@ -459,36 +252,19 @@ class DBOS(metaclass=_DBOSMeta):
     @classmethod
     def cancel_workflow(cls, workflow_id: str) -> None:
         """Cancel a workflow: it stops at its next step, wherever it runs."""
-        executor = cls._executor_or_raise("DBOS.cancel_workflow")
-        ctx = current_workflow()
-
-        def cancelled(_: Any) -> None:
-            # A workflow that cancelled itself stops at its next operation, as one cancelled
-            # elsewhere would (once: not when a resumed run replays this call).
-            if ctx is not None and ctx.workflow_id == workflow_id:
-                executor.lose(ctx, DBOSWorkflowCancelledError(f"workflow {workflow_id!r} was cancelled"))
-
-        executor.recorded_effect(
-            "DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn), after=cancelled
-        )
+        cancel_recorded(cls._executor_or_raise("DBOS.cancel_workflow"), workflow_id)
 
     @classmethod
     def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
         """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
         executor = cls._executor_or_raise("DBOS.resume_workflow")
-        executor.recorded_effect(
-            "DBOS.resumeWorkflow",
-            lambda conn: resume_workflow(executor, workflow_id, conn),
-            after=lambda epoch: run_resumed(executor, workflow_id, epoch),
-        )
+        resume_recorded(executor, workflow_id)
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod
     def fleet_status(cls) -> Any:
         """The cluster as the system database sees it: members (heartbeat age, epoch, leader
         mark, running workflows), the leader's term, queue counts and recent takeovers."""
-        from cluster.coordination.status import fleet_status
-
         return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
 
     @classmethod
@@ -497,15 +273,7 @@ class DBOS(metaclass=_DBOSMeta):
         results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
         gives) and runs on any executor that has the function."""
         executor = cls._executor_or_raise("DBOS.fork_workflow")
-        # Chosen before the fork, so that the checkpoint written with it can record it.
-        new_id = take_start_options().workflow_id or str(uuid.uuid4())
-
-        def fork(conn: Any) -> str:
-            return fork_workflow(
-                executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
-            )
-
-        forked = executor.recorded_effect("DBOS.forkWorkflow", fork, recorded_output=new_id, after=lambda _: wake_forked(executor.db))
+        forked = fork_recorded(executor, workflow_id, start_step, application_version)
         return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------
@@ -515,8 +283,6 @@ class DBOS(metaclass=_DBOSMeta):
         """Sleep durably: inside a workflow the wake-up time is checkpointed, so a recovered
         workflow sleeps only what is left."""
         if current_workflow() is None:
-            import time
-
             time.sleep(seconds)
             return
         durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
@@ -561,51 +327,14 @@ class DBOS(metaclass=_DBOSMeta):
     def get_context(cls) -> DBOSContext:
         """The running workflow's metadata (``workflow_id``, ``authenticated_user`` ...)."""
         ctx = current_workflow()
-        instance = cls._instance
+        process = current_process()
         return DBOSContext(
             workflow_id=ctx.workflow_id if ctx else None,
             step_id=ctx.step_id if ctx else None,
-            executor_id=instance.config.executor_id if instance else None,
+            executor_id=ctx.executor_id if ctx else (process.config.executor_id if process else None),
             authenticated_user=ctx.authenticated_user if ctx else None,
             authenticated_roles=ctx.authenticated_roles if ctx else None,
             assumed_role=ctx.assumed_role if ctx else None,
             workflow_deadline_epoch_ms=ctx.deadline_epoch_ms if ctx else None,
         )
-
-
-def _method_kind(func: Callable[..., Any]) -> str:
-    """Guess from the signature whether a decorated function is a method; ``@DBOS.dbos_class``
-    settles it from the class body (classmethod and staticmethod objects)."""
-    try:
-        params = list(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        return PLAIN
-    scopes = func.__qualname__.split(".")
-    defined_in_class = len(scopes) > 1 and scopes[-2] != "<locals>"
-    if defined_in_class:
-        if params and params[0] == "self":
-            return INSTANCE_METHOD
-        if params and params[0] == "cls":
-            return CLASS_METHOD
-    return PLAIN
-
-
-def _split_bound(entry: RegisteredWorkflow, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
-    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
-        if not args:
-            raise DBOSException(f"workflow {entry.name!r} is a method: call it on an instance or class")
-        return args[0], tuple(args[1:])
-    return None, tuple(args)
-
-
-def _workflow_of(func: Callable[..., Any]) -> tuple[RegisteredWorkflow, Any]:
-    bound = None
-    target = func
-    if inspect.ismethod(func):
-        bound, target = func.__self__, func.__func__
-    entry = getattr(target, "__pgfleet_workflow__", None)
-    if not isinstance(entry, RegisteredWorkflow):
-        name = getattr(func, "__qualname__", repr(func))
-        raise DBOSException(f"{name} is not a workflow: decorate it with @DBOS.workflow()")
-    return entry, bound
 

@@ -6,26 +6,43 @@ the child commits with the child's ENQUEUED row, and a replay returns the same h
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sysdb.errors import DeduplicatedError
-from sysdb.workflow_rows import QueuePlacement
 
-from .context import current_workflow, take_start_options
+from .context import StartOptions, current_workflow, take_start_options
+from .current import executor_for
 from .errors import DBOSException, DBOSQueueDeduplicatedError
-from .executor import _timeout, _validate, fenced_step, take_start_position
 from .handles import WorkflowHandle
-from .registry import RegisteredWorkflow
+from .operations import fenced_step
+from .registry import RegisteredWorkflow, split_bound, workflow_of
+from .starts import check_same_workflow
+from .workflow_start import call_start, start_timeout, take_start_position, validate_input
 
 if TYPE_CHECKING:
     from .executor import Executor
+    from .queues import Queue
 
-__all__ = ["enqueue_workflow"]
+__all__ = ["enqueue_call", "enqueue_workflow"]
+
+
+def enqueue_call(
+    queue: Queue, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], executor: Executor | None = None
+) -> WorkflowHandle[Any]:
+    """``queue.enqueue(func, *args, **kwargs)`` through ``executor`` (by default the one a call
+    made here goes to: see :func:`runtime.current.executor_for`)."""
+    entry, bound = workflow_of(func)
+    if executor is None:
+        executor = executor_for(f"enqueue of workflow {entry.name!r}")
+    if bound is None:
+        bound, args = split_bound(entry, args)
+    return enqueue_workflow(executor, queue, entry, bound, tuple(args), kwargs)
 
 
 def enqueue_workflow(
-    executor: Executor, queue: Any, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    executor: Executor, queue: Queue, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> WorkflowHandle[Any]:
     """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
     parent = current_workflow()
@@ -34,52 +51,50 @@ def enqueue_workflow(
     if parent is not None:
         executor.check_running(parent)
     options = take_start_options()
-    if entry.validate_input is not None:
-        _validate(entry, args, kwargs)
+    validate_input(entry, args, kwargs)
+    _check_queue_options(queue, options)
+
+    position = take_start_position(parent, options, entry)
+    if position.replayed_child is not None:  # replay: the same handle as the first execution
+        return WorkflowHandle(executor, position.replayed_child)
+
+    workflow_id = position.workflow_id
+    timeout_ms, deadline_ms = start_timeout(options, parent, executor.db.clock.now_ms, queued=True)
+    start = dataclasses.replace(
+        call_start(entry, bound, args, kwargs, options, parent, workflow_id, executor.config.name),
+        # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
+        # work enqueued under the code hash would be stranded by the next deploy.
+        application_version=options.app_version or executor.config.application_version,
+        timeout_ms=timeout_ms,
+        deadline_ms=deadline_ms,
+    ).queued(
+        queue.name,
+        delay_sec=options.delay_seconds or 0,
+        db_now_ms=executor.db.clock.now_ms,
+        deduplication_id=options.deduplication_id,
+        priority=options.priority or 0,
+        queue_partition_key=options.queue_partition_key,
+    )
+    parent_step = None
+    if parent is not None and position.function_id is not None:  # a start inside a workflow has a position
+        parent_step = fenced_step(parent, position.function_id, entry.name, child_workflow_id=workflow_id)
+    try:
+        with executor.fenced_write(parent):
+            inserted = executor.db.workflows.enqueue(start.new_workflow(), start.queue_placement(), parent_step)
+    except DeduplicatedError as exc:
+        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
+    if not inserted:
+        check_same_workflow(executor, workflow_id, entry, start.class_name, start.config_name)
+    else:
+        executor.hooks.queue_work_changed(queue.name)  # wake claimers: work is waiting
+    return WorkflowHandle(executor, workflow_id)
+
+
+def _check_queue_options(queue: Queue, options: StartOptions) -> None:
+    """Refuse options the queue cannot serve (its claimers would never take such a workflow)."""
     if options.priority is not None and options.priority != 0 and not queue.priority_enabled:
         raise DBOSException(f"queue {queue.name!r} does not have priority_enabled; cannot enqueue with priority {options.priority}")
     if queue.partition_queue and options.queue_partition_key is None:
         raise DBOSException(f"queue {queue.name!r} is partitioned: enqueue with SetEnqueueOptions(queue_partition_key=...)")
     if not queue.partition_queue and options.queue_partition_key is not None:
         raise DBOSException(f"queue {queue.name!r} is not partitioned; queue_partition_key is not allowed")
-
-    function_id, workflow_id, replayed_child = take_start_position(parent, options, entry)
-    if replayed_child is not None:  # replay: the same handle as the first execution
-        return WorkflowHandle(executor, replayed_child)
-
-    if options.timeout_set:
-        timeout_ms = int(options.timeout_sec * 1000) if options.timeout_sec else None
-        deadline_ms = None  # an enqueued workflow's deadline starts when it is dequeued
-    else:
-        timeout_ms, deadline_ms = _timeout(options, parent, executor.db.clock.now_ms)
-    delay = options.delay_seconds or 0
-    new, _ = executor.start_row(entry, bound, args, kwargs, options, parent, workflow_id)
-    new = replace(
-        new,
-        # Pinned to a version only when asked (SetEnqueueOptions or a configured version):
-        # work enqueued under the code hash would be stranded by the next deploy.
-        application_version=options.app_version or executor.config.application_version,
-        timeout_ms=timeout_ms,
-        deadline_ms=deadline_ms,
-    )
-    placement = QueuePlacement(
-        queue_name=queue.name,
-        deduplication_id=options.deduplication_id,
-        priority=options.priority or 0,
-        queue_partition_key=options.queue_partition_key,
-        # DELAYED until then, on the database clock, which the claimers and the leader compare it with
-        delay_until_ms=executor.db.clock.now_ms() + int(delay * 1000) if delay > 0 else None,
-    )
-    parent_step = None
-    if parent is not None and function_id is not None:  # a start inside a workflow has a position
-        parent_step = fenced_step(parent, function_id, entry.name, child_workflow_id=workflow_id)
-    try:
-        with executor.fenced_write(parent):
-            inserted = executor.db.workflows.enqueue(new, placement, parent_step)
-    except DeduplicatedError as exc:
-        raise DBOSQueueDeduplicatedError(workflow_id, queue.name, exc.deduplication_id) from None
-    if not inserted:
-        executor.check_same_workflow(workflow_id, entry, new.class_name, new.config_name)
-    elif executor.on_queue_slot_freed is not None:
-        executor.on_queue_slot_freed(queue.name)  # wake claimers: work is waiting
-    return WorkflowHandle(executor, workflow_id)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .context import current_workflow
+from .context import WorkflowContext, current_workflow
 from .errors import DBOSNonExistentWorkflowError
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
-
-    from .context import WorkflowContext
 
 __all__ = ["WorkflowHandle", "WorkflowHandleAsync"]
 
@@ -81,13 +80,9 @@ class WorkflowHandleAsync(Generic[R]):
         return self.workflow_id
 
     async def get_result(self) -> R:
-        import asyncio
-
         return await asyncio.to_thread(self._handle.get_result)
 
     async def get_status(self) -> WorkflowStatus:
-        import asyncio
-
         return await asyncio.to_thread(self._handle.get_status)
 
 

@@ -18,6 +18,8 @@ from .context import current_workflow
 
 __all__ = ["logger", "set_executor_id", "configure_level"]
 
+# The executor id that log lines outside any workflow carry: the launched DBOS's (set by the
+# facade). Inside a workflow a line carries the id of the executor that runs it.
 _executor_id: str | None = None
 
 
@@ -28,12 +30,14 @@ def set_executor_id(executor_id: str | None) -> None:
 
 def _bind_workflow(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     ctx = current_workflow()
+    executor_id = _executor_id
     if ctx is not None:
         event.setdefault("workflow_id", ctx.workflow_id)
         if ctx.step_id is not None:
             event.setdefault("step_id", ctx.step_id)
-    if _executor_id is not None:
-        event.setdefault("executor_id", _executor_id)
+        executor_id = ctx.executor_id
+    if executor_id is not None:
+        event.setdefault("executor_id", executor_id)
     return event
 
 

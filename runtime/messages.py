@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sysdb import now_ms
 from sysdb.errors import NoSuchWorkflowError
@@ -19,10 +19,12 @@ from sysdb.messages import NewMessage
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
-from .executor import NOT_RECORDED, Executor, ExecutorShutdown, fenced_step, replay_recorded
-from .notifications import hub
+from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .steps import durable_wake_time
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 __all__ = ["send", "recv", "set_event", "get_event", "NULL_TOPIC"]
 
@@ -79,7 +81,7 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
         return replay_recorded(ctx, function_id, "DBOS.recv", recorded)
     topic_key = topic or NULL_TOPIC
     started = now_ms()
-    with hub.watch(f"{ctx.workflow_id}::{topic_key}") as watch:
+    with executor.hub.watch(f"{ctx.workflow_id}::{topic_key}") as watch:
         if not executor.db.messages.has(ctx.workflow_id, topic_key):
             wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
             while not executor.db.messages.has(ctx.workflow_id, topic_key):
@@ -125,7 +127,7 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
         if recorded is not None:
             return replay_recorded(ctx, function_id, "DBOS.getEvent", recorded)
     started = now_ms()
-    with hub.watch(f"{workflow_id}::{key}") as watch:
+    with executor.hub.watch(f"{workflow_id}::{key}") as watch:
         row = executor.db.events.get(workflow_id, key)
         if row is None:
             if ctx is not None and sleep_id is not None:

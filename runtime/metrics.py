@@ -2,18 +2,21 @@
 
 Counters and the step-latency histogram are updated where things happen (cheap in-memory
 increments, always on); queue depth, heartbeat age and the leader term are read when Prometheus
-scrapes, by a collector that asks the running executor. ``serve_metrics(port)`` starts the
-HTTP endpoint.
+scrapes, by a collector that asks the process object it was given. ``serve_metrics(port,
+process)`` starts the HTTP endpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram, start_http_server
-from prometheus_client.core import REGISTRY, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from .process import DBOSProcess
 
 __all__ = [
     "WORKFLOWS_FINISHED",
@@ -35,15 +38,14 @@ CLAIMS = Counter("pgfleet_queue_claims", "Queued workflows this process claimed"
 TAKEOVERS = Counter("pgfleet_takeovers", "Workflows moved off dead members by this process")
 
 
-class _ExecutorCollector(Collector):
-    """Reads the live executor at scrape time."""
+class _ProcessCollector(Collector):
+    """Reads a process object's executor and services at scrape time (nothing before launch)."""
+
+    def __init__(self, process: DBOSProcess) -> None:
+        self._process = process
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from .dbos import DBOS
-
-        instance = DBOS._instance
-        executor = instance._executor if instance is not None else None
-        services = getattr(executor, "services", None)
+        executor, services = self._process.executor, self._process.services
         if executor is None or services is None:
             return
         heartbeat = GaugeMetricFamily("pgfleet_heartbeat_age_seconds", "Seconds since this member's last successful heartbeat")
@@ -63,13 +65,19 @@ class _ExecutorCollector(Collector):
         yield depth
 
 
-_collector_registered = False
+class _DefaultRegistry(Collector):
+    """Everything in prometheus_client's default registry: the counters above and the
+    interpreter's own metrics."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
 
 
-def serve_metrics(port: int) -> None:
-    """Expose this process's metrics on ``http://0.0.0.0:<port>/metrics``."""
-    global _collector_registered
-    if not _collector_registered:
-        REGISTRY.register(_ExecutorCollector())
-        _collector_registered = True
-    start_http_server(port)
+def serve_metrics(port: int, process: DBOSProcess) -> None:
+    """Expose the metrics of this process (``process``'s gauges with the counters) on
+    ``http://0.0.0.0:<port>/metrics``. Each endpoint has a registry of its own, so nothing
+    global is registered."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_DefaultRegistry())
+    registry.register(_ProcessCollector(process))
+    start_http_server(port, registry=registry)

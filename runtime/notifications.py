@@ -1,6 +1,7 @@
 """Waking threads that wait for a message or an event, when a NOTIFY says one arrived.
 
-The executor's listener forwards payloads (``"<workflow id>::<topic or key>"``) here; a waiter
+Each process object has its own hub (:class:`runtime.process.DBOSProcess`): its services'
+listener forwards payloads (``"<workflow id>::<topic or key>"``) here; a waiter
 re-checks the database when its key is notified, and at least once a second regardless, so a
 lost notification delays it by at most that. Only keys somebody waits on are tracked.
 """
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["NotificationHub", "Watch", "hub"]
+__all__ = ["NotificationHub", "Watch"]
 
 
 class Watch:
@@ -59,6 +60,3 @@ class NotificationHub:
             woke = self._cond.wait_for(lambda: self._versions[watch._key] != watch._seen, timeout=max(0.0, timeout_sec))
             watch._seen = self._versions[watch._key]
             return woke
-
-
-hub = NotificationHub()

@@ -1,27 +1,29 @@
 """``Queue``: workflows run in the background under concurrency and rate limits.
 
-``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers; the claimers of
-every executor serving the queue (:mod:`cluster.coordination.claimer`) take rows under the queue's limits
-and run them here with :meth:`runtime.executor.Executor.run_claimed`.
+Declaring a ``Queue`` registers it in :data:`runtime.registry.registry` (like a decorator, it is
+part of the program). ``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers
+(:mod:`runtime.enqueue`); the claimers of every executor serving the queue
+(:mod:`cluster.coordination.claimer`) take rows under the queue's limits and run them with
+:func:`runtime.recovery.run_claimed`.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
+from .enqueue import enqueue_call
 from .errors import DBOSException
-
-if TYPE_CHECKING:
-    from .handles import WorkflowHandle, WorkflowHandleAsync
+from .handles import WorkflowHandle, WorkflowHandleAsync
+from .registry import registry
 
 # A workflow function's parameters and result, carried to the handle enqueue returns.
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Queue", "QueueRateLimit", "queue_registry", "listened_queues", "INTERNAL_QUEUE_NAME"]
+__all__ = ["Queue", "QueueRateLimit", "INTERNAL_QUEUE_NAME"]
 
 # DBOS's queue for workflows resumed from outside an executor; every executor serves it.
 INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
@@ -35,51 +37,13 @@ class QueueRateLimit(TypedDict):
 
 
 @dataclass(frozen=True)
-class _QueueSettings:
+class QueueSettings:
     concurrency: int | None
     limiter: tuple[int, float] | None
     worker_concurrency: int | None
     priority_enabled: bool
     partition_queue: bool
     polling_interval_sec: float
-
-
-class _QueueRegistry:
-    def __init__(self) -> None:
-        self._queues: dict[str, Queue] = {}
-        self._lock = threading.Lock()
-
-    def add(self, queue: Queue) -> None:
-        with self._lock:
-            existing = self._queues.get(queue.name)
-            if existing is not None and existing._settings != queue._settings:
-                raise DBOSException(
-                    f"queue {queue.name!r} is already declared in this process with different settings "
-                    f"({existing._settings} vs {queue._settings})"
-                )
-            self._queues[queue.name] = queue
-
-    def get(self, name: str) -> Queue | None:
-        return self._queues.get(name)
-
-    def all(self) -> list[Queue]:
-        with self._lock:
-            return list(self._queues.values())
-
-    def clear(self) -> None:
-        with self._lock:
-            self._queues.clear()
-            self.listened = None
-
-    # Set by DBOS.listen_queues: the only queues this process serves (None: all it declares).
-    listened: tuple[str, ...] | None = None
-
-
-queue_registry = _QueueRegistry()
-
-
-def listened_queues() -> tuple[str, ...] | None:
-    return queue_registry.listened
 
 
 def _positive_int(name: str, value: Any) -> int | None:
@@ -137,28 +101,22 @@ class Queue:
         self.priority_enabled = priority_enabled
         self.partition_queue = partition_queue
         self.polling_interval_sec = float(polling_interval_sec)
-        self._settings = _QueueSettings(concurrency, rate, worker_concurrency, priority_enabled, partition_queue, float(polling_interval_sec))
-        queue_registry.add(self)
+        self.settings = QueueSettings(concurrency, rate, worker_concurrency, priority_enabled, partition_queue, float(polling_interval_sec))
+        registry.add_queue(self)
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:
-        return self._settings.limiter
+        return self.settings.limiter
 
     def enqueue(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Put a workflow on this queue and return its handle at once.
 
         Inside a workflow this is a checkpointed operation: a replay returns the same handle.
         """
-        from .dbos import DBOS
-
-        handle: WorkflowHandle[R] = DBOS._enqueue(self, func, args, dict(kwargs))
+        handle: WorkflowHandle[R] = enqueue_call(self, func, args, dict(kwargs))
         return handle
 
     async def enqueue_async(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
         """``enqueue`` for asyncio code."""
-        import asyncio
-
-        from .handles import WorkflowHandleAsync
-
         handle: WorkflowHandle[R] = await asyncio.to_thread(lambda: self.enqueue(func, *args, **kwargs))
         return WorkflowHandleAsync(handle)

@@ -21,7 +21,7 @@ from sysdb.workflow_rows import WorkflowRow
 from . import metrics
 from .context import WorkflowContext
 from .errors import DBOSException, DBOSSerializationError
-from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, registry
+from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id:
     row = executor.db.workflows.status(workflow_id)
     if row is None:
         return None
-    entry = registry.workflow(row.name)
+    entry = executor.registry.workflow(row.name)
     if entry is None:
         executor.log.error(
             "cannot recover workflow: its function is not registered in this process",
@@ -112,7 +112,7 @@ def recover_workflow(executor: Executor, workflow_id: str, previous_executor_id:
             function=row.name,
         )
         return None
-    bound = _resolve_bound(entry, row)
+    bound = _resolve_bound(executor.registry, entry, row)
     if bound is _MISSING:
         executor.log.error(
             "cannot recover workflow: its configured instance is not registered",
@@ -197,8 +197,8 @@ def _guarded(executor: Executor, what: str, row: AcquiredWorkflow, run: Any) -> 
 def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
     workflow_id = row.workflow_uuid
     metrics.CLAIMS.labels(row.queue_name).inc()
-    entry = registry.workflow(row.name)
-    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+    entry = executor.registry.workflow(row.name)
+    bound = _resolve_bound(executor.registry, entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
         # Claims only pick registered names, so this is a missing configured instance.
         executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
@@ -212,8 +212,8 @@ def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int 
 
 
 def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
-    entry = registry.workflow(row.name)
-    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+    entry = executor.registry.workflow(row.name)
+    bound = _resolve_bound(executor.registry, entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
         executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row.workflow_uuid, function=row.name)
         return
@@ -222,10 +222,10 @@ def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int
 def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""
     row = executor.db.workflows.status(workflow_id)
-    entry = registry.workflow(row.name) if row else None
+    entry = executor.registry.workflow(row.name) if row else None
     if row is None or entry is None:
         raise DBOSException(f"cannot resume workflow {workflow_id!r}: its function is not registered here")
-    bound = _resolve_bound(entry, row)
+    bound = _resolve_bound(executor.registry, entry, row)
     if bound is _MISSING:
         raise DBOSException(f"cannot resume workflow {workflow_id!r}: its configured instance is not registered")
     replay(executor, row, entry, bound, owner_epoch)
@@ -299,11 +299,11 @@ def fail_undecodable(executor: Executor, row: WorkflowRow | AcquiredWorkflow, ow
         return
     metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
     executor.log.error("dead-lettered a workflow whose inputs cannot be decoded (status ERROR)", dead_workflow_id=workflow_id, reason=reason)
-    if row.queue_name is not None and executor.on_queue_slot_freed is not None:
-        executor.on_queue_slot_freed(row.queue_name)
+    if row.queue_name is not None:
+        executor.hooks.queue_work_changed(row.queue_name)
 
 
-def _resolve_bound(entry: RegisteredWorkflow, row: WorkflowRow | AcquiredWorkflow) -> Any:
+def _resolve_bound(registry: Registry, entry: RegisteredWorkflow, row: WorkflowRow | AcquiredWorkflow) -> Any:
     if entry.kind == INSTANCE_METHOD:
         instance = registry.instance(row.class_name or "", row.config_name or "")
         return _MISSING if instance is None else instance

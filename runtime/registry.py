@@ -1,9 +1,14 @@
-"""The functions this process can run, by the names recorded in the database.
+"""What the program declares: its workflows and steps, classes, queues and schedules.
 
 Recovery, queue claiming and takeover find a workflow's function by the ``name`` column of its
 status row, so each decorated function is registered under a unique name (by default its
 ``__qualname__``, as DBOS does). Methods of ``@DBOS.dbos_class`` classes are registered too;
 instance methods find their instance again through ``DBOSConfiguredInstance.config_name``.
+
+The decorators, ``Queue(...)`` and ``DBOS.listen_queues`` declare into :data:`registry`, before
+any ``DBOS()`` exists or after it launched. It is code, not state: every process object of the
+interpreter (:class:`runtime.process.DBOSProcess`) reads the registry it was built with, and
+keeps its running state (executor, services, notification hub, ...) to itself.
 """
 
 from __future__ import annotations
@@ -13,16 +18,24 @@ import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import DBOSConflictingRegistrationError
+from .errors import DBOSConflictingRegistrationError, DBOSException
+
+if TYPE_CHECKING:
+    from .queues import Queue
 
 __all__ = [
     "RegisteredWorkflow",
     "RegisteredStep",
+    "Schedule",
     "Registry",
     "registry",
     "DBOSConfiguredInstance",
+    "workflow_of",
+    "split_bound",
+    "method_kind",
+    "call_workflow_function",
 ]
 
 # How a workflow function receives its bound object: a plain function, an instance method
@@ -51,12 +64,29 @@ class RegisteredStep:
     should_retry: Callable[[BaseException], bool] | None = None
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A ``@DBOS.scheduled`` workflow and its cron expression (validated when declared)."""
+
+    workflow_name: str
+    cron: str
+
+    @property
+    def with_seconds(self) -> bool:
+        return len(self.cron.split()) == 6
+
+
 @dataclass
 class Registry:
     workflows: dict[str, RegisteredWorkflow] = field(default_factory=dict)
     steps: dict[str, RegisteredStep] = field(default_factory=dict)
     classes: dict[str, type] = field(default_factory=dict)
     instances: dict[tuple[str, str], Any] = field(default_factory=dict)
+    queues: dict[str, Queue] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    # Set by DBOS.listen_queues: the only queues this program serves (None: all it declares);
+    # a process's ``queues`` config key takes precedence.
+    listened: tuple[str, ...] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_workflow(self, entry: RegisteredWorkflow) -> None:
@@ -93,12 +123,40 @@ class Registry:
     def instance(self, class_name: str, config_name: str) -> Any | None:
         return self.instances.get((class_name, config_name))
 
+    def add_queue(self, queue: Queue) -> None:
+        with self._lock:
+            existing = self.queues.get(queue.name)
+            if existing is not None and existing.settings != queue.settings:
+                raise DBOSException(
+                    f"queue {queue.name!r} is already declared in this process with different settings "
+                    f"({existing.settings} vs {queue.settings})"
+                )
+            self.queues[queue.name] = queue
+
+    def queue(self, name: str) -> Queue | None:
+        return self.queues.get(name)
+
+    def all_queues(self) -> list[Queue]:
+        with self._lock:
+            return list(self.queues.values())
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        with self._lock:
+            self.schedules[schedule.workflow_name] = schedule
+
+    def all_schedules(self) -> list[Schedule]:
+        with self._lock:
+            return list(self.schedules.values())
+
     def clear(self) -> None:
         with self._lock:
             self.workflows.clear()
             self.steps.clear()
             self.classes.clear()
             self.instances.clear()
+            self.queues.clear()
+            self.schedules.clear()
+            self.listened = None
 
     def code_version(self) -> str:
         """A hash of the registered workflows' source: DBOS's default application version."""
@@ -114,6 +172,54 @@ class Registry:
 
 def _origin(func: Callable[..., Any]) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
+
+
+# -- how a call reaches a registered workflow ----------------------------------------------------
+
+
+def method_kind(func: Callable[..., Any]) -> str:
+    """Guess from the signature whether a decorated function is a method; ``@DBOS.dbos_class``
+    settles it from the class body (classmethod and staticmethod objects)."""
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return PLAIN
+    scopes = func.__qualname__.split(".")
+    defined_in_class = len(scopes) > 1 and scopes[-2] != "<locals>"
+    if defined_in_class:
+        if params and params[0] == "self":
+            return INSTANCE_METHOD
+        if params and params[0] == "cls":
+            return CLASS_METHOD
+    return PLAIN
+
+
+def split_bound(entry: RegisteredWorkflow, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """A method workflow's call arguments: its bound object (the instance or class), and the rest."""
+    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+        if not args:
+            raise DBOSException(f"workflow {entry.name!r} is a method: call it on an instance or class")
+        return args[0], tuple(args[1:])
+    return None, tuple(args)
+
+
+def workflow_of(func: Callable[..., Any]) -> tuple[RegisteredWorkflow, Any]:
+    """The registered workflow of a decorated function (or bound method), and its bound object."""
+    bound = None
+    target = func
+    if inspect.ismethod(func):
+        bound, target = func.__self__, func.__func__
+    entry = getattr(target, "__pgfleet_workflow__", None)
+    if not isinstance(entry, RegisteredWorkflow):
+        name = getattr(func, "__qualname__", repr(func))
+        raise DBOSException(f"{name} is not a workflow: decorate it with @DBOS.workflow()")
+    return entry, bound
+
+
+def call_workflow_function(entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+        return entry.func(bound, *args, **kwargs)
+    return entry.func(*args, **kwargs)
 
 
 registry = Registry()

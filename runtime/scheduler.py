@@ -11,22 +11,23 @@ missed while no leader was active are caught up for at most ``MAX_CATCH_UP_SEC``
 from __future__ import annotations
 
 import datetime
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from croniter import croniter
 
-from sysdb import SystemDatabase
+from sysdb import SystemDatabase, now_ms
 from sysdb.logs import get_logger
 from sysdb.schedules import ScheduledTick, ScheduleRow
 
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
-from .serialization import SERIALIZATION_FORMAT, serialize_args
+from .registry import Registry, Schedule
+from .serialization import serialize_args
+from .workflow_start import WorkflowStart
 
-__all__ = ["Schedule", "ScheduleTicker", "schedules", "add_schedule", "declare_schedules", "enqueue_due_ticks", "MAX_CATCH_UP_SEC"]
+__all__ = ["ScheduleTicker", "add_schedule", "declare_schedules", "enqueue_due_ticks", "tick_start", "MAX_CATCH_UP_SEC"]
 
 log = get_logger("pgfleet.runtime")
 
@@ -36,38 +37,19 @@ MAX_CATCH_UP_SEC = 60.0
 MAX_TICKS_PER_PASS = 100
 
 
-@dataclass(frozen=True)
-class Schedule:
-    workflow_name: str
-    cron: str
-
-    @property
-    def with_seconds(self) -> bool:
-        return len(self.cron.split()) == 6
-
-
-schedules: dict[str, Schedule] = {}
-_lock = threading.Lock()
-# Bumped whenever this process declares schedules, so its ticker re-reads them at once.
-_declared_version = 0
-
-
-def add_schedule(workflow_name: str, cron: str) -> None:
-    """Register a schedule (5 cron fields, or 6 with seconds first). Raises on a bad cron."""
+def add_schedule(registry: Registry, workflow_name: str, cron: str) -> None:
+    """Declare a schedule (5 cron fields, or 6 with seconds first). Raises on a bad cron."""
     fields = cron.split()
     if len(fields) not in (5, 6) or not croniter.is_valid(cron, second_at_beginning=len(fields) == 6):
         raise DBOSException(f"invalid cron expression {cron!r} for scheduled workflow {workflow_name!r}")
-    with _lock:
-        schedules[workflow_name] = Schedule(workflow_name, cron)
+    registry.add_schedule(Schedule(workflow_name, cron))
 
 
-def declare_schedules(db: SystemDatabase, can_run: Callable[[str], bool]) -> None:
-    """Write this process's schedules to the database (at launch)."""
-    global _declared_version
-    for schedule in list(schedules.values()):
+def declare_schedules(db: SystemDatabase, schedules: Iterable[Schedule], can_run: Callable[[str], bool]) -> None:
+    """Write a process's schedules to the database (at launch, and for one declared later)."""
+    for schedule in schedules:
         if can_run(schedule.workflow_name):
             db.schedules.upsert(schedule.workflow_name, schedule.workflow_name, schedule.cron)
-    _declared_version += 1
 
 
 def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) -> list[datetime.datetime]:
@@ -79,6 +61,16 @@ def _due_ticks(cron: str, after: datetime.datetime, until: datetime.datetime) ->
             break
         ticks.append(tick)
     return ticks
+
+
+def tick_start(workflow_name: str, tick: datetime.datetime) -> WorkflowStart:
+    """The start of one tick: a deterministic id (a tick is never run twice), on the internal
+    queue, called with ``(scheduled_time, actual_time)``."""
+    return WorkflowStart(
+        workflow_id=f"sched-{workflow_name}-{tick.isoformat()}",
+        name=workflow_name,
+        inputs=serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=workflow_name),
+    ).queued(INTERNAL_QUEUE_NAME, delay_sec=0, db_now_ms=now_ms)
 
 
 def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[ScheduleRow] | None = None) -> int:
@@ -97,16 +89,16 @@ def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[
         last = row.last_tick_epoch_ms
         after = datetime.datetime.fromtimestamp(last / 1000, datetime.timezone.utc) if last else now
         for tick in _due_ticks(row.cron, max(after, floor), now):
-            name = row.workflow_name
+            start = tick_start(row.workflow_name, tick)
             result = db.schedules.enqueue_tick(ScheduledTick(
                 term=term,
                 leader_id=leader_id,
                 schedule_name=row.schedule_name,
-                workflow_name=name,
-                workflow_id=f"sched-{name}-{tick.isoformat()}",
-                queue_name=INTERNAL_QUEUE_NAME,
-                inputs=serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=name),
-                serialization=SERIALIZATION_FORMAT,
+                workflow_name=start.name,
+                workflow_id=start.workflow_id,
+                queue_name=start.queue_placement().queue_name,
+                inputs=start.inputs,
+                serialization=start.serialization,
                 tick_ms=int(tick.timestamp() * 1000),
             ))
             if result is None:
@@ -124,9 +116,13 @@ class ScheduleTicker:
 
     REFRESH_SEC = 10.0
 
-    def __init__(self, db: SystemDatabase, leader_id: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: SystemDatabase, leader_id: str, declared: Callable[[], int], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._db = db
         self._leader_id = leader_id
+        # How often this process has declared schedules: a new declaration is re-read at once.
+        self._declared = declared
         self._clock = clock
         self._rows: list[ScheduleRow] = []
         self._next_refresh = 0.0
@@ -134,8 +130,9 @@ class ScheduleTicker:
         self._version = -1
 
     def __call__(self, term: int) -> int:
-        if term != self._term or self._version != _declared_version or self._clock() >= self._next_refresh:
-            self._version = _declared_version
+        declared = self._declared()
+        if term != self._term or self._version != declared or self._clock() >= self._next_refresh:
+            self._version = declared
             # A new term may follow another leader's ticks: start from the database's view.
             self._rows = self._db.schedules.declared()
             self._next_refresh = self._clock() + self.REFRESH_SEC

@@ -22,10 +22,8 @@ from sysdb.recovery import AcquiredWorkflow, PendingWorkflow
 
 from . import metrics, ownership, recovery
 from .errors import DBOSException
-from .notifications import hub
-from .queues import INTERNAL_QUEUE_NAME, listened_queues, queue_registry
+from .queues import INTERNAL_QUEUE_NAME
 from .recoverer import RecoveryService
-from .registry import registry
 from .scheduler import ScheduleTicker
 
 if TYPE_CHECKING:
@@ -42,43 +40,23 @@ INTERNAL_QUEUE_POLL_SEC = 5.0
 class ClusterServices:
     """The background loops of one executor, started at launch and stopped at destroy."""
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, schedules_declared: Callable[[], int]) -> None:
+        """``schedules_declared`` counts the process's schedule declarations (the leader's
+        ticker re-reads the schedules when it changes)."""
         self.executor = executor
         config = executor.config
         db = executor.db
-        workflow_names = lambda: sorted(registry.workflows)  # noqa: E731
-        self.membership = Membership(
-            db,
-            MemberInfo(
-                executor_id=executor.executor_id,
-                application_name=config.name,
-                application_version=executor.application_version,
-                queues=config.queues,
-                supervisor_id=config.supervisor_id,
-            ),
-            workflow_names,
-            config.member_timeout_sec,
-            queue_limits=self._queue_limits,
-        )
+        # Set by start(): from then on the executor's news (queue work, outage stops) wakes us.
+        self._taking_work = False
+        # The internal queue is woken by NOTIFY (client resumes, scheduled ticks): poll it slowly.
+        self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, INTERNAL_QUEUE_POLL_SEC)
+        self.membership = self._membership()
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
-        # Every step body and write checks this member's lease first (a local clock check).
-        executor.lease_valid = self.heartbeat.lease_valid
         self.notifier = ThrottledNotifier(db)
-        self._ticker = ScheduleTicker(db, executor.executor_id)
+        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared)
         # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.
         self.owning_writes = ownership.OwningWrites()
-        self.claimer = QueueClaimer(
-            db,
-            executor.executor_id,
-            executor.application_version,
-            queues=self._queue_specs,
-            workflow_names=workflow_names,
-            run_claimed=functools.partial(self._run_acquired, "claimed", recovery.run_claimed),
-            member_epoch=lambda: self.membership.epoch,
-            instances=lambda: sorted(registry.instances),
-            capacity=executor.capacity,
-            track=self.owning_writes.track,
-        )
+        self.claimer = self._claimer()
         self.recoverer = RecoveryService(executor)
         self.assignments = AssignmentPoller(
             db,
@@ -90,27 +68,63 @@ class ClusterServices:
         )
         # A statement that succeeded only on a retry may follow a lost reply: sweep for orphans now.
         db.on_retried = self.assignments.wake
-        self.leader = LeaderElector(
-            db,
+        self.leader = self._leader()
+        self.listener = (
+            QueueListener(db, self._notified, channels=(QUEUE_CHANNEL, MESSAGES_CHANNEL, EVENTS_CHANNEL))
+            if config.use_listen_notify
+            else None
+        )
+
+    def _workflow_names(self) -> list[str]:
+        return sorted(self.executor.registry.workflows)
+
+    def _membership(self) -> Membership:
+        executor, config = self.executor, self.executor.config
+        return Membership(
+            executor.db,
+            MemberInfo(
+                executor_id=executor.executor_id,
+                application_name=config.name,
+                application_version=executor.application_version,
+                queues=config.queues,
+                supervisor_id=config.supervisor_id,
+            ),
+            self._workflow_names,
+            config.member_timeout_sec,
+            queue_limits=self._queue_limits,
+        )
+
+    def _claimer(self) -> QueueClaimer:
+        executor = self.executor
+        return QueueClaimer(
+            executor.db,
+            executor.executor_id,
+            executor.application_version,
+            queues=self._queue_specs,
+            workflow_names=self._workflow_names,
+            run_claimed=functools.partial(self._run_acquired, "claimed", recovery.run_claimed),
+            member_epoch=lambda: self.membership.epoch,
+            instances=lambda: sorted(executor.registry.instances),
+            capacity=executor.capacity,
+            track=self.owning_writes.track,
+        )
+
+    def _leader(self) -> LeaderElector:
+        executor, config = self.executor, self.executor.config
+        return LeaderElector(
+            executor.db,
             executor.executor_id,
             lambda: self.membership.epoch,
             interval_sec=config.heartbeat_interval_sec,
             lease_ttl_sec=config.member_timeout_sec,
             on_tick=LeaderDuties(
-                db,
+                executor.db,
                 executor.executor_id,
                 config.member_timeout_sec,
                 self._work_moved,
                 extra_duties=[self._enqueue_scheduled_ticks],
             ),
         )
-        self.listener = (
-            QueueListener(db, self._notified, channels=(QUEUE_CHANNEL, MESSAGES_CHANNEL, EVENTS_CHANNEL))
-            if config.use_listen_notify
-            else None
-        )
-        # The internal queue is woken by NOTIFY (client resumes, scheduled ticks): poll it slowly.
-        self._internal_queue = QueueSpec(INTERNAL_QUEUE_NAME, None, None, None, False, INTERNAL_QUEUE_POLL_SEC)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -129,10 +143,7 @@ class ClusterServices:
         """Start taking work: wake-ups, claiming, assignments and the leader campaign, and
         recover ``recover`` (the PENDING rows listed before any of this started) in the
         background."""
-        self.executor.on_queue_slot_freed = self._queue_work_changed
-        # A run stopped by an outage leaves its row PENDING here with no thread: the orphan
-        # sweep (which adopts exactly such rows) takes it up, retrying while the database is down.
-        self.executor.on_stopped_by_outage = lambda workflow_id, epoch: self.assignments.wake()
+        self._taking_work = True
         self.recoverer.start()
         self.recoverer.submit(recover)
         if self.listener is not None:
@@ -172,6 +183,19 @@ class ClusterServices:
         if self.listener is not None:
             self.listener.stop()
 
+    # -- what the executor tells us (through its process object's hooks) ------------------------
+
+    def queue_work_changed(self, queue_name: str) -> None:
+        """Work was enqueued on the queue, or a workflow of it finished here."""
+        if self._taking_work:
+            self._queue_work_changed(queue_name)
+
+    def stopped_by_outage(self, workflow_id: str, owner_epoch: int) -> None:
+        """A run stopped by an outage leaves its row PENDING here with no thread: the orphan
+        sweep (which adopts exactly such rows) takes it up, retrying while the database is down."""
+        if self._taking_work:
+            self.assignments.wake()
+
     # -- callbacks ---------------------------------------------------------------------------
 
     def _served(self) -> tuple[str, ...] | None:
@@ -179,7 +203,7 @@ class ClusterServices:
         ``DBOS.listen_queues`` named, else (None) every queue it declares."""
         if self.executor.config.queues is not None:
             return self.executor.config.queues
-        return listened_queues()
+        return self.executor.registry.listened
 
     def _serves(self, queue_name: str) -> bool:
         served = self._served()
@@ -209,7 +233,7 @@ class ClusterServices:
                 polling_interval_sec=q.polling_interval_sec,
                 priority_enabled=q.priority_enabled,
             )
-            for q in queue_registry.all()
+            for q in self.executor.registry.all_queues()
             if (served is None or q.name in served) and q.name != INTERNAL_QUEUE_NAME
         ]
 
@@ -236,7 +260,7 @@ class ClusterServices:
 
     def _notified(self, channel: str, payload: str) -> None:
         if channel != QUEUE_CHANNEL:
-            hub.notify(payload)  # a message or an event: wake whoever waits for it
+            self.executor.hub.notify(payload)  # a message or an event: wake whoever waits for it
             return
         if payload.startswith(ASSIGNMENT_PAYLOAD_PREFIX):
             if payload[len(ASSIGNMENT_PAYLOAD_PREFIX):] == self.executor.executor_id:

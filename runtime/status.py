@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -10,6 +11,7 @@ from sysdb.steps import StepRow
 from sysdb.workflow_rows import WorkflowRow
 
 from .errors import DBOSSerializationError
+from .logs import logger
 from .serialization import deserialize, deserialize_args, deserialize_exception
 
 __all__ = ["WorkflowStatus", "WorkflowStatusString", "StepInfo", "status_from_row", "step_from_row"]
@@ -83,8 +85,6 @@ class StepInfo:
 def _roles(text: str | None) -> list[str] | None:
     if not text:
         return None
-    import json
-
     try:
         value = json.loads(text)
     except ValueError:
@@ -101,8 +101,6 @@ def _safe(decode: Callable[[str], Any], raw: str | None, what: str, workflow_id:
     try:
         return decode(raw)
     except DBOSSerializationError as exc:
-        from .logs import logger
-
         logger.warning("cannot decode a stored value; returning its raw text", what=what, status_workflow_id=workflow_id, error=str(exc))
         return raw
 

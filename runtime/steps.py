@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     RetryCallState,
@@ -30,9 +30,12 @@ from sysdb.steps import StepRow, TransactionOutputRow
 from . import metrics
 from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
-from .executor import NOT_RECORDED, Executor, ExecutorShutdown, replay_recorded
+from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, serialize, serialize_exception
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 __all__ = ["run_step", "run_transaction", "durable_sleep", "durable_wake_time", "SLEEP_FUNCTION_NAME"]
 

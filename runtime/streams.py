@@ -9,15 +9,18 @@ yields its values in order until it is closed or the workflow has finished.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sysdb.streams import StreamWrite
 
 from .context import current_workflow
 from .errors import DBOSException
-from .executor import NOT_RECORDED, Executor, fenced_step
+from .operations import NOT_RECORDED, fenced_step
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
 from .status import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from .executor import Executor
 
 __all__ = ["write_stream", "close_stream", "read_stream", "STREAM_CLOSED"]
 

@@ -14,14 +14,26 @@ from sysdb import SystemDatabase
 from sysdb.channels import QUEUE_CHANNEL
 from sysdb.listing import UnknownFilterError
 
-from .errors import DBOSException, DBOSNonExistentWorkflowError
+from .context import current_workflow, take_start_options
+from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSWorkflowCancelledError
 from .queues import INTERNAL_QUEUE_NAME
+from .recovery import resume_owned
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["list_workflows", "cancel_workflow", "resume_workflow", "run_resumed", "fork_workflow", "wake_forked"]
+__all__ = [
+    "list_workflows",
+    "cancel_workflow",
+    "resume_workflow",
+    "run_resumed",
+    "fork_workflow",
+    "wake_forked",
+    "cancel_recorded",
+    "resume_recorded",
+    "fork_recorded",
+]
 
 def list_workflows(db: SystemDatabase, *, load_input: bool = True, load_output: bool = True, **criteria: Any) -> list[WorkflowStatus]:
     """Workflows matching DBOS's ``list_workflows`` filters, oldest first unless ``sort_desc``
@@ -65,8 +77,6 @@ def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> i
 
 def run_resumed(executor: Executor, workflow_id: str, owner_epoch: int | None) -> None:
     """Replay a workflow that :func:`resume_workflow` made PENDING here (None: it had finished)."""
-    from .recovery import resume_owned
-
     if owner_epoch is not None:
         resume_owned(executor, workflow_id, owner_epoch)
 
@@ -106,3 +116,44 @@ def fork_workflow(
 def wake_forked(db: SystemDatabase) -> None:
     """Wake the claimers of the internal queue for a fork committed in a caller's transaction."""
     db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+
+
+# -- DBOS.cancel_workflow, resume_workflow and fork_workflow: checkpointed inside a workflow ------
+
+
+def cancel_recorded(executor: Executor, workflow_id: str) -> None:
+    """Cancel a workflow (see :meth:`Executor.recorded_effect` for the call inside a workflow)."""
+    ctx = current_workflow()
+
+    def cancelled(_: Any) -> None:
+        # A workflow that cancelled itself stops at its next operation, as one cancelled
+        # elsewhere would (once: not when a resumed run replays this call).
+        if ctx is not None and ctx.workflow_id == workflow_id:
+            executor.lose(ctx, DBOSWorkflowCancelledError(f"workflow {workflow_id!r} was cancelled"))
+
+    executor.recorded_effect(
+        "DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn), after=cancelled
+    )
+
+
+def resume_recorded(executor: Executor, workflow_id: str) -> None:
+    """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
+    executor.recorded_effect(
+        "DBOS.resumeWorkflow",
+        lambda conn: resume_workflow(executor, workflow_id, conn),
+        after=lambda epoch: run_resumed(executor, workflow_id, epoch),
+    )
+
+
+def fork_recorded(executor: Executor, workflow_id: str, start_step: int, application_version: str | None) -> str:
+    """Fork a workflow from ``start_step``; returns the copy's id (``SetWorkflowID``'s, if set)."""
+    # Chosen before the fork, so that the checkpoint written with it can record it.
+    new_id = take_start_options().workflow_id or str(uuid.uuid4())
+
+    def fork(conn: Any) -> str:
+        return fork_workflow(
+            executor.db, workflow_id, start_step, new_workflow_id=new_id, application_version=application_version, conn=conn
+        )
+
+    forked: str = executor.recorded_effect("DBOS.forkWorkflow", fork, recorded_output=new_id, after=lambda _: wake_forked(executor.db))
+    return forked

@@ -125,7 +125,7 @@ def test_a_rejoin_that_meets_an_undecodable_row_keeps_heartbeating(sys_url, db, 
     # Declared dead by the cluster: the member abandons its work and rejoins, recovering it.
     db.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = %s", (EXECUTOR,))
     assert_dead_lettered(db, "rejoin-gone", before, "pgfleet_vanished_module")
-    heartbeat = DBOS._instance._executor.services.heartbeat
+    heartbeat = DBOS._process().services.heartbeat
     row = wait_until(
         lambda: db.execute(
             "SELECT epoch, status, last_heartbeat FROM dbos.pgfleet_executors WHERE executor_id = %s AND epoch > %s",
@@ -173,11 +173,11 @@ def test_a_failed_launch_stops_what_it_started_and_launch_can_be_retried(sys_url
     db.execute("ALTER TABLE dbos.pgfleet_schedules_away RENAME TO pgfleet_schedules")
     DBOS.launch()  # the same instance launches once the fault is gone
     assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id = %s", (EXECUTOR,)).fetchone()[0] == "active"
-    executor = DBOS._instance._executor
+    executor = DBOS._process().executor
     with caplog.at_level(logging.WARNING, logger="dbos"):
         DBOS.launch()  # a second launch is not a silent no-op: it warns, as DBOS does
     assert "DBOS was already launched" in caplog.text
-    assert DBOS._instance._executor is executor  # and changes nothing
+    assert DBOS._process().executor is executor  # and changes nothing
 
 
 def test_destroy_never_rejoins_to_take_back_what_it_handed_over(sys_url, db, fresh):
@@ -191,16 +191,16 @@ def test_destroy_never_rejoins_to_take_back_what_it_handed_over(sys_url, db, fre
     launch(sys_url, heartbeat_interval_sec=0.05, member_timeout_sec=2)
     DBOS.start_workflow(blocked)
     wait_until(lambda: db.execute("SELECT count(*) FROM dbos.workflow_status WHERE name = 'blocked'").fetchone()[0], "the workflow to start")
-    executor = DBOS._instance._executor
+    services = DBOS._process().services
     # Hold the leader's stop (the last step before the heartbeat stops) for a few beats: a
     # heartbeat that sees its own row marked dead by the hand-over must not rejoin.
-    leader_stop = executor.services.leader.stop
+    leader_stop = services.leader.stop
 
     def slow_leader_stop():
         threading.Event().wait(1.0)
         leader_stop()
 
-    executor.services.leader.stop = slow_leader_stop
+    services.leader.stop = slow_leader_stop
     release.set()
     DBOS.destroy()
     member = db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id = %s", (EXECUTOR,)).fetchone()[0]

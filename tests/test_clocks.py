@@ -252,7 +252,7 @@ def test_a_durable_sleep_cut_short_by_its_deadline_ends_cancelled_even_when_the_
     deadline not yet passed and returned, and the workflow finished SUCCESS past its timeout."""
     from runtime import DBOS, SetWorkflowTimeout
 
-    clock = DBOS._instance._executor.db.clock
+    clock = DBOS._executor_or_raise("the test").db.clock
     server_ms, at, rtt = clock._base
     clock._base = (server_ms - 200, at, rtt)  # the estimate 200 ms behind this host's clock ...
     clock.observe = lambda *args: None  # ... and kept there by the heartbeats for this test

@@ -20,8 +20,7 @@ from tests.conftest import wait_until
 
 
 def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its_rows(dbos, db):
-    executor = DBOS._instance._executor
-    services = executor.services
+    executor, services = DBOS._process().executor, DBOS._process().services
     bodies: list[int] = []  # the ownership epoch of every step body that started
     claimed: dict[str, Any] = {}
     real_claim = executor.db.claim_queued_workflows
@@ -62,8 +61,7 @@ def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its
 
 
 def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_none_of_its_rows(dbos, db):
-    executor = DBOS._instance._executor
-    services = executor.services
+    executor, services = DBOS._process().executor, DBOS._process().services
     bodies: list[int] = []
     seen: dict[str, Any] = {}
     release = threading.Event()  # holds the first body, so a second could overlap it
@@ -143,8 +141,7 @@ def test_a_rejoin_leaves_a_row_whose_start_is_in_flight_here_until_it_runs(dbos,
     """A direct start holds its epoch from before its insert until its thread ends. A rejoin
     that lists the row in between (committed, thread not up yet) must not replay it beside the
     start; here the start is held in that window by keeping its epoch held with no thread."""
-    executor = DBOS._instance._executor
-    services = executor.services
+    executor, services = DBOS._process().executor, DBOS._process().services
     bodies: list[int] = []
 
     @DBOS.step()

@@ -147,8 +147,8 @@ def test_pooled_and_listen_connections_have_dead_link_and_server_side_bounds(lau
         assert conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()["idle_in_transaction_session_timeout"] == "2s"
         with pytest.raises(psycopg.errors.QueryCanceled):
             conn.execute("SELECT pg_sleep(1)")
-    wait_until(lambda: executor.services.listener._listener is not None, "the LISTEN connection", 10)
-    listener = executor.services.listener._listener
+    wait_until(lambda: DBOS._process().services.listener._listener is not None, "the LISTEN connection", 10)
+    listener = DBOS._process().services.listener._listener
     assert listener._conn.info.get_parameters().get("tcp_user_timeout") == "4000"
 
     @DBOS.transaction()

@@ -419,7 +419,7 @@ def test_the_orphan_sweep_never_takes_a_row_a_claim_is_about_to_run(fleet, sys_u
         return effects.add(x)
 
     executor = DBOS._executor_or_raise("the test")
-    writes = executor.services.owning_writes
+    writes = DBOS._process().services.owning_writes
     swept: list[int] = []
     with writes.track():  # a claim in flight: its row is committed but not handed to a thread yet
         _seed_pending(sys_url, "claimed", "claimed-late", (1,))

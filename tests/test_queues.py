@@ -28,7 +28,7 @@ from runtime import (
     SetWorkflowID,
     SetWorkflowTimeout,
 )
-from runtime.queues import queue_registry
+from runtime.registry import registry
 
 # Every wait below polls against a deadline; none of them is expected to take more than ~2 s.
 DEADLINE_SEC = 15.0
@@ -501,7 +501,7 @@ def test_enqueue_inside_a_workflow_is_replayed_not_repeated(sys_url, db):
 def test_bad_queue_settings_raise(clean_registry, kwargs, message):
     with pytest.raises(DBOSException, match=message):
         Queue("bad", **kwargs)
-    assert queue_registry.get("bad") is None  # a rejected queue is not declared
+    assert registry.queue("bad") is None  # a rejected queue is not declared
 
 
 def test_queue_declared_twice(clean_registry):
@@ -511,7 +511,7 @@ def test_queue_declared_twice(clean_registry):
         Queue("twice", concurrency=3)
     with pytest.raises(DBOSException, match="different settings"):
         Queue("twice", concurrency=2, priority_enabled=True)
-    assert queue_registry.get("twice").concurrency == first.concurrency == 2
+    assert registry.queue("twice").concurrency == first.concurrency == 2
 
 
 def test_enqueue_of_something_that_is_not_a_workflow_raises(dbos, db):

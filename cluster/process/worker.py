@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.current import current_process
 from runtime.dbos import DBOS
 from runtime.metrics import serve_metrics
 
@@ -104,7 +105,8 @@ def run_worker(spec: WorkerSpec) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
     name, base = load_app(spec.app)
-    if DBOS._instance is not None and DBOS._instance._executor is not None:
+    imported = current_process()
+    if imported is not None and imported.launched:
         raise SystemExit(
             f"pgfleet worker: importing {spec.app!r} launched DBOS itself; guard DBOS.launch() with "
             "if __name__ == '__main__' so the supervisor can launch each worker with its own executor id"
@@ -114,9 +116,10 @@ def run_worker(spec: WorkerSpec) -> None:
     config.update(executor_id=spec.executor_id, supervisor_id=spec.supervisor_id)
     if spec.queues is not None:
         config["queues"] = list(spec.queues)
-    if spec.metrics_port is not None:
-        serve_metrics(spec.metrics_port)
     DBOS(config=config)  # type: ignore[arg-type]  # a plain dict merged from the app's DBOSConfig; DBOS() validates it
+    process = current_process()
+    if spec.metrics_port is not None and process is not None:
+        serve_metrics(spec.metrics_port, process)  # read at each scrape: empty until launched
     DBOS.launch()
     if spec.ready is not None:
         spec.ready.send(("ready", os.getpid()))

@@ -1,0 +1,76 @@
+"""The class-level properties of ``DBOS``: ``DBOS.workflow_id``, ``DBOS.step_id``,
+``DBOS.logger``, ``DBOS.sql_session``, ``DBOS.config`` ... They describe the calling workflow
+(read from its context), or outside one the current process object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import logs
+from .config import ResolvedConfig
+from .context import current_workflow, sql_session
+from .current import current_process
+from .errors import DBOSException, DBOSNotLaunchedError
+
+__all__ = ["DBOSProperties"]
+
+
+class DBOSProperties(type):
+    """Class-level properties: ``DBOS.workflow_id``, ``DBOS.step_id``, ``DBOS.logger`` ..."""
+
+    @property
+    def workflow_id(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.workflow_id if ctx else None
+
+    @property
+    def step_id(cls) -> int | None:
+        ctx = current_workflow()
+        return ctx.step_id if ctx else None
+
+    @property
+    def logger(cls) -> Any:
+        return logs.logger
+
+    @property
+    def authenticated_user(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.authenticated_user if ctx else None
+
+    @property
+    def authenticated_roles(cls) -> list[str] | None:
+        ctx = current_workflow()
+        return ctx.authenticated_roles if ctx else None
+
+    @property
+    def assumed_role(cls) -> str | None:
+        ctx = current_workflow()
+        return ctx.assumed_role if ctx else None
+
+    @property
+    def sql_session(cls) -> Any:
+        """The psycopg connection of the running ``@DBOS.transaction`` (in its transaction)."""
+        session = sql_session.get()
+        if session is None:
+            raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction function")
+        return session
+
+    @property
+    def config(cls) -> ResolvedConfig:
+        return _config("DBOS.config")
+
+    @property
+    def executor_id(cls) -> str:
+        return _config("DBOS.executor_id").executor_id
+
+
+def _config(what: str) -> ResolvedConfig:
+    """The configuration of the executor running the calling workflow, else of the current
+    process (created by ``DBOS(config=...)``, launched or not)."""
+    ctx = current_workflow()
+    if ctx is not None:
+        return ctx.executor.config
+    process = current_process()
+    if process is None:
+        raise DBOSNotLaunchedError(what)
+    return process.config

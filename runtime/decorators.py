@@ -1,0 +1,167 @@
+"""The decorators behind ``@DBOS.workflow()``, ``@DBOS.step()``, ``@DBOS.transaction()``,
+``@DBOS.scheduled()`` and ``@DBOS.dbos_class()``.
+
+Each registers the function in a :class:`~runtime.registry.Registry` (so it works before any
+``DBOS()`` exists, and after ``launch()``) and wraps it. A call of the wrapper goes to the
+executor that runs the calling workflow, or outside a workflow to the current process's
+(:func:`runtime.current.executor_for`): a workflow call starts it there
+(:func:`runtime.starts.start_workflow`), a step call inside a workflow runs it as a checkpointed
+step (:func:`runtime.steps.run_step`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import scheduler
+from .context import current_workflow
+from .current import current_process, executor_for
+from .errors import DBOSException
+from .registry import CLASS_METHOD, INSTANCE_METHOD, PLAIN, RegisteredStep, RegisteredWorkflow, Registry, method_kind, split_bound
+from .starts import start_workflow
+from .steps import run_step, run_transaction
+
+__all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
+
+
+def workflow(
+    registry: Registry, name: str | None, max_recovery_attempts: int | None, validator: Callable[..., Any] | None
+) -> Callable[[F], F]:
+    """``@DBOS.workflow()``: a call starts the workflow and returns its result."""
+    if max_recovery_attempts is not None and (not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0):
+        raise DBOSException(f"max_recovery_attempts must be a non-negative integer, got {max_recovery_attempts!r}")
+
+    def decorator(func: F) -> F:
+        entry = RegisteredWorkflow(
+            name=name or func.__qualname__,
+            func=func,
+            max_recovery_attempts=max_recovery_attempts,
+            validate_input=validator,
+            kind=method_kind(func),
+        )
+        registry.add_workflow(entry)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            executor = executor_for(f"workflow {entry.name!r}")
+            bound, rest = split_bound(entry, args)
+            return start_workflow(executor, entry, bound, rest, kwargs, background=False)
+
+        wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+        return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
+
+    return decorator
+
+
+def step(
+    registry: Registry,
+    name: str | None,
+    retries_allowed: bool,
+    interval_seconds: float,
+    max_attempts: int,
+    backoff_rate: float,
+    should_retry: Callable[[BaseException], bool] | None,
+) -> Callable[[F], F]:
+    """``@DBOS.step()``: inside a workflow a checkpointed step; elsewhere a plain call."""
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    if interval_seconds < 0 or backoff_rate <= 0:
+        raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
+
+    def decorator(func: F) -> F:
+        entry = RegisteredStep(
+            name=name or func.__qualname__,
+            func=func,
+            retries_allowed=retries_allowed,
+            interval_seconds=interval_seconds,
+            max_attempts=max_attempts if retries_allowed else 1,
+            backoff_rate=backoff_rate,
+            should_retry=should_retry,
+        )
+        registry.add_step(entry)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = current_workflow()
+            if ctx is None:
+                return func(*args, **kwargs)
+            return run_step(ctx.executor, entry, args, kwargs)
+
+        wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+        return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
+
+    return decorator
+
+
+def transaction(registry: Registry, isolation_level: str, name: str | None) -> Callable[[F], F]:
+    """``@DBOS.transaction()``: the body runs in a database transaction, checkpointed with it."""
+    level = isolation_level.upper()
+    if level not in ISOLATION_LEVELS:
+        raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
+
+    def decorator(func: F) -> F:
+        entry = RegisteredStep(
+            name=name or func.__qualname__,
+            func=func,
+            retries_allowed=False,
+            interval_seconds=0,
+            max_attempts=1,
+            backoff_rate=1,
+        )
+        registry.add_step(entry)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            executor = executor_for(f"transaction {entry.name!r}")
+            return run_transaction(executor, entry, level, args, kwargs)
+
+        return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
+
+    return decorator
+
+
+def scheduled(registry: Registry, cron: str) -> Callable[[F], F]:
+    """``@DBOS.scheduled(cron)``, above ``@DBOS.workflow()``."""
+
+    def decorator(func: F) -> F:
+        entry = getattr(func, "__pgfleet_workflow__", None)
+        if not isinstance(entry, RegisteredWorkflow):
+            raise DBOSException(f"@DBOS.scheduled goes above @DBOS.workflow(): {getattr(func, '__qualname__', func)} is not a workflow")
+        scheduler.add_schedule(registry, entry.name, cron)
+        process = current_process()
+        if process is not None and process.launched:  # decorated after launch
+            process.declare_schedules(lambda name: name == entry.name)
+        return func
+
+    return decorator
+
+
+def dbos_class(registry: Registry, class_name: str | None) -> Callable[[type], type]:
+    """``@DBOS.dbos_class()``: settles which of the class's workflows are methods of which kind."""
+
+    def decorator(klass: type) -> type:
+        if class_name is not None and class_name != klass.__qualname__:
+            raise DBOSException(
+                f"pgfleet records classes by their qualified name; class_name={class_name!r} "
+                f"for {klass.__qualname__} is not supported"
+            )
+        registry.add_class(klass)
+        for attribute in vars(klass).values():
+            kind, func = PLAIN, attribute
+            if isinstance(attribute, classmethod):
+                kind, func = CLASS_METHOD, attribute.__func__
+            elif isinstance(attribute, staticmethod):
+                kind, func = PLAIN, attribute.__func__
+            entry = getattr(func, "__pgfleet_workflow__", None)
+            if isinstance(entry, RegisteredWorkflow):
+                entry.kind = kind if kind != PLAIN or isinstance(attribute, staticmethod) else INSTANCE_METHOD
+                entry.class_name = klass.__qualname__
+        return klass
+
+    return decorator
