@@ -9,7 +9,6 @@ HTTP endpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
@@ -54,12 +53,12 @@ class _ExecutorCollector(Collector):
         yield term
         depth = GaugeMetricFamily("pgfleet_queue_depth", "Workflows per queue and state", labels=["queue", "state"])
         try:
-            rows: list[dict[str, Any]] = executor.db.execute("fleet_queue_counts")
+            counts = executor.db.claims.counts()
         except Exception:
-            rows = []
-        for row in rows:
-            for state in ("enqueued", "delayed", "running"):
-                depth.add_metric([row["queue_name"], state], float(row[state]))
+            counts = []
+        for queue in counts:
+            for state, count in (("enqueued", queue.enqueued), ("delayed", queue.delayed), ("running", queue.running)):
+                depth.add_metric([queue.queue_name, state], float(count))
         yield depth
 
 

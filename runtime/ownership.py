@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from sysdb.claims import AcquiredWorkflow
+
 from . import recovery
 
 if TYPE_CHECKING:
@@ -98,30 +100,28 @@ def adopt_orphans(executor: Executor, owning_writes: OwningWrites, held_epochs: 
     first = _owned_not_running(executor, held_epochs)
     if not first or not owning_writes.wait_settled():
         return 0
-    seen = {(row["workflow_uuid"], row["owner_epoch"]) for row in first}
+    seen = {(row.workflow_uuid, row.owner_epoch) for row in first}
     orphans = [
         row
         for row in _owned_not_running(executor, held_epochs)
-        if (row["workflow_uuid"], row["owner_epoch"]) in seen
-        and row["owner_epoch"] not in held_epochs()
-        and executor.hold_epoch(row["owner_epoch"])
+        if (row.workflow_uuid, row.owner_epoch) in seen
+        and row.owner_epoch not in held_epochs()
+        and executor.hold_epoch(row.owner_epoch)
     ]
     if orphans:
         executor.log.warning(
             "adopting workflows this executor owns but was not running (a lost reply)",
-            workflow_ids=[row["workflow_uuid"] for row in orphans],
+            workflow_ids=[row.workflow_uuid for row in orphans],
         )
     for row in orphans:
         try:
             # A row this process cannot run keeps its epoch held, so it is not retried each round.
             recovery.run_assigned(executor, [row], generation)
         except Exception as exc:  # e.g. the database went away: try again next round
-            executor.release_epoch(row["owner_epoch"])
-            executor.log.warning("could not adopt workflow", adopted_workflow_id=row["workflow_uuid"], error=str(exc))
+            executor.release_epoch(row.owner_epoch)
+            executor.log.warning("could not adopt workflow", adopted_workflow_id=row.workflow_uuid, error=str(exc))
     return len(orphans)
 
 
-def _owned_not_running(executor: Executor, held_epochs: Callable[[], list[int]]) -> list[dict[str, Any]]:
-    return executor.db.execute(
-        "list_owned_not_running", {"executor_id": executor.executor_id, "running_epochs": held_epochs()}
-    )
+def _owned_not_running(executor: Executor, held_epochs: Callable[[], list[int]]) -> list[AcquiredWorkflow]:
+    return executor.db.assignments.owned_not_running(executor.executor_id, held_epochs())

@@ -8,12 +8,14 @@ return their recorded outcomes, the first unfinished one runs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sysdb import OwnershipLostError, now_ms
+from sysdb import OwnershipLostError
+from sysdb.claims import AcquiredWorkflow
 
 from . import metrics
 from .context import WorkflowContext
@@ -44,7 +46,7 @@ _MISSING = object()
 def requeue_unfinished(executor: Executor) -> None:
     """At launch: this executor id's unfinished queued workflows go back to their queues (no
     thread of this process can be running them), to be claimed again under the queue limits."""
-    requeued = executor.db.execute("requeue_executor_workflows", {"executor_id": executor.executor_id, "now_ms": now_ms()})
+    requeued = executor.db.takeover.requeue_executor_workflows(executor.executor_id)
     if requeued:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
 
@@ -169,52 +171,60 @@ class _ReplayFailed(Exception):
         self.owner_epoch = owner_epoch
 
 
-def run_claimed(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_claimed(executor: Executor, rows: list[AcquiredWorkflow], generation: int | None = None) -> None:
     """Run queued workflows this executor just claimed (each row is fenced to us), as part of
     executor ``generation`` (by default the current one): the one the claim was made in."""
     for row in rows:
         _guarded(executor, "claimed", row, functools.partial(_run_claimed_row, generation=generation))
 
 
-def run_assigned(executor: Executor, rows: list[dict[str, Any]], generation: int | None = None) -> None:
+def run_assigned(executor: Executor, rows: list[AcquiredWorkflow], generation: int | None = None) -> None:
     """Run workflows a takeover assigned to this executor (replaying their steps), as part of
     executor ``generation`` (by default the current one): the one they were read in."""
     for row in rows:
         _guarded(executor, "assigned", row, functools.partial(_run_assigned_row, generation=generation))
 
 
-def _guarded(executor: Executor, what: str, row: dict[str, Any], run: Any) -> None:
+def _guarded(executor: Executor, what: str, row: AcquiredWorkflow, run: Any) -> None:
     """Start one row of a batch; a failure is logged and never stops the rest of the batch."""
     try:
         run(executor, row)
     except Exception as exc:
-        executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row["workflow_uuid"], error=str(exc))
+        executor.log.exception(f"could not start a {what} workflow", failed_workflow_id=row.workflow_uuid, error=str(exc))
 
 
-def _run_claimed_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
-    workflow_id = row["workflow_uuid"]
-    metrics.CLAIMS.labels(row["queue_name"]).inc()
-    entry = registry.workflow(row["name"])
-    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+def _status_row(row: AcquiredWorkflow) -> dict[str, Any]:
+    # replay() and its helpers still read status-row dicts (get_workflow_status's); the typed
+    # row becomes one at this single seam until they take typed rows too.
+    return dataclasses.asdict(row)
+
+
+def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
+    workflow_id = row.workflow_uuid
+    metrics.CLAIMS.labels(row.queue_name).inc()
+    entry = registry.workflow(row.name)
+    status_row = _status_row(row)
+    bound = _resolve_bound(entry, status_row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
         # Claims only pick registered names, so this is a missing configured instance.
-        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row["name"])
+        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
         return
     max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if row["recovery_attempts"] > max_attempts + 1:
-        executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row["owner_epoch"])
+    if row.recovery_attempts > max_attempts + 1:
+        executor.db.dead_letter_workflow(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row.owner_epoch)
         return
     # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
-    replay(executor, row, entry, bound, row["owner_epoch"], load_steps=row["has_steps"], generation=generation)
+    replay(executor, status_row, entry, bound, row.owner_epoch, load_steps=row.has_steps, generation=generation)
 
 
-def _run_assigned_row(executor: Executor, row: dict[str, Any], generation: int | None = None) -> None:
-    entry = registry.workflow(row["name"])
-    bound = _resolve_bound(entry, row) if entry is not None else _MISSING
+def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int | None = None) -> None:
+    entry = registry.workflow(row.name)
+    status_row = _status_row(row)
+    bound = _resolve_bound(entry, status_row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
-        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row["workflow_uuid"], function=row["name"])
+        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row.workflow_uuid, function=row.name)
         return
-    replay(executor, row, entry, bound, row["owner_epoch"], generation=generation)
+    replay(executor, status_row, entry, bound, row.owner_epoch, generation=generation)
 
 def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
     """Replay a workflow that was just made PENDING under this executor (resume)."""

@@ -11,7 +11,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sysdb import SystemDatabase, now_ms
-from sysdb.channels import QUEUE_CHANNEL
 from sysdb.listing import UnknownFilterError, select_workflows
 
 from .errors import DBOSException, DBOSNonExistentWorkflowError
@@ -110,10 +109,10 @@ def fork_workflow(
             raise DBOSNonExistentWorkflowError(workflow_id)
         raise DBOSException(f"cannot fork {workflow_id!r} as {new_id!r}: a workflow with that id exists")
     if conn is None:
-        db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+        db.claims.wake_queue(INTERNAL_QUEUE_NAME)
     return new_id
 
 
 def wake_forked(db: SystemDatabase) -> None:
     """Wake the claimers of the internal queue for a fork committed in a caller's transaction."""
-    db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+    db.claims.wake_queue(INTERNAL_QUEUE_NAME)

@@ -31,7 +31,9 @@ from tenacity import (
     wait_random,
 )
 
+from .assignments import Assignments
 from .channels import EVENTS_CHANNEL
+from .claims import Claims
 from .clock import DatabaseClock
 from .errors import (
     DatabaseUnavailableError,
@@ -40,10 +42,13 @@ from .errors import (
     NoSuchWorkflowError,
     OwnershipLostError,
 )
+from .leadership import Leadership
 from .links import SessionTimeouts, dead_link_settings
 from .logs import get_logger
+from .members import Members
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .statements import statement
+from .takeover import Takeover
 from .urls import describe_url
 
 if False:  # typing only
@@ -72,10 +77,6 @@ DEFAULT_TIMEOUTS = SessionTimeouts(
     user_statement_timeout_sec=None,
     user_idle_in_transaction_timeout_sec=60.0,
 )
-# How long a claimer waits for a queue's claim lock before moving on to its other queues
-# (a healthy claim holds it for milliseconds).
-CLAIM_LOCK_WAIT_MS = 1000
-
 # How many ownership epochs one round trip draws (see reserve_epoch).
 EPOCH_BLOCK = 32
 
@@ -157,6 +158,13 @@ class SystemDatabase:
         self.on_retried: Callable[[], None] | None = None
         self._epochs: list[int] = []
         self._epochs_lock = threading.Lock()
+
+        # -- the doors of the cluster's concepts: typed methods over their named statements ----
+        self.members = Members(self)
+        self.leadership = Leadership(self)
+        self.claims = Claims(self)
+        self.assignments = Assignments(self)
+        self.takeover = Takeover(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -693,24 +701,6 @@ class SystemDatabase:
             if exc.diag.constraint_name == "uq_workflow_status_dedup_id":
                 raise DeduplicatedError(params["queue_name"], params["deduplication_id"]) from None
             raise
-
-    def claim_queued_workflows(self, params: Mapping[str, Any]) -> list[Row]:
-        """Claim a queue's work for one executor under its limits (see the two statements)."""
-        values = {"now_ms": now_ms(), **params}
-        lock_key = f"{params['queue_name']}/{params.get('partition_key') or ''}"
-
-        def run() -> list[Row]:
-            with self._pool.connection() as conn, conn.transaction():
-                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key, "lock_timeout": str(CLAIM_LOCK_WAIT_MS)})
-                return conn.execute(statement("claim_queued_workflows"), values).fetchall()
-
-        try:
-            return self._with_retries(run)
-        except psycopg.errors.LockNotAvailable:
-            # Another session holds the queue's claim lock past any healthy claim: claim
-            # nothing from it this pass rather than stop with it.
-            log.warning("queue claim lock busy; skipping the queue this pass", queue=params["queue_name"])
-            return []
 
     def notify(self, channel: str, payload: str) -> None:
         """Send a NOTIFY (a wake-up hint; never the source of truth)."""

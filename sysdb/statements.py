@@ -3,6 +3,9 @@
 Every statement pgfleet sends lives in ``sysdb/sql/<name>.sql``, one statement per file, named
 after what it does (the way Procrastinate and River keep theirs). Parameters are psycopg
 named placeholders (``%(name)s``); nothing is ever formatted into the text.
+
+Only ``sysdb``'s doors (one class per concept: ``members``, ``leadership``, ``claims`` ...) name
+a statement.
 """
 
 from __future__ import annotations

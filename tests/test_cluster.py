@@ -205,7 +205,7 @@ def test_two_sweepers_of_one_dead_member_move_each_workflow_once(sys_url, db):
         t.join(30)
     for d in dbs:
         d.close()
-    moved = [r["workflow_uuid"] for batch in results for r in batch]
+    moved = [r.workflow_uuid for batch in results for r in batch]
     assert sorted(moved) == sorted(f"w{i}" for i in range(500))  # all, once
     assert len(moved) == len(set(moved))
     assert db.execute("SELECT count(*), count(DISTINCT workflow_uuid) FROM dbos.pgfleet_takeovers").fetchone() == (500, 500)

@@ -430,8 +430,8 @@ def test_the_orphan_sweep_never_takes_a_row_a_claim_is_about_to_run(fleet, sys_u
         rows = db.execute("SELECT owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = 'claimed'").fetchall()
         assert effects.calls == [] and len(rows) == 1
         # The claim hands its row to a thread, as run_claimed does.
-        owned = executor.db.execute("list_owned_not_running", {"executor_id": EXECUTOR_ID, "running_epochs": []})
-        recovery.run_assigned(executor, [r for r in owned if r["workflow_uuid"] == "claimed"])
+        owned = executor.db.assignments.owned_not_running(EXECUTOR_ID, [])
+        recovery.run_assigned(executor, [r for r in owned if r.workflow_uuid == "claimed"])
     sweeper.join(BOUND_SEC)
     assert swept == [0]
     wait_until(lambda: status_of(db, "claimed") == "SUCCESS", "the claimed workflow to finish", timeout=BOUND_SEC)
