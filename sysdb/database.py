@@ -42,11 +42,13 @@ from .errors import (
     NoSuchWorkflowError,
     OwnershipLostError,
 )
+from .fleet import Fleet
 from .leadership import Leadership
 from .links import SessionTimeouts, dead_link_settings
 from .logs import get_logger
 from .members import Members
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
+from .probe import Probe
 from .statements import statement
 from .takeover import Takeover
 from .urls import describe_url
@@ -165,6 +167,8 @@ class SystemDatabase:
         self.claims = Claims(self)
         self.assignments = Assignments(self)
         self.takeover = Takeover(self)
+        self.fleet = Fleet(self)
+        self.probe = Probe(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

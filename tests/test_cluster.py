@@ -224,9 +224,9 @@ def test_fleet_status_shows_members_leader_and_queues(dbos, db):
 
     status = wait_until(lambda: (lambda s: s if s.leader_term else None)(DBOS.fleet_status()), "leader", 10)
     me = status.member("test-executor")
-    assert me["status"] == "active" and me["is_leader"]
-    assert me["heartbeat_age_sec"] < 5
-    assert status.leader["executor_id"] == "test-executor"
+    assert me is not None and me.status == "active" and me.is_leader
+    assert me.heartbeat_age_sec < 5
+    assert status.leader is not None and status.leader.executor_id == "test-executor"
 
 
 def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():

@@ -20,7 +20,6 @@ Every lifecycle event is a structured log line; slot states are written to
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import selectors
 import signal
@@ -36,6 +35,7 @@ import multiprocess
 from cluster.coordination.service import exponential_backoff
 from cluster.coordination.sweeper import WorkMoved, announce_moved, take_over_member
 from sysdb import SystemDatabase, resolve_system_database_url
+from sysdb.fleet import SlotReport, SupervisorReport
 from sysdb.logs import get_logger
 
 from .worker import WorkerSpec, run_worker
@@ -85,7 +85,7 @@ class Slot:
     state: str = "starting"
     last_exit: str | None = None
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> SlotReport:
         return {
             "slot": self.index,
             "executor_id": self.executor_id,
@@ -237,11 +237,10 @@ class Supervisor:
         if self._db is None:
             return
         try:
-            self._db.execute("upsert_supervisor", {
-                "supervisor_id": self.supervisor_id, "name": self.name, "host": self.host,
-                "pid": os.getpid(), "app": self.options.app, "workers": self.options.workers,
-                "state": state, "slots": json.dumps([s.report() for s in self.slots]),
-            })
+            self._db.fleet.report_supervisor(SupervisorReport(
+                supervisor_id=self.supervisor_id, name=self.name, host=self.host, pid=os.getpid(), app=self.options.app,
+                workers=self.options.workers, state=state, slots=[s.report() for s in self.slots],
+            ))
         except Exception as exc:
             log.warning("could not report supervisor state", error=str(exc))
 
