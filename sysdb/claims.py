@@ -152,7 +152,7 @@ class Claims(Door):
     def promote_delayed(self, term: int, leader_id: str) -> list[str]:
         """The leader moves due delayed workflows to ENQUEUED (fenced on its lease); returns the
         queue of each one moved."""
-        rows = self._execute("promote_delayed_workflows", {"term": term, "leader_id": leader_id})
+        rows = self._execute("promote_delayed_workflows", {"term": term, "leader_id": leader_id, "now": self._now()})
         return [row["queue_name"] for row in rows]
 
     def definitions(self) -> list[QueueDefinition]:

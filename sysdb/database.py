@@ -34,7 +34,7 @@ from tenacity import (
 from .assignments import Assignments
 from .channels import EVENTS_CHANNEL
 from .claims import Claims
-from .clock import DatabaseClock
+from .clock import Clock, DatabaseClock, SystemClock
 from .errors import (
     DatabaseUnavailableError,
     DeduplicatedError,
@@ -162,6 +162,9 @@ class SystemDatabase:
         self._epochs_lock = threading.Lock()
 
         # -- the doors of the cluster's concepts: typed methods over their named statements ----
+        # The time coordination runs on (liveness statements' "now", the local lease clocks):
+        # the real clocks unless a test sets a FakeClock before building coordination objects.
+        self.coordination_clock: Clock = SystemClock()
         self.members = Members(self)
         self.leadership = Leadership(self)
         self.claims = Claims(self)

@@ -10,6 +10,7 @@ names a statement, writes a parameter key or reads a column.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -51,6 +52,9 @@ class Door:
         not imported from there: ``database`` imports the doors)."""
         return int(time.time() * 1000)
 
+    def _now(self) -> datetime.datetime | None:
+        """The "now" of liveness statements (``coalesce(%(now)s, now())``): None in production."""
+        return self._db.coordination_clock.database_now()
 
 
 def row_to(cls: type[T], row: Mapping[str, Any]) -> T:

@@ -82,7 +82,7 @@ class Fleet(Door):
 
     def members(self) -> list[FleetMember]:
         """Every known member with its heartbeat age and how many workflows it runs."""
-        return [row_to(FleetMember, row) for row in self._execute("fleet_members")]
+        return [row_to(FleetMember, row) for row in self._execute("fleet_members", {"now": self._now()})]
 
     def supervisors(self) -> list[SupervisorRow]:
         """Every supervisor's last report."""

@@ -50,7 +50,7 @@ class Leadership(Door):
 
     def current(self) -> Lease | None:
         """The lease as it stands (valid or expired), or None before any leader was elected."""
-        rows = self._execute("get_leader")
+        rows = self._execute("get_leader", {"now": self._now()})
         return row_to(Lease, rows[0]) if rows else None
 
     def try_lock(self) -> bool:
@@ -64,14 +64,14 @@ class Leadership(Door):
 
     def end_stale_holder(self) -> None:
         """End the backend of a leader whose lease expired but whose session still holds the lock."""
-        self._execute("terminate_stale_leader", {"lock_key": LEADER_LOCK_KEY})
+        self._execute("terminate_stale_leader", {"lock_key": LEADER_LOCK_KEY, "now": self._now()})
 
     def acquire(self, executor_id: str, executor_epoch: int, ttl_sec: float) -> int | None:
         """Take the lease with a new term once the previous one has expired; returns the term,
         or None while another lease is still valid."""
         rows = self._execute(
             "acquire_leader_lease",
-            {"executor_id": executor_id, "executor_epoch": executor_epoch, "ttl_sec": ttl_sec},
+            {"executor_id": executor_id, "executor_epoch": executor_epoch, "ttl_sec": ttl_sec, "now": self._now()},
         )
         term: int | None = rows[0]["term"] if rows else None
         return term
@@ -79,18 +79,18 @@ class Leadership(Door):
     def renew(self, term: int, executor_id: str, ttl_sec: float) -> bool:
         """Extend this holder's unexpired lease of ``term``; False: the lease is lost."""
         rows = self._execute(
-            "renew_leader_lease", {"term": term, "executor_id": executor_id, "ttl_sec": ttl_sec}
+            "renew_leader_lease", {"term": term, "executor_id": executor_id, "ttl_sec": ttl_sec, "now": self._now()}
         )
         return bool(rows)
 
     def release(self, term: int, executor_id: str) -> None:
         """End this holder's lease of ``term`` now, so the next leader need not wait for it."""
-        self._execute("release_leader_lease", {"term": term, "executor_id": executor_id})
+        self._execute("release_leader_lease", {"term": term, "executor_id": executor_id, "now": self._now()})
 
     def log_action(self, term: int, executor_id: str, action: LeaderAction, detail: Mapping[str, Any]) -> bool:
         """Record what the leader did, only while its lease is valid; False when it was not."""
         rows = self._execute(
             "log_leader_action",
-            {"term": term, "executor_id": executor_id, "action": action.value, "detail": json.dumps(detail)},
+            {"term": term, "executor_id": executor_id, "action": action.value, "detail": json.dumps(detail), "now": self._now()},
         )
         return bool(rows)

@@ -68,7 +68,7 @@ class Members(Door):
     def get(self, executor_id: str, *, member_timeout_sec: float) -> MemberRow | None:
         """The row of ``executor_id``, with whether it beat within ``member_timeout_sec``."""
         rows = self._execute(
-            "get_executor", {"executor_id": executor_id, "member_timeout_sec": member_timeout_sec}
+            "get_executor", {"executor_id": executor_id, "member_timeout_sec": member_timeout_sec, "now": self._now()}
         )
         return row_to(MemberRow, rows[0]) if rows else None
 
@@ -96,6 +96,7 @@ class Members(Door):
                 "workflow_names": list(r.workflow_names),
                 "member_timeout_sec": r.member_timeout_sec,
                 "replace_epoch": r.replace_epoch,
+                "now": self._now(),
             },
         )
         epoch: int | None = rows[0]["epoch"] if rows else None
@@ -105,7 +106,7 @@ class Members(Door):
         """One heartbeat of this incarnation; None: it was declared dead (or replaced)."""
         rows = self._execute(
             "heartbeat_executor",
-            {"executor_id": executor_id, "epoch": epoch, "workflow_names": list(workflow_names)},
+            {"executor_id": executor_id, "epoch": epoch, "workflow_names": list(workflow_names), "now": self._now()},
         )
         return row_to(Beat, rows[0]) if rows else None
 

@@ -5,7 +5,9 @@ after what it does (the way Procrastinate and River keep theirs). Parameters are
 named placeholders (``%(name)s``); nothing is ever formatted into the text.
 
 Only ``sysdb``'s doors (one class per concept: ``members``, ``leadership``, ``claims`` ...) name
-a statement.
+a statement. The liveness statements (heartbeats, member timeouts, leader leases) read "now" as
+``coalesce(%(now)s::timestamptz, now())``: production passes ``None`` (the database clock), a
+test passes its fake clock's time (``SystemDatabase.coordination_clock``).
 """
 
 from __future__ import annotations

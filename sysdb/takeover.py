@@ -60,7 +60,7 @@ class Takeover(Door):
         claim holds its row), while ``leader_id`` holds the lease of ``term``."""
         rows = self._execute(
             "mark_dead_members",
-            {"term": term, "leader_id": leader_id, "member_timeout_sec": member_timeout_sec},
+            {"term": term, "leader_id": leader_id, "member_timeout_sec": member_timeout_sec, "now": self._now()},
         )
         return [row_to(MemberIncarnation, row) for row in rows]
 
@@ -89,6 +89,7 @@ class Takeover(Door):
                 "member_timeout_sec": member_timeout_sec,
                 "batch_size": batch_size,
                 "now_ms": self._now_ms(),
+                "now": self._now(),
             },
         )
         return [row_to(MovedWorkflow, row) for row in rows]
@@ -105,5 +106,5 @@ class Takeover(Door):
 
     def cancel_past_deadline(self, term: int, leader_id: str) -> list[str]:
         """The leader cancels workflows past their deadline (fenced on its lease); returns their ids."""
-        rows = self._execute("cancel_past_deadline", {"term": term, "leader_id": leader_id})
+        rows = self._execute("cancel_past_deadline", {"term": term, "leader_id": leader_id, "now": self._now()})
         return [row["workflow_uuid"] for row in rows]

@@ -13,7 +13,6 @@ still holds the lock.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from sysdb import SystemDatabase
@@ -38,14 +37,16 @@ class LeaderElector(BackgroundService):
         interval_sec: float,
         lease_ttl_sec: float,
         on_tick: Callable[[int], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) times the trust in the lease; by default the database's
+        ``coordination_clock``, which also gives the lease statements their "now"."""
         super().__init__("pgfleet-leader", interval_sec)
         self.lease_ttl_sec = lease_ttl_sec
         self._executor_id = executor_id
         self._executor_epoch = executor_epoch
         self._on_tick = on_tick
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # A partitioned leader's session (and so its lock) must die within the lease TTL, not
         # hours later when TCP gives up.
         self._session = DedicatedSession(db, purpose=f"leader-{executor_id}", dead_link_timeout_sec=max(1.0, lease_ttl_sec / 2))

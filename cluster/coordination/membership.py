@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,8 +139,10 @@ class Heartbeat(BackgroundService):
         interval_sec: float,
         on_lost: Callable[[str], None],
         on_rejoined: Callable[[int], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) times the lease; by default the database's
+        ``coordination_clock``, which also gives the liveness statements their "now"."""
         super().__init__("pgfleet-heartbeat", interval_sec)
         self.MAX_BACKOFF_SEC = interval_sec  # a failed pass must not delay the next beat
         self._membership = membership
@@ -154,7 +155,7 @@ class Heartbeat(BackgroundService):
         self._members = db.members.on(self._session)
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # When the last acknowledged heartbeat (or the registration) was sent, on our monotonic
         # clock: the lease and the silence watchdog both count from the send, never the reply.
         self._last_ok = self._clock()

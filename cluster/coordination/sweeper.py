@@ -14,7 +14,6 @@ on the leader's lease and term.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -105,11 +104,13 @@ class LeaderDuties:
         member_timeout_sec: float,
         on_moved: Callable[[WorkMoved], None],
         extra_duties: list[Callable[[int], None]] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) paces the housekeeping; by default the database's
+        ``coordination_clock``."""
         self._db = db
         self._extra_duties = list(extra_duties or [])
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         self._next_housekeeping = 0.0
         self._executor_id = executor_id
         self._member_timeout_sec = member_timeout_sec
