@@ -14,7 +14,6 @@ import uuid
 from typing import Any, TypedDict
 
 from sysdb import SystemDatabase, resolve_system_database_url
-from sysdb.channels import QUEUE_CHANNEL
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 from sysdb.messages import NewMessage
 
@@ -58,12 +57,12 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
     claimers of a partitioned queue only claim keyed work and the others only unkeyed work, so
     such a workflow would wait forever. The queue's shape comes from the live members that
     declare it; a queue nobody declares yet is accepted (its first executor decides)."""
-    declared = [q for q in db.execute("list_queue_definitions") if q["name"] == queue_name]
+    declared = [q for q in db.claims.definitions() if q.name == queue_name]
     if not declared:
         return
-    if declared[0]["partition_queue"] and key is None:
+    if declared[0].partition_queue and key is None:
         raise DBOSException(f"queue {queue_name!r} is partitioned: enqueue with a queue_partition_key")
-    if not declared[0]["partition_queue"] and key is not None:
+    if not declared[0].partition_queue and key is not None:
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
@@ -123,7 +122,7 @@ class DBOSClient:
             self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
-        self._db.notify(QUEUE_CHANNEL, options["queue_name"])
+        self._db.claims.wake_queue(options["queue_name"])
         return WorkflowHandle(self, workflow_id)
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
@@ -176,7 +175,7 @@ class DBOSClient:
         resumed = self._db.admin.resume_enqueued(workflow_id, queue_name=INTERNAL_QUEUE_NAME)
         if not resumed and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError(workflow_id)
-        self._db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+        self._db.claims.wake_queue(INTERNAL_QUEUE_NAME)
         return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:

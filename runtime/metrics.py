@@ -9,7 +9,7 @@ process)`` starts the HTTP endpoint.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
@@ -56,12 +56,12 @@ class _ProcessCollector(Collector):
         yield term
         depth = GaugeMetricFamily("pgfleet_queue_depth", "Workflows per queue and state", labels=["queue", "state"])
         try:
-            rows: list[dict[str, Any]] = executor.db.execute("fleet_queue_counts")
+            counts = executor.db.claims.counts()
         except Exception:
-            rows = []
-        for row in rows:
-            for state in ("enqueued", "delayed", "running"):
-                depth.add_metric([row["queue_name"], state], float(row[state]))
+            counts = []
+        for queue in counts:
+            for state, count in (("enqueued", queue.enqueued), ("delayed", queue.delayed), ("running", queue.running)):
+                depth.add_metric([queue.queue_name, state], float(count))
         yield depth
 
 

@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sysdb.recovery import AcquiredWorkflow
-from sysdb.workflow_rows import NewWorkflow
+from sysdb.workflow_rows import AcquiredWorkflow, NewWorkflow
 
 from . import recovery
 

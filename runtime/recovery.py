@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sysdb import OwnershipLostError, now_ms
-from sysdb.recovery import AcquiredWorkflow, PendingWorkflow, TakenOver
-from sysdb.workflow_rows import WorkflowRow
+from sysdb import OwnershipLostError
+from sysdb.recovery import PendingWorkflow, TakenOver
+from sysdb.workflow_rows import AcquiredWorkflow, WorkflowRow
 
 from . import metrics
 from .context import WorkflowContext
@@ -47,7 +47,7 @@ _MISSING = object()
 def requeue_unfinished(executor: Executor) -> None:
     """At launch: this executor id's unfinished queued workflows go back to their queues (no
     thread of this process can be running them), to be claimed again under the queue limits."""
-    requeued = executor.db.execute("requeue_executor_workflows", {"executor_id": executor.executor_id, "now_ms": now_ms()})
+    requeued = executor.db.takeover.requeue_executor_workflows(executor.executor_id)
     if requeued:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
 

@@ -15,10 +15,12 @@ from cluster.coordination.assignments import AssignmentPoller
 from cluster.coordination.claimer import QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
 from cluster.coordination.leader import LeaderElector
 from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
-from cluster.coordination.sweeper import LeaderDuties, take_over_member
-from sysdb.channels import ASSIGNMENT_PAYLOAD_PREFIX, EVENTS_CHANNEL, MESSAGES_CHANNEL, QUEUE_CHANNEL
+from cluster.coordination.sweeper import LeaderDuties, WorkMoved, take_over_member
+from sysdb.channels import EVENTS_CHANNEL, MESSAGES_CHANNEL, QUEUE_CHANNEL
+from sysdb.claims import assigned_member
 from sysdb.logs import get_logger
-from sysdb.recovery import AcquiredWorkflow, PendingWorkflow
+from sysdb.recovery import PendingWorkflow
+from sysdb.workflow_rows import AcquiredWorkflow
 
 from . import metrics, ownership, recovery
 from .errors import DBOSException
@@ -173,7 +175,7 @@ class ClusterServices:
             by_executor_id=self.membership.executor_id,
             member_timeout_sec=self.membership.member_timeout_sec,
         )
-        self._work_moved(moved)
+        self._work_moved(WorkMoved.by_takeover(moved))
         return len(moved)
 
     def stop(self) -> None:
@@ -247,23 +249,24 @@ class ClusterServices:
         if self.executor.config.use_listen_notify:
             self.notifier.notify(queue_name)  # and the rest of the fleet
 
-    def _work_moved(self, rows: list[dict[str, Any]]) -> None:
+    def _work_moved(self, moved: WorkMoved) -> None:
         """After a takeover: wake the queues that got work back and the members that got some."""
-        metrics.TAKEOVERS.inc(sum(1 for r in rows if "workflow_uuid" in r))
-        for queue_name in {r["queue_name"] for r in rows if r.get("queue_name")}:
+        metrics.TAKEOVERS.inc(moved.taken_over)
+        for queue_name in moved.queues:
             self._queue_work_changed(queue_name)
-        for executor_id in {r["to_executor_id"] for r in rows if r.get("to_executor_id")}:
+        for executor_id in moved.assignees:
             if executor_id == self.executor.executor_id:
                 self.assignments.wake()
             else:
-                self.executor.db.notify(QUEUE_CHANNEL, ASSIGNMENT_PAYLOAD_PREFIX + executor_id)
+                self.executor.db.claims.wake_member(executor_id)
 
     def _notified(self, channel: str, payload: str) -> None:
         if channel != QUEUE_CHANNEL:
             self.executor.hub.notify(payload)  # a message or an event: wake whoever waits for it
             return
-        if payload.startswith(ASSIGNMENT_PAYLOAD_PREFIX):
-            if payload[len(ASSIGNMENT_PAYLOAD_PREFIX):] == self.executor.executor_id:
+        assignee = assigned_member(payload)
+        if assignee is not None:
+            if assignee == self.executor.executor_id:
                 self.assignments.wake()
             return
         self.claimer.wake(payload or None)  # the payload names the queue ("" after a reconnect: all)
@@ -275,7 +278,7 @@ class ClusterServices:
         self.assignments.paused.set()
         self.executor.abandon_all(reason)
 
-    def _run_acquired(self, what: str, run: Callable[..., None], rows: list[dict[str, Any]]) -> None:
+    def _run_acquired(self, what: str, run: Callable[..., None], rows: list[AcquiredWorkflow]) -> None:
         """Run the rows a claim or an assignment poll returned, unless the membership it was
         made under (each row's ``acquired_member_epoch``) has ended since.
 
@@ -286,17 +289,16 @@ class ClusterServices:
         would run their steps in two places at once. The generation is read before the check:
         a loss that lands after the check abandons these very runs."""
         generation = self.executor.generation
-        acquired_under = {row["acquired_member_epoch"] for row in rows}
+        acquired_under = {row.acquired_member_epoch for row in rows}
         if self.heartbeat.lost or acquired_under != {self.membership.epoch}:
             log.warning(
                 f"{what} workflows arrived after this member's membership ended: leaving them to recovery",
-                workflow_ids=[row["workflow_uuid"] for row in rows],
+                workflow_ids=[row.workflow_uuid for row in rows],
                 acquired_under=sorted(e for e in acquired_under if e is not None),
                 member_epoch=self.membership.epoch,
             )
             return
-        # The claim and assignment reads still return dict rows; the runs take typed ones.
-        run(self.executor, [AcquiredWorkflow(**row) for row in rows], generation)
+        run(self.executor, rows, generation)
 
     def _held_epochs(self) -> list[int]:
         """Epochs the assignment poller must not pick up: the workflows running here, and the

@@ -11,7 +11,6 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from sysdb import SystemDatabase
-from sysdb.channels import QUEUE_CHANNEL
 from sysdb.listing import UnknownFilterError
 
 from .context import current_workflow, take_start_options
@@ -109,13 +108,13 @@ def fork_workflow(
             raise DBOSNonExistentWorkflowError(workflow_id)
         raise DBOSException(f"cannot fork {workflow_id!r} as {new_id!r}: a workflow with that id exists")
     if conn is None:
-        db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+        db.claims.wake_queue(INTERNAL_QUEUE_NAME)
     return new_id
 
 
 def wake_forked(db: SystemDatabase) -> None:
     """Wake the claimers of the internal queue for a fork committed in a caller's transaction."""
-    db.notify(QUEUE_CHANNEL, INTERNAL_QUEUE_NAME)
+    db.claims.wake_queue(INTERNAL_QUEUE_NAME)
 
 
 # -- DBOS.cancel_workflow, resume_workflow and fork_workflow: checkpointed inside a workflow ------

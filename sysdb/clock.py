@@ -11,15 +11,20 @@ The estimate is one observation of the server clock (at open, then at every hear
 carried forward on this process's monotonic clock, so it neither follows this host's wall clock
 nor jumps when that clock is stepped. Its error is half a round trip plus the monotonic drift
 since the observation: milliseconds, against the seconds that skewed hosts disagree by.
+
+:class:`Clock` is a different thing: the time the cluster's coordination (heartbeats, member
+timeouts, leader leases) runs on, injectable so that tests can move it (:class:`FakeClock`).
 """
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["DatabaseClock"]
+__all__ = ["DatabaseClock", "Clock", "SystemClock", "FakeClock"]
 
 # A newer observation with a longer round trip than the current one replaces it only once the
 # current one is this old: a heartbeat answered slowly (a busy server, a pause) is a worse
@@ -68,3 +73,56 @@ class DatabaseClock:
         if self._base is None:
             return None
         return self.now_ms() - int(time.time() * 1000)
+
+
+class Clock(Protocol):
+    """The time the cluster's coordination runs on: the liveness statements' "now" (heartbeats,
+    member timeouts, leader leases) and the local monotonic clock members and the leader trust
+    their leases by. Injectable River's way, so tests drive leadership and takeover with a fake
+    clock instead of sleeping; production uses :class:`SystemClock`, which changes nothing."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (the local lease and leader trust)."""
+        ...
+
+    def database_now(self) -> datetime.datetime | None:
+        """The "now" liveness statements compare with; ``None``: the database's own ``now()``."""
+        ...
+
+
+class SystemClock:
+    """The real clocks: this process's monotonic clock, and the database's ``now()`` in SQL
+    (every cross-host liveness comparison stays on the database clock)."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def database_now(self) -> datetime.datetime | None:
+        return None
+
+
+class FakeClock:
+    """A clock that moves only when told (:meth:`advance`): the database's "now" and the
+    monotonic clock move together, so a test that advances it past the member timeout sees the
+    leader declare a silent member dead and that member's local lease expire at the same time."""
+
+    def __init__(self, start: datetime.datetime | None = None, monotonic_start: float = 1000.0) -> None:
+        self._start = start if start is not None else datetime.datetime.now(datetime.timezone.utc)
+        self._monotonic_start = monotonic_start
+        self._elapsed = 0.0
+        self._lock = threading.Lock()
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds``."""
+        if seconds < 0:
+            raise ValueError("a clock never goes back")
+        with self._lock:
+            self._elapsed += seconds
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._monotonic_start + self._elapsed
+
+    def database_now(self) -> datetime.datetime:
+        with self._lock:
+            return self._start + datetime.timedelta(seconds=self._elapsed)

@@ -33,18 +33,25 @@ from tenacity import (
 )
 
 from .admin import WorkflowAdmin
-from .clock import DatabaseClock
+from .assignments import Assignments
+from .claims import Claims
+from .clock import Clock, DatabaseClock, SystemClock
 from .errors import DatabaseUnavailableError
 from .events import Events
+from .fleet import Fleet
+from .leadership import Leadership
 from .links import SessionTimeouts, dead_link_settings
 from .logs import get_logger
+from .members import Members
 from .messages import Messages
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
+from .probe import Probe
 from .recovery import Recovery
 from .schedules import Schedules
 from .statements import statement
 from .steps import Steps
 from .streams import Streams
+from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
 from .workflows import Workflows
@@ -75,9 +82,6 @@ DEFAULT_TIMEOUTS = SessionTimeouts(
     user_statement_timeout_sec=None,
     user_idle_in_transaction_timeout_sec=60.0,
 )
-# How long a claimer waits for a queue's claim lock before moving on to its other queues
-# (a healthy claim holds it for milliseconds).
-CLAIM_LOCK_WAIT_MS = 1000
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -153,6 +157,18 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+
+        # -- the doors of the cluster's concepts: typed methods over their named statements ----
+        # The time coordination runs on (liveness statements' "now", the local lease clocks):
+        # the real clocks unless a test sets a FakeClock before building coordination objects.
+        self.coordination_clock: Clock = SystemClock()
+        self.members = Members(self)
+        self.leadership = Leadership(self)
+        self.claims = Claims(self)
+        self.assignments = Assignments(self)
+        self.takeover = Takeover(self)
+        self.fleet = Fleet(self)
+        self.probe = Probe(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -327,24 +343,6 @@ class SystemDatabase:
                 yield conn
 
     # -- queues (claims and wake-ups) -----------------------------------------------------
-
-    def claim_queued_workflows(self, params: Mapping[str, Any]) -> list[Row]:
-        """Claim a queue's work for one executor under its limits (see the two statements)."""
-        values = {"now_ms": now_ms(), **params}
-        lock_key = f"{params['queue_name']}/{params.get('partition_key') or ''}"
-
-        def run() -> list[Row]:
-            with self._pool.connection() as conn, conn.transaction():
-                conn.execute(statement("lock_queue_for_claim"), {"lock_key": lock_key, "lock_timeout": str(CLAIM_LOCK_WAIT_MS)})
-                return conn.execute(statement("claim_queued_workflows"), values).fetchall()
-
-        try:
-            return self.with_retries(run)
-        except psycopg.errors.LockNotAvailable:
-            # Another session holds the queue's claim lock past any healthy claim: claim
-            # nothing from it this pass rather than stop with it.
-            log.warning("queue claim lock busy; skipping the queue this pass", queue=params["queue_name"])
-            return []
 
     def notify(self, channel: str, payload: str) -> None:
         """Send a NOTIFY (a wake-up hint; never the source of truth)."""

@@ -12,36 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .timestamps import now_ms
+from .workflow_rows import AcquiredWorkflow
 
 if TYPE_CHECKING:
     from .database import SystemDatabase
 
-__all__ = ["Recovery", "AcquiredWorkflow", "PendingWorkflow", "TakenOver"]
-
-
-@dataclass(frozen=True)
-class AcquiredWorkflow:
-    """A PENDING row this executor acquired (claimed, assigned by a takeover, or adopted as an
-    orphan) under ``owner_epoch``, with what it takes to replay it here."""
-
-    workflow_uuid: str
-    owner_epoch: int
-    recovery_attempts: int
-    name: str
-    class_name: str | None
-    config_name: str | None
-    inputs: str | None
-    serialization: str | None
-    authenticated_user: str | None
-    authenticated_roles: str | None
-    assumed_role: str | None
-    workflow_timeout_ms: int | None
-    workflow_deadline_epoch_ms: int | None
-    queue_name: str | None
-    # False only for a fresh claim: nothing is recorded yet, so there are no steps to load.
-    has_steps: bool = True
-    # The membership the row was acquired under (its reply may arrive after that ended).
-    acquired_member_epoch: int | None = None
+__all__ = ["Recovery", "PendingWorkflow", "TakenOver"]
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,8 @@ def test_status_shows_the_member_the_leader_and_queues(dbos, sys_url, capsys):
 def test_node_and_slot_of_supervised_workers():
     from cluster.process.cli import _node_slot
 
-    assert _node_slot({"executor_id": "node-a-3", "supervisor_id": "node-a", "host": "h"}) == ("node-a", "3")
-    assert _node_slot({"executor_id": "solo", "supervisor_id": None, "host": "h"}) == ("h", "-")
+    assert _node_slot("node-a-3", "node-a", "h") == ("node-a", "3")
+    assert _node_slot("solo", None, "h") == ("h", "-")
 
 
 # -- workflows -----------------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def test_two_sweepers_of_one_dead_member_move_each_workflow_once(sys_url, db):
         t.join(30)
     for d in dbs:
         d.close()
-    moved = [r["workflow_uuid"] for batch in results for r in batch]
+    moved = [r.workflow_uuid for batch in results for r in batch]
     assert sorted(moved) == sorted(f"w{i}" for i in range(500))  # all, once
     assert len(moved) == len(set(moved))
     assert db.execute("SELECT count(*), count(DISTINCT workflow_uuid) FROM dbos.pgfleet_takeovers").fetchone() == (500, 500)
@@ -224,9 +224,9 @@ def test_fleet_status_shows_members_leader_and_queues(dbos, db):
 
     status = wait_until(lambda: (lambda s: s if s.leader_term else None)(DBOS.fleet_status()), "leader", 10)
     me = status.member("test-executor")
-    assert me["status"] == "active" and me["is_leader"]
-    assert me["heartbeat_age_sec"] < 5
-    assert status.leader["executor_id"] == "test-executor"
+    assert me is not None and me.status == "active" and me.is_leader
+    assert me.heartbeat_age_sec < 5
+    assert status.leader is not None and status.leader.executor_id == "test-executor"
 
 
 def test_postgres_restart_mid_run_every_executor_reconnects_and_finishes():

@@ -32,6 +32,7 @@ from faults.locks import wait_for_lock_wait
 from faults.pause import PAUSE_ENV, wait_stopped
 from runtime import DBOS, DBOSWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SetWorkflowTimeout
 from sysdb import SystemDatabase
+from sysdb.clock import FakeClock
 from test_fencing import take_over
 
 HEARTBEAT = 0.25
@@ -41,26 +42,17 @@ MEMBER_TIMEOUT = 1.5
 # -- the lease, with an injected clock ----------------------------------------------------------
 
 
-class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def member(sys_url):
     """A registered member and its heartbeat on a fake clock (no background threads: the test
     calls ``beat_once`` itself). Yields (heartbeat, clock, reasons it was lost)."""
     sdb = SystemDatabase(sys_url, pool_size=2)
+    clock, lost = FakeClock(), []
+    sdb.coordination_clock = clock  # the heartbeat's lease clock, and its statement's "now"
     sdb.open()
     membership = Membership(sdb, MemberInfo("lease-member", "t", "v", None), lambda: [], MEMBER_TIMEOUT)
     membership.register()
-    clock, lost = FakeClock(), []
-    heartbeat = Heartbeat(sdb, membership, HEARTBEAT, lost.append, lambda epoch: None, clock=clock)
+    heartbeat = Heartbeat(sdb, membership, HEARTBEAT, lost.append, lambda epoch: None)
     yield heartbeat, clock, lost
     heartbeat._session.close()
     sdb.close()
@@ -69,9 +61,9 @@ def member(sys_url):
 def test_the_lease_ends_member_timeout_less_a_margin_after_the_last_acknowledged_beat(member):
     heartbeat, clock, lost = member
     assert heartbeat.beat_once()
-    clock.now += heartbeat.fence_after_sec - 0.01
+    clock.advance(heartbeat.fence_after_sec - 0.01)
     assert heartbeat.lease_valid() and not lost
-    clock.now += 0.02
+    clock.advance(0.02)
     assert not heartbeat.lease_valid()
     # An expired lease loses membership at once (the work is abandoned, recovered on rejoin).
     assert len(lost) == 1 and heartbeat.lost
@@ -88,7 +80,7 @@ def test_a_slow_heartbeat_reply_extends_the_lease_only_from_when_it_was_sent(mem
         beat = threading.Thread(target=lambda: result.append(heartbeat.beat_once()))
         beat.start()
         wait_for_lock_wait(db.info.dsn)
-        clock.now += heartbeat.fence_after_sec + 0.5  # the reply comes back this much later
+        clock.advance(heartbeat.fence_after_sec + 0.5)  # the reply comes back this much later
         lock.commit()
         beat.join(10)
     finally:

@@ -16,6 +16,8 @@ from typing import Any
 
 from runtime import DBOS, Queue
 from runtime.context import current_workflow
+from sysdb.claims import ClaimRequest
+from sysdb.workflow_rows import AcquiredWorkflow
 from tests.conftest import wait_until
 
 
@@ -23,7 +25,7 @@ def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its
     executor, services = DBOS._process().executor, DBOS._process().services
     bodies: list[int] = []  # the ownership epoch of every step body that started
     claimed: dict[str, Any] = {}
-    real_claim = executor.db.claim_queued_workflows
+    real_claim = executor.db.claims.claim
 
     @DBOS.step()
     def effect(x: int) -> int:
@@ -36,10 +38,10 @@ def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its
     def late(x: int) -> int:
         return effect(x)
 
-    def claim_answered_late(params: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = real_claim(params)
+    def claim_answered_late(request: ClaimRequest) -> list[AcquiredWorkflow]:
+        rows = real_claim(request)
         if rows and not claimed:
-            claimed["epochs"] = {row["owner_epoch"] for row in rows}
+            claimed["epochs"] = {row.owner_epoch for row in rows}
             claimed["member_epoch"] = services.membership.epoch
             # While the reply is "in flight": the member loses its membership and rejoins.
             services.heartbeat._lose("test: paused while its claim's reply was in flight")
@@ -47,7 +49,7 @@ def test_a_claim_returning_after_a_lost_and_regained_membership_runs_none_of_its
                        "the member to rejoin under a new epoch")
         return rows
 
-    executor.db.claim_queued_workflows = claim_answered_late  # type: ignore[method-assign]
+    executor.db.claims.claim = claim_answered_late  # type: ignore[method-assign]
     handle = Queue("late-claims").enqueue(late, 21)
 
     assert handle.get_result() == 42
@@ -65,7 +67,7 @@ def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_
     bodies: list[int] = []
     seen: dict[str, Any] = {}
     release = threading.Event()  # holds the first body, so a second could overlap it
-    real_execute = executor.db.execute
+    real_read = executor.db.assignments.assigned_not_running
     real_poll = services.assignments.poll_once
     polled = threading.Event()
 
@@ -81,9 +83,9 @@ def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_
     def assigned(x: int) -> int:
         return effect(x)
 
-    def read_answered_late(name: str, params: Any = None) -> list[dict[str, Any]]:
-        rows = real_execute(name, params)
-        if name == "list_assigned_not_running" and rows and not seen:
+    def read_answered_late(*args: Any) -> list[AcquiredWorkflow]:
+        rows = real_read(*args)
+        if rows and not seen:
             seen["member_epoch"] = services.membership.epoch
             services.heartbeat._lose("test: paused while its assignment read was in flight")
             # The reply comes back once the member rejoined and its recovery is inside the body.
@@ -97,7 +99,7 @@ def test_an_assignment_read_returning_after_a_lost_and_regained_membership_runs_
             if seen:
                 polled.set()
 
-    executor.db.execute = read_answered_late  # type: ignore[method-assign]
+    executor.db.assignments.assigned_not_running = read_answered_late  # type: ignore[method-assign]
     services.assignments.poll_once = poll_then_signal  # type: ignore[method-assign]
     # What a takeover leaves: a PENDING row of this executor under the epoch the takeover drew.
     epoch = _seed_assigned(executor, "handed-over", "assigned-late", (1,))

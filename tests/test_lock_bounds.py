@@ -89,9 +89,9 @@ def test_a_pgfleet_session_idle_inside_a_claim_is_ended_and_its_queue_goes_on(la
     paused_worker.open(run_migrations=False)
     checked = False
     try:
-        # The claim's own shape (sysdb claim_queued_workflows): a pooled connection, a transaction.
+        # The claim's own shape (sysdb Claims.claim): a pooled connection, a transaction.
         with paused_worker._pool.connection() as conn, conn.transaction():
-            paused_worker.execute_on(conn, "lock_queue_for_claim", {"lock_key": "paused_q/", "lock_timeout": "0"})
+            paused_worker.claims.lock_queue(conn, "paused_q", None, wait_ms=0)
             # The "worker" now sits idle inside its claim transaction, as if SIGSTOPped.
             assert holders_of_advisory_lock(sys_url, "pgfleet.queue", "paused_q/")[0]["state"] == "idle in transaction"
             handle = queue.enqueue(job)

@@ -24,6 +24,8 @@ import pytest
 from cluster.coordination.claimer import QueueClaimer, QueueSpec
 from conftest import wait_until
 from sysdb import SystemDatabase
+from sysdb.links import SessionTimeouts
+from sysdb.workflow_rows import AcquiredWorkflow
 
 SPEC = QueueSpec(name="q", concurrency=None, worker_concurrency=None, rate_limit=None, partitioned=False, polling_interval_sec=1.0)
 
@@ -57,7 +59,7 @@ def enqueue_rows(db: psycopg.Connection, count: int, *, queue: str = "q", name: 
 
 
 def claimer(
-    sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[dict], instances: list[tuple[str, str]] | None = None
+    sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[AcquiredWorkflow], instances: list[tuple[str, str]] | None = None
 ) -> QueueClaimer:
     return QueueClaimer(
         sysdb, executor_id, "v1", queues=lambda: [SPEC], workflow_names=lambda: ["w"],
@@ -75,7 +77,7 @@ def statuses(db: psycopg.Connection) -> dict[str, int]:
 def test_an_active_member_claims_and_a_dead_or_replaced_one_claims_nothing(sysdb, db):
     epoch = add_member(db, "m1")
     enqueue_rows(db, 3)
-    claimed: list[dict] = []
+    claimed: list[AcquiredWorkflow] = []
     # Declared dead: its heartbeat has not noticed, its claimer still runs. It claims nothing.
     db.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = 'm1'")
     assert claimer(sysdb, "m1", epoch, claimed).claim_once() == 0
@@ -87,7 +89,7 @@ def test_an_active_member_claims_and_a_dead_or_replaced_one_claims_nothing(sysdb
     # The current incarnation claims (the fence is not simply closed).
     current = db.execute("SELECT epoch FROM dbos.pgfleet_executors WHERE executor_id = 'm1'").fetchone()[0]
     assert claimer(sysdb, "m1", current, claimed).claim_once() == 3
-    assert {r["workflow_uuid"] for r in claimed} == {"e0", "e1", "e2"}
+    assert {r.workflow_uuid for r in claimed} == {"e0", "e1", "e2"}
     assert statuses(db) == {"PENDING": 3}
 
 
@@ -97,7 +99,7 @@ def test_a_claim_racing_the_declaration_of_death_waits_for_it_and_claims_nothing
     would claim, and the claimed workflows would start on a member the leader already gave up."""
     epoch = add_member(db, "m1")
     enqueue_rows(db, 2)
-    claimed: list[dict] = []
+    claimed: list[AcquiredWorkflow] = []
     result: list[int] = []
     with psycopg.connect(sys_url) as leader:  # a transaction held open: the declaration in flight
         leader.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = 'm1'")
@@ -123,12 +125,16 @@ def test_declaring_members_dead_skips_a_member_row_held_by_its_own_claim(sysdb, 
     db.execute(
         "INSERT INTO dbos.pgfleet_leader (term, executor_id, executor_epoch, expires_at) VALUES (7, 'leader', 1, now() + interval '1 minute')"
     )
-    params = {"term": 7, "leader_id": "leader", "member_timeout_sec": 5}
-    with psycopg.connect(sys_url) as claim:  # a claim transaction in flight holds the row FOR SHARE
-        claim.execute("SELECT 1 FROM dbos.pgfleet_executors WHERE executor_id = 'm1' FOR SHARE")
-        with psycopg.connect(sys_url, autocommit=True, options="-c lock_timeout=5s") as leader:
-            assert SystemDatabase.execute_on(leader, "mark_dead_members", params) == []
-    assert [r["executor_id"] for r in sysdb.execute("mark_dead_members", params)] == ["m1"]
+    # A leader whose statements fail after 5 s: waiting behind the claim's lock would raise.
+    leader = SystemDatabase(sys_url, pool_size=1, timeouts=SessionTimeouts(statement_timeout_sec=5.0))
+    leader.open(run_migrations=False)
+    try:
+        with psycopg.connect(sys_url) as claim:  # a claim transaction in flight holds the row FOR SHARE
+            claim.execute("SELECT 1 FROM dbos.pgfleet_executors WHERE executor_id = 'm1' FOR SHARE")
+            assert leader.takeover.mark_dead_members(7, "leader", member_timeout_sec=5) == []
+    finally:
+        leader.close()
+    assert [m.executor_id for m in sysdb.takeover.mark_dead_members(7, "leader", member_timeout_sec=5)] == ["m1"]
 
 
 # -- takeover moves what can move -------------------------------------------------------------
@@ -152,7 +158,7 @@ def test_movable_work_moves_past_hundreds_of_older_workflows_nobody_can_run(sysd
             rows,
         )
     moved = take_over_member(sysdb, "dead", 1, by_executor_id="live", member_timeout_sec=60)
-    assert sorted(r["workflow_uuid"] for r in moved) == sorted([f"m{i}" for i in range(5)] + [f"q{i}" for i in range(3)])
+    assert sorted(r.workflow_uuid for r in moved) == sorted([f"m{i}" for i in range(5)] + [f"q{i}" for i in range(3)])
     placed = dict(db.execute(
         "SELECT status || '/' || coalesce(executor_id, '-'), count(*) FROM dbos.workflow_status GROUP BY 1"
     ).fetchall())
@@ -167,9 +173,9 @@ def test_a_queued_method_of_an_instance_the_claimer_lacks_is_left_for_one_that_h
     epoch = add_member(db, "m1")
     enqueue_rows(db, 2, prefix="inst", class_name="Shop", config_name="east")
     enqueue_rows(db, 1, prefix="plain")
-    claimed: list[dict] = []
+    claimed: list[AcquiredWorkflow] = []
     assert claimer(sysdb, "m1", epoch, claimed, instances=[("Shop", "west")]).claim_once() == 1
-    assert [r["workflow_uuid"] for r in claimed] == ["plain0"]
+    assert [r.workflow_uuid for r in claimed] == ["plain0"]
     assert statuses(db) == {"ENQUEUED": 2, "PENDING": 1}  # not claimed and stranded here
     assert claimer(sysdb, "m1", epoch, claimed, instances=[("Shop", "east")]).claim_once() == 2
     assert statuses(db) == {"PENDING": 3}

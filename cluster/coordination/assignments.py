@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.logs import get_logger
+from sysdb.workflow_rows import AcquiredWorkflow
 
 from .service import BackgroundService
 
 __all__ = ["AssignmentPoller"]
 
 log = get_logger("pgfleet.cluster")
-
-# NOTIFY payload on the queue channel that names an executor with newly assigned work.
 
 
 class AssignmentPoller(BackgroundService):
@@ -35,7 +33,7 @@ class AssignmentPoller(BackgroundService):
         db: SystemDatabase,
         executor_id: str,
         running_epochs: Callable[[], list[int]],
-        run_assigned: Callable[[list[dict[str, Any]]], None],
+        run_assigned: Callable[[list[AcquiredWorkflow]], None],
         sweep: Callable[[], int] | None = None,
         member_epoch: Callable[[], int | None] = lambda: None,
     ) -> None:
@@ -52,10 +50,7 @@ class AssignmentPoller(BackgroundService):
         self.paused = threading.Event()
 
     def poll_once(self) -> int:
-        rows = self._db.execute(
-            "list_assigned_not_running",
-            {"executor_id": self._executor_id, "running_epochs": self._running_epochs(), "member_epoch": self._member_epoch()},
-        )
+        rows = self._db.assignments.assigned_not_running(self._executor_id, self._running_epochs(), self._member_epoch())
         if rows:
             log.info("picking up assigned workflows", count=len(rows))
             self._run_assigned(rows)

@@ -1,7 +1,7 @@
 """Claiming queue work: the claimer loop, its LISTEN/NOTIFY wake-ups, and throttled notifies.
 
 Every executor runs one :class:`QueueClaimer`. It claims from each queue it serves with
-``SystemDatabase.claim_queued_workflows`` (a per-queue advisory lock around one
+``db.claims.claim`` (a per-queue advisory lock around one
 count-and-claim statement, so limits hold with any number of claimers and nobody errors), then
 hands the claimed rows to a callback that runs them. It wakes when a :class:`QueueListener`
 hears a NOTIFY (an enqueue, or a finished queued workflow that freed a slot) and otherwise polls
@@ -18,19 +18,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.channels import QUEUE_CHANNEL
+from sysdb.claims import ClaimRequest
 from sysdb.listener import NotificationConnection
 from sysdb.logs import get_logger
+from sysdb.workflow_rows import AcquiredWorkflow
 
 from .service import BackgroundService
 
 __all__ = ["QueueSpec", "QueueClaimer", "QueueListener", "ThrottledNotifier"]
 
 log = get_logger("pgfleet.cluster")
-
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class QueueClaimer(BackgroundService):
         application_version: str,
         queues: Callable[[], list[QueueSpec]],
         workflow_names: Callable[[], list[str]],
-        run_claimed: Callable[[list[dict[str, Any]]], None],
+        run_claimed: Callable[[list[AcquiredWorkflow]], None],
         *,
         member_epoch: Callable[[], int | None],
         instances: Callable[[], list[tuple[str, str]]] = lambda: [],
@@ -131,18 +131,14 @@ class QueueClaimer(BackgroundService):
             return 0
         names = self._workflow_names()
         instances = self._instances()
-        waiting = {
-            row["queue_name"]
-            for row in self._db.execute("list_queues_with_work", {"queue_names": [s.name for s in specs]})
-        }
+        waiting = self._db.claims.queues_with_work([s.name for s in specs])
         claimed = 0
         for spec in specs:
             if spec.name not in waiting:
                 continue
             partitions: list[str | None] = [None]
             if spec.partitioned:
-                rows = self._db.execute("list_queue_partitions", {"queue_name": spec.name})
-                partitions = [r["queue_partition_key"] for r in rows]
+                partitions = list(self._db.claims.partitions_with_work(spec.name))
             for partition in partitions:
                 room = self._room()
                 if room <= 0:
@@ -154,23 +150,20 @@ class QueueClaimer(BackgroundService):
     def _claim_and_run(
         self, spec: QueueSpec, partition: str | None, names: list[str], instances: list[tuple[str, str]], room: int
     ) -> int:
-        rows = self._db.claim_queued_workflows(
-            {
-                "queue_name": spec.name,
-                "partition_key": partition,
-                "executor_id": self._executor_id,
-                "member_epoch": self._member_epoch(),
-                "application_version": self._application_version,
-                "workflow_names": names,
-                "instance_classes": [c for c, _ in instances],
-                "instance_configs": [n for _, n in instances],
-                "max_claim": room,
-                "concurrency": spec.concurrency,
-                "worker_concurrency": spec.worker_concurrency,
-                "limiter_limit": spec.rate_limit[0] if spec.rate_limit else None,
-                "limiter_period_ms": int(spec.rate_limit[1] * 1000) if spec.rate_limit else 0,
-                "rate_limited": spec.rate_limit is not None,
-            }
+        rows = self._db.claims.claim(
+            ClaimRequest(
+                queue_name=spec.name,
+                partition_key=partition,
+                executor_id=self._executor_id,
+                member_epoch=self._member_epoch(),
+                application_version=self._application_version,
+                workflow_names=names,
+                instances=instances,
+                max_claim=room,
+                concurrency=spec.concurrency,
+                worker_concurrency=spec.worker_concurrency,
+                rate_limit=spec.rate_limit,
+            )
         )
         if rows:
             self._run_claimed(rows)
@@ -226,7 +219,7 @@ class QueueListener(BackgroundService):
         self._stop.set()
         if self.connected.is_set():
             try:  # wake the blocked wait at once rather than at its next timeout
-                self._db.notify(QUEUE_CHANNEL, "")
+                self._db.claims.wake_every_queue()
             except Exception:  # the database is gone: the wait times out by itself
                 pass
         super().stop()
@@ -309,6 +302,6 @@ class ThrottledNotifier:
 
     def _send(self, queue_name: str) -> None:
         try:
-            self._db.notify(QUEUE_CHANNEL, queue_name)
+            self._db.claims.wake_queue(queue_name)
         except Exception as exc:  # only a hint: the poll backstop still finds the work
             log.warning("queue notify failed", queue=queue_name, error=str(exc))

@@ -13,7 +13,6 @@ still holds the lock.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from sysdb import SystemDatabase
@@ -22,12 +21,9 @@ from sysdb.session import DedicatedSession
 
 from .service import BackgroundService
 
-__all__ = ["LeaderElector", "LEADER_LOCK_KEY"]
+__all__ = ["LeaderElector"]
 
 log = get_logger("pgfleet.cluster")
-
-# The session advisory lock every candidate tries to take (an arbitrary constant).
-LEADER_LOCK_KEY = 0x7067_666C_6C64  # "pgflld"
 
 
 class LeaderElector(BackgroundService):
@@ -41,17 +37,21 @@ class LeaderElector(BackgroundService):
         interval_sec: float,
         lease_ttl_sec: float,
         on_tick: Callable[[int], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) times the trust in the lease; by default the database's
+        ``coordination_clock``, which also gives the lease statements their "now"."""
         super().__init__("pgfleet-leader", interval_sec)
         self.lease_ttl_sec = lease_ttl_sec
         self._executor_id = executor_id
         self._executor_epoch = executor_epoch
         self._on_tick = on_tick
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # A partitioned leader's session (and so its lock) must die within the lease TTL, not
         # hours later when TCP gives up.
         self._session = DedicatedSession(db, purpose=f"leader-{executor_id}", dead_link_timeout_sec=max(1.0, lease_ttl_sec / 2))
+        # The lock is a session lock: every leadership statement runs on that session.
+        self._leadership = db.leadership.on(self._session)
         self.term: int | None = None
         self._trusted_until = 0.0
         self._has_lock = False
@@ -83,13 +83,13 @@ class LeaderElector(BackgroundService):
         if term is not None:
             log.info("leader stepping down", term=term, reason=reason)
             try:
-                self._session.execute("release_leader_lease", {"term": term, "executor_id": self._executor_id})
+                self._leadership.release(term, self._executor_id)
             except Exception:
                 pass
         if self._has_lock:
             self._has_lock = False
             try:
-                self._session.execute("release_leader_lock", {"lock_key": LEADER_LOCK_KEY})
+                self._leadership.release_lock()
             except Exception:
                 self._session.close()  # closing the session releases the lock too
 
@@ -121,36 +121,31 @@ class LeaderElector(BackgroundService):
         if epoch is None or self._clock() < self._quiet_until:
             return
         if not self._has_lock:
-            lease = self._session.execute("get_leader")
-            if lease and lease[0]["valid"] and lease[0]["executor_id"] != self._executor_id:
+            lease = self._leadership.current()
+            if lease is not None and lease.valid and lease.executor_id != self._executor_id:
                 # Someone leads: look again when their lease could have run out (one cheap
                 # read per lease period instead of two statements every tick).
-                self._quiet_until = self._clock() + lease[0]["remaining_sec"]
+                self._quiet_until = self._clock() + lease.remaining_sec
                 return
-            rows = self._session.execute("try_leader_lock", {"lock_key": LEADER_LOCK_KEY})
-            self._has_lock = bool(rows and rows[0]["locked"])
+            self._has_lock = self._leadership.try_lock()
             if not self._has_lock:
                 # Someone holds the lock. If their lease expired, their session is a zombie
                 # (a partitioned host): end it so the lock can move.
-                self._session.execute("terminate_stale_leader", {"lock_key": LEADER_LOCK_KEY})
+                self._leadership.end_stale_holder()
                 return
         attempt_started = self._clock()
-        rows = self._session.execute(
-            "acquire_leader_lease",
-            {"executor_id": self._executor_id, "executor_epoch": epoch, "ttl_sec": self.lease_ttl_sec},
-        )
-        if rows:  # else the previous lease has not expired yet: keep the lock, try next tick
-            self.term = rows[0]["term"]
+        term = self._leadership.acquire(self._executor_id, epoch, self.lease_ttl_sec)
+        if term is not None:  # else the previous lease has not expired yet: keep the lock, try next tick
+            self.term = term
             self._trusted_until = attempt_started + self.lease_ttl_sec - self.interval_sec
             log.info("elected leader", term=self.term, executor_id=self._executor_id)
 
     def _renew(self) -> None:
+        term = self.term
+        if term is None:
+            return
         attempt_started = self._clock()
-        rows = self._session.execute(
-            "renew_leader_lease",
-            {"term": self.term, "executor_id": self._executor_id, "ttl_sec": self.lease_ttl_sec},
-        )
-        if not rows:
+        if not self._leadership.renew(term, self._executor_id, self.lease_ttl_sec):
             self.step_down("lease renewal refused")
             return
         self._trusted_until = attempt_started + self.lease_ttl_sec - self.interval_sec

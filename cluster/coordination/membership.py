@@ -17,17 +17,16 @@ a member paused between two steps starts no body once it may have been declared 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.logs import get_logger
+from sysdb.members import MemberStatus, Registration
 from sysdb.session import DedicatedSession
 
 from .service import BackgroundService
@@ -90,50 +89,44 @@ class Membership:
         """Register (again) with a new epoch. Raises :class:`ExecutorIdInUseError` when a live
         process elsewhere holds this executor id."""
         info = self.info
-        current = self._db.execute(
-            "get_executor", {"executor_id": info.executor_id, "member_timeout_sec": self.member_timeout_sec}
-        )
+        members = self._db.members
+        current = members.get(info.executor_id, member_timeout_sec=self.member_timeout_sec)
+        # On this host we can tell a dead process from a live one: a restarted program
+        # replaces its own killed predecessor at once instead of waiting out the timeout.
         replace_epoch = None
-        if current:
-            row = current[0]
-            # On this host we can tell a dead process from a live one: a restarted program
-            # replaces its own killed predecessor at once instead of waiting out the timeout.
-            if row["host"] == info.host and (row["pid"] == info.pid or not _pid_alive(row["pid"])):
-                replace_epoch = row["epoch"]
-        rows = self._db.execute(
-            "register_executor",
-            {
-                "executor_id": info.executor_id,
-                "epoch": self._db.execute("draw_member_epoch")[0]["epoch"],
-                "host": info.host,
-                "pid": info.pid,
-                "supervisor_id": info.supervisor_id,
-                "application_name": info.application_name,
-                "application_version": info.application_version,
-                "queues": list(info.queues) if info.queues is not None else None,
+        if current is not None and current.host == info.host and (current.pid == info.pid or not _pid_alive(current.pid)):
+            replace_epoch = current.epoch
+        epoch = members.register(
+            Registration(
+                executor_id=info.executor_id,
+                epoch=members.draw_epoch(),
+                host=info.host,
+                pid=info.pid,
+                supervisor_id=info.supervisor_id,
+                application_name=info.application_name,
+                application_version=info.application_version,
+                queues=info.queues,
                 # The limits of the queues it declares, so `pgfleet status` can show them.
-                "queue_limits": json.dumps(self._queue_limits()) if self._queue_limits else None,
-                "workflow_names": self._workflow_names(),
-                "member_timeout_sec": self.member_timeout_sec,
-                "replace_epoch": replace_epoch,
-            },
-        )
-        if not rows:
-            row = current[0] if current else {}
-            raise ExecutorIdInUseError(
-                f"executor id {info.executor_id!r} is in use by a live process (pid {row.get('pid')} on host "
-                f"{row.get('host')!r}); give this process its own executor_id"
+                queue_limits=self._queue_limits() if self._queue_limits else None,
+                workflow_names=self._workflow_names(),
+                member_timeout_sec=self.member_timeout_sec,
+                replace_epoch=replace_epoch,
             )
-        self.epoch = rows[0]["epoch"]
+        )
+        if epoch is None:
+            raise ExecutorIdInUseError(
+                f"executor id {info.executor_id!r} is in use by a live process (pid {current.pid if current else None} on host "
+                f"{current.host if current else None!r}); give this process its own executor_id"
+            )
+        self.epoch = epoch
         log.info("executor registered", executor_id=info.executor_id, epoch=self.epoch)
-        return self.epoch
+        return epoch
 
-    def set_status(self, status: str) -> bool:
+    def set_status(self, status: MemberStatus) -> bool:
         """Announce ``leaving`` (draining) or ``dead`` (handing work over now)."""
         if self.epoch is None:
             return False
-        rows = self._db.execute("set_executor_status", {"executor_id": self.executor_id, "epoch": self.epoch, "status": status})
-        return bool(rows)
+        return self._db.members.set_status(self.executor_id, self.epoch, status)
 
 
 class Heartbeat(BackgroundService):
@@ -146,8 +139,10 @@ class Heartbeat(BackgroundService):
         interval_sec: float,
         on_lost: Callable[[str], None],
         on_rejoined: Callable[[int], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) times the lease; by default the database's
+        ``coordination_clock``, which also gives the liveness statements their "now"."""
         super().__init__("pgfleet-heartbeat", interval_sec)
         self.MAX_BACKOFF_SEC = interval_sec  # a failed pass must not delay the next beat
         self._membership = membership
@@ -157,12 +152,13 @@ class Heartbeat(BackgroundService):
         self._session = DedicatedSession(
             db, purpose=f"heartbeat-{membership.executor_id}", dead_link_timeout_sec=membership.member_timeout_sec / 3
         )
+        self._members = db.members.on(self._session)
         self._on_lost = on_lost
         self._on_rejoined = on_rejoined
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # When the last acknowledged heartbeat (or the registration) was sent, on our monotonic
         # clock: the lease and the silence watchdog both count from the send, never the reply.
-        self._last_ok = clock()
+        self._last_ok = self._clock()
         self.lost = False
         self._lose_lock = threading.Lock()
         # Set once this member has handed its work over (it is leaving for good): it must never
@@ -220,13 +216,8 @@ class Heartbeat(BackgroundService):
         sent_at = self._clock()
         try:
             sent = self._db_clock.monotonic()
-            rows = self._session.execute(
-                "heartbeat_executor",
-                {
-                    "executor_id": self._membership.executor_id,
-                    "epoch": self._membership.epoch,
-                    "workflow_names": self._membership._workflow_names(),
-                },
+            beat = self._members.heartbeat(
+                self._membership.executor_id, self._membership.epoch, self._membership._workflow_names()
             )
         except Exception as exc:
             log.warning("heartbeat failed", error=str(exc), silent_for=round(self._clock() - self._last_ok, 2))
@@ -234,12 +225,12 @@ class Heartbeat(BackgroundService):
             return False
         if self.lost:  # the watchdog gave up on us while this statement was in flight
             return False
-        if not rows:
+        if beat is None:
             self._lose("declared dead by the cluster")
             return False
         self._last_ok = max(self._last_ok, sent_at)
         # Each heartbeat also measures the database clock, which local deadline checks use.
-        self._db_clock.observe(rows[0]["db_now_ms"], sent, self._db_clock.monotonic())
+        self._db_clock.observe(beat.db_now_ms, sent, self._db_clock.monotonic())
         return True
 
     def check_silence(self) -> None:

@@ -5,10 +5,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from sysdb import SystemDatabase
+from sysdb.claims import QueueCounts
+from sysdb.fleet import FleetMember, SupervisorRow
+from sysdb.leadership import Lease
+from sysdb.takeover import TakeoverRecord
 
 __all__ = ["FleetStatus", "fleet_status"]
 
@@ -17,34 +21,33 @@ __all__ = ["FleetStatus", "fleet_status"]
 class FleetStatus:
     """A snapshot of the cluster, read from the system database."""
 
-    members: list[dict[str, Any]] = field(default_factory=list)
-    leader: dict[str, Any] | None = None
-    queues: list[dict[str, Any]] = field(default_factory=list)
-    recent_takeovers: list[dict[str, Any]] = field(default_factory=list)
-    supervisors: list[dict[str, Any]] = field(default_factory=list)
+    members: list[FleetMember] = field(default_factory=list)
+    leader: Lease | None = None
+    queues: list[QueueCounts] = field(default_factory=list)
+    recent_takeovers: list[TakeoverRecord] = field(default_factory=list)
+    supervisors: list[SupervisorRow] = field(default_factory=list)
 
     @property
     def leader_term(self) -> int | None:
-        return self.leader["term"] if self.leader and self.leader["valid"] else None
+        return self.leader.term if self.leader and self.leader.valid else None
 
-    def member(self, executor_id: str) -> dict[str, Any] | None:
-        return next((m for m in self.members if m["executor_id"] == executor_id), None)
+    def member(self, executor_id: str) -> FleetMember | None:
+        return next((m for m in self.members if m.executor_id == executor_id), None)
 
 
 def fleet_status(db: SystemDatabase, *, takeovers: int = 20) -> FleetStatus:
     """Read the fleet's state (five short queries)."""
-    leader_rows = db.execute("get_leader")
-    leader = leader_rows[0] if leader_rows else None
-    members = db.execute("fleet_members")
-    for member in members:
-        member["is_leader"] = bool(
-            leader and leader["valid"] and leader["executor_id"] == member["executor_id"]
-            and leader["executor_epoch"] == member["epoch"]
-        )
+    leader = db.leadership.current()
+    members = [
+        dataclasses.replace(member, is_leader=bool(
+            leader and leader.valid and leader.executor_id == member.executor_id and leader.executor_epoch == member.epoch
+        ))
+        for member in db.fleet.members()
+    ]
     return FleetStatus(
         members=members,
         leader=leader,
-        queues=db.execute("fleet_queue_counts"),
-        recent_takeovers=db.execute("recent_takeovers", {"limit": takeovers}),
-        supervisors=db.execute("list_supervisors"),
+        queues=db.claims.counts(),
+        recent_takeovers=db.takeover.recent(takeovers),
+        supervisors=db.fleet.supervisors(),
     )

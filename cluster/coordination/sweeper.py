@@ -14,16 +14,15 @@ on the leader's lease and term.
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from sysdb import SystemDatabase, now_ms
-from sysdb.channels import ASSIGNMENT_PAYLOAD_PREFIX, QUEUE_CHANNEL
+from sysdb import SystemDatabase
+from sysdb.leadership import LeaderAction
 from sysdb.logs import get_logger
+from sysdb.takeover import MemberIncarnation, MovedWorkflow
 
-__all__ = ["take_over_member", "announce_moved", "LeaderDuties", "TAKEOVER_BATCH_SIZE"]
+__all__ = ["take_over_member", "announce_moved", "WorkMoved", "LeaderDuties", "TAKEOVER_BATCH_SIZE"]
 
 log = get_logger("pgfleet.cluster")
 
@@ -37,6 +36,25 @@ TAKEOVER_BATCH_SIZE = 200
 HOUSEKEEPING_INTERVAL_SEC = 5.0
 
 
+@dataclass(frozen=True)
+class WorkMoved:
+    """Where work went, and so whom to wake: queues that got work (back), members that were
+    given workflows, and how many workflows a takeover moved."""
+
+    queues: frozenset[str] = frozenset()
+    assignees: frozenset[str] = frozenset()
+    taken_over: int = 0
+
+    @staticmethod
+    def by_takeover(moved: Iterable[MovedWorkflow]) -> WorkMoved:
+        rows = list(moved)
+        return WorkMoved(
+            queues=frozenset(r.queue_name for r in rows if r.queue_name),
+            assignees=frozenset(r.to_executor_id for r in rows if r.to_executor_id),
+            taken_over=len(rows),
+        )
+
+
 def take_over_member(
     db: SystemDatabase,
     dead_executor_id: str,
@@ -45,21 +63,13 @@ def take_over_member(
     by_executor_id: str,
     member_timeout_sec: float,
     term: int | None = None,
-) -> list[dict[str, Any]]:
+) -> list[MovedWorkflow]:
     """Move every PENDING workflow of a dead/leaving member; returns the moved rows."""
-    moved: list[dict[str, Any]] = []
+    dead = MemberIncarnation(dead_executor_id, dead_epoch)
+    moved: list[MovedWorkflow] = []
     while True:
-        batch = db.execute(
-            "take_over_member_workflows",
-            {
-                "dead_executor_id": dead_executor_id,
-                "dead_epoch": dead_epoch,
-                "by_executor_id": by_executor_id,
-                "term": term,
-                "member_timeout_sec": member_timeout_sec,
-                "batch_size": TAKEOVER_BATCH_SIZE,
-                "now_ms": now_ms(),
-            },
+        batch = db.takeover.move_member_workflows(
+            dead, by_executor_id=by_executor_id, member_timeout_sec=member_timeout_sec, term=term, batch_size=TAKEOVER_BATCH_SIZE
         )
         moved.extend(batch)
         if len(batch) < TAKEOVER_BATCH_SIZE:
@@ -70,18 +80,18 @@ def take_over_member(
             dead_executor_id=dead_executor_id,
             dead_epoch=dead_epoch,
             count=len(moved),
-            requeued=sum(1 for r in moved if r["queue_name"] is not None),
+            requeued=sum(1 for r in moved if r.queue_name is not None),
         )
     return moved
 
 
-def announce_moved(db: SystemDatabase, moved: list[dict[str, Any]]) -> None:
+def announce_moved(db: SystemDatabase, moved: WorkMoved) -> None:
     """Wake the claimers of the queues that got work back and the members that were assigned
     some (for a sweeper that runs no claimer of its own, such as the supervisor)."""
-    for queue_name in {r["queue_name"] for r in moved if r.get("queue_name")}:
-        db.notify(QUEUE_CHANNEL, queue_name)
-    for executor_id in {r["to_executor_id"] for r in moved if r.get("to_executor_id")}:
-        db.notify(QUEUE_CHANNEL, ASSIGNMENT_PAYLOAD_PREFIX + executor_id)
+    for queue_name in moved.queues:
+        db.claims.wake_queue(queue_name)
+    for executor_id in moved.assignees:
+        db.claims.wake_member(executor_id)
 
 
 class LeaderDuties:
@@ -92,13 +102,15 @@ class LeaderDuties:
         db: SystemDatabase,
         executor_id: str,
         member_timeout_sec: float,
-        on_moved: Callable[[list[dict[str, Any]]], None],
+        on_moved: Callable[[WorkMoved], None],
         extra_duties: list[Callable[[int], None]] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) paces the housekeeping; by default the database's
+        ``coordination_clock``."""
         self._db = db
         self._extra_duties = list(extra_duties or [])
-        self._clock = clock
+        self._clock = clock if clock is not None else db.coordination_clock.monotonic
         self._next_housekeeping = 0.0
         self._executor_id = executor_id
         self._member_timeout_sec = member_timeout_sec
@@ -114,47 +126,42 @@ class LeaderDuties:
         for duty in self._extra_duties:  # e.g. the runtime's scheduled-workflow ticks
             duty(term)
 
-    def _log(self, term: int, action: str, detail: dict[str, Any]) -> None:
-        self._db.execute(
-            "log_leader_action",
-            {"term": term, "executor_id": self._executor_id, "action": action, "detail": json.dumps(detail)},
-        )
-
     def declare_dead_members(self, term: int) -> int:
         """Mark members silent for the member timeout dead; returns how many."""
-        rows = self._db.execute(
-            "mark_dead_members",
-            {"term": term, "leader_id": self._executor_id, "member_timeout_sec": self._member_timeout_sec},
-        )
-        for row in rows:
-            log.warning("member declared dead", dead_executor_id=row["executor_id"], epoch=row["epoch"])
-            self._log(term, "declare_dead", {"executor_id": row["executor_id"], "epoch": row["epoch"]})
-        return len(rows)
+        dead = self._db.takeover.mark_dead_members(term, self._executor_id, self._member_timeout_sec)
+        for member in dead:
+            log.warning("member declared dead", dead_executor_id=member.executor_id, epoch=member.epoch)
+            self._db.leadership.log_action(
+                term, self._executor_id, LeaderAction.DECLARE_DEAD, {"executor_id": member.executor_id, "epoch": member.epoch}
+            )
+        return len(dead)
 
     def take_over_dead_members(self, term: int) -> int:
         """Move the PENDING workflows of every dead member that still has some."""
         total = 0
-        for member in self._db.execute("list_dead_members_with_work"):
+        for member in self._db.takeover.dead_members_with_work():
             moved = take_over_member(
                 self._db,
-                member["executor_id"],
-                member["epoch"],
+                member.executor_id,
+                member.epoch,
                 by_executor_id=self._executor_id,
                 member_timeout_sec=self._member_timeout_sec,
                 term=term,
             )
             if moved:
                 total += len(moved)
-                self._log(term, "takeover", {"executor_id": member["executor_id"], "epoch": member["epoch"], "workflows": len(moved)})
-                self._on_moved(moved)
+                self._db.leadership.log_action(
+                    term, self._executor_id, LeaderAction.TAKEOVER, {"executor_id": member.executor_id, "epoch": member.epoch, "workflows": len(moved)}
+                )
+                self._on_moved(WorkMoved.by_takeover(moved))
         return total
 
     def promote_delayed(self, term: int) -> None:
-        rows = self._db.execute("promote_delayed_workflows", {"term": term, "leader_id": self._executor_id})
-        if rows:
-            self._on_moved([{"queue_name": r["queue_name"], "to_executor_id": None} for r in rows])
+        queues = self._db.claims.promote_delayed(term, self._executor_id)
+        if queues:
+            self._on_moved(WorkMoved(queues=frozenset(q for q in queues if q)))
 
     def cancel_past_deadline(self, term: int) -> None:
-        rows = self._db.execute("cancel_past_deadline", {"term": term, "leader_id": self._executor_id})
-        if rows:
-            self._log(term, "cancel_past_deadline", {"workflows": [r["workflow_uuid"] for r in rows]})
+        cancelled = self._db.takeover.cancel_past_deadline(term, self._executor_id)
+        if cancelled:
+            self._db.leadership.log_action(term, self._executor_id, LeaderAction.CANCEL_PAST_DEADLINE, {"workflows": cancelled})

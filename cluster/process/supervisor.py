@@ -20,7 +20,6 @@ Every lifecycle event is a structured log line; slot states are written to
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import selectors
 import signal
@@ -34,8 +33,9 @@ from typing import Any
 import multiprocess
 
 from cluster.coordination.service import exponential_backoff
-from cluster.coordination.sweeper import announce_moved, take_over_member
+from cluster.coordination.sweeper import WorkMoved, announce_moved, take_over_member
 from sysdb import SystemDatabase, resolve_system_database_url
+from sysdb.fleet import SlotReport, SupervisorReport
 from sysdb.logs import get_logger
 
 from .worker import WorkerSpec, run_worker
@@ -85,7 +85,7 @@ class Slot:
     state: str = "starting"
     last_exit: str | None = None
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> SlotReport:
         return {
             "slot": self.index,
             "executor_id": self.executor_id,
@@ -217,18 +217,17 @@ class Supervisor:
         if self._db is None:
             return
         try:
-            rows = self._db.execute("get_executor", {"executor_id": slot.executor_id, "member_timeout_sec": 0})
-            if not rows or rows[0]["pid"] != pid or rows[0]["status"] == "dead":
+            member = self._db.members.get(slot.executor_id, member_timeout_sec=0)
+            if member is None or member.pid != pid or member.status == "dead":
                 log.info("nothing to fence: the worker never registered or already left", executor_id=slot.executor_id,
-                         registered_pid=rows[0]["pid"] if rows else None, status=rows[0]["status"] if rows else None)
+                         registered_pid=member.pid if member else None, status=member.status if member else None)
                 return
-            epoch = rows[0]["epoch"]
-            self._db.execute("set_executor_status", {"executor_id": slot.executor_id, "epoch": epoch, "status": "dead"})
-            moved = take_over_member(self._db, slot.executor_id, epoch, by_executor_id=self.supervisor_id,
+            self._db.members.set_status(slot.executor_id, member.epoch, "dead")
+            moved = take_over_member(self._db, slot.executor_id, member.epoch, by_executor_id=self.supervisor_id,
                                      member_timeout_sec=float(self.options.worker_config.get("member_timeout_sec", 5.0)))
             if moved:
                 log.info("took over a dead worker's workflows", executor_id=slot.executor_id, count=len(moved))
-                announce_moved(self._db, moved)
+                announce_moved(self._db, WorkMoved.by_takeover(moved))
         except Exception as exc:  # the leader's sweep takes over later if we cannot now
             log.warning("could not fence a dead worker", executor_id=slot.executor_id, error=str(exc))
 
@@ -238,11 +237,10 @@ class Supervisor:
         if self._db is None:
             return
         try:
-            self._db.execute("upsert_supervisor", {
-                "supervisor_id": self.supervisor_id, "name": self.name, "host": self.host,
-                "pid": os.getpid(), "app": self.options.app, "workers": self.options.workers,
-                "state": state, "slots": json.dumps([s.report() for s in self.slots]),
-            })
+            self._db.fleet.report_supervisor(SupervisorReport(
+                supervisor_id=self.supervisor_id, name=self.name, host=self.host, pid=os.getpid(), app=self.options.app,
+                workers=self.options.workers, state=state, slots=[s.report() for s in self.slots],
+            ))
         except Exception as exc:
             log.warning("could not report supervisor state", error=str(exc))
 

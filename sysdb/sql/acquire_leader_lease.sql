@@ -5,7 +5,7 @@ INSERT INTO dbos.pgfleet_leader AS l (
     singleton, term, executor_id, executor_epoch, backend_pid, acquired_at, expires_at
 ) VALUES (
     TRUE, nextval('dbos.pgfleet_leader_term_seq'), %(executor_id)s, %(executor_epoch)s,
-    pg_backend_pid(), now(), now() + make_interval(secs => %(ttl_sec)s)
+    pg_backend_pid(), coalesce(%(now)s::timestamptz, now()), coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(ttl_sec)s)
 )
 ON CONFLICT (singleton) DO UPDATE
 SET term = EXCLUDED.term,
@@ -14,5 +14,5 @@ SET term = EXCLUDED.term,
     backend_pid = EXCLUDED.backend_pid,
     acquired_at = EXCLUDED.acquired_at,
     expires_at = EXCLUDED.expires_at
-WHERE l.expires_at < now()
+WHERE l.expires_at < coalesce(%(now)s::timestamptz, now())
 RETURNING term

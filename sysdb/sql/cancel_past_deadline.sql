@@ -9,6 +9,6 @@ WHERE workflow_deadline_epoch_ms IS NOT NULL
   AND workflow_deadline_epoch_ms < (extract(epoch FROM statement_timestamp()) * 1000)::bigint
   AND EXISTS (
       SELECT 1 FROM dbos.pgfleet_leader
-      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > now()
+      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
   )
 RETURNING workflow_uuid

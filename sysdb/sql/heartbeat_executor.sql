@@ -2,7 +2,7 @@
 -- replaced), and must stop executing at once. db_now_ms keeps the member's estimate of the
 -- database clock fresh (sysdb/clock.py).
 UPDATE dbos.pgfleet_executors
-SET last_heartbeat = now(),
+SET last_heartbeat = coalesce(%(now)s::timestamptz, now()),
     workflow_names = %(workflow_names)s
 WHERE executor_id = %(executor_id)s
   AND epoch = %(epoch)s

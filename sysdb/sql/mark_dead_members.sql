@@ -8,12 +8,12 @@ FROM (
     SELECT executor_id
     FROM dbos.pgfleet_executors
     WHERE status IN ('active', 'leaving')
-      AND last_heartbeat < now() - make_interval(secs => %(member_timeout_sec)s)
+      AND last_heartbeat < coalesce(%(now)s::timestamptz, now()) - make_interval(secs => %(member_timeout_sec)s)
     FOR NO KEY UPDATE SKIP LOCKED
 ) AS silent
 WHERE e.executor_id = silent.executor_id
   AND EXISTS (
       SELECT 1 FROM dbos.pgfleet_leader
-      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > now()
+      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
   )
 RETURNING e.executor_id, e.epoch

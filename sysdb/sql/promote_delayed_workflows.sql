@@ -7,6 +7,6 @@ WHERE status = 'DELAYED'
   AND delay_until_epoch_ms <= (extract(epoch FROM statement_timestamp()) * 1000)::bigint
   AND EXISTS (
       SELECT 1 FROM dbos.pgfleet_leader
-      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > now()
+      WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
   )
 RETURNING workflow_uuid, queue_name

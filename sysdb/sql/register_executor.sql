@@ -9,7 +9,7 @@ INSERT INTO dbos.pgfleet_executors AS e (
     queues, queue_limits, workflow_names, started_at, last_heartbeat, status
 ) VALUES (
     %(executor_id)s, %(epoch)s, %(host)s, %(pid)s, %(supervisor_id)s,
-    %(application_name)s, %(application_version)s, %(queues)s, %(queue_limits)s, %(workflow_names)s, now(), now(), 'active'
+    %(application_name)s, %(application_version)s, %(queues)s, %(queue_limits)s, %(workflow_names)s, coalesce(%(now)s::timestamptz, now()), coalesce(%(now)s::timestamptz, now()), 'active'
 )
 ON CONFLICT (executor_id) DO UPDATE
 SET epoch = EXCLUDED.epoch,
@@ -21,11 +21,11 @@ SET epoch = EXCLUDED.epoch,
     queues = EXCLUDED.queues,
     queue_limits = EXCLUDED.queue_limits,
     workflow_names = EXCLUDED.workflow_names,
-    started_at = now(),
-    last_heartbeat = now(),
+    started_at = coalesce(%(now)s::timestamptz, now()),
+    last_heartbeat = coalesce(%(now)s::timestamptz, now()),
     status = 'active'
 WHERE e.status <> 'active'
-   OR e.last_heartbeat < now() - make_interval(secs => %(member_timeout_sec)s)
+   OR e.last_heartbeat < coalesce(%(now)s::timestamptz, now()) - make_interval(secs => %(member_timeout_sec)s)
    OR e.epoch = %(replace_epoch)s
    OR e.epoch = EXCLUDED.epoch
 RETURNING epoch

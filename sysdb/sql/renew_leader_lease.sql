@@ -1,7 +1,7 @@
 -- Extend the lease: only the holder, only in its term, only while it has not expired.
 UPDATE dbos.pgfleet_leader
-SET expires_at = now() + make_interval(secs => %(ttl_sec)s)
+SET expires_at = coalesce(%(now)s::timestamptz, now()) + make_interval(secs => %(ttl_sec)s)
 WHERE term = %(term)s
   AND executor_id = %(executor_id)s
-  AND expires_at > now()
+  AND expires_at > coalesce(%(now)s::timestamptz, now())
 RETURNING term

@@ -14,7 +14,7 @@ WITH member AS (
       AND status IN ('dead', 'leaving')
       AND (%(term)s::bigint IS NULL OR EXISTS (
           SELECT 1 FROM dbos.pgfleet_leader
-          WHERE term = %(term)s AND executor_id = %(by_executor_id)s AND expires_at > now()
+          WHERE term = %(term)s AND executor_id = %(by_executor_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
       ))
     FOR SHARE
 ),
@@ -22,7 +22,7 @@ live AS (
     SELECT executor_id, workflow_names
     FROM dbos.pgfleet_executors
     WHERE status = 'active'
-      AND last_heartbeat > now() - make_interval(secs => %(member_timeout_sec)s)
+      AND last_heartbeat > coalesce(%(now)s::timestamptz, now()) - make_interval(secs => %(member_timeout_sec)s)
       AND executor_id <> %(dead_executor_id)s
 ),
 victims AS (

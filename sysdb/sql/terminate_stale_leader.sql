@@ -3,7 +3,7 @@
 -- holds that advisory lock is ended, never one that reused the pid.
 SELECT pg_terminate_backend(l.backend_pid) AS terminated
 FROM dbos.pgfleet_leader l
-WHERE l.expires_at < now()
+WHERE l.expires_at < coalesce(%(now)s::timestamptz, now())
   AND l.backend_pid IS NOT NULL
   AND l.backend_pid <> pg_backend_pid()
   AND EXISTS (

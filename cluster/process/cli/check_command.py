@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sysdb import LATEST_VERSION, Row, SystemDatabase, describe_url
-from sysdb.database import DictConnection
+from sysdb import LATEST_VERSION, SystemDatabase, describe_url
 from sysdb.embedded import DEFAULT_BASE_DIR, EmbeddedPostgres
-from sysdb.statements import statement
 from sysdb.urls import DEFAULT_DATABASE_NAME
 
 from ..settings import SettingsError, load_settings
@@ -33,14 +30,8 @@ def _masked(worker_config: Mapping[str, Any]) -> dict[str, Any]:
 def _probe(url: str, timeout: float) -> dict[str, Any]:
     """Connect once, ``SELECT 1``, and read the schema version; never migrates."""
     db = SystemDatabase(url, pool_size=1, application_name="pgfleet-check", connect_timeout_sec=max(2, int(timeout)))
-    started = time.monotonic()
     try:
-        with db.connect() as conn:
-            conn.execute(statement("ping")).fetchone()
-            latency_ms = round((time.monotonic() - started) * 1000, 1)
-            present = _one_row(conn, "schema_migrations_present")["present"]
-            version = _one_row(conn, "schema_version")["version"] if present else 0
-            server_version = conn.info.server_version
+        probe = db.probe.schema()
     except psycopg.OperationalError as exc:
         missing = _database_missing(url, timeout)
         if missing:
@@ -49,19 +40,11 @@ def _probe(url: str, timeout: float) -> dict[str, Any]:
     return {
         "reachable": True,
         "database_exists": True,
-        "latency_ms": latency_ms,
-        "server_version": server_version,
-        "schema_version": int(version),
+        "latency_ms": probe.latency_ms,
+        "server_version": probe.server_version,
+        "schema_version": probe.schema_version,
         "latest_schema_version": LATEST_VERSION,
     }
-
-
-def _one_row(conn: DictConnection, name: str, params: Mapping[str, Any] | None = None) -> Row:
-    """The row of a probe statement (each selects exactly one)."""
-    row = conn.execute(statement(name), params).fetchone()
-    if row is None:
-        raise RuntimeError(f"sysdb/sql/{name}.sql returned no row")
-    return row
 
 
 def _database_missing(url: str, timeout: float) -> bool:
@@ -71,10 +54,12 @@ def _database_missing(url: str, timeout: float) -> bool:
         return False
     admin = SystemDatabase(make_conninfo(url, dbname="postgres"), pool_size=1, connect_timeout_sec=max(2, int(timeout)))
     try:
-        with admin.connect() as conn:
-            return not _one_row(conn, "database_exists", {"dbname": dbname})["present"]
+        return not admin.probe.has_database(str(dbname))
     except psycopg.Error:
         return False
+
+
+_SETTING_KEYS = ("app", "workers", "name", "queues", "grace", "metrics_port", "boot_deadline")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -90,18 +75,34 @@ def _check(args: argparse.Namespace) -> int:
     result["config"] = {
         "ok": True,
         "file": settings["config_file"],
-        "settings": {k: settings[k] for k in ("app", "workers", "name", "queues", "grace", "metrics_port", "boot_deadline")},
+        "settings": {k: settings[k] for k in _SETTING_KEYS},
         "worker_config": _masked(worker_config),
         "sources": settings["sources"],
     }
+    lines = _settings_lines(settings)
+    database, line, exit_code = _check_database(settings, float(args.timeout))
+    lines.append(line)
+    result["database"] = database
+    result["ok"] = exit_code == EXIT_OK
+    _emit(args, result, "\n".join(lines))
+    return exit_code
+
+
+def _settings_lines(settings: Mapping[str, Any]) -> list[str]:
+    """The settings as `pgfleet check` prints them, each with where it came from."""
     lines = [f"config: ok ({settings['config_file'] or 'no config file'})"]
-    for key in ("app", "workers", "name", "queues", "grace", "metrics_port", "boot_deadline"):
+    for key in _SETTING_KEYS:
         value = settings[key]
         shown = "all declared" if key == "queues" and value is None else ",".join(value) if key == "queues" else value
         lines.append(f"  {key:<22}{_cell(shown):<30}  ({settings['sources'].get(key, 'default')})")
-    for key, value in _masked(worker_config).items():
+    for key, value in _masked(settings["worker_config"]).items():
         lines.append(f"  {key:<22}{_cell(value):<30}  ({settings['sources'].get(key, '?')})")
+    return lines
 
+
+def _check_database(settings: Mapping[str, Any], timeout: float) -> tuple[dict[str, Any], str, int]:
+    """Where the system database is and what one probe of it found: (report, line, exit code)."""
+    worker_config = settings["worker_config"]
     url = worker_config.get("system_database_url")
     database: dict[str, Any]
     if url:
@@ -113,35 +114,31 @@ def _check(args: argparse.Namespace) -> int:
         if running:
             url = server.url(DEFAULT_DATABASE_NAME)
             database["url"] = describe_url(url)
-    exit_code = EXIT_OK
-    if url:
-        database.update(_probe(url, float(args.timeout)))
-        where = database["url"] + (" (the embedded server)" if database["embedded"] else f" (from {database['source']})")
-        if not database["reachable"]:
-            lines.append(f"database: UNREACHABLE: {where}: {database['error']}")
-            exit_code = EXIT_FAILED
-        elif not database["database_exists"]:
-            lines.append(f"database: ok: {where}; the database does not exist yet (the first worker or `pgfleet migrate` creates it)")
-        elif database["schema_version"] > LATEST_VERSION:
-            database["error"] = (
-                f"the schema is at version {database['schema_version']}, newer than this pgfleet knows "
-                f"({LATEST_VERSION}): upgrade pgfleet"
-            )
-            lines.append(f"database: TOO NEW: {where}: {database['error']}")
-            exit_code = EXIT_FAILED
-        else:
-            version = database["schema_version"]
-            schema = (
-                f"schema version {version} (up to date)" if version == LATEST_VERSION
-                else f"schema version {version} of {LATEST_VERSION} (workers migrate it at launch, or run `pgfleet migrate`)"
-            )
-            lines.append(f"database: ok: {where}, {database['latency_ms']} ms, {schema}")
-    else:
-        lines.append(
+    if not url:
+        return database, (
             f"database: no URL configured: the embedded server in {database['data_dir']} would be used; "
             "it is not running (workers start it at launch, or run `pgfleet db start`)"
+        ), EXIT_OK
+    database.update(_probe(url, timeout))
+    line, exit_code = _probe_line(database)
+    return database, line, exit_code
+
+
+def _probe_line(database: dict[str, Any]) -> tuple[str, int]:
+    """The line that says what the probe found (adding the error of a too-new schema)."""
+    where = database["url"] + (" (the embedded server)" if database["embedded"] else f" (from {database['source']})")
+    if not database["reachable"]:
+        return f"database: UNREACHABLE: {where}: {database['error']}", EXIT_FAILED
+    if not database["database_exists"]:
+        return f"database: ok: {where}; the database does not exist yet (the first worker or `pgfleet migrate` creates it)", EXIT_OK
+    version = database["schema_version"]
+    if version > LATEST_VERSION:
+        database["error"] = (
+            f"the schema is at version {version}, newer than this pgfleet knows ({LATEST_VERSION}): upgrade pgfleet"
         )
-    result["database"] = database
-    result["ok"] = exit_code == EXIT_OK
-    _emit(args, result, "\n".join(lines))
-    return exit_code
+        return f"database: TOO NEW: {where}: {database['error']}", EXIT_FAILED
+    schema = (
+        f"schema version {version} (up to date)" if version == LATEST_VERSION
+        else f"schema version {version} of {LATEST_VERSION} (workers migrate it at launch, or run `pgfleet migrate`)"
+    )
+    return f"database: ok: {where}, {database['latency_ms']} ms, {schema}", EXIT_OK

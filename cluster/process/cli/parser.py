@@ -79,8 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", default=False, help="print one JSON document on stdout")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_supervise, _add_status, _add_workflow, _add_queue, _add_check, _add_migrate, _add_db):
+        add_command(commands)
+    return parser
 
-    # supervise
+
+def _add_supervise(commands: Any) -> None:
+    """Add `pgfleet supervise` (run and watch a node's workers)."""
     supervise = _subparser(
         commands, "supervise", "run and watch a node's worker processes",
         "Run N worker processes of APP on this node and restart them when they die. Worker slots are\n"
@@ -101,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(supervise)
     supervise.set_defaults(handler=_supervise)
 
-    # status
+
+def _add_status(commands: Any) -> None:
+    """Add `pgfleet status`."""
     status = _subparser(
         commands, "status", "members, the leader, queues and recent takeovers",
         "Show the fleet: every member (node, slot, pid, heartbeat age, epoch, leader mark, running\n"
@@ -111,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--takeovers", type=_non_negative_int, default=20, metavar="N", help="how many recent takeovers to show (default 20)")
     status.set_defaults(handler=_status)
 
-    # workflow ...
+
+def _add_workflow(commands: Any) -> None:
+    """Add `pgfleet workflow list|get|steps|cancel|resume`."""
     workflow = _subparser(commands, "workflow", "list, inspect, cancel and resume workflows")
     actions = workflow.add_subparsers(dest="action", required=True, metavar="ACTION")
     wf_list = _subparser(
@@ -162,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_read_options(resume)
     resume.set_defaults(handler=_workflow_resume)
 
-    # queue list
+
+def _add_queue(commands: Any) -> None:
+    """Add `pgfleet queue list`."""
     queue = _subparser(commands, "queue", "queues and their work")
     queue_actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
     queue_list = _subparser(
@@ -173,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_read_options(queue_list)
     queue_list.set_defaults(handler=_queue_list)
 
-    # check
+
+def _add_check(commands: Any) -> None:
+    """Add `pgfleet check`."""
     check = _subparser(
         commands, "check", "validate the settings and reach the database, starting nothing",
         "Validate the supervisor's settings (flags > --config FILE > environment) and connect once to\n"
@@ -188,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(check)
     check.set_defaults(handler=_check)
 
-    # migrate
+
+def _add_migrate(commands: Any) -> None:
+    """Add `pgfleet migrate`."""
     migrate = _subparser(
         commands, "migrate", "create and migrate the system database",
         "Create the system database if needed and apply pgfleet's migrations. With no URL, the\n"
@@ -199,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(migrate)
     migrate.set_defaults(handler=_migrate)
 
-    # db
+
+def _add_db(commands: Any) -> None:
+    """Add `pgfleet db start|stop|status|url`."""
     db = _subparser(
         commands, "db", "manage the embedded Postgres of this host",
         "start: start it (or find it running); stop: stop it (data stays); status: exit 0 if running,\n"
@@ -209,4 +226,3 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--data-dir", default=str(DEFAULT_BASE_DIR), metavar="DIR", help="where the embedded server lives (default: ./.pgfleet)")
     _add_json(db)
     db.set_defaults(handler=_db)
-    return parser

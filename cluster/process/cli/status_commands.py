@@ -3,47 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cluster.coordination.status import fleet_status
+from cluster.coordination.status import FleetStatus, fleet_status
 from sysdb import SystemDatabase
+from sysdb.claims import QueueCounts, QueueDefinition
+from sysdb.fleet import FleetMember, SupervisorRow
+from sysdb.leadership import Lease
+from sysdb.takeover import TakeoverRecord
 
 from .database import _open_db
 from .errors import EXIT_OK
 from .output import _dt_time, _emit, _table
 
 
-def _node_slot(member: Mapping[str, Any]) -> tuple[str, str]:
+def _node_slot(executor_id: str, supervisor_id: str | None, host: str | None) -> tuple[str, str]:
     """A supervised worker's executor id is ``NODE-<slot>``; any other member is its host."""
-    executor_id = str(member.get("executor_id") or "")
-    if member.get("supervisor_id") and "-" in executor_id:
+    if supervisor_id and "-" in executor_id:
         node, slot = executor_id.rsplit("-", 1)
         if node and slot:
             return node, slot
-    return str(member.get("host") or executor_id), "-"
+    return str(host or executor_id), "-"
 
 
 _LIMIT_COLUMNS = ("concurrency", "worker_concurrency", "rate_limit_max", "rate_limit_period_sec", "priority_enabled", "partition_queue")
 
 
-def _queues(counts: Sequence[Mapping[str, Any]], definitions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _queues(counts: Sequence[QueueCounts], definitions: Sequence[QueueDefinition]) -> list[dict[str, Any]]:
     """Per queue: waiting and running counts, and its limits when ``dbos.queues`` records them
     (queues are declared in code, so ``limits`` is usually ``None``: unknown here)."""
     by_name: dict[str, dict[str, Any]] = {}
     for row in counts:
-        by_name[row["queue_name"]] = {
-            "queue_name": row["queue_name"],
-            "enqueued": int(row["enqueued"]),
-            "delayed": int(row["delayed"]),
-            "running": int(row["running"]),
+        by_name[row.queue_name] = {
+            "queue_name": row.queue_name,
+            "enqueued": int(row.enqueued),
+            "delayed": int(row.delayed),
+            "running": int(row.running),
             "limits": None,
         }
-    for row in definitions:
+    for definition in definitions:
         entry = by_name.setdefault(
-            row["name"], {"queue_name": row["name"], "enqueued": 0, "delayed": 0, "running": 0, "limits": None}
+            definition.name, {"queue_name": definition.name, "enqueued": 0, "delayed": 0, "running": 0, "limits": None}
         )
-        entry["limits"] = {key: row.get(key) for key in _LIMIT_COLUMNS}
+        entry["limits"] = {key: getattr(definition, key) for key in _LIMIT_COLUMNS}
     return [by_name[name] for name in sorted(by_name)]
 
 
@@ -74,82 +78,94 @@ def _queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _read_queues(db: SystemDatabase) -> list[dict[str, Any]]:
-    return _queues(db.execute("fleet_queue_counts"), db.execute("list_queue_definitions"))
+    return _queues(db.claims.counts(), db.claims.definitions())
 
 
 def _status(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
         status = fleet_status(db, takeovers=args.takeovers)
-        queues = _queues(status.queues, db.execute("list_queue_definitions"))
-    members = []
-    for member in status.members:
-        node, slot = _node_slot(member)
-        members.append({**member, "node": node, "slot": slot})
-    payload = {
+        queues = _queues(status.queues, db.claims.definitions())
+    if args.json:
+        _emit(args, _status_payload(status, queues), None)
+    else:
+        print(_status_text(status, queues))
+    return EXIT_OK
+
+
+def _member_placed(member: FleetMember) -> dict[str, Any]:
+    """A member's row with the node and slot it runs in (a supervised worker's, or its host)."""
+    node, slot = _node_slot(member.executor_id, member.supervisor_id, member.host)
+    return {**dataclasses.asdict(member), "node": node, "slot": slot}
+
+
+def _status_payload(status: FleetStatus, queues: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         "leader_term": status.leader_term,
         "leader": status.leader,
-        "members": members,
+        "members": [_member_placed(m) for m in status.members],
         "queues": queues,
         "recent_takeovers": status.recent_takeovers,
         "supervisors": status.supervisors,
     }
-    if args.json:
-        _emit(args, payload, None)
-        return EXIT_OK
 
-    leader = status.leader
-    if leader and leader["valid"]:
-        lines = [f"leader: term {leader['term']}, executor {leader['executor_id']} (epoch {leader['executor_epoch']})"]
-    elif leader:
-        lines = [f"leader: none (the lease of term {leader['term']} held by {leader['executor_id']} expired at {_dt_time(leader['expires_at'])})"]
-    else:
-        lines = ["leader: none (no leader has been elected yet)"]
-    active = sum(1 for m in members if m["status"] == "active")
-    lines += ["", f"members: {len(members)} ({active} active)"]
-    if members:
-        lines.append(
-            _table(
-                ["NODE", "SLOT", "EXECUTOR", "PID", "HOST", "STATUS", "HEARTBEAT", "EPOCH", "LEADER", "RUNNING"],
-                [
-                    [
-                        m["node"], m["slot"], m["executor_id"], m["pid"], m["host"], m["status"],
-                        f"{m['heartbeat_age_sec']:.1f}s ago" if m.get("heartbeat_age_sec") is not None else "-",
-                        m["epoch"], "*" if m["is_leader"] else "", m["running_workflows"],
-                    ]
-                    for m in members
-                ],
-            )
-        )
+
+def _status_text(status: FleetStatus, queues: list[dict[str, Any]]) -> str:
+    lines = [_leader_line(status.leader)]
+    active = sum(1 for m in status.members if m.status == "active")
+    lines += ["", f"members: {len(status.members)} ({active} active)"]
+    if status.members:
+        lines.append(_members_table(status.members))
     if status.supervisors:
-        lines += ["", f"supervisors: {len(status.supervisors)}", _table(
-            ["SUPERVISOR", "PID", "STATE", "LAST SEEN", "SLOTS"],
-            [
-                [
-                    s["supervisor_id"], s["pid"], s["state"], f"{s['last_seen_age_sec']:.1f}s ago",
-                    " ".join(f"{slot['slot']}:{slot['state']}" + (f"(restarts {slot['restarts']}, last {slot['last_exit']})" if slot["restarts"] else "")
-                             for slot in s["slots"]),
-                ]
-                for s in status.supervisors
-            ],
-        )]
+        lines += ["", f"supervisors: {len(status.supervisors)}", _supervisors_table(status.supervisors)]
     lines += ["", "queues:", _queues_table(queues)]
     lines += ["", f"recent takeovers: {len(status.recent_takeovers)}"]
     if status.recent_takeovers:
-        lines.append(
-            _table(
-                ["AT", "WORKFLOW", "FROM", "TO", "BY", "TERM"],
-                [
-                    [
-                        _dt_time(t["at"]), t["workflow_uuid"], f"{t['from_executor_id']}@{t['from_epoch']}",
-                        f"{t['to_executor_id']}@{t['to_epoch']}" if t["to_executor_id"] else f"queue {t['requeued_to']}",
-                        t["by_executor_id"], t["leader_term"],
-                    ]
-                    for t in status.recent_takeovers
-                ],
-            )
+        lines.append(_takeovers_table(status.recent_takeovers))
+    return "\n".join(lines)
+
+
+def _leader_line(leader: Lease | None) -> str:
+    if leader and leader.valid:
+        return f"leader: term {leader.term}, executor {leader.executor_id} (epoch {leader.executor_epoch})"
+    if leader:
+        return f"leader: none (the lease of term {leader.term} held by {leader.executor_id} expired at {_dt_time(leader.expires_at)})"
+    return "leader: none (no leader has been elected yet)"
+
+
+def _members_table(members: Sequence[FleetMember]) -> str:
+    rows = []
+    for m in members:
+        node, slot = _node_slot(m.executor_id, m.supervisor_id, m.host)
+        heartbeat = f"{m.heartbeat_age_sec:.1f}s ago"
+        rows.append([node, slot, m.executor_id, m.pid, m.host, m.status, heartbeat, m.epoch, "*" if m.is_leader else "", m.running_workflows])
+    return _table(["NODE", "SLOT", "EXECUTOR", "PID", "HOST", "STATUS", "HEARTBEAT", "EPOCH", "LEADER", "RUNNING"], rows)
+
+
+def _supervisors_table(supervisors: Sequence[SupervisorRow]) -> str:
+    def slots_text(s: SupervisorRow) -> str:
+        return " ".join(
+            f"{slot['slot']}:{slot['state']}" + (f"(restarts {slot['restarts']}, last {slot['last_exit']})" if slot["restarts"] else "")
+            for slot in s.slots
         )
-    print("\n".join(lines))
-    return EXIT_OK
+
+    return _table(
+        ["SUPERVISOR", "PID", "STATE", "LAST SEEN", "SLOTS"],
+        [[s.supervisor_id, s.pid, s.state, f"{s.last_seen_age_sec:.1f}s ago", slots_text(s)] for s in supervisors],
+    )
+
+
+def _takeovers_table(takeovers: Sequence[TakeoverRecord]) -> str:
+    return _table(
+        ["AT", "WORKFLOW", "FROM", "TO", "BY", "TERM"],
+        [
+            [
+                _dt_time(t.at), t.workflow_uuid, f"{t.from_executor_id}@{t.from_epoch}",
+                f"{t.to_executor_id}@{t.to_epoch}" if t.to_executor_id else f"queue {t.requeued_to}",
+                t.by_executor_id, t.leader_term,
+            ]
+            for t in takeovers
+        ],
+    )
 
 
 def _queue_list(args: argparse.Namespace) -> int:
