@@ -9,25 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .door import Door
 from .listing import select_workflows
 from .timestamps import now_ms
 from .workflow_rows import WorkflowRow
 
 if TYPE_CHECKING:
-    from .database import DictConnection, Row, SystemDatabase
+    from .database import DictConnection, Row
 
 __all__ = ["WorkflowAdmin"]
 
 
-class WorkflowAdmin:
+class WorkflowAdmin(Door):
     """Operations on any workflow, by id, wherever it runs."""
 
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
-
-    def _run(self, name: str, params: dict[str, Any], connection: DictConnection | None) -> list[Row]:
+    def _run_on(self, name: str, params: dict[str, Any], connection: DictConnection | None) -> list[Row]:
         # On the caller's open transaction when it has one, else on the pool.
-        return self._db.execute(name, params) if connection is None else self._db.execute_on(connection, name, params)
+        return self._execute(name, params) if connection is None else self._db._execute_on(connection, name, params)
 
     def list_workflows(self, **criteria: Any) -> list[WorkflowRow]:
         """Status rows matching DBOS's ``list_workflows`` criteria (see
@@ -37,20 +35,20 @@ class WorkflowAdmin:
     def cancel(self, workflow_id: str, *, connection: DictConnection | None = None) -> bool:
         """Mark a workflow CANCELLED unless it has finished (its owner stops at its next write).
         False when nothing changed: it had finished, or does not exist."""
-        return bool(self._run("cancel_workflow", {"workflow_id": workflow_id, "now_ms": now_ms()}, connection))
+        return bool(self._run_on("cancel_workflow", {"workflow_id": workflow_id, "now_ms": now_ms()}, connection))
 
     def resume(self, workflow_id: str, *, executor_id: str, owner_epoch: int, connection: DictConnection | None = None) -> bool:
         """Make a cancelled or failed-over workflow PENDING under ``executor_id`` with the fresh
         epoch ``owner_epoch`` (its attempt token), to be replayed there. False when it had
         finished, or does not exist."""
         params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
-        return bool(self._run("resume_workflow", params, connection))
+        return bool(self._run_on("resume_workflow", params, connection))
 
     def resume_enqueued(self, workflow_id: str, *, queue_name: str) -> bool:
         """Send a cancelled or dead-lettered workflow to ``queue_name`` (from outside any
         executor): whoever claims it resumes it. False when it had finished, or does not exist."""
         params = {"workflow_id": workflow_id, "queue_name": queue_name, "now_ms": now_ms()}
-        return bool(self._db.execute("resume_workflow_enqueued", params))
+        return bool(self._execute("resume_workflow_enqueued", params))
 
     def fork(
         self,
@@ -73,4 +71,4 @@ class WorkflowAdmin:
             "application_version": application_version,
             "now_ms": now_ms(),
         }
-        return bool(self._run("fork_workflow", params, connection))
+        return bool(self._run_on("fork_workflow", params, connection))

@@ -105,7 +105,7 @@ class Claims(Door):
         def run() -> list[Row]:
             with self._db.pooled() as conn, conn.transaction():
                 self.lock_queue(conn, request.queue_name, request.partition_key)
-                return self._db.execute_on(conn, "claim_queued_workflows", params)
+                return self._db._execute_on(conn, "claim_queued_workflows", params)
 
         try:
             rows = self._db.with_retries(run)
@@ -122,7 +122,7 @@ class Claims(Door):
         """Serialise the claimers of one queue (and partition) for the rest of ``conn``'s
         transaction, waiting at most ``wait_ms`` (0: no bound) for the lock."""
         lock_key = f"{queue_name}/{partition_key or ''}"
-        self._db.execute_on(conn, "lock_queue_for_claim", {"lock_key": lock_key, "lock_timeout": str(wait_ms)})
+        self._db._execute_on(conn, "lock_queue_for_claim", {"lock_key": lock_key, "lock_timeout": str(wait_ms)})
 
     def promote_delayed(self, term: int, leader_id: str) -> list[str]:
         """The leader moves due delayed workflows to ENQUEUED (fenced on its lease); returns the

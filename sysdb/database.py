@@ -1,9 +1,11 @@
 """The system database: a connection pool, retries, transactions, and the typed doors.
 
 ``SystemDatabase`` is the only way to Postgres for ``runtime`` and ``cluster``. Its statements
-are reached through one door per concept, set up in ``__init__`` (``db.workflows``,
-``db.steps``, ``db.messages`` ...): methods with typed arguments that return typed rows and
-speak in plain values (ids, epochs, serialized text), knowing nothing of Python functions.
+are reached through one door per concept, set up in ``_open_doors`` (``db.workflows``,
+``db.steps``, ``db.messages`` ...; see :mod:`sysdb.door`): methods with typed arguments that
+return typed rows and speak in plain values (ids, epochs, serialized text), knowing nothing of
+Python functions. The runners that take a statement's name (``_execute`` and friends) are for
+the doors alone; ``tests/test_structure.py`` checks that each statement has exactly one door.
 Every write that belongs to a running workflow is *fenced*: it names the owner executor and the
 ownership epoch, and succeeds only while the workflow row still names both (see
 ``OwnershipLostError`` and :mod:`sysdb.fencing`).
@@ -41,6 +43,7 @@ from .events import Events
 from .fleet import Fleet
 from .leadership import Leadership
 from .links import SessionTimeouts, dead_link_settings
+from .listener import NotificationConnection
 from .logs import get_logger
 from .members import Members
 from .messages import Messages
@@ -55,9 +58,6 @@ from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
 from .workflows import Workflows
-
-if False:  # typing only
-    from .listener import NotificationConnection  # noqa: F401
 
 __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_failure"]
 
@@ -148,7 +148,14 @@ class SystemDatabase:
         # may have committed unseen meanwhile (lost reply), so its orphan should be looked for.
         self.on_retried: Callable[[], None] | None = None
 
-        # -- the doors of the workflow concepts (typed statements; sysdb/<concept>.py) ----------
+        # The time coordination runs on (liveness statements' "now", the local lease clocks):
+        # the real clocks unless a test sets a FakeClock before building coordination objects.
+        self.coordination_clock: Clock = SystemClock()
+        self._open_doors()
+
+    def _open_doors(self) -> None:
+        """One door per concept (``sysdb/<concept>.py``): the only code that names a statement."""
+        # The workflow concepts.
         self.workflows = Workflows(self)
         self.recovery = Recovery(self)
         self.admin = WorkflowAdmin(self)
@@ -157,11 +164,7 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
-
-        # -- the doors of the cluster's concepts: typed methods over their named statements ----
-        # The time coordination runs on (liveness statements' "now", the local lease clocks):
-        # the real clocks unless a test sets a FakeClock before building coordination objects.
-        self.coordination_clock: Clock = SystemClock()
+        # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
         self.claims = Claims(self)
@@ -196,7 +199,7 @@ class SystemDatabase:
     def sync_clock(self) -> None:
         """Observe the server's clock once (see :class:`DatabaseClock`)."""
         sent = self.clock.monotonic()
-        rows = self.execute("database_clock")
+        rows = self._execute("database_clock")
         self.clock.observe(rows[0]["now_ms"], sent, self.clock.monotonic())
 
     def close(self) -> None:
@@ -227,8 +230,6 @@ class SystemDatabase:
 
     def listen(self, *channels: str) -> NotificationConnection:
         """A new dedicated connection subscribed to ``channels``."""
-        from .listener import NotificationConnection
-
         return NotificationConnection(self.connect(), channels)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class SystemDatabase:
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def execute(self, name: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[Row]:
+    def _execute(self, name: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[Row]:
         """Run the named statement with retries and return its rows (empty for none)."""
 
         def run() -> list[Row]:
@@ -288,13 +289,13 @@ class SystemDatabase:
         return self.with_retries(run)
 
     @staticmethod
-    def execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
+    def _execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run a named statement on a connection the caller holds (inside its transaction)."""
         cur = conn.execute(statement(name), params)
         return cur.fetchall() if cur.description else []
 
     @staticmethod
-    def execute_on_count(conn: DictConnection, name: str, params: Mapping[str, Any]) -> int:
+    def _execute_on_count(conn: DictConnection, name: str, params: Mapping[str, Any]) -> int:
         """Run a named statement on a connection the caller holds; how many rows it changed."""
         return conn.execute(statement(name), params).rowcount
 
@@ -303,13 +304,13 @@ class SystemDatabase:
         the pool on exit. Not retried: wrap the whole use in :meth:`with_retries`."""
         return self._pool.connection()
 
-    def execute_once(self, name: str, params: Mapping[str, Any]) -> list[Row]:
+    def _execute_once(self, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run the named statement once on a pooled connection (the caller retries)."""
         with self._pool.connection() as conn:
             cur = conn.execute(statement(name), params)
             return cur.fetchall() if cur.description else []
 
-    def execute_count(self, name: str, params: Mapping[str, Any]) -> int:
+    def _execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""
 
         def run() -> int:
@@ -318,7 +319,7 @@ class SystemDatabase:
 
         return self.with_retries(run)
 
-    def query(self, query: sql.Composed, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
+    def _query(self, query: sql.Composed, params: Mapping[str, Any] | Sequence[Any]) -> list[Row]:
         """Run a composed (still parameterised) query with retries; for filtered listings."""
 
         def run() -> list[Row]:

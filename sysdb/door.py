@@ -29,7 +29,7 @@ class StatementRunner(Protocol):
     """Where a door's statements run: the pool (``SystemDatabase``, with retries) or a
     ``DedicatedSession`` (one connection of a background loop, no retries)."""
 
-    def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]: ...
+    def _execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]: ...
 
 
 class Door:
@@ -45,7 +45,7 @@ class Door:
         return type(self)(self._db, session)
 
     def _execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
-        return self._run.execute(name, params)
+        return self._run._execute(name, params)
 
     @staticmethod
     def _now_ms() -> int:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .channels import EVENTS_CHANNEL
+from .door import Door
 from .fencing import with_own_step
 
 if TYPE_CHECKING:
-    from .database import SystemDatabase
     from .steps import StepRecord
 
 __all__ = ["Events", "EventValue"]
@@ -23,11 +23,8 @@ class EventValue:
     serialization: str | None
 
 
-class Events:
+class Events(Door):
     """Publish a workflow's events and read them."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def set(self, key: str, value: str, serialization: str | None, step: StepRecord) -> None:
         """Publish ``value`` under ``key`` for ``step``'s workflow and checkpoint the set (the
@@ -43,12 +40,12 @@ class Events:
         def run() -> None:
             with self._db.pooled() as conn, conn.transaction():
                 self._db.steps.record(step, connection=conn)
-                self._db.execute_on(conn, "upsert_workflow_event", params)
+                self._db._execute_on(conn, "upsert_workflow_event", params)
                 self._db.notify_on(conn, EVENTS_CHANNEL, f"{step.workflow_id}::{key}")
 
         with_own_step(self._db, run, step, lambda _recorded: None)
 
     def get(self, workflow_id: str, key: str) -> EventValue | None:
         """The latest value of the workflow's event ``key`` (None: not set)."""
-        rows = self._db.execute("get_workflow_event", {"workflow_id": workflow_id, "key": key})
+        rows = self._execute("get_workflow_event", {"workflow_id": workflow_id, "key": key})
         return EventValue(**rows[0]) if rows else None

@@ -104,4 +104,4 @@ def select_workflows(
     if offset is not None:
         params["offset"] = int(offset)
         query = sql.SQL("{} OFFSET %(offset)s").format(query)
-    return [WorkflowRow(**row) for row in db.query(query, params)]
+    return [WorkflowRow(**row) for row in db._query(query, params)]

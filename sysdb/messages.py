@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from .door import Door
 from .errors import NoSuchWorkflowError
 from .fencing import with_own_step
 
 if TYPE_CHECKING:
-    from .database import SystemDatabase
     from .steps import StepRecord, StepRow
 
 __all__ = ["Messages", "NewMessage", "Message"]
@@ -40,11 +40,8 @@ class Message:
     serialization: str | None
 
 
-class Messages:
+class Messages(Door):
     """Send, look for and consume messages."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def send(self, message: NewMessage, parent_step: StepRecord | None = None) -> None:
         """Insert a message; with ``parent_step`` (a send from inside a workflow) the sender's
@@ -56,7 +53,7 @@ class Messages:
             with self._db.pooled() as conn, conn.transaction():
                 if parent_step is not None:
                     self._db.steps.record(parent_step, connection=conn)
-                self._db.execute_on(conn, "insert_notification", params)
+                self._db._execute_on(conn, "insert_notification", params)
 
         try:
             with_own_step(self._db, run, parent_step, lambda _recorded: None)
@@ -65,7 +62,7 @@ class Messages:
 
     def has(self, destination_id: str, topic: str) -> bool:
         """Whether a message waits for ``destination_id`` on ``topic``."""
-        rows = self._db.execute("has_notification", {"destination_id": destination_id, "topic": topic})
+        rows = self._execute("has_notification", {"destination_id": destination_id, "topic": topic})
         return bool(rows and rows[0]["waiting"])
 
     def consume(self, destination_id: str, topic: str, step: StepRecord) -> Message | None:
@@ -77,7 +74,7 @@ class Messages:
 
         def run() -> Message | None:
             with self._db.pooled() as conn, conn.transaction():
-                rows = self._db.execute_on(conn, "consume_notification", {"destination_id": destination_id, "topic": topic})
+                rows = self._db._execute_on(conn, "consume_notification", {"destination_id": destination_id, "topic": topic})
                 message = Message(**rows[0]) if rows else None
                 received = replace(
                     step,

@@ -46,7 +46,7 @@ class Probe(Door):
 
     def _one_row(self, conn: DictConnection, name: str, params: Mapping[str, Any] | None = None) -> Row:
         """The row of a probe statement (each selects exactly one)."""
-        rows = self._db.execute_on(conn, name, params or {})
+        rows = self._db._execute_on(conn, name, params or {})
         if not rows:
             raise RuntimeError(f"sysdb/sql/{name}.sql returned no row")
         return rows[0]

@@ -9,13 +9,10 @@ caller drew (:meth:`sysdb.workflows.Workflows.reserve_epoch`), its attempt token
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .door import Door
 from .timestamps import now_ms
 from .workflow_rows import AcquiredWorkflow
-
-if TYPE_CHECKING:
-    from .database import SystemDatabase
 
 __all__ = ["Recovery", "PendingWorkflow", "TakenOver"]
 
@@ -39,21 +36,18 @@ class TakenOver:
     recovery_attempts: int
 
 
-class Recovery:
+class Recovery(Door):
     """PENDING rows to take up again: list them, take one over, or dead-letter it."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def pending_for(self, executor_id: str) -> list[PendingWorkflow]:
         """The workflows an executor was running when it stopped, oldest first."""
-        rows = self._db.execute("list_pending_for_executor", {"executor_id": executor_id})
+        rows = self._execute("list_pending_for_executor", {"executor_id": executor_id})
         return [PendingWorkflow(**row) for row in rows]
 
     def owned_not_running(self, executor_id: str, running_epochs: list[int]) -> list[AcquiredWorkflow]:
         """PENDING workflows naming ``executor_id`` under an epoch not in ``running_epochs``:
         the orphans of an ownership write whose reply was lost (see runtime/ownership.py)."""
-        rows = self._db.execute("list_owned_not_running", {"executor_id": executor_id, "running_epochs": running_epochs})
+        rows = self._execute("list_owned_not_running", {"executor_id": executor_id, "running_epochs": running_epochs})
         return [AcquiredWorkflow(**row) for row in rows]
 
     def take_over(
@@ -62,7 +56,7 @@ class Recovery:
         """Compare-and-set a PENDING workflow to the fresh epoch ``owner_epoch`` (drawn
         beforehand, so a retry after a lost reply recognises its own take-over) owned by
         ``executor_id``. None: someone else moved the row meanwhile."""
-        rows = self._db.execute(
+        rows = self._execute(
             "take_over_for_recovery",
             {
                 "workflow_id": workflow_id,
@@ -79,4 +73,4 @@ class Recovery:
         """Mark a workflow that ran out of recovery attempts MAX_RECOVERY_ATTEMPTS_EXCEEDED,
         fenced on its owner. False when this owner no longer holds it."""
         params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
-        return self._db.execute_count("dead_letter_workflow", params) > 0
+        return self._db._execute_count("dead_letter_workflow", params) > 0

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .door import Door
 from .timestamps import now_ms
-
-if TYPE_CHECKING:
-    from .database import SystemDatabase
 
 __all__ = ["Schedules", "ScheduleRow", "ScheduledTick"]
 
@@ -39,26 +36,23 @@ class ScheduledTick:
     tick_ms: int
 
 
-class Schedules:
+class Schedules(Door):
     """Declare schedules, list them, and enqueue their ticks under the leader's lease."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def upsert(self, schedule_name: str, workflow_name: str, cron: str) -> None:
         """Declare a schedule (or update its cron expression)."""
         params = {"schedule_name": schedule_name, "workflow_name": workflow_name, "cron": cron, "now_ms": now_ms()}
-        self._db.execute("upsert_schedule", params)
+        self._execute("upsert_schedule", params)
 
     def declared(self) -> list[ScheduleRow]:
         """Every declared schedule."""
-        return [ScheduleRow(**row) for row in self._db.execute("list_schedules")]
+        return [ScheduleRow(**row) for row in self._execute("list_schedules")]
 
     def enqueue_tick(self, tick: ScheduledTick) -> int | None:
         """Enqueue ``tick`` and advance its schedule's latest tick, while the leader's lease of
         ``tick.term`` holds. Returns how many workflows were enqueued (0: the tick existed
         already), or None when the lease is gone."""
-        rows = self._db.execute("enqueue_scheduled_tick", {**vars(tick), "now_ms": now_ms()})
+        rows = self._execute("enqueue_scheduled_tick", {**vars(tick), "now_ms": now_ms(), "now": self._now()})
         if not rows:
             return None
         enqueued: int = rows[0]["enqueued"]

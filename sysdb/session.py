@@ -46,7 +46,7 @@ class DedicatedSession:
     def is_open(self) -> bool:
         return self._conn is not None and not self._conn.closed
 
-    def execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
+    def _execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
         """Run a named statement; on any connection error the session is closed and the error
         raised (whatever it held, such as an advisory lock, is gone with it)."""
         with self._lock:

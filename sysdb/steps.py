@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from .door import Door
 from .errors import DuplicateCheckpointError
 from .fencing import ownership_lost, with_own_step
 from .timestamps import now_ms
 
 if TYPE_CHECKING:
-    from .database import DictConnection, SystemDatabase
+    from .database import DictConnection
 
 __all__ = ["Steps", "StepRecord", "StepRow", "TransactionOutputRow"]
 
@@ -63,11 +64,8 @@ class TransactionOutputRow:
     function_name: str
 
 
-class Steps:
+class Steps(Door):
     """Checkpoints of workflow operations: write one (fenced), read them back for a replay."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def record(self, step: StepRecord, *, connection: DictConnection | None = None) -> None:
         """Checkpoint one step in one fenced round trip.
@@ -82,13 +80,13 @@ class Steps:
         if step.completed_at_ms is None:
             params["completed_at_ms"] = now_ms()
         if connection is not None:
-            if self._db.execute_on_count(connection, "record_step_output", params) == 0:
+            if self._db._execute_on_count(connection, "record_step_output", params) == 0:
                 raise ownership_lost(self._db, step.workflow_id, step.executor_id, step.owner_epoch, connection)
             return
 
         def run() -> int:
             with self._db.pooled() as conn:
-                return self._db.execute_on_count(conn, "record_step_output", params)
+                return self._db._execute_on_count(conn, "record_step_output", params)
 
         try:
             # A retry after a lost reply that finds its own earlier write: success (its one row).
@@ -102,29 +100,29 @@ class Steps:
 
     def get(self, workflow_id: str, function_id: int) -> StepRow | None:
         """The step recorded at ``function_id`` (None when there is none)."""
-        rows = self._db.execute("get_step_output", {"workflow_id": workflow_id, "function_id": function_id})
+        rows = self._execute("get_step_output", {"workflow_id": workflow_id, "function_id": function_id})
         return StepRow(**rows[0]) if rows else None
 
     def load_outputs(self, workflow_id: str) -> dict[int, StepRow]:
         """Every recorded step of a workflow by function id: read once per replay."""
-        rows = self._db.execute("load_step_outputs", {"workflow_id": workflow_id})
+        rows = self._execute("load_step_outputs", {"workflow_id": workflow_id})
         return {row["function_id"]: StepRow(**row) for row in rows}
 
     def list_recorded(self, workflow_id: str) -> list[StepRow]:
         """Every recorded step of a workflow, in order (``DBOS.list_workflow_steps``)."""
-        return [StepRow(**row) for row in self._db.execute("list_workflow_steps", {"workflow_id": workflow_id})]
+        return [StepRow(**row) for row in self._execute("list_workflow_steps", {"workflow_id": workflow_id})]
 
     def record_transaction_output(
         self, connection: DictConnection, *, workflow_id: str, function_id: int, function_name: str, executor_id: str, output: str | None
     ) -> None:
         """Record a ``@DBOS.transaction`` output in the application database, on the
         transaction's own connection: it commits with the transaction's effects or not at all."""
-        self._db.execute_on(connection, "record_transaction_output", {
+        self._db._execute_on(connection, "record_transaction_output", {
             "workflow_id": workflow_id, "function_id": function_id, "output": output,
             "executor_id": executor_id, "function_name": function_name, "now_ms": now_ms(),
         })
 
     def transaction_output(self, workflow_id: str, function_id: int) -> TransactionOutputRow | None:
         """The output a ``@DBOS.transaction`` at ``function_id`` committed (application database)."""
-        rows = self._db.execute("get_transaction_output", {"workflow_id": workflow_id, "function_id": function_id})
+        rows = self._execute("get_transaction_output", {"workflow_id": workflow_id, "function_id": function_id})
         return TransactionOutputRow(**rows[0]) if rows else None

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .door import Door
 from .fencing import ownership_lost, with_own_step
 
 if TYPE_CHECKING:
-    from .database import Row, SystemDatabase
+    from .database import Row
     from .steps import StepRecord
 
 __all__ = ["Streams", "StreamWrite", "StreamValue"]
@@ -41,11 +42,8 @@ class StreamValue:
     serialization: str | None
 
 
-class Streams:
+class Streams(Door):
     """Append to streams (fenced) and read them in order."""
-
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
 
     def write(self, write: StreamWrite, step: StepRecord | None = None) -> int:
         """Append to a workflow's stream, fenced; with ``step`` (a write from the workflow body)
@@ -56,15 +54,15 @@ class Streams:
             with self._db.pooled() as conn, conn.transaction():
                 if step is not None:
                     self._db.steps.record(step, connection=conn)
-                return self._db.execute_on(conn, "write_stream_value", params)
+                return self._db._execute_on(conn, "write_stream_value", params)
 
         # A retry that meets its own step row reads the offset its first attempt wrote.
-        rows = with_own_step(self._db, run, step, lambda _recorded: self._db.execute("get_stream_offset_at_step", params))
+        rows = with_own_step(self._db, run, step, lambda _recorded: self._execute("get_stream_offset_at_step", params))
         if not rows:
             raise ownership_lost(self._db, write.workflow_id, write.executor_id, write.owner_epoch)
         return int(rows[0]["offset"])
 
     def read(self, workflow_id: str, key: str, from_offset: int) -> list[StreamValue]:
         """The values of stream ``key`` from ``from_offset`` on, in order."""
-        rows = self._db.execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": from_offset})
+        rows = self._execute("read_stream_values", {"workflow_id": workflow_id, "key": key, "from_offset": from_offset})
         return [StreamValue(**row) for row in rows]

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .embedded import DEFAULT_BASE_DIR, EmbeddedPostgres
 from .errors import InvalidDatabaseUrlError
 
 __all__ = [
@@ -84,8 +85,6 @@ def resolve_system_database_url(configured: str | None, embedded_dir: str | os.P
         value = os.environ.get(name)
         if value:
             return validate_url(value)
-    from .embedded import DEFAULT_BASE_DIR, EmbeddedPostgres  # starts a server: import only when needed
-
     server = EmbeddedPostgres(Path(embedded_dir) if embedded_dir else Path(DEFAULT_BASE_DIR))
     server.ensure_running()
     return server.url(DEFAULT_DATABASE_NAME)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from .door import Door, StatementRunner
 from .errors import DeduplicatedError
 from .fencing import STEP_KEY_CONSTRAINT, counting_attempts, is_own_row, ownership_lost, with_own_step
 from .timestamps import now_ms
@@ -32,11 +33,11 @@ EPOCH_BLOCK = 32
 DEDUP_CONSTRAINT = "uq_workflow_status_dedup_id"
 
 
-class Workflows:
+class Workflows(Door):
     """Workflow status rows: create them (started or queued), read them, record the outcome."""
 
-    def __init__(self, db: SystemDatabase) -> None:
-        self._db = db
+    def __init__(self, db: SystemDatabase, runner: StatementRunner | None = None) -> None:
+        super().__init__(db, runner)
         self._epochs: list[int] = []
         self._epochs_lock = threading.Lock()
 
@@ -45,7 +46,7 @@ class Workflows:
         so that it is also that write's attempt token (see ``sysdb/sql/draw_epochs.sql``)."""
         with self._epochs_lock:
             if not self._epochs:
-                rows = self._db.execute("draw_epochs", {"count": EPOCH_BLOCK})
+                rows = self._execute("draw_epochs", {"count": EPOCH_BLOCK})
                 self._epochs = [row["epoch"] for row in reversed(rows)]
             return self._epochs.pop()
 
@@ -57,7 +58,7 @@ class Workflows:
         lost reply finds the row its first attempt committed, bearing its epoch: that is its own.
         """
         values = {**new.params(), "owner_epoch": owner_epoch, "now_ms": now_ms()}
-        run, attempts = counting_attempts(lambda: self._db.execute_once("insert_workflow", values))
+        run, attempts = counting_attempts(lambda: self._db._execute_once("insert_workflow", values))
         rows = self._db.with_retries(run)
         if rows:
             inserted_epoch: int = rows[0]["owner_epoch"]
@@ -83,7 +84,7 @@ class Workflows:
             **new.params(), "owner_epoch": owner_epoch, "function_id": function_id,
             "parent_owner_epoch": parent_owner_epoch, "now_ms": now_ms(),
         }
-        run, attempts = counting_attempts(lambda: self._db.execute_once("start_child_workflow", values))
+        run, attempts = counting_attempts(lambda: self._db._execute_once("start_child_workflow", values))
         try:
             rows = self._db.with_retries(run)
         except psycopg.errors.UniqueViolation as exc:
@@ -109,10 +110,10 @@ class Workflows:
         def run() -> bool:
             with self._db.pooled() as conn:
                 if parent_step is None:  # one statement: no transaction around it
-                    return bool(self._db.execute_on(conn, "enqueue_workflow", values))
+                    return bool(self._db._execute_on(conn, "enqueue_workflow", values))
                 with conn.transaction():
                     self._db.steps.record(parent_step, connection=conn)
-                    return bool(self._db.execute_on(conn, "enqueue_workflow", values))
+                    return bool(self._db._execute_on(conn, "enqueue_workflow", values))
 
         try:
             return with_own_step(self._db, run, parent_step, lambda _recorded: True)
@@ -125,21 +126,21 @@ class Workflows:
         """The workflow's status row (None: no such workflow); with ``connection``, read on it."""
         params = {"workflow_id": workflow_id}
         if connection is None:
-            rows = self._db.execute("get_workflow_status", params)
+            rows = self._execute("get_workflow_status", params)
         else:
-            rows = self._db.execute_on(connection, "get_workflow_status", params)
+            rows = self._db._execute_on(connection, "get_workflow_status", params)
         return WorkflowRow(**rows[0]) if rows else None
 
     def outcome(self, workflow_id: str) -> WorkflowOutcome | None:
         """What a waiter needs: the status and, once finished, the recorded output or error."""
-        rows = self._db.execute("get_workflow_outcome", {"workflow_id": workflow_id})
+        rows = self._execute("get_workflow_outcome", {"workflow_id": workflow_id})
         return WorkflowOutcome(**rows[0]) if rows else None
 
     def finish(
         self, *, workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
     ) -> None:
         """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`."""
-        changed = self._db.execute_count(
+        changed = self._db._execute_count(
             "finish_workflow",
             {
                 "workflow_id": workflow_id,
@@ -159,7 +160,7 @@ class Workflows:
         :class:`OwnershipLostError` when this execution no longer holds it (taken over, or
         resumed under a fresh epoch)."""
         params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch}
-        if self._db.execute_count("cancel_owned_past_deadline", params) == 0:
+        if self._db._execute_count("cancel_owned_past_deadline", params) == 0:
             raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
 
     @contextmanager
@@ -170,6 +171,6 @@ class Workflows:
         :class:`OwnershipLostError` when ownership is already lost; not retried."""
         with self._db.transaction() as conn:
             params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch}
-            if not self._db.execute_on(conn, "lock_owned_workflow", params):
+            if not self._db._execute_on(conn, "lock_owned_workflow", params):
                 raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
             yield conn

@@ -20,6 +20,7 @@ Every lifecycle event is a structured log line; slot states are written to
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import selectors
 import signal
@@ -330,8 +331,6 @@ class Supervisor:
 
 def run_supervisor(options: SupervisorOptions) -> int:
     """Run a supervisor in this process until it is drained or stopped; returns its exit code."""
-    import logging
-
     if not logging.getLogger().handlers:  # a bare command line: log lifecycle events to stderr
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return Supervisor(options).run()

@@ -3,7 +3,7 @@
 -- enqueued already (by an earlier leader) a no-op.
 WITH lease AS (
     SELECT 1 FROM dbos.pgfleet_leader
-    WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > now()
+    WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
 ),
 tick AS (
     INSERT INTO dbos.workflow_status (
