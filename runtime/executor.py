@@ -25,7 +25,6 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from sysdb import SystemDatabase, now_ms
 from sysdb.errors import DatabaseUnavailableError, DeadlockConflict
-from sysdb.steps import StepRecord
 
 from . import logs, metrics
 from .admission import ThreadAdmission
@@ -34,7 +33,7 @@ from .context import WorkflowContext, current_workflow, enter_workflow, leave_wo
 from .errors import DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .fencing import Fencing
 from .notifications import NotificationHub
-from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
+from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
 from .registry import RegisteredWorkflow, Registry, call_workflow_function
 from .results import LocalRun, await_outcome
 from .serialization import SERIALIZATION_FORMAT, serialize, serialize_exception
@@ -259,12 +258,10 @@ class Executor(Fencing):
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
         with self.fenced_write(ctx):
-            step = StepRecord(
-                workflow_id=ctx.workflow_id,
-                executor_id=ctx.executor_id,
-                owner_epoch=ctx.owner_epoch,
-                function_id=function_id,
-                function_name=function_name,
+            step = fenced_step(
+                ctx,
+                function_id,
+                function_name,
                 output=output,
                 error=error,
                 serialization=serialization,
