@@ -77,7 +77,7 @@ def main() -> None:
             result = process_order(order_id)
         print(f"  -> {result}")
     steps = DBOS.list_workflow_steps("order-1")
-    print("checkpoints of order-1:", [(s.function_id, s.function_name.rsplit('.', 1)[-1]) for s in steps])
+    print("checkpoints of order-1:", [(s["function_id"], s["function_name"].rsplit('.', 1)[-1]) for s in steps])
     with SetWorkflowID("batch-1"):
         print("batch through the queue:", [r["order_id"] for r in process_batch([f"batch-order-{i}" for i in range(5)])])
     DBOS.destroy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, TypedDict
 
 from sysdb.steps import StepRow
 from sysdb.workflow_rows import WorkflowRow
@@ -16,15 +17,17 @@ from .serialization import deserialize, deserialize_args, deserialize_exception
 
 __all__ = ["WorkflowStatus", "WorkflowStatusString", "StepInfo", "status_from_row", "step_from_row"]
 
-WorkflowStatusString = Literal[
-    "PENDING",
-    "ENQUEUED",
-    "DELAYED",
-    "SUCCESS",
-    "ERROR",
-    "CANCELLED",
-    "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
-]
+class WorkflowStatusString(Enum):
+    """The values of ``WorkflowStatus.status`` (DBOS's enum: ``WorkflowStatusString.SUCCESS.value``)."""
+
+    PENDING = "PENDING"
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    MAX_RECOVERY_ATTEMPTS_EXCEEDED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+    CANCELLED = "CANCELLED"
+    ENQUEUED = "ENQUEUED"
+    DELAYED = "DELAYED"
+
 
 # Statuses after which a workflow never changes again (unless resumed or forked).
 TERMINAL_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
@@ -69,9 +72,9 @@ class WorkflowStatus:
     owner_epoch: int | None = None
 
 
-@dataclass
-class StepInfo:
-    """One recorded operation of a workflow (``DBOS.list_workflow_steps``)."""
+class StepInfo(TypedDict):
+    """One recorded operation of a workflow (``DBOS.list_workflow_steps``): a dict, as DBOS's
+    (``step["function_name"]``), with the output and error deserialized."""
 
     function_id: int
     function_name: str

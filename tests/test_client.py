@@ -23,7 +23,7 @@ def test_client_enqueues_and_an_executor_runs_it(dbos, sys_url):
         handle = client.enqueue({"workflow_name": "client_job", "queue_name": "client-q", "workflow_id": "from-client"}, 20, plus=2)
         assert handle.get_result(timeout_seconds=10) == 42
         assert client.retrieve_workflow("from-client").get_status().status == "SUCCESS"
-        assert [s.output for s in client.list_workflow_steps("from-client")] == [40]
+        assert [s["output"] for s in client.list_workflow_steps("from-client")] == [40]
         assert [w.workflow_id for w in client.list_workflows(name="client_job")] == ["from-client"]
 
         client.enqueue({"workflow_name": "nobody_runs_this", "queue_name": "client-q", "deduplication_id": "d1"})

@@ -27,12 +27,12 @@ def _diff(label: str, expected: object, actual: object) -> str:
 # Programs that still differ, and why: each is an item of issue #10. strict=True, so that a
 # program starting to pass fails the run until its entry here is removed.
 KNOWN_DIFFERENCES = {
-    "basics.py": "#10 items 4 and 6: list_workflow_steps returns StepInfo objects, not dicts; error texts",
+    "basics.py": "#10 item 6: error texts",
     "errors.py": "#10 item 6: DBOS's error classes and message texts",
-    "forks.py": "#10 items 4 and 8: StepInfo dicts; fork ids and start_step bounds",
-    "introspection.py": "#10 item 4: WorkflowStatusString is not DBOS's enum; StepInfo dicts; list filters",
+    "forks.py": "#10 item 8: the fork's application version, start_step bounds, children before the fork point",
+    "introspection.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS",
     "lifecycle.py": "#10 item 9: destroy then launch again; handles after destroy",
-    "nondeterminism.py": "#10 items 4 and 7: StepInfo dicts; non-deterministic replays hang",
+    "nondeterminism.py": "#10 item 7: non-deterministic replays and contested ids hang",
     "steps_as_workflows.py": "#10 item 3: steps cannot be started or enqueued as workflows",
     "transactions.py": "#10 item 2: DBOS.sql_session is a psycopg connection, not a SQLAlchemy session",
     "urls.py": "#10 item 1: postgresql+psycopg:// URLs are rejected",

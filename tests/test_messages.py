@@ -77,7 +77,7 @@ def test_events_are_published_and_awaited(dbos):
 
     with SetWorkflowID("reader"):
         assert reader() == 100
-    assert [s.function_name for s in DBOS.list_workflow_steps("reader")] == ["DBOS.getEvent"]
+    assert [s["function_name"] for s in DBOS.list_workflow_steps("reader")] == ["DBOS.getEvent"]
 
 
 def test_recv_after_takeover_consumes_nothing(dbos, db):
@@ -119,7 +119,7 @@ def test_streams_are_written_once_and_read_in_order(dbos, db):
     gate.set()
     assert list(reader) == []  # closed: the reader ends
     assert handle.get_result() == "produced"
-    names = [s.function_name for s in DBOS.list_workflow_steps("producer")]
+    names = [s["function_name"] for s in DBOS.list_workflow_steps("producer")]
     assert names.count("DBOS.writeStream") == 3 and names[-1] == "DBOS.closeStream"
     assert db.execute("SELECT count(*) FROM dbos.streams WHERE workflow_uuid='producer'").fetchone()[0] == 5
     with pytest.raises(DBOSException, match="inside a workflow"):

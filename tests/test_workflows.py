@@ -375,7 +375,7 @@ def test_list_workflows_and_steps(dbos):
     assert [w.workflow_id for w in found] == ["listed-2", "listed-1", "listed-0"]
     assert [w.output for w in DBOS.list_workflows(workflow_ids=["listed-1"])] == [1]
     steps = DBOS.list_workflow_steps("listed-0")
-    assert [(st.function_id, st.output) for st in steps] == [(1, 1)]
+    assert [(st["function_id"], st["output"]) for st in steps] == [(1, 1)]
 
 
 def test_replay_with_a_different_step_raises_unexpected_step_error(dbos, db):
