@@ -84,7 +84,7 @@ class DBOSClient:
         try:
             url = resolve_system_database_url(system_database_url or database_url)
             self._db = SystemDatabase(url, pool_size=system_database_pool_size or 4, application_name="pgfleet-client")
-            self._db.open()
+            self._db.open(wait_for_server=False)  # an unreachable server fails at once, as DBOS's client does
         except SystemDatabaseError as exc:
             raise DBOSDatabaseUnavailableError(str(exc)) from exc
         self._application_name = application_name

@@ -31,8 +31,8 @@ def open_databases(config: ResolvedConfig) -> tuple[SystemDatabase, SystemDataba
         )
         sysdb.open()
         app_db = None
-        app_url = config.application_database_url
-        if app_url and validate_url(app_url) != url:
+        app_url = validate_url(config.application_database_url) if config.application_database_url else None
+        if app_url and app_url != url:
             app_db = SystemDatabase(
                 app_url,
                 pool_size=config.sys_db_pool_size,

@@ -84,6 +84,11 @@ DEFAULT_TIMEOUTS = SessionTimeouts(
 )
 
 
+def _call(fn: Callable[[], T]) -> T:
+    """``fn()``: the first contact of an open that does not wait for the server."""
+    return fn()
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """True for an error that says the connection (or the pool) failed, not the statement:
     such a statement may be retried on a fresh connection."""
@@ -175,21 +180,25 @@ class SystemDatabase:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def open(self, *, run_migrations: bool = True, application_schema: bool = False) -> None:
+    def open(self, *, run_migrations: bool = True, application_schema: bool = False, wait_for_server: bool = True) -> None:
         """Create and migrate the database if needed, then open the pool.
 
         With ``application_schema`` this is an application database: only the table of
-        ``@DBOS.transaction`` outputs is created in it.
+        ``@DBOS.transaction`` outputs is created in it. ``wait_for_server`` keeps trying a
+        server that does not answer yet for ``retry_timeout_sec`` (an executor started while
+        Postgres restarts); without it an unreachable server fails the open at once (a client,
+        as DBOS's does: its caller is a person or a script waiting for an answer).
         """
+        first_contact: Callable[[Callable[[], object]], object] = self.with_retries if wait_for_server else _call
         try:
             if run_migrations or application_schema:
-                self.with_retries(lambda: ensure_database_exists(self.url))
+                first_contact(lambda: ensure_database_exists(self.url))
                 with self.connect(bounded=False) as conn:  # a migration may run long
                     if application_schema:
                         ensure_application_schema(conn)
                     else:
                         migrate(conn)
-            self._pool.open(wait=True, timeout=self.retry_timeout_sec)
+            self._pool.open(wait=True, timeout=self.retry_timeout_sec if wait_for_server else self._connect_kwargs["connect_timeout"])
             self.sync_clock()
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailableError(

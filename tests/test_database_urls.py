@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -58,5 +60,34 @@ def test_a_program_launches_on_a_postgresql_psycopg_url(sys_url: str) -> None:
         DBOS.launch()
         assert hello("psycopg") == "hello psycopg"
         assert [w.name for w in DBOS.list_workflows()] == [hello.__qualname__]
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+def test_a_client_fails_at_once_on_a_server_that_does_not_answer() -> None:
+    # DBOS's client raises at once; pgfleet's retried for its whole retry timeout (60 s), so a
+    # script pointed at the wrong port hung for a minute before saying so.
+    from runtime import DBOSClient
+    from runtime.errors import DBOSDatabaseUnavailableError
+
+    started = time.monotonic()
+    with pytest.raises(DBOSDatabaseUnavailableError, match="cannot reach the system database"):
+        DBOSClient(system_database_url="postgresql://postgres@127.0.0.1:9/nowhere")
+    assert time.monotonic() - started < 10
+
+
+def test_an_application_database_url_in_the_sqlalchemy_form_is_used(sys_url: str, empty_db_url: str) -> None:
+    app = conninfo_to_dict(empty_db_url)
+    app_url = f"postgresql+psycopg://{app.get('user', 'postgres')}@{app['host']}:{app['port']}/{app['dbname']}"
+    DBOS.destroy(destroy_registry=True)
+
+    @DBOS.transaction()
+    def count_tables() -> int:
+        return DBOS.sql_session.execute("SELECT count(*) AS n FROM dbos.transaction_outputs").fetchone()["n"]
+
+    DBOS(config={"name": "url-forms", "system_database_url": sys_url, "application_database_url": app_url, "executor_id": "url-app"})
+    try:
+        DBOS.launch()
+        assert count_tables() == 0  # the application database got its own outputs table
     finally:
         DBOS.destroy(destroy_registry=True)
