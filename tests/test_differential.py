@@ -35,7 +35,6 @@ KNOWN_DIFFERENCES = {
     "nondeterminism.py": "#10 item 7: non-deterministic replays and contested ids hang",
     "steps_as_workflows.py": "#10 item 3: steps cannot be started or enqueued as workflows",
     "transactions.py": "#10 item 2: DBOS.sql_session is a psycopg connection, not a SQLAlchemy session",
-    "urls.py": "#10 item 1: postgresql+psycopg:// URLs are rejected",
 }
 
 
