@@ -17,9 +17,10 @@ from dataclasses import replace
 
 from croniter import croniter
 
-from sysdb import SystemDatabase, now_ms
+from sysdb import SystemDatabase
 from sysdb.logs import get_logger
 from sysdb.schedules import ScheduledTick, ScheduleRow
+from sysdb.workflow_rows import QueuePlacement
 
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
@@ -70,7 +71,8 @@ def tick_start(workflow_name: str, tick: datetime.datetime) -> WorkflowStart:
         workflow_id=f"sched-{workflow_name}-{tick.isoformat()}",
         name=workflow_name,
         inputs=serialize_args((tick, datetime.datetime.now(datetime.timezone.utc)), {}, workflow_name=workflow_name),
-    ).queued(INTERNAL_QUEUE_NAME, delay_sec=0, db_now_ms=now_ms)
+        placement=QueuePlacement(queue_name=INTERNAL_QUEUE_NAME),
+    )
 
 
 def enqueue_due_ticks(db: SystemDatabase, term: int, leader_id: str, rows: list[ScheduleRow] | None = None) -> int:
