@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
-from cluster.coordination.status import fleet_status
+from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .config import DBOSConfig, ResolvedConfig, resolve_config
@@ -262,7 +262,7 @@ class DBOS(metaclass=DBOSProperties):
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod
-    def fleet_status(cls) -> Any:
+    def fleet_status(cls) -> FleetStatus:
         """The cluster as the system database sees it: members (heartbeat age, epoch, leader
         mark, running workflows), the leader's term, queue counts and recent takeovers."""
         return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
