@@ -5,6 +5,7 @@ A DBOS program runs with only its import line changed::
     from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
 """
 
+from . import errors as error
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
@@ -18,18 +19,25 @@ from .errors import (
     DBOSConflictingWorkflowError,
     DBOSDatabaseUnavailableError,
     DBOSDeadLetterQueueError,
+    DBOSErrorCode,
     DBOSException,
+    DBOSInitializationError,
     DBOSInvalidInputError,
     DBOSMaxRecoveryAttemptsExceededError,
     DBOSMaxStepRetriesExceeded,
     DBOSNonExistentWorkflowError,
+    DBOSNotAuthorizedError,
     DBOSNotLaunchedError,
+    DBOSPatchNondeterminismError,
     DBOSQueueDeduplicatedError,
+    DBOSRecoveryError,
     DBOSSerializationError,
     DBOSUnexpectedStepError,
     DBOSWorkflowCancelledError,
+    DBOSWorkflowConflictIDError,
     DBOSWorkflowFencedError,
     DBOSWorkflowFunctionNotFoundError,
+    MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
@@ -54,24 +62,32 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
-    "DBOSException",
+    "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
+    "DBOSBaseException",
     "DBOSConfigError",
     "DBOSConflictingRegistrationError",
     "DBOSConflictingWorkflowError",
     "DBOSDatabaseUnavailableError",
     "DBOSDeadLetterQueueError",
+    "DBOSErrorCode",
+    "DBOSException",
+    "DBOSInitializationError",
     "DBOSInvalidInputError",
     "DBOSMaxRecoveryAttemptsExceededError",
     "DBOSMaxStepRetriesExceeded",
     "DBOSNonExistentWorkflowError",
+    "DBOSNotAuthorizedError",
     "DBOSNotLaunchedError",
+    "DBOSPatchNondeterminismError",
     "DBOSQueueDeduplicatedError",
+    "DBOSRecoveryError",
     "DBOSSerializationError",
     "DBOSUnexpectedStepError",
-    "DBOSBaseException",
     "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
     "DBOSWorkflowFencedError",
     "DBOSWorkflowFunctionNotFoundError",
+    "MaxRecoveryAttemptsExceededError",
 ]

@@ -154,7 +154,7 @@ class DBOSClient:
     def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
         if existing_workflow and self._db.workflows.status(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(self, workflow_id)
 
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
@@ -174,7 +174,7 @@ class DBOSClient:
         from its first unfinished step (through the internal queue)."""
         resumed = self._db.admin.resume_enqueued(workflow_id, queue_name=INTERNAL_QUEUE_NAME)
         if not resumed and self._db.workflows.status(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         self._db.claims.wake_queue(INTERNAL_QUEUE_NAME)
         return WorkflowHandle(self, workflow_id)
 
@@ -193,7 +193,7 @@ class DBOSClient:
                 message_uuid=idempotency_key or str(uuid.uuid4()),
             ))
         except NoSuchWorkflowError:
-            raise DBOSNonExistentWorkflowError(destination_id) from None
+            raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""

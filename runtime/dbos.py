@@ -213,7 +213,7 @@ class DBOS(metaclass=DBOSProperties):
         ``existing_workflow`` is True)."""
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
         if existing_workflow and executor.db.workflows.status(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod

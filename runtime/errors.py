@@ -1,67 +1,318 @@
-"""The exceptions users see, with DBOS Transact's names.
+"""The exceptions users see: DBOS Transact 2.30's error module (``dbos.error``), class for class.
 
-Each keeps the arguments it was built from (``__reduce__``) so it pickles and unpickles exactly:
-errors raised by steps and workflows are recorded in the system database and raised again on
-replay and by ``get_result()`` in another process.
+Each class has DBOS's base, constructor, ``message``, ``dbos_error_code`` (the value of its
+:class:`DBOSErrorCode`, or ``None``), ``status_code`` and ``str()`` ("DBOS Error N: ..." or
+"DBOS Error: ..."). pgfleet's own errors (fencing, configuration, serialization, ...) are
+subclasses of the DBOS class a program would catch for them.
+
+Every error pickles and unpickles exactly, whatever its constructor takes: errors raised by steps
+and workflows are recorded in the system database and raised again on replay and by
+``get_result()`` in another process. Unpickling rebuilds the instance without calling its
+``__init__`` and restores its attributes, so a user's subclass with its own constructor survives
+too (DBOS's own classes do not all: one whose constructor takes two arguments fails to unpickle).
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 __all__ = [
+    "DBOSErrorCode",
     "DBOSException",
     "DBOSBaseException",
+    "DBOSConflictingWorkflowError",
+    "DBOSRecoveryError",
+    "DBOSInitializationError",
+    "DBOSWorkflowFunctionNotFoundError",
+    "DBOSNonExistentWorkflowError",
+    "MaxRecoveryAttemptsExceededError",
+    "DBOSNotAuthorizedError",
+    "DBOSMaxStepRetriesExceeded",
+    "DBOSConflictingRegistrationError",
+    "DBOSUnexpectedStepError",
+    "DBOSPatchNondeterminismError",
+    "DBOSQueueDeduplicatedError",
+    "DBOSAwaitedWorkflowCancelledError",
+    "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
+    "DBOSWorkflowCancelledError",
+    "DBOSWorkflowConflictIDError",
+    # pgfleet's own, and older names
+    "DBOSMaxRecoveryAttemptsExceededError",
+    "DBOSDeadLetterQueueError",
     "DBOSNotLaunchedError",
     "DBOSConfigError",
     "DBOSSerializationError",
     "DBOSInvalidInputError",
-    "DBOSNonExistentWorkflowError",
-    "DBOSConflictingWorkflowError",
-    "DBOSConflictingRegistrationError",
-    "DBOSWorkflowFunctionNotFoundError",
-    "DBOSUnexpectedStepError",
-    "DBOSMaxStepRetriesExceeded",
-    "DBOSMaxRecoveryAttemptsExceededError",
-    "DBOSDeadLetterQueueError",
-    "DBOSQueueDeduplicatedError",
-    "DBOSWorkflowCancelledError",
-    "DBOSAwaitedWorkflowCancelledError",
     "DBOSWorkflowFencedError",
     "DBOSDatabaseUnavailableError",
-    "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
 ]
 
 
-class _DBOSError(BaseException):
-    """What every pgfleet error shares: its message, and exact pickling from its arguments."""
-
-    def __init__(self, message: str, *args: Any) -> None:
-        self.message = message
-        self._init_args = (message, *args)
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self)._from_args, (self._init_args,), self.__dict__)
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> Any:
-        instance = cls.__new__(cls)
-        _DBOSError.__init__(instance, *args)
-        return instance
-
-    def __str__(self) -> str:
-        return self.message
+class DBOSErrorCode(Enum):
+    ConflictingIDError = 1
+    RecoveryError = 2
+    InitializationError = 3
+    WorkflowFunctionNotFound = 4
+    NonExistentWorkflowError = 5
+    MaxRecoveryAttemptsExceeded = 6
+    MaxStepRetriesExceeded = 7
+    NotAuthorized = 8
+    ConflictingWorkflowError = 9
+    WorkflowCancelled = 10
+    UnexpectedStep = 11
+    QueueDeduplicated = 12
+    AwaitedWorkflowCancelled = 13
+    AwaitedWorkflowMaxRecoveryAttemptsExceeded = 14
+    PatchNondeterminism = 15
+    ConflictingRegistrationError = 25
 
 
-class DBOSException(_DBOSError, Exception):
-    """Base class of every pgfleet (DBOS-compatible) error."""
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """An instance of ``cls`` with these ``args``, its ``__init__`` not run: pickle then restores
+    its attributes (``message``, ``dbos_error_code``, and whatever the subclass set)."""
+    return cls.__new__(cls, *args)
 
 
-class DBOSBaseException(_DBOSError):
-    """A control-flow error that user code must not swallow (DBOS defines it the same way): a
-    BaseException, so ``except Exception`` around a step does not catch it and the workflow
-    stops, instead of running its next step's body after it was cancelled or fenced."""
+# DBOSException and DBOSBaseException are apart in DBOS (one an Exception, the other not), so
+# they share these as functions rather than through a base class of their own.
+
+
+def _init(self: Any, message: str, dbos_error_code: int | None = None) -> None:
+    self.message = message
+    self.dbos_error_code = dbos_error_code
+    self.status_code = None
+    BaseException.__init__(self, message)
+
+
+def _str(self: Any) -> str:
+    if self.dbos_error_code:
+        return f"DBOS Error {self.dbos_error_code}: {self.message}"
+    return f"DBOS Error: {self.message}"
+
+
+def _reduce(self: BaseException) -> tuple[Any, ...]:
+    return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _from_args(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """How errors recorded by earlier pgfleet versions unpickle (their message first)."""
+    return cls.__new__(cls, *args[:1])
+
+
+class DBOSException(Exception):
+    """Base class of DBOS exceptions.
+
+    Attributes:
+        message(str): The error message string
+        dbos_error_code(int): The error code, a value of the ``DBOSErrorCode`` enum
+    """
+
+    message: str
+    # Class-level defaults, for errors recorded by pgfleet versions that did not set them.
+    dbos_error_code: int | None = None
+    status_code: int | None = None
+    __init__ = _init
+    __str__ = _str
+    __reduce__ = _reduce
+    _from_args = classmethod(_from_args)
+
+
+class DBOSBaseException(BaseException):
+    """A DBOS exception that user code must not catch: a BaseException, so ``except Exception``
+    around a step does not swallow it and the workflow stops (cancelled, or fenced)."""
+
+    message: str
+    dbos_error_code: int | None = None
+    status_code: int | None = None
+    __init__ = _init
+    __str__ = _str
+    __reduce__ = _reduce
+    _from_args = classmethod(_from_args)
+
+
+def _code(code: DBOSErrorCode) -> int:
+    return code.value
+
+
+# -- DBOS's exceptions ---------------------------------------------------------------------------
+
+
+class DBOSConflictingWorkflowError(DBOSException):
+    """Different workflows were started with the same workflow ID."""
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(
+            f"Conflicting workflow invocation with the same ID ({workflow_id}): {message}",
+            dbos_error_code=_code(DBOSErrorCode.ConflictingWorkflowError),
+        )
+
+
+class DBOSRecoveryError(DBOSException):
+    """Recovering a workflow failed."""
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(
+            f"Recovery error for workflow ID {workflow_id}: {message}",
+            dbos_error_code=_code(DBOSErrorCode.RecoveryError),
+        )
+
+
+class DBOSInitializationError(DBOSException):
+    """DBOS could not be initialized."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"Error initializing DBOS Transact: {message}", _code(DBOSErrorCode.InitializationError))
+
+
+class DBOSWorkflowFunctionNotFoundError(DBOSException):
+    """The database names a workflow function that is not registered in this program."""
+
+    def __init__(self, workflow_id: str, message: str | None = None) -> None:
+        super().__init__(
+            f"Could not execute workflow {workflow_id}: {message}",
+            dbos_error_code=_code(DBOSErrorCode.WorkflowFunctionNotFound),
+        )
+
+
+class DBOSNonExistentWorkflowError(DBOSException):
+    """No workflow has this ID; ``destination`` says which one was looked for ("target" for
+    retrieve and status, "`send` destination" for send)."""
+
+    def __init__(self, destination: str, destination_id: str) -> None:
+        super().__init__(
+            f"Non-existent {destination} workflow ID: {destination_id}",
+            dbos_error_code=_code(DBOSErrorCode.NonExistentWorkflowError),
+        )
+
+
+class MaxRecoveryAttemptsExceededError(DBOSException):
+    """A workflow was started or recovered more than its ``max_recovery_attempts``."""
+
+    def __init__(self, wf_id: str, max_retries: int | None = None) -> None:
+        limit = "its maximum" + (f" of {max_retries}" if max_retries is not None else " number of")
+        super().__init__(
+            f"Workflow {wf_id} has exceeded {limit} execution or recovery attempts. Further attempts "
+            "to execute or recover it will fail. See documentation for details: "
+            "https://docs.dbos.dev/python/reference/decorators",
+            dbos_error_code=_code(DBOSErrorCode.MaxRecoveryAttemptsExceeded),
+        )
+
+
+class DBOSNotAuthorizedError(DBOSException):
+    """Role-based security refused the call (HTTP status 403)."""
+
+    def __init__(self, msg: str) -> None:
+        self.msg = msg
+        super().__init__(msg, dbos_error_code=_code(DBOSErrorCode.NotAuthorized))
+        self.status_code = 403
+
+
+class DBOSMaxStepRetriesExceeded(DBOSException):
+    """A step was retried the maximum number of times without success; ``errors`` are the
+    errors of its attempts, in order."""
+
+    def __init__(self, step_name: str, max_retries: int, errors: list[Exception]) -> None:
+        self.step_name = step_name
+        self.max_retries = max_retries
+        self.errors = errors
+        super().__init__(
+            f"Step {step_name} has exceeded its maximum of {max_retries} retries",
+            dbos_error_code=_code(DBOSErrorCode.MaxStepRetriesExceeded),
+        )
+
+
+class DBOSConflictingRegistrationError(DBOSException):
+    """One name was registered with conflicting function types (a workflow and a step)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Operation (Name: {name}) is already registered with a conflicting function type",
+            dbos_error_code=_code(DBOSErrorCode.ConflictingRegistrationError),
+        )
+
+
+class DBOSUnexpectedStepError(DBOSException):
+    """Replay found another operation recorded at a step position: the workflow is not
+    deterministic."""
+
+    def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str) -> None:
+        self.inputs = (workflow_id, step_id, expected_name, recorded_name)
+        super().__init__(
+            f"During execution of workflow {workflow_id} step {step_id}, function {recorded_name} was "
+            f"recorded when {expected_name} was expected. Check that your workflow is deterministic.",
+            dbos_error_code=_code(DBOSErrorCode.UnexpectedStep),
+        )
+
+
+class DBOSPatchNondeterminismError(DBOSException):
+    """A patch cannot be applied deterministically to a workflow's recorded history."""
+
+    def __init__(self, workflow_id: str, patch_name: str, details: str) -> None:
+        self.inputs = (workflow_id, patch_name, details)
+        super().__init__(
+            f"Cannot deterministically apply patch {patch_name} in workflow {workflow_id}: {details}. "
+            "Check that your workflow is deterministic.",
+            dbos_error_code=_code(DBOSErrorCode.PatchNondeterminism),
+        )
+
+
+class DBOSQueueDeduplicatedError(DBOSException):
+    """An enqueue used a deduplication ID that a live workflow of the queue holds."""
+
+    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
+        self.workflow_id = workflow_id
+        self.queue_name = queue_name
+        self.deduplication_id = deduplication_id
+        super().__init__(
+            f"Workflow {workflow_id} was deduplicated due to an existing workflow in queue {queue_name} "
+            f"with deduplication ID {deduplication_id}.",
+            dbos_error_code=_code(DBOSErrorCode.QueueDeduplicated),
+        )
+
+
+class DBOSAwaitedWorkflowCancelledError(DBOSException):
+    """A workflow whose result was awaited was cancelled."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"Awaited workflow {workflow_id} was cancelled",
+            dbos_error_code=_code(DBOSErrorCode.AwaitedWorkflowCancelled),
+        )
+
+
+class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(DBOSException):
+    """A workflow whose result was awaited exceeded its maximum recovery attempts."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(
+            f"Awaited workflow {workflow_id} exceeded its maximum recovery attempts",
+            dbos_error_code=_code(DBOSErrorCode.AwaitedWorkflowMaxRecoveryAttemptsExceeded),
+        )
+
+
+class DBOSWorkflowCancelledError(DBOSBaseException):
+    """The running workflow was cancelled; it stops at its next step."""
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg, dbos_error_code=_code(DBOSErrorCode.WorkflowCancelled))
+
+
+class DBOSWorkflowConflictIDError(DBOSBaseException):
+    """A workflow record with this ID exists already."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"Conflicting workflow ID {workflow_id}", dbos_error_code=_code(DBOSErrorCode.ConflictingIDError))
+
+
+# pgfleet's earlier name, and DBOS's older one, for the same condition.
+DBOSMaxRecoveryAttemptsExceededError = MaxRecoveryAttemptsExceededError
+DBOSDeadLetterQueueError = MaxRecoveryAttemptsExceededError
+
+
+# -- pgfleet's own -------------------------------------------------------------------------------
 
 
 class DBOSNotLaunchedError(DBOSException):
@@ -69,12 +320,11 @@ class DBOSNotLaunchedError(DBOSException):
 
     def __init__(self, what: str = "this") -> None:
         super().__init__(
-            f"cannot run {what}: DBOS is not launched. Create DBOS(config=...) and call DBOS.launch() first",
-            what,
+            f"cannot run {what}: DBOS is not launched. Create DBOS(config=...) and call DBOS.launch() first"
         )
 
 
-class DBOSConfigError(DBOSException):
+class DBOSConfigError(DBOSInitializationError):
     """The configuration is malformed: an unknown key, a wrong type or an impossible value."""
 
 
@@ -86,180 +336,14 @@ class DBOSInvalidInputError(DBOSException):
     """A workflow's ``validate_input`` rejected its arguments; nothing was recorded."""
 
 
-class DBOSNonExistentWorkflowError(DBOSException):
-    """No workflow has this id."""
-
-    def __init__(self, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(f"workflow {workflow_id!r} does not exist", workflow_id)
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1])
-
-
-class DBOSConflictingWorkflowError(DBOSException):
-    """A workflow id is already used by a different workflow function."""
-
-    def __init__(self, workflow_id: str, message: str) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(f"conflicting workflow id {workflow_id!r}: {message}", workflow_id, message)
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1], args[2])
-
-
-class DBOSConflictingRegistrationError(DBOSException):
-    """Two different functions were registered under one workflow or step name."""
-
-
-class DBOSWorkflowFunctionNotFoundError(DBOSException):
-    """A workflow name in the database has no registered function in this process."""
-
-    def __init__(self, workflow_id: str, name: str) -> None:
-        self.workflow_id = workflow_id
-        self.name = name
-        super().__init__(
-            f"workflow {workflow_id!r} runs function {name!r}, which is not registered in this "
-            "process (import the module that defines it before DBOS.launch())",
-            workflow_id,
-            name,
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1], args[2])
-
-
-class DBOSUnexpectedStepError(DBOSException):
-    """Replay found a different operation recorded at a step position: the workflow is not
-    deterministic."""
-
-    def __init__(self, workflow_id: str, step_id: int, expected_name: str, recorded_name: str) -> None:
-        self.workflow_id = workflow_id
-        self.step_id = step_id
-        self.expected_name = expected_name
-        self.recorded_name = recorded_name
-        super().__init__(
-            f"during execution of workflow {workflow_id!r} step {step_id}, function "
-            f"{recorded_name!r} was recorded when {expected_name!r} was expected. "
-            "Check that your workflow is deterministic",
-            workflow_id,
-            step_id,
-            expected_name,
-            recorded_name,
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(*args[1:])
-
-
-class DBOSMaxStepRetriesExceeded(DBOSException):
-    """A step with ``retries_allowed`` failed on every one of its ``max_attempts``."""
-
-    def __init__(self, step_name: str, max_attempts: int, errors: list[Exception] | None = None) -> None:
-        self.step_name = step_name
-        self.max_retries = max_attempts
-        self.errors = list(errors or [])
-        last = f": last error: {self.errors[-1]!r}" if self.errors else ""
-        super().__init__(
-            f"step {step_name!r} has exceeded its maximum of {max_attempts} attempts{last}",
-            step_name,
-            max_attempts,
-            self.errors,
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(*args[1:])
-
-
-class DBOSMaxRecoveryAttemptsExceededError(DBOSException):
-    """A workflow was recovered more than ``max_recovery_attempts`` times; it is dead-lettered."""
-
-    def __init__(self, workflow_id: str, max_recovery_attempts: int) -> None:
-        self.workflow_id = workflow_id
-        self.max_recovery_attempts = max_recovery_attempts
-        super().__init__(
-            f"workflow {workflow_id!r} exceeded its maximum of {max_recovery_attempts} recovery "
-            "attempts and is now MAX_RECOVERY_ATTEMPTS_EXCEEDED",
-            workflow_id,
-            max_recovery_attempts,
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1], args[2])
-
-
-# DBOS's older name for the same condition.
-DBOSDeadLetterQueueError = DBOSMaxRecoveryAttemptsExceededError
-
-
-class DBOSQueueDeduplicatedError(DBOSException):
-    """An enqueue used a deduplication id that a live workflow of the queue holds."""
-
-    def __init__(self, workflow_id: str, queue_name: str, deduplication_id: str) -> None:
-        self.workflow_id = workflow_id
-        self.queue_name = queue_name
-        self.deduplication_id = deduplication_id
-        super().__init__(
-            f"workflow {workflow_id!r} was deduplicated: queue {queue_name!r} already has a "
-            f"live workflow with deduplication id {deduplication_id!r}",
-            workflow_id,
-            queue_name,
-            deduplication_id,
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(*args[1:])
-
-
-class DBOSWorkflowCancelledError(DBOSBaseException):
-    """The running workflow was cancelled; it stops at its next step."""
-
-
-class DBOSAwaitedWorkflowCancelledError(DBOSException):
-    """A workflow whose result was awaited was cancelled."""
-
-    def __init__(self, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(f"awaited workflow {workflow_id!r} was cancelled", workflow_id)
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1])
-
-
 class DBOSWorkflowFencedError(DBOSBaseException):
     """This executor no longer owns the workflow (it was taken over, recovered elsewhere or
     finished by someone else). The workflow stops here and writes nothing more."""
 
     def __init__(self, workflow_id: str, detail: str) -> None:
         self.workflow_id = workflow_id
-        super().__init__(f"workflow {workflow_id!r} stopped: {detail}", workflow_id, detail)
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSWorkflowFencedError:
-        return cls(args[1], args[2])
+        super().__init__(f"workflow {workflow_id!r} stopped: {detail}")
 
 
 class DBOSDatabaseUnavailableError(DBOSException):
     """The system database cannot be reached (or its URL is malformed)."""
-
-
-class DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(DBOSException):
-    """A workflow whose result was awaited was dead-lettered (MAX_RECOVERY_ATTEMPTS_EXCEEDED)."""
-
-    def __init__(self, workflow_id: str) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(
-            f"awaited workflow {workflow_id!r} exceeded its maximum recovery attempts", workflow_id
-        )
-
-    @classmethod
-    def _from_args(cls, args: tuple[Any, ...]) -> DBOSException:
-        return cls(args[1])

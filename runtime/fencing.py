@@ -25,7 +25,7 @@ def stale_token_error(exc: OwnershipLostError) -> DBOSWorkflowCancelledError | D
     """The user-facing error for a fenced write that matched no row (raised only through
     :meth:`Fencing.fenced_write`, which also marks the execution lost)."""
     if exc.status == "CANCELLED":
-        return DBOSWorkflowCancelledError(f"workflow {exc.workflow_id!r} was cancelled")
+        return DBOSWorkflowCancelledError(f"Workflow {exc.workflow_id} is cancelled. Aborting function.")
     return DBOSWorkflowFencedError(exc.workflow_id, str(exc))
 
 

@@ -63,7 +63,7 @@ class WorkflowHandle(Generic[R]):
         def read() -> WorkflowStatus:
             row = self._executor.db.workflows.status(self.workflow_id)
             if row is None:
-                raise DBOSNonExistentWorkflowError(self.workflow_id)
+                raise DBOSNonExistentWorkflowError("target", self.workflow_id)
             return status_from_row(row)
 
         return self._executor.recorded_call("DBOS.getStatus", read)

@@ -64,7 +64,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         with executor.fenced_write(ctx):
             executor.db.messages.send(new, parent_step)
     except NoSuchWorkflowError:
-        raise DBOSNonExistentWorkflowError(destination_id) from None
+        raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
 
 
 def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
@@ -72,7 +72,7 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     ``timeout_seconds`` (durably); ``None`` if none came."""
     ctx = _workflow_for("DBOS.recv")
     if ctx is None:
-        raise DBOSException("DBOS.recv must be called from inside a workflow")
+        raise DBOSException("recv() must be called from within a workflow")
     executor.check_running(ctx)
     function_id = ctx.next_function_id()
     sleep_id = ctx.next_function_id()  # always taken, so positions stay the same on replay
@@ -105,7 +105,7 @@ def set_event(executor: Executor, key: str, value: Any) -> None:
     """Publish ``value`` under ``key`` for this workflow (readers see the latest value)."""
     ctx = _workflow_for("DBOS.set_event")
     if ctx is None:
-        raise DBOSException("DBOS.set_event must be called from inside a workflow")
+        raise DBOSException("set_event() must be called from within a workflow or step")
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return

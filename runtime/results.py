@@ -77,7 +77,7 @@ def await_outcome(
                 return local.value
         row = db.workflows.outcome(workflow_id)
         if row is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         if row.status in TERMINAL_STATUSES:
             return decode_outcome(workflow_id, row)
         if deadline is not None and time.monotonic() >= deadline:

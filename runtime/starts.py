@@ -162,7 +162,7 @@ def check_same_workflow(
     function on the same class and configured instance."""
     row = executor.db.workflows.status(workflow_id)
     if row is None:
-        raise DBOSNonExistentWorkflowError(workflow_id)
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
     for recorded, wanted, label in (
         (row.name, entry.name, "function name"),
         (row.class_name, class_name, "class name"),
@@ -171,6 +171,6 @@ def check_same_workflow(
         if recorded != wanted:
             raise DBOSConflictingWorkflowError(
                 workflow_id,
-                f"workflow already exists with a different {label}: {recorded}, "
+                f"Workflow already exists with a different {label}: {recorded}, "
                 f"but the provided {label} is: {wanted}",
             )

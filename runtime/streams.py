@@ -28,12 +28,17 @@ __all__ = ["write_stream", "close_stream", "read_stream", "STREAM_CLOSED"]
 STREAM_CLOSED = "__DBOS_STREAM_CLOSED__"
 # How often a reader looks for new values while the stream is open.
 READ_POLL_SEC = 0.1
+# DBOS's text for a write outside any workflow.
+_OUTSIDE_A_WORKFLOW = {
+    "DBOS.writeStream": "write_stream() must be called from within a workflow or step",
+    "DBOS.closeStream": "close_stream() must be called from within a workflow",
+}
 
 
 def _write(executor: Executor, key: str, payload: str, serialization: str | None, operation: str) -> None:
     ctx = current_workflow()
     if ctx is None or ctx.in_transaction:
-        raise DBOSException(f"{operation} must be called from inside a workflow or one of its steps")
+        raise DBOSException(_OUTSIDE_A_WORKFLOW[operation])
     step = None
     if ctx.step_id is not None:  # inside a step (ctx.in_step): the write belongs to the step
         function_id = ctx.step_id

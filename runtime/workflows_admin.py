@@ -48,7 +48,7 @@ def cancel_workflow(db: SystemDatabase, workflow_id: str, conn: Any = None) -> N
     """Mark a workflow CANCELLED unless it has finished; its owner stops at its next write."""
     changed = db.admin.cancel(workflow_id, connection=conn)
     if not changed and db.workflows.status(workflow_id) is None:
-        raise DBOSNonExistentWorkflowError(workflow_id)
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
 
 
 def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> int | None:
@@ -70,7 +70,7 @@ def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> i
         return token
     executor.release_epoch(token)
     if executor.db.workflows.status(workflow_id) is None:
-        raise DBOSNonExistentWorkflowError(workflow_id)
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
     return None  # it finished: nothing to resume
 
 
@@ -105,7 +105,7 @@ def fork_workflow(
     )
     if not forked:
         if db.workflows.status(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError(workflow_id)
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
         raise DBOSException(f"cannot fork {workflow_id!r} as {new_id!r}: a workflow with that id exists")
     if conn is None:
         db.claims.wake_queue(INTERNAL_QUEUE_NAME)
@@ -128,7 +128,7 @@ def cancel_recorded(executor: Executor, workflow_id: str) -> None:
         # A workflow that cancelled itself stops at its next operation, as one cancelled
         # elsewhere would (once: not when a resumed run replays this call).
         if ctx is not None and ctx.workflow_id == workflow_id:
-            executor.lose(ctx, DBOSWorkflowCancelledError(f"workflow {workflow_id!r} was cancelled"))
+            executor.lose(ctx, DBOSWorkflowCancelledError(f"Workflow {workflow_id} is cancelled. Aborting function."))
 
     executor.recorded_effect(
         "DBOS.cancelWorkflow", lambda conn: cancel_workflow(executor.db, workflow_id, conn), after=cancelled

@@ -47,10 +47,14 @@ def test_send_from_outside_a_workflow_and_to_nowhere(dbos):
         handle = DBOS.start_workflow(inbox)
     DBOS.send("inbox", 42)
     assert handle.get_result() == 42
-    with pytest.raises(DBOSNonExistentWorkflowError):
+    with pytest.raises(DBOSNonExistentWorkflowError) as missing:
         DBOS.send("no-such-workflow", 1)
-    with pytest.raises(DBOSException, match="inside a workflow"):
+    assert str(missing.value) == "DBOS Error 5: Non-existent `send` destination workflow ID: no-such-workflow"
+    assert missing.value.dbos_error_code == 5
+    with pytest.raises(DBOSException, match=r"^DBOS Error: recv\(\) must be called from within a workflow$"):
         DBOS.recv()
+    with pytest.raises(DBOSException, match=r"^DBOS Error: set_event\(\) must be called from within a workflow or step$"):
+        DBOS.set_event("key", "value")
 
 
 def test_events_are_published_and_awaited(dbos):
@@ -122,5 +126,5 @@ def test_streams_are_written_once_and_read_in_order(dbos, db):
     names = [s["function_name"] for s in DBOS.list_workflow_steps("producer")]
     assert names.count("DBOS.writeStream") == 3 and names[-1] == "DBOS.closeStream"
     assert db.execute("SELECT count(*) FROM dbos.streams WHERE workflow_uuid='producer'").fetchone()[0] == 5
-    with pytest.raises(DBOSException, match="inside a workflow"):
+    with pytest.raises(DBOSException, match=r"write_stream\(\) must be called from within a workflow or step"):
         DBOS.write_stream("numbers", 1)

@@ -549,7 +549,7 @@ def test_enqueue_inside_a_step_raises(dbos, db):
     def parent() -> str:
         return enqueuing_step()
 
-    assert parent() == "cannot enqueue workflow 'from_step_child' from inside a step"
+    assert parent() == "DBOS Error: cannot enqueue workflow 'from_step_child' from inside a step"
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'from-step'").fetchone()[0] == 0
 
 
