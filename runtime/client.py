@@ -17,7 +17,7 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 from sysdb.messages import NewMessage
 
-from .context import WorkflowContext
+from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
@@ -115,6 +115,7 @@ class DBOSClient:
         for required in ("workflow_name", "queue_name"):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
+        check_priority(options.get("priority"), DBOSException)
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
         start = self._start(options, args, kwargs)
         workflow_id = start.workflow_id

@@ -29,6 +29,7 @@ __all__ = [
     "SetEnqueueOptions",
     "DBOSContextSetAuth",
     "current_workflow",
+    "check_priority",
     "take_start_options",
 ]
 
@@ -212,6 +213,19 @@ class SetWorkflowTimeout(_OptionsBlock):
         super().__init__(timeout_sec=workflow_timeout_sec, timeout_set=True)
 
 
+# The priorities DBOS accepts: 1 is the highest; a workflow enqueued without one has priority 0.
+MIN_PRIORITY, MAX_PRIORITY = 1, 2**31 - 1
+
+
+def check_priority(priority: Any, error: type[Exception]) -> None:
+    """Raise ``error`` with DBOS's text unless ``priority`` is None or an int DBOS accepts
+    (DBOS raises a plain Exception from SetEnqueueOptions, a DBOSException from its client)."""
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        raise error(f"Invalid priority {priority}. Priority must be between {MIN_PRIORITY}~{MAX_PRIORITY}.")
+
+
 class SetEnqueueOptions(_OptionsBlock):
     """Options for workflows enqueued inside the block (deduplication, priority, partition, delay)."""
 
@@ -224,8 +238,7 @@ class SetEnqueueOptions(_OptionsBlock):
         queue_partition_key: str | None = None,
         delay_seconds: float | None = None,
     ) -> None:
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 0):
-            raise DBOSException(f"priority must be a non-negative integer, got {priority!r}")
+        check_priority(priority, Exception)
         if delay_seconds is not None and (
             isinstance(delay_seconds, bool) or not isinstance(delay_seconds, (int, float)) or delay_seconds < 0
         ):

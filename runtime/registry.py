@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import DBOSConflictingRegistrationError, DBOSException
+from .errors import DBOSException
+from .logs import logger
 
 if TYPE_CHECKING:
     from .queues import Queue
@@ -93,9 +94,10 @@ class Registry:
         with self._lock:
             existing = self.workflows.get(entry.name)
             if existing is not None and _origin(existing.func) != _origin(entry.func):
-                raise DBOSConflictingRegistrationError(
-                    f"two different functions are registered as workflow {entry.name!r}: "
-                    f"{_origin(existing.func)} and {_origin(entry.func)}; give one of them name=..."
+                # As DBOS: a warning, and the last registration wins (recovery runs it).
+                logger.warning(
+                    f"Duplicate registration of function '{entry.name}'. A function named '{entry.name}' has "
+                    "already been registered with DBOS. All functions registered with DBOS must have unique names."
                 )
             self.workflows[entry.name] = entry
 
@@ -114,10 +116,7 @@ class Registry:
         with self._lock:
             existing = self.instances.get((class_name, config_name))
             if existing is not None and existing is not instance:
-                raise DBOSConflictingRegistrationError(
-                    f"two instances of {class_name} share config_name {config_name!r}; "
-                    "each configured instance needs its own name"
-                )
+                raise Exception(f"Duplicate instance registration for class '{class_name}' instance '{config_name}'")
             self.instances[(class_name, config_name)] = instance
 
     def instance(self, class_name: str, config_name: str) -> Any | None:
@@ -125,12 +124,8 @@ class Registry:
 
     def add_queue(self, queue: Queue) -> None:
         with self._lock:
-            existing = self.queues.get(queue.name)
-            if existing is not None and existing.settings != queue.settings:
-                raise DBOSException(
-                    f"queue {queue.name!r} is already declared in this process with different settings "
-                    f"({existing.settings} vs {queue.settings})"
-                )
+            if queue.name in self.queues:
+                raise Exception(f"Queue {queue.name} has already been declared")
             self.queues[queue.name] = queue
 
     def queue(self, name: str) -> Queue | None:
@@ -197,6 +192,9 @@ def method_kind(func: Callable[..., Any]) -> str:
 def split_bound(entry: RegisteredWorkflow, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """A method workflow's call arguments: its bound object (the instance or class), and the rest."""
     if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+        if entry.class_name is None:  # its class was not decorated with @DBOS.dbos_class()
+            target = "a class" if args and isinstance(args[0], type) else "a class instance"
+            raise Exception(f"Function target appears to be {target}, but is not properly registered")
         if not args:
             raise DBOSException(f"workflow {entry.name!r} is a method: call it on an instance or class")
         return args[0], tuple(args[1:])
@@ -233,7 +231,7 @@ class DBOSConfiguredInstance:
     """
 
     def __init__(self, config_name: str) -> None:
-        if not isinstance(config_name, str) or not config_name:
-            raise ValueError("DBOSConfiguredInstance needs a non-empty config_name")
         self.config_name = config_name
-        registry.add_instance(type(self).__qualname__, config_name, self)
+        # A nameless instance (DBOS accepts None) is recorded with no config_name, and found again
+        # under "" (how recovery looks up a row whose config_name is NULL).
+        registry.add_instance(type(self).__qualname__, config_name or "", self)

@@ -3,6 +3,7 @@ at the raise sites, and what it does not treat as an error (#10 items 5 and 6)."
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import runtime
 from runtime import (
     DBOS,
+    DBOSConfiguredInstance,
     DBOSConflictingWorkflowError,
     DBOSException,
     DBOSMaxStepRetriesExceeded,
@@ -20,6 +22,7 @@ from runtime import (
     SetWorkflowID,
     error,
 )
+from runtime.registry import registry
 from runtime.serialization import deserialize_exception, serialize_exception
 
 DBOS_ERROR_MODULE = [
@@ -143,3 +146,50 @@ def test_raise_sites_use_dbos_texts(dbos, db):
         "DBOS Error 7: Step test_raise_sites_use_dbos_texts.<locals>.always_fails has exceeded its maximum of 2 retries"
     )
     assert [str(e) for e in exhausted.value.errors] == ["step failed", "step failed"]
+
+
+def test_a_method_of_an_undecorated_class_raises_and_records_nothing(dbos, db):
+    class Plain:
+        @DBOS.workflow()
+        def method(self):
+            return 1
+
+    before = db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0]
+    with pytest.raises(Exception, match="^Function target appears to be a class instance, but is not properly registered$"):
+        Plain().method()
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0] == before
+
+
+def test_two_functions_under_one_name_warn_and_the_last_one_runs(dbos, caplog):
+    @DBOS.workflow(name="shared-name")
+    def one():
+        return 1
+
+    with caplog.at_level(logging.WARNING, logger="dbos"):
+        @DBOS.workflow(name="shared-name")
+        def two():
+            return 2
+
+    assert "Duplicate registration of function 'shared-name'" in caplog.text
+    assert (one(), two()) == (1, 2)  # as in DBOS: each call runs its own function ...
+    assert registry.workflow("shared-name").func.__name__ == "two"  # ... and recovery the last one registered
+
+
+def test_a_configured_instance_without_a_name_runs_and_is_found_again(dbos, db):
+    @DBOS.dbos_class()
+    class Nameless(DBOSConfiguredInstance):
+        def __init__(self) -> None:
+            super().__init__(None)  # type: ignore[arg-type]  # DBOS accepts an instance without a name
+            self.calls = 0
+
+        @DBOS.workflow()
+        def count(self) -> int:
+            self.calls += 1
+            return self.calls
+
+    instance = Nameless()
+    with SetWorkflowID("nameless"):
+        assert instance.count() == 1
+    assert db.execute("SELECT config_name FROM dbos.workflow_status WHERE workflow_uuid = 'nameless'").fetchone() == (None,)
+    # A fork runs the method again on the instance found from the row: the same object.
+    assert DBOS.fork_workflow("nameless", 1).get_result(timeout_seconds=30) == 2

@@ -92,10 +92,10 @@ def test_priority_runs_lowest_first_then_fifo(dbos, db):
     first = queue.enqueue(blocker)
     wait_until(blocker_running.is_set, "the blocker to occupy the queue's only slot")
 
-    # (tag, priority): None enqueues without a priority (DBOS: 0, the highest).
+    # (tag, priority): None enqueues without a priority (DBOS: 0, ahead of priority 1).
     plan = [
         ("p5-first", 5), ("p1-first", 1), ("none-first", None), ("p5-second", 5), ("p3", 3),
-        ("p1-second", 1), ("none-second", None), ("p1-third", 1), ("p0-explicit", 0),
+        ("p1-second", 1), ("none-second", None), ("p1-third", 1), ("none-third", None),
     ]
     handles = []
     for tag, priority in plan:
@@ -177,9 +177,16 @@ def test_priority_on_a_queue_without_priority_enabled_raises(dbos, db):
         with pytest.raises(DBOSException, match="priority"):
             queue.enqueue(job)
     assert workflow_count(db) == before  # rejected before anything was written
-    # Priority 0 (the default) is fine, as in DBOS.
-    with SetEnqueueOptions(priority=0):
+    # No priority (0 in the row) is fine, as in DBOS.
+    with SetEnqueueOptions(priority=None):
         assert queue.enqueue(job).get_result(timeout_seconds=DEADLINE_SEC) == 1
+
+
+@pytest.mark.parametrize("priority", [0, -1, 2**31, 1.5, True])
+def test_an_invalid_priority_raises_in_set_enqueue_options_as_in_dbos(priority):
+    with pytest.raises(Exception, match=rf"^Invalid priority {priority}\. Priority must be between 1~2147483647\.$"):
+        SetEnqueueOptions(priority=priority)
+    assert SetEnqueueOptions(priority=1) and SetEnqueueOptions(priority=2**31 - 1)
 
 
 # -- 4. deduplication -------------------------------------------------------------------------
@@ -505,13 +512,12 @@ def test_bad_queue_settings_raise(clean_registry, kwargs, message):
 
 
 def test_queue_declared_twice(clean_registry):
+    """As in DBOS, a name declares one queue: a second declaration raises, whatever its settings."""
     first = Queue("twice", concurrency=2)
-    assert Queue("twice", concurrency=2) is not None  # the same settings again: fine
-    with pytest.raises(DBOSException, match="'twice' is already declared .* different settings"):
-        Queue("twice", concurrency=3)
-    with pytest.raises(DBOSException, match="different settings"):
-        Queue("twice", concurrency=2, priority_enabled=True)
-    assert registry.queue("twice").concurrency == first.concurrency == 2
+    for settings in ({"concurrency": 2}, {"concurrency": 3}, {"concurrency": 2, "priority_enabled": True}):
+        with pytest.raises(Exception, match="^Queue twice has already been declared$"):
+            Queue("twice", **settings)
+    assert registry.queue("twice") is first and first.concurrency == 2
 
 
 def test_enqueue_of_something_that_is_not_a_workflow_raises(dbos, db):

@@ -1,7 +1,7 @@
 """Errors as DBOS raises them, with DBOS's message texts (#10 item 6)."""
 
 from dbos import DBOS, DBOSConfiguredInstance, Queue, SetEnqueueOptions, SetWorkflowID
-from observe import attempt, database_url, report
+from observe import attempt, database_url, report, see
 
 DBOS(config={"name": "diff-errors", "system_database_url": database_url()})
 queue = Queue("errors-queue")
@@ -43,9 +43,11 @@ if __name__ == "__main__":
     with SetWorkflowID("reused-id"):
         attempt("workflow id reused with another function", lambda: second(1))
     with SetEnqueueOptions(deduplication_id="dedup-1"):
-        queue.enqueue(slow)
+        holder = queue.enqueue(slow)
     with SetWorkflowID("dedup-second"), SetEnqueueOptions(deduplication_id="dedup-1"):
         attempt("deduplicated enqueue", lambda: queue.enqueue(slow))
+    # Waited for, so that what is recorded does not depend on when each package's queue polls.
+    see("the holder of the deduplication id", holder.get_result())
     attempt("step retries exhausted", lambda: runs_failing_step())
     attempt("invalid priority", lambda: SetEnqueueOptions(priority=-1))
     attempt("queue declared twice", lambda: Queue("errors-queue"))
@@ -66,6 +68,8 @@ if __name__ == "__main__":
         @DBOS.workflow(name="shared-name")
         def two():
             return 2
+
+        return one(), two()  # each call runs its own function
 
     attempt("two functions under one name", register_two_under_one_name)
 
