@@ -11,13 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .context import current_workflow
-from .errors import DBOSNotLaunchedError
+from .errors import DBOSException
 
 if TYPE_CHECKING:
     from .executor import Executor
     from .process import DBOSProcess
 
-__all__ = ["current_process", "make_current", "executor_for"]
+__all__ = ["current_process", "make_current", "executor_for", "not_launched", "NOT_LAUNCHED"]
+
+# DBOS's words (and class, DBOSException) for anything that reaches the system database outside
+# a launch: before DBOS.launch(), after DBOS.destroy(), or through a handle of a destroyed launch.
+NOT_LAUNCHED = "System database accessed before DBOS was launched"
 
 # The one slot of the facade (DBOS is a singleton API, as in DBOS Transact): replaced by
 # DBOS(config=...), emptied by DBOS.destroy(). Everything else lives in the process object.
@@ -36,11 +40,16 @@ def make_current(process: DBOSProcess | None) -> None:
 
 def executor_for(what: str) -> Executor:
     """The executor a call made here goes to: inside a workflow, the one running it; else the
-    current process's. Raises :class:`DBOSNotLaunchedError` (naming ``what``) if neither."""
+    current process's. Raises DBOS's not-launched error (see :func:`not_launched`) if neither."""
     ctx = current_workflow()
     if ctx is not None:
         return ctx.executor
     process = _current
     if process is None or process.executor is None:
-        raise DBOSNotLaunchedError(what)
+        raise not_launched()
     return process.executor
+
+
+def not_launched() -> DBOSException:
+    """What DBOS raises for a call that needs the system database while DBOS is not launched."""
+    return DBOSException(NOT_LAUNCHED)

@@ -21,9 +21,9 @@ from cluster.coordination.status import FleetStatus, fleet_status
 from . import decorators, logs, messages, streams
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow
-from .current import current_process, executor_for, make_current
+from .current import current_process, executor_for, make_current, not_launched
 from .dbos_properties import DBOSProperties
-from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSNotLaunchedError
+from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .process import DBOSProcess
@@ -105,7 +105,7 @@ class DBOS(metaclass=DBOSProperties):
         """The current process object (tests inspect its executor and services)."""
         process = current_process()
         if process is None:
-            raise DBOSNotLaunchedError("DBOS._process")
+            raise not_launched()
         return process
 
     # -- decorators --------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any
 from . import logs
 from .config import ResolvedConfig
 from .context import current_workflow, sql_session
-from .current import current_process
-from .errors import DBOSException, DBOSNotLaunchedError
+from .current import current_process, not_launched
+from .errors import DBOSException
 
 __all__ = ["DBOSProperties"]
 
@@ -72,5 +72,5 @@ def _config(what: str) -> ResolvedConfig:
         return ctx.executor.config
     process = current_process()
     if process is None:
-        raise DBOSNotLaunchedError(what)
+        raise not_launched()
     return process.config

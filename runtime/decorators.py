@@ -23,9 +23,12 @@ from .registry import CLASS_METHOD, INSTANCE_METHOD, PLAIN, RegisteredStep, Regi
 from .starts import start_workflow
 from .steps import run_step, run_transaction
 
-__all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
+__all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS", "TEMP_WORKFLOW_PREFIX"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The name of the one-step workflow a step or transaction runs as when started on its own.
+TEMP_WORKFLOW_PREFIX = "<temp>."
 
 ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
 
@@ -94,6 +97,7 @@ def step(
             return run_step(ctx.executor, entry, args, kwargs)
 
         wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+        _runnable_as_workflow(registry, entry.name, func, wrapper)
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
     return decorator
@@ -121,9 +125,27 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
             executor = executor_for(f"transaction {entry.name!r}")
             return run_transaction(executor, entry, level, args, kwargs)
 
+        _runnable_as_workflow(registry, entry.name, func, wrapper)
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
     return decorator
+
+
+def _runnable_as_workflow(registry: Registry, step_name: str, func: Callable[..., Any], wrapper: Callable[..., Any]) -> None:
+    """Let ``DBOS.start_workflow``, ``Queue.enqueue`` and ``@DBOS.scheduled`` take a step or a
+    transaction, as DBOS does: it runs as a workflow of one step, named ``<temp>.<step name>``.
+    Registered now, under that name, so that recovery and queue claiming in any process that
+    imports the step find it; its body is the step's wrapper, which inside the workflow runs
+    (and records) the step."""
+    entry = RegisteredWorkflow(
+        name=TEMP_WORKFLOW_PREFIX + step_name,
+        func=wrapper,
+        max_recovery_attempts=None,
+        validate_input=None,
+        kind=method_kind(func),
+    )
+    registry.add_workflow(entry)
+    wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
 
 
 def scheduled(registry: Registry, cron: str) -> Callable[[F], F]:
@@ -132,7 +154,9 @@ def scheduled(registry: Registry, cron: str) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         entry = getattr(func, "__pgfleet_workflow__", None)
         if not isinstance(entry, RegisteredWorkflow):
-            raise DBOSException(f"@DBOS.scheduled goes above @DBOS.workflow(): {getattr(func, '__qualname__', func)} is not a workflow")
+            raise DBOSException(
+                f"@DBOS.scheduled goes above @DBOS.workflow() (or a step): {getattr(func, '__qualname__', func)} is not a workflow"
+            )
         scheduler.add_schedule(registry, entry.name, cron)
         process = current_process()
         if process is not None and process.launched:  # decorated after launch

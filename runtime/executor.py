@@ -24,13 +24,14 @@ from typing import Any, Protocol
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from sysdb import SystemDatabase, now_ms
-from sysdb.errors import DatabaseUnavailableError, DeadlockConflict
+from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, DuplicateCheckpointError
 
 from . import logs, metrics
 from .admission import ThreadAdmission
 from .config import ResolvedConfig
 from .context import WorkflowContext, current_workflow, enter_workflow, leave_workflow
-from .errors import DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
+from .current import not_launched
+from .errors import DBOSSerializationError, DBOSUnexpectedStepError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .fencing import Fencing
 from .notifications import NotificationHub
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
@@ -88,7 +89,8 @@ class Executor(Fencing):
         super().__init__(hooks.lease_valid)
         self.config = config
         self.executor_id = config.executor_id
-        self.db = db
+        self._db = db
+        self._closed = False
         # The application database of @DBOS.transaction functions, when it is not the system one.
         self.app_db = app_db
         self.registry = registry
@@ -102,6 +104,14 @@ class Executor(Fencing):
         self._local: dict[str, LocalRun] = {}
         # Ownership epochs of the workflows running here (the assignment poller skips them).
         self._running_epochs: set[int] = set()
+
+    @property
+    def db(self) -> SystemDatabase:
+        """The system database; once :meth:`close` ran (``DBOS.destroy()``), using it raises as
+        DBOS does for a handle or a call that outlived its launch."""
+        if self._closed:
+            raise not_launched()
+        return self._db
 
     # -- what runs here ------------------------------------------------------------------------
 
@@ -269,7 +279,13 @@ class Executor(Fencing):
                 child_workflow_id=child_workflow_id,
                 completed_at_ms=completed_at_ms,
             )
-            self.db.steps.record(step, connection=connection)
+            try:
+                self.db.steps.record(step, connection=connection)
+            except DuplicateCheckpointError as exc:
+                if exc.recorded_name == function_name:
+                    raise
+                # Another operation holds this position: the workflow is not deterministic.
+                raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, function_name, exc.recorded_name) from None
 
     def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
         """Take the workflow's next step position for ``function_name``.
@@ -375,6 +391,7 @@ class Executor(Fencing):
     def close(self) -> None:
         """Wait a little for the stopped threads, then close the databases."""
         self.threads.join_each(5.0)
-        self.db.close()
+        self._closed = True
+        self._db.close()
         if self.app_db is not None:
             self.app_db.close()

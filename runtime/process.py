@@ -22,9 +22,10 @@ from typing import Any, ParamSpec, TypeVar
 from . import logs, recovery, scheduler
 from .config import ResolvedConfig
 from .context import current_workflow
+from .current import not_launched
 from .databases import open_databases
 from .enqueue import enqueue_call
-from .errors import DBOSException, DBOSNotLaunchedError
+from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
 from .notifications import NotificationHub
@@ -133,7 +134,7 @@ class DBOSProcess:
     def _own_executor(self, what: str) -> Executor:
         executor = self.executor
         if executor is None:
-            raise DBOSNotLaunchedError(what)
+            raise not_launched()
         ctx = current_workflow()
         if ctx is not None and ctx.executor is not executor:
             raise DBOSException(

@@ -17,7 +17,7 @@ from .context import StartOptions, WorkflowContext, current_workflow, take_start
 from .current import executor_for
 from .errors import DBOSConflictingWorkflowError, DBOSException, DBOSNonExistentWorkflowError, DBOSWorkflowFencedError
 from .handles import WorkflowHandle
-from .operations import ExecutorShutdown
+from .operations import ExecutorShutdown, check_recorded_name
 from .ownership import insert_start_row
 from .registry import RegisteredWorkflow, call_workflow_function, split_bound, workflow_of
 from .serialization import serialize, serialize_exception
@@ -66,6 +66,12 @@ def start_workflow(
     if position.replayed_child is not None:  # replay: an earlier execution started this child
         return _existing(executor, parent, position.replayed_child, background)
 
+    if parent is not None and not background and position.function_id is not None:
+        # A direct child's result takes the next position: a replay that recorded something
+        # else there is not deterministic, and starts nothing.
+        recorded = parent.recorded_step(position.function_id + 1)
+        if recorded is not None:
+            check_recorded_name(parent, position.function_id + 1, "DBOS.getResult", recorded)
     start = _direct_start(executor, entry, bound, args, kwargs, options, parent, position)
     # A child's row commits with its parent's fenced step: a parent that lost its workflow
     # starts nothing (and its execution is marked lost).

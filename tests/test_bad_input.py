@@ -13,7 +13,6 @@ from runtime import (
     DBOSDatabaseUnavailableError,
     DBOSException,
     DBOSInvalidInputError,
-    DBOSNotLaunchedError,
     DBOSSerializationError,
     SetWorkflowID,
 )
@@ -83,10 +82,10 @@ def test_calling_a_workflow_before_launch(sys_url):
     def early():
         return 1
 
-    with pytest.raises(DBOSNotLaunchedError, match="not launched"):
+    with pytest.raises(DBOSException, match="System database accessed before DBOS was launched"):
         early()
     DBOS(config={"name": "t", "system_database_url": sys_url})
-    with pytest.raises(DBOSNotLaunchedError):
+    with pytest.raises(DBOSException, match="before DBOS was launched"):
         early()
     DBOS.destroy(destroy_registry=True)
 

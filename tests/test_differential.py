@@ -29,9 +29,8 @@ def _diff(label: str, expected: object, actual: object) -> str:
 KNOWN_DIFFERENCES = {
     "forks.py": "#10 item 8: the fork's application version, start_step bounds, children before the fork point",
     "introspection.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS",
-    "lifecycle.py": "#10 item 9: destroy then launch again; handles after destroy",
-    "nondeterminism.py": "#10 item 7: non-deterministic replays and contested ids hang",
-    "steps_as_workflows.py": "#10 item 3: steps cannot be started or enqueued as workflows",
+    "lifecycle.py": "#10 item 6: str() of a DBOSException lacks DBOS's 'DBOS Error: ' prefix",
+    "nondeterminism.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS (queue name, recovery_attempts)",
     "transactions.py": "#10 item 2: DBOS.sql_session is a psycopg connection, not a SQLAlchemy session",
 }
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import wait_until
 from runtime import DBOS, Queue
 from runtime.config import resolve_config
-from runtime.errors import DBOSNotLaunchedError
+from runtime.errors import DBOSException
 from runtime.process import DBOSProcess
 from runtime.registry import registry
 from runtime.serialization import deserialize
@@ -84,7 +84,7 @@ def test_each_executor_runs_its_own_workflows_and_awaits_the_others(build, db):
         children[1]: ("SUCCESS", B),
     }
     # Neither is the facade's: outside a workflow, DBOS has nothing to act on.
-    with pytest.raises(DBOSNotLaunchedError):
+    with pytest.raises(DBOSException, match="before DBOS was launched"):
         DBOS.start_workflow(job)
 
 
@@ -146,3 +146,49 @@ def test_a_leaving_executor_hands_its_pending_and_queued_work_to_the_other(build
     ).fetchall()
     assert sorted((w, deserialize(out, fmt)) for w, out, fmt in steps) == sorted([(direct.workflow_id, B), (queued.workflow_id, B)])
     assert db.execute("SELECT status FROM dbos.pgfleet_executors WHERE executor_id = %s", (A,)).fetchone()[0] == "dead"
+
+
+def test_a_step_enqueued_as_a_workflow_keeps_its_queue_limit_and_moves_when_its_executor_leaves(build, db):
+    """A step put on a queue runs as the one-step workflow ``<temp>.<step>`` (as in DBOS): any
+    executor that imports the step can claim it, the queue's concurrency holds across both, and
+    the hand-over of a leaving executor moves it like any workflow."""
+    release = {A: threading.Event(), B: threading.Event()}
+    release[B].set()
+    entered: list[tuple[str, str]] = []
+
+    @DBOS.step(name="inproc_hold_step")
+    def hold(tag: str) -> str:
+        executor_id = DBOS.executor_id
+        entered.append((tag, executor_id))
+        assert release[executor_id].wait(30)
+        return executor_id
+
+    queue = Queue("inproc-step-q", concurrency=1, polling_interval_sec=0.1)
+    a = build(A)
+    a.launch()
+    first, second = a.enqueue(queue, hold, "first"), a.enqueue(queue, hold, "second")
+    wait_until(lambda: entered, "a queued step to start in A")
+    b = build(B)
+    b.launch()  # a live member that serves the queue and has <temp>.inproc_hold_step
+    assert b.services is not None and b.services.listener is not None
+    assert b.services.listener.connected.wait(10), "B's LISTEN connection"
+    threading.Event().wait(1.0)  # B polls the queue meanwhile: concurrency 1 keeps the second waiting
+    assert len(entered) == 1 and entered[0][1] == A
+
+    leaving = threading.Thread(target=a.destroy, name="inproc-a-destroy", daemon=True)
+    leaving.start()
+    try:
+        assert first.get_workflow_id() != second.get_workflow_id()
+        for handle in (first, second):
+            assert b.retrieve_workflow(handle.workflow_id).get_result(timeout_seconds=30) == B
+    finally:
+        release[A].set()
+    leaving.join(30)
+    ids = [first.workflow_id, second.workflow_id]
+    assert owners(db, ids) == {first.workflow_id: ("SUCCESS", B), second.workflow_id: ("SUCCESS", B)}
+    names = db.execute("SELECT DISTINCT name, queue_name FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s)", (ids,)).fetchall()
+    assert names == [("<temp>.inproc_hold_step", "inproc-step-q")]
+    steps = db.execute(
+        "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = ANY(%s)", (ids,)
+    ).fetchall()
+    assert steps == [(1, "inproc_hold_step"), (1, "inproc_hold_step")]  # only B's runs recorded
