@@ -91,9 +91,13 @@ def fork_workflow(
 ) -> str:
     """Start a copy of a workflow that reuses its recorded steps before ``start_step`` and runs
     the rest again (on any executor, through the internal queue). Returns the new id. With
-    ``conn`` the claimers are not woken (the caller wakes them after its commit)."""
-    if not isinstance(start_step, int) or start_step < 1:
-        raise DBOSException(f"start_step must be a step number >= 1, got {start_step!r}")
+    ``conn`` the claimers are not woken (the caller wakes them after its commit).
+
+    As in DBOS any step number is accepted: 1 or less copies no step (the copy runs from the
+    start), one past the last step copies them all. Without ``application_version`` the copy
+    records none, and the executor that claims it gives it its own (as a DBOS dequeue does)."""
+    if not isinstance(start_step, int):
+        raise DBOSException(f"start_step must be a step number, got {start_step!r}")
     new_id = new_workflow_id or str(uuid.uuid4())
     forked = db.admin.fork(
         workflow_id,

@@ -29,7 +29,7 @@ def _diff(label: str, expected: object, actual: object) -> str:
 KNOWN_DIFFERENCES = {
     "basics.py": "#10 item 6: error texts",
     "errors.py": "#10 item 6: DBOS's error classes and message texts",
-    "forks.py": "#10 item 8: the fork's application version, start_step bounds, children before the fork point",
+    "forks.py": "#10 item 6: the text of DBOSNonExistentWorkflowError for a fork of a missing workflow",
     "introspection.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS",
     "lifecycle.py": "#10 item 9: destroy then launch again; handles after destroy",
     "nondeterminism.py": "#10 item 7: non-deterministic replays and contested ids hang",

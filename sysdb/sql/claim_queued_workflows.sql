@@ -64,6 +64,9 @@ SET status = 'PENDING',
     started_at_epoch_ms = (SELECT now_ms FROM clock),
     updated_at = (SELECT now_ms FROM clock),
     rate_limited = %(rate_limited)s,
+    -- as a DBOS dequeue does: a workflow enqueued without a version (a fork, a client's
+    -- enqueue) takes the version of the executor that runs it
+    application_version = coalesce(w.application_version, %(application_version)s),
     recovery_attempts = w.recovery_attempts + 1,
     workflow_deadline_epoch_ms = CASE
         WHEN w.workflow_timeout_ms IS NOT NULL AND w.workflow_deadline_epoch_ms IS NULL
