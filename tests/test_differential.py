@@ -30,7 +30,6 @@ KNOWN_DIFFERENCES = {
     "basics.py": "#10 item 6: error texts",
     "errors.py": "#10 item 6: DBOS's error classes and message texts",
     "forks.py": "#10 item 6: the text of DBOSNonExistentWorkflowError for a fork of a missing workflow",
-    "introspection.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS",
     "lifecycle.py": "#10 item 9: destroy then launch again; handles after destroy",
     "nondeterminism.py": "#10 item 7: non-deterministic replays and contested ids hang",
     "steps_as_workflows.py": "#10 item 3: steps cannot be started or enqueued as workflows",
