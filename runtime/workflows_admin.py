@@ -39,7 +39,7 @@ def list_workflows(db: SystemDatabase, *, load_input: bool = True, load_output: 
     try:
         rows = db.admin.list_workflows(load_input=load_input, load_output=load_output, **criteria)
     except UnknownFilterError as exc:
-        raise DBOSException(str(exc)) from None
+        raise TypeError(str(exc)) from None  # as DBOS's keyword-only signature raises
     return [status_from_row(r, load_input=load_input, load_output=load_output) for r in rows]
 
 
