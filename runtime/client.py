@@ -21,12 +21,11 @@ from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
-from .queues import INTERNAL_QUEUE_NAME
 from .results import await_outcome
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
-from .workflows_admin import cancel_workflow, fork_workflow, list_workflows
+from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
 
@@ -170,13 +169,10 @@ class DBOSClient:
     def cancel_workflow(self, workflow_id: str) -> None:
         cancel_workflow(self._db, workflow_id)
 
-    def resume_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
+    def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
         """Send a cancelled or dead-lettered workflow back to work: any executor resumes it
-        from its first unfinished step (through the internal queue)."""
-        resumed = self._db.admin.resume_enqueued(workflow_id, queue_name=INTERNAL_QUEUE_NAME)
-        if not resumed and self._db.workflows.status(workflow_id) is None:
-            raise DBOSNonExistentWorkflowError("target", workflow_id)
-        self._db.claims.wake_queue(INTERNAL_QUEUE_NAME)
+        from its first unfinished step (through ``queue_name``, by default the internal queue)."""
+        resume_workflow(self._db, workflow_id, queue_name=queue_name)
         return WorkflowHandle(self, workflow_id)
 
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:

@@ -255,10 +255,11 @@ class DBOS(metaclass=DBOSProperties):
         cancel_recorded(cls._executor_or_raise("DBOS.cancel_workflow"), workflow_id)
 
     @classmethod
-    def resume_workflow(cls, workflow_id: str) -> WorkflowHandle[Any]:
-        """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
+    def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
+        """Resume a cancelled (or dead-lettered) workflow from its first unfinished step: as in
+        DBOS it goes to ``queue_name`` (by default the internal queue) and any executor runs it."""
         executor = cls._executor_or_raise("DBOS.resume_workflow")
-        resume_recorded(executor, workflow_id)
+        resume_recorded(executor, workflow_id, queue_name)
         return WorkflowHandle(executor, workflow_id)
 
     @classmethod

@@ -353,22 +353,24 @@ class Executor(Fencing):
 
     # -- results ------------------------------------------------------------------------------
 
-    def child_result(self, parent: WorkflowContext, workflow_id: str) -> Any:
-        """``get_result`` inside a workflow: a ``DBOS.getResult`` step recording the outcome."""
+    def child_result(self, parent: WorkflowContext, workflow_id: str, *, recorded_as: str | None = None) -> Any:
+        """``get_result`` inside a workflow: a ``DBOS.getResult`` step recording the outcome
+        (with ``recorded_as`` as its child id, if given)."""
         function_id, recorded = self.begin_operation(parent, "DBOS.getResult")
         if recorded is not NOT_RECORDED:
             return recorded
         started = now_ms()
+        child_id = recorded_as or workflow_id
         try:
             value = self.wait_result(workflow_id)
         except (DBOSWorkflowFencedError, ExecutorShutdown):
             raise
         except Exception as exc:
             self.checkpoint(parent, function_id, "DBOS.getResult", error=serialize_exception(exc),
-                            started_at_ms=started, child_workflow_id=workflow_id)
+                            started_at_ms=started, child_workflow_id=child_id)
             raise
         self.checkpoint(parent, function_id, "DBOS.getResult", output=serialize(value),
-                        started_at_ms=started, child_workflow_id=workflow_id)
+                        started_at_ms=started, child_workflow_id=child_id)
         return value
 
     def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any:

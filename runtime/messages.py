@@ -82,15 +82,15 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     topic_key = topic or NULL_TOPIC
     started = now_ms()
     with executor.hub.watch(f"{ctx.workflow_id}::{topic_key}") as watch:
-        if not executor.db.messages.has(ctx.workflow_id, topic_key):
-            wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
-            while not executor.db.messages.has(ctx.workflow_id, topic_key):
-                remaining = wake_at - time.time()
-                if remaining <= 0:
-                    break
-                watch.wait(min(remaining, RECHECK_INTERVAL_SEC))
-                if executor.stop_event.is_set():
-                    raise ExecutorShutdown()
+        # As DBOS: the timeout is recorded (DBOS.sleep) even when a message is waiting already.
+        wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
+        while not executor.db.messages.has(ctx.workflow_id, topic_key):
+            remaining = wake_at - time.time()
+            if remaining <= 0:
+                break
+            watch.wait(min(remaining, RECHECK_INTERVAL_SEC))
+            if executor.stop_event.is_set():
+                raise ExecutorShutdown()
     executor.check_running(ctx)
     with executor.fenced_write(ctx):
         message = executor.db.messages.consume(

@@ -3,7 +3,7 @@
 A COMMIT can succeed and its reply be lost; the retry then meets its own effect. Two mechanisms
 make that harmless:
 
-- **Attempt tokens.** A start (and a child start, a recovery take-over, a resume) draws its
+- **Attempt tokens.** A start (and a child start, a recovery take-over) draws its
   ownership epoch *before* its write (``db.workflows.reserve_epoch``) and holds it in this
   executor's running set from then on. A retry that finds a row bearing that epoch knows the row
   is its own and runs it; and the orphan sweep below never adopts a row being started.

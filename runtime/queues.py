@@ -25,7 +25,7 @@ R = TypeVar("R")
 
 __all__ = ["Queue", "QueueRateLimit", "INTERNAL_QUEUE_NAME"]
 
-# DBOS's queue for workflows resumed from outside an executor; every executor serves it.
+# DBOS's queue for resumed and forked workflows; every executor serves it.
 INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 

@@ -20,7 +20,7 @@ from sysdb.workflow_rows import AcquiredWorkflow, WorkflowRow
 
 from . import metrics
 from .context import WorkflowContext
-from .errors import DBOSException, DBOSSerializationError
+from .errors import DBOSSerializationError
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
 
@@ -34,7 +34,6 @@ __all__ = [
     "recover_workflow",
     "run_claimed",
     "run_assigned",
-    "resume_owned",
     "replay",
     "DEFAULT_MAX_RECOVERY_ATTEMPTS",
 ]
@@ -218,18 +217,6 @@ def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int
         executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row.workflow_uuid, function=row.name)
         return
     replay(executor, row, entry, bound, row.owner_epoch, generation=generation)
-
-def resume_owned(executor: Executor, workflow_id: str, owner_epoch: int) -> None:
-    """Replay a workflow that was just made PENDING under this executor (resume)."""
-    row = executor.db.workflows.status(workflow_id)
-    entry = executor.registry.workflow(row.name) if row else None
-    if row is None or entry is None:
-        raise DBOSException(f"cannot resume workflow {workflow_id!r}: its function is not registered here")
-    bound = _resolve_bound(executor.registry, entry, row)
-    if bound is _MISSING:
-        raise DBOSException(f"cannot resume workflow {workflow_id!r}: its configured instance is not registered")
-    replay(executor, row, entry, bound, owner_epoch)
-
 
 def replay(
     executor: Executor,

@@ -64,7 +64,9 @@ def start_workflow(
     validate_input(entry, args, kwargs)
     position = take_start_position(parent, options, entry)
     if position.replayed_child is not None:  # replay: an earlier execution started this child
-        return _existing(executor, parent, position.replayed_child, background)
+        # As DBOS: the result step names the id this execution gives the child, which is not
+        # the recorded child's in a fork (``<fork>-<n>``, while the result is the original's).
+        return _existing(executor, parent, position.replayed_child, background, result_as=position.workflow_id)
 
     if parent is not None and not background and position.function_id is not None:
         # A direct child's result takes the next position: a replay that recorded something
@@ -128,13 +130,15 @@ def _context(executor: Executor, start: WorkflowStart, options: StartOptions, ep
     )
 
 
-def _existing(executor: Executor, parent: WorkflowContext | None, workflow_id: str, background: bool) -> Any:
+def _existing(
+    executor: Executor, parent: WorkflowContext | None, workflow_id: str, background: bool, *, result_as: str | None = None
+) -> Any:
     """A start that runs nothing: a handle on the workflow, or its outcome (recorded in the
-    parent's steps when started from a workflow)."""
+    parent's steps, under ``result_as`` if given, when started from a workflow)."""
     if background:
         return WorkflowHandle(executor, workflow_id)
     if parent is not None:
-        return executor.child_result(parent, workflow_id)
+        return executor.child_result(parent, workflow_id, recorded_as=result_as)
     return executor.wait_result(workflow_id)
 
 

@@ -16,7 +16,6 @@ from sysdb.listing import UnknownFilterError
 from .context import current_workflow, take_start_options
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSWorkflowCancelledError
 from .queues import INTERNAL_QUEUE_NAME
-from .recovery import resume_owned
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ __all__ = [
     "list_workflows",
     "cancel_workflow",
     "resume_workflow",
-    "run_resumed",
+    "wake_resumed",
     "fork_workflow",
     "wake_forked",
     "cancel_recorded",
@@ -40,7 +39,7 @@ def list_workflows(db: SystemDatabase, *, load_input: bool = True, load_output: 
     try:
         rows = db.admin.list_workflows(load_input=load_input, load_output=load_output, **criteria)
     except UnknownFilterError as exc:
-        raise DBOSException(str(exc)) from None
+        raise TypeError(str(exc)) from None  # as DBOS's keyword-only signature raises
     return [status_from_row(r, load_input=load_input, load_output=load_output) for r in rows]
 
 
@@ -51,33 +50,27 @@ def cancel_workflow(db: SystemDatabase, workflow_id: str, conn: Any = None) -> N
         raise DBOSNonExistentWorkflowError("target", workflow_id)
 
 
-def resume_workflow(executor: Executor, workflow_id: str, conn: Any = None) -> int | None:
-    """Make a workflow PENDING under this executor with a fresh epoch (the caller replays it
-    here with :func:`run_resumed` once that committed). Returns the new epoch, or None if it
-    had finished.
+def resume_workflow(db: SystemDatabase, workflow_id: str, *, queue_name: str | None = None, conn: Any = None) -> bool:
+    """DBOS's resume: a workflow that has not finished (cancelled, dead-lettered, waiting in a
+    queue or delayed) goes to ``queue_name`` (the internal queue by default) as ENQUEUED with a
+    fresh recovery budget, and whichever executor claims it replays it from its first unfinished
+    step. False when it had finished or is running (PENDING). With ``conn`` the
+    claimers are not woken (the caller wakes them after its commit: :func:`wake_resumed`).
 
-    The epoch is drawn and held first: it is the resume's attempt token (runtime.ownership), so
-    a retry after a lost reply recognises its own resume, and the orphan sweep leaves the row
-    alone until the workflow's thread holds the epoch."""
-    token = executor.db.workflows.reserve_epoch()
-    executor.hold_epoch(token)
-    try:
-        resumed = executor.db.admin.resume(workflow_id, executor_id=executor.executor_id, owner_epoch=token, connection=conn)
-    except BaseException:
-        executor.release_epoch(token)
-        raise
-    if resumed:
-        return token
-    executor.release_epoch(token)
-    if executor.db.workflows.status(workflow_id) is None:
+    The claim gives it a new epoch, so any execution of it still running is fenced out at its
+    next write; and a retry after a lost reply writes the same values again (or finds it claimed)."""
+    queue = queue_name or INTERNAL_QUEUE_NAME
+    resumed = db.admin.resume_enqueued(workflow_id, queue_name=queue, connection=conn)
+    if not resumed and db.workflows.status(workflow_id) is None:
         raise DBOSNonExistentWorkflowError("target", workflow_id)
-    return None  # it finished: nothing to resume
+    if conn is None:
+        db.claims.wake_queue(queue)
+    return resumed
 
 
-def run_resumed(executor: Executor, workflow_id: str, owner_epoch: int | None) -> None:
-    """Replay a workflow that :func:`resume_workflow` made PENDING here (None: it had finished)."""
-    if owner_epoch is not None:
-        resume_owned(executor, workflow_id, owner_epoch)
+def wake_resumed(db: SystemDatabase, queue_name: str | None) -> None:
+    """Wake the claimers of the queue a resume committed in a caller's transaction used."""
+    db.claims.wake_queue(queue_name or INTERNAL_QUEUE_NAME)
 
 
 def fork_workflow(
@@ -91,9 +84,13 @@ def fork_workflow(
 ) -> str:
     """Start a copy of a workflow that reuses its recorded steps before ``start_step`` and runs
     the rest again (on any executor, through the internal queue). Returns the new id. With
-    ``conn`` the claimers are not woken (the caller wakes them after its commit)."""
-    if not isinstance(start_step, int) or start_step < 1:
-        raise DBOSException(f"start_step must be a step number >= 1, got {start_step!r}")
+    ``conn`` the claimers are not woken (the caller wakes them after its commit).
+
+    As in DBOS any step number is accepted: 1 or less copies no step (the copy runs from the
+    start), one past the last step copies them all. Without ``application_version`` the copy
+    records none, and the executor that claims it gives it its own (as a DBOS dequeue does)."""
+    if not isinstance(start_step, int):
+        raise DBOSException(f"start_step must be a step number, got {start_step!r}")
     new_id = new_workflow_id or str(uuid.uuid4())
     forked = db.admin.fork(
         workflow_id,
@@ -135,12 +132,12 @@ def cancel_recorded(executor: Executor, workflow_id: str) -> None:
     )
 
 
-def resume_recorded(executor: Executor, workflow_id: str) -> None:
-    """Resume a cancelled (or dead-lettered) workflow here, from its first unfinished step."""
+def resume_recorded(executor: Executor, workflow_id: str, queue_name: str | None = None) -> None:
+    """Resume a cancelled (or dead-lettered) workflow through a queue (see :func:`resume_workflow`)."""
     executor.recorded_effect(
         "DBOS.resumeWorkflow",
-        lambda conn: resume_workflow(executor, workflow_id, conn),
-        after=lambda epoch: run_resumed(executor, workflow_id, epoch),
+        lambda conn: resume_workflow(executor.db, workflow_id, queue_name=queue_name, conn=conn),
+        after=lambda _: wake_resumed(executor.db, queue_name),
     )
 
 

@@ -37,18 +37,12 @@ class WorkflowAdmin(Door):
         False when nothing changed: it had finished, or does not exist."""
         return bool(self._run_on("cancel_workflow", {"workflow_id": workflow_id, "now_ms": now_ms()}, connection))
 
-    def resume(self, workflow_id: str, *, executor_id: str, owner_epoch: int, connection: DictConnection | None = None) -> bool:
-        """Make a cancelled or failed-over workflow PENDING under ``executor_id`` with the fresh
-        epoch ``owner_epoch`` (its attempt token), to be replayed there. False when it had
-        finished, or does not exist."""
-        params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
-        return bool(self._run_on("resume_workflow", params, connection))
-
-    def resume_enqueued(self, workflow_id: str, *, queue_name: str) -> bool:
-        """Send a cancelled or dead-lettered workflow to ``queue_name`` (from outside any
-        executor): whoever claims it resumes it. False when it had finished, or does not exist."""
+    def resume_enqueued(self, workflow_id: str, *, queue_name: str, connection: DictConnection | None = None) -> bool:
+        """Send a workflow that has not finished (cancelled, dead-lettered, queued or delayed)
+        to ``queue_name``: whoever claims it resumes it. False when it had finished, was
+        running, or does not exist."""
         params = {"workflow_id": workflow_id, "queue_name": queue_name, "now_ms": now_ms()}
-        return bool(self._execute("resume_workflow_enqueued", params))
+        return bool(self._run_on("resume_workflow_enqueued", params, connection))
 
     def fork(
         self,

@@ -44,6 +44,18 @@ _FILTERS = {
     "forked_from": ("forked_from", "any"),
     "user": ("authenticated_user", "any"),
     "deduplication_id": ("deduplication_id", "any"),
+    "schedule_name": ("schedule_name", "any"),
+    "application_name": ("application_name", "any"),
+}
+
+# Time-range keyword → (column, comparison), as DBOS compares them (bounds included).
+_RANGES = {
+    "start_time": ("created_at", ">="),
+    "end_time": ("created_at", "<="),
+    "completed_after": ("completed_at", ">="),
+    "completed_before": ("completed_at", "<="),
+    "dequeued_after": ("started_at_epoch_ms", ">="),
+    "dequeued_before": ("started_at_epoch_ms", "<="),
 }
 
 
@@ -58,9 +70,9 @@ def _epoch_ms(value: Any) -> int:
 def select_workflows(
     db: SystemDatabase,
     *,
-    start_time: Any = None,
-    end_time: Any = None,
-    workflow_id_prefix: str | None = None,
+    workflow_id_prefix: str | list[str] | None = None,
+    was_forked_from: bool | None = None,
+    has_parent: bool | None = None,
     queues_only: bool = False,
     limit: int | None = None,
     offset: int | None = None,
@@ -70,27 +82,24 @@ def select_workflows(
     **filters: Any,
 ) -> list[WorkflowRow]:
     """``workflow_status`` rows matching DBOS's ``list_workflows`` criteria, oldest first unless
-    ``sort_desc``. Each filter takes a value or a list of values."""
-    unknown = set(filters) - set(_FILTERS)
+    ``sort_desc``. Each filter takes a value or a list of values; as in DBOS an empty one (None,
+    an empty list or string, a zero limit) filters nothing."""
+    unknown = set(filters) - set(_FILTERS) - set(_RANGES)
     if unknown:
         raise UnknownFilterError(f"unknown list_workflows filter(s): {', '.join(sorted(unknown))}")
-    clauses: list[sql.Composable] = []
-    params: dict[str, Any] = {}
-    for key, value in filters.items():
-        if value is None:
-            continue
-        column, _ = _FILTERS[key]
-        params[key] = list(value) if isinstance(value, (list, tuple, set)) else [value]
-        clauses.append(sql.SQL("{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(key)))
-    if start_time is not None:
-        params["start_time"] = _epoch_ms(start_time)
-        clauses.append(sql.SQL("created_at >= %(start_time)s"))
-    if end_time is not None:
-        params["end_time"] = _epoch_ms(end_time)
-        clauses.append(sql.SQL("created_at <= %(end_time)s"))
-    if workflow_id_prefix:
-        params["prefix"] = workflow_id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(sql.SQL("workflow_uuid LIKE %(prefix)s"))
+    clauses, params = _value_clauses(filters)
+    prefixes = [workflow_id_prefix] if isinstance(workflow_id_prefix, str) else list(workflow_id_prefix or [])
+    prefix_clauses = []
+    for i, prefix in enumerate(p for p in prefixes if p):
+        params[f"prefix_{i}"] = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        prefix_clauses.append(sql.SQL("workflow_uuid LIKE %({})s").format(sql.SQL(f"prefix_{i}")))
+    if prefix_clauses:
+        clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(prefix_clauses)))
+    if was_forked_from is not None:
+        params["was_forked_from"] = bool(was_forked_from)
+        clauses.append(sql.SQL("was_forked_from = %(was_forked_from)s"))
+    if has_parent is not None:
+        clauses.append(sql.SQL("parent_workflow_id IS NOT NULL" if has_parent else "parent_workflow_id IS NULL"))
     if queues_only:
         clauses.append(sql.SQL("queue_name IS NOT NULL AND status IN ('ENQUEUED', 'PENDING', 'DELAYED')"))
     columns = _COLUMNS + (", inputs" if load_input else "") + (", output, error" if load_output else "")
@@ -98,10 +107,28 @@ def select_workflows(
     if clauses:
         query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(clauses))
     query = sql.SQL("{} ORDER BY created_at {}, workflow_uuid").format(query, sql.SQL("DESC" if sort_desc else "ASC"))
-    if limit is not None:
+    if limit:
         params["limit"] = int(limit)
         query = sql.SQL("{} LIMIT %(limit)s").format(query)
-    if offset is not None:
+    if offset:
         params["offset"] = int(offset)
         query = sql.SQL("{} OFFSET %(offset)s").format(query)
     return [WorkflowRow(**row) for row in db._query(query, params)]
+
+
+def _value_clauses(filters: dict[str, Any]) -> tuple[list[sql.Composable], dict[str, Any]]:
+    """The WHERE clauses (and their parameters) of the value and time-range filters given."""
+    clauses: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    for key, value in filters.items():
+        if value is None or value == "" or (isinstance(value, (list, tuple, set)) and not value):
+            continue
+        if key in _RANGES:
+            column, comparison = _RANGES[key]
+            params[key] = _epoch_ms(value)
+            clauses.append(sql.SQL("{} {} %({})s").format(sql.Identifier(column), sql.SQL(comparison), sql.SQL(key)))
+            continue
+        column, _ = _FILTERS[key]
+        params[key] = list(value) if isinstance(value, (list, tuple, set)) else [value]
+        clauses.append(sql.SQL("{} = ANY(%({})s)").format(sql.Identifier(column), sql.SQL(key)))
+    return clauses, params

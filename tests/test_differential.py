@@ -27,9 +27,6 @@ def _diff(label: str, expected: object, actual: object) -> str:
 # Programs that still differ, and why: each is an item of issue #10. strict=True, so that a
 # program starting to pass fails the run until its entry here is removed.
 KNOWN_DIFFERENCES = {
-    "forks.py": "#10 item 8: the fork's application version, start_step bounds, children before the fork point",
-    "introspection.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS",
-    "nondeterminism.py": "#10 item 4: a resumed workflow goes through the internal queue in DBOS (queue name, recovery_attempts)",
     "transactions.py": "#10 item 2: DBOS.sql_session is a psycopg connection, not a SQLAlchemy session",
 }
 

@@ -383,7 +383,7 @@ def test_resume_whose_reply_was_lost_runs_the_workflow(fleet, proxy, db, caplog)
         Queue("parked").enqueue(later, 3)
     DBOS.cancel_workflow("resumed")
     assert status_of(db, "resumed") == "CANCELLED"
-    rule = proxy.drop_reply("-- Resume a cancelled or failed-over workflow here")
+    rule = proxy.drop_reply("-- Resume a workflow that has not finished, as DBOS does")
     handle = within(lambda: DBOS.resume_workflow("resumed"), "a resume whose reply was lost")
     assert rule.fired.is_set()
     assert within(lambda: handle.get_result(), "the resumed workflow") == 3

@@ -38,6 +38,24 @@ def test_send_and_recv_between_workflows(dbos, db):
     assert [r[0] for r in db.execute("SELECT message_uuid FROM dbos.notifications ORDER BY 1")] == ["sender-1", "sender-2"]
 
 
+def test_recv_records_its_timeout_even_when_a_message_is_waiting(dbos):
+    """As DBOS: a resumed workflow's recv records the same steps whether or not the message
+    arrived before it got there (DBOS.recv then DBOS.sleep, the durable timeout)."""
+    release = threading.Event()
+
+    @DBOS.workflow()
+    def late_receiver():
+        release.wait(10)
+        return DBOS.recv("t", timeout_seconds=10)
+
+    with SetWorkflowID("late-receiver"):
+        handle = DBOS.start_workflow(late_receiver)
+    DBOS.send("late-receiver", "early", "t")
+    release.set()
+    assert handle.get_result() == "early"
+    assert [s["function_name"] for s in DBOS.list_workflow_steps("late-receiver")] == ["DBOS.recv", "DBOS.sleep"]
+
+
 def test_send_from_outside_a_workflow_and_to_nowhere(dbos):
     @DBOS.workflow()
     def inbox():

@@ -1,5 +1,7 @@
--- Resume a cancelled or dead-lettered workflow from outside any executor (DBOSClient): it goes
--- to the internal queue, which every executor serves, with a fresh recovery budget.
+-- Resume a workflow that has not finished, as DBOS does: a cancelled, dead-lettered, queued or
+-- delayed workflow goes (back) to the given queue (the internal one, which every executor
+-- serves, unless the caller names another) as ENQUEUED, with a fresh recovery budget. Whoever
+-- claims it replays it under a new epoch. A running (PENDING) one is left alone.
 UPDATE dbos.workflow_status
 SET status = 'ENQUEUED',
     queue_name = %(queue_name)s,
@@ -11,5 +13,5 @@ SET status = 'ENQUEUED',
     started_at_epoch_ms = NULL,
     updated_at = %(now_ms)s
 WHERE workflow_uuid = %(workflow_id)s
-  AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+  AND status IN ('CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'ENQUEUED', 'DELAYED')
 RETURNING workflow_uuid
