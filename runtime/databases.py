@@ -21,29 +21,27 @@ def open_databases(config: ResolvedConfig) -> tuple[SystemDatabase, SystemDataba
     sysdb: SystemDatabase | None = None
     try:
         url = resolve_system_database_url(config.system_database_url, config.embedded_data_dir)
-        sysdb = SystemDatabase(
-            url,
-            pool_size=config.sys_db_pool_size,
-            application_name=f"pgfleet:{config.executor_id}"[:63],
-            retry_timeout_sec=config.database_retry_timeout_sec,
-            prepare_statements=config.prepare_statements,
-            **connection_bounds(config),
-        )
+        sysdb = _database(url, "pgfleet", config)
         sysdb.open()
         app_db = None
         app_url = validate_url(config.application_database_url) if config.application_database_url else None
         if app_url and app_url != url:
-            app_db = SystemDatabase(
-                app_url,
-                pool_size=config.sys_db_pool_size,
-                application_name=f"pgfleet-app:{config.executor_id}"[:63],
-                retry_timeout_sec=config.database_retry_timeout_sec,
-                prepare_statements=config.prepare_statements,
-                **connection_bounds(config),
-            )
+            app_db = _database(app_url, "pgfleet-app", config)
             app_db.open(run_migrations=False, application_schema=True)
     except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:
         if sysdb is not None:
             sysdb.close()
         raise DBOSDatabaseUnavailableError(str(exc)) from exc
     return sysdb, app_db
+
+
+def _database(url: str, role: str, config: ResolvedConfig) -> SystemDatabase:
+    """A database of this process, its sessions named ``<role>:<executor id>`` in pg_stat_activity."""
+    return SystemDatabase(
+        url,
+        pool_size=config.sys_db_pool_size,
+        application_name=f"{role}:{config.executor_id}"[:63],
+        retry_timeout_sec=config.database_retry_timeout_sec,
+        prepare_statements=config.prepare_statements,
+        **connection_bounds(config),
+    )

@@ -19,16 +19,24 @@ from . import scheduler
 from .context import current_workflow
 from .current import current_process, executor_for
 from .errors import DBOSException
-from .registry import CLASS_METHOD, INSTANCE_METHOD, PLAIN, RegisteredStep, RegisteredWorkflow, Registry, method_kind, split_bound
+from .registry import (
+    CLASS_METHOD,
+    INSTANCE_METHOD,
+    PLAIN,
+    TEMP_WORKFLOW_PREFIX,
+    RegisteredStep,
+    RegisteredWorkflow,
+    Registry,
+    method_kind,
+    split_bound,
+)
 from .starts import start_workflow
 from .steps import run_step, run_transaction
 
-__all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS", "TEMP_WORKFLOW_PREFIX"]
+__all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The name of the one-step workflow a step or transaction runs as when started on its own.
-TEMP_WORKFLOW_PREFIX = "<temp>."
 
 ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ UNCOMMITTED"}
 

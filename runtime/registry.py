@@ -37,7 +37,12 @@ __all__ = [
     "split_bound",
     "method_kind",
     "call_workflow_function",
+    "TEMP_WORKFLOW_PREFIX",
 ]
+
+# The name prefix of the one-step workflow a step or transaction runs as when started on its own
+# (DBOS's ``<temp>.<step name>``).
+TEMP_WORKFLOW_PREFIX = "<temp>."
 
 # How a workflow function receives its bound object: a plain function, an instance method
 # (self is not part of the recorded inputs), or a classmethod.
@@ -157,7 +162,7 @@ class Registry:
         """A hash of the registered workflows' source: DBOS's default application version."""
         digest = hashlib.md5(usedforsecurity=False)
         for name in sorted(self.workflows):
-            if name.startswith("<temp>."):  # a step runnable as a workflow: not a workflow's code
+            if name.startswith(TEMP_WORKFLOW_PREFIX):  # a step runnable as a workflow: not a workflow's code
                 continue
             func = self.workflows[name].func
             try:

@@ -14,8 +14,6 @@ import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .timestamps import now_ms
-
 if TYPE_CHECKING:
     from .database import Row, SystemDatabase
 
@@ -46,11 +44,6 @@ class Door:
 
     def _execute(self, name: str, params: dict[str, Any] | None = None) -> list[Row]:
         return self._run._execute(name, params)
-
-    @staticmethod
-    def _now_ms() -> int:
-        """This host's wall clock in epoch ms, for ``updated_at`` columns."""
-        return now_ms()
 
     def _now(self) -> datetime.datetime | None:
         """The "now" of liveness statements (``coalesce(%(now)s, now())``): None in production."""

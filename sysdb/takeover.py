@@ -12,6 +12,7 @@ import datetime
 from dataclasses import dataclass
 
 from .door import Door, row_to
+from .timestamps import now_ms
 
 __all__ = ["Takeover", "MemberIncarnation", "MovedWorkflow", "TakeoverRecord"]
 
@@ -88,7 +89,7 @@ class Takeover(Door):
                 "term": term,
                 "member_timeout_sec": member_timeout_sec,
                 "batch_size": batch_size,
-                "now_ms": self._now_ms(),
+                "now_ms": now_ms(),
                 "now": self._now(),
             },
         )
@@ -97,7 +98,7 @@ class Takeover(Door):
     def requeue_executor_workflows(self, executor_id: str) -> list[str]:
         """At an executor's start: its unfinished queued workflows go back to their queues;
         returns their ids."""
-        rows = self._execute("requeue_executor_workflows", {"executor_id": executor_id, "now_ms": self._now_ms()})
+        rows = self._execute("requeue_executor_workflows", {"executor_id": executor_id, "now_ms": now_ms()})
         return [row["workflow_uuid"] for row in rows]
 
     def recent(self, limit: int) -> list[TakeoverRecord]:
