@@ -102,10 +102,9 @@ def test_a_replayed_direct_child_call_at_another_operations_position_raises_and_
     wait_until(lambda: DBOS.list_workflow_steps("nd-child"), "the recv's sleep step")
     DBOS.cancel_workflow("nd-child")
     mode["recv"] = False
-    started = time.monotonic()
+    # A hang would end in get_result's TimeoutError, which is not the error expected here.
     with pytest.raises(DBOSUnexpectedStepError, match="DBOS.getResult"):
         DBOS.resume_workflow("nd-child").get_result(timeout_seconds=30)
-    assert time.monotonic() - started < 10
     assert DBOS.get_workflow_status("nd-child").status == "ERROR"
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE name LIKE '%kid'").fetchone()[0] == 0
 
@@ -130,10 +129,9 @@ def test_two_functions_starting_one_id_at_once_settle_promptly(dbos):
                 results[label] = type(exc).__name__
 
     threads = [threading.Thread(target=start, args=(fn, fn.__name__)) for fn in (slow, fast)]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert time.monotonic() - started < 10
+    assert not any(t.is_alive() for t in threads), "a start of the contested id hung"
     assert sorted(results.values()) in (["DBOSConflictingWorkflowError", "slow"], ["DBOSConflictingWorkflowError", "fast"])
