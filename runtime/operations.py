@@ -33,15 +33,17 @@ class ExecutorShutdown(BaseException):
 
 def fenced_step(ctx: WorkflowContext, function_id: int, function_name: str, **extra: Any) -> StepRecord:
     """A workflow operation's fenced step row (``db.steps.record``), for the writes that commit
-    it together with their own effects (send, recv, events, streams, enqueue)."""
-    fields = {"started_at_ms": now_ms(), **extra}
+    it together with their own effects (send, recv, events, streams, enqueue); it started now
+    unless ``extra`` says when (``started_at_ms``)."""
+    if "started_at_ms" not in extra:
+        extra["started_at_ms"] = now_ms()
     return StepRecord(
         workflow_id=ctx.workflow_id,
         executor_id=ctx.executor_id,
         owner_epoch=ctx.owner_epoch,
         function_id=function_id,
         function_name=function_name,
-        **fields,
+        **extra,
     )
 
 
