@@ -42,7 +42,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(metaclass=DBOSProperties):
+class DBOS(DBOSProperties):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 

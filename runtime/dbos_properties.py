@@ -4,7 +4,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from . import logs
 from .config import ResolvedConfig
@@ -12,42 +13,56 @@ from .context import current_workflow, sql_session
 from .current import current_process, not_launched
 from .errors import DBOSException
 
-__all__ = ["DBOSProperties"]
+__all__ = ["DBOSProperties", "classproperty"]
+
+T = TypeVar("T")
 
 
-class DBOSProperties(type):
+class classproperty(Generic[T]):  # noqa: N801 - named like the builtin property it mirrors
+    """A read-only property of a class (``DBOS.workflow_id``), listed by ``dir(DBOS)`` as DBOS's
+    are: a descriptor on the class itself, not a property of a metaclass."""
+
+    def __init__(self, fget: Callable[[Any], T]) -> None:
+        self.fget = fget
+        self.__doc__ = fget.__doc__
+
+    def __get__(self, obj: object, owner: type | None = None) -> T:
+        return self.fget(owner if owner is not None else type(obj))
+
+
+class DBOSProperties:
     """Class-level properties: ``DBOS.workflow_id``, ``DBOS.step_id``, ``DBOS.logger`` ..."""
 
-    @property
+    @classproperty
     def workflow_id(cls) -> str | None:
         ctx = current_workflow()
         return ctx.workflow_id if ctx else None
 
-    @property
+    @classproperty
     def step_id(cls) -> int | None:
         ctx = current_workflow()
         return ctx.step_id if ctx else None
 
-    @property
+    @classproperty
     def logger(cls) -> Any:
         return logs.logger
 
-    @property
+    @classproperty
     def authenticated_user(cls) -> str | None:
         ctx = current_workflow()
         return ctx.authenticated_user if ctx else None
 
-    @property
+    @classproperty
     def authenticated_roles(cls) -> list[str] | None:
         ctx = current_workflow()
         return ctx.authenticated_roles if ctx else None
 
-    @property
+    @classproperty
     def assumed_role(cls) -> str | None:
         ctx = current_workflow()
         return ctx.assumed_role if ctx else None
 
-    @property
+    @classproperty
     def sql_session(cls) -> Any:
         """The psycopg connection of the running ``@DBOS.transaction`` (in its transaction)."""
         session = sql_session.get()
@@ -55,11 +70,11 @@ class DBOSProperties(type):
             raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction function")
         return session
 
-    @property
+    @classproperty
     def config(cls) -> ResolvedConfig:
         return _config("DBOS.config")
 
-    @property
+    @classproperty
     def executor_id(cls) -> str:
         return _config("DBOS.executor_id").executor_id
 

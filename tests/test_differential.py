@@ -93,10 +93,33 @@ def _api_problems(reference: dict[str, object], ours: dict[str, object]) -> list
     return problems
 
 
-@pytest.mark.skipif(not DBOS_PYTHON, reason=SKIP_REASON)
-@pytest.mark.xfail(reason="#10 item 5: about 230 names and signatures of DBOS 2.30 are missing or differ", strict=True)
-def test_public_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) -> None:
+def _is_async_name(problem: str) -> bool:
+    """The names issue #11 (async) brings: the ``_async`` twins, ``asyncio_wait``, the async
+    datasource and the async handle's methods."""
+    name = problem.split(":", 1)[0]
+    section, _, member = name.partition(".")
+    return (
+        member.endswith("_async") or member == "asyncio_wait" or section == "WorkflowHandleAsync"
+        or member in ("AsyncSQLAlchemyDatasource", "WorkflowHandleAsync")
+    )
+
+
+def api_problems(pg_server_url: str) -> list[str]:
+    """Every difference between DBOS 2.30's public API and pgfleet's (see api_names.py)."""
     reference, ours = run_both("api_names.py", pg_server_url)
     as_dict = lambda run: {label: value for label, _kind, value in run.transcript}  # noqa: E731
-    problems = _api_problems(as_dict(reference), as_dict(ours))
+    return _api_problems(as_dict(reference), as_dict(ours))
+
+
+@pytest.mark.skipif(not DBOS_PYTHON, reason=SKIP_REASON)
+@pytest.mark.xfail(reason="#10 item 5: names and signatures of DBOS 2.30 are missing or differ", strict=True)
+def test_public_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) -> None:
+    problems = [p for p in api_problems(pg_server_url) if not _is_async_name(p)]
     assert not problems, f"{len(problems)} differences from DBOS's public API:\n" + "\n".join(problems)
+
+
+@pytest.mark.skipif(not DBOS_PYTHON, reason=SKIP_REASON)
+@pytest.mark.xfail(reason="#11: the async API (_async twins, asyncio_wait, async datasources) is missing", strict=True)
+def test_public_async_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) -> None:
+    problems = [p for p in api_problems(pg_server_url) if _is_async_name(p)]
+    assert not problems, f"{len(problems)} differences from DBOS's async API:\n" + "\n".join(problems)
