@@ -123,7 +123,7 @@ class DBOSClient:
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
         self._db.claims.wake_queue(options["queue_name"])
-        return WorkflowHandle(self, workflow_id)
+        return WorkflowHandle(workflow_id, source=self)
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
@@ -149,13 +149,13 @@ class DBOSClient:
         )
 
     async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
-        return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
+        return WorkflowHandleAsync.of(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
 
     def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
         if existing_workflow and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
-        return WorkflowHandle(self, workflow_id)
+        return WorkflowHandle(workflow_id, source=self)
 
     def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
         return list_workflows(self._db, **filters)
@@ -173,11 +173,11 @@ class DBOSClient:
         """Send a cancelled or dead-lettered workflow back to work: any executor resumes it
         from its first unfinished step (through ``queue_name``, by default the internal queue)."""
         resume_workflow(self._db, workflow_id, queue_name=queue_name)
-        return WorkflowHandle(self, workflow_id)
+        return WorkflowHandle(workflow_id, source=self)
 
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
         """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
-        return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))
+        return WorkflowHandle(fork_workflow(self._db, workflow_id, start_step, application_version=application_version), source=self)
 
     def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
         """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""

@@ -56,7 +56,7 @@ def enqueue_workflow(
 
     position = take_start_position(parent, options, entry)
     if position.replayed_child is not None:  # replay: the same handle as the first execution
-        return WorkflowHandle(executor, position.replayed_child)
+        return WorkflowHandle(position.replayed_child, source=executor)
 
     workflow_id = position.workflow_id
     timeout_ms, deadline_ms = start_timeout(options, parent, executor.db.clock.now_ms, queued=True)
@@ -87,7 +87,7 @@ def enqueue_workflow(
         check_same_workflow(executor, workflow_id, entry, start.class_name, start.config_name)
     else:
         executor.hooks.queue_work_changed(queue.name)  # wake claimers: work is waiting
-    return WorkflowHandle(executor, workflow_id)
+    return WorkflowHandle(workflow_id, source=executor)
 
 
 def _check_queue_options(queue: Queue, options: StartOptions) -> None:

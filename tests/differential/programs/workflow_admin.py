@@ -1,0 +1,153 @@
+"""Workflow management: bulk cancel/resume/delete, delays, attributes, steps paging (#10 item 5)."""
+
+import time
+
+from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowStatus
+from observe import attempt, database_url, report, see
+
+DBOS(config={"name": "diff-admin", "system_database_url": database_url(), "application_version": "v-admin"})
+later = Queue("later-queue")
+
+
+@DBOS.step()
+def note(x):
+    return x
+
+
+@DBOS.workflow()
+def waiter(tag):
+    note(tag)
+    return DBOS.recv("go", timeout_seconds=60)
+
+
+@DBOS.workflow()
+def parent(tag):
+    note(tag)
+    with SetWorkflowID(f"{tag}-child"):
+        child = DBOS.start_workflow(waiter, f"{tag}-c")
+    DBOS.sleep(0.05)
+    return DBOS.recv("go", timeout_seconds=60), child.workflow_id
+
+
+@DBOS.workflow()
+def three_steps(x):
+    return note(x) + note(x + 1) + note(x + 2)
+
+
+def status(wfid):
+    s = DBOS.get_workflow_status(wfid)
+    return None if s is None else s.status
+
+
+def wait_status(wfid, wanted):
+    deadline = time.time() + 30
+    while status(wfid) != wanted and time.time() < deadline:
+        time.sleep(0.05)
+    return status(wfid)
+
+
+def start(fn, wfid, *args):
+    with SetWorkflowID(wfid):
+        return DBOS.start_workflow(fn, *args)
+
+
+if __name__ == "__main__":
+    DBOS.launch()
+    see("application_version", DBOS.application_version)
+    blank = WorkflowStatus()
+    see("WorkflowStatus() builds", type(blank).__name__)
+
+    # -- cancel --------------------------------------------------------------------------------
+    attempt("cancel missing", lambda: DBOS.cancel_workflow("no-such-wf"))
+    attempt("cancel_workflows missing", lambda: DBOS.cancel_workflows(["no-such-a", "no-such-b"]))
+    start(parent, "p1", "p1")
+    see("p1 child pending", wait_status("p1-child", "PENDING"))
+    attempt("cancel without children", lambda: DBOS.cancel_workflow("p1"))
+    see("p1 after cancel", [status("p1"), status("p1-child")])
+    start(parent, "p2", "p2")
+    see("p2 child pending", wait_status("p2-child", "PENDING"))
+    attempt("cancel with children", lambda: DBOS.cancel_workflow("p2", cancel_children=True))
+    see("p2 after cancel", [status("p2"), status("p2-child")])
+    start(waiter, "w1", "w1")
+    start(waiter, "w2", "w2")
+    wait_status("w2", "PENDING")
+    with SetWorkflowID("done-1"):
+        three_steps(1)
+    attempt("cancel_workflows", lambda: DBOS.cancel_workflows(["w1", "w2", "done-1"]))
+    see("after bulk cancel", [status("w1"), status("w2"), status("done-1")])
+    cancelled = DBOS.get_workflow_status("w1")
+    see("cancelled row", [cancelled.queue_name, cancelled.completed_at is not None])
+
+    # -- resume ----------------------------------------------------------------------------------
+    attempt("resume_workflows missing", lambda: DBOS.resume_workflows(["w1", "no-such-x", "no-such-y"]))
+    see("w1 untouched by failed resume", status("w1"))
+    handles = DBOS.resume_workflows(["w1", "w2", "done-1"])
+    see("resume_workflows ids", [h.get_workflow_id() for h in handles])
+    see("resumed w1", wait_status("w1", "PENDING"))
+    wait_status("w2", "PENDING")
+    DBOS.send("w1", "one", "go")
+    DBOS.send("w2", "two", "go")
+    see("resumed results", [handles[0].get_result(), handles[1].get_result(), handles[2].get_result()])
+    see("resumed statuses", [status("w1"), status("w2"), status("done-1")])
+    attempt("resume_workflows empty", lambda: DBOS.resume_workflows([]))
+
+    # -- steps paging ----------------------------------------------------------------------------
+    with SetWorkflowID("steps-1"):
+        three_steps(10)
+    see("steps", [(s["function_id"], s["function_name"], s["output"]) for s in DBOS.list_workflow_steps("steps-1")])
+    see("steps limit", [s["function_id"] for s in DBOS.list_workflow_steps("steps-1", limit=2)])
+    see("steps offset", [s["function_id"] for s in DBOS.list_workflow_steps("steps-1", limit=1, offset=1)])
+    see("steps no output", [s["output"] for s in DBOS.list_workflow_steps("steps-1", load_output=False)])
+    see("steps missing wf", DBOS.list_workflow_steps("no-such-wf"))
+
+    # -- attributes --------------------------------------------------------------------------------
+    attempt("attributes set", lambda: DBOS.update_workflow_attributes("steps-1", {"team": "red", "n": 2}))
+    see("attributes read", DBOS.get_workflow_status("steps-1").attributes)
+    see("list by attributes", [s.workflow_id for s in DBOS.list_workflows(attributes={"team": "red"})])
+    see("list by other attributes", [s.workflow_id for s in DBOS.list_workflows(attributes={"team": "blue"})])
+    attempt("attributes not a dict", lambda: DBOS.update_workflow_attributes("steps-1", ["x"]))
+    attempt("attributes not JSON", lambda: DBOS.update_workflow_attributes("steps-1", {"x": object}), message=False)
+    attempt("attributes missing wf", lambda: DBOS.update_workflow_attributes("no-such-wf", {"a": 1}))
+    attempt("attributes cleared", lambda: DBOS.update_workflow_attributes("steps-1", None))
+    see("attributes after clear", DBOS.get_workflow_status("steps-1").attributes)
+
+    # -- delays ------------------------------------------------------------------------------------
+    with SetWorkflowID("delayed-1"), SetEnqueueOptions(delay_seconds=3600):
+        delayed = later.enqueue(three_steps, 20)
+    see("delayed status", status("delayed-1"))
+    attempt("delay both", lambda: DBOS.set_workflow_delay("delayed-1", delay_seconds=1, delay_until_epoch_ms=1))
+    attempt("delay neither", lambda: DBOS.set_workflow_delay("delayed-1"))
+    attempt("delay negative seconds", lambda: DBOS.set_workflow_delay("delayed-1", delay_seconds=-1))
+    attempt("delay negative epoch", lambda: DBOS.set_workflow_delay("delayed-1", delay_until_epoch_ms=-5))
+    attempt("delay missing wf", lambda: DBOS.set_workflow_delay("no-such-wf", delay_seconds=1))
+    attempt("delay finished wf", lambda: DBOS.set_workflow_delay("steps-1", delay_until_epoch_ms=5))
+    see("finished wf delay untouched", DBOS.get_workflow_status("steps-1").delay_until_epoch_ms)
+    attempt("delay to now", lambda: DBOS.set_workflow_delay("delayed-1", delay_seconds=0))
+    see("delayed result", delayed.get_result())
+
+    # -- fork parameters ---------------------------------------------------------------------------
+    attempt("fork bad timeout", lambda: DBOS.fork_workflow("steps-1", 2, timeout_seconds=-1))
+    with SetWorkflowID("fork-1"):
+        forked = DBOS.fork_workflow("steps-1", 2, queue_name="later-queue", timeout_seconds=30)
+    see("fork result", forked.get_result())
+    fs = DBOS.get_workflow_status("fork-1")
+    see("fork row", [fs.queue_name, fs.workflow_timeout_ms, fs.forked_from])
+
+    # -- delete ------------------------------------------------------------------------------------
+    attempt("delete missing", lambda: DBOS.delete_workflow("no-such-wf"))
+    attempt("delete one", lambda: DBOS.delete_workflow("steps-1"))
+    see("deleted status", DBOS.get_workflow_status("steps-1"))
+    see("deleted steps", DBOS.list_workflow_steps("steps-1"))
+    see("fork survives", status("fork-1"))
+    attempt("delete parent only", lambda: DBOS.delete_workflow("p1"))
+    see("p1 child survives", status("p1-child"))
+    DBOS.send("p1-child", "late", "go")
+    see("orphan finishes", DBOS.retrieve_workflow("p1-child").get_result())
+    attempt("delete with children", lambda: DBOS.delete_workflows(["p2", "done-1"], delete_children=True))
+    see("p2 family", [status("p2"), status("p2-child"), status("done-1")])
+    attempt("retrieve deleted", lambda: DBOS.retrieve_workflow("p2"))
+
+    attempt("reset while launched", lambda: DBOS.reset_system_database())
+    see("left", sorted(s.workflow_id for s in DBOS.list_workflows()))
+    DBOS.destroy()
+    report()
