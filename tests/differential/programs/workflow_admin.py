@@ -2,7 +2,7 @@
 
 import time
 
-from dbos import DBOS, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowStatus
+from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowStatus
 from observe import attempt, database_url, report, see
 
 DBOS(config={"name": "diff-admin", "system_database_url": database_url(), "application_version": "v-admin"})
@@ -146,6 +146,41 @@ if __name__ == "__main__":
     attempt("delete with children", lambda: DBOS.delete_workflows(["p2", "done-1"], delete_children=True))
     see("p2 family", [status("p2"), status("p2-child"), status("done-1")])
     attempt("retrieve deleted", lambda: DBOS.retrieve_workflow("p2"))
+
+    # -- the same through a client -------------------------------------------------------------
+    client = DBOSClient(system_database_url=database_url())
+    attempt("client check_connection", client.check_connection)
+    start(waiter, "cw1", "cw1")
+    start(waiter, "cw2", "cw2")
+    wait_status("cw2", "PENDING")
+    attempt("client cancel missing", lambda: client.cancel_workflow("no-such-wf"))
+    attempt("client cancel_workflows", lambda: client.cancel_workflows(["cw1", "cw2"]))
+    see("client cancelled", [status("cw1"), status("cw2")])
+    attempt("client resume missing", lambda: client.resume_workflows(["cw1", "no-such-z"]))
+    resumed = client.resume_workflows(["cw1", "cw2"])
+    see("client resumed ids", [h.get_workflow_id() for h in resumed])
+    wait_status("cw1", "PENDING")
+    wait_status("cw2", "PENDING")
+    client.send("cw1", "c-one", "go")
+    client.send("cw2", "c-two", "go")
+    see("client resumed results", [h.get_result() for h in resumed])
+    see("client steps page", [s["function_name"] for s in client.list_workflow_steps("cw1", limit=2, offset=1)])
+    attempt("client attributes", lambda: client.update_workflow_attributes("cw1", {"via": "client"}))
+    see("client list by attributes", [s.workflow_id for s in client.list_workflows(attributes={"via": "client"})])
+    attempt("client attributes bad", lambda: client.update_workflow_attributes("cw1", 5))
+    with SetWorkflowID("delayed-2"), SetEnqueueOptions(delay_seconds=3600):
+        delayed2 = later.enqueue(three_steps, 30)
+    attempt("client delay neither", lambda: client.set_workflow_delay("delayed-2"))
+    attempt("client delay now", lambda: client.set_workflow_delay("delayed-2", delay_until_epoch_ms=0))
+    see("client delayed result", delayed2.get_result())
+    attempt("client fork bad timeout", lambda: client.fork_workflow("fork-1", 1, timeout_seconds=0))
+    cfork = client.fork_workflow("fork-1", 3, queue_name="later-queue")
+    see("client fork result", cfork.get_result())
+    see("client fork row", [DBOS.get_workflow_status(cfork.get_workflow_id()).queue_name])
+    attempt("client retrieve missing", lambda: client.retrieve_workflow("no-such-wf"))
+    attempt("client delete", lambda: client.delete_workflows(["cw2", cfork.get_workflow_id()]))
+    see("client deleted", [status("cw2"), status(cfork.get_workflow_id())])
+    client.destroy()
 
     attempt("reset while launched", lambda: DBOS.reset_system_database())
     see("left", sorted(s.workflow_id for s in DBOS.list_workflows()))
