@@ -6,6 +6,7 @@ A DBOS program runs with only its import line changed::
 """
 
 from . import errors as error
+from .attributes import SetWorkflowAttributes
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
@@ -54,6 +55,7 @@ __all__ = [
     "DBOSConfiguredInstance",
     "SetWorkflowID",
     "SetWorkflowTimeout",
+    "SetWorkflowAttributes",
     "SetEnqueueOptions",
     "Queue",
     "QueueRateLimit",

@@ -9,13 +9,13 @@ connection of the workflow's fenced checkpoint and commits with it
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from sysdb import SystemDatabase
 from sysdb.listing import UnknownFilterError
 
+from .attributes import validate_workflow_attributes
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .queues import INTERNAL_QUEUE_NAME
 from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
@@ -164,17 +164,6 @@ def set_workflow_delay(
         db.admin.set_delay(workflow_id, delay_ms=int(delay_seconds * 1000), connection=conn)
     else:
         raise DBOSException("Must specify either delay_seconds or delay_until_epoch_ms")
-
-
-def validate_workflow_attributes(attributes: Any) -> None:
-    """Refuse attributes that are not a JSON-serializable dict (or None), with DBOS's texts."""
-    if attributes is not None and not isinstance(attributes, dict):
-        raise DBOSException(f"Invalid workflow attributes {attributes}. Attributes must be a dict.")
-    if attributes is not None:
-        try:
-            json.dumps(attributes)
-        except (TypeError, ValueError) as exc:
-            raise DBOSException(f"Invalid workflow attributes {attributes}. Attributes must be JSON-serializable.") from exc
 
 
 def update_workflow_attributes(db: SystemDatabase, workflow_id: str, attributes: dict[str, Any] | None, *, conn: Any = None) -> None:

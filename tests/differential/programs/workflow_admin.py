@@ -2,7 +2,7 @@
 
 import time
 
-from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowStatus
+from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowAttributes, SetWorkflowID, WorkflowStatus
 from observe import attempt, database_url, report, see
 
 DBOS(config={"name": "diff-admin", "system_database_url": database_url(), "application_version": "v-admin"})
@@ -27,6 +27,15 @@ def parent(tag):
         child = DBOS.start_workflow(waiter, f"{tag}-c")
     DBOS.sleep(0.05)
     return DBOS.recv("go", timeout_seconds=60), child.workflow_id
+
+
+@DBOS.workflow()
+def attributed_parent(tag):
+    with SetWorkflowID(f"{tag}-kid"):
+        three_steps(1)
+    with SetWorkflowAttributes({"set": "inside"}), SetWorkflowID(f"{tag}-kid2"):
+        three_steps(2)
+    return DBOS.get_workflow_status(f"{tag}-kid").attributes
 
 
 @DBOS.workflow()
@@ -110,6 +119,22 @@ if __name__ == "__main__":
     attempt("attributes missing wf", lambda: DBOS.update_workflow_attributes("no-such-wf", {"a": 1}))
     attempt("attributes cleared", lambda: DBOS.update_workflow_attributes("steps-1", None))
     see("attributes after clear", DBOS.get_workflow_status("steps-1").attributes)
+
+    attempt("SetWorkflowAttributes bad", lambda: SetWorkflowAttributes("nope"))
+    with SetWorkflowAttributes({"origin": "block"}):
+        with SetWorkflowID("attr-1"):
+            see("attributed parent", attributed_parent("attr-1"))
+        with SetWorkflowID("attr-2"):
+            DBOS.start_workflow(three_steps, 3).get_result()
+        with SetWorkflowID("attr-3"), SetEnqueueOptions(delay_seconds=0):
+            later.enqueue(three_steps, 4).get_result()
+        with SetWorkflowAttributes(None), SetWorkflowID("attr-4"):
+            three_steps(5)
+    with SetWorkflowID("attr-5"):
+        three_steps(6)
+    see("attributes recorded", [(i, DBOS.get_workflow_status(i).attributes) for i in
+                                ["attr-1", "attr-1-kid", "attr-1-kid2", "attr-2", "attr-3", "attr-4", "attr-5"]])
+    see("list by block attributes", sorted(s.workflow_id for s in DBOS.list_workflows(attributes={"origin": "block"})))
 
     # -- delays ------------------------------------------------------------------------------------
     with SetWorkflowID("delayed-1"), SetEnqueueOptions(delay_seconds=3600):
