@@ -43,6 +43,17 @@ def three_steps(x):
     return note(x) + note(x + 1) + note(x + 2)
 
 
+@DBOS.workflow()
+def manager(target, delayed_id):
+    DBOS.cancel_workflows([target])
+    DBOS.resume_workflows([target])
+    DBOS.update_workflow_attributes(target, {"by": "manager"})
+    DBOS.set_workflow_delay(delayed_id, delay_seconds=0)
+    steps = len(DBOS.list_workflow_steps(target, limit=1))
+    DBOS.delete_workflow("doomed")
+    return steps
+
+
 def status(wfid):
     s = DBOS.get_workflow_status(wfid)
     return None if s is None else s.status
@@ -171,6 +182,21 @@ if __name__ == "__main__":
     attempt("delete with children", lambda: DBOS.delete_workflows(["p2", "done-1"], delete_children=True))
     see("p2 family", [status("p2"), status("p2-child"), status("done-1")])
     attempt("retrieve deleted", lambda: DBOS.retrieve_workflow("p2"))
+
+    # -- from inside a workflow: each call is one recorded operation -----------------------------
+    with SetWorkflowID("doomed"):
+        three_steps(40)
+    start(waiter, "managed", "managed")
+    wait_status("managed", "PENDING")
+    with SetWorkflowID("delayed-3"), SetEnqueueOptions(delay_seconds=3600):
+        delayed3 = later.enqueue(three_steps, 50)
+    with SetWorkflowID("manager-1"):
+        see("manager", manager("managed", "delayed-3"))
+    see("managed after", [wait_status("managed", "PENDING"), DBOS.get_workflow_status("managed").attributes, status("doomed")])
+    DBOS.send("managed", "m", "go")
+    see("managed result", DBOS.retrieve_workflow("managed").get_result())
+    see("delayed-3 result", delayed3.get_result())
+    see("manager steps", [s["function_name"] for s in DBOS.list_workflow_steps("manager-1")])
 
     # -- the same through a client -------------------------------------------------------------
     client = DBOSClient(system_database_url=database_url())
