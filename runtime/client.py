@@ -20,7 +20,7 @@ from sysdb.messages import NewMessage
 from .client_admin import ClientAdminAPI
 from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
-from .handles import WorkflowHandle, WorkflowHandleAsync, register_client
+from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
 from .messages import NULL_TOPIC
 from .results import await_outcome
 from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
@@ -244,5 +244,6 @@ class DBOSClient(ClientAdminAPI):
     def destroy(self) -> None:
         """Close the client's connections."""
         self._stop.set()
+        unregister_client(self)
         if self._opened is not None:
             self._opened.close()

@@ -15,7 +15,7 @@ from .status import WorkflowStatus, status_from_row
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
 
-__all__ = ["WorkflowHandle", "WorkflowHandleAsync", "ResultSource", "register_client"]
+__all__ = ["WorkflowHandle", "WorkflowHandleAsync", "ResultSource", "register_client", "unregister_client"]
 
 R = TypeVar("R")
 
@@ -43,6 +43,13 @@ def register_client(client: ResultSource) -> None:
     """Remember ``client`` as where id-only handles read when no DBOS process is current."""
     global _last_client
     _last_client = weakref.ref(client)
+
+
+def unregister_client(client: ResultSource) -> None:
+    """Forget ``client`` (it was destroyed) if it is the one id-only handles would read through."""
+    global _last_client
+    if _last_client is not None and _last_client() is client:
+        _last_client = None
 
 
 def _default_source() -> ResultSource:

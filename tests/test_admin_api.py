@@ -1,0 +1,103 @@
+"""The shapes of the workflow management API (#10 item 5) that the differential program does not
+reach: id-only handles (DBOS's ``WorkflowHandle(workflow_id)``) find the process or client
+they read through, a lazy client connects at first use, ``WorkflowStatus()`` builds as DBOS's."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from runtime import (
+    DBOS,
+    DBOSClient,
+    DBOSDatabaseUnavailableError,
+    DBOSException,
+    SetWorkflowID,
+    WorkflowHandle,
+    WorkflowHandleAsync,
+    WorkflowStatus,
+)
+
+
+def _doubled(dbos) -> None:
+    @dbos.workflow()
+    def doubled(x):
+        return x * 2
+
+    with SetWorkflowID("handle-target"):
+        assert doubled(21) == 42
+
+
+def test_an_id_only_handle_reads_through_the_current_process(dbos) -> None:
+    _doubled(dbos)
+    handle: WorkflowHandle[int] = WorkflowHandle("handle-target")
+    assert handle.get_result(polling_interval_sec=0.1) == 42
+    assert handle.get_status().status == "SUCCESS"
+    assert asyncio.run(WorkflowHandleAsync("handle-target").get_result()) == 42
+
+
+def test_an_id_only_handle_reads_through_the_last_client_when_no_process_is_current(dbos, sys_url) -> None:
+    _doubled(dbos)
+    DBOS.destroy(destroy_registry=True)
+    with pytest.raises(DBOSException, match="System database accessed before DBOS was launched"):
+        WorkflowHandle("handle-target").get_status()
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        assert WorkflowHandle("handle-target").get_result() == 42
+    finally:
+        client.destroy()
+    with pytest.raises(DBOSException, match="System database accessed before DBOS was launched"):
+        WorkflowHandle("handle-target").get_status()  # a destroyed client is not used
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_lazy_client_connects_at_first_use_and_check_connection_says_why_not() -> None:
+    url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere?sslmode=disable"
+    with pytest.raises(DBOSDatabaseUnavailableError):
+        DBOSClient(system_database_url=url)
+    lazy = DBOSClient(system_database_url=url, lazy=True)  # nothing is contacted yet
+    with pytest.raises(DBOSDatabaseUnavailableError):
+        lazy.check_connection()
+    lazy.destroy()
+
+
+def test_a_lazy_client_works_once_used(dbos, sys_url) -> None:
+    _doubled(dbos)
+    client = DBOSClient(system_database_url=sys_url, lazy=True, retry_connection_errors=False)
+    try:
+        client.check_connection()
+        assert client.retrieve_workflow("handle-target").get_result() == 42
+        assert [s.workflow_id for s in client.list_workflows(workflow_id_prefix="handle-", load_input=False)] == ["handle-target"]
+    finally:
+        client.destroy()
+
+
+def test_client_refuses_what_it_cannot_honour() -> None:
+    with pytest.raises(DBOSException, match="both lazy and use_listen_notify"):
+        DBOSClient(lazy=True, use_listen_notify=True)
+    with pytest.raises(DBOSException, match="custom serializer"):
+        DBOSClient(serializer=object(), lazy=True)
+
+
+def test_workflow_status_builds_with_no_arguments_as_dbos_does() -> None:
+    blank = WorkflowStatus()
+    assert (blank.workflow_id, blank.output, blank.error, blank.attributes) == ("", None, None, None)
+    blank.status = "SUCCESS"  # DBOS code fills one in field by field
+    assert WorkflowStatus.of(workflow_id="w", status="SUCCESS").status == "SUCCESS"
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        WorkflowStatus.of(nope=1)
+
+
+def test_listing_keywords_are_explicit(dbos) -> None:
+    with pytest.raises(TypeError):
+        DBOS.list_workflows(not_a_filter=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        DBOS.list_queued_workflows(queues_only=True)  # type: ignore[call-arg]  # DBOS's has no such keyword
+    assert DBOS.list_workflow_steps("no-such-workflow", load_output=False, limit=5, offset=1) == []
