@@ -81,7 +81,8 @@ def resume_workflow(db: SystemDatabase, workflow_id: str, *, queue_name: str | N
     """DBOS's resume: a workflow that has not finished (cancelled, dead-lettered, waiting in a
     queue or delayed) goes to ``queue_name`` (the internal queue by default) as ENQUEUED with a
     fresh recovery budget, and whichever executor claims it replays it from its first unfinished
-    step. False when it had finished or is running (PENDING). With ``conn`` the
+    step. False when it had finished or is running (PENDING: unlike DBOS, pgfleet leaves a
+    running workflow to its owner, or to the takeover of a dead one). With ``conn`` the
     claimers are not woken (the caller wakes them after its commit: :func:`wake_resumed`).
 
     The claim gives it a new epoch, so any execution of it still running is fenced out at its
@@ -101,15 +102,12 @@ def resume_workflows(db: SystemDatabase, workflow_ids: list[str], *, queue_name:
     ids = _ids(workflow_ids)
     if not ids:
         return
-    if conn is None:
-        with db.transaction() as own:
-            resume_workflows(db, ids, queue_name=queue_name, conn=own)
-        wake_resumed(db, queue_name)
-        return
     existing = db.admin.existing(ids, connection=conn)
     missing = [i for i in ids if i not in existing]
     if missing:
         raise DBOSNonExistentWorkflowError("target", ", ".join(missing))
+    # Outside a workflow each resume is its own retried statement (a retry after a lost reply
+    # is harmless: it writes the same values, or finds the workflow claimed and leaves it).
     for workflow_id in ids:
         resume_workflow(db, workflow_id, queue_name=queue_name, conn=conn)
 

@@ -53,6 +53,18 @@ class Worker:
                 return parts[2]
         return None
 
+    def describe(self) -> str:
+        """What the worker printed (and, once it is killed, its stderr's tail), for a failure."""
+        self.kill()
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        return f"stdout: {self.lines}\nstderr: {err[-3000:]}"
+
+    def wait_stopped(self, workflow_id: str) -> str:
+        try:
+            return str(wait_until(lambda: self.stopped(workflow_id), f"{workflow_id}'s owner to stop"))
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
     def quit(self) -> None:
         if self.proc.poll() is None:
             assert self.proc.stdin is not None
@@ -115,7 +127,7 @@ def test_bulk_cancel_stops_workflows_running_on_another_executor(fleet, db) -> N
     open_gates(db, 0, 1, 2)
 
     for wfid in ("bc-a", "bc-b"):
-        assert wait_until(lambda w=wfid: worker.stopped(w), f"{wfid}'s owner to stop") == "DBOSWorkflowCancelledError"
+        assert worker.wait_stopped(wfid) == "DBOSWorkflowCancelledError"
         assert started_steps(db, wfid) == [1], "no step after the cancel may start"
         assert status(db, wfid) == "CANCELLED"
         assert recorded(db, "operation_outputs", wfid) == 0, "the in-flight step's checkpoint is fenced"
@@ -131,7 +143,7 @@ def test_cancel_children_reaches_a_child_running_on_another_executor(fleet, db) 
     open_gates(db, 0, 1, 2)
 
     for wfid in ("cc-parent", "cc-parent-kid"):
-        assert wait_until(lambda w=wfid: worker.stopped(w), f"{wfid}'s owner to stop") == "DBOSWorkflowCancelledError"
+        assert worker.wait_stopped(wfid) == "DBOSWorkflowCancelledError"
         assert len(started_steps(db, wfid)) == 1, "no step after the cancel may start"
         assert status(db, wfid) == "CANCELLED"
 
@@ -147,7 +159,7 @@ def test_deleted_workflow_is_not_written_back_by_its_running_owner(fleet, db) ->
     open_gates(db, 0, 1, 2)
 
     for wfid in ("del-parent", "del-parent-kid", "del-other"):
-        assert wait_until(lambda w=wfid: worker.stopped(w), f"{wfid}'s owner to stop") == "DBOSWorkflowFencedError"
+        assert worker.wait_stopped(wfid) == "DBOSWorkflowFencedError"
         assert len(started_steps(db, wfid)) == 1, "no step after the delete may start"
         assert status(db, wfid) is None, "the owner must not bring the row back"
         for table in ("operation_outputs", "workflow_events", "workflow_events_history", "streams"):
@@ -169,6 +181,20 @@ def test_bulk_resume_brings_cancelled_workflows_back_on_the_fleet(fleet, db) -> 
     assert [h.get_result(timeout_seconds=30) for h in handles] == [2, 2]
     executors = db.execute("SELECT DISTINCT executor_id FROM dbos.workflow_status WHERE workflow_uuid IN ('rs-a', 'rs-b')")
     assert [r[0] for r in executors.fetchall()] == [WORKER]
+
+
+def test_resuming_a_running_workflow_leaves_it_to_its_owner(fleet, db) -> None:
+    # DBOS would re-enqueue it; pgfleet leaves a running workflow to its owner (or to the
+    # takeover of a dead one), so its execution is never fenced by a resume.
+    worker, client = fleet
+    enqueue(client, "rr-1", "gated", 2)
+    wait_until(lambda: started_steps(db, "rr-1") == [1], "its first step to start")
+    handle = client.resume_workflow("rr-1", queue_name="admin-q")
+    assert status(db, "rr-1") == "PENDING"
+    open_gates(db, 0, 1)
+    assert handle.get_result(timeout_seconds=30) == 2
+    assert started_steps(db, "rr-1") == [1, 3], "each step ran once (step 2 is the set_event)"
+    assert worker.stopped("rr-1") is None
 
 
 def test_new_delay_of_a_delayed_workflow_is_what_the_fleet_honours(fleet, db) -> None:

@@ -30,6 +30,16 @@ url, executor_id = sys.argv[1:3]
 queue = Queue("admin-q", concurrency=10)
 
 
+_print_lock = threading.Lock()
+
+
+def report_stop(exc: BaseException) -> None:
+    # One whole line per stop, whatever the threads: print() writes its parts separately.
+    with _print_lock:
+        sys.stdout.write(f"stopped {DBOS.workflow_id} {type(exc).__name__}\n")
+        sys.stdout.flush()
+
+
 def wait_for_gate(step: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         deadline = time.monotonic() + GATE_WAIT_SEC
@@ -58,7 +68,7 @@ def gated(n):
     try:
         return run_steps(n)
     except BaseException as exc:
-        print("stopped", DBOS.workflow_id, type(exc).__name__, flush=True)
+        report_stop(exc)
         raise
 
 
@@ -69,7 +79,7 @@ def gated_parent(n):
             DBOS.start_workflow(gated, n)
         return run_steps(n)
     except BaseException as exc:
-        print("stopped", DBOS.workflow_id, type(exc).__name__, flush=True)
+        report_stop(exc)
         raise
 
 
