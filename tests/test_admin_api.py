@@ -101,3 +101,34 @@ def test_listing_keywords_are_explicit(dbos) -> None:
     with pytest.raises(TypeError):
         DBOS.list_queued_workflows(queues_only=True)  # type: ignore[call-arg]  # DBOS's has no such keyword
     assert DBOS.list_workflow_steps("no-such-workflow", load_output=False, limit=5, offset=1) == []
+
+
+def test_deleting_a_workflow_forgets_its_transaction_outputs_so_its_id_runs_afresh(sys_url, empty_db_url) -> None:
+    import psycopg
+
+    runs: list[int] = []
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "t", "system_database_url": sys_url, "application_database_url": empty_db_url, "executor_id": "tx-del"})
+    DBOS.launch()
+    try:
+
+        @DBOS.transaction()
+        def counted(x):
+            runs.append(x)
+            return x + len(runs)
+
+        @DBOS.workflow()
+        def once(x):
+            return counted(x)
+
+        with SetWorkflowID("tx-del-1"):
+            assert once(10) == 11
+        DBOS.delete_workflow("tx-del-1")
+        with psycopg.connect(empty_db_url, autocommit=True) as app:
+            left = app.execute("SELECT count(*) FROM dbos.transaction_outputs WHERE workflow_uuid = 'tx-del-1'").fetchone()[0]
+        assert left == 0
+        with SetWorkflowID("tx-del-1"):
+            assert once(10) == 12, "the transaction ran again instead of replaying the deleted run's output"
+        assert runs == [10, 10]
+    finally:
+        DBOS.destroy(destroy_registry=True)
