@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sysdb import resolve_system_database_url
+from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.reset import LiveMembersError
 from sysdb.reset import reset_system_database as reset_database
 
@@ -20,9 +20,9 @@ from . import admin_recorded, logs
 from .context import current_workflow
 from .current import current_process, executor_for
 from .dbos_properties import classproperty
-from .errors import DBOSException
+from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .handles import WorkflowHandle
-from .status import StepInfo, WorkflowStatus
+from .status import StepInfo, WorkflowStatus, status_from_row
 from .workflows_admin import list_workflow_steps, list_workflows
 
 __all__ = ["AdminAPI", "RESET_WHILE_LAUNCHED"]
@@ -31,6 +31,13 @@ RESET_WHILE_LAUNCHED = (
     "The system database cannot be reset after DBOS is launched. Resetting the system database is a destructive "
     "operation that should only be used in a test environment."
 )
+
+
+def _status(db: SystemDatabase, workflow_id: str) -> WorkflowStatus:
+    row = db.workflows.status(workflow_id)
+    if row is None:
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
+    return status_from_row(row)
 
 
 class AdminAPI:
@@ -215,6 +222,9 @@ class AdminAPI:
             replacement_children=replacement_children,
             timeout_seconds=timeout_seconds,
         )
+        # DBOS hands the fork back through retrieve_workflow, whose existence check is a
+        # recorded DBOS.getStatus inside a workflow: recorded here the same way.
+        executor.recorded_call("DBOS.getStatus", lambda: _status(executor.db, forked))
         return WorkflowHandle(forked, source=executor)
 
     @classmethod

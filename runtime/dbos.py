@@ -202,9 +202,10 @@ class DBOS(AdminAPI, DBOSProperties):
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (raises if it does not exist and
-        ``existing_workflow`` is True)."""
+        ``existing_workflow`` is True; inside a workflow that check is a recorded
+        ``DBOS.getStatus``, as in DBOS)."""
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
-        if existing_workflow and executor.db.workflows.status(workflow_id) is None:
+        if existing_workflow and cls.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(workflow_id, source=executor)
 

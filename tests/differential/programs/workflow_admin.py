@@ -51,7 +51,9 @@ def manager(target, delayed_id):
     DBOS.set_workflow_delay(delayed_id, delay_seconds=0)
     steps = len(DBOS.list_workflow_steps(target, limit=1))
     DBOS.delete_workflow("doomed")
-    return steps
+    with SetWorkflowID("manager-fork"):
+        forked = DBOS.fork_workflow("fork-1", 3, queue_name="later-queue")
+    return steps, forked.get_result()
 
 
 def status(wfid):
@@ -197,6 +199,9 @@ if __name__ == "__main__":
     see("managed result", DBOS.retrieve_workflow("managed").get_result())
     see("delayed-3 result", delayed3.get_result())
     see("manager steps", [s["function_name"] for s in DBOS.list_workflow_steps("manager-1")])
+    # Its row's created_at comes from a different clock under each package (their order in the
+    # records is not behaviour): the transcript above has seen it.
+    DBOS.delete_workflow("manager-fork")
 
     # -- the same through a client -------------------------------------------------------------
     client = DBOSClient(system_database_url=database_url())
