@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict, TypeVar
 
-from . import messages, steps, streams, waiting
+from . import messages as messaging
+from . import steps, streams, waiting
 from .context import current_workflow
 from .current import executor_for
 from .dbos_properties import classproperty
@@ -69,25 +70,25 @@ class MessagingAPI:
         """Send a message to a workflow; from a workflow body it is sent exactly once.
         ``idempotency_key`` makes any send deliver once per destination; ``send_to_forks`` also
         delivers it to every workflow forked (recursively) from the destination."""
-        messages.send_bulk(
-            _executor("DBOS.send"), [messages.SendMessage(destination_id, message, topic, idempotency_key)],
+        messaging.send_bulk(
+            _executor("DBOS.send"), [messaging.SendMessage(destination_id, message, topic, idempotency_key)],
             function_name="DBOS.send", serialization_type=serialization_type, send_to_forks=send_to_forks,
         )
 
     @classmethod
     def send_bulk(
-        cls, messages_to_send: list[messages.SendMessage], *, serialization_type: Any = None, send_to_forks: bool = False
+        cls, messages: list[messaging.SendMessage], *, serialization_type: Any = None, send_to_forks: bool = False
     ) -> None:
         """Send many messages in one transaction (one ``DBOS.send_bulk`` step in a workflow)."""
-        messages.send_bulk(
-            _executor("DBOS.send_bulk"), messages_to_send, function_name="DBOS.send_bulk",
+        messaging.send_bulk(
+            _executor("DBOS.send_bulk"), messages, function_name="DBOS.send_bulk",
             serialization_type=serialization_type, send_to_forks=send_to_forks,
         )
 
     @classmethod
     def get_all_events(cls, workflow_id: str) -> dict[str, Any]:
         """Every event a workflow has set, with its latest value ({} if none)."""
-        return messages.get_all_events(_executor("DBOS.get_all_events"), workflow_id)
+        return messaging.get_all_events(_executor("DBOS.get_all_events"), workflow_id)
 
     @classmethod
     def read_stream(cls, workflow_id: str, key: str, *, offset: int = 0) -> Iterator[Any]:

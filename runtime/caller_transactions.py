@@ -52,10 +52,16 @@ class _DriverConnection:
             cursor.close()
 
 
+def _from_package(value: Any, package: str) -> bool:
+    """Whether ``value``'s class (or one it derives from, for a subclass of the caller's) is
+    ``package``'s."""
+    return any(klass.__module__.split(".")[0] == package for klass in type(value).__mro__)
+
+
 def _sqlalchemy_connection(conn_or_session: Any) -> Any | None:
     """The SQLAlchemy ``Connection`` behind a Connection or Session (None: neither)."""
-    if not type(conn_or_session).__module__.startswith("sqlalchemy."):
-        return None  # SQLAlchemy is not needed here unless the caller uses it
+    if not _from_package(conn_or_session, "sqlalchemy"):
+        return None  # SQLAlchemy is not imported here unless the caller uses it
     orm = importlib.import_module("sqlalchemy.orm")
     engine = importlib.import_module("sqlalchemy.engine")
     if isinstance(conn_or_session, orm.Session):
@@ -70,8 +76,7 @@ def caller_transaction(conn_or_session: Any, what: str) -> CallerTransaction:
     connection = _sqlalchemy_connection(conn_or_session)
     if connection is not None:
         return _SQLAlchemyConnection(connection)
-    module = type(conn_or_session).__module__
-    if module.startswith("psycopg.") and callable(getattr(conn_or_session, "cursor", None)):
+    if _from_package(conn_or_session, "psycopg") and callable(getattr(conn_or_session, "cursor", None)):
         return _DriverConnection(conn_or_session)
     raise DBOSException(
         f"{what} takes a SQLAlchemy Connection or Session (or a psycopg connection) on the system database, "

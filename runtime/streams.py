@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sysdb.streams import StreamWrite
+from sysdb.streams import StreamValue, StreamWrite
 
 from .context import current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
@@ -73,6 +73,11 @@ def close_stream(executor: Executor, key: str) -> None:
     _write(executor, key, STREAM_CLOSED, None, "DBOS.closeStream")
 
 
+def _is_end(row: StreamValue) -> bool:
+    """Whether a stored stream value is the marker ``close_stream`` writes."""
+    return row.value == STREAM_CLOSED and row.serialization is None
+
+
 def read_stream(
     source: Any, workflow_id: str, key: str, *, stop: threading.Event, offset: int = 0, must_exist: bool = True,
 ) -> Iterator[Any]:
@@ -88,7 +93,7 @@ def read_stream(
             if row.offset != offset:  # values come one offset after another, as DBOS reads them
                 rows = []
                 break
-            if row.value == STREAM_CLOSED and row.serialization is None:
+            if _is_end(row):
                 return
             yield deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
             offset += 1
