@@ -72,14 +72,15 @@ def new_messages(
     """The rows of a send: each message serialized in ``fmt``, under an id that makes a retry
     deliver it once (``<idempotency key>::<destination>`` as in DBOS; without a key, the
     sending step's position ``uuid_base`` inside a workflow, else a fresh uuid)."""
+    for m in messages:
+        if not isinstance(m, SendMessage):
+            raise DBOSException(f"send_bulk takes SendMessage objects, got {type(m).__name__}")
     keys = [m.idempotency_key for m in messages if m.idempotency_key]
     if len(keys) != len(set(keys)):
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         raise DBOSException(f"send_bulk received duplicate idempotency keys: {', '.join(duplicates)}")
     rows = []
     for i, m in enumerate(messages):
-        if not isinstance(m, SendMessage):
-            raise DBOSException(f"send_bulk takes SendMessage objects, got {type(m).__name__}")
         payload = serialize(m.message, what="the message", fmt=fmt)
         if m.idempotency_key:
             key, message_uuid = m.idempotency_key, f"{m.idempotency_key}::{m.destination_id}"
