@@ -104,7 +104,13 @@ class MessagingAPI:
         """Wait until one of the handles' workflows finishes and return its handle (recorded
         as ``DBOS.waitFirst`` in a workflow body, so a replay returns the same one)."""
         executor = _executor("DBOS.wait_first")
-        return waiting.wait_first(executor, handles, polling_interval_sec, executor.stop_event, ExecutorShutdown)
+        ctx = current_workflow()
+
+        def check() -> None:
+            if ctx is not None and not ctx.in_step:  # a waiting workflow still stops at its deadline
+                executor.check_running(ctx)
+
+        return waiting.wait_first(executor, handles, polling_interval_sec, executor.stop_event, ExecutorShutdown, check)
 
     @classmethod
     def run_step(cls, dbos_step_options: StepOptions | None, func: Callable[..., R], *args: Any, **kwargs: Any) -> R:

@@ -24,9 +24,10 @@ DEFAULT_POLLING_INTERVAL_SEC = 1.0
 
 def _first_finished(
     source: ResultSource, workflow_ids: list[str], interval: float, stop: threading.Event,
-    stopped: Callable[[], BaseException],
+    stopped: Callable[[], BaseException], check: Callable[[], None],
 ) -> str:
     while True:
+        check()
         found = source.db.waits.first_finished(workflow_ids)
         if found is not None:
             return found
@@ -36,10 +37,11 @@ def _first_finished(
 
 def wait_first(
     source: ResultSource, handles: Sequence[H], polling_interval_sec: float, stop: threading.Event,
-    stopped: Callable[[], BaseException],
+    stopped: Callable[[], BaseException], check: Callable[[], None] = lambda: None,
 ) -> H:
     """The first of ``handles`` (anything with a ``workflow_id``) whose workflow is no longer
-    PENDING, ENQUEUED or DELAYED. ``stop`` set (a shutdown) raises ``stopped()``."""
+    PENDING, ENQUEUED or DELAYED. ``stop`` set (a shutdown) raises ``stopped()``; ``check`` runs
+    before every poll (a waiting workflow's own deadline and ownership)."""
     if not handles:
         raise ValueError("handles must not be empty")
     workflow_ids = [str(getattr(h, "workflow_id")) for h in handles]  # noqa: B009 - any handle type
@@ -51,6 +53,6 @@ def wait_first(
         raise Exception("Invalid call to `DBOS.waitFirst` inside a transaction")  # DBOS raises a bare Exception
     interval = max(0.01, float(polling_interval_sec))
     completed = source.recorded_call(
-        "DBOS.waitFirst", lambda: _first_finished(source, workflow_ids, interval, stop, stopped)
+        "DBOS.waitFirst", lambda: _first_finished(source, workflow_ids, interval, stop, stopped, check)
     )
     return by_id[completed]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import DBOS, DBOSException, SendMessage, SetWorkflowID
+from conftest import wait_until
+from runtime import DBOS, DBOSException, SendMessage, SetWorkflowID, SetWorkflowTimeout
 
 
 def test_inside_a_transaction_as_dbos_allows_and_refuses(dbos, db):
@@ -71,3 +72,25 @@ def test_send_bulk_in_portable_json(dbos, db):
     assert handle.get_result(timeout_seconds=10) == [{"a": [1, 2]}, "b"]
     rows = db.execute("SELECT message, serialization FROM dbos.notifications ORDER BY ctid").fetchall()
     assert rows == [('{"a":[1,2]}', "portable_json"), ('"b"', "portable_json")]
+
+
+def test_wait_first_in_a_workflow_stops_at_its_deadline(dbos, db):
+    @DBOS.workflow(name="never_done")
+    def never_done():
+        return DBOS.recv("nothing", timeout_seconds=120)
+
+    @DBOS.workflow(name="waits_forever")
+    def waits_forever(handle_id):
+        return DBOS.wait_first([DBOS.retrieve_workflow(handle_id)], polling_interval_sec=0.05).workflow_id
+
+    with SetWorkflowID("never-done"):
+        DBOS.start_workflow(never_done)
+    with SetWorkflowID("waiter"), SetWorkflowTimeout(0.5):
+        handle = DBOS.start_workflow(waits_forever, "never-done")
+    with pytest.raises(Exception, match="cancelled"):
+        handle.get_result(timeout_seconds=10)
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'waiter'").fetchone()[0] == "CANCELLED"
+    # The waiting thread itself stopped (it checks its deadline at every poll), not only its row.
+    executor = DBOS._process().executor
+    wait_until(lambda: executor.local_generation("waiter") is None, "the waiting execution to stop", timeout=15)
+    assert "DBOS.waitFirst" not in [s["function_name"] for s in DBOS.list_workflow_steps("waiter")]

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import threading
 
-from test_fencing import DirectCall, take_over
-
 from runtime import DBOS, DBOSWorkflowFencedError, SendMessage, SetWorkflowID
+from test_fencing import DirectCall, take_over
 
 
 def _inbox():

@@ -2,10 +2,9 @@
 send_bulk_in_transaction and enqueue_in_transaction commit and roll back with it."""
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
 from dbos import DBOS, DBOSClient, Queue, SendMessage, SetWorkflowID
 from observe import attempt, database_url, report, see
+from sqlalchemy.orm import Session
 
 DBOS(config={"name": "differential-client-tx", "system_database_url": database_url()})
 queue = Queue("tx-queue")
