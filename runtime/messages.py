@@ -20,7 +20,7 @@ from sysdb.messages import NewMessage
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
+from .serialization import SERIALIZATION_FORMAT, default_format, deserialize, format_for, serialize
 from .steps import durable_wake_time
 
 if TYPE_CHECKING:
@@ -101,17 +101,19 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     return deserialize(message.message, message.serialization, what="message")
 
 
-def set_event(executor: Executor, key: str, value: Any) -> None:
-    """Publish ``value`` under ``key`` for this workflow (readers see the latest value)."""
+def set_event(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
+    """Publish ``value`` under ``key`` for this workflow (readers see the latest value), in the
+    format ``serialization_type`` names (by default the workflow's)."""
     ctx = _workflow_for("DBOS.set_event")
     if ctx is None:
         raise DBOSException("set_event() must be called from within a workflow or step")
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return
-    payload = serialize(value, what=f"the value of event {key!r}")
+    fmt = format_for(serialization_type, ctx.serialization)
+    payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
     with executor.fenced_write(ctx):
-        executor.db.events.set(key, payload, SERIALIZATION_FORMAT, fenced_step(ctx, function_id, "DBOS.setEvent"))
+        executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -141,5 +143,6 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
                 row = executor.db.events.get(workflow_id, key)
     value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
     if ctx is not None and function_id is not None:
-        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value), started_at_ms=started)
+        fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
+        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt or default_format(), started_at_ms=started)
     return value
