@@ -13,9 +13,12 @@ the one application version ``PATCHING_ENABLED`` so old executions recover on ne
 
 from __future__ import annotations
 
+from sysdb import DuplicateCheckpointError
+
 from .context import WorkflowContext, current_workflow
 from .current import current_process, not_launched
-from .errors import DBOSException
+from .errors import DBOSException, DBOSUnexpectedStepError
+from .operations import fenced_step
 
 __all__ = ["VersioningAPI", "PATCH_PREFIX"]
 
@@ -46,6 +49,19 @@ def _recorded_name(ctx: WorkflowContext, function_id: int) -> str | None:
     return recorded.function_name if recorded is not None else None
 
 
+def _record_marker(ctx: WorkflowContext, function_id: int, name: str) -> None:
+    """The patch's marker step, fenced like every checkpoint; no output and, as DBOS writes
+    it, no serialization."""
+    executor = ctx.executor
+    with executor.fenced_write(ctx):
+        try:
+            executor.db.steps.record(fenced_step(ctx, function_id, name))
+        except DuplicateCheckpointError as exc:
+            if exc.recorded_name == name:
+                return  # recorded by a concurrent execution of the same code: the same answer
+            raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, name, exc.recorded_name) from None
+
+
 class VersioningAPI:
     """The workflow-versioning class methods of :class:`runtime.DBOS`."""
 
@@ -59,7 +75,7 @@ class VersioningAPI:
         recorded = _recorded_name(ctx, function_id)
         if recorded is None:
             ctx.next_function_id()
-            ctx.executor.checkpoint(ctx, function_id, name, serialization=None)
+            _record_marker(ctx, function_id, name)
             return True
         if recorded == name:
             ctx.next_function_id()

@@ -22,7 +22,7 @@ from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistent
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
 from .results import await_outcome
-from .serialization import SERIALIZATION_FORMAT, deserialize, format_for, serialize, serialize_args
+from .serialization import default_format, deserialize, format_for, serialize, serialize_args
 from .serializers import WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
@@ -190,7 +190,7 @@ class DBOSClient:
                 destination_id=destination_id,
                 topic=topic or NULL_TOPIC,
                 message=serialize(message, what="the message"),
-                serialization=SERIALIZATION_FORMAT,
+                serialization=default_format(),
                 message_uuid=idempotency_key or str(uuid.uuid4()),
             ))
         except NoSuchWorkflowError:

@@ -20,7 +20,7 @@ from sysdb.messages import NewMessage
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
-from .serialization import SERIALIZATION_FORMAT, default_format, deserialize, format_for, serialize
+from .serialization import default_format, deserialize, format_for, serialize
 from .steps import durable_wake_time
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         destination_id=destination_id,
         topic=topic or NULL_TOPIC,
         message=payload,
-        serialization=SERIALIZATION_FORMAT,
+        serialization=default_format(),
         message_uuid=message_uuid,
     )
     try:
@@ -94,7 +94,7 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     executor.check_running(ctx)
     with executor.fenced_write(ctx):
         message = executor.db.messages.consume(
-            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=SERIALIZATION_FORMAT)
+            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=default_format())
         )
     if message is None:
         return None
@@ -144,5 +144,5 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
     value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
     if ctx is not None and function_id is not None:
         fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
-        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt or default_format(), started_at_ms=started)
+        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt, started_at_ms=started)
     return value

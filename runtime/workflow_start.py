@@ -22,7 +22,7 @@ from .context import StartOptions, WorkflowContext
 from .errors import DBOSInvalidInputError
 from .operations import check_recorded_name
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow
-from .serialization import SERIALIZATION_FORMAT, format_for, serialize_args
+from .serialization import default_format, format_for, serialize_args
 
 __all__ = ["StartPosition", "WorkflowStart", "take_start_position", "validate_input", "start_timeout", "call_start"]
 
@@ -44,7 +44,7 @@ class WorkflowStart:
     workflow_id: str
     name: str
     inputs: str
-    serialization: str | None = SERIALIZATION_FORMAT
+    serialization: str | None = None  # None: the process's default format
     class_name: str | None = None
     config_name: str | None = None
     authenticated_user: str | None = None
@@ -96,7 +96,7 @@ class WorkflowStart:
             application_name=self.application_name,
             inputs=self.inputs,
             parent_workflow_id=self.parent_workflow_id,
-            serialization=self.serialization,
+            serialization=self.serialization or default_format(),
             executor_id=self.executor_id,
             application_version=self.application_version,
             timeout_ms=self.timeout_ms,
