@@ -98,6 +98,7 @@ class DBOS(DBOSProperties, VersioningAPI):
                 process.destroy(workflow_completion_timeout_sec)
                 logs.set_executor_id(None)
             make_current(None)
+            use_serializer(None)  # the serializer was that instance's
             if destroy_registry:
                 registry.clear()
 

@@ -16,10 +16,10 @@ import os
 import subprocess
 
 import pytest
-from conftest import wait_until
-from test_dbos_client_compat import as_url
 
+from conftest import wait_until
 from runtime import DBOS, PortableWorkflowError, Queue, SetWorkflowID, WorkflowSerializationFormat
+from test_dbos_client_compat import as_url
 
 DBOS_PYTHON = os.environ.get("PGFLEET_DBOS_PYTHON")
 PORTABLE = WorkflowSerializationFormat.PORTABLE
