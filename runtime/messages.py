@@ -44,7 +44,8 @@ def _workflow_for(operation: str) -> WorkflowContext | None:
 def send(executor: Executor, destination_id: str, message: Any, topic: str | None = None) -> None:
     """Send ``message`` to workflow ``destination_id`` (exactly once from inside a workflow)."""
     ctx = _workflow_for("DBOS.send")
-    payload = serialize(message, what="the message")
+    fmt = format_for(None, ctx.serialization if ctx is not None else None)  # as DBOS: the sending workflow's format
+    payload = serialize(message, what="the message", fmt=fmt)
     message_uuid = str(uuid.uuid4())
     parent_step = None
     if ctx is not None:
@@ -57,7 +58,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         destination_id=destination_id,
         topic=topic or NULL_TOPIC,
         message=payload,
-        serialization=default_format(),
+        serialization=fmt,
         message_uuid=message_uuid,
     )
     try:
