@@ -14,9 +14,11 @@ import pytest
 
 from runtime import (
     DBOS,
+    DBOSClient,
     DBOSConfigError,
     DBOSPortableJSONSerializer,
     DBOSSerializationError,
+    EnqueueOptions,
     PortableWorkflowError,
     Queue,
     Serializer,
@@ -133,6 +135,25 @@ def test_queued_portable_workflow_gets_datetimes_back_from_its_hints(dbos):
     when = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
     handle = queue.enqueue(hinted, when, day=datetime.date(2024, 5, 6), raw=when)
     assert handle.get_result() == ["datetime", "2024-01-02T03:04:05+00:00", "date", "2024-01-02T03:04:05.000Z"]
+
+
+def test_client_enqueues_in_the_format_it_is_asked_for(dbos, db, sys_url):
+    Queue("client-portable")
+
+    @DBOS.workflow(name="client_portable")
+    def client_portable(when: datetime.datetime):
+        return when.year
+
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        options: EnqueueOptions = {"workflow_name": "client_portable", "queue_name": "client-portable", "serialization_type": PORTABLE}
+        handle = client.enqueue(options, datetime.datetime(2031, 1, 1))
+        assert handle.get_result(timeout_seconds=30) == 2031
+    finally:
+        client.destroy()
+    assert _row(db, "SELECT serialization, inputs, output FROM dbos.workflow_status WHERE workflow_uuid = %s", handle.workflow_id) == (
+        "portable_json", '{"namedArgs":{},"positionalArgs":["2031-01-01T00:00:00.000Z"]}', "2031"
+    )
 
 
 # -- validate_args --------------------------------------------------------------------------------
