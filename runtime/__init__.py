@@ -42,7 +42,9 @@ from .errors import (
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = [
     "DBOS",
@@ -62,6 +64,12 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "Serializer",
+    "DBOSPortableJSONSerializer",
+    "WorkflowSerializationFormat",
+    "PortableWorkflowError",
+    "pydantic_args_validator",
+    "make_pydantic_args_validator",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
