@@ -44,7 +44,9 @@ from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import SendMessage
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = [
     "DBOS",
@@ -66,6 +68,12 @@ __all__ = [
     "StepInfo",
     "StepOptions",
     "SendMessage",
+    "Serializer",
+    "DBOSPortableJSONSerializer",
+    "WorkflowSerializationFormat",
+    "PortableWorkflowError",
+    "pydantic_args_validator",
+    "make_pydantic_args_validator",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",

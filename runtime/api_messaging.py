@@ -17,6 +17,7 @@ from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
 from .operations import ExecutorShutdown
+from .serializers import WorkflowSerializationFormat
 from .step_status import StepStatus, current_step_status
 
 __all__ = ["MessagingAPI", "StepOptions"]
@@ -64,7 +65,7 @@ class MessagingAPI:
         topic: str | None = None,
         *,
         idempotency_key: str | None = None,
-        serialization_type: Any = None,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
         send_to_forks: bool = False,
     ) -> None:
         """Send a message to a workflow; from a workflow body it is sent exactly once.
@@ -77,7 +78,11 @@ class MessagingAPI:
 
     @classmethod
     def send_bulk(
-        cls, messages: list[messaging.SendMessage], *, serialization_type: Any = None, send_to_forks: bool = False
+        cls,
+        messages: list[messaging.SendMessage],
+        *,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
+        send_to_forks: bool = False,
     ) -> None:
         """Send many messages in one transaction (one ``DBOS.send_bulk`` step in a workflow)."""
         messaging.send_bulk(

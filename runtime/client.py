@@ -21,7 +21,8 @@ from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .results import await_outcome
-from .serialization import deserialize, serialize_args
+from .serialization import deserialize, format_for, serialize_args
+from .serializers import WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
@@ -45,6 +46,7 @@ class EnqueueOptions(TypedDict, total=False):
     authenticated_roles: list[str]
     workflow_class_name: str
     workflow_config_name: str
+    serialization_type: WorkflowSerializationFormat
 
 
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
@@ -131,10 +133,12 @@ class DBOSClient(ClientMessagingAPI):
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
         timeout = options.get("workflow_timeout")
+        fmt = format_for(options.get("serialization_type"))
         return WorkflowStart(
             workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
             name=options["workflow_name"],
-            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"], fmt=fmt),
+            serialization=fmt,
             class_name=options.get("workflow_class_name"),
             config_name=options.get("workflow_config_name"),
             authenticated_user=options.get("authenticated_user"),

@@ -16,6 +16,7 @@ from .caller_transactions import caller_transaction
 from .errors import DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle
 from .messages import SendMessage, message_format, new_messages
+from .serializers import WorkflowSerializationFormat
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
@@ -57,14 +58,20 @@ class ClientMessagingAPI:
         topic: str | None = None,
         idempotency_key: str | None = None,
         *,
-        serialization_type: Any = None,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
         send_to_forks: bool = False,
     ) -> None:
         """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once;
         ``send_to_forks`` also delivers it to the destination's forks)."""
         self._send(self._rows([SendMessage(destination_id, message, topic, idempotency_key)], serialization_type, send_to_forks))
 
-    def send_bulk(self, messages: list[SendMessage], *, serialization_type: Any = None, send_to_forks: bool = False) -> None:
+    def send_bulk(
+        self,
+        messages: list[SendMessage],
+        *,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
+        send_to_forks: bool = False,
+    ) -> None:
         """Send many messages in one transaction."""
         self._send(self._rows(messages, serialization_type, send_to_forks))
 
@@ -76,7 +83,7 @@ class ClientMessagingAPI:
         topic: str | None = None,
         idempotency_key: str | None = None,
         *,
-        serialization_type: Any = None,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
         send_to_forks: bool = False,
     ) -> None:
         """Send a message inside the caller's transaction on the system database
@@ -86,7 +93,12 @@ class ClientMessagingAPI:
         self._send(rows, conn_or_session, "send_in_transaction")
 
     def send_bulk_in_transaction(
-        self, conn_or_session: Any, messages: list[SendMessage], *, serialization_type: Any = None, send_to_forks: bool = False
+        self,
+        conn_or_session: Any,
+        messages: list[SendMessage],
+        *,
+        serialization_type: WorkflowSerializationFormat | None = WorkflowSerializationFormat.DEFAULT,
+        send_to_forks: bool = False,
     ) -> None:
         """``send_bulk`` inside the caller's transaction (see ``send_in_transaction``)."""
         self._send(self._rows(messages, serialization_type, send_to_forks), conn_or_session, "send_bulk_in_transaction")

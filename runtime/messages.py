@@ -25,7 +25,7 @@ from sysdb.messages import NewMessage, WorkflowOwner
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
-from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, deserialize, serialize
+from .serialization import default_format, deserialize, format_for, serialize
 from .steps import durable_wake_time
 
 if TYPE_CHECKING:
@@ -54,16 +54,9 @@ def _owner(ctx: WorkflowContext) -> WorkflowOwner:
 
 
 def message_format(serialization_type: Any, ctx: WorkflowContext | None) -> str:
-    """The stored format of a message: DBOS's ``serialization_type`` (``"portable"``,
-    ``"native"``, or its default: the sending workflow's own format, else pgfleet's pickle)."""
-    chosen = getattr(serialization_type, "value", serialization_type)
-    if chosen is None:
-        return ctx.serialization if ctx is not None and ctx.serialization == PORTABLE_JSON else SERIALIZATION_FORMAT
-    if chosen == "portable":
-        return PORTABLE_JSON
-    if chosen == "native":
-        return SERIALIZATION_FORMAT
-    raise DBOSException(f"serialization_type must be 'portable', 'native' or the default, got {serialization_type!r}")
+    """The stored format of a message: DBOS's ``serialization_type`` (``PORTABLE``, ``NATIVE``,
+    or by default the sending workflow's own format, else the process's default)."""
+    return format_for(serialization_type, ctx.serialization if ctx is not None else None)
 
 
 def new_messages(
@@ -156,30 +149,32 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
             ctx.workflow_id,
             topic_key,
             # As DBOS: a receive that found nothing records the serialized None.
-            fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, output=serialize(None), serialization=SERIALIZATION_FORMAT),
+            fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, output=serialize(None), serialization=default_format()),
         )
     if message is None:
         return None
     return deserialize(message.message, message.serialization, what="message")
 
 
-def set_event(executor: Executor, key: str, value: Any) -> None:
-    """Publish ``value`` under ``key`` for this workflow (readers see the latest value): from
-    the workflow body a checkpointed operation, from one of its steps part of the step."""
+def set_event(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
+    """Publish ``value`` under ``key`` for this workflow (readers see the latest value), in the
+    format ``serialization_type`` names (by default the workflow's): from the workflow body a
+    checkpointed operation, from one of its steps part of the step."""
     ctx = current_workflow()
     if ctx is None or ctx.in_transaction:
         raise DBOSException("set_event() must be called from within a workflow or step")
+    fmt = format_for(serialization_type, ctx.serialization)
     if ctx.step_id is not None:  # inside a step: no step row of its own, as in DBOS
-        payload = serialize(value, what=f"the value of event {key!r}")
+        payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
         with executor.fenced_write(ctx):
-            executor.db.events.set_from_step(_owner(ctx), ctx.step_id, key, payload, SERIALIZATION_FORMAT)
+            executor.db.events.set_from_step(_owner(ctx), ctx.step_id, key, payload, fmt)
         return
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return
-    payload = serialize(value, what=f"the value of event {key!r}")
+    payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
     with executor.fenced_write(ctx):
-        executor.db.events.set(key, payload, SERIALIZATION_FORMAT, fenced_step(ctx, function_id, "DBOS.setEvent"))
+        executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -212,7 +207,8 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
                 row = executor.db.events.get(workflow_id, key)
     value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
     if ctx is not None and function_id is not None:
-        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value), started_at_ms=started)
+        fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
+        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt, started_at_ms=started)
     return value
 
 

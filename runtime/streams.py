@@ -17,7 +17,7 @@ from sysdb.streams import StreamValue, StreamWrite
 from .context import current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, fenced_step
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
+from .serialization import PORTABLE_JSON, deserialize, format_for, serialize
 from .status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -63,18 +63,22 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
         executor.db.streams.write(write, step)
 
 
-def write_stream(executor: Executor, key: str, value: Any) -> None:
-    """Append ``value`` to this workflow's stream ``key``."""
-    _write(executor, key, serialize(value, what=f"a value of stream {key!r}"), SERIALIZATION_FORMAT, "DBOS.writeStream")
+def write_stream(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
+    """Append ``value`` to this workflow's stream ``key``, in the format ``serialization_type``
+    names (by default the workflow's)."""
+    ctx = current_workflow()
+    fmt = format_for(serialization_type, ctx.serialization if ctx is not None else None)
+    _write(executor, key, serialize(value, what=f"a value of stream {key!r}", fmt=fmt), fmt, "DBOS.writeStream")
 
 
 def close_stream(executor: Executor, key: str) -> None:
     """End this workflow's stream ``key``: readers stop after its last value."""
-    _write(executor, key, STREAM_CLOSED, None, "DBOS.closeStream")
+    # As DBOS writes it (the marker in portable JSON), so DBOS's readers see the end too.
+    _write(executor, key, serialize(STREAM_CLOSED, fmt=PORTABLE_JSON), PORTABLE_JSON, "DBOS.closeStream")
 
 
-def _is_end(row: StreamValue) -> bool:
-    """Whether a stored stream value is the marker ``close_stream`` writes."""
+def _is_old_end(row: StreamValue) -> bool:
+    """Whether a stored stream value is the end marker as older pgfleet wrote it (unserialized)."""
     return row.value == STREAM_CLOSED and row.serialization is None
 
 
@@ -93,9 +97,12 @@ def read_stream(
             if row.offset != offset:  # values come one offset after another, as DBOS reads them
                 rows = []
                 break
-            if _is_end(row):
+            if _is_old_end(row):
                 return
-            yield deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+            value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+            if isinstance(value, str) and value == STREAM_CLOSED:  # DBOS's test: a value equal to the marker ends the stream
+                return
+            yield value
             offset += 1
         if not rows:
             outcome = db.workflows.outcome(workflow_id)
