@@ -42,6 +42,7 @@ from .errors import (
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 
 __all__ = [
@@ -62,6 +63,9 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
