@@ -44,6 +44,7 @@ __all__ = ["SchedulesAPI"]
 def _not_in_workflow(what: str) -> None:
     ctx = current_workflow()
     if ctx is not None and not ctx.in_step:
+        ctx.next_function_id()  # DBOS takes a step position for the call before refusing it
         raise DBOSException(f"DBOS.{what} cannot be called from within a workflow")
 
 
