@@ -9,7 +9,6 @@ lands during the run; runs come from trigger and backfill only.
 import datetime
 
 import psycopg
-
 from dbos import DBOS, DBOSClient, Queue
 from observe import attempt, database_url, report, see
 
