@@ -48,6 +48,7 @@ class DBOSConfig(TypedDict, total=False):
     serializer: Any
     enable_patching: bool | None
     notification_listener_polling_interval_sec: float | None
+    scheduler_polling_interval_sec: float | None
     use_listen_notify: bool | None
     # pgfleet's own keys
     embedded_data_dir: str | None
@@ -79,6 +80,8 @@ _IGNORED_DBOS_KEYS = frozenset(
         "conductor_url",
         "serializer",
         "enable_patching",
+        # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
+        "scheduler_polling_interval_sec",
     }
 )
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
