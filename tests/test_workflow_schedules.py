@@ -20,7 +20,7 @@ from cluster.coordination.leader import LeaderElector
 from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
 from cluster.coordination.sweeper import LeaderDuties
 from conftest import wait_until
-from runtime import DBOS, DBOSClient
+from runtime import DBOS, DBOSClient, DBOSException
 from runtime.scheduler import WorkflowScheduleTicker
 from runtime.schedules import new_schedule
 from sysdb import SystemDatabase
@@ -238,3 +238,25 @@ def test_a_launched_fleet_runs_the_schedule_with_tick_and_context(dbos, sys_url,
         assert DBOS.get_schedule("by-name")["last_fired_at"] is not None
     finally:
         client.destroy()
+
+
+def test_a_create_whose_commit_reply_was_lost_finds_its_own_row_instead_of_a_taken_name(sys_url, db):
+    from faults.proxy import PgProxy
+
+    with PgProxy.start(sys_url) as proxy:
+        DBOS.destroy(destroy_registry=True)
+        DBOS(config={"name": "pgfleet-test", "system_database_url": proxy.url, "executor_id": "test-executor"})
+        DBOS.launch()
+        try:
+            @DBOS.workflow()
+            def yearly(at, context):
+                return context
+
+            rule = proxy.drop_reply("-- Create a database-backed schedule")
+            DBOS.create_schedule(schedule_name="once", workflow_fn=yearly, schedule="0 0 1 1 *")
+            assert rule.fired.is_set()
+            assert db.execute("SELECT count(*) FROM dbos.workflow_schedules WHERE schedule_name = 'once'").fetchone()[0] == 1
+            with pytest.raises(DBOSException, match="Schedule 'once' already exists"):
+                DBOS.create_schedule(schedule_name="once", workflow_fn=yearly, schedule="0 0 1 1 *")
+        finally:
+            DBOS.destroy(destroy_registry=True)
