@@ -165,6 +165,16 @@ if __name__ == "__main__":
         {"schedule_name": "by-client", "workflow_name": "Jobs.report", "workflow_class_name": "Jobs", "schedule": DAILY}]))
     see("client applied", shape(client.get_schedule("by-client")))
     attempt("client apply missing field", lambda: client.apply_schedules([{"schedule_name": "x", "workflow_name": "nightly"}]))
+    # -- another application's schedule: not listed by default, and its name is taken
+    attempt("client create for another application", lambda: client.create_schedule(
+        schedule_name="theirs", workflow_name="nightly", schedule=YEARLY, application_name="other-app"))
+    see("default list leaves it out", "theirs" in names(DBOS.list_schedules()))
+    see("listed for its application", names(DBOS.list_schedules(application_name="other-app")))
+    see("client list for it", names(client.list_schedules(application_name=["other-app"])))
+    attempt("create over another application's", lambda: DBOS.create_schedule(schedule_name="theirs", workflow_fn=nightly, schedule=YEARLY))
+    attempt("apply over another application's", lambda: DBOS.apply_schedules([{"schedule_name": "theirs", "workflow_fn": nightly, "schedule": DAILY}]))
+    attempt("client apply naming no application", lambda: client.apply_schedules([{"schedule_name": "theirs", "workflow_name": "nightly", "schedule": DAILY}]))
+    see("theirs after", shape(client.get_schedule("theirs")))
     attempt("client delete", lambda: client.delete_schedule("nobody"))
     attempt("client trigger missing", lambda: client.trigger_schedule("nobody"))
     client.destroy()
