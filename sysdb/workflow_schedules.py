@@ -133,9 +133,9 @@ class WorkflowSchedules(Door):
             params = {**vars(row), "application_name": self._owner(conn, row.schedule_name, row.application_name)}
             if self._db._execute_on(conn, "create_workflow_schedule", params):
                 return
-            existing = self._db._execute_on(conn, "get_workflow_schedule", {"schedule_name": row.schedule_name})
+            existing = self.get(row.schedule_name, connection=conn)
             # A retry after a reply lost on the way back finds its own row (the same fresh id).
-            if not existing or existing[0]["schedule_id"] != row.schedule_id:
+            if existing is None or existing.schedule_id != row.schedule_id:
                 raise ScheduleExistsError(row.schedule_name)
 
         self._in_transaction(connection, body)
