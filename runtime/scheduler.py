@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from croniter import CroniterError, croniter
+from croniter import croniter
 
 from sysdb import SystemDatabase
 from sysdb.logs import get_logger
@@ -24,7 +24,7 @@ from sysdb.workflow_rows import QueuePlacement
 from sysdb.workflow_schedules import ScheduleFilter, WorkflowScheduleRow
 
 from . import schedules
-from .errors import DBOSException, DBOSSerializationError
+from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
 from .registry import Registry, Schedule
 from .serialization import serialize_args
@@ -222,7 +222,12 @@ class WorkflowScheduleTicker:
         return queues
 
     def _start(self, row: WorkflowScheduleRow, now: datetime.datetime, continuing: bool) -> datetime.datetime:
-        last = datetime.datetime.fromisoformat(row.last_fired_at) if row.last_fired_at else None
+        try:
+            last = datetime.datetime.fromisoformat(row.last_fired_at) if row.last_fired_at else None
+        except ValueError:  # not written by a scheduler: start afresh
+            last = None
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=datetime.timezone.utc)
         if last is not None and (row.automatic_backfill or (continuing and last >= now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC))):
             return last
         return now
@@ -239,9 +244,9 @@ class WorkflowScheduleTicker:
                 if tick > now:
                     break
                 run = schedules.run_of(row, schedules.tick_workflow_id(row.schedule_name, tick), tick, self._application_name)
-            except (DBOSSerializationError, CroniterError) as exc:
-                # A cron with no next date (a past year) or a context only its application can
-                # read: this schedule cannot fire here, the others still do.
+            except Exception as exc:  # noqa: BLE001 - computing a tick touches no database
+                # A cron with no next date (a past year), an unknown time zone or a context only
+                # its application can read: this schedule cannot fire here, the others still do.
                 cursor.broken = True
                 log.warning("schedule cannot be fired", schedule=row.schedule_name, error=str(exc))
                 return True

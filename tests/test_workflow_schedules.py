@@ -206,12 +206,16 @@ def test_a_schedule_that_cannot_fire_does_not_stop_the_others(join, clock, db):
         schedule_name="past-year", workflow_name="w", workflow_class_name=None, schedule="0 0 0 1 1 * 2020",
         context=None, automatic_backfill=False, cron_timezone=None, queue_name=None, application_name=None,
     ))
+    a.db.workflow_schedules.create(new_schedule(
+        schedule_name="nowhere", workflow_name="w", workflow_class_name=None, schedule=EVERY_SECOND,
+        context=None, automatic_backfill=False, cron_timezone="Nowhere/Land", queue_name=None, application_name=None,
+    ))  # (the API refuses such a zone; a row written by hand may still have one)
     create(a.db, "fine")
     a.live()
     start = clock.database_now()
     advance(clock, 2, a)
     assert fired(db, "fine") == expected("fine", start, clock.database_now())
-    assert fired(db, "past-year") == []
+    assert fired(db, "past-year") == fired(db, "nowhere") == []
 
 
 # -- a launched DBOS ------------------------------------------------------------------------------
