@@ -164,7 +164,7 @@ class _Cursor:
 
     row: WorkflowScheduleRow
     after: datetime.datetime
-    broken: bool = False  # its context cannot be read here: skipped (and said so once)
+    broken: bool = False  # its ticks cannot be computed here: skipped (and said so once)
 
 
 def _definition(row: WorkflowScheduleRow) -> tuple[object, ...]:
@@ -216,7 +216,9 @@ class WorkflowScheduleTicker:
         for row in rows:
             cursor = self._cursors.get(row.schedule_id)
             if cursor is None or _definition(cursor.row) != _definition(row):
-                cursor = self._cursors[row.schedule_id] = _Cursor(row, self._start(row, now, continuing and cursor is None))
+                # A changed definition starts at its next tick (DBOS restarts it, no backfill).
+                after = self._start(row, now, continuing) if cursor is None else now
+                cursor = self._cursors[row.schedule_id] = _Cursor(row, after)
             if not self._fire_due(term, cursor, now, queues):
                 break  # the lease is gone: fire nothing more
         return queues

@@ -178,6 +178,26 @@ def test_a_paused_schedule_fires_nothing_and_resumes_at_its_next_tick_or_backfil
     assert fired(db, "plain") == before
 
 
+def test_a_replaced_definition_fires_on_its_new_cron_from_its_next_tick(join, clock, db):
+    a = join("a")
+    a.live()
+    create(a.db, "s")
+    a.live()
+    advance(clock, 2, a)
+    before = fired(db, "s")
+    assert len(before) == 2
+    a.db.workflow_schedules.apply([new_schedule(
+        schedule_name="s", workflow_name="w2", workflow_class_name=None, schedule="*/2 * * * * *", context="new",
+        automatic_backfill=False, cron_timezone=None, queue_name=None, application_name="app",
+    )])
+    advance(clock, 5, a)  # read at the first second; then four seconds of the new cron
+    after = [w for w in fired(db, "s") if w not in before]
+    assert len(after) == 2
+    assert all(datetime.datetime.fromisoformat(w.removeprefix("sched-s-")).second % 2 == 0 for w in after)
+    names = {r[0] for r in db.execute("SELECT name FROM dbos.workflow_status WHERE workflow_uuid = ANY(%s)", (after,))}
+    assert names == {"w2"}
+
+
 def test_a_pause_that_commits_first_wins_over_a_tick_the_leader_is_about_to_fire(join, clock, db):
     a = join("a")
     a.live()
