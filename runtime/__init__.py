@@ -42,6 +42,7 @@ from .errors import (
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
 from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 from .validation import make_pydantic_args_validator, pydantic_args_validator
@@ -70,6 +71,9 @@ __all__ = [
     "PortableWorkflowError",
     "pydantic_args_validator",
     "make_pydantic_args_validator",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
