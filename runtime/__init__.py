@@ -44,6 +44,7 @@ from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import SendMessage
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
 from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 from .validation import make_pydantic_args_validator, pydantic_args_validator
@@ -74,6 +75,9 @@ __all__ = [
     "PortableWorkflowError",
     "pydantic_args_validator",
     "make_pydantic_args_validator",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",

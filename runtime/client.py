@@ -17,6 +17,7 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
 from .client_messaging import ClientMessagingAPI
+from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
@@ -66,7 +67,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient(ClientMessagingAPI):
+class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(

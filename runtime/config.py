@@ -48,6 +48,7 @@ class DBOSConfig(TypedDict, total=False):
     serializer: Any
     enable_patching: bool | None
     notification_listener_polling_interval_sec: float | None
+    scheduler_polling_interval_sec: float | None
     use_listen_notify: bool | None
     # pgfleet's own keys
     embedded_data_dir: str | None
@@ -77,6 +78,8 @@ _IGNORED_DBOS_KEYS = frozenset(
         "otlp_attributes",
         "conductor_key",
         "conductor_url",
+        # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
+        "scheduler_polling_interval_sec",
     }
 )
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)

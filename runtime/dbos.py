@@ -20,6 +20,7 @@ from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_messaging import MessagingAPI
+from .api_schedules import SchedulesAPI
 from .api_versioning import VersioningAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow
@@ -47,7 +48,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(MessagingAPI, DBOSProperties, VersioningAPI):
+class DBOS(MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 

@@ -22,6 +22,7 @@ from .current import current_process, executor_for
 from .errors import DBOSException
 from .registry import (
     CLASS_METHOD,
+    DEFAULT_MAX_RECOVERY_ATTEMPTS,
     INSTANCE_METHOD,
     PLAIN,
     TEMP_WORKFLOW_PREFIX,
@@ -186,7 +187,7 @@ def _runnable_as_workflow(registry: Registry, step_name: str, func: Callable[...
     entry = RegisteredWorkflow(
         name=TEMP_WORKFLOW_PREFIX + step_name,
         func=wrapper,
-        max_recovery_attempts=None,
+        max_recovery_attempts=DEFAULT_MAX_RECOVERY_ATTEMPTS,
         validate_input=None,
         kind=method_kind(func),
     )

@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import DBOSException
 from .logs import logger
 
+# How often a crashed execution is recovered before it is marked MAX_RECOVERY_ATTEMPTS_EXCEEDED
+# (DBOS's default, also for steps and transactions run as workflows).
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+
 if TYPE_CHECKING:
     from .queues import Queue
 

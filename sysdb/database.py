@@ -58,6 +58,7 @@ from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
 from .waits import Waits
+from .workflow_schedules import WorkflowSchedules
 from .workflows import Workflows
 
 __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_failure"]
@@ -171,6 +172,7 @@ class SystemDatabase:
         self.streams = Streams(self)
         self.schedules = Schedules(self)
         self.waits = Waits(self)
+        self.workflow_schedules = WorkflowSchedules(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
