@@ -9,6 +9,7 @@ from . import errors as error
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .datasource import SQLAlchemyDatasource
 from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -62,6 +63,7 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "SQLAlchemyDatasource",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
