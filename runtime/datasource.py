@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sysdb import is_connection_failure, now_ms
 from sysdb.datasource_outputs import DatasourceOutputRow, DatasourceOutputs
@@ -88,6 +88,8 @@ class SQLAlchemyDatasource:
             logs.logger.info(f"DBOS SyncDatasource engine parameters: {engine_kwargs}")
             self.engine, self.created_engine = sa.create_engine(url, **engine_kwargs), True
         self.schema = schema or "dbos"
+        self.sessionmaker = sessionmaker(bind=self.engine)  # DBOS's attribute, for sessions outside transactions
+        self.serializer = serializer
         self._outputs = DatasourceOutputs(self.schema)
 
     @staticmethod

@@ -68,8 +68,10 @@ def run_transaction(
             return _with_session(None, database, conn, step, args, kwargs)
     function_id, recorded = executor.begin_operation(ctx, step.name)
     if recorded is not NOT_RECORDED:
+        executor.log.debug(f"Replaying transaction, id: {function_id}, name: {step.name}")  # DBOS's words
         return recorded
     started = now_ms()
+    executor.log.debug(f"Running transaction, id: {function_id}, name: {step.name}")
     if executor.app_db is not None:
         committed = _committed_output(executor, ctx, function_id)
         if committed is not None:

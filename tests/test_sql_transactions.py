@@ -315,3 +315,35 @@ def test_pooled_connections_keep_pgfleet_row_shape_after_sessions(dbos, db):
         row = conn.execute("SELECT json_build_object('b', 2)::jsonb AS j").fetchone()
         assert row == {"j": {"b": 2}}
         assert not conn._notice_handlers
+
+
+def test_a_serialization_failure_between_two_workflows_reruns_one_transaction(dbos, db):
+    """Two SERIALIZABLE transactions read a counter, then both write it: one fails with 40001
+    (at its UPDATE or its COMMIT) and runs again, as DBOS retries it. Each adds exactly once."""
+    db.execute("CREATE TABLE public.counter (n int NOT NULL)")
+    db.execute("INSERT INTO public.counter VALUES (0)")
+    both_read = threading.Barrier(2, timeout=10)
+    attempts: list[str] = []
+
+    @DBOS.transaction()
+    def bump():
+        first = DBOS.workflow_id not in attempts
+        attempts.append(DBOS.workflow_id)
+        n = DBOS.sql_session.execute(sa.text("SELECT n FROM public.counter")).scalar_one()
+        if first:
+            both_read.wait()  # both snapshots saw the same n before either writes
+        DBOS.sql_session.execute(sa.text("UPDATE public.counter SET n = :n"), {"n": n + 1})
+        return n + 1
+
+    @DBOS.workflow()
+    def bumping():
+        return bump()
+
+    outcomes = [run_in_thread(bumping, f"bump-{i}") for i in range(2)]
+    assert [outcome() for outcome in outcomes] == [None, None]
+    assert db.execute("SELECT n FROM public.counter").fetchone()[0] == 2
+    assert len(attempts) > 2  # at least one attempt ran again
+    results = db.execute(
+        "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE 'bump-%' AND status = 'SUCCESS'"
+    ).fetchone()[0]
+    assert results == 2
