@@ -192,12 +192,12 @@ class SessionBinder:
         errors, and DBOS's error for a body that committed itself, are raised here); the
         transaction stays open for the caller to finish."""
         lent = LentConnection(conn)
-        token = _lending.set(lent)
         try:
-            bound = self._engine_once().connect()  # calls the creator now, on this thread
-        finally:
-            _lending.reset(token)
-        try:
+            token = _lending.set(lent)
+            try:
+                bound = self._engine_once().connect()  # calls the creator now, on this thread
+            finally:
+                _lending.reset(token)
             with bound, Session(bind=bound) as session, session.begin():
                 yield session
         finally:
