@@ -5,11 +5,12 @@ A DBOS program runs with only its import line changed::
     from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors as error
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
-from .datasource import SQLAlchemyDatasource
 from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -44,6 +45,9 @@ from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+
+if TYPE_CHECKING:
+    from .datasource import SQLAlchemyDatasource
 
 __all__ = [
     "DBOS",
@@ -93,3 +97,13 @@ __all__ = [
     "DBOSWorkflowFunctionNotFoundError",
     "MaxRecoveryAttemptsExceededError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy (for the application database only) is imported when a program first asks
+    # for a datasource, not by every process that imports runtime.
+    if name == "SQLAlchemyDatasource":
+        from .datasource import SQLAlchemyDatasource
+
+        return SQLAlchemyDatasource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

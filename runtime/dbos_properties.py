@@ -5,14 +5,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import logs
 from .config import ResolvedConfig
 from .context import current_workflow, sql_session
 from .current import current_process, not_launched
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["DBOSProperties", "classproperty"]
 

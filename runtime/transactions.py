@@ -24,7 +24,6 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import InvalidRequestError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from sysdb import is_connection_failure, now_ms
@@ -189,6 +188,8 @@ class ConnectionLost(Exception):
 
 def log_commit_inside(executor: Executor, kind: str, name: str, exc: BaseException) -> None:
     """DBOS's hint when a body ended its own transaction (SQLAlchemy's InvalidRequestError)."""
+    from sqlalchemy.exc import InvalidRequestError  # loaded already: the body had a Session
+
     if isinstance(exc, InvalidRequestError):
         executor.log.error(f"InvalidRequestError in {kind} {name}  Hint: Do not call commit() or rollback() within a DBOS transaction.")
 

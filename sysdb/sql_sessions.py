@@ -41,14 +41,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-import sqlalchemy as sa
 from psycopg.adapt import AdaptersMap
 from psycopg.rows import tuple_row
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
     from .database import DictConnection
 
 __all__ = ["LentConnection", "SessionBinder", "driver_error", "is_serialization_conflict"]
@@ -58,10 +57,11 @@ _lending: contextvars.ContextVar[LentConnection | None] = contextvars.ContextVar
 
 
 def driver_error(exc: BaseException) -> BaseException:
-    """The driver's error inside a SQLAlchemy one (``DBAPIError.orig``), else ``exc``."""
-    if isinstance(exc, DBAPIError) and isinstance(exc.orig, BaseException):
-        return exc.orig
-    return exc
+    """The driver's error inside a SQLAlchemy one (``DBAPIError.orig``), else ``exc``.
+    (Read by attribute: SQLAlchemy is imported only once a Session is made, and a process
+    that never makes one should not pay for importing it.)"""
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, psycopg.Error) else exc
 
 
 def is_serialization_conflict(exc: BaseException) -> bool:
@@ -179,6 +179,9 @@ class SessionBinder:
         self._lock = threading.Lock()
 
     def _engine_once(self) -> sa.Engine:
+        import sqlalchemy as sa
+        from sqlalchemy.pool import NullPool
+
         with self._lock:
             if self._engine is None:
                 self._engine = sa.create_engine(
@@ -191,6 +194,8 @@ class SessionBinder:
         """A Session inside ``conn``'s open transaction. Leaving the block flushes it (its
         errors, and DBOS's error for a body that committed itself, are raised here); the
         transaction stays open for the caller to finish."""
+        from sqlalchemy.orm import Session
+
         lent = LentConnection(conn)
         try:
             token = _lending.set(lent)
