@@ -186,7 +186,7 @@ class SQLAlchemyDatasource:
                         raise _AlreadyRecorded()
                     done["held"] = commit_holding_ownership(executor, ctx, held)
 
-                executor.check_owned(ctx)  # a lost execution runs no transaction body
+                executor.check_running(ctx)  # a lost, timed-out or shut-down execution runs no body
                 value = self._transact(level, func, args, kwargs, finish)
                 executor.checkpoint(ctx, function_id, name, output=done["output"], started_at_ms=started, connection=done["held"])
             return value

@@ -144,10 +144,11 @@ def _attempt_transaction(
     workflow's ownership, see :func:`commit_holding_ownership`)."""
     database = executor.app_db or executor.db
     conn = None
+    executor.check_running(ctx)  # shut down or past its deadline: no further attempt
     try:
         with contextlib.ExitStack() as held:
             with database.transaction(isolation_level) as conn:
-                executor.check_owned(ctx)  # a lost execution runs no transaction body
+                executor.check_owned(ctx)  # a lost execution runs no transaction body (checked last)
                 value = _with_session(ctx, database, conn, step, args, kwargs)
                 output = serialize(value, what=f"the result of transaction {step.name!r}")
                 if executor.app_db is None:  # the checkpoint commits with the body
