@@ -44,7 +44,10 @@ from .errors import (
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
+from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 if TYPE_CHECKING:
     from .datasource import SQLAlchemyDatasource
@@ -68,6 +71,15 @@ __all__ = [
     "WorkflowStatusString",
     "StepInfo",
     "SQLAlchemyDatasource",
+    "Serializer",
+    "DBOSPortableJSONSerializer",
+    "WorkflowSerializationFormat",
+    "PortableWorkflowError",
+    "pydantic_args_validator",
+    "make_pydantic_args_validator",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",

@@ -37,7 +37,7 @@ from sysdb.sql_sessions import driver_error, is_serialization_conflict
 
 from . import logs
 from .context import WorkflowContext, current_workflow
-from .errors import DBOSException
+from .errors import DBOSException, DBOSSerializationError
 from .operations import NOT_RECORDED
 from .serialization import SERIALIZATION_FORMAT, deserialize, deserialize_exception, serialize, serialize_exception
 from .transactions import (
@@ -77,8 +77,8 @@ class SQLAlchemyDatasource:
         """Prefer :meth:`create`, which also creates the outputs table."""
         if database_url.startswith("sqlite"):
             raise DBOSException("pgfleet's datasources are PostgreSQL databases; SQLite is not supported")
-        if serializer is not None:
-            raise DBOSException("pgfleet's datasources record outcomes with pgfleet's serialization; a custom serializer is not supported")
+        if serializer is not None and not all(callable(getattr(serializer, m, None)) for m in ("serialize", "deserialize", "name")):
+            raise DBOSException(f"serializer {serializer!r} is not a Serializer (serialize(data), deserialize(text), name())")
         if engine is not None:
             logs.logger.info("Initializing SyncDatasource with custom engine")
             self.engine, self.created_engine = engine, False
@@ -89,6 +89,8 @@ class SQLAlchemyDatasource:
             self.engine, self.created_engine = sa.create_engine(url, **engine_kwargs), True
         self.schema = schema or "dbos"
         self.sessionmaker = sessionmaker(bind=self.engine)  # DBOS's attribute, for sessions outside transactions
+        # What the outputs table holds values in: as DBOS's, this datasource's own serializer or
+        # pickle (not the DBOS config's); the step's checkpoint uses the process's default.
         self.serializer = serializer
         self._outputs = DatasourceOutputs(self.schema)
 
@@ -179,9 +181,10 @@ class SQLAlchemyDatasource:
             with contextlib.ExitStack() as held:
 
                 def finish(conn: sa.Connection, value: Any) -> None:
-                    done["output"] = output = serialize(value, what=f"the result of datasource transaction {name!r}")
+                    done["output"] = serialize(value, what=f"the result of datasource transaction {name!r}")
+                    text, fmt = self._encode(value, name)
                     if not self._outputs.record(
-                        conn, workflow_id=ctx.workflow_id, step_id=function_id, output=output, error=None, serialization=SERIALIZATION_FORMAT
+                        conn, workflow_id=ctx.workflow_id, step_id=function_id, output=text, error=None, serialization=fmt
                     ):
                         raise _AlreadyRecorded()
                     done["held"] = commit_holding_ownership(executor, ctx, held)
@@ -211,15 +214,15 @@ class SQLAlchemyDatasource:
     def _record_error(self, executor: Executor, ctx: WorkflowContext, function_id: int, name: str, started: int, exc: Exception) -> None:
         """Record a failed body's error (its transaction rolled back) as DBOS does, in the
         outputs table and as the step's outcome, fenced like a commit."""
-        error = serialize_exception(exc)
+        recorded = serialize_exception(exc, SERIALIZATION_FORMAT)
         with contextlib.ExitStack() as held:
             with self.engine.begin() as conn:
                 if not self._outputs.record(
-                    conn, workflow_id=ctx.workflow_id, step_id=function_id, output=None, error=error, serialization=SERIALIZATION_FORMAT
+                    conn, workflow_id=ctx.workflow_id, step_id=function_id, output=None, error=recorded, serialization=SERIALIZATION_FORMAT
                 ):
                     return  # another execution recorded this step first
                 sys_conn = commit_holding_ownership(executor, ctx, held)
-            executor.checkpoint(ctx, function_id, name, error=error, started_at_ms=started, connection=sys_conn)
+            executor.checkpoint(ctx, function_id, name, error=serialize_exception(exc), started_at_ms=started, connection=sys_conn)
 
     def _committed_earlier(self, executor: Executor, ctx: WorkflowContext, function_id: int, name: str, started: int) -> Any:
         """The outcome recorded for this step in the datasource (checkpointed now and returned,
@@ -233,7 +236,27 @@ class SQLAlchemyDatasource:
             raise
         if row is None:
             return NOT_RECORDED
-        return _adopt(executor, ctx, function_id, name, row, started)
+        if row.error is not None:
+            error = deserialize_exception(row.error, row.serialization)
+            executor.checkpoint(ctx, function_id, name, error=serialize_exception(error), started_at_ms=started)
+            raise error
+        value = self._decode(row, name)
+        executor.checkpoint(ctx, function_id, name, output=serialize(value, what=f"the result of {name!r}"), started_at_ms=started)
+        return value
+
+    def _encode(self, value: Any, name: str) -> tuple[str, str]:
+        """An output as the outputs table stores it, and the name of its format."""
+        if self.serializer is None:
+            return serialize(value, fmt=SERIALIZATION_FORMAT, what=f"the result of datasource transaction {name!r}"), SERIALIZATION_FORMAT
+        try:
+            return self.serializer.serialize(value), self.serializer.name()
+        except Exception as exc:
+            raise DBOSSerializationError(f"cannot serialize the result of datasource transaction {name!r}: {exc}") from exc
+
+    def _decode(self, row: DatasourceOutputRow, name: str) -> Any:
+        if self.serializer is not None and row.output is not None and row.serialization == self.serializer.name():
+            return self.serializer.deserialize(row.output)
+        return deserialize(row.output, row.serialization, what=f"output of {name!r}")
 
     # -- the transaction ------------------------------------------------------------------------
 
@@ -276,13 +299,3 @@ class SQLAlchemyDatasource:
 
 def _connection_failed(exc: BaseException) -> bool:
     return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_failure(driver_error(exc))
-
-
-def _adopt(executor: Executor, ctx: WorkflowContext, function_id: int, name: str, row: DatasourceOutputRow, started: int) -> Any:
-    """Checkpoint an outcome the datasource recorded, and return it (or raise its error)."""
-    executor.checkpoint(
-        ctx, function_id, name, output=row.output, error=row.error, serialization=row.serialization, started_at_ms=started
-    )
-    if row.error is not None:
-        raise deserialize_exception(row.error, row.serialization)
-    return deserialize(row.output, row.serialization, what=f"output of {name!r}")
