@@ -347,3 +347,46 @@ def test_a_serialization_failure_between_two_workflows_reruns_one_transaction(db
         "SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE 'bump-%' AND status = 'SUCCESS'"
     ).fetchone()[0]
     assert results == 2
+
+
+def test_a_datasource_keeps_its_outputs_in_its_own_serializer(sys_url, db, app_url, teardown):
+    """As DBOS's: the outputs table holds values in the datasource's serializer (named in its
+    serialization column); a replay from that table reads them back with it."""
+    import json
+
+    from runtime import Serializer
+
+    class JSONSerializer(Serializer):
+        def serialize(self, data):
+            return json.dumps(data)
+
+        def deserialize(self, serialized_data):
+            return json.loads(serialized_data)
+
+        def name(self):
+            return "test_json"
+
+    launch(sys_url)
+    ds = SQLAlchemyDatasource.create(sa_url(app_url), serializer=JSONSerializer())
+    effects = Effects()
+
+    @ds.transaction()
+    def totals(name):
+        effects.add(name)
+        return {"name": name, "n": 3}
+
+    @DBOS.workflow()
+    def totalling():
+        return totals("fig")
+
+    with SetWorkflowID("ds-json"):
+        assert totalling() == {"name": "fig", "n": 3}
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        assert conn.execute("SELECT output, serialization FROM dbos.datasource_outputs").fetchone() == (
+            '{"name": "fig", "n": 3}', "test_json",
+        )
+    db.execute("DELETE FROM dbos.operation_outputs WHERE workflow_uuid = 'ds-json'")
+    db.execute("UPDATE dbos.workflow_status SET status = 'CANCELLED' WHERE workflow_uuid = 'ds-json'")
+    assert DBOS.resume_workflow("ds-json").get_result(timeout_seconds=30) == {"name": "fig", "n": 3}
+    assert effects.calls == ["fig"]
+    ds.engine.dispose()
