@@ -5,6 +5,8 @@ A DBOS program runs with only its import line changed::
     from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors as error
 from .api_messaging import StepOptions
 from .client import DBOSClient, EnqueueOptions
@@ -49,6 +51,9 @@ from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Seri
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
 from .validation import make_pydantic_args_validator, pydantic_args_validator
 
+if TYPE_CHECKING:
+    from .datasource import SQLAlchemyDatasource
+
 __all__ = [
     "DBOS",
     "DBOSConfig",
@@ -69,6 +74,7 @@ __all__ = [
     "StepInfo",
     "StepOptions",
     "SendMessage",
+    "SQLAlchemyDatasource",
     "Serializer",
     "DBOSPortableJSONSerializer",
     "WorkflowSerializationFormat",
@@ -107,3 +113,13 @@ __all__ = [
     "DBOSWorkflowFunctionNotFoundError",
     "MaxRecoveryAttemptsExceededError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy (for the application database only) is imported when a program first asks
+    # for a datasource, not by every process that imports runtime.
+    if name == "SQLAlchemyDatasource":
+        from .datasource import SQLAlchemyDatasource
+
+        return SQLAlchemyDatasource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

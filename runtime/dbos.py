@@ -170,10 +170,10 @@ class DBOS(MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
 
     @classmethod
     def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
-        """Make a function a database transaction on the system database.
+        """Make a function a database transaction (on the application database, else the system one).
 
-        Its body uses ``DBOS.sql_session`` (a psycopg connection inside the transaction); its
-        result is checkpointed in the same transaction, so its writes happen exactly once.
+        Its body uses ``DBOS.sql_session`` (a SQLAlchemy Session inside the transaction); its
+        result is checkpointed with it, so its writes happen exactly once.
         """
         return decorators.transaction(registry, isolation_level, name)
 

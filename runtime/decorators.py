@@ -34,7 +34,8 @@ from .registry import (
 )
 from .serialization import format_for
 from .starts import start_workflow
-from .steps import run_step, run_transaction
+from .steps import run_step
+from .transactions import run_transaction
 from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
@@ -151,7 +152,8 @@ def _check_retry_settings(interval_seconds: float, max_attempts: int, backoff_ra
 
 
 def transaction(registry: Registry, isolation_level: str, name: str | None) -> Callable[[F], F]:
-    """``@DBOS.transaction()``: the body runs in a database transaction, checkpointed with it."""
+    """``@DBOS.transaction()``: the body runs in a database transaction, checkpointed with it
+    (:func:`runtime.transactions.run_transaction`)."""
     level = isolation_level.upper()
     if level not in ISOLATION_LEVELS:
         raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
@@ -170,6 +172,11 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             executor = executor_for(f"transaction {entry.name!r}")
+            if current_workflow() is None:
+                # Called outside a workflow, DBOS runs it as its one-step <temp> workflow.
+                temp: RegisteredWorkflow = wrapper.__pgfleet_workflow__  # type: ignore[attr-defined]
+                bound, rest = split_bound(temp, args)
+                return start_workflow(executor, temp, bound, rest, kwargs, background=False)
             return run_transaction(executor, entry, level, args, kwargs)
 
         _runnable_as_workflow(registry, entry.name, func, wrapper)

@@ -7,7 +7,8 @@ services around it. The executor runs workflow bodies with a :class:`WorkflowCon
 (:meth:`Executor.run`), records their operations (:meth:`Executor.checkpoint`) and final status,
 and knows what runs here. Starting a workflow is in :mod:`runtime.starts`, enqueueing in
 :mod:`runtime.enqueue`, thread admission in :mod:`runtime.admission`, waiting for results in
-:mod:`runtime.results`; steps, sleeps and transactions in :mod:`runtime.steps`; recovery,
+:mod:`runtime.results`; steps and sleeps in :mod:`runtime.steps`, transactions in
+:mod:`runtime.transactions` (datasources: :mod:`runtime.datasource`); recovery,
 claimed and assigned work in :mod:`runtime.recovery`.
 
 Every write on behalf of a running workflow is fenced on its token (:mod:`runtime.fencing`):

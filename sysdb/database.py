@@ -51,6 +51,7 @@ from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .probe import Probe
 from .recovery import Recovery
 from .schedules import Schedules
+from .sql_sessions import SessionBinder
 from .statements import statement
 from .steps import Steps
 from .streams import Streams
@@ -158,6 +159,8 @@ class SystemDatabase:
         # The time coordination runs on (liveness statements' "now", the local lease clocks):
         # the real clocks unless a test sets a FakeClock before building coordination objects.
         self.coordination_clock: Clock = SystemClock()
+        # DBOS.sql_session: SQLAlchemy Sessions inside this database's transactions (below).
+        self.sessions = SessionBinder()
         self._open_doors()
 
     def _open_doors(self) -> None:
@@ -343,7 +346,9 @@ class SystemDatabase:
 
     @contextmanager
     def transaction(self, isolation_level: str | None = None) -> Iterator[DictConnection]:
-        """A pooled connection inside one transaction (``@DBOS.transaction`` bodies)."""
+        """A pooled connection inside one transaction (``@DBOS.transaction`` bodies, whose
+        ``DBOS.sql_session`` is ``self.sessions.session(conn)``: a SQLAlchemy Session inside
+        this same transaction, which only this block commits)."""
         with self._pool.connection() as conn:
             with conn.transaction():
                 if isolation_level:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 
 from conftest import wait_until
 from faults.locks import LockHolder, backend_pids, holders_of_advisory_lock, wait_for_lock_wait
@@ -153,7 +154,7 @@ def test_pooled_and_listen_connections_have_dead_link_and_server_side_bounds(lau
 
     @DBOS.transaction()
     def slow_user_sql() -> int:
-        DBOS.sql_session.execute("SELECT pg_sleep(1)")
+        DBOS.sql_session.execute(sa.text("SELECT pg_sleep(1)"))
         return 1
 
     @DBOS.workflow(name="slow_sql_workflow")
@@ -265,8 +266,8 @@ def _transactions_workflows(n: int, rounds: int) -> Any:
     @DBOS.transaction()
     def bump(workflow_id: str) -> int:
         return DBOS.sql_session.execute(
-            "INSERT INTO public.bumps (workflow_id) VALUES (%s) RETURNING 1 AS one", (workflow_id,)
-        ).fetchone()["one"]
+            sa.text("INSERT INTO public.bumps (workflow_id) VALUES (:workflow_id) RETURNING 1"), {"workflow_id": workflow_id}
+        ).scalar_one()
 
     @DBOS.workflow(name="restart_txns")
     def workflow() -> int:
@@ -350,12 +351,13 @@ def test_the_bounds_are_config_keys_and_a_user_transaction_can_have_a_statement_
 
     @DBOS.transaction()
     def too_slow() -> None:
-        DBOS.sql_session.execute("SELECT pg_sleep(2)")
+        DBOS.sql_session.execute(sa.text("SELECT pg_sleep(2)"))
 
     @DBOS.workflow(name="limited_user_sql")
     def workflow() -> None:
         too_slow()
 
     # The user's own limit is the transaction's outcome (recorded), unlike a dead connection.
-    with pytest.raises(psycopg.errors.QueryCanceled):
+    with pytest.raises(sa.exc.OperationalError) as raised:  # as SQLAlchemy raises the driver's error
         workflow()
+    assert isinstance(raised.value.orig, psycopg.errors.QueryCanceled)
