@@ -8,7 +8,14 @@ A DBOS program runs with only its import line changed::
 from . import errors as error
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
-from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .context import (
+    DBOSContext,
+    DBOSContextSetAuth,
+    DuplicationPolicy,
+    SetEnqueueOptions,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -40,6 +47,7 @@ from .errors import (
     MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
@@ -55,6 +63,8 @@ __all__ = [
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "SetEnqueueOptions",
+    "DuplicationPolicy",
+    "VersionInfo",
     "Queue",
     "QueueRateLimit",
     "WorkflowHandle",

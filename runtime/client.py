@@ -17,6 +17,7 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 from sysdb.messages import NewMessage
 
+from .client_queues import ClientQueuesAPI
 from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
@@ -65,7 +66,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient:
+class DBOSClient(ClientQueuesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(

@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
+from .api_queues import QueuesAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow
 from .current import current_process, executor_for, make_current, not_launched
@@ -42,7 +43,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(DBOSProperties):
+class DBOS(QueuesAPI, DBOSProperties):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 

@@ -52,6 +52,9 @@ class ClaimRequest:
     concurrency: int | None
     worker_concurrency: int | None
     rate_limit: tuple[int, float] | None  # (starts, per seconds)
+    # A database-backed queue: its limits are read from its dbos.queues row inside the claim
+    # (the three above are ignored).
+    database_backed: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,5 +172,5 @@ def _claim_params(request: ClaimRequest) -> dict[str, object]:
         "worker_concurrency": request.worker_concurrency,
         "limiter_limit": rate_limit[0] if rate_limit else None,
         "limiter_period_ms": int(rate_limit[1] * 1000) if rate_limit else 0,
-        "rate_limited": rate_limit is not None,
+        "database_backed": request.database_backed,
     }

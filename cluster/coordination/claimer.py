@@ -44,6 +44,9 @@ class QueueSpec:
     partitioned: bool
     polling_interval_sec: float
     priority_enabled: bool = False
+    # Registered in the database (DBOS.register_queue): the claim reads the limits from its row,
+    # so those above are only what the last refresh saw.
+    database_backed: bool = False
 
 
 class QueueClaimer(BackgroundService):
@@ -163,6 +166,7 @@ class QueueClaimer(BackgroundService):
                 concurrency=spec.concurrency,
                 worker_concurrency=spec.worker_concurrency,
                 rate_limit=spec.rate_limit,
+                database_backed=spec.database_backed,
             )
         )
         if rows:

@@ -1,0 +1,92 @@
+"""Which database-backed queues (``dbos.queues``) an executor serves, refreshed now and then.
+
+A queue registered in the database is served by every executor of its application (the
+queues it owns and the unclaimed ones), except where the program declares a queue of the same
+name in code (that one wins, as in DBOS). The claim itself reads the queue's limits from its
+row, so this list only decides *which* queues to poll and how often: it is refreshed every
+``REFRESH_SEC``, and sooner (at most every ``MIN_REFRESH_SEC``) when something names a queue
+it does not know (a NOTIFY of an enqueue, a registration in this process).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from sysdb import SystemDatabase
+from sysdb.logs import get_logger
+from sysdb.queue_rows import QueueRow
+
+from .claimer import QueueSpec
+
+__all__ = ["DatabaseQueues", "spec_of"]
+
+log = get_logger("pgfleet.cluster")
+
+
+def spec_of(row: QueueRow) -> QueueSpec:
+    """The claimer's view of a database-backed queue."""
+    rate = None
+    if row.rate_limit_max is not None and row.rate_limit_period_sec is not None:
+        rate = (row.rate_limit_max, float(row.rate_limit_period_sec))
+    return QueueSpec(
+        name=row.name,
+        concurrency=row.concurrency,
+        worker_concurrency=row.worker_concurrency,
+        rate_limit=rate,
+        partitioned=row.partition_queue,
+        polling_interval_sec=row.polling_interval_sec,
+        priority_enabled=row.priority_enabled,
+        database_backed=True,
+    )
+
+
+class DatabaseQueues:
+    """The database-backed queues this executor serves, from a cache refreshed on a timer."""
+
+    REFRESH_SEC = 5.0
+    MIN_REFRESH_SEC = 0.5
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        application_name: str | None,
+        serves: Callable[[str], bool],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._application_name = application_name
+        self._serves = serves  # the served-queues filter (config ``queues``, listen_queues)
+        self._clock = clock
+        self._specs: list[QueueSpec] = []
+        self._refreshed_at: float | None = None
+        self._stale = False
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Refresh at the next call (at most every ``MIN_REFRESH_SEC``)."""
+        self._stale = True
+
+    def knows(self, queue_name: str) -> bool:
+        return any(s.name == queue_name for s in self._specs)
+
+    def specs(self, declared_in_code: set[str]) -> list[QueueSpec]:
+        """The database-backed queues to serve, minus those the program declares in code."""
+        with self._lock:
+            now = self._clock()
+            age = None if self._refreshed_at is None else now - self._refreshed_at
+            if age is None or age >= self.REFRESH_SEC or (self._stale and age >= self.MIN_REFRESH_SEC):
+                self._refresh(now)
+            return [s for s in self._specs if s.name not in declared_in_code]
+
+    def _refresh(self, now: float) -> None:
+        self._refreshed_at, self._stale = now, False
+        owners = [self._application_name] if self._application_name else None
+        try:
+            rows = self._db.queue_rows.list(owners)
+        except Exception as exc:  # keep serving what we knew; the claimer's own errors back off
+            log.warning("listing database-backed queues failed", error=str(exc))
+            return
+        self._specs = [spec_of(row) for row in rows if self._serves(row.name)]
