@@ -50,7 +50,7 @@ class ApplicationVersions(Door):
 
     def list(self, application_name: str | None, *, limit: int | None = None) -> list[VersionRow]:
         """The application's versions and the unclaimed ones, latest first (None: all)."""
-        rows = self._execute("list_application_versions", {"application_name": application_name, "limit": limit})
+        rows = self._execute("list_app_versions", {"application_name": application_name, "limit": limit})
         return [row_to(VersionRow, row) for row in rows]
 
     def latest(self, application_name: str | None) -> VersionRow | None:
