@@ -1,0 +1,232 @@
+"""Database-backed queues (``DBOS.register_queue``) across executors, application versions, and
+enqueueing by name.
+
+A database-backed queue's limits live in its ``dbos.queues`` row, which every claim reads under
+the queue's claim lock: a setter's change holds for the whole fleet from the next claim. The
+fleet tests run two executors (process objects in one interpreter) whose workflow bodies count
+how many run at once and wait on events the test sets; claim passes are run directly
+(``claim_once``) where the test needs to know that both executors have tried to claim.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from conftest import wait_until
+from runtime import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID
+from runtime.config import resolve_config
+from runtime.errors import DBOSException
+from runtime.process import DBOSProcess
+from runtime.registry import registry
+
+A, B = "dyn-a", "dyn-b"
+APP = "dynq"
+DEADLINE_SEC = 30.0
+
+
+@pytest.fixture
+def build(sys_url: str) -> Iterator[Callable[[str], DBOSProcess]]:
+    """``build(executor_id)``: a launched process object of application APP (destroyed afterwards)."""
+    DBOS.destroy(destroy_registry=True)
+    built: list[DBOSProcess] = []
+
+    def make(executor_id: str) -> DBOSProcess:
+        config = resolve_config({"name": APP, "system_database_url": sys_url, "executor_id": executor_id,
+                                 "sys_db_pool_size": 8, "application_version": "dyn-v1"})
+        process = DBOSProcess(config, registry)
+        built.append(process)
+        process.launch()
+        return process
+
+    yield make
+    for process in built:
+        process.destroy()
+    DBOS.destroy(destroy_registry=True)
+
+
+@pytest.fixture
+def client(sys_url: str) -> Iterator[DBOSClient]:
+    c = DBOSClient(system_database_url=sys_url)
+    yield c
+    c.destroy()
+
+
+class Gauge:
+    """How many workflow bodies run at once, and the most seen in each phase of a test."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.phase = "start"
+        self.peaks: dict[str, int] = {}
+        self.started: list[str] = []
+        self.gate = threading.Event()  # bodies wait on it (bounded) until the test opens it
+
+    def enter(self, workflow_id: str) -> None:
+        with self.lock:
+            self.running += 1
+            self.started.append(workflow_id)
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), self.running)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running -= 1
+
+
+def pending(db: psycopg.Connection, queue_name: str) -> int:
+    (n,) = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = %s AND status = 'PENDING'", (queue_name,)).fetchone()
+    return int(n)
+
+
+def succeeded(db: psycopg.Connection, queue_name: str) -> int:
+    (n,) = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = %s AND status = 'SUCCESS'", (queue_name,)).fetchone()
+    return int(n)
+
+
+def claim_everywhere(*processes: DBOSProcess) -> int:
+    """One claim pass of every executor, now (in addition to their own loops)."""
+    total = 0
+    for process in processes:
+        assert process.services is not None
+        total += process.services.claimer.claim_once()
+    return total
+
+
+def test_a_concurrency_change_holds_fleet_wide_and_is_never_exceeded(build, client, db):
+    gauge = Gauge()
+
+    @DBOS.step(name="dyn_body")
+    def body() -> None:
+        gauge.enter(DBOS.workflow_id or "")
+        try:
+            assert gauge.gate.wait(DEADLINE_SEC), "the test never opened the gate"
+        finally:
+            gauge.leave()
+
+    @DBOS.workflow(name="dyn_job")
+    def job(n: int) -> int:
+        body()
+        return n
+
+    # Registered by a client, owned by the application: both executors learn of it from the
+    # database alone (and the client, not either executor, changes its limits below).
+    client.register_queue("dyn", concurrency=2, application_name=APP)
+    a, b = build(A), build(B)
+    queue = Queue("dyn", database_backed_queue=True, client_system_database=client._db)
+    handles = [(a if n % 2 else b).enqueue(queue, job, n) for n in range(12)]
+
+    wait_until(lambda: gauge.running == 2, "two bodies to run under concurrency 2")
+    assert claim_everywhere(a, b) == 0  # both executors tried again: the limit holds
+    assert gauge.running == 2 and pending(db, "dyn") == 2
+
+    gauge.phase = "raised"
+    queue.set_concurrency(5)
+    # Within one claim cycle: the next claim pass of the executors (theirs or these) reads the
+    # new limit from the row, whatever their cached view of the queue says.
+    claim_everywhere(a, b)
+    assert pending(db, "dyn") == 5
+    wait_until(lambda: gauge.running == 5, "five bodies to run once concurrency is 5")
+    assert claim_everywhere(a, b) == 0
+    assert gauge.running == 5 and pending(db, "dyn") == 5
+    owners = {e for (e,) in db.execute("SELECT executor_id FROM dbos.workflow_status WHERE queue_name='dyn' AND status='PENDING'")}
+    print(f"running under concurrency 5 on {owners}")
+
+    # Lowered while five run: nothing more starts until fewer than one runs, then one at a time.
+    queue.set_concurrency(1)
+    assert claim_everywhere(a, b) == 0
+    gauge.phase = "lowered"
+    gauge.gate.set()
+    wait_until(lambda: succeeded(db, "dyn") == 12, "all twelve workflows to finish", timeout=60)
+    assert sorted(h.get_result(timeout_seconds=DEADLINE_SEC) for h in handles) == list(range(12))
+    assert gauge.peaks == {"start": 2, "raised": 5, "lowered": 1}, gauge.peaks
+    assert len(gauge.started) == 12  # every body ran once
+
+
+def test_worker_concurrency_set_from_a_client_caps_each_executor(build, client, db):
+    gauge = Gauge()
+    per_executor: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+    lock = threading.Lock()
+
+    @DBOS.step(name="wc_body")
+    def body() -> None:
+        me = DBOS.executor_id
+        with lock:
+            per_executor[me] = per_executor.get(me, 0) + 1
+            peaks[me] = max(peaks.get(me, 0), per_executor[me])
+        try:
+            assert gauge.gate.wait(DEADLINE_SEC)
+        finally:
+            with lock:
+                per_executor[me] -= 1
+
+    @DBOS.workflow(name="wc_job")
+    def job(n: int) -> int:
+        body()
+        return n
+
+    q = client.register_queue("wc", worker_concurrency=1, application_name=APP)
+    a, b = build(A), build(B)
+    for n in range(8):
+        a.enqueue(Queue("wc", database_backed_queue=True), job, n)
+    wait_until(lambda: per_executor == {A: 1, B: 1}, "one body on each executor")
+    assert claim_everywhere(a, b) == 0 and pending(db, "wc") == 2
+    q.set_worker_concurrency(3)
+    claim_everywhere(a, b)  # the next pass of each executor reads the new cap from the row
+    assert pending(db, "wc") == 6
+    wait_until(lambda: per_executor == {A: 3, B: 3}, "three bodies on each executor")
+    gauge.gate.set()
+    wait_until(lambda: succeeded(db, "wc") == 8, "all eight to finish")
+    assert peaks == {A: 3, B: 3}
+
+
+def test_a_deleted_queue_is_no_longer_claimed_and_its_work_stays_queued(build, client, db):
+    @DBOS.workflow(name="del_job")
+    def job(n: int) -> int:
+        return n
+
+    client.register_queue("doomed", concurrency=0, application_name=APP)  # paused: nothing runs yet
+    a = build(A)
+    queue = Queue("doomed", database_backed_queue=True)
+    handles = [a.enqueue(queue, job, n) for n in range(3)]
+    assert claim_everywhere(a) == 0
+    client.delete_queue("doomed")
+    assert client.retrieve_queue("doomed") is None
+    assert claim_everywhere(a) == 0  # no row: the claim reads no limits and claims nothing
+    statuses = {s for (s,) in db.execute("SELECT status FROM dbos.workflow_status WHERE queue_name = 'doomed'")}
+    assert statuses == {"ENQUEUED"}
+    # Registered again (unpaused), the queue is served again and its work runs.
+    client.register_queue("doomed", application_name=APP)
+    assert [h.get_result(timeout_seconds=DEADLINE_SEC) for h in handles] == [0, 1, 2]
+
+
+def test_a_queue_declared_in_code_wins_over_a_database_row_of_the_same_name(build, client, db):
+    gauge = Gauge()
+
+    @DBOS.step(name="shadow_body")
+    def body() -> None:
+        gauge.enter(DBOS.workflow_id or "")
+        try:
+            assert gauge.gate.wait(DEADLINE_SEC)
+        finally:
+            gauge.leave()
+
+    @DBOS.workflow(name="shadow_job")
+    def job(n: int) -> int:
+        body()
+        return n
+
+    declared = Queue("shadowed", concurrency=1)
+    client.register_queue("shadowed", concurrency=10, application_name=APP)
+    a = build(A)
+    for n in range(4):
+        a.enqueue(declared, job, n)
+    wait_until(lambda: gauge.running == 1, "one body under the code's concurrency 1")
+    assert claim_everywhere(a) == 0 and gauge.running == 1
+    gauge.gate.set()
+    wait_until(lambda: succeeded(db, "shadowed") == 4, "all four to finish")
+    assert gauge.peaks == {"start": 1}
