@@ -125,7 +125,7 @@ def update_if_latest(db: SystemDatabase, on_conflict: QueueConflictResolution, a
     if on_conflict == "never_update":
         return False
     latest = db.app_versions.latest(application_name)
-    return latest is not None and latest.version_name == version
+    return latest is None or latest.version_name == version
 
 
 # -- application versions ----------------------------------------------------------------------
@@ -140,8 +140,14 @@ def _info(row: VersionRow) -> VersionInfo:
 
 def record_version(db: SystemDatabase, version: str, application_name: str) -> None:
     """At launch, as DBOS: record this version (its first launch stamps its time) and warn
-    when it is not the application's latest."""
-    _check_owner(db.app_versions.register(version, application_name), "Application version", version, application_name)
+    when it is not the application's latest. A version name another application registered
+    is left to it with a warning, where DBOS refuses to launch: a pgfleet fleet often runs
+    several applications (enqueuers, workers) under one configured version."""
+    try:
+        _check_owner(db.app_versions.register(version, application_name), "Application version", version, application_name)
+    except DBOSException as exc:
+        logger.warning(str(exc))
+        return
     latest = db.app_versions.latest(application_name)
     if latest is not None and latest.version_name != version:
         logger.warning(

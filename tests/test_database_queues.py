@@ -17,9 +17,8 @@ import psycopg
 import pytest
 
 from conftest import wait_until
-from runtime import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID
+from runtime import DBOS, DBOSClient, Queue
 from runtime.config import resolve_config
-from runtime.errors import DBOSException
 from runtime.process import DBOSProcess
 from runtime.registry import registry
 

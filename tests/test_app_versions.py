@@ -1,0 +1,134 @@
+"""Application versions, queue ownership, enqueueing by name and the "return-existing"
+duplication policy, on pgfleet alone (the differential program queues_and_versions compares
+the same calls with DBOS)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from runtime import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID
+from runtime.errors import DBOSException, DBOSQueueDeduplicatedError
+
+DEADLINE_SEC = 30.0
+
+
+def launch(sys_url: str, version: str, name: str = "versions-app") -> None:
+    DBOS.destroy()
+    DBOS(config={"name": name, "system_database_url": sys_url, "executor_id": f"{name}-x", "application_version": version})
+    DBOS.launch()
+
+
+@pytest.fixture
+def app(sys_url: str) -> Iterator[str]:
+    DBOS.destroy(destroy_registry=True)
+    launch(sys_url, "v1")
+    yield sys_url
+    DBOS.destroy(destroy_registry=True)
+
+
+def test_each_launch_records_its_version_and_the_first_launch_of_a_version_is_the_latest(app, db):
+    launch(app, "v2")
+    launch(app, "v1")  # a restart of an old version does not make it the latest
+    assert [v["version_name"] for v in DBOS.list_application_versions()] == ["v2", "v1"]
+    assert DBOS.get_latest_application_version()["version_name"] == "v2"
+    DBOS.set_latest_application_version("v1")
+    assert DBOS.get_latest_application_version()["version_name"] == "v1"
+    rows = db.execute("SELECT version_name, application_name FROM dbos.application_versions ORDER BY version_name").fetchall()
+    assert rows == [("v1", "versions-app"), ("v2", "versions-app")]
+
+
+def test_a_version_or_queue_of_another_application_is_refused_with_dbos_text(app, db):
+    DBOS.register_queue("owned-queue")
+    DBOS.destroy()
+    launch(app, "v1", name="other-app")  # launches (DBOS refuses: see the README), the row stays versions-app's
+    assert DBOS.list_application_versions() == []
+    assert db.execute("SELECT application_name FROM dbos.application_versions").fetchall() == [("versions-app",)]
+    with pytest.raises(DBOSException, match="^DBOS Error: Queue 'owned-queue' is already registered by application 'versions-app'"):
+        DBOS.register_queue("owned-queue", concurrency=3)
+    assert DBOS.retrieve_queue("owned-queue").concurrency is None  # untouched
+    with pytest.raises(DBOSException, match="already registered by application 'versions-app'"):
+        DBOS.set_latest_application_version("v1")
+    assert [q.name for q in DBOS.list_queues()] == []  # another application's queue is not listed
+    assert [q.name for q in DBOS.list_queues(application_name="versions-app")] == ["owned-queue"]
+
+
+def test_the_default_on_conflict_updates_only_from_the_latest_version(app):
+    DBOS.register_queue("rolling", concurrency=1)
+    launch(app, "v2")  # the latest now
+    assert DBOS.register_queue("rolling", concurrency=2).concurrency == 2
+    launch(app, "v1")  # an old version in a rolling deploy
+    assert DBOS.register_queue("rolling", concurrency=3).concurrency == 2
+    assert DBOS.register_queue("rolling", concurrency=3, on_conflict="always_update").concurrency == 3
+
+
+def test_return_existing_inside_a_workflow_is_checkpointed_and_replays_the_holder(app, db):
+    queue = Queue("dedup-queue")
+    release = threading.Event()  # the holder runs until released: it keeps its deduplication id
+
+    @DBOS.workflow(name="dedup_target")
+    def target(x: int) -> int:
+        assert release.wait(DEADLINE_SEC)
+        return x
+
+    @DBOS.workflow(name="dedup_parent")
+    def parent() -> str:
+        with SetEnqueueOptions(deduplication_id="held", duplication_policy="return-existing"):
+            return queue.enqueue(target, 2).workflow_id
+
+    with SetEnqueueOptions(deduplication_id="held"):
+        first = queue.enqueue(target, 1)
+    with SetWorkflowID("dedup-parent-1"):
+        assert parent() == first.workflow_id
+    with SetEnqueueOptions(deduplication_id="held"):
+        with pytest.raises(DBOSQueueDeduplicatedError):
+            queue.enqueue(target, 3)
+    release.set()
+    assert first.get_result(timeout_seconds=DEADLINE_SEC) == 1
+    # The parent's step names the holder; its replay returns it without enqueueing.
+    steps = db.execute("SELECT function_name, child_workflow_id FROM dbos.operation_outputs WHERE workflow_uuid = 'dedup-parent-1'").fetchall()
+    assert steps == [("dedup_target", first.workflow_id)]
+    with SetWorkflowID("dedup-parent-1"):
+        assert parent() == first.workflow_id
+    (count,) = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'dedup-queue'").fetchone()
+    assert count == 1
+
+
+def test_enqueue_with_options_runs_a_workflow_by_name_and_reports_bad_options(app):
+    Queue("by-name")
+
+    @DBOS.workflow(name="by_name_target")
+    def target(x: int) -> int:
+        return x + 1
+
+    with SetWorkflowID("by-name-1"):
+        handle = DBOS.enqueue_workflow_with_options({"workflow_name": "by_name_target", "queue_name": "by-name"}, 1)
+    assert handle.workflow_id == "by-name-1" and handle.get_result(timeout_seconds=DEADLINE_SEC) == 2
+    assert handle.get_status().app_version is None  # unpinned unless asked, as in DBOS
+    with pytest.raises(DBOSException, match="unknown EnqueueOptions key"):
+        DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "queue": "y"})
+    with pytest.raises(DBOSException, match="not supported by pgfleet yet"):
+        DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "max_recovery_attempts": 3})
+
+
+def test_rename_moves_an_applications_rows(app, db, sys_url):
+    DBOS.register_queue("renamed-queue")
+
+    @DBOS.workflow(name="rename_job")
+    def job() -> int:
+        return 1
+
+    job()
+    DBOS.destroy()
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        counts = client.rename_application("versions-app", "new-app", batch_size=1)
+        assert counts["queues"] == 1 and counts["versions"] == 1 and counts["workflows"] >= 1
+        owners = {o for (o,) in db.execute("SELECT DISTINCT application_name FROM dbos.workflow_status")}
+        assert owners == {"new-app"}
+        assert [v["version_name"] for v in client.list_application_versions()] == ["v1"]
+        assert client.retrieve_queue("renamed-queue").application_name == "new-app"
+    finally:
+        client.destroy()
