@@ -4,6 +4,9 @@ the same calls with DBOS)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -132,3 +135,48 @@ def test_rename_moves_an_applications_rows(app, db, sys_url):
         assert client.retrieve_queue("renamed-queue").application_name == "new-app"
     finally:
         client.destroy()
+
+
+DBOS_PYTHON = os.environ.get("PGFLEET_DBOS_PYTHON")
+
+WITH_DBOS_CLIENT = """
+import json, sys
+from dbos import DBOSClient
+client = DBOSClient(system_database_url=sys.argv[1], application_name="versions-app")
+queue = client.retrieve_queue("shared-queue")
+seen = {
+    "listed": sorted(q.name for q in client.list_queues()),
+    "settings": [queue.concurrency, queue.worker_concurrency, queue.limiter, queue.priority_enabled,
+                 queue.polling_interval_sec, queue.application_name],
+    "versions": [[v["version_name"], v["application_name"]] for v in client.list_application_versions()],
+    "latest": client.get_latest_application_version()["version_name"],
+}
+queue.set_concurrency(7)
+client.register_queue("dbos-made", worker_concurrency=2, limiter={"limit": 3, "period": 0.5})
+print(json.dumps(seen))
+client.destroy()
+"""
+
+
+@pytest.mark.skipif(not DBOS_PYTHON, reason="set PGFLEET_DBOS_PYTHON to a Python with dbos installed")
+def test_dbos_reads_and_writes_pgfleet_queues_and_versions(app, sys_url):
+    from psycopg.conninfo import conninfo_to_dict
+
+    DBOS.register_queue("shared-queue", concurrency=3, worker_concurrency=1, limiter={"limit": 4, "period": 2.0},
+                        priority_enabled=True, polling_interval_sec=0.25)
+    params = conninfo_to_dict(sys_url)
+    url = f"postgresql://{params.get('user', 'postgres')}@{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params['dbname']}"
+    assert DBOS_PYTHON is not None
+    done = subprocess.run([DBOS_PYTHON, "-c", WITH_DBOS_CLIENT, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "listed": ["shared-queue"],
+        "settings": [3, 1, {"limit": 4, "period": 2.0}, True, 0.25, "versions-app"],
+        "versions": [["v1", "versions-app"]],
+        "latest": "v1",
+    }
+    # What DBOS wrote, pgfleet reads (and serves: the claim reads these rows).
+    assert DBOS.retrieve_queue("shared-queue").concurrency == 7
+    made = DBOS.retrieve_queue("dbos-made")
+    assert [made.worker_concurrency, made.limiter, made.application_name] == [2, {"limit": 3, "period": 0.5}, "versions-app"]
