@@ -19,6 +19,7 @@ from sysdb.messages import NewMessage
 
 from .client_queues import ClientQueuesAPI
 from .context import WorkflowContext, check_priority
+from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
@@ -40,6 +41,7 @@ class EnqueueOptions(TypedDict, total=False):
     app_version: str
     workflow_timeout: float
     deduplication_id: str
+    duplication_policy: str  # "reject" (the default) or "return-existing"
     priority: int
     queue_partition_key: str
     delay_seconds: float
@@ -116,15 +118,23 @@ class DBOSClient(ClientQueuesAPI):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
         check_priority(options.get("priority"), DBOSException)
+        policy = options.get("duplication_policy")
+        check_duplication_policy(policy, options["queue_name"], options.get("deduplication_id"))
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
         start = self._start(options, args, kwargs)
-        workflow_id = start.workflow_id
-        try:
-            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
-        except DeduplicatedError as exc:
-            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
-        self._db.claims.wake_queue(options["queue_name"])
-        return WorkflowHandle(self, workflow_id)
+        for _ in range(10):  # "return-existing" tries again if the holder finished meanwhile
+            try:
+                self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
+            except DeduplicatedError as exc:
+                if policy != "return-existing":
+                    raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
+                holder = self._db.queue_rows.deduplication_holder(options["queue_name"], exc.deduplication_id)
+                if holder is not None:
+                    return WorkflowHandle(self, holder)
+                continue
+            self._db.claims.wake_queue(options["queue_name"])
+            return WorkflowHandle(self, start.workflow_id)
+        raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], options.get("deduplication_id") or "")
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""

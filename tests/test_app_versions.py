@@ -180,3 +180,28 @@ def test_dbos_reads_and_writes_pgfleet_queues_and_versions(app, sys_url):
     assert DBOS.retrieve_queue("shared-queue").concurrency == 7
     made = DBOS.retrieve_queue("dbos-made")
     assert [made.worker_concurrency, made.limiter, made.application_name] == [2, {"limit": 3, "period": 0.5}, "versions-app"]
+
+
+def test_a_clients_enqueue_honours_return_existing(app, sys_url):
+    release = threading.Event()
+    Queue("client-dedup")
+
+    @DBOS.workflow(name="client_dedup_target")
+    def target(x: int) -> int:
+        assert release.wait(DEADLINE_SEC)
+        return x
+
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        options = {"workflow_name": "client_dedup_target", "queue_name": "client-dedup", "deduplication_id": "c1"}
+        first = client.enqueue(options, 1)
+        again = client.enqueue({**options, "duplication_policy": "return-existing"}, 2)
+        assert again.workflow_id == first.workflow_id
+        with pytest.raises(DBOSQueueDeduplicatedError):
+            client.enqueue(options, 3)
+        with pytest.raises(DBOSException, match="^DBOS Error: Invalid duplication_policy x. Must be either 'reject' or 'return-existing'.$"):
+            client.enqueue({**options, "duplication_policy": "x"}, 4)
+        release.set()
+        assert again.get_result(timeout_seconds=DEADLINE_SEC) == 1
+    finally:
+        client.destroy()

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from conftest import wait_until
-from runtime import DBOS, DBOSClient, Queue
+from runtime import DBOS, DBOSClient, Queue, SetEnqueueOptions
 from runtime.config import resolve_config
 from runtime.process import DBOSProcess
 from runtime.registry import registry
@@ -229,3 +229,56 @@ def test_a_queue_declared_in_code_wins_over_a_database_row_of_the_same_name(buil
     gauge.gate.set()
     wait_until(lambda: succeeded(db, "shadowed") == 4, "all four to finish")
     assert gauge.peaks == {"start": 1}
+
+
+def test_a_partitioned_database_backed_queue_limits_each_partition(build, client, db):
+    running: dict[str, int] = {}
+    peaks: dict[str, int] = {}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    @DBOS.step(name="part_body")
+    def body(key: str) -> None:
+        with lock:
+            running[key] = running.get(key, 0) + 1
+            peaks[key] = max(peaks.get(key, 0), running[key])
+        try:
+            assert gate.wait(DEADLINE_SEC)
+        finally:
+            with lock:
+                running[key] -= 1
+
+    @DBOS.workflow(name="part_job")
+    def job(key: str) -> str:
+        body(key)
+        return key
+
+    client.register_queue("parts", concurrency=1, partition_queue=True, application_name=APP)
+    a, b = build(A), build(B)
+    queue = Queue("parts", database_backed_queue=True)
+    for n in range(6):
+        key = "p1" if n % 2 else "p2"
+        with SetEnqueueOptions(queue_partition_key=key):
+            (a if n < 3 else b).enqueue(queue, job, key)
+    wait_until(lambda: running == {"p1": 1, "p2": 1}, "one body per partition")
+    assert claim_everywhere(a, b) == 0
+    gate.set()
+    wait_until(lambda: succeeded(db, "parts") == 6, "all six to finish")
+    assert peaks == {"p1": 1, "p2": 1}
+
+
+def test_a_rate_limit_read_from_the_row_holds_and_its_removal_frees_the_rest(build, client, db):
+    @DBOS.workflow(name="rated_job")
+    def job(n: int) -> int:
+        return n
+
+    q = client.register_queue("rated-db", limiter={"limit": 2, "period": 600.0}, application_name=APP)
+    a, b = build(A), build(B)
+    queue = Queue("rated-db", database_backed_queue=True)
+    handles = [a.enqueue(queue, job, n) for n in range(5)]
+    wait_until(lambda: succeeded(db, "rated-db") == 2, "two starts within the window")
+    assert claim_everywhere(a, b) == 0 and succeeded(db, "rated-db") + pending(db, "rated-db") == 2
+    rated = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'rated-db' AND rate_limited").fetchone()
+    assert rated == (2,)  # the starts count against the row's limiter
+    q.set_limiter(None)
+    assert sorted(h.get_result(timeout_seconds=DEADLINE_SEC) for h in handles) == [0, 1, 2, 3, 4]
