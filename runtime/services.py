@@ -111,6 +111,8 @@ class ClusterServices:
             instances=lambda: sorted(executor.registry.instances),
             capacity=executor.capacity,
             track=self.owning_writes.track,
+            discovery=lambda: self.database_queues.discovery([s.name for s in self._queue_specs()], self._served()),
+            on_discovered=self._discovered,
         )
 
     def _leader(self) -> LeaderElector:
@@ -281,6 +283,14 @@ class ClusterServices:
         if payload:
             self._note_queue_name(payload)
         self.claimer.wake(payload or None)  # the payload names the queue ("" after a reconnect: all)
+
+    def _discovered(self, queue_names: set[str]) -> None:
+        """The claimer's probe found work on database-backed queues it does not know: read them
+        now and claim from them at once (no wake for a name the re-read still lacks, so an
+        inconsistent row cannot make the claimer spin)."""
+        found = self.database_queues.refresh_now() & queue_names
+        for name in found:
+            self.claimer.wake(name)
 
     def _note_queue_name(self, queue_name: str) -> None:
         """A queue this executor does not know may be a newly registered database-backed one."""

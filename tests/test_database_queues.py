@@ -28,14 +28,14 @@ DEADLINE_SEC = 30.0
 
 
 @pytest.fixture
-def build(sys_url: str) -> Iterator[Callable[[str], DBOSProcess]]:
+def build(sys_url: str) -> Iterator[Callable[..., DBOSProcess]]:
     """``build(executor_id)``: a launched process object of application APP (destroyed afterwards)."""
     DBOS.destroy(destroy_registry=True)
     built: list[DBOSProcess] = []
 
-    def make(executor_id: str) -> DBOSProcess:
+    def make(executor_id: str, **settings: object) -> DBOSProcess:
         config = resolve_config({"name": APP, "system_database_url": sys_url, "executor_id": executor_id,
-                                 "sys_db_pool_size": 8, "application_version": "dyn-v1"})
+                                 "sys_db_pool_size": 8, "application_version": "dyn-v1", **settings})
         process = DBOSProcess(config, registry)
         built.append(process)
         process.launch()
@@ -282,3 +282,23 @@ def test_a_rate_limit_read_from_the_row_holds_and_its_removal_frees_the_rest(bui
     assert rated == (2,)  # the starts count against the row's limiter
     q.set_limiter(None)
     assert sorted(h.get_result(timeout_seconds=DEADLINE_SEC) for h in handles) == [0, 1, 2, 3, 4]
+
+
+def test_an_executor_finds_a_queue_registered_elsewhere_through_its_idle_probe(build, client, db):
+    """No NOTIFY (use_listen_notify off) and long before the 30 s re-read: the claimer's own
+    probe names the unknown queue that has work, and the next pass claims from it."""
+
+    @DBOS.workflow(name="found_job")
+    def job(n: int) -> int:
+        return n
+
+    a = build(A, use_listen_notify=False)
+    client.register_queue("found-later", application_name=APP)
+    handle = client.enqueue({"workflow_name": "found_job", "queue_name": "found-later"}, 5)
+    assert a.services is not None
+    claim_everywhere(a)  # the probe finds it (and the re-read learns it), if the claimer's own loop did not yet
+    assert a.services.database_queues.knows("found-later")
+    claim_everywhere(a)
+    status = db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", (handle.workflow_id,)).fetchone()
+    assert status != ("ENQUEUED",)
+    assert handle.get_result(timeout_seconds=DEADLINE_SEC) == 5

@@ -5,7 +5,10 @@ queues it owns and the unclaimed ones), except where the program declares a queu
 name in code (that one wins, as in DBOS). The claim itself reads the queue's limits from its
 row, so this list only decides *which* queues to poll and how often: it is refreshed every
 ``REFRESH_SEC``, and sooner (at most every ``MIN_REFRESH_SEC``) when something names a queue
-it does not know (a NOTIFY of an enqueue, a registration in this process).
+it does not know: the claimer's idle probe names database-backed queues with work it does not
+know (:class:`sysdb.claims.QueueDiscovery`, no statement of its own), and so does a NOTIFY of
+an enqueue or a registration in this process. The timer only catches changes of a known
+queue's polling interval or partitioning, and deletions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from sysdb import SystemDatabase
+from sysdb.claims import QueueDiscovery
 from sysdb.logs import get_logger
 from sysdb.queue_rows import QueueRow
 
@@ -45,7 +49,7 @@ def spec_of(row: QueueRow) -> QueueSpec:
 class DatabaseQueues:
     """The database-backed queues this executor serves, from a cache refreshed on a timer."""
 
-    REFRESH_SEC = 5.0
+    REFRESH_SEC = 30.0
     MIN_REFRESH_SEC = 0.5
 
     def __init__(
@@ -68,6 +72,17 @@ class DatabaseQueues:
     def invalidate(self) -> None:
         """Refresh at the next call (at most every ``MIN_REFRESH_SEC``)."""
         self._stale = True
+
+    def discovery(self, known_names: list[str], served_names: tuple[str, ...] | None) -> QueueDiscovery:
+        """What the claimer's idle probe should also look for."""
+        return QueueDiscovery(self._application_name, served_names, known_names)
+
+    def refresh_now(self) -> set[str]:
+        """Re-read the queues at once (the probe found work on one we do not know); returns
+        the names known afterwards."""
+        with self._lock:
+            self._refresh(self._clock())
+            return {s.name for s in self._specs}
 
     def knows(self, queue_name: str) -> bool:
         return any(s.name == queue_name for s in self._specs)
