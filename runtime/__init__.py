@@ -50,7 +50,10 @@ from .handles import WorkflowHandle, WorkflowHandleAsync
 from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
+from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = [
     "DBOS",
@@ -72,6 +75,15 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "Serializer",
+    "DBOSPortableJSONSerializer",
+    "WorkflowSerializationFormat",
+    "PortableWorkflowError",
+    "pydantic_args_validator",
+    "make_pydantic_args_validator",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
