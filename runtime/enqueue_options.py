@@ -18,7 +18,7 @@ from .enqueue import check_duplication_policy, persist_enqueue
 from .errors import DBOSConflictingWorkflowError, DBOSException
 from .handles import WorkflowHandle
 from .operations import check_recorded_name
-from .serialization import serialize_args
+from .serialization import format_for, serialize_args
 from .workflow_start import WorkflowStart, start_timeout
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ _KNOWN = frozenset({
     "attributes", "application_name", "otel_context", "workflow_class_name", "workflow_config_name",
 })
 # Keys pgfleet does not act on yet: refused when set rather than silently dropped.
-_NOT_YET = ("max_recovery_attempts", "serialization_type", "attributes", "otel_context")
+_NOT_YET = ("max_recovery_attempts", "attributes", "otel_context")
 
 
 def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, Any]:
@@ -74,6 +74,7 @@ def _start(
     workflow_id: str, args: tuple[Any, ...], kwargs: dict[str, Any],
 ) -> WorkflowStart:
     name = resolved["workflow_name"]
+    fmt = format_for(resolved.get("serialization_type"))  # the options' own, never the parent's
     timeout = resolved.get("workflow_timeout")
     if timeout is not None:
         timeout_ms: int | None = int(timeout * 1000)
@@ -83,7 +84,8 @@ def _start(
     return WorkflowStart(
         workflow_id=workflow_id,
         name=name,
-        inputs=serialize_args(args, kwargs, workflow_name=name),
+        inputs=serialize_args(args, kwargs, workflow_name=name, fmt=fmt),
+        serialization=fmt,
         class_name=resolved.get("class_name") or resolved.get("workflow_class_name"),
         config_name=resolved.get("instance_name") or resolved.get("workflow_config_name"),
         authenticated_user=resolved.get("authenticated_user") or (parent.authenticated_user if parent else None),

@@ -3,7 +3,7 @@
 rows of dbos.queues and dbos.application_versions that DBOS's own tools read."""
 
 import psycopg
-from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowSerializationFormat
 from observe import attempt, database_url, report, see
 
 CONFIG = {"name": "diff-queues", "system_database_url": database_url(), "application_version": "v1"}
@@ -125,6 +125,10 @@ def enqueueing_by_name():
     handle = DBOS.enqueue_workflow_with_options({**options, "queue_name": "memory-queue"}, 6)
     status = handle.get_status()
     see("with options: the row", [status.name, status.queue_name, status.app_version, handle.get_result()])
+    portable = DBOS.enqueue_workflow_with_options(
+        {**options, "serialization_type": WorkflowSerializationFormat.PORTABLE, "workflow_id": "portable-1"}, 8)
+    see("with options, portable", portable.get_result())
+    see("with options, portable: the row", rows("SELECT serialization, inputs FROM dbos.workflow_status WHERE workflow_uuid = 'portable-1'"))
     attempt("with options, priority 0", lambda: DBOS.enqueue_workflow_with_options({**options, "priority": 0}, 5))
     attempt("with options, no queue", lambda: DBOS.enqueue_workflow_with_options({"workflow_name": "double"}, 5))
     attempt("with options, blank id", lambda: DBOS.enqueue_workflow_with_options({**options, "workflow_id": " "}, 5))
