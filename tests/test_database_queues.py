@@ -11,6 +11,7 @@ how many run at once and wait on events the test sets; claim passes are run dire
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -302,3 +303,39 @@ def test_an_executor_finds_a_queue_registered_elsewhere_through_its_idle_probe(b
     status = db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", (handle.workflow_id,)).fetchone()
     assert status != ("ENQUEUED",)
     assert handle.get_result(timeout_seconds=DEADLINE_SEC) == 5
+
+
+# -- across real processes ---------------------------------------------------------------------
+
+
+def test_a_concurrency_change_holds_across_processes(sys_url, tmp_path, client, db):
+    """Two worker processes serve a queue they know only from the database; a client raises its
+    concurrency from 1 to 3 mid-drain. Every body that started before the change ran alone
+    (it was claimed under 1), never more than 3 ran at once, and the raised limit was used."""
+    from test_queue_processes import Workers, max_overlap
+
+    db.execute("CREATE TABLE public.q_ledger (workflow_id text, executor text, started float8, ended float8)")
+    client.register_queue("dynp", concurrency=1, application_name="queue-worker")
+    fleet = Workers(sys_url, tmp_path)
+    try:
+        for executor_id in ("dynp-1", "dynp-2"):
+            fleet.start("dynamic", executor_id)
+        fleet.wait_ready("dynp-1", "dynp-2")
+        handles = [client.enqueue({"workflow_name": "dyn_task", "queue_name": "dynp"}, n) for n in range(40)]
+        wait_until(lambda: db.execute("SELECT count(*) FROM public.q_ledger").fetchone()[0] >= 4, "four bodies under concurrency 1")
+        changed_at = time.time()  # before the setter commits: no claim under 3 starts earlier
+        client.retrieve_queue("dynp").set_concurrency(3)
+        assert sorted(h.get_result(timeout_seconds=60) for h in handles) == list(range(40))
+        rows = db.execute("SELECT started, ended, executor FROM public.q_ledger").fetchall()
+        assert len(rows) == 40
+        before = [(s, e) for s, e, _ in rows if s < changed_at]
+        after = [(s, e) for s, e, _ in rows if s >= changed_at]
+        assert len(before) >= 4 and max_overlap(before) == 1, before
+        assert max_overlap([(s, e) for s, e, _ in rows]) <= 3
+        assert max_overlap(after) >= 2, "the raised concurrency was never used"
+        print(f"dynp: {len(before)} before the change, peak after {max_overlap(after)}, "
+              f"by executor {sorted({x for _, _, x in rows})}")
+        for executor_id in ("dynp-1", "dynp-2"):
+            fleet.stop(executor_id)
+    finally:
+        fleet.kill_all()
