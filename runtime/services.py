@@ -295,8 +295,7 @@ class ClusterServices:
     def _note_queue_name(self, queue_name: str) -> None:
         """A queue this executor does not know may be a newly registered database-backed one."""
         if queue_name != INTERNAL_QUEUE_NAME and self.executor.registry.queue(queue_name) is None:
-            if not self.database_queues.knows(queue_name):
-                self.database_queues.invalidate()
+            self.database_queues.heard_of(queue_name)
 
     def _lost(self, reason: str) -> None:
         """Declared dead or cut off: stop executing and claiming until we rejoin."""

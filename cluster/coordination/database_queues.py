@@ -67,6 +67,9 @@ class DatabaseQueues:
         self._specs: list[QueueSpec] = []
         self._refreshed_at: float | None = None
         self._stale = False
+        # Unknown queue names a NOTIFY brought, and when: each one triggers at most one re-read
+        # per REFRESH_SEC (a busy queue served elsewhere must not make this executor re-read).
+        self._asked_about: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
@@ -86,6 +89,20 @@ class DatabaseQueues:
 
     def knows(self, queue_name: str) -> bool:
         return any(s.name == queue_name for s in self._specs)
+
+    def heard_of(self, queue_name: str) -> None:
+        """A NOTIFY named a queue: re-read soon if it is unknown and was not asked about lately."""
+        if self.knows(queue_name):
+            return
+        now = self._clock()
+        with self._lock:
+            last = self._asked_about.get(queue_name)
+            if last is not None and now - last < self.REFRESH_SEC:
+                return
+            if len(self._asked_about) > 1000:  # names of queues served elsewhere: forget old ones
+                self._asked_about = {n: t for n, t in self._asked_about.items() if now - t < self.REFRESH_SEC}
+            self._asked_about[queue_name] = now
+            self._stale = True
 
     def specs(self, declared_in_code: set[str]) -> list[QueueSpec]:
         """The database-backed queues to serve, minus those the program declares in code."""
