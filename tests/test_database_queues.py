@@ -339,3 +339,23 @@ def test_a_concurrency_change_holds_across_processes(sys_url, tmp_path, client, 
             fleet.stop(executor_id)
     finally:
         fleet.kill_all()
+
+
+def test_an_executor_serves_only_its_applications_and_its_served_database_backed_queues(build, client, db):
+    @DBOS.workflow(name="scoped_job")
+    def job(n: int) -> int:
+        return n
+
+    client.register_queue("theirs", application_name="other-app")  # another application's
+    client.register_queue("unlisted", application_name=APP)  # ours, but not in a's `queues`
+    client.register_queue("listed", application_name=APP)
+    a = build(A, queues=["listed"])
+    handles = {name: client.enqueue({"workflow_name": "scoped_job", "queue_name": name}, 1) for name in ("theirs", "unlisted", "listed")}
+    for _ in range(2):  # a probe (which would discover them) and a claim pass
+        claim_everywhere(a)
+    assert handles["listed"].get_result(timeout_seconds=DEADLINE_SEC) == 1
+    claim_everywhere(a)
+    left = dict(db.execute("SELECT queue_name, status FROM dbos.workflow_status WHERE queue_name IN ('theirs', 'unlisted')").fetchall())
+    assert left == {"theirs": "ENQUEUED", "unlisted": "ENQUEUED"}
+    assert a.services is not None
+    assert not a.services.database_queues.knows("theirs") and not a.services.database_queues.knows("unlisted")
