@@ -6,6 +6,7 @@ A DBOS program runs with only its import line changed::
 """
 
 from . import errors as error
+from .api_messaging import StepOptions
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import (
@@ -47,6 +48,7 @@ from .errors import (
     MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .messages import SendMessage
 from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
@@ -75,6 +77,8 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "StepOptions",
+    "SendMessage",
     "Serializer",
     "DBOSPortableJSONSerializer",
     "WorkflowSerializationFormat",

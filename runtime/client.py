@@ -14,18 +14,17 @@ import uuid
 from typing import Any, TypedDict
 
 from sysdb import SystemDatabase, resolve_system_database_url
-from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
-from sysdb.messages import NewMessage
+from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
+from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
 from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .messages import NULL_TOPIC
 from .results import await_outcome
-from .serialization import default_format, deserialize, format_for, serialize, serialize_args
+from .serialization import deserialize, format_for, serialize_args
 from .serializers import WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
@@ -71,7 +70,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient(ClientSchedulesAPI, ClientQueuesAPI):
+class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(
@@ -113,23 +112,14 @@ class DBOSClient(ClientSchedulesAPI, ClientQueuesAPI):
     # -- the API -------------------------------------------------------------------------------
 
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
-        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``."""
-        unknown = set(options) - _KNOWN_OPTIONS
-        if unknown:
-            raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
-        for required in ("workflow_name", "queue_name"):
-            if not options.get(required):
-                raise DBOSException(f"EnqueueOptions needs {required!r}")
-        check_priority(options.get("priority"), DBOSException)
-        policy = options.get("duplication_policy")
-        check_duplication_policy(policy, options["queue_name"], options.get("deduplication_id"))
-        _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
-        start = self._start(options, args, kwargs)
+        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``; with
+        ``duplication_policy="return-existing"``, a held deduplication id returns its holder."""
+        start = self._checked_start(options, args, kwargs)
         for _ in range(10):  # "return-existing" tries again if the holder finished meanwhile
             try:
                 self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
             except DeduplicatedError as exc:
-                if policy != "return-existing":
+                if options.get("duplication_policy") != "return-existing":
                     raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
                 holder = self._db.queue_rows.deduplication_holder(options["queue_name"], exc.deduplication_id)
                 if holder is not None:
@@ -138,6 +128,19 @@ class DBOSClient(ClientSchedulesAPI, ClientQueuesAPI):
             self._db.claims.wake_queue(options["queue_name"])
             return WorkflowHandle(self, start.workflow_id)
         raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], options.get("deduplication_id") or "")
+
+    def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
+        """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
+        unknown = set(options) - _KNOWN_OPTIONS
+        if unknown:
+            raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
+        for required in ("workflow_name", "queue_name"):
+            if not options.get(required):
+                raise DBOSException(f"EnqueueOptions needs {required!r}")
+        check_priority(options.get("priority"), DBOSException)
+        check_duplication_policy(options.get("duplication_policy"), options["queue_name"], options.get("deduplication_id"))
+        _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
+        return self._start(options, args, kwargs)
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
@@ -194,19 +197,6 @@ class DBOSClient(ClientSchedulesAPI, ClientQueuesAPI):
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
         """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
         return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))
-
-    def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
-        """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""
-        try:
-            self._db.messages.send(NewMessage(
-                destination_id=destination_id,
-                topic=topic or NULL_TOPIC,
-                message=serialize(message, what="the message"),
-                serialization=default_format(),
-                message_uuid=idempotency_key or str(uuid.uuid4()),
-            ))
-        except NoSuchWorkflowError:
-            raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""

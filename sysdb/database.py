@@ -59,6 +59,7 @@ from .streams import Streams
 from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
+from .waits import Waits
 from .workflow_schedules import WorkflowSchedules
 from .workflows import Workflows
 
@@ -172,6 +173,7 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+        self.waits = Waits(self)
         self.workflow_schedules = WorkflowSchedules(self)
         self.queue_rows = QueueRows(self)
         self.app_versions = ApplicationVersions(self)
