@@ -11,7 +11,14 @@ from . import errors as error
 from .api_messaging import StepOptions
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
-from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .context import (
+    DBOSContext,
+    DBOSContextSetAuth,
+    DuplicationPolicy,
+    SetEnqueueOptions,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -44,6 +51,7 @@ from .errors import (
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import SendMessage
+from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
 from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
@@ -65,6 +73,8 @@ __all__ = [
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "SetEnqueueOptions",
+    "DuplicationPolicy",
+    "VersionInfo",
     "Queue",
     "QueueRateLimit",
     "WorkflowHandle",

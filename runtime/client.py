@@ -17,8 +17,10 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
 from .client_messaging import ClientMessagingAPI
+from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
+from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .results import await_outcome
@@ -40,6 +42,7 @@ class EnqueueOptions(TypedDict, total=False):
     app_version: str
     workflow_timeout: float
     deduplication_id: str
+    duplication_policy: str  # "reject" (the default) or "return-existing"
     priority: int
     queue_partition_key: str
     delay_seconds: float
@@ -67,7 +70,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI):
+class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(
@@ -109,15 +112,22 @@ class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI):
     # -- the API -------------------------------------------------------------------------------
 
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
-        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``."""
+        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``; with
+        ``duplication_policy="return-existing"``, a held deduplication id returns its holder."""
         start = self._checked_start(options, args, kwargs)
-        workflow_id = start.workflow_id
-        try:
-            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
-        except DeduplicatedError as exc:
-            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
-        self._db.claims.wake_queue(options["queue_name"])
-        return WorkflowHandle(self, workflow_id)
+        for _ in range(10):  # "return-existing" tries again if the holder finished meanwhile
+            try:
+                self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
+            except DeduplicatedError as exc:
+                if options.get("duplication_policy") != "return-existing":
+                    raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
+                holder = self._db.queue_rows.deduplication_holder(options["queue_name"], exc.deduplication_id)
+                if holder is not None:
+                    return WorkflowHandle(self, holder)
+                continue
+            self._db.claims.wake_queue(options["queue_name"])
+            return WorkflowHandle(self, start.workflow_id)
+        raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], options.get("deduplication_id") or "")
 
     def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
@@ -128,6 +138,7 @@ class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
         check_priority(options.get("priority"), DBOSException)
+        check_duplication_policy(options.get("duplication_policy"), options["queue_name"], options.get("deduplication_id"))
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
         return self._start(options, args, kwargs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sysdb.steps import StepRow
 
@@ -27,6 +27,7 @@ __all__ = [
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "SetEnqueueOptions",
+    "DuplicationPolicy",
     "DBOSContextSetAuth",
     "current_workflow",
     "check_priority",
@@ -143,6 +144,7 @@ class StartOptions:
     app_version: str | None = None
     queue_partition_key: str | None = None
     delay_seconds: float | None = None
+    duplication_policy: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -231,8 +233,14 @@ def check_priority(priority: Any, error: type[Exception]) -> None:
         raise error(f"Invalid priority {priority}. Priority must be between {MIN_PRIORITY}~{MAX_PRIORITY}.")
 
 
+# What an enqueue does when its deduplication id is held: raise DBOSQueueDeduplicatedError
+# ("reject", the default) or return a handle on the holder ("return-existing").
+DuplicationPolicy = Literal["reject", "return-existing"]
+
+
 class SetEnqueueOptions(_OptionsBlock):
-    """Options for workflows enqueued inside the block (deduplication, priority, partition, delay)."""
+    """Options for workflows enqueued inside the block (deduplication and its policy, priority,
+    partition, delay; the policy is checked at the enqueue, as in DBOS)."""
 
     def __init__(
         self,
@@ -242,6 +250,7 @@ class SetEnqueueOptions(_OptionsBlock):
         app_version: str | None = None,
         queue_partition_key: str | None = None,
         delay_seconds: float | None = None,
+        duplication_policy: DuplicationPolicy | None = None,
     ) -> None:
         check_priority(priority, Exception)
         if delay_seconds is not None and (
@@ -254,6 +263,7 @@ class SetEnqueueOptions(_OptionsBlock):
             app_version=app_version,
             queue_partition_key=queue_partition_key,
             delay_seconds=delay_seconds,
+            duplication_policy=duplication_policy,
         )
 
 

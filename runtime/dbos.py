@@ -20,6 +20,7 @@ from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_messaging import MessagingAPI
+from .api_queues import QueuesAPI
 from .api_schedules import SchedulesAPI
 from .api_versioning import VersioningAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
@@ -48,7 +49,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
+class DBOS(MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 

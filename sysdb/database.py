@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from .admin import WorkflowAdmin
+from .app_versions import ApplicationVersions
 from .assignments import Assignments
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
@@ -49,6 +50,7 @@ from .members import Members
 from .messages import Messages
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .probe import Probe
+from .queue_rows import QueueRows
 from .recovery import Recovery
 from .schedules import Schedules
 from .sql_sessions import SessionBinder
@@ -176,6 +178,8 @@ class SystemDatabase:
         self.schedules = Schedules(self)
         self.waits = Waits(self)
         self.workflow_schedules = WorkflowSchedules(self)
+        self.queue_rows = QueueRows(self)
+        self.app_versions = ApplicationVersions(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
