@@ -5,11 +5,21 @@ A DBOS program runs with only its import line changed::
     from runtime import DBOS, SetWorkflowID   # was: from dbos import DBOS, SetWorkflowID
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors as error
+from .api_messaging import StepOptions
 from .attributes import SetWorkflowAttributes
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
-from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .context import (
+    DBOSContext,
+    DBOSContextSetAuth,
+    DuplicationPolicy,
+    SetEnqueueOptions,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from .dbos import DBOS
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
@@ -41,9 +51,17 @@ from .errors import (
     MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .messages import SendMessage
+from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
+from .schedules import ClientScheduleInput, ScheduleInput, WorkflowSchedule
+from .serializers import DBOSPortableJSONSerializer, PortableWorkflowError, Serializer, WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
+from .validation import make_pydantic_args_validator, pydantic_args_validator
+
+if TYPE_CHECKING:
+    from .datasource import SQLAlchemyDatasource
 
 __all__ = [
     "DBOS",
@@ -57,6 +75,8 @@ __all__ = [
     "SetWorkflowTimeout",
     "SetWorkflowAttributes",
     "SetEnqueueOptions",
+    "DuplicationPolicy",
+    "VersionInfo",
     "Queue",
     "QueueRateLimit",
     "WorkflowHandle",
@@ -64,6 +84,18 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "StepOptions",
+    "SendMessage",
+    "SQLAlchemyDatasource",
+    "Serializer",
+    "DBOSPortableJSONSerializer",
+    "WorkflowSerializationFormat",
+    "PortableWorkflowError",
+    "pydantic_args_validator",
+    "make_pydantic_args_validator",
+    "ScheduleInput",
+    "ClientScheduleInput",
+    "WorkflowSchedule",
     "error",
     "DBOSAwaitedWorkflowCancelledError",
     "DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded",
@@ -93,3 +125,13 @@ __all__ = [
     "DBOSWorkflowFunctionNotFoundError",
     "MaxRecoveryAttemptsExceededError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SQLAlchemy (for the application database only) is imported when a program first asks
+    # for a datasource, not by every process that imports runtime.
+    if name == "SQLAlchemyDatasource":
+        from .datasource import SQLAlchemyDatasource
+
+        return SQLAlchemyDatasource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,16 +14,19 @@ import uuid
 from typing import Any, TypedDict
 
 from sysdb import SystemDatabase, resolve_system_database_url
-from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
-from sysdb.messages import NewMessage
+from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
 from .client_admin import ClientAdminAPI
+from .client_messaging import ClientMessagingAPI
+from .client_queues import ClientQueuesAPI
+from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
+from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
-from .messages import NULL_TOPIC
 from .results import await_outcome
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
+from .serialization import deserialize, format_for, serialize_args
+from .serializers import WorkflowSerializationFormat
 from .workflow_start import WorkflowStart
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
@@ -38,6 +41,7 @@ class EnqueueOptions(TypedDict, total=False):
     app_version: str
     workflow_timeout: float
     deduplication_id: str
+    duplication_policy: str  # "reject" (the default) or "return-existing"
     priority: int
     queue_partition_key: str
     delay_seconds: float
@@ -45,6 +49,7 @@ class EnqueueOptions(TypedDict, total=False):
     authenticated_roles: list[str]
     workflow_class_name: str
     workflow_config_name: str
+    serialization_type: WorkflowSerializationFormat
 
 
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
@@ -68,7 +73,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
 _DEFAULT_SERIALIZER: Any = object()
 
 
-class DBOSClient(ClientAdminAPI):
+class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows.
 
     The parameters are DBOS's. ``database_url`` (deprecated in DBOS) names the system database
@@ -132,7 +137,12 @@ class DBOSClient(ClientAdminAPI):
 
     @property
     def _db(self) -> SystemDatabase:
+        # The client mixins read self._db: a lazy client connects on that first read.
         return self._opened if self._opened is not None else self._connect()
+
+    @_db.setter
+    def _db(self, db: SystemDatabase) -> None:
+        self._opened = db
 
     # The handle's view of its source of results (handles.ResultSource; an Executor offers the same).
     @property
@@ -164,7 +174,25 @@ class DBOSClient(ClientAdminAPI):
     # -- the API -------------------------------------------------------------------------------
 
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
-        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``."""
+        """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``; with
+        ``duplication_policy="return-existing"``, a held deduplication id returns its holder."""
+        start = self._checked_start(options, args, kwargs)
+        for _ in range(10):  # "return-existing" tries again if the holder finished meanwhile
+            try:
+                self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
+            except DeduplicatedError as exc:
+                if options.get("duplication_policy") != "return-existing":
+                    raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
+                holder = self._db.queue_rows.deduplication_holder(options["queue_name"], exc.deduplication_id)
+                if holder is not None:
+                    return WorkflowHandle(holder, source=self)
+                continue
+            self._db.claims.wake_queue(options["queue_name"])
+            return WorkflowHandle(start.workflow_id, source=self)
+        raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], options.get("deduplication_id") or "")
+
+    def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
+        """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
         unknown = set(options) - _KNOWN_OPTIONS
         if unknown:
             raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
@@ -172,23 +200,19 @@ class DBOSClient(ClientAdminAPI):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
         check_priority(options.get("priority"), DBOSException)
+        check_duplication_policy(options.get("duplication_policy"), options["queue_name"], options.get("deduplication_id"))
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
-        start = self._start(options, args, kwargs)
-        workflow_id = start.workflow_id
-        try:
-            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
-        except DeduplicatedError as exc:
-            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
-        self._db.claims.wake_queue(options["queue_name"])
-        return WorkflowHandle(workflow_id, source=self)
+        return self._start(options, args, kwargs)
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
         timeout = options.get("workflow_timeout")
+        fmt = format_for(options.get("serialization_type"))
         return WorkflowStart(
             workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
             name=options["workflow_name"],
-            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"], fmt=fmt),
+            serialization=fmt,
             class_name=options.get("workflow_class_name"),
             config_name=options.get("workflow_config_name"),
             authenticated_user=options.get("authenticated_user"),
@@ -213,19 +237,6 @@ class DBOSClient(ClientAdminAPI):
         if existing_workflow and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
         return WorkflowHandle(workflow_id, source=self)
-
-    def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
-        """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""
-        try:
-            self._db.messages.send(NewMessage(
-                destination_id=destination_id,
-                topic=topic or NULL_TOPIC,
-                message=serialize(message, what="the message"),
-                serialization=SERIALIZATION_FORMAT,
-                message_uuid=idempotency_key or str(uuid.uuid4()),
-            ))
-        except NoSuchWorkflowError:
-            raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sysdb.steps import StepRow
 
@@ -27,6 +27,7 @@ __all__ = [
     "SetWorkflowID",
     "SetWorkflowTimeout",
     "SetEnqueueOptions",
+    "DuplicationPolicy",
     "DBOSContextSetAuth",
     "current_workflow",
     "check_priority",
@@ -72,6 +73,11 @@ class WorkflowContext:
         """Take the next step position (1, 2, 3, ...)."""
         self._last_function_id += 1
         return self._last_function_id
+
+    def peek_function_id(self) -> int:
+        """The position :meth:`next_function_id` would take, without taking it (a patch marker
+        takes it only if it is, or becomes, recorded there)."""
+        return self._last_function_id + 1
 
     def recorded_step(self, function_id: int) -> StepRow | None:
         if self.recorded is None:
@@ -138,6 +144,7 @@ class StartOptions:
     app_version: str | None = None
     queue_partition_key: str | None = None
     delay_seconds: float | None = None
+    duplication_policy: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -226,8 +233,14 @@ def check_priority(priority: Any, error: type[Exception]) -> None:
         raise error(f"Invalid priority {priority}. Priority must be between {MIN_PRIORITY}~{MAX_PRIORITY}.")
 
 
+# What an enqueue does when its deduplication id is held: raise DBOSQueueDeduplicatedError
+# ("reject", the default) or return a handle on the holder ("return-existing").
+DuplicationPolicy = Literal["reject", "return-existing"]
+
+
 class SetEnqueueOptions(_OptionsBlock):
-    """Options for workflows enqueued inside the block (deduplication, priority, partition, delay)."""
+    """Options for workflows enqueued inside the block (deduplication and its policy, priority,
+    partition, delay; the policy is checked at the enqueue, as in DBOS)."""
 
     def __init__(
         self,
@@ -237,6 +250,7 @@ class SetEnqueueOptions(_OptionsBlock):
         app_version: str | None = None,
         queue_partition_key: str | None = None,
         delay_seconds: float | None = None,
+        duplication_policy: DuplicationPolicy | None = None,
     ) -> None:
         check_priority(priority, Exception)
         if delay_seconds is not None and (
@@ -249,6 +263,7 @@ class SetEnqueueOptions(_OptionsBlock):
             app_version=app_version,
             queue_partition_key=queue_partition_key,
             delay_seconds=delay_seconds,
+            duplication_policy=duplication_policy,
         )
 
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_admin import AdminAPI
+from .api_messaging import MessagingAPI
+from .api_queues import QueuesAPI
+from .api_schedules import SchedulesAPI
+from .api_versioning import VersioningAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow
 from .current import current_process, executor_for, make_current, not_launched
@@ -29,7 +33,10 @@ from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .process import DBOSProcess
 from .queues import Queue
+from .recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .registry import registry
+from .serialization import use_serializer
+from .serializers import WorkflowSerializationFormat
 from .starts import start_call
 from .status import WorkflowStatus, status_from_row
 from .steps import durable_sleep
@@ -42,7 +49,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(AdminAPI, DBOSProperties):
+class DBOS(AdminAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -55,6 +62,7 @@ class DBOS(AdminAPI, DBOSProperties):
                 raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
             # Validated before anything changes: a bad config leaves the current process alone.
             process = DBOSProcess(resolve_config(config), registry)
+            use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
             make_current(process)
         self.config: ResolvedConfig = process.config
 
@@ -93,6 +101,7 @@ class DBOS(AdminAPI, DBOSProperties):
                 process.destroy(workflow_completion_timeout_sec)
                 logs.set_executor_id(None)
             make_current(None)
+            use_serializer(None)  # the serializer was that instance's
             if destroy_registry:
                 registry.clear()
 
@@ -115,7 +124,8 @@ class DBOS(AdminAPI, DBOSProperties):
         cls,
         *,
         name: str | None = None,
-        max_recovery_attempts: int | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        serialization_type: WorkflowSerializationFormat | None = None,
         validate_args: Callable[..., Any] | None = None,
         validate_input: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
@@ -123,10 +133,16 @@ class DBOS(AdminAPI, DBOSProperties):
 
         ``name`` is recorded in the database (default: the function's qualified name);
         ``max_recovery_attempts`` bounds how often a crashed execution is recovered;
-        ``validate_input`` (DBOS also calls it ``validate_args``) is called with the arguments
-        before anything is recorded and rejects them by raising or returning False.
+        ``serialization_type`` picks the format of its inputs and outcome (``PORTABLE`` JSON
+        for other languages' clients); ``validate_args`` (DBOS's) turns the inputs read back
+        from the row into the arguments it runs with; ``validate_input`` (pgfleet's) is called
+        with the arguments of every start, before anything is recorded, and rejects them by
+        raising or returning False.
         """
-        return decorators.workflow(registry, name, max_recovery_attempts, validate_input or validate_args)
+        return decorators.workflow(
+            registry, name, max_recovery_attempts, validate_input,
+            serialization_type=serialization_type, validate_args=validate_args,
+        )
 
     @classmethod
     def step(
@@ -138,22 +154,27 @@ class DBOS(AdminAPI, DBOSProperties):
         max_attempts: int = 3,
         backoff_rate: float = 2.0,
         should_retry: Callable[[BaseException], bool] | None = None,
+        preemptible: bool = False,
     ) -> Callable[[F], F]:
         """Make a function a checkpointed step.
 
         Inside a workflow its result (or error) is recorded once and returned on replay. With
         ``retries_allowed`` it is attempted up to ``max_attempts`` times, sleeping
         ``interval_seconds * backoff_rate**i`` after attempt ``i``; only the final outcome is
-        recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed).
+        recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed). ``preemptible``
+        is for async steps only, as in DBOS (a sync step with it is refused).
         """
-        return decorators.step(registry, name, retries_allowed, interval_seconds, max_attempts, backoff_rate, should_retry)
+        return decorators.step(
+            registry, name=name, retries_allowed=retries_allowed, interval_seconds=interval_seconds,
+            max_attempts=max_attempts, backoff_rate=backoff_rate, should_retry=should_retry, preemptible=preemptible,
+        )
 
     @classmethod
     def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
-        """Make a function a database transaction on the system database.
+        """Make a function a database transaction (on the application database, else the system one).
 
-        Its body uses ``DBOS.sql_session`` (a psycopg connection inside the transaction); its
-        result is checkpointed in the same transaction, so its writes happen exactly once.
+        Its body uses ``DBOS.sql_session`` (a SQLAlchemy Session inside the transaction); its
+        result is checkpointed with it, so its writes happen exactly once.
         """
         return decorators.transaction(registry, isolation_level, name)
 
@@ -243,20 +264,17 @@ class DBOS(AdminAPI, DBOSProperties):
         durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
 
     @classmethod
-    def send(cls, destination_id: str, message: Any, topic: str | None = None) -> None:
-        """Send a message to a workflow; from inside a workflow it is sent exactly once."""
-        messages.send(cls._executor_or_raise("DBOS.send"), destination_id, message, topic)
-
-    @classmethod
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
         """Inside a workflow: the oldest message on ``topic``, waiting durably up to
         ``timeout_seconds``; ``None`` if none arrives."""
         return messages.recv(cls._executor_or_raise("DBOS.recv"), topic, timeout_seconds)
 
     @classmethod
-    def set_event(cls, key: str, value: Any) -> None:
+    def set_event(
+        cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
+    ) -> None:
         """Inside a workflow: publish ``value`` under ``key`` for ``get_event`` readers."""
-        messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value)
+        messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -264,19 +282,16 @@ class DBOS(AdminAPI, DBOSProperties):
         return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
 
     @classmethod
-    def write_stream(cls, key: str, value: Any) -> None:
+    def write_stream(
+        cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
+    ) -> None:
         """Inside a workflow (or one of its steps): append ``value`` to its stream ``key``."""
-        streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value)
+        streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def close_stream(cls, key: str) -> None:
         """Inside a workflow: end its stream ``key``."""
         streams.close_stream(cls._executor_or_raise("DBOS.close_stream"), key)
-
-    @classmethod
-    def read_stream(cls, workflow_id: str, key: str) -> Iterator[Any]:
-        """Yield a workflow's stream values in order until it is closed or the workflow ends."""
-        return streams.read_stream(cls._executor_or_raise("DBOS.read_stream"), workflow_id, key)
 
     @classmethod
     def get_context(cls) -> DBOSContext:

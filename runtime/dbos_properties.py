@@ -5,13 +5,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import logs
 from .config import ResolvedConfig
 from .context import current_workflow, sql_session
 from .current import current_process, not_launched
-from .errors import DBOSException
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["DBOSProperties", "classproperty"]
 
@@ -63,11 +65,13 @@ class DBOSProperties:
         return ctx.assumed_role if ctx else None
 
     @classproperty
-    def sql_session(cls) -> Any:
-        """The psycopg connection of the running ``@DBOS.transaction`` (in its transaction)."""
+    def sql_session(cls) -> Session:
+        """The SQLAlchemy ``Session`` of the running ``@DBOS.transaction``, inside the database
+        transaction that commits with the transaction's checkpoint (``DBOS.sql_session.execute(
+        sa.text("..."), {...})``); pgfleet commits it, so the body must not."""
         session = sql_session.get()
-        if session is None:
-            raise DBOSException("DBOS.sql_session is only available inside a @DBOS.transaction function")
+        if session is None:  # DBOS's assertions, word for word
+            raise AssertionError("No DBOS context found" if current_workflow() is None else "db is only available within a transaction.")
         return session
 
     @classproperty

@@ -12,6 +12,7 @@ step (:func:`runtime.steps.run_step`).
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from .current import current_process, executor_for
 from .errors import DBOSException
 from .registry import (
     CLASS_METHOD,
+    DEFAULT_MAX_RECOVERY_ATTEMPTS,
     INSTANCE_METHOD,
     PLAIN,
     TEMP_WORKFLOW_PREFIX,
@@ -30,8 +32,11 @@ from .registry import (
     method_kind,
     split_bound,
 )
+from .serialization import format_for
 from .starts import start_workflow
-from .steps import run_step, run_transaction
+from .steps import run_step
+from .transactions import run_transaction
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
 
@@ -42,11 +47,25 @@ ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ U
 
 
 def workflow(
-    registry: Registry, name: str | None, max_recovery_attempts: int | None, validator: Callable[..., Any] | None
+    registry: Registry,
+    name: str | None,
+    max_recovery_attempts: int | None,
+    validator: Callable[..., Any] | None,
+    *,
+    serialization_type: Any = None,
+    validate_args: Callable[..., Any] | None = None,
 ) -> Callable[[F], F]:
-    """``@DBOS.workflow()``: a call starts the workflow and returns its result."""
+    """``@DBOS.workflow()``: a call starts the workflow and returns its result.
+
+    ``validator`` is pgfleet's ``validate_input`` (checks the arguments of every start);
+    ``validate_args`` is DBOS's (coerces the arguments read back from the row), and
+    :data:`runtime.validation.pydantic_args_validator` there stands for one built from the
+    function's type hints."""
     if max_recovery_attempts is not None and (not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0):
         raise DBOSException(f"max_recovery_attempts must be a non-negative integer, got {max_recovery_attempts!r}")
+    format_for(serialization_type)  # a bad serialization_type fails at decoration, not at the first start
+    if validate_args is not None and not callable(validate_args):
+        raise DBOSException(f"validate_args must be a callable (args, kwargs) -> (args, kwargs), got {validate_args!r}")
 
     def decorator(func: F) -> F:
         entry = RegisteredWorkflow(
@@ -55,6 +74,8 @@ def workflow(
             max_recovery_attempts=max_recovery_attempts,
             validate_input=validator,
             kind=method_kind(func),
+            serialization_type=serialization_type,
+            validate_args=make_pydantic_args_validator(func) if validate_args is pydantic_args_validator else validate_args,
         )
         registry.add_workflow(entry)
 
@@ -70,31 +91,43 @@ def workflow(
     return decorator
 
 
-def step(
-    registry: Registry,
+def step_entry(
+    func: Callable[..., Any],
     name: str | None,
     retries_allowed: bool,
     interval_seconds: float,
     max_attempts: int,
     backoff_rate: float,
     should_retry: Callable[[BaseException], bool] | None,
-) -> Callable[[F], F]:
-    """``@DBOS.step()``: inside a workflow a checkpointed step; elsewhere a plain call."""
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
-    if interval_seconds < 0 or backoff_rate <= 0:
-        raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
+    preemptible: bool,
+) -> RegisteredStep:
+    """A step's settings, checked (``@DBOS.step()`` and ``DBOS.run_step``'s ``StepOptions``)."""
+    _check_retry_settings(interval_seconds, max_attempts, backoff_rate)
+    step_name = name or func.__qualname__
+    if preemptible and not inspect.iscoroutinefunction(func):
+        # DBOS's text: only an async step can be cut short by its workflow's cancellation.
+        raise DBOSException(
+            f"Step {step_name} is sync but preemptible=True. Preemption is only supported for async steps."
+        )
+    return RegisteredStep(
+        name=step_name,
+        func=func,
+        retries_allowed=retries_allowed,
+        interval_seconds=interval_seconds,
+        max_attempts=max_attempts if retries_allowed else 1,
+        backoff_rate=backoff_rate,
+        should_retry=should_retry,
+    )
+
+
+def step(registry: Registry, **settings: Any) -> Callable[[F], F]:
+    """``@DBOS.step()``: inside a workflow a checkpointed step; elsewhere a plain call.
+    ``settings`` are :func:`step_entry`'s (``name``, ``retries_allowed`` ...)."""
+    # Bad retry settings fail when the decorator is made, before it is applied.
+    _check_retry_settings(settings["interval_seconds"], settings["max_attempts"], settings["backoff_rate"])
 
     def decorator(func: F) -> F:
-        entry = RegisteredStep(
-            name=name or func.__qualname__,
-            func=func,
-            retries_allowed=retries_allowed,
-            interval_seconds=interval_seconds,
-            max_attempts=max_attempts if retries_allowed else 1,
-            backoff_rate=backoff_rate,
-            should_retry=should_retry,
-        )
+        entry = step_entry(func, **settings)
         registry.add_step(entry)
 
         @functools.wraps(func)
@@ -111,8 +144,16 @@ def step(
     return decorator
 
 
+def _check_retry_settings(interval_seconds: float, max_attempts: int, backoff_rate: float) -> None:
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    if interval_seconds < 0 or backoff_rate <= 0:
+        raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
+
+
 def transaction(registry: Registry, isolation_level: str, name: str | None) -> Callable[[F], F]:
-    """``@DBOS.transaction()``: the body runs in a database transaction, checkpointed with it."""
+    """``@DBOS.transaction()``: the body runs in a database transaction, checkpointed with it
+    (:func:`runtime.transactions.run_transaction`)."""
     level = isolation_level.upper()
     if level not in ISOLATION_LEVELS:
         raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
@@ -131,6 +172,11 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             executor = executor_for(f"transaction {entry.name!r}")
+            if current_workflow() is None:
+                # Called outside a workflow, DBOS runs it as its one-step <temp> workflow.
+                temp: RegisteredWorkflow = wrapper.__pgfleet_workflow__  # type: ignore[attr-defined]
+                bound, rest = split_bound(temp, args)
+                return start_workflow(executor, temp, bound, rest, kwargs, background=False)
             return run_transaction(executor, entry, level, args, kwargs)
 
         _runnable_as_workflow(registry, entry.name, func, wrapper)
@@ -148,7 +194,7 @@ def _runnable_as_workflow(registry: Registry, step_name: str, func: Callable[...
     entry = RegisteredWorkflow(
         name=TEMP_WORKFLOW_PREFIX + step_name,
         func=wrapper,
-        max_recovery_attempts=None,
+        max_recovery_attempts=DEFAULT_MAX_RECOVERY_ATTEMPTS,
         validate_input=None,
         kind=method_kind(func),
     )

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from . import logs, recovery, scheduler
+from . import logs, queue_admin, recovery, scheduler
 from .config import ResolvedConfig
 from .context import current_workflow
 from .current import not_launched
@@ -83,6 +83,9 @@ class DBOSProcess:
                 raise
 
     def _join_cluster(self, executor: Executor) -> None:
+        # As DBOS: every launch records its application version (the first launch of a version
+        # makes it the latest).
+        queue_admin.record_version(executor.db, executor.application_version, executor.config.name)
         services = ClusterServices(executor, lambda: self._schedules_declared)
         services.register()  # before recovery, so nobody sweeps what we are about to recover
         self.services = services

@@ -1,32 +1,44 @@
 """``Queue``: workflows run in the background under concurrency and rate limits.
 
-Declaring a ``Queue`` registers it in :data:`runtime.registry.registry` (like a decorator, it is
-part of the program). ``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers
-(:mod:`runtime.enqueue`); the claimers of every executor serving the queue
-(:mod:`cluster.coordination.claimer`) take rows under the queue's limits and run them with
-:func:`runtime.recovery.run_claimed`.
+A ``Queue(...)`` declared in code registers in :data:`runtime.registry.registry` (like a
+decorator, it is part of the program); its settings are fixed. A database-backed queue
+(``DBOS.register_queue``, or ``Queue(name, database_backed_queue=True)`` naming one) lives in
+``dbos.queues``: its getters read the row and its setters change it, and every executor's
+claims read its limits from the row, so a change holds fleet-wide from the next claim.
+``Queue.enqueue`` writes an ENQUEUED (or DELAYED) row and wakes claimers (:mod:`runtime.enqueue`);
+the claimers of every executor serving the queue (:mod:`cluster.coordination.claimer`) take
+rows under the queue's limits and run them with :func:`runtime.recovery.run_claimed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
+
+from sysdb.queue_rows import QueueRow, QueueSettingsChange
 
 from .enqueue import enqueue_call
 from .errors import DBOSException
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .registry import registry
 
+if TYPE_CHECKING:
+    from sysdb import SystemDatabase
+
 # A workflow function's parameters and result, carried to the handle enqueue returns.
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["Queue", "QueueRateLimit", "INTERNAL_QUEUE_NAME"]
+__all__ = ["Queue", "QueueRateLimit", "QueueConflictResolution", "INTERNAL_QUEUE_NAME"]
 
 # DBOS's queue for resumed and forked workflows; every executor serves it.
 INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
+DEFAULT_QUEUE_POLLING_INTERVAL_SEC = 1.0
+
+# What DBOS.register_queue does when the queue is registered already.
+QueueConflictResolution = Literal["update_if_latest_version", "always_update", "never_update"]
 
 
 class QueueRateLimit(TypedDict):
@@ -36,31 +48,63 @@ class QueueRateLimit(TypedDict):
     period: float
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class QueueSettings:
     concurrency: int | None
-    limiter: tuple[int, float] | None
+    limiter: QueueRateLimit | None
     worker_concurrency: int | None
     priority_enabled: bool
     partition_queue: bool
     polling_interval_sec: float
 
 
-def _positive_int(name: str, value: Any) -> int | None:
+def _count(name: str, value: Any) -> int | None:
+    """A concurrency: None (no limit) or an int >= 0 (0 pauses the queue)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DBOSException(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DBOSException(f"{name} must be a non-negative integer, got {value!r}")
     return value
 
 
+def check_limiter(limiter: Any) -> None:
+    """DBOS's check of a rate limit, then pgfleet's of its values."""
+    if limiter is None:
+        return
+    if not isinstance(limiter, dict) or limiter.get("limit") is None or limiter.get("period") is None:
+        raise ValueError("limiter must specify both 'limit' and 'period'")
+    _count("limiter['limit']", limiter["limit"])
+    period = limiter["period"]
+    if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
+        raise DBOSException(f"limiter['period'] must be a positive number of seconds, got {period!r}")
+
+
+def check_polling_interval(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DBOSException(f"polling_interval_sec must be a number, got {value!r}")
+    if value <= 0.0:
+        raise ValueError("polling_interval_sec must be positive")
+
+
+def check_queue_settings(concurrency: Any, worker_concurrency: Any, polling_interval_sec: Any, limiter: Any) -> None:
+    """Validate a queue's settings as DBOS does (ValueError, DBOS's texts), plus the types."""
+    _count("concurrency", concurrency)
+    _count("worker_concurrency", worker_concurrency)
+    if worker_concurrency is not None and concurrency is not None and worker_concurrency > concurrency:
+        raise ValueError("concurrency must be greater than or equal to worker_concurrency")
+    check_polling_interval(polling_interval_sec)
+    check_limiter(limiter)
+
+
 class Queue:
-    """A named queue of workflows, shared by every executor that declares it.
+    """A named queue of workflows, shared by every executor that serves it.
 
     ``concurrency`` caps the queue's running workflows across the whole fleet;
     ``worker_concurrency`` caps them in each executor process; ``limiter`` is
     ``{"limit": n, "period": seconds}``: at most n starts in any rolling window, fleet-wide.
-    With ``partition_queue`` the limits apply per ``queue_partition_key``.
+    With ``partition_queue`` the limits apply per ``queue_partition_key``. With
+    ``database_backed_queue`` this object names a queue of ``dbos.queues`` (see
+    ``DBOS.register_queue``; ``client_system_database`` is the database of a ``DBOSClient``).
     """
 
     def __init__(
@@ -72,41 +116,135 @@ class Queue:
         worker_concurrency: int | None = None,
         priority_enabled: bool = False,
         partition_queue: bool = False,
-        polling_interval_sec: float = 1.0,
+        polling_interval_sec: float = DEFAULT_QUEUE_POLLING_INTERVAL_SEC,
+        database_backed_queue: bool = False,
+        client_system_database: SystemDatabase | None = None,
+        application_name: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise DBOSException(f"a queue needs a non-empty name, got {name!r}")
-        concurrency = _positive_int("concurrency", concurrency)
-        worker_concurrency = _positive_int("worker_concurrency", worker_concurrency)
-        if concurrency is not None and worker_concurrency is not None and worker_concurrency > concurrency:
-            raise DBOSException(
-                f"queue {name!r}: worker_concurrency ({worker_concurrency}) exceeds concurrency ({concurrency})"
-            )
-        rate: tuple[int, float] | None = None
-        if limiter is not None:
-            if not isinstance(limiter, dict) or "limit" not in limiter or "period" not in limiter:
-                raise DBOSException(f"queue {name!r}: limiter must be {{'limit': n, 'period': seconds}}, got {limiter!r}")
-            limit = _positive_int("limiter['limit']", limiter["limit"])
-            period = limiter["period"]
-            if isinstance(period, bool) or not isinstance(period, (int, float)) or period <= 0:
-                raise DBOSException(f"queue {name!r}: limiter['period'] must be a positive number of seconds, got {period!r}")
-            assert limit is not None
-            rate = (limit, float(period))
-        if isinstance(polling_interval_sec, bool) or not isinstance(polling_interval_sec, (int, float)) or polling_interval_sec <= 0:
-            raise DBOSException(f"queue {name!r}: polling_interval_sec must be positive, got {polling_interval_sec!r}")
+        check_queue_settings(concurrency, worker_concurrency, polling_interval_sec, limiter)
         self.name = name
-        self.concurrency = concurrency
-        self.worker_concurrency = worker_concurrency
-        self.limiter = limiter
-        self.priority_enabled = priority_enabled
-        self.partition_queue = partition_queue
-        self.polling_interval_sec = float(polling_interval_sec)
-        self.settings = QueueSettings(concurrency, rate, worker_concurrency, priority_enabled, partition_queue, float(polling_interval_sec))
-        registry.add_queue(self)
+        self.database_backed_queue = database_backed_queue
+        self.application_name = application_name  # the owner of a database-backed queue's row
+        self._client_system_database = client_system_database
+        self._settings = QueueSettings(
+            concurrency, limiter, worker_concurrency, priority_enabled, partition_queue, float(polling_interval_sec)
+        )
+        if not database_backed_queue:  # a database-backed queue's truth is its row
+            registry.add_queue(self)
+
+    @classmethod
+    def _from_row(cls, row: QueueRow, client_system_database: SystemDatabase | None = None) -> Queue:
+        limiter: QueueRateLimit | None = None
+        if row.rate_limit_max is not None:
+            limiter = {"limit": row.rate_limit_max, "period": float(row.rate_limit_period_sec or 0.0)}
+        return cls(
+            row.name, row.concurrency, limiter, worker_concurrency=row.worker_concurrency,
+            priority_enabled=row.priority_enabled, partition_queue=row.partition_queue,
+            polling_interval_sec=row.polling_interval_sec, database_backed_queue=True,
+            client_system_database=client_system_database, application_name=row.application_name,
+        )
+
+    # -- settings: fixed for a queue declared in code, its row's for a database-backed one ---
+
+    def _db(self) -> SystemDatabase:
+        if self._client_system_database is not None:
+            return self._client_system_database
+        from .current import executor_for  # the facade's current executor, at call time
+
+        return executor_for(f"queue {self.name}").db
+
+    def _current(self) -> QueueSettings:
+        """The settings now: a database-backed queue's are read from its row (and cached)."""
+        if self.database_backed_queue:
+            row = self._db().queue_rows.get(self.name)
+            if row is None:
+                raise DBOSException(f"Queue {self.name} not found in the database")
+            latest = Queue._from_row(row)
+            self._settings, self.application_name = latest._settings, row.application_name
+        return self._settings
+
+    def _change(self, **fields: Any) -> None:
+        """Write settings of a database-backed queue (DBOS: only those can change)."""
+        if not self.database_backed_queue:
+            raise DBOSException(
+                f"Cannot configure queue {self.name}: dynamic configuration is "
+                "only supported for queues registered via DBOS.register_queue."
+            )
+        changes: dict[str, Any] = {}
+        for key, value in fields.items():
+            changes[f"set_{key}"] = True
+            if key == "limiter":
+                changes["rate_limit_max"] = value["limit"] if value else None
+                changes["rate_limit_period_sec"] = float(value["period"]) if value else None
+            else:
+                changes[key] = value
+        self._db().queue_rows.update(QueueSettingsChange(name=self.name, **changes))
+        self._settings = dataclasses.replace(self._settings, **fields)
+
+    @property
+    def concurrency(self) -> int | None:
+        return self._current().concurrency
+
+    def set_concurrency(self, value: int | None) -> None:
+        """Cap the queue's running workflows fleet-wide (None: no cap) from the next claim."""
+        _count("concurrency", value)
+        worker = self._current().worker_concurrency if self.database_backed_queue else None
+        if value is not None and worker is not None and worker > value:
+            raise ValueError("worker_concurrency must be less than or equal to concurrency")
+        self._change(concurrency=value)
+
+    @property
+    def worker_concurrency(self) -> int | None:
+        return self._current().worker_concurrency
+
+    def set_worker_concurrency(self, value: int | None) -> None:
+        """Cap the queue's running workflows per executor (None: no cap)."""
+        _count("worker_concurrency", value)
+        total = self._current().concurrency if self.database_backed_queue else None
+        if value is not None and total is not None and value > total:
+            raise ValueError("worker_concurrency must be less than or equal to concurrency")
+        self._change(worker_concurrency=value)
+
+    @property
+    def limiter(self) -> QueueRateLimit | None:
+        return self._current().limiter
+
+    def set_limiter(self, value: QueueRateLimit | None) -> None:
+        """At most ``value['limit']`` starts per ``value['period']`` seconds (None: no limit)."""
+        check_limiter(value)
+        self._change(limiter=value)
+
+    @property
+    def priority_enabled(self) -> bool:
+        return self._current().priority_enabled
+
+    def set_priority_enabled(self, value: bool) -> None:
+        self._change(priority_enabled=bool(value))
+
+    @property
+    def partition_queue(self) -> bool:
+        return self._current().partition_queue
+
+    def set_partition_queue(self, value: bool) -> None:
+        self._change(partition_queue=bool(value))
+
+    @property
+    def polling_interval_sec(self) -> float:
+        return self._current().polling_interval_sec
+
+    def set_polling_interval_sec(self, value: float) -> None:
+        check_polling_interval(value)
+        self._change(polling_interval_sec=float(value))
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:
-        return self.settings.limiter
+        """The limiter as ``(limit, period)`` (what the claimer needs)."""
+        limiter = self._current().limiter
+        return (limiter["limit"], float(limiter["period"])) if limiter else None
+
+    # -- enqueueing ----------------------------------------------------------------------------
 
     def enqueue(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Put a workflow on this queue and return its handle at once.

@@ -21,8 +21,9 @@ from sysdb.workflow_rows import AcquiredWorkflow, WorkflowRow
 from . import metrics
 from .context import WorkflowContext
 from .errors import DBOSSerializationError
-from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, Registry
+from .registry import CLASS_METHOD, DEFAULT_MAX_RECOVERY_ATTEMPTS, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
+from .validation import prepare_args
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -38,7 +39,6 @@ __all__ = [
     "DEFAULT_MAX_RECOVERY_ATTEMPTS",
 ]
 
-DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
 # What _resolve_bound returns when the object a method workflow needs is not registered here.
 _MISSING = object()
 
@@ -146,8 +146,8 @@ def _run_taken(
     workflow_id = row.workflow_uuid
     if taken is None:
         return None  # someone else moved it meanwhile
-    max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if taken.recovery_attempts > max_attempts + 1:
+    max_attempts = entry.max_recovery_attempts
+    if _exceeded(max_attempts, taken.recovery_attempts):
         executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=taken.owner_epoch)
         executor.log.error(
             "workflow exceeded its recovery attempts; marked MAX_RECOVERY_ATTEMPTS_EXCEEDED",
@@ -161,6 +161,13 @@ def _run_taken(
         # The row is ours at the new epoch now: a retry must compare-and-set from that one.
         raise _ReplayFailed(taken.owner_epoch) from exc
     return workflow_id
+
+
+def _exceeded(max_attempts: int | None, recovery_attempts: int) -> bool:
+    """Whether a workflow started ``recovery_attempts`` times is past its limit: the first start
+    counts as one, so ``max_attempts`` recoveries allow ``max_attempts + 1`` starts. ``None`` is
+    no limit, as in DBOS."""
+    return max_attempts is not None and recovery_attempts > max_attempts + 1
 
 
 class _ReplayFailed(Exception):
@@ -202,8 +209,7 @@ def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int 
         # Claims only pick registered names, so this is a missing configured instance.
         executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
         return
-    max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if row.recovery_attempts > max_attempts + 1:
+    if _exceeded(entry.max_recovery_attempts, row.recovery_attempts):
         executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row.owner_epoch)
         return
     # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.
@@ -236,6 +242,11 @@ def replay(
     except DBOSSerializationError as exc:
         fail_undecodable(executor, row, owner_epoch, exc)
         return
+    try:
+        args, kwargs = prepare_args(entry, row.serialization, args, kwargs)
+    except Exception as exc:  # its validate_args rejected them: as DBOS, the workflow's outcome
+        fail_undecodable(executor, row, owner_epoch, exc, recorded=exc)
+        return
     ctx = WorkflowContext(
         workflow_id=workflow_id,
         name=entry.name,
@@ -267,15 +278,21 @@ def _decode(row: WorkflowRow | AcquiredWorkflow) -> tuple[tuple[Any, ...], dict[
     return args, kwargs, roles
 
 
-def fail_undecodable(executor: Executor, row: WorkflowRow | AcquiredWorkflow, owner_epoch: int, exc: Exception) -> None:
+def fail_undecodable(
+    executor: Executor, row: WorkflowRow | AcquiredWorkflow, owner_epoch: int, exc: Exception, *, recorded: Exception | None = None
+) -> None:
     """Record a workflow whose inputs cannot be decoded in this process (a class that existed
     only in the enqueuer's ``__main__``, one renamed by a deploy, corrupt data) as ERROR, fenced
     on its owner like every final status. It can never run, and retrying it would fail every
     recovery and every claim pass; its inputs stay in the row for whoever repairs it. The error
-    is a builtin exception, so any reader (DBOS's client too) can unpickle it."""
+    is a builtin exception, so any reader (DBOS's client too) can unpickle it. With
+    ``recorded`` (the error of a ``validate_args`` that rejected the inputs) that error is the
+    outcome instead, as DBOS records it."""
     workflow_id = row.workflow_uuid
     reason = f"workflow {workflow_id!r} ({row.name}) cannot run: its inputs could not be decoded: {exc}"
-    error = serialize_exception(Exception(f"DBOSSerializationError: {reason}"), row.serialization)
+    if recorded is not None:
+        reason = f"workflow {workflow_id!r} ({row.name}) cannot run: its validate_args rejected its inputs: {exc}"
+    error = serialize_exception(recorded or Exception(f"DBOSSerializationError: {reason}"), row.serialization)
     try:
         executor.db.workflows.finish(
             workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=owner_epoch,

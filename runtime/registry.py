@@ -23,6 +23,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import DBOSException
 from .logs import logger
 
+# How often a crashed execution is recovered before it is marked MAX_RECOVERY_ATTEMPTS_EXCEEDED
+# (DBOS's default, also for steps and transactions run as workflows).
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+
 if TYPE_CHECKING:
     from .queues import Queue
 
@@ -57,6 +61,11 @@ class RegisteredWorkflow:
     validate_input: Callable[..., Any] | None
     kind: str = PLAIN
     class_name: str | None = None
+    # ``@DBOS.workflow(serialization_type=...)``: a WorkflowSerializationFormat, None for the default.
+    serialization_type: Any = None
+    # DBOS's ``validate_args``: ``(args, kwargs) -> (args, kwargs)``, run on the inputs read back
+    # from the row when the workflow runs from it (recovery, a queue).
+    validate_args: Callable[..., Any] | None = None
 
 
 @dataclass

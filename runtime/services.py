@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster.coordination.assignments import AssignmentPoller
 from cluster.coordination.claimer import QueueClaimer, QueueListener, QueueSpec, ThrottledNotifier
+from cluster.coordination.database_queues import DatabaseQueues
 from cluster.coordination.leader import LeaderElector
 from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
 from cluster.coordination.sweeper import LeaderDuties, WorkMoved, take_over_member
@@ -55,9 +56,10 @@ class ClusterServices:
         self.membership = self._membership()
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
-        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared)
+        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared, application_name=config.name)
         # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.
         self.owning_writes = ownership.OwningWrites()
+        self.database_queues = DatabaseQueues(db, config.name, self._serves)
         self.claimer = self._claimer()
         self.recoverer = RecoveryService(executor)
         self.assignments = AssignmentPoller(
@@ -109,6 +111,8 @@ class ClusterServices:
             instances=lambda: sorted(executor.registry.instances),
             capacity=executor.capacity,
             track=self.owning_writes.track,
+            discovery=lambda: self.database_queues.discovery([s.name for s in self._queue_specs()], self._served()),
+            on_discovered=self._discovered,
         )
 
     def _leader(self) -> LeaderElector:
@@ -220,12 +224,18 @@ class ClusterServices:
                 "partitioned": spec.partitioned,
                 "priority_enabled": spec.priority_enabled,
             }
-            for spec in self._queue_specs()
+            for spec in self._code_queue_specs()
         }
 
     def _queue_specs(self) -> list[QueueSpec]:
+        """Every queue to claim from: the internal queue, those declared in code, and the
+        database-backed ones (a code declaration of the same name wins, as in DBOS)."""
+        code = self._code_queue_specs()
+        return [self._internal_queue, *code, *self.database_queues.specs({s.name for s in code} | {INTERNAL_QUEUE_NAME})]
+
+    def _code_queue_specs(self) -> list[QueueSpec]:
         served = self._served()
-        return [self._internal_queue] + [
+        return [
             QueueSpec(
                 name=q.name,
                 concurrency=q.concurrency,
@@ -244,6 +254,7 @@ class ClusterServices:
             self._queue_work_changed(INTERNAL_QUEUE_NAME)
 
     def _queue_work_changed(self, queue_name: str) -> None:
+        self._note_queue_name(queue_name)
         if self._serves(queue_name):
             self.claimer.wake(queue_name)  # this process's claimer at once, without a round trip
         if self.executor.config.use_listen_notify:
@@ -269,7 +280,22 @@ class ClusterServices:
             if assignee == self.executor.executor_id:
                 self.assignments.wake()
             return
+        if payload:
+            self._note_queue_name(payload)
         self.claimer.wake(payload or None)  # the payload names the queue ("" after a reconnect: all)
+
+    def _discovered(self, queue_names: set[str]) -> None:
+        """The claimer's probe found work on database-backed queues it does not know: read them
+        now and claim from them at once (no wake for a name the re-read still lacks, so an
+        inconsistent row cannot make the claimer spin)."""
+        found = self.database_queues.refresh_now() & queue_names
+        for name in found:
+            self.claimer.wake(name)
+
+    def _note_queue_name(self, queue_name: str) -> None:
+        """A queue this executor does not know may be a newly registered database-backed one."""
+        if queue_name != INTERNAL_QUEUE_NAME and self.executor.registry.queue(queue_name) is None:
+            self.database_queues.heard_of(queue_name)
 
     def _lost(self, reason: str) -> None:
         """Declared dead or cut off: stop executing and claiming until we rejoin."""

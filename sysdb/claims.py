@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Claims",
     "ClaimRequest",
+    "QueueDiscovery",
     "QueueDefinition",
     "QueueCounts",
     "CLAIM_LOCK_WAIT_MS",
@@ -52,6 +53,19 @@ class ClaimRequest:
     concurrency: int | None
     worker_concurrency: int | None
     rate_limit: tuple[int, float] | None  # (starts, per seconds)
+    # A database-backed queue: its limits are read from its dbos.queues row inside the claim
+    # (the three above are ignored).
+    database_backed: bool = False
+
+
+@dataclass(frozen=True)
+class QueueDiscovery:
+    """What an idle probe also looks for: database-backed queues of ``application_name`` (or
+    unclaimed; None: any) with work, among ``served_names`` (None: all), not in ``known_names``."""
+
+    application_name: str | None
+    served_names: Sequence[str] | None
+    known_names: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -88,9 +102,17 @@ def assigned_member(payload: str) -> str | None:
 class Claims(Door):
     """Claiming queued work, queue counts and limits, and queue wake-ups."""
 
-    def queues_with_work(self, queue_names: Sequence[str]) -> set[str]:
-        """Which of these queues have work that can start now (one cheap probe per idle poll)."""
-        rows = self._execute("list_queues_with_work", {"queue_names": list(queue_names)})
+    def queues_with_work(self, queue_names: Sequence[str], discovery: QueueDiscovery | None = None) -> set[str]:
+        """Which of these queues have work that can start now (one cheap probe per idle poll);
+        with ``discovery``, also the unknown database-backed queues that have work."""
+        params: dict[str, object] = {
+            "queue_names": list(queue_names),
+            "discover": discovery is not None,
+            "known_names": list(discovery.known_names) if discovery else [],
+            "served_names": None if discovery is None or discovery.served_names is None else list(discovery.served_names),
+            "application_name": discovery.application_name if discovery else None,
+        }
+        rows = self._execute("list_queues_with_work", params)
         return {row["queue_name"] for row in rows}
 
     def partitions_with_work(self, queue_name: str) -> list[str]:
@@ -169,5 +191,5 @@ def _claim_params(request: ClaimRequest) -> dict[str, object]:
         "worker_concurrency": request.worker_concurrency,
         "limiter_limit": rate_limit[0] if rate_limit else None,
         "limiter_period_ms": int(rate_limit[1] * 1000) if rate_limit else 0,
-        "rate_limited": rate_limit is not None,
+        "database_backed": request.database_backed,
     }

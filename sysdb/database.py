@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from .admin import WorkflowAdmin
+from .app_versions import ApplicationVersions
 from .assignments import Assignments
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
@@ -49,14 +50,18 @@ from .members import Members
 from .messages import Messages
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .probe import Probe
+from .queue_rows import QueueRows
 from .recovery import Recovery
 from .schedules import Schedules
+from .sql_sessions import SessionBinder
 from .statements import statement
 from .steps import Steps
 from .streams import Streams
 from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
+from .waits import Waits
+from .workflow_schedules import WorkflowSchedules
 from .workflows import Workflows
 
 __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_failure"]
@@ -156,6 +161,8 @@ class SystemDatabase:
         # The time coordination runs on (liveness statements' "now", the local lease clocks):
         # the real clocks unless a test sets a FakeClock before building coordination objects.
         self.coordination_clock: Clock = SystemClock()
+        # DBOS.sql_session: SQLAlchemy Sessions inside this database's transactions (below).
+        self.sessions = SessionBinder()
         self._open_doors()
 
     def _open_doors(self) -> None:
@@ -169,6 +176,10 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+        self.waits = Waits(self)
+        self.workflow_schedules = WorkflowSchedules(self)
+        self.queue_rows = QueueRows(self)
+        self.app_versions = ApplicationVersions(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
@@ -339,7 +350,9 @@ class SystemDatabase:
 
     @contextmanager
     def transaction(self, isolation_level: str | None = None) -> Iterator[DictConnection]:
-        """A pooled connection inside one transaction (``@DBOS.transaction`` bodies)."""
+        """A pooled connection inside one transaction (``@DBOS.transaction`` bodies, whose
+        ``DBOS.sql_session`` is ``self.sessions.session(conn)``: a SQLAlchemy Session inside
+        this same transaction, which only this block commits)."""
         with self._pool.connection() as conn:
             with conn.transaction():
                 if isolation_level:

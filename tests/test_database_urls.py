@@ -6,6 +6,7 @@ import socket
 import threading
 
 import pytest
+import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
 
 from runtime import DBOS
@@ -98,7 +99,7 @@ def test_an_application_database_url_in_the_sqlalchemy_form_is_used(sys_url: str
 
     @DBOS.transaction()
     def count_tables() -> int:
-        return DBOS.sql_session.execute("SELECT count(*) AS n FROM dbos.transaction_outputs").fetchone()["n"]
+        return DBOS.sql_session.execute(sa.text("SELECT count(*) FROM dbos.transaction_outputs")).scalar_one()
 
     DBOS(config={"name": "url-forms", "system_database_url": sys_url, "application_database_url": app_url, "executor_id": "url-app"})
     try:

@@ -26,9 +26,7 @@ def _diff(label: str, expected: object, actual: object) -> str:
 
 # Programs that still differ, and why: each is an item of issue #10. strict=True, so that a
 # program starting to pass fails the run until its entry here is removed.
-KNOWN_DIFFERENCES = {
-    "transactions.py": "#10 item 2: DBOS.sql_session is a psycopg connection, not a SQLAlchemy session",
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def _program_param(name: str) -> object:

@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -414,7 +415,7 @@ def test_an_application_database_transaction_commits_nothing_after_a_takeover_or
 
     @DBOS.transaction()
     def add_item():
-        DBOS.sql_session.execute("INSERT INTO public.items VALUES ('apple')")
+        DBOS.sql_session.execute(sa.text("INSERT INTO public.items VALUES ('apple')"))
         reached.set()
         release.wait(10)  # the workflow is lost while the body is still uncommitted
         return 1

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from runtime import (
     DBOS,
@@ -343,8 +344,8 @@ def test_transaction_commits_with_its_checkpoint(dbos, db):
 
     @DBOS.transaction()
     def write_note(note):
-        DBOS.sql_session.execute("INSERT INTO public.ledger (note) VALUES (%s)", (note,))
-        return DBOS.sql_session.execute("SELECT count(*) FROM public.ledger").fetchone()["count"]
+        DBOS.sql_session.execute(sa.text("INSERT INTO public.ledger (note) VALUES (:note)"), {"note": note})
+        return DBOS.sql_session.execute(sa.text("SELECT count(*) FROM public.ledger")).scalar_one()
 
     @DBOS.workflow()
     def noting():
@@ -457,8 +458,8 @@ def test_transactions_on_a_separate_application_database(sys_url, pg_server_url)
         @DBOS.transaction()
         def add_item(name):
             runs.append(name)
-            DBOS.sql_session.execute("INSERT INTO public.items VALUES (%s)", (name,))
-            return DBOS.sql_session.execute("SELECT count(*) AS n FROM public.items").fetchone()["n"]
+            DBOS.sql_session.execute(sa.text("INSERT INTO public.items VALUES (:name)"), {"name": name})
+            return DBOS.sql_session.execute(sa.text("SELECT count(*) FROM public.items")).scalar_one()
 
         @DBOS.workflow()
         def adding():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sysdb import SystemDatabase
 from sysdb.channels import QUEUE_CHANNEL
-from sysdb.claims import ClaimRequest
+from sysdb.claims import ClaimRequest, QueueDiscovery
 from sysdb.listener import NotificationConnection
 from sysdb.logs import get_logger
 from sysdb.workflow_rows import AcquiredWorkflow
@@ -44,6 +44,9 @@ class QueueSpec:
     partitioned: bool
     polling_interval_sec: float
     priority_enabled: bool = False
+    # Registered in the database (DBOS.register_queue): the claim reads the limits from its row,
+    # so those above are only what the last refresh saw.
+    database_backed: bool = False
 
 
 class QueueClaimer(BackgroundService):
@@ -75,6 +78,8 @@ class QueueClaimer(BackgroundService):
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
         track: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+        discovery: Callable[[], QueueDiscovery | None] = lambda: None,
+        on_discovered: Callable[[set[str]], None] = lambda _names: None,
     ) -> None:
         super().__init__("pgfleet-claimer", self.PAUSED_WAIT_SEC)
         self._db = db
@@ -95,6 +100,10 @@ class QueueClaimer(BackgroundService):
         # Brackets each claim until its rows are handed over, so the orphan sweep (which adopts
         # the rows of a claim whose reply was lost) never takes rows of a claim still running.
         self._track = track
+        # Each idle probe also names database-backed queues with work that this claimer does
+        # not know yet (a registration elsewhere): ``on_discovered`` gets their names.
+        self._discovery = discovery
+        self._on_discovered = on_discovered
         self._next_poll: dict[str, float] = {}
         self._woken: set[str | None] = set()
         self._lock = threading.Lock()
@@ -131,7 +140,12 @@ class QueueClaimer(BackgroundService):
             return 0
         names = self._workflow_names()
         instances = self._instances()
-        waiting = self._db.claims.queues_with_work([s.name for s in specs])
+        discovery = self._discovery()
+        waiting = self._db.claims.queues_with_work([s.name for s in specs], discovery)
+        if discovery is not None:
+            unknown = waiting - set(discovery.known_names)
+            if unknown:
+                self._on_discovered(unknown)
         claimed = 0
         for spec in specs:
             if spec.name not in waiting:
@@ -163,6 +177,7 @@ class QueueClaimer(BackgroundService):
                 concurrency=spec.concurrency,
                 worker_concurrency=spec.worker_concurrency,
                 rate_limit=spec.rate_limit,
+                database_backed=spec.database_backed,
             )
         )
         if rows:

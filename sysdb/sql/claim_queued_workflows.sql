@@ -10,8 +10,22 @@
 -- Time is the database's, read once (a volatile CTE is evaluated once), after the queue lock:
 -- the rate-limit window, due delays, start times and dequeue deadlines agree across hosts
 -- whatever their clocks say.
+-- A database-backed queue's limits are read here from its dbos.queues row (under the queue lock,
+-- so every claimer of the fleet applies the limits current at its claim: a setter's change
+-- holds from the next claim on); a deleted row claims nothing. A queue declared in code
+-- passes its limits as parameters.
 WITH clock AS (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+),
+limits AS (
+    SELECT %(concurrency)s::int AS concurrency, %(worker_concurrency)s::int AS worker_concurrency,
+           %(limiter_limit)s::int AS limiter_limit, %(limiter_period_ms)s::bigint AS limiter_period_ms
+    WHERE NOT %(database_backed)s
+    UNION ALL
+    SELECT q.concurrency, q.worker_concurrency, q.rate_limit_max,
+           CASE WHEN q.rate_limit_max IS NULL THEN 0 ELSE (q.rate_limit_period_sec * 1000)::bigint END
+    FROM dbos.queues q
+    WHERE %(database_backed)s AND q.name = %(queue_name)s
 ),
 member AS (
     SELECT 1
@@ -24,21 +38,21 @@ member AS (
 counts AS (
     SELECT count(*) FILTER (WHERE status = 'PENDING') AS running,
            count(*) FILTER (WHERE status = 'PENDING' AND executor_id = %(executor_id)s) AS running_here,
-           count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - %(limiter_period_ms)s)
+           count(*) FILTER (WHERE rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - (SELECT limiter_period_ms FROM limits))
                AS started_in_window
     FROM dbos.workflow_status
     WHERE queue_name = %(queue_name)s
       AND queue_partition_key IS NOT DISTINCT FROM %(partition_key)s
-      AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - %(limiter_period_ms)s))
+      AND (status = 'PENDING' OR (rate_limited AND started_at_epoch_ms > (SELECT now_ms FROM clock) - (SELECT limiter_period_ms FROM limits)))
 ),
 budget AS (
     SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM member) THEN 0 ELSE GREATEST(0, LEAST(
         %(max_claim)s,
-        coalesce(%(concurrency)s - running, %(max_claim)s),
-        coalesce(%(worker_concurrency)s - running_here, %(max_claim)s),
-        coalesce(%(limiter_limit)s - started_in_window, %(max_claim)s)
+        coalesce(limits.concurrency - running, %(max_claim)s),
+        coalesce(limits.worker_concurrency - running_here, %(max_claim)s),
+        coalesce(limits.limiter_limit - started_in_window, %(max_claim)s)
     )) END AS n
-    FROM counts
+    FROM counts CROSS JOIN limits
 ),
 picked AS (
     SELECT workflow_uuid
@@ -54,7 +68,7 @@ picked AS (
       -- as DBOS: a workflow pinned to an application version runs only on that version
       AND (application_version IS NULL OR application_version = %(application_version)s)
     ORDER BY priority, created_at, enqueue_seq NULLS LAST
-    LIMIT (SELECT n FROM budget)
+    LIMIT coalesce((SELECT n FROM budget), 0)  -- no budget row: a deleted database-backed queue
     FOR UPDATE SKIP LOCKED
 )
 UPDATE dbos.workflow_status AS w
@@ -63,7 +77,7 @@ SET status = 'PENDING',
     owner_epoch = nextval('dbos.pgfleet_epoch_seq'),
     started_at_epoch_ms = (SELECT now_ms FROM clock),
     updated_at = (SELECT now_ms FROM clock),
-    rate_limited = %(rate_limited)s,
+    rate_limited = coalesce((SELECT limiter_limit IS NOT NULL FROM limits), FALSE),
     recovery_attempts = w.recovery_attempts + 1,
     workflow_deadline_epoch_ms = CASE
         WHEN w.workflow_timeout_ms IS NOT NULL AND w.workflow_deadline_epoch_ms IS NULL

@@ -16,6 +16,8 @@ Scenarios:
     foreign-enqueue registers foreign_task, serves no queue, enqueues one (id "foreign-1") on
                     queue "reg" and exits at once
     foreign-work    registers foreign_task and serves queue "reg" (concurrency 1)
+    dynamic         declares no queue: serves the database-backed queues of its application
+                    (DBOS.register_queue); dyn_task runs a ~50 ms step that writes the ledger
 """
 
 import os
@@ -99,6 +101,19 @@ elif scenario in ("foreign-enqueue", "foreign-work"):
     @DBOS.workflow(name="foreign_task")
     def foreign_task(x: str) -> str:
         return f"foreign {x} ran on {DBOS.executor_id}"
+
+elif scenario == "dynamic":
+
+    @DBOS.step(name="dyn_work")
+    def dyn_work() -> None:
+        started = time.time()
+        time.sleep(0.05)
+        ledger(DBOS.workflow_id, started, time.time())
+
+    @DBOS.workflow(name="dyn_task")
+    def dyn_task(n: int) -> int:
+        dyn_work()
+        return n
 
 else:
     sys.exit(f"unknown scenario {scenario!r}")
