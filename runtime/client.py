@@ -21,11 +21,12 @@ from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
+from .current import current_process
 from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
 from .results import await_outcome
-from .serialization import deserialize, format_for, serialize_args
+from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat
 from .workflow_start import WorkflowStart
 
@@ -69,8 +70,21 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-# DBOS's default serializer argument; pgfleet's client writes with pgfleet's own serialization.
+# DBOS's default serializer argument: the process's serialization (pickle unless configured).
 _DEFAULT_SERIALIZER: Any = object()
+
+
+def _use_client_serializer(serializer: Any) -> None:
+    """A client's own serializer becomes the process's (pgfleet has one per process): refused
+    when a DBOS instance of this process configured another, whose rows would then be misread."""
+    process = current_process()
+    configured = process.config.raw.get("serializer") if process is not None else None
+    if process is not None and configured is not serializer:
+        raise DBOSException(
+            "pgfleet has one serializer per process: this DBOSClient's serializer differs from the "
+            "one DBOS(config=...) configured here; configure the same object in both"
+        )
+    use_serializer(serializer)
 
 
 class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
@@ -106,7 +120,7 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
         if dbos_system_schema != "dbos":
             raise DBOSException("pgfleet keeps its system tables in schema 'dbos'")
         if serializer is not _DEFAULT_SERIALIZER:
-            raise DBOSException("pgfleet's DBOSClient does not take a custom serializer; it reads and writes pgfleet's format")
+            _use_client_serializer(serializer)
         if system_database_engine is not None:
             system_database_url = system_database_engine.url.render_as_string(hide_password=False)
         self._url = system_database_url or database_url

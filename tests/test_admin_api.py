@@ -14,6 +14,7 @@ from runtime import (
     DBOSClient,
     DBOSDatabaseUnavailableError,
     DBOSException,
+    DBOSPortableJSONSerializer,
     SetWorkflowID,
     WorkflowHandle,
     WorkflowHandleAsync,
@@ -79,11 +80,23 @@ def test_a_lazy_client_works_once_used(dbos, sys_url) -> None:
         client.destroy()
 
 
-def test_client_refuses_what_it_cannot_honour() -> None:
+def test_client_refuses_what_it_cannot_honour(dbos) -> None:
     with pytest.raises(DBOSException, match="both lazy and use_listen_notify"):
         DBOSClient(lazy=True, use_listen_notify=True)
-    with pytest.raises(DBOSException, match="custom serializer"):
-        DBOSClient(serializer=object(), lazy=True)
+    with pytest.raises(DBOSException, match="one serializer per process"):
+        DBOSClient(serializer=DBOSPortableJSONSerializer(), lazy=True)  # this process's DBOS pickles
+
+
+def test_a_client_serializer_is_the_process_one_when_no_dbos_runs_here() -> None:
+    from runtime.serialization import default_format, use_serializer
+
+    DBOS.destroy(destroy_registry=True)
+    portable = DBOSPortableJSONSerializer()
+    try:
+        DBOSClient(serializer=portable, lazy=True).destroy()
+        assert default_format() == portable.name()
+    finally:
+        use_serializer(None)
 
 
 def test_workflow_status_builds_with_no_arguments_as_dbos_does() -> None:
