@@ -192,6 +192,7 @@ if __name__ == "__main__":
     wait_status("managed", "PENDING")
     with SetWorkflowID("delayed-3"), SetEnqueueOptions(delay_seconds=3600):
         delayed3 = later.enqueue(three_steps, 50)
+    time.sleep(0.01)  # distinct created_at (ms) values: the records are ordered by it
     with SetWorkflowID("manager-1"):
         see("manager", manager("managed", "delayed-3"))
     see("managed after", [wait_status("managed", "PENDING"), DBOS.get_workflow_status("managed").attributes, status("doomed")])
