@@ -8,8 +8,17 @@ A DBOS program runs with only its import line changed::
 from . import errors as error
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
-from .context import DBOSContext, DBOSContextSetAuth, SetEnqueueOptions, SetWorkflowID, SetWorkflowTimeout
+from .context import (
+    DBOSContext,
+    DBOSContextEnsure,
+    DBOSContextSetAuth,
+    PropagateOtelContext,
+    SetEnqueueOptions,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from .dbos import DBOS
+from .debouncer import Debouncer, DebouncerClient
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
@@ -40,6 +49,7 @@ from .errors import (
     MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .migrations import run_dbos_database_migrations
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
 from .status import StepInfo, WorkflowStatus, WorkflowStatusString
@@ -51,6 +61,11 @@ __all__ = [
     "EnqueueOptions",
     "DBOSContext",
     "DBOSContextSetAuth",
+    "DBOSContextEnsure",
+    "Debouncer",
+    "DebouncerClient",
+    "PropagateOtelContext",
+    "run_dbos_database_migrations",
     "DBOSConfiguredInstance",
     "SetWorkflowID",
     "SetWorkflowTimeout",

@@ -38,6 +38,7 @@ from .admin import WorkflowAdmin
 from .assignments import Assignments
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
+from .debounces import Debounces
 from .errors import DatabaseUnavailableError
 from .events import Events
 from .fleet import Fleet
@@ -169,6 +170,7 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+        self.debounces = Debounces(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
