@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .context import current_workflow
+from .context import current_workflow, local_start_options
 from .errors import DBOSConfigError
 
 __all__ = ["DBOSTracer", "dbos_tracer", "traced", "inject_trace_context"]
@@ -48,12 +48,14 @@ class DBOSTracer:
         """Use this TracerProvider instead of OpenTelemetry's global one."""
         self.provider = provider
 
-    def start_span(self, attributes: dict[str, Any], parent: Any = None) -> Any:
-        """A started span named ``attributes["name"]`` with the other attributes set."""
+    def start_span(self, attributes: dict[str, Any], parent: Any = None, *, context: Any = None) -> Any:
+        """A started span named ``attributes["name"]`` with the other attributes set, a child
+        of ``parent`` (a span) or in ``context`` (an OpenTelemetry context), else of the active span."""
         from opentelemetry import trace
 
         tracer = self.provider.get_tracer("dbos-tracer") if self.provider is not None else trace.get_tracer("dbos-tracer")
-        context = trace.set_span_in_context(parent) if parent is not None else None
+        if parent is not None:
+            context = trace.set_span_in_context(parent)
         span = tracer.start_span(name=attributes["name"], context=context)
         values = {**attributes, "applicationVersion": self.app_version, "executorID": self.executor_id}
         for key, value in values.items():
@@ -98,7 +100,7 @@ def traced(
             authenticatedUserRoles=json.dumps(roles) if roles is not None else "",
             authenticatedUserAssumedRole=ctx.assumed_role,
         )
-    span = dbos_tracer.start_span(attributes)
+    span = dbos_tracer.start_span(attributes, context=_propagated_context() if operation_type == "workflow" else None)
     with use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
         try:
             yield
@@ -109,6 +111,17 @@ def traced(
             span.set_status(Status(StatusCode.OK))
         finally:
             dbos_tracer.end_span(span)
+
+
+def _propagated_context() -> Any:
+    """The trace context a ``PropagateOtelContext`` block around this start carries, if any."""
+    options = local_start_options()
+    carrier = options.extra.get("otel_carrier") if options is not None else None
+    if not carrier:
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator().extract(carrier)
 
 
 def inject_trace_context(context: Any = None) -> dict[str, str] | None:
