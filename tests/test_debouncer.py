@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from conftest import wait_until
-from runtime import DBOS, Debouncer, DebouncerClient, DBOSClient, DBOSWorkflowFencedError, SetWorkflowID
+from runtime import DBOS, DBOSClient, DBOSWorkflowFencedError, Debouncer, DebouncerClient, SetWorkflowID
 from runtime.config import resolve_config
 from runtime.process import DBOSProcess
 from runtime.registry import registry
