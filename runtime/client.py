@@ -17,12 +17,14 @@ from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
 from sysdb.messages import NewMessage
 
+from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import NULL_TOPIC
 from .results import await_outcome
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize, serialize_args
+from .serialization import default_format, deserialize, format_for, serialize, serialize_args
+from .serializers import WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
 from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
@@ -46,6 +48,7 @@ class EnqueueOptions(TypedDict, total=False):
     authenticated_roles: list[str]
     workflow_class_name: str
     workflow_config_name: str
+    serialization_type: WorkflowSerializationFormat
 
 
 _KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
@@ -65,7 +68,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient:
+class DBOSClient(ClientSchedulesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(
@@ -128,10 +131,12 @@ class DBOSClient:
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
         timeout = options.get("workflow_timeout")
+        fmt = format_for(options.get("serialization_type"))
         return WorkflowStart(
             workflow_id=options.get("workflow_id") or str(uuid.uuid4()),
             name=options["workflow_name"],
-            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"]),
+            inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"], fmt=fmt),
+            serialization=fmt,
             class_name=options.get("workflow_class_name"),
             config_name=options.get("workflow_config_name"),
             authenticated_user=options.get("authenticated_user"),
@@ -186,7 +191,7 @@ class DBOSClient:
                 destination_id=destination_id,
                 topic=topic or NULL_TOPIC,
                 message=serialize(message, what="the message"),
-                serialization=SERIALIZATION_FORMAT,
+                serialization=default_format(),
                 message_uuid=idempotency_key or str(uuid.uuid4()),
             ))
         except NoSuchWorkflowError:

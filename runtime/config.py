@@ -48,6 +48,7 @@ class DBOSConfig(TypedDict, total=False):
     serializer: Any
     enable_patching: bool | None
     notification_listener_polling_interval_sec: float | None
+    scheduler_polling_interval_sec: float | None
     use_listen_notify: bool | None
     # pgfleet's own keys
     embedded_data_dir: str | None
@@ -77,8 +78,8 @@ _IGNORED_DBOS_KEYS = frozenset(
         "otlp_attributes",
         "conductor_key",
         "conductor_url",
-        "serializer",
-        "enable_patching",
+        # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
+        "scheduler_polling_interval_sec",
     }
 )
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
@@ -170,7 +171,9 @@ def resolve_config(config: Any) -> ResolvedConfig:
         application_database_url=_typed(config, "application_database_url", str, None)
         or _typed(config, "database_url", str, None),
         executor_id=executor_id,
-        application_version=_typed(config, "application_version", str, None),
+        # As DBOS: with patching on, every deploy shares one version, so old executions recover on new code.
+        application_version=_typed(config, "application_version", str, None)
+        or ("PATCHING_ENABLED" if _typed(config, "enable_patching", bool, False) else None),
         max_executor_threads=int(_positive("max_executor_threads", _typed(config, "max_executor_threads", int, 64))),
         sys_db_pool_size=int(_positive("sys_db_pool_size", _typed(config, "sys_db_pool_size", int, 20))),
         log_level=log_level,

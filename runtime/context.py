@@ -77,6 +77,11 @@ class WorkflowContext:
         self._last_function_id += 1
         return self._last_function_id
 
+    def peek_function_id(self) -> int:
+        """The position :meth:`next_function_id` would take, without taking it (a patch marker
+        takes it only if it is, or becomes, recorded there)."""
+        return self._last_function_id + 1
+
     def recorded_step(self, function_id: int) -> StepRow | None:
         if self.recorded is None:
             return None

@@ -20,6 +20,8 @@ from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_context import ContextAPI
+from .api_schedules import SchedulesAPI
+from .api_versioning import VersioningAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
 from .context import DBOSContext, current_workflow
 from .current import current_process, executor_for, make_current, not_launched
@@ -29,7 +31,10 @@ from .executor import Executor
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .process import DBOSProcess
 from .queues import Queue
+from .recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .registry import registry
+from .serialization import use_serializer
+from .serializers import WorkflowSerializationFormat
 from .starts import start_call
 from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
 from .steps import durable_sleep
@@ -45,7 +50,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(ContextAPI, DBOSProperties):
+class DBOS(ContextAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -67,6 +72,7 @@ class DBOS(ContextAPI, DBOSProperties):
                 raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
             # Validated before anything changes: a bad config leaves the current process alone.
             process = DBOSProcess(resolve_config(config), registry)
+            use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
             make_current(process)
         self.config: ResolvedConfig = process.config
         dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
@@ -107,6 +113,7 @@ class DBOS(ContextAPI, DBOSProperties):
                 process.destroy(workflow_completion_timeout_sec)
                 logs.set_executor_id(None)
             make_current(None)
+            use_serializer(None)  # the serializer was that instance's
             if destroy_registry:
                 registry.clear()
 
@@ -129,7 +136,8 @@ class DBOS(ContextAPI, DBOSProperties):
         cls,
         *,
         name: str | None = None,
-        max_recovery_attempts: int | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        serialization_type: WorkflowSerializationFormat | None = None,
         validate_args: Callable[..., Any] | None = None,
         validate_input: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
@@ -137,10 +145,16 @@ class DBOS(ContextAPI, DBOSProperties):
 
         ``name`` is recorded in the database (default: the function's qualified name);
         ``max_recovery_attempts`` bounds how often a crashed execution is recovered;
-        ``validate_input`` (DBOS also calls it ``validate_args``) is called with the arguments
-        before anything is recorded and rejects them by raising or returning False.
+        ``serialization_type`` picks the format of its inputs and outcome (``PORTABLE`` JSON
+        for other languages' clients); ``validate_args`` (DBOS's) turns the inputs read back
+        from the row into the arguments it runs with; ``validate_input`` (pgfleet's) is called
+        with the arguments of every start, before anything is recorded, and rejects them by
+        raising or returning False.
         """
-        return decorators.workflow(registry, name, max_recovery_attempts, validate_input or validate_args)
+        return decorators.workflow(
+            registry, name, max_recovery_attempts, validate_input,
+            serialization_type=serialization_type, validate_args=validate_args,
+        )
 
     @classmethod
     def step(
@@ -314,9 +328,11 @@ class DBOS(ContextAPI, DBOSProperties):
         return messages.recv(cls._executor_or_raise("DBOS.recv"), topic, timeout_seconds)
 
     @classmethod
-    def set_event(cls, key: str, value: Any) -> None:
+    def set_event(
+        cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
+    ) -> None:
         """Inside a workflow: publish ``value`` under ``key`` for ``get_event`` readers."""
-        messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value)
+        messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -324,9 +340,11 @@ class DBOS(ContextAPI, DBOSProperties):
         return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
 
     @classmethod
-    def write_stream(cls, key: str, value: Any) -> None:
+    def write_stream(
+        cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
+    ) -> None:
         """Inside a workflow (or one of its steps): append ``value`` to its stream ``key``."""
-        streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value)
+        streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def close_stream(cls, key: str) -> None:

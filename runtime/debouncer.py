@@ -36,9 +36,10 @@ from .operations import NOT_RECORDED, fenced_step
 from .queues import INTERNAL_QUEUE_NAME, Queue
 from .registry import RegisteredWorkflow, registry, workflow_of
 from .serialization import (
-    SERIALIZATION_FORMAT,
+    default_format,
     deserialize,
     deserialize_exception,
+    format_for,
     serialize,
     serialize_args,
     serialize_exception,
@@ -197,11 +198,13 @@ class Debouncer(Generic[P, R]):
         key = f"{name}-{debounce_key}"
         target_app = self.options["application_name"] or executor.config.name
         timeout = self.options["debounce_timeout_sec"]
-        inputs = serialize_args(tuple(args), dict(kwargs), workflow_name=name)
+        # In the workflow's own format, as its first enqueue writes them.
+        fmt = format_for(entry.serialization_type)
+        inputs = serialize_args(tuple(args), dict(kwargs), workflow_name=name, fmt=fmt)
 
         def bounce() -> BounceResult:
             wake = executor.db.clock.now_ms() + int(debounce_period_sec * 1000)
-            return _bounce(executor, Bounce(name, queue_name, key, wake, inputs, SERIALIZATION_FORMAT, target_app))
+            return _bounce(executor, Bounce(name, queue_name, key, wake, inputs, fmt, target_app))
 
         def enqueue() -> str:
             wake, deadline = _timing(executor.db.clock.now_ms(), debounce_period_sec, timeout)
@@ -225,14 +228,15 @@ def _bounce(executor: Executor, bounce: Bounce) -> BounceResult:
         return executor.db.debounces.bounce(bounce)
     function_id, recorded = executor.begin_operation(ctx, BOUNCE_STEP)
     if recorded is not NOT_RECORDED:
-        replayed: BounceResult = recorded
-        return replayed
-    step = fenced_step(ctx, function_id, BOUNCE_STEP)
+        return BounceResult(**recorded)
+    # Recorded as a plain dict (DBOS's DebounceResult), in the format of the process's
+    # serializer, which need not know pgfleet's classes.
+    step = fenced_step(ctx, function_id, BOUNCE_STEP, serialization=default_format())
     with executor.fenced_write(ctx):
         return executor.db.debounces.bounce(
             bounce,
-            lambda result: dataclasses.replace(step, output=serialize(result)),
-            lambda row: deserialize(row.output, row.serialization),
+            lambda result: dataclasses.replace(step, output=serialize(dataclasses.asdict(result))),
+            lambda row: BounceResult(**deserialize(row.output, row.serialization)),
         )
 
 
@@ -316,11 +320,12 @@ class DebouncerClient:
         target_app = self.debouncer_options["application_name"] or wo.get("application_name") or client._application_name
         timeout = self.debouncer_options["debounce_timeout_sec"]
         db = client._db
-        inputs = serialize_args(args, kwargs, workflow_name=name)
+        fmt = format_for(wo.get("serialization_type"))
+        inputs = serialize_args(args, kwargs, workflow_name=name, fmt=fmt)
 
         def bounce() -> BounceResult:
             wake = db.clock.now_ms() + int(debounce_period_sec * 1000)
-            return db.debounces.bounce(Bounce(name, queue_name, key, wake, inputs, SERIALIZATION_FORMAT, target_app))
+            return db.debounces.bounce(Bounce(name, queue_name, key, wake, inputs, fmt, target_app))
 
         def enqueue() -> str:
             wake, deadline = _timing(db.clock.now_ms(), debounce_period_sec, timeout)

@@ -30,9 +30,11 @@ from .registry import (
     method_kind,
     split_bound,
 )
+from .serialization import format_for
 from .starts import start_workflow
 from .steps import run_step, run_transaction
 from .tracing import traced
+from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
 
@@ -43,11 +45,25 @@ ISOLATION_LEVELS = {"SERIALIZABLE", "REPEATABLE READ", "READ COMMITTED", "READ U
 
 
 def workflow(
-    registry: Registry, name: str | None, max_recovery_attempts: int | None, validator: Callable[..., Any] | None
+    registry: Registry,
+    name: str | None,
+    max_recovery_attempts: int | None,
+    validator: Callable[..., Any] | None,
+    *,
+    serialization_type: Any = None,
+    validate_args: Callable[..., Any] | None = None,
 ) -> Callable[[F], F]:
-    """``@DBOS.workflow()``: a call starts the workflow and returns its result."""
+    """``@DBOS.workflow()``: a call starts the workflow and returns its result.
+
+    ``validator`` is pgfleet's ``validate_input`` (checks the arguments of every start);
+    ``validate_args`` is DBOS's (coerces the arguments read back from the row), and
+    :data:`runtime.validation.pydantic_args_validator` there stands for one built from the
+    function's type hints."""
     if max_recovery_attempts is not None and (not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0):
         raise DBOSException(f"max_recovery_attempts must be a non-negative integer, got {max_recovery_attempts!r}")
+    format_for(serialization_type)  # a bad serialization_type fails at decoration, not at the first start
+    if validate_args is not None and not callable(validate_args):
+        raise DBOSException(f"validate_args must be a callable (args, kwargs) -> (args, kwargs), got {validate_args!r}")
 
     def decorator(func: F) -> F:
         entry = RegisteredWorkflow(
@@ -56,6 +72,8 @@ def workflow(
             max_recovery_attempts=max_recovery_attempts,
             validate_input=validator,
             kind=method_kind(func),
+            serialization_type=serialization_type,
+            validate_args=make_pydantic_args_validator(func) if validate_args is pydantic_args_validator else validate_args,
         )
         registry.add_workflow(entry)
 

@@ -37,7 +37,7 @@ from .notifications import NotificationHub
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
 from .registry import RegisteredWorkflow, Registry, call_workflow_function
 from .results import LocalRun, await_outcome
-from .serialization import SERIALIZATION_FORMAT, serialize, serialize_exception
+from .serialization import default_format, serialize, serialize_exception
 
 __all__ = ["Executor", "ClusterHooks", "STANDALONE"]
 
@@ -262,7 +262,7 @@ class Executor(Fencing):
         error: str | None = None,
         started_at_ms: int | None = None,
         child_workflow_id: str | None = None,
-        serialization: str | None = SERIALIZATION_FORMAT,
+        serialization: str | None = None,
         completed_at_ms: int | None = None,
         connection: Any = None,
     ) -> None:
@@ -274,7 +274,7 @@ class Executor(Fencing):
                 function_name,
                 output=output,
                 error=error,
-                serialization=serialization,
+                serialization=serialization or default_format(),  # None: the format serialize() wrote in
                 started_at_ms=started_at_ms if started_at_ms is not None else now_ms(),
                 child_workflow_id=child_workflow_id,
                 completed_at_ms=completed_at_ms,

@@ -20,7 +20,7 @@ from sysdb.messages import NewMessage
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
+from .serialization import default_format, deserialize, format_for, serialize
 from .steps import durable_wake_time
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def _workflow_for(operation: str) -> WorkflowContext | None:
 def send(executor: Executor, destination_id: str, message: Any, topic: str | None = None) -> None:
     """Send ``message`` to workflow ``destination_id`` (exactly once from inside a workflow)."""
     ctx = _workflow_for("DBOS.send")
-    payload = serialize(message, what="the message")
+    fmt = format_for(None, ctx.serialization if ctx is not None else None)  # as DBOS: the sending workflow's format
+    payload = serialize(message, what="the message", fmt=fmt)
     message_uuid = str(uuid.uuid4())
     parent_step = None
     if ctx is not None:
@@ -57,7 +58,7 @@ def send(executor: Executor, destination_id: str, message: Any, topic: str | Non
         destination_id=destination_id,
         topic=topic or NULL_TOPIC,
         message=payload,
-        serialization=SERIALIZATION_FORMAT,
+        serialization=fmt,
         message_uuid=message_uuid,
     )
     try:
@@ -94,24 +95,26 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     executor.check_running(ctx)
     with executor.fenced_write(ctx):
         message = executor.db.messages.consume(
-            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=SERIALIZATION_FORMAT)
+            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=default_format())
         )
     if message is None:
         return None
     return deserialize(message.message, message.serialization, what="message")
 
 
-def set_event(executor: Executor, key: str, value: Any) -> None:
-    """Publish ``value`` under ``key`` for this workflow (readers see the latest value)."""
+def set_event(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
+    """Publish ``value`` under ``key`` for this workflow (readers see the latest value), in the
+    format ``serialization_type`` names (by default the workflow's)."""
     ctx = _workflow_for("DBOS.set_event")
     if ctx is None:
         raise DBOSException("set_event() must be called from within a workflow or step")
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return
-    payload = serialize(value, what=f"the value of event {key!r}")
+    fmt = format_for(serialization_type, ctx.serialization)
+    payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
     with executor.fenced_write(ctx):
-        executor.db.events.set(key, payload, SERIALIZATION_FORMAT, fenced_step(ctx, function_id, "DBOS.setEvent"))
+        executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
@@ -141,5 +144,6 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
                 row = executor.db.events.get(workflow_id, key)
     value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
     if ctx is not None and function_id is not None:
-        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value), started_at_ms=started)
+        fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
+        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt, started_at_ms=started)
     return value

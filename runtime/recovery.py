@@ -23,6 +23,7 @@ from .context import WorkflowContext
 from .errors import DBOSSerializationError
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
+from .validation import prepare_args
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -236,6 +237,11 @@ def replay(
     except DBOSSerializationError as exc:
         fail_undecodable(executor, row, owner_epoch, exc)
         return
+    try:
+        args, kwargs = prepare_args(entry, row.serialization, args, kwargs)
+    except Exception as exc:  # its validate_args rejected them: as DBOS, the workflow's outcome
+        fail_undecodable(executor, row, owner_epoch, exc, recorded=exc)
+        return
     ctx = WorkflowContext(
         workflow_id=workflow_id,
         name=entry.name,
@@ -267,15 +273,21 @@ def _decode(row: WorkflowRow | AcquiredWorkflow) -> tuple[tuple[Any, ...], dict[
     return args, kwargs, roles
 
 
-def fail_undecodable(executor: Executor, row: WorkflowRow | AcquiredWorkflow, owner_epoch: int, exc: Exception) -> None:
+def fail_undecodable(
+    executor: Executor, row: WorkflowRow | AcquiredWorkflow, owner_epoch: int, exc: Exception, *, recorded: Exception | None = None
+) -> None:
     """Record a workflow whose inputs cannot be decoded in this process (a class that existed
     only in the enqueuer's ``__main__``, one renamed by a deploy, corrupt data) as ERROR, fenced
     on its owner like every final status. It can never run, and retrying it would fail every
     recovery and every claim pass; its inputs stay in the row for whoever repairs it. The error
-    is a builtin exception, so any reader (DBOS's client too) can unpickle it."""
+    is a builtin exception, so any reader (DBOS's client too) can unpickle it. With
+    ``recorded`` (the error of a ``validate_args`` that rejected the inputs) that error is the
+    outcome instead, as DBOS records it."""
     workflow_id = row.workflow_uuid
     reason = f"workflow {workflow_id!r} ({row.name}) cannot run: its inputs could not be decoded: {exc}"
-    error = serialize_exception(Exception(f"DBOSSerializationError: {reason}"), row.serialization)
+    if recorded is not None:
+        reason = f"workflow {workflow_id!r} ({row.name}) cannot run: its validate_args rejected its inputs: {exc}"
+    error = serialize_exception(recorded or Exception(f"DBOSSerializationError: {reason}"), row.serialization)
     try:
         executor.db.workflows.finish(
             workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=owner_epoch,

@@ -60,6 +60,11 @@ class RegisteredWorkflow:
     validate_input: Callable[..., Any] | None
     kind: str = PLAIN
     class_name: str | None = None
+    # ``@DBOS.workflow(serialization_type=...)``: a WorkflowSerializationFormat, None for the default.
+    serialization_type: Any = None
+    # DBOS's ``validate_args``: ``(args, kwargs) -> (args, kwargs)``, run on the inputs read back
+    # from the row when the workflow runs from it (recovery, a queue).
+    validate_args: Callable[..., Any] | None = None
 
 
 @dataclass

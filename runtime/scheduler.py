@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from croniter import croniter
 
@@ -21,14 +21,16 @@ from sysdb import SystemDatabase
 from sysdb.logs import get_logger
 from sysdb.schedules import ScheduledTick, ScheduleRow
 from sysdb.workflow_rows import QueuePlacement
+from sysdb.workflow_schedules import ScheduleFilter, WorkflowScheduleRow
 
+from . import schedules
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
 from .registry import Registry, Schedule
 from .serialization import serialize_args
 from .workflow_start import WorkflowStart
 
-__all__ = ["ScheduleTicker", "add_schedule", "declare_schedules", "enqueue_due_ticks", "tick_start", "MAX_CATCH_UP_SEC"]
+__all__ = ["ScheduleTicker", "WorkflowScheduleTicker", "add_schedule", "declare_schedules", "enqueue_due_ticks", "tick_start", "MAX_CATCH_UP_SEC"]
 
 log = get_logger("pgfleet.runtime")
 
@@ -119,9 +121,18 @@ class ScheduleTicker:
     REFRESH_SEC = 10.0
 
     def __init__(
-        self, db: SystemDatabase, leader_id: str, declared: Callable[[], int], clock: Callable[[], float] = time.monotonic
+        self,
+        db: SystemDatabase,
+        leader_id: str,
+        declared: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        application_name: str | None = None,
     ) -> None:
+        """``application_name`` is the leader's, which the runs of unowned database-backed
+        schedules are owned by (as DBOS does)."""
         self._db = db
+        self.workflow_schedules = WorkflowScheduleTicker(db, leader_id, application_name)
         self._leader_id = leader_id
         # How often this process has declared schedules: a new declaration is re-read at once.
         self._declared = declared
@@ -139,6 +150,115 @@ class ScheduleTicker:
             self._rows = self._db.schedules.declared()
             self._next_refresh = self._clock() + self.REFRESH_SEC
             self._term = term
-        if not self._rows:
-            return 0
-        return enqueue_due_ticks(self._db, term, self._leader_id, self._rows)
+        enqueued = enqueue_due_ticks(self._db, term, self._leader_id, self._rows) if self._rows else 0
+        queues = self.workflow_schedules(term)
+        for queue_name in queues - {INTERNAL_QUEUE_NAME}:
+            self._db.claims.wake_queue(queue_name)
+        return enqueued + (1 if INTERNAL_QUEUE_NAME in queues else 0)
+
+
+@dataclass
+class _Cursor:
+    """The leader's place in one schedule: the definition it read and the last tick it fired
+    (or the time it started from)."""
+
+    row: WorkflowScheduleRow
+    after: datetime.datetime
+    broken: bool = False  # its ticks cannot be computed here: skipped (and said so once)
+
+
+def _definition(row: WorkflowScheduleRow) -> tuple[object, ...]:
+    # What a run is built from; a change starts the schedule afresh (as DBOS restarts its thread).
+    return (row.workflow_name, row.workflow_class_name, row.schedule, row.context, row.cron_timezone, row.queue_name)
+
+
+class WorkflowScheduleTicker:
+    """The leader's duty for database-backed schedules (``DBOS.create_schedule``): each leader
+    tick it reads the ACTIVE schedules and fires every due tick, once across the fleet.
+
+    Each tick is one statement, fenced on the leader's lease and on the schedule still being
+    ACTIVE with the definition read (a pause that commits first stops it), which enqueues the
+    run under DBOS's id ``sched-<schedule>-<tick>`` (an existing one is left alone) and records
+    the tick in ``last_fired_at``. A new leader continues from there: ticks missed during the
+    hand-over (up to ``MAX_CATCH_UP_SEC``, all of them with ``automatic_backfill``) are fired,
+    none twice. A schedule created or resumed during a term starts at its next tick (with
+    ``automatic_backfill``: after its last fired tick), as DBOS's scheduler does.
+    """
+
+    def __init__(
+        self,
+        db: SystemDatabase,
+        leader_id: str,
+        application_name: str | None,
+        now: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self._db = db
+        self._leader_id = leader_id
+        self._application_name = application_name
+        # The database clock by default: a leader whose host clock is off fires on time.
+        self._now = now or (lambda: datetime.datetime.fromtimestamp(db.clock.now_ms() / 1000, datetime.timezone.utc))
+        self._cursors: dict[str, _Cursor] = {}
+        self._term: int | None = None
+
+    def __call__(self, term: int) -> set[str]:
+        """Fire the due ticks as the leader of ``term``; the queues that got work."""
+        now = self._now()
+        continuing = term != self._term  # a new term carries on from the last leader's ticks
+        if continuing:
+            self._cursors.clear()
+            self._term = term
+        rows = self._db.workflow_schedules.list(ScheduleFilter(statuses=["ACTIVE"]))
+        active = {row.schedule_id for row in rows}
+        for schedule_id in list(self._cursors):
+            if schedule_id not in active:  # paused or deleted: a later resume starts afresh
+                del self._cursors[schedule_id]
+        queues: set[str] = set()
+        for row in rows:
+            cursor = self._cursors.get(row.schedule_id)
+            if cursor is None or _definition(cursor.row) != _definition(row):
+                # A changed definition starts at its next tick (DBOS restarts it, no backfill).
+                after = self._start(row, now, continuing) if cursor is None else now
+                cursor = self._cursors[row.schedule_id] = _Cursor(row, after)
+            if not self._fire_due(term, cursor, now, queues):
+                break  # the lease is gone: fire nothing more
+        return queues
+
+    def _start(self, row: WorkflowScheduleRow, now: datetime.datetime, continuing: bool) -> datetime.datetime:
+        try:
+            last = datetime.datetime.fromisoformat(row.last_fired_at) if row.last_fired_at else None
+        except ValueError:  # not written by a scheduler: start afresh
+            last = None
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=datetime.timezone.utc)
+        if last is not None and (row.automatic_backfill or (continuing and last >= now - datetime.timedelta(seconds=MAX_CATCH_UP_SEC))):
+            return last
+        return now
+
+    def _fire_due(self, term: int, cursor: _Cursor, now: datetime.datetime, queues: set[str]) -> bool:
+        """Fire ``cursor``'s due ticks (at most ``MAX_TICKS_PER_PASS``); False: the lease is gone."""
+        if cursor.broken:
+            return True
+        row = cursor.row
+        ticks = schedules.ticks_after(row, cursor.after)
+        for _ in range(MAX_TICKS_PER_PASS):
+            try:
+                tick = next(ticks)
+                if tick > now:
+                    break
+                run = schedules.run_of(row, schedules.tick_workflow_id(row.schedule_name, tick), tick, self._application_name)
+            except Exception as exc:  # noqa: BLE001 - computing a tick touches no database
+                # A cron with no next date (a past year), an unknown time zone or a context only
+                # its application can read: this schedule cannot fire here, the others still do.
+                cursor.broken = True
+                log.warning("schedule cannot be fired", schedule=row.schedule_name, error=str(exc))
+                return True
+            fired = self._db.workflow_schedules.fire_tick(term, self._leader_id, row, run, tick.isoformat())
+            if not fired.leading:
+                return False
+            if not fired.active:  # paused, deleted or changed meanwhile: re-read next tick
+                self._cursors.pop(row.schedule_id, None)
+                return True
+            cursor.after = tick
+            if fired.enqueued:
+                queues.add(run.queue_name)
+        return True

@@ -55,7 +55,7 @@ class ClusterServices:
         self.membership = self._membership()
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
-        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared)
+        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared, application_name=config.name)
         # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.
         self.owning_writes = ownership.OwningWrites()
         self.claimer = self._claimer()

@@ -127,6 +127,7 @@ def _context(executor: Executor, start: WorkflowStart, options: StartOptions, ep
         assumed_role=start.assumed_role,
         deadline_epoch_ms=start.deadline_ms,
         timeout_ms=start.timeout_ms,
+        serialization=start.serialization,
     )
 
 

@@ -32,7 +32,7 @@ from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
-from .serialization import PORTABLE_JSON, SERIALIZATION_FORMAT, serialize, serialize_exception
+from .serialization import PORTABLE_JSON, default_format, serialize, serialize_exception
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -328,7 +328,7 @@ def _adopt(
     """Checkpoint (and return) a transaction output that an earlier execution committed."""
     recorded = StepRow(
         function_id=function_id, function_name=committed.function_name, output=committed.output, error=None,
-        serialization=SERIALIZATION_FORMAT,
+        serialization=default_format(),  # transaction outputs are in the default format
     )
     value = replay_recorded(ctx, function_id, step.name, recorded)
     executor.checkpoint(ctx, function_id, step.name, output=committed.output, started_at_ms=started)

@@ -16,7 +16,7 @@ from sysdb.streams import StreamWrite
 from .context import current_workflow
 from .errors import DBOSException
 from .operations import NOT_RECORDED, fenced_step
-from .serialization import SERIALIZATION_FORMAT, deserialize, serialize
+from .serialization import PORTABLE_JSON, deserialize, format_for, serialize
 from .status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -60,14 +60,18 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
         executor.db.streams.write(write, step)
 
 
-def write_stream(executor: Executor, key: str, value: Any) -> None:
-    """Append ``value`` to this workflow's stream ``key``."""
-    _write(executor, key, serialize(value, what=f"a value of stream {key!r}"), SERIALIZATION_FORMAT, "DBOS.writeStream")
+def write_stream(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
+    """Append ``value`` to this workflow's stream ``key``, in the format ``serialization_type``
+    names (by default the workflow's)."""
+    ctx = current_workflow()
+    fmt = format_for(serialization_type, ctx.serialization if ctx is not None else None)
+    _write(executor, key, serialize(value, what=f"a value of stream {key!r}", fmt=fmt), fmt, "DBOS.writeStream")
 
 
 def close_stream(executor: Executor, key: str) -> None:
     """End this workflow's stream ``key``: readers stop after its last value."""
-    _write(executor, key, STREAM_CLOSED, None, "DBOS.closeStream")
+    # As DBOS writes it (the marker in portable JSON), so DBOS's readers see the end too.
+    _write(executor, key, serialize(STREAM_CLOSED, fmt=PORTABLE_JSON), PORTABLE_JSON, "DBOS.closeStream")
 
 
 def read_stream(executor: Executor, workflow_id: str, key: str) -> Iterator[Any]:
@@ -77,9 +81,12 @@ def read_stream(executor: Executor, workflow_id: str, key: str) -> Iterator[Any]
     while True:
         rows = executor.db.streams.read(workflow_id, key, offset)
         for row in rows:
-            if row.value == STREAM_CLOSED and row.serialization is None:
+            if row.value == STREAM_CLOSED and row.serialization is None:  # the marker as older pgfleet wrote it
                 return
-            yield deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+            value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+            if isinstance(value, str) and value == STREAM_CLOSED:  # DBOS's test: a value equal to the marker ends the stream
+                return
+            yield value
             offset = row.offset + 1
         if not rows:
             outcome = executor.db.workflows.outcome(workflow_id)

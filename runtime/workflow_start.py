@@ -22,7 +22,7 @@ from .context import StartOptions, WorkflowContext
 from .errors import DBOSInvalidInputError
 from .operations import check_recorded_name
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow
-from .serialization import SERIALIZATION_FORMAT, serialize_args
+from .serialization import default_format, format_for, serialize_args
 
 __all__ = ["StartPosition", "WorkflowStart", "take_start_position", "validate_input", "start_timeout", "call_start"]
 
@@ -44,7 +44,7 @@ class WorkflowStart:
     workflow_id: str
     name: str
     inputs: str
-    serialization: str | None = SERIALIZATION_FORMAT
+    serialization: str | None = None  # None: the process's default format
     class_name: str | None = None
     config_name: str | None = None
     authenticated_user: str | None = None
@@ -96,7 +96,7 @@ class WorkflowStart:
             application_name=self.application_name,
             inputs=self.inputs,
             parent_workflow_id=self.parent_workflow_id,
-            serialization=self.serialization,
+            serialization=self.serialization or default_format(),
             executor_id=self.executor_id,
             application_version=self.application_version,
             timeout_ms=self.timeout_ms,
@@ -123,10 +123,14 @@ def call_start(
     """The values every start of a decorated function shares (direct, background, child or
     enqueued): identity, caller (inherited from the parent unless the options name one), inputs."""
     class_name, config_name = _bound_names(entry, bound)
+    # As DBOS: the workflow's own serialization_type, never its parent's (a portable
+    # workflow's children are pickled unless they say otherwise).
+    fmt = format_for(entry.serialization_type)
     return WorkflowStart(
         workflow_id=workflow_id,
         name=entry.name,
-        inputs=serialize_args(args, kwargs, workflow_name=entry.name),
+        inputs=serialize_args(args, kwargs, workflow_name=entry.name, fmt=fmt),
+        serialization=fmt,
         class_name=class_name,
         config_name=config_name,
         authenticated_user=options.authenticated_user or (parent.authenticated_user if parent else None),

@@ -58,6 +58,7 @@ from .streams import Streams
 from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
+from .workflow_schedules import WorkflowSchedules
 from .workflows import Workflows
 
 __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_failure"]
@@ -170,6 +171,7 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+        self.workflow_schedules = WorkflowSchedules(self)
         self.debounces = Debounces(self)
         # The cluster's concepts.
         self.members = Members(self)
