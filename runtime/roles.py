@@ -13,6 +13,7 @@ directly, as the workflow's recorded ERROR when it was started in the background
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -122,7 +123,7 @@ def mark_class_defaults(klass: type, roles: list[str]) -> None:
     function's own ``required_roles`` still win)."""
     for attribute in vars(klass).values():
         func = attribute.__func__ if isinstance(attribute, (classmethod, staticmethod)) else attribute
-        if not callable(func):
+        if not inspect.isfunction(func):  # methods only (not nested classes or plain values)
             continue
         targets = [func] + [getattr(func, m).func for m in _ENTRY_MARKERS if getattr(func, m, None) is not None]
         for target in targets:

@@ -168,3 +168,35 @@ def test_the_debounce_timeout_caps_the_delay(dbos, db):
     ).fetchone()
     assert wake == deadline
     assert first.get_result(timeout_seconds=30) == 5
+
+
+def test_a_replayed_workflow_does_not_debounce_again(dbos, db):
+    """A fork that starts after a workflow's debounces replays them from its steps: it names the
+    same debounced workflow and neither pushes it back nor changes its inputs."""
+
+    @DBOS.workflow(name="replayed_target")
+    def target(value: str) -> str:
+        return value
+
+    @DBOS.workflow(name="replayed_debouncer")
+    def debounce_twice() -> list[str]:
+        debouncer = Debouncer.create(target)
+        return [debouncer.debounce("replayed", 600, "one").workflow_id, debouncer.debounce("replayed", 600, "two").workflow_id]
+
+    with SetWorkflowID("replay-original"):
+        first, second = debounce_twice()
+    assert first == second
+    before = db.execute(
+        "SELECT delay_until_epoch_ms, inputs, updated_at FROM dbos.workflow_status WHERE workflow_uuid = %s", (first,)
+    ).fetchone()
+    steps = db.execute(
+        "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = 'replay-original' ORDER BY 1"
+    ).fetchall()
+    assert steps == [(1, "DBOS.debounce_delayed_workflow"), (2, "replayed_target"), (3, "DBOS.debounce_delayed_workflow")]
+    forked = DBOS.fork_workflow("replay-original", 4)
+    assert forked.get_result(timeout_seconds=30) == [first, first]
+    after = db.execute(
+        "SELECT delay_until_epoch_ms, inputs, updated_at FROM dbos.workflow_status WHERE workflow_uuid = %s", (first,)
+    ).fetchone()
+    assert after == before
+    assert deserialize_args(after[1])[0] == ("two",)
