@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from .context import SetWorkflowID, _OptionsBlock
+from .current import current_process
 from .errors import DBOSException
 from .tracing import traced
 
@@ -87,7 +88,9 @@ def _lifespan_send(send: Callable[..., Any]) -> Callable[..., Any]:
         from .dbos import DBOS  # the facade: this module is imported by it
 
         if message["type"] == "lifespan.startup.complete":
-            DBOS.launch()  # a launched DBOS only warns, as DBOS's does
+            process = current_process()
+            if process is None or not process.launched:  # the app may have launched it already
+                DBOS.launch()
         elif message["type"] == "lifespan.shutdown.complete":
             DBOS.destroy()
         await send(message)
