@@ -189,8 +189,14 @@ class Debouncer(Generic[P, R]):
         # and given to every enqueue attempt.
         pinned = take_start_options().workflow_id
         queue_name = self.options["queue_name"]
-        if queue_name and registry.queue(queue_name) is None:
+        declared = registry.queue(queue_name) if queue_name else None
+        if queue_name and declared is None:
             raise Exception(f"Invalid queue name provided to debouncer: {queue_name}")
+        if declared is not None and declared.partition_queue:  # its claimers take keyed work only
+            raise DBOSException(
+                f"Cannot debounce onto partitioned queue {queue_name}: partitioned queues do not support "
+                "deduplication, which debouncing requires."
+            )
         entry = registry.workflow(name)
         if entry is None:
             raise Exception(f"Invalid workflow name provided to debouncer: {name}")
