@@ -6,6 +6,7 @@ A DBOS program runs with only its import line changed::
 """
 
 from . import errors as error
+from .api_messaging import StepOptions
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import (
@@ -49,6 +50,7 @@ from .errors import (
     MaxRecoveryAttemptsExceededError,
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .messages import SendMessage
 from .migrations import run_dbos_database_migrations
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
@@ -80,6 +82,8 @@ __all__ = [
     "WorkflowStatus",
     "WorkflowStatusString",
     "StepInfo",
+    "StepOptions",
+    "SendMessage",
     "Serializer",
     "DBOSPortableJSONSerializer",
     "WorkflowSerializationFormat",

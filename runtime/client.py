@@ -14,16 +14,15 @@ import uuid
 from typing import Any, TypedDict
 
 from sysdb import SystemDatabase, resolve_system_database_url
-from sysdb.errors import DeduplicatedError, NoSuchWorkflowError, SystemDatabaseError
-from sysdb.messages import NewMessage
+from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
+from .client_messaging import ClientMessagingAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .messages import NULL_TOPIC
 from .results import await_outcome
-from .serialization import default_format, deserialize, format_for, serialize, serialize_args
+from .serialization import deserialize, format_for, serialize_args
 from .serializers import WorkflowSerializationFormat
 from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
@@ -68,7 +67,7 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient(ClientSchedulesAPI):
+class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI):
     """A connection to the fleet's system database for enqueueing and inspecting workflows."""
 
     def __init__(
@@ -111,6 +110,17 @@ class DBOSClient(ClientSchedulesAPI):
 
     def enqueue(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandle[Any]:
         """Put workflow ``options['workflow_name']`` on queue ``options['queue_name']``."""
+        start = self._checked_start(options, args, kwargs)
+        workflow_id = start.workflow_id
+        try:
+            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
+        except DeduplicatedError as exc:
+            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
+        self._db.claims.wake_queue(options["queue_name"])
+        return WorkflowHandle(self, workflow_id)
+
+    def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
+        """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
         unknown = set(options) - _KNOWN_OPTIONS
         if unknown:
             raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
@@ -119,14 +129,7 @@ class DBOSClient(ClientSchedulesAPI):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
         check_priority(options.get("priority"), DBOSException)
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
-        start = self._start(options, args, kwargs)
-        workflow_id = start.workflow_id
-        try:
-            self._db.workflows.enqueue(start.new_workflow(), start.queue_placement())
-        except DeduplicatedError as exc:
-            raise DBOSQueueDeduplicatedError(workflow_id, options["queue_name"], exc.deduplication_id) from None
-        self._db.claims.wake_queue(options["queue_name"])
-        return WorkflowHandle(self, workflow_id)
+        return self._start(options, args, kwargs)
 
     def _start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row: what the options name, no parent, no deadline until it is dequeued."""
@@ -183,19 +186,6 @@ class DBOSClient(ClientSchedulesAPI):
     def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
         """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
         return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))
-
-    def send(self, destination_id: str, message: Any, topic: str | None = None, idempotency_key: str | None = None) -> None:
-        """Send a message to a workflow (``idempotency_key`` makes a retried send deliver once)."""
-        try:
-            self._db.messages.send(NewMessage(
-                destination_id=destination_id,
-                topic=topic or NULL_TOPIC,
-                message=serialize(message, what="the message"),
-                serialization=default_format(),
-                message_uuid=idempotency_key or str(uuid.uuid4()),
-            ))
-        except NoSuchWorkflowError:
-            raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""

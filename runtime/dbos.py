@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_context import ContextAPI
+from .api_messaging import MessagingAPI
 from .api_schedules import SchedulesAPI
 from .api_versioning import VersioningAPI
 from .config import DBOSConfig, ResolvedConfig, resolve_config
@@ -50,7 +51,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(ContextAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
+class DBOS(ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -166,15 +167,20 @@ class DBOS(ContextAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
         max_attempts: int = 3,
         backoff_rate: float = 2.0,
         should_retry: Callable[[BaseException], bool] | None = None,
+        preemptible: bool = False,
     ) -> Callable[[F], F]:
         """Make a function a checkpointed step.
 
         Inside a workflow its result (or error) is recorded once and returned on replay. With
         ``retries_allowed`` it is attempted up to ``max_attempts`` times, sleeping
         ``interval_seconds * backoff_rate**i`` after attempt ``i``; only the final outcome is
-        recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed).
+        recorded (``DBOSMaxStepRetriesExceeded`` when every attempt failed). ``preemptible``
+        is for async steps only, as in DBOS (a sync step with it is refused).
         """
-        return decorators.step(registry, name, retries_allowed, interval_seconds, max_attempts, backoff_rate, should_retry)
+        return decorators.step(
+            registry, name=name, retries_allowed=retries_allowed, interval_seconds=interval_seconds,
+            max_attempts=max_attempts, backoff_rate=backoff_rate, should_retry=should_retry, preemptible=preemptible,
+        )
 
     @classmethod
     def transaction(cls, isolation_level: str = "SERIALIZABLE", *, name: str | None = None) -> Callable[[F], F]:
@@ -317,11 +323,6 @@ class DBOS(ContextAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
         durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
 
     @classmethod
-    def send(cls, destination_id: str, message: Any, topic: str | None = None) -> None:
-        """Send a message to a workflow; from inside a workflow it is sent exactly once."""
-        messages.send(cls._executor_or_raise("DBOS.send"), destination_id, message, topic)
-
-    @classmethod
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
         """Inside a workflow: the oldest message on ``topic``, waiting durably up to
         ``timeout_seconds``; ``None`` if none arrives."""
@@ -350,11 +351,6 @@ class DBOS(ContextAPI, DBOSProperties, SchedulesAPI, VersioningAPI):
     def close_stream(cls, key: str) -> None:
         """Inside a workflow: end its stream ``key``."""
         streams.close_stream(cls._executor_or_raise("DBOS.close_stream"), key)
-
-    @classmethod
-    def read_stream(cls, workflow_id: str, key: str) -> Iterator[Any]:
-        """Yield a workflow's stream values in order until it is closed or the workflow ends."""
-        return streams.read_stream(cls._executor_or_raise("DBOS.read_stream"), workflow_id, key)
 
     @classmethod
     def get_context(cls) -> DBOSContext:

@@ -12,6 +12,7 @@ step (:func:`runtime.steps.run_step`).
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from .current import current_process, executor_for
 from .errors import DBOSException
 from .registry import (
     CLASS_METHOD,
+    DEFAULT_MAX_RECOVERY_ATTEMPTS,
     INSTANCE_METHOD,
     PLAIN,
     TEMP_WORKFLOW_PREFIX,
@@ -90,31 +92,43 @@ def workflow(
     return decorator
 
 
-def step(
-    registry: Registry,
+def step_entry(
+    func: Callable[..., Any],
     name: str | None,
     retries_allowed: bool,
     interval_seconds: float,
     max_attempts: int,
     backoff_rate: float,
     should_retry: Callable[[BaseException], bool] | None,
-) -> Callable[[F], F]:
-    """``@DBOS.step()``: inside a workflow a checkpointed step; elsewhere a plain call."""
-    if not isinstance(max_attempts, int) or max_attempts < 1:
-        raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
-    if interval_seconds < 0 or backoff_rate <= 0:
-        raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
+    preemptible: bool,
+) -> RegisteredStep:
+    """A step's settings, checked (``@DBOS.step()`` and ``DBOS.run_step``'s ``StepOptions``)."""
+    _check_retry_settings(interval_seconds, max_attempts, backoff_rate)
+    step_name = name or func.__qualname__
+    if preemptible and not inspect.iscoroutinefunction(func):
+        # DBOS's text: only an async step can be cut short by its workflow's cancellation.
+        raise DBOSException(
+            f"Step {step_name} is sync but preemptible=True. Preemption is only supported for async steps."
+        )
+    return RegisteredStep(
+        name=step_name,
+        func=func,
+        retries_allowed=retries_allowed,
+        interval_seconds=interval_seconds,
+        max_attempts=max_attempts if retries_allowed else 1,
+        backoff_rate=backoff_rate,
+        should_retry=should_retry,
+    )
+
+
+def step(registry: Registry, **settings: Any) -> Callable[[F], F]:
+    """``@DBOS.step()``: inside a workflow a checkpointed step; elsewhere a plain call.
+    ``settings`` are :func:`step_entry`'s (``name``, ``retries_allowed`` ...)."""
+    # Bad retry settings fail when the decorator is made, before it is applied.
+    _check_retry_settings(settings["interval_seconds"], settings["max_attempts"], settings["backoff_rate"])
 
     def decorator(func: F) -> F:
-        entry = RegisteredStep(
-            name=name or func.__qualname__,
-            func=func,
-            retries_allowed=retries_allowed,
-            interval_seconds=interval_seconds,
-            max_attempts=max_attempts if retries_allowed else 1,
-            backoff_rate=backoff_rate,
-            should_retry=should_retry,
-        )
+        entry = step_entry(func, **settings)
         registry.add_step(entry)
 
         @functools.wraps(func)
@@ -131,6 +145,13 @@ def step(
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
     return decorator
+
+
+def _check_retry_settings(interval_seconds: float, max_attempts: int, backoff_rate: float) -> None:
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
+    if interval_seconds < 0 or backoff_rate <= 0:
+        raise DBOSException("interval_seconds must be >= 0 and backoff_rate > 0")
 
 
 def transaction(registry: Registry, isolation_level: str, name: str | None) -> Callable[[F], F]:
@@ -171,7 +192,7 @@ def _runnable_as_workflow(registry: Registry, step_name: str, func: Callable[...
     entry = RegisteredWorkflow(
         name=TEMP_WORKFLOW_PREFIX + step_name,
         func=wrapper,
-        max_recovery_attempts=None,
+        max_recovery_attempts=DEFAULT_MAX_RECOVERY_ATTEMPTS,
         validate_input=None,
         kind=method_kind(func),
     )

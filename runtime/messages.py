@@ -1,21 +1,26 @@
-"""Messages and events between workflows: ``DBOS.send``/``recv`` and ``set_event``/``get_event``.
+"""Messages and events between workflows: ``DBOS.send``/``send_bulk``/``recv`` and
+``set_event``/``get_event``/``get_all_events``.
 
 Inside a workflow each is a checkpointed operation, fenced like a step: a send commits with its
-step row, a receive consumes its message in the same transaction as its checkpoint (so a
-fenced owner consumes nothing), an event is published with its step row. ``recv`` and
-``get_event`` take a second step position for their durable timeout (a ``DBOS.sleep`` row),
-so a recovered workflow waits only what is left.
+step row (one row for a whole ``send_bulk``), a receive consumes its message in the same
+transaction as its checkpoint (so a fenced owner consumes nothing), an event is published with
+its step row. ``recv`` and ``get_event`` take a second step position for their durable timeout
+(a ``DBOS.sleep`` row), so a recovered workflow waits only what is left. From inside a step, as
+in DBOS, a send and a ``set_event`` record nothing of their own (they belong to the step), but
+they still commit only while the workflow's owner holds it.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sysdb import now_ms
 from sysdb.errors import NoSuchWorkflowError
-from sysdb.messages import NewMessage
+from sysdb.messages import NewMessage, WorkflowOwner
 
 from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
@@ -26,7 +31,7 @@ from .steps import durable_wake_time
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["send", "recv", "set_event", "get_event", "NULL_TOPIC"]
+__all__ = ["SendMessage", "send_bulk", "new_messages", "recv", "set_event", "get_event", "get_all_events", "NULL_TOPIC"]
 
 # DBOS stores a message sent without a topic under this topic.
 NULL_TOPIC = "__null__topic__"
@@ -34,45 +39,91 @@ NULL_TOPIC = "__null__topic__"
 RECHECK_INTERVAL_SEC = 1.0
 
 
-def _workflow_for(operation: str) -> WorkflowContext | None:
+@dataclass
+class SendMessage:
+    """A single message to send as part of a bulk send operation."""
+
+    destination_id: str
+    message: Any
+    topic: str | None = None
+    idempotency_key: str | None = None
+
+
+def _owner(ctx: WorkflowContext) -> WorkflowOwner:
+    return WorkflowOwner(ctx.workflow_id, ctx.executor_id, ctx.owner_epoch)
+
+
+def message_format(serialization_type: Any, ctx: WorkflowContext | None) -> str:
+    """The stored format of a message: DBOS's ``serialization_type`` (``PORTABLE``, ``NATIVE``,
+    or by default the sending workflow's own format, else the process's default)."""
+    return format_for(serialization_type, ctx.serialization if ctx is not None else None)
+
+
+def new_messages(
+    messages: Sequence[SendMessage], fmt: str, send_to_forks: bool, uuid_base: str | None = None
+) -> list[NewMessage]:
+    """The rows of a send: each message serialized in ``fmt``, under an id that makes a retry
+    deliver it once (``<idempotency key>::<destination>`` as in DBOS; without a key, the
+    sending step's position ``uuid_base`` inside a workflow, else a fresh uuid)."""
+    for m in messages:
+        if not isinstance(m, SendMessage):
+            raise DBOSException(f"send_bulk takes SendMessage objects, got {type(m).__name__}")
+    keys = [m.idempotency_key for m in messages if m.idempotency_key]
+    if len(keys) != len(set(keys)):
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        raise DBOSException(f"send_bulk received duplicate idempotency keys: {', '.join(duplicates)}")
+    rows = []
+    for i, m in enumerate(messages):
+        payload = serialize(m.message, what="the message", fmt=fmt)
+        if m.idempotency_key:
+            key, message_uuid = m.idempotency_key, f"{m.idempotency_key}::{m.destination_id}"
+        else:
+            key = message_uuid = str(uuid.uuid4()) if uuid_base is None else (uuid_base if i == 0 else f"{uuid_base}-{i}")
+        rows.append(NewMessage(
+            destination_id=m.destination_id,
+            topic=m.topic if m.topic is not None else NULL_TOPIC,
+            message=payload,
+            serialization=fmt,
+            message_uuid=message_uuid,
+            fork_key=key if send_to_forks else None,
+        ))
+    return rows
+
+
+def send_bulk(
+    executor: Executor, messages: Sequence[SendMessage], *, function_name: str, serialization_type: Any = None,
+    send_to_forks: bool = False,
+) -> None:
+    """Send messages in one transaction: from a workflow body exactly once (one step row,
+    ``function_name``), from a step or plain code as they come (at least once with the step)."""
     ctx = current_workflow()
-    if ctx is not None and (ctx.in_step or ctx.in_transaction):
-        raise DBOSException(f"{operation} cannot be called from inside a step or transaction")
-    return ctx
+    fmt = message_format(serialization_type, ctx)
+    if ctx is None or ctx.in_step or ctx.in_transaction:
+        owner = None if ctx is None else _owner(ctx)
+        rows = new_messages(messages, fmt, send_to_forks)
+        _deliver(executor, ctx, rows, None, owner)
+        return
+    new_messages(messages, fmt, send_to_forks)  # bad input fails before the position is taken
+    function_id, recorded = executor.begin_operation(ctx, function_name)
+    if recorded is not NOT_RECORDED:
+        return
+    rows = new_messages(messages, fmt, send_to_forks, uuid_base=f"{ctx.workflow_id}-{function_id}")
+    _deliver(executor, ctx, rows, fenced_step(ctx, function_id, function_name), None)
 
 
-def send(executor: Executor, destination_id: str, message: Any, topic: str | None = None) -> None:
-    """Send ``message`` to workflow ``destination_id`` (exactly once from inside a workflow)."""
-    ctx = _workflow_for("DBOS.send")
-    fmt = format_for(None, ctx.serialization if ctx is not None else None)  # as DBOS: the sending workflow's format
-    payload = serialize(message, what="the message", fmt=fmt)
-    message_uuid = str(uuid.uuid4())
-    parent_step = None
-    if ctx is not None:
-        function_id, recorded = executor.begin_operation(ctx, "DBOS.send")
-        if recorded is not NOT_RECORDED:
-            return
-        message_uuid = f"{ctx.workflow_id}-{function_id}"  # idempotent if retried
-        parent_step = fenced_step(ctx, function_id, "DBOS.send")
-    new = NewMessage(
-        destination_id=destination_id,
-        topic=topic or NULL_TOPIC,
-        message=payload,
-        serialization=fmt,
-        message_uuid=message_uuid,
-    )
+def _deliver(executor: Executor, ctx: WorkflowContext | None, rows: list[NewMessage], step: Any, owner: WorkflowOwner | None) -> None:
     try:
         with executor.fenced_write(ctx):
-            executor.db.messages.send(new, parent_step)
-    except NoSuchWorkflowError:
-        raise DBOSNonExistentWorkflowError("`send` destination", destination_id) from None
+            executor.db.messages.send(rows, step, owner=owner)
+    except NoSuchWorkflowError as exc:
+        raise DBOSNonExistentWorkflowError("`send` destination", exc.workflow_id) from None
 
 
 def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
     """Receive the oldest message sent to this workflow on ``topic``, waiting up to
     ``timeout_seconds`` (durably); ``None`` if none came."""
-    ctx = _workflow_for("DBOS.recv")
-    if ctx is None:
+    ctx = current_workflow()
+    if ctx is None or ctx.in_step or ctx.in_transaction:
         raise DBOSException("recv() must be called from within a workflow")
     executor.check_running(ctx)
     function_id = ctx.next_function_id()
@@ -95,7 +146,10 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
     executor.check_running(ctx)
     with executor.fenced_write(ctx):
         message = executor.db.messages.consume(
-            ctx.workflow_id, topic_key, fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, serialization=default_format())
+            ctx.workflow_id,
+            topic_key,
+            # As DBOS: a receive that found nothing records the serialized None.
+            fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, output=serialize(None), serialization=default_format()),
         )
     if message is None:
         return None
@@ -104,14 +158,20 @@ def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 
 
 def set_event(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
     """Publish ``value`` under ``key`` for this workflow (readers see the latest value), in the
-    format ``serialization_type`` names (by default the workflow's)."""
-    ctx = _workflow_for("DBOS.set_event")
-    if ctx is None:
+    format ``serialization_type`` names (by default the workflow's): from the workflow body a
+    checkpointed operation, from one of its steps part of the step."""
+    ctx = current_workflow()
+    if ctx is None or ctx.in_transaction:
         raise DBOSException("set_event() must be called from within a workflow or step")
+    fmt = format_for(serialization_type, ctx.serialization)
+    if ctx.step_id is not None:  # inside a step: no step row of its own, as in DBOS
+        payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
+        with executor.fenced_write(ctx):
+            executor.db.events.set_from_step(_owner(ctx), ctx.step_id, key, payload, fmt)
+        return
     function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
     if recorded is not NOT_RECORDED:
         return
-    fmt = format_for(serialization_type, ctx.serialization)
     payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
     with executor.fenced_write(ctx):
         executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
@@ -119,8 +179,11 @@ def set_event(executor: Executor, key: str, value: Any, *, serialization_type: A
 
 def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
     """The latest value of workflow ``workflow_id``'s event ``key``, waiting up to
-    ``timeout_seconds`` for it to be set; ``None`` if it was not."""
-    ctx = _workflow_for("DBOS.get_event")
+    ``timeout_seconds`` for it to be set; ``None`` if it was not. Checkpointed in a workflow
+    body; from a step or a transaction a plain read, as in DBOS."""
+    ctx = current_workflow()
+    if ctx is not None and (ctx.in_step or ctx.in_transaction):
+        ctx = None
     function_id = sleep_id = None
     if ctx is not None:
         executor.check_running(ctx)
@@ -147,3 +210,19 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
         fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
         executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt, started_at_ms=started)
     return value
+
+
+def read_all_events(executor: Any, workflow_id: str) -> dict[str, Any]:
+    """Every event of a workflow with its latest value ({} for none, or no such workflow)."""
+    return {
+        key: deserialize(event.value, event.serialization, what=f"event {key!r}")
+        for key, event in executor.db.events.all(workflow_id).items()
+    }
+
+
+def get_all_events(executor: Executor, workflow_id: str) -> dict[str, Any]:
+    """``DBOS.get_all_events``: recorded (``DBOS.get_events``) in a workflow body."""
+    ctx = current_workflow()
+    if ctx is not None and ctx.in_transaction:
+        raise Exception("Invalid call to `DBOS.get_events` inside a transaction")  # DBOS raises a bare Exception
+    return executor.recorded_call("DBOS.get_events", lambda: read_all_events(executor, workflow_id))

@@ -21,7 +21,7 @@ from sysdb.workflow_rows import AcquiredWorkflow, WorkflowRow
 from . import metrics
 from .context import WorkflowContext
 from .errors import DBOSSerializationError
-from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow, Registry
+from .registry import CLASS_METHOD, DEFAULT_MAX_RECOVERY_ATTEMPTS, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
 from .validation import prepare_args
 
@@ -39,7 +39,6 @@ __all__ = [
     "DEFAULT_MAX_RECOVERY_ATTEMPTS",
 ]
 
-DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
 # What _resolve_bound returns when the object a method workflow needs is not registered here.
 _MISSING = object()
 
@@ -147,8 +146,8 @@ def _run_taken(
     workflow_id = row.workflow_uuid
     if taken is None:
         return None  # someone else moved it meanwhile
-    max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if taken.recovery_attempts > max_attempts + 1:
+    max_attempts = entry.max_recovery_attempts
+    if _exceeded(max_attempts, taken.recovery_attempts):
         executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=taken.owner_epoch)
         executor.log.error(
             "workflow exceeded its recovery attempts; marked MAX_RECOVERY_ATTEMPTS_EXCEEDED",
@@ -162,6 +161,13 @@ def _run_taken(
         # The row is ours at the new epoch now: a retry must compare-and-set from that one.
         raise _ReplayFailed(taken.owner_epoch) from exc
     return workflow_id
+
+
+def _exceeded(max_attempts: int | None, recovery_attempts: int) -> bool:
+    """Whether a workflow started ``recovery_attempts`` times is past its limit: the first start
+    counts as one, so ``max_attempts`` recoveries allow ``max_attempts + 1`` starts. ``None`` is
+    no limit, as in DBOS."""
+    return max_attempts is not None and recovery_attempts > max_attempts + 1
 
 
 class _ReplayFailed(Exception):
@@ -203,8 +209,7 @@ def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int 
         # Claims only pick registered names, so this is a missing configured instance.
         executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
         return
-    max_attempts = entry.max_recovery_attempts or DEFAULT_MAX_RECOVERY_ATTEMPTS
-    if row.recovery_attempts > max_attempts + 1:
+    if _exceeded(entry.max_recovery_attempts, row.recovery_attempts):
         executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row.owner_epoch)
         return
     # A first claim has nothing recorded; a re-claimed or resumed one replays its steps.

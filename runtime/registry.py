@@ -26,6 +26,10 @@ from .logs import logger
 from .roles import assumed
 from .tracing import traced
 
+# How often a crashed execution is recovered before it is marked MAX_RECOVERY_ATTEMPTS_EXCEEDED
+# (DBOS's default, also for steps and transactions run as workflows).
+DEFAULT_MAX_RECOVERY_ATTEMPTS = 100
+
 if TYPE_CHECKING:
     from .queues import Queue
 

@@ -33,6 +33,7 @@ from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWork
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, default_format, serialize, serialize_exception
+from .step_status import StepStatus, attempting, running_step
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -65,7 +66,8 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     clock = time.perf_counter()
     ctx.step_id = function_id
     try:
-        value = _call_with_retries(executor, ctx, step, args, kwargs)
+        with running_step(function_id) as status:
+            value = _call_with_retries(executor, ctx, step, args, kwargs, status)
     except _CONTROL_ERRORS:
         raise
     except Exception as exc:
@@ -92,16 +94,23 @@ def _observe(outcome: str, started: float) -> None:
 
 
 def _call_with_retries(
-    executor: Executor, ctx: WorkflowContext, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]
+    executor: Executor, ctx: WorkflowContext, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any],
+    status: StepStatus | None = None,
 ) -> Any:
-    def body(*a: Any, **kw: Any) -> Any:
+    if not step.retries_allowed:
         # Every attempt first checks, locally, that this execution still holds its workflow
         # (lease, fence, generation): a member paused past its lease starts no body.
         executor.check_owned(ctx)
-        return step.func(*a, **kw)
+        return step.func(*args, **kwargs)
+    attempts = 0
 
-    if not step.retries_allowed:
-        return body(*args, **kwargs)
+    def body(*a: Any, **kw: Any) -> Any:
+        nonlocal attempts
+        executor.check_owned(ctx)
+        attempts += 1
+        with attempting(status, attempts - 1, step.max_attempts):  # DBOS.step_status counts from 0
+            return step.func(*a, **kw)
+
     errors: list[Exception] = []
 
     def retryable(exc: BaseException) -> bool:

@@ -8,13 +8,14 @@ yields its values in order until it is closed or the workflow has finished.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from sysdb.streams import StreamWrite
+from sysdb.streams import StreamValue, StreamWrite
 
 from .context import current_workflow
-from .errors import DBOSException
+from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, fenced_step
 from .serialization import PORTABLE_JSON, deserialize, format_for, serialize
 from .status import TERMINAL_STATUSES
@@ -40,6 +41,8 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
     if ctx is None or ctx.in_transaction:
         raise DBOSException(_OUTSIDE_A_WORKFLOW[operation])
     step = None
+    if ctx.step_id is not None and operation == "DBOS.closeStream":
+        raise DBOSException(_OUTSIDE_A_WORKFLOW[operation])  # as DBOS: only a workflow body closes its streams
     if ctx.step_id is not None:  # inside a step (ctx.in_step): the write belongs to the step
         function_id = ctx.step_id
     else:
@@ -74,26 +77,41 @@ def close_stream(executor: Executor, key: str) -> None:
     _write(executor, key, serialize(STREAM_CLOSED, fmt=PORTABLE_JSON), PORTABLE_JSON, "DBOS.closeStream")
 
 
-def read_stream(executor: Executor, workflow_id: str, key: str) -> Iterator[Any]:
-    """Yield the values of a workflow's stream in order, waiting for new ones, until the stream
-    is closed or the workflow has finished."""
-    offset = 0
+def _is_old_end(row: StreamValue) -> bool:
+    """Whether a stored stream value is the end marker as older pgfleet wrote it (unserialized)."""
+    return row.value == STREAM_CLOSED and row.serialization is None
+
+
+def read_stream(
+    source: Any, workflow_id: str, key: str, *, stop: threading.Event, offset: int = 0, must_exist: bool = True,
+) -> Iterator[Any]:
+    """Yield the values of a workflow's stream in order from ``offset``, waiting for new ones,
+    until the stream is closed or the workflow has finished (``source``: an executor or a
+    client, anything with ``db``; ``stop`` ends the wait at its shutdown). A workflow that does not exist raises
+    ``DBOSNonExistentWorkflowError`` when ``must_exist`` (``DBOS.read_stream``), else ends the
+    stream (``DBOSClient.read_stream``), as in DBOS."""
+    db = source.db
     while True:
-        rows = executor.db.streams.read(workflow_id, key, offset)
+        rows = db.streams.read(workflow_id, key, offset)
         for row in rows:
-            if row.value == STREAM_CLOSED and row.serialization is None:  # the marker as older pgfleet wrote it
+            if row.offset != offset:  # values come one offset after another, as DBOS reads them
+                rows = []
+                break
+            if _is_old_end(row):
                 return
             value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
             if isinstance(value, str) and value == STREAM_CLOSED:  # DBOS's test: a value equal to the marker ends the stream
                 return
             yield value
-            offset = row.offset + 1
+            offset += 1
         if not rows:
-            outcome = executor.db.workflows.outcome(workflow_id)
+            outcome = db.workflows.outcome(workflow_id)
+            if outcome is None and must_exist:
+                raise DBOSNonExistentWorkflowError("target", workflow_id)
             if outcome is None or outcome.status in TERMINAL_STATUSES:
                 # Finished: read once more in case its last values landed just before.
-                if not executor.db.streams.read(workflow_id, key, offset):
+                if not [r for r in db.streams.read(workflow_id, key, offset) if r.offset == offset]:
                     return
                 continue
-            if executor.stop_event.wait(READ_POLL_SEC):
+            if stop.wait(READ_POLL_SEC):  # the executor (or client) is shutting down
                 return

@@ -58,6 +58,7 @@ from .streams import Streams
 from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
+from .waits import Waits
 from .workflow_schedules import WorkflowSchedules
 from .workflows import Workflows
 
@@ -171,6 +172,7 @@ class SystemDatabase:
         self.events = Events(self)
         self.streams = Streams(self)
         self.schedules = Schedules(self)
+        self.waits = Waits(self)
         self.workflow_schedules = WorkflowSchedules(self)
         self.debounces = Debounces(self)
         # The cluster's concepts.

@@ -9,12 +9,13 @@ the write's attempt token, so a retry after a lost reply recognises the row it c
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from .caller import CallerTransaction, _run_in, violated_constraint
 from .door import Door, StatementRunner
 from .errors import DeduplicatedError
 from .fencing import STEP_KEY_CONSTRAINT, counting_attempts, is_own_row, ownership_lost, with_own_step
@@ -22,7 +23,7 @@ from .timestamps import now_ms
 from .workflow_rows import NewWorkflow, QueuePlacement, WorkflowOutcome, WorkflowRow
 
 if TYPE_CHECKING:
-    from .database import DictConnection, SystemDatabase
+    from .database import DictConnection, Row, SystemDatabase
     from .steps import StepRecord
 
 __all__ = ["Workflows", "EPOCH_BLOCK"]
@@ -110,15 +111,27 @@ class Workflows(Door):
         def run() -> bool:
             with self._db.pooled() as conn:
                 if parent_step is None:  # one statement: no transaction around it
-                    return bool(self._db._execute_on(conn, "enqueue_workflow", values))
+                    return _insert_enqueued(lambda name, params: self._db._execute_on(conn, name, params), values)
                 with conn.transaction():
                     self._db.steps.record(parent_step, connection=conn)
-                    return bool(self._db._execute_on(conn, "enqueue_workflow", values))
+                    return _insert_enqueued(lambda name, params: self._db._execute_on(conn, name, params), values)
 
         try:
             return with_own_step(self._db, run, parent_step, lambda _recorded: True)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == DEDUP_CONSTRAINT and placement.deduplication_id is not None:
+                raise DeduplicatedError(placement.queue_name, placement.deduplication_id) from None
+            raise
+
+    def enqueue_in(self, caller: CallerTransaction, new: NewWorkflow, placement: QueuePlacement) -> bool:
+        """Insert an ENQUEUED (or DELAYED) workflow inside the caller's own transaction (it is
+        queued when that commits; claimers find it at their next poll). Returns False when the
+        id exists already; raises :class:`DeduplicatedError` for a live deduplication id."""
+        values = {**new.params(), **placement.params(), "now_ms": now_ms()}
+        try:
+            return _insert_enqueued(lambda name, params: _run_in(caller, name, params), values)
+        except Exception as exc:
+            if violated_constraint(exc) == DEDUP_CONSTRAINT and placement.deduplication_id is not None:
                 raise DeduplicatedError(placement.queue_name, placement.deduplication_id) from None
             raise
 
@@ -174,3 +187,8 @@ class Workflows(Door):
             if not self._db._execute_on(conn, "lock_owned_workflow", params):
                 raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
             yield conn
+
+
+def _insert_enqueued(run: Callable[[str, Mapping[str, Any]], list[Row]], values: Mapping[str, Any]) -> bool:
+    """Run the enqueue statement where ``run`` runs statements; whether it inserted the row."""
+    return bool(run("enqueue_workflow", values))

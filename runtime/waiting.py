@@ -1,0 +1,58 @@
+"""``DBOS.wait_first`` / ``DBOSClient.wait_first``: wait for whichever of several workflows
+finishes first.
+
+Polls the system database (one statement for all the ids) every ``polling_interval_sec``. In a
+workflow body the answer is checkpointed (``DBOS.waitFirst``), so a replay returns the same
+handle; from a step it is a plain wait, and a transaction may not call it, as in DBOS.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .context import current_workflow
+from .handles import ResultSource
+
+__all__ = ["wait_first", "DEFAULT_POLLING_INTERVAL_SEC"]
+
+H = TypeVar("H")
+# DBOS's default polling interval for waits on workflow status.
+DEFAULT_POLLING_INTERVAL_SEC = 1.0
+
+
+def _first_finished(
+    source: ResultSource, workflow_ids: list[str], interval: float, stop: threading.Event,
+    stopped: Callable[[], BaseException], check: Callable[[], None],
+) -> str:
+    while True:
+        check()
+        found = source.db.waits.first_finished(workflow_ids)
+        if found is not None:
+            return found
+        if stop.wait(interval):
+            raise stopped()
+
+
+def wait_first(
+    source: ResultSource, handles: Sequence[H], polling_interval_sec: float, stop: threading.Event,
+    stopped: Callable[[], BaseException], check: Callable[[], None] = lambda: None,
+) -> H:
+    """The first of ``handles`` (anything with a ``workflow_id``) whose workflow is no longer
+    PENDING, ENQUEUED or DELAYED. ``stop`` set (a shutdown) raises ``stopped()``; ``check`` runs
+    before every poll (a waiting workflow's own deadline and ownership)."""
+    if not handles:
+        raise ValueError("handles must not be empty")
+    workflow_ids = [str(getattr(h, "workflow_id")) for h in handles]  # noqa: B009 - any handle type
+    if len(set(workflow_ids)) != len(workflow_ids):
+        raise ValueError("handles must not contain duplicate workflow IDs")
+    by_id: dict[str, Any] = dict(zip(workflow_ids, handles))
+    ctx = current_workflow()
+    if ctx is not None and ctx.in_transaction:
+        raise Exception("Invalid call to `DBOS.waitFirst` inside a transaction")  # DBOS raises a bare Exception
+    interval = max(0.01, float(polling_interval_sec))
+    completed = source.recorded_call(
+        "DBOS.waitFirst", lambda: _first_finished(source, workflow_ids, interval, stop, stopped, check)
+    )
+    return by_id[completed]
