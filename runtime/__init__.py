@@ -14,13 +14,16 @@ from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import (
     DBOSContext,
+    DBOSContextEnsure,
     DBOSContextSetAuth,
     DuplicationPolicy,
+    PropagateOtelContext,
     SetEnqueueOptions,
     SetWorkflowID,
     SetWorkflowTimeout,
 )
 from .dbos import DBOS
+from .debouncer import Debouncer, DebouncerClient
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
@@ -52,6 +55,7 @@ from .errors import (
 )
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import SendMessage
+from .migrations import run_dbos_database_migrations
 from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance
@@ -70,6 +74,11 @@ __all__ = [
     "EnqueueOptions",
     "DBOSContext",
     "DBOSContextSetAuth",
+    "DBOSContextEnsure",
+    "Debouncer",
+    "DebouncerClient",
+    "PropagateOtelContext",
+    "run_dbos_database_migrations",
     "DBOSConfiguredInstance",
     "SetWorkflowID",
     "SetWorkflowTimeout",

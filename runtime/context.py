@@ -29,7 +29,11 @@ __all__ = [
     "SetEnqueueOptions",
     "DuplicationPolicy",
     "DBOSContextSetAuth",
+    "DBOSContextEnsure",
+    "PropagateOtelContext",
     "current_workflow",
+    "local_start_options",
+    "assume_role_for_next_starts",
     "check_priority",
     "take_start_options",
 ]
@@ -153,6 +157,12 @@ _options: contextvars.ContextVar[StartOptions | None] = contextvars.ContextVar(
 )
 
 
+def local_start_options() -> StartOptions | None:
+    """The options of the innermost ``with`` block of this thread (DBOS's "local context"
+    outside a workflow), or None outside every block."""
+    return _options.get()
+
+
 def peek_start_options() -> StartOptions:
     return _options.get() or StartOptions()
 
@@ -272,3 +282,31 @@ class DBOSContextSetAuth(_OptionsBlock):
 
     def __init__(self, user: str | None, roles: list[str] | None) -> None:
         super().__init__(authenticated_user=user, authenticated_roles=roles)
+
+
+class DBOSContextEnsure(_OptionsBlock):
+    """``with DBOSContextEnsure():`` makes sure a DBOS context exists in the block (one that
+    ``DBOS.set_authentication`` can write to); inside a workflow or another block it changes
+    nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+def assume_role_for_next_starts(role: str) -> _OptionsBlock:
+    """A block in which workflows started outside any workflow record ``role`` as their
+    ``assumed_role`` (what ``@DBOS.required_roles`` grants a call made outside a workflow)."""
+    return _OptionsBlock(assumed_role=role)
+
+
+class PropagateOtelContext(_OptionsBlock):
+    """``with PropagateOtelContext():`` (DBOS 2.x): workflows started or enqueued in the block
+    join the caller's OpenTelemetry trace. The W3C trace context of ``context`` (by default the
+    current one) is kept with the start options as ``otel_carrier``; nothing is written when
+    there is no valid context, or when opentelemetry is not installed."""
+
+    def __init__(self, context: Any = None) -> None:
+        from .tracing import inject_trace_context
+
+        self.context = context
+        super().__init__(extra={**peek_start_options().extra, "otel_carrier": inject_trace_context(context)})

@@ -20,6 +20,7 @@ from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_admin import AdminAPI
+from .api_context import ContextAPI
 from .api_messaging import MessagingAPI
 from .api_queues import QueuesAPI
 from .api_schedules import SchedulesAPI
@@ -40,6 +41,8 @@ from .serializers import WorkflowSerializationFormat
 from .starts import start_call
 from .status import WorkflowStatus, status_from_row
 from .steps import durable_sleep
+from .tracing import dbos_tracer
+from .web import install_web_middleware, refuse_conductor
 
 __all__ = ["DBOS"]
 
@@ -49,13 +52,22 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(AdminAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
+class DBOS(AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
     _lock = threading.RLock()
 
-    def __init__(self, *, config: DBOSConfig) -> None:
+    def __init__(
+        self,
+        *,
+        config: DBOSConfig,
+        fastapi: Any = None,
+        flask: Any = None,
+        conductor_url: str | None = None,
+        conductor_key: str | None = None,
+    ) -> None:
+        refuse_conductor(conductor_url, conductor_key)
         with DBOS._lock:
             current = current_process()
             if current is not None and current.launched:
@@ -65,6 +77,8 @@ class DBOS(AdminAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, 
             use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
             make_current(process)
         self.config: ResolvedConfig = process.config
+        dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
+        install_web_middleware(fastapi, flask)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

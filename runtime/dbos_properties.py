@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import logs
 from .config import ResolvedConfig
-from .context import current_workflow, sql_session
+from .context import StartOptions, WorkflowContext, current_workflow, local_start_options, sql_session
 from .current import current_process, not_launched
 
 if TYPE_CHECKING:
@@ -49,20 +49,19 @@ class DBOSProperties:
     def logger(cls) -> Any:
         return logs.logger
 
+    # Outside a workflow these read the innermost ``with`` block (DBOSContextSetAuth ...) and,
+    # outside every block, fail as DBOS's do (there is no DBOS context to read).
     @classproperty
     def authenticated_user(cls) -> str | None:
-        ctx = current_workflow()
-        return ctx.authenticated_user if ctx else None
+        return _auth_context().authenticated_user
 
     @classproperty
     def authenticated_roles(cls) -> list[str] | None:
-        ctx = current_workflow()
-        return ctx.authenticated_roles if ctx else None
+        return _auth_context().authenticated_roles
 
     @classproperty
     def assumed_role(cls) -> str | None:
-        ctx = current_workflow()
-        return ctx.assumed_role if ctx else None
+        return _auth_context().assumed_role
 
     @classproperty
     def sql_session(cls) -> Session:
@@ -93,3 +92,14 @@ def _config(what: str) -> ResolvedConfig:
     if process is None:
         raise not_launched()
     return process.config
+
+
+def _auth_context() -> WorkflowContext | StartOptions:
+    """Where the caller's authentication lives: its workflow, else its innermost block."""
+    ctx = current_workflow()
+    if ctx is not None:
+        return ctx
+    options = local_start_options()
+    if options is None:
+        raise AssertionError("No DBOS context found")
+    return options

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import scheduler
+from . import roles, scheduler
 from .context import current_workflow
 from .current import current_process, executor_for
 from .errors import DBOSException
@@ -35,6 +35,7 @@ from .registry import (
 from .serialization import format_for
 from .starts import start_workflow
 from .steps import run_step
+from .tracing import traced
 from .transactions import run_transaction
 from .validation import make_pydantic_args_validator, pydantic_args_validator
 
@@ -83,7 +84,8 @@ def workflow(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             executor = executor_for(f"workflow {entry.name!r}")
             bound, rest = split_bound(entry, args)
-            return start_workflow(executor, entry, bound, rest, kwargs, background=False)
+            with roles.assumed(entry.func, entry.name):  # a refused direct call records nothing
+                return start_workflow(executor, entry, bound, rest, kwargs, background=False)
 
         wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
@@ -133,9 +135,11 @@ def step(registry: Registry, **settings: Any) -> Callable[[F], F]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             ctx = current_workflow()
-            if ctx is None:
-                return func(*args, **kwargs)
-            return run_step(ctx.executor, entry, args, kwargs)
+            with roles.assumed(func, entry.name):  # a refused step records nothing
+                if ctx is None:
+                    return func(*args, **kwargs)
+                with traced(entry.name, "step"):
+                    return run_step(ctx.executor, entry, args, kwargs)
 
         wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
         _runnable_as_workflow(registry, entry.name, func, wrapper)
@@ -177,7 +181,8 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
                 temp: RegisteredWorkflow = wrapper.__pgfleet_workflow__  # type: ignore[attr-defined]
                 bound, rest = split_bound(temp, args)
                 return start_workflow(executor, temp, bound, rest, kwargs, background=False)
-            return run_transaction(executor, entry, level, args, kwargs)
+            with roles.assumed(func, entry.name), traced(entry.name, "transaction"):
+                return run_transaction(executor, entry, level, args, kwargs)
 
         _runnable_as_workflow(registry, entry.name, func, wrapper)
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature

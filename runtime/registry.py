@@ -20,8 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .context import current_workflow
 from .errors import DBOSException
 from .logs import logger
+from .roles import assumed
+from .tracing import traced
 
 # How often a crashed execution is recovered before it is marked MAX_RECOVERY_ATTEMPTS_EXCEEDED
 # (DBOS's default, also for steps and transactions run as workflows).
@@ -231,9 +234,13 @@ def workflow_of(func: Callable[..., Any]) -> tuple[RegisteredWorkflow, Any]:
 
 
 def call_workflow_function(entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
-        return entry.func(bound, *args, **kwargs)
-    return entry.func(*args, **kwargs)
+    """Run a workflow's body in its span, once its required roles are checked (at every
+    execution, wherever it runs: a refusal is the workflow's error)."""
+    ctx = current_workflow()
+    with traced(entry.name, "workflow", ctx.queue_name if ctx else None), assumed(entry.func, entry.name):
+        if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+            return entry.func(bound, *args, **kwargs)
+        return entry.func(*args, **kwargs)
 
 
 registry = Registry()

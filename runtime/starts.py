@@ -124,7 +124,7 @@ def _context(executor: Executor, start: WorkflowStart, options: StartOptions, ep
         generation=executor.generation,
         authenticated_user=start.authenticated_user,
         authenticated_roles=start.authenticated_roles,
-        assumed_role=options.assumed_role,
+        assumed_role=start.assumed_role,
         deadline_epoch_ms=start.deadline_ms,
         timeout_ms=start.timeout_ms,
         serialization=start.serialization,

@@ -138,7 +138,8 @@ def call_start(
         class_name=class_name,
         config_name=config_name,
         authenticated_user=options.authenticated_user or (parent.authenticated_user if parent else None),
-        assumed_role=options.assumed_role,
+        # A child started while its parent runs under a role records that role, as in DBOS.
+        assumed_role=options.assumed_role or (parent.assumed_role if parent else None),
         authenticated_roles=options.authenticated_roles or (parent.authenticated_roles if parent else None),
         application_id="",
         application_name=application_name,

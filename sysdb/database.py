@@ -39,6 +39,7 @@ from .app_versions import ApplicationVersions
 from .assignments import Assignments
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
+from .debounces import Debounces
 from .errors import DatabaseUnavailableError
 from .events import Events
 from .fleet import Fleet
@@ -180,6 +181,7 @@ class SystemDatabase:
         self.workflow_schedules = WorkflowSchedules(self)
         self.queue_rows = QueueRows(self)
         self.app_versions = ApplicationVersions(self)
+        self.debounces = Debounces(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)

@@ -63,6 +63,11 @@ class QueuePlacement:
     # Epoch ms on the database clock (which the claimers and the leader compare it with);
     # a delayed workflow waits DELAYED until then, any other is ENQUEUED at once.
     delay_until_ms: int | None = None
+    # A debounced workflow (runtime/debouncer.py): its deduplication id is a debounce key that
+    # the leader clears when it moves the workflow out of DELAYED; bounces never push its delay
+    # past the deadline (epoch ms on the database clock, None: no deadline).
+    is_debounced: bool = False
+    debounce_deadline_ms: int | None = None
 
     @property
     def status(self) -> str:
