@@ -14,7 +14,7 @@ INSERT INTO dbos.workflow_status (
     %(application_name)s, %(now_ms)s, %(now_ms)s, 0, %(queue_name)s,
     %(timeout_ms)s, %(deadline_ms)s, %(inputs)s, %(parent_workflow_id)s,
     %(serialization)s, %(deduplication_id)s, %(priority)s, %(queue_partition_key)s, %(delay_until_ms)s,
-    enqueue_seq, is_debounced, debounce_deadline_epoch_ms, attributes
+    nextval('dbos.pgfleet_enqueue_seq'), %(is_debounced)s, %(debounce_deadline_ms)s, %(attributes)s::jsonb
 )
 ON CONFLICT (workflow_uuid) DO NOTHING
 RETURNING workflow_uuid
