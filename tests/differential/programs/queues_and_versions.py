@@ -24,8 +24,6 @@ def double_when_told(x):
     return x * 2
 
 
-# Named so that rows created in one millisecond sort as they were created (the records are
-# ordered by created_at, then name): a parent before its child, this one before the next.
 @DBOS.workflow()
 def abandoned(x):
     return x
