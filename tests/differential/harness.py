@@ -100,7 +100,13 @@ def read_records(conninfo: str) -> dict[str, Any]:
             " FROM dbos.operation_outputs o JOIN dbos.workflow_status w ON w.workflow_uuid = o.workflow_uuid"
             " ORDER BY w.created_at, w.name, o.function_id"
         ).fetchall()
-    return {"workflows": [list(r) for r in workflows], "steps": [list(r) for r in steps]}
+    # Compared as multisets: rows created in one millisecond tie on created_at, and which of two
+    # such rows a run wrote first is timing, not behaviour (the transcripts say what ran when).
+    return {"workflows": _canonical(workflows), "steps": _canonical(steps)}
+
+
+def _canonical(rows: list[Any]) -> list[list[Any]]:
+    return sorted((list(r) for r in rows), key=lambda row: json.dumps(row, default=str))
 
 
 def run_program(python: str, source: str, server_url: str, database: str, *, pgfleet: bool) -> Run:

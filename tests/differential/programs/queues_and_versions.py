@@ -16,8 +16,14 @@ def double(x):
     return x * 2
 
 
-# Named so that rows created in one millisecond sort as they were created (the records are
-# ordered by created_at, then name): a parent before its child, this one before the next.
+# Holds its deduplication id until told to finish (a queue may dequeue and finish a quick
+# workflow before the next enqueue, which then finds no holder).
+@DBOS.workflow()
+def double_when_told(x):
+    DBOS.recv("go", timeout_seconds=60)
+    return x * 2
+
+
 @DBOS.workflow()
 def abandoned(x):
     return x
@@ -107,9 +113,10 @@ def enqueueing():
     with SetWorkflowID("on-a-missing-queue"):
         see("enqueue_workflow on a missing queue", DBOS.enqueue_workflow("no-such-queue", abandoned, 1).workflow_id)
     with SetEnqueueOptions(deduplication_id="dedup"):
-        holder = memory_queue.enqueue(double, 3)
+        holder = memory_queue.enqueue(double_when_told, 3)
     with SetEnqueueOptions(deduplication_id="dedup", duplication_policy="return-existing"):
         see("return-existing returns the holder", memory_queue.enqueue(double, 4).workflow_id == holder.workflow_id)
+    DBOS.send(holder.workflow_id, "now", "go")
     see("the holder's result", holder.get_result())
     with SetEnqueueOptions(duplication_policy="nope"):
         attempt("an invalid duplication policy", lambda: memory_queue.enqueue(double, 4))
