@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import errors as error
 from .api_messaging import StepOptions
+from .attributes import SetWorkflowAttributes
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
 from .context import (
@@ -81,6 +82,7 @@ __all__ = [
     "DBOSConfiguredInstance",
     "SetWorkflowID",
     "SetWorkflowTimeout",
+    "SetWorkflowAttributes",
     "SetEnqueueOptions",
     "DuplicationPolicy",
     "VersionInfo",

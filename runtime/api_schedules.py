@@ -177,11 +177,11 @@ class SchedulesAPI:
         _not_in_workflow("backfill_schedule")
         executor = executor_for("DBOS.backfill_schedule")
         ids = backfill_schedule(executor.db, schedule_name, start, end, executor.config.name)
-        return [WorkflowHandle(executor, workflow_id) for workflow_id in ids]
+        return [WorkflowHandle(workflow_id, source=executor) for workflow_id in ids]
 
     @classmethod
     def trigger_schedule(cls, schedule_name: str) -> WorkflowHandle[None]:
         """Enqueue a run of the schedule now; its handle."""
         _not_in_workflow("trigger_schedule")
         executor = executor_for("DBOS.trigger_schedule")
-        return WorkflowHandle(executor, trigger_schedule(executor.db, schedule_name, executor.config.name))
+        return WorkflowHandle(trigger_schedule(executor.db, schedule_name, executor.config.name), source=executor)

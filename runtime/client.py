@@ -16,19 +16,19 @@ from typing import Any, TypedDict
 from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
+from .client_admin import ClientAdminAPI
 from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
+from .current import current_process
 from .enqueue import check_duplication_policy
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
-from .handles import WorkflowHandle, WorkflowHandleAsync
+from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
 from .results import await_outcome
-from .serialization import deserialize, format_for, serialize_args
+from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat
-from .status import StepInfo, WorkflowStatus, step_from_row
 from .workflow_start import WorkflowStart
-from .workflows_admin import cancel_workflow, fork_workflow, list_workflows, resume_workflow
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
 
@@ -70,34 +70,110 @@ def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -
         raise DBOSException(f"queue {queue_name!r} is not partitioned; queue_partition_key is not allowed")
 
 
-class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
-    """A connection to the fleet's system database for enqueueing and inspecting workflows."""
+# DBOS's default serializer argument: the process's serialization (pickle unless configured).
+_DEFAULT_SERIALIZER: Any = object()
+
+
+def _use_client_serializer(serializer: Any) -> None:
+    """A client's own serializer becomes the process's (pgfleet has one per process): refused
+    when a DBOS instance of this process configured another, whose rows would then be misread."""
+    process = current_process()
+    configured = process.config.raw.get("serializer") if process is not None else None
+    if process is not None and configured is not serializer:
+        raise DBOSException(
+            "pgfleet has one serializer per process: this DBOSClient's serializer differs from the "
+            "one DBOS(config=...) configured here; configure the same object in both"
+        )
+    use_serializer(serializer)
+
+
+class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
+    """A connection to the fleet's system database for enqueueing and inspecting workflows.
+
+    The parameters are DBOS's. ``database_url`` (deprecated in DBOS) names the system database
+    here; ``system_database_engine`` is used for its URL only (pgfleet talks psycopg, not
+    SQLAlchemy); ``lazy=True`` connects at first use (``check_connection()`` checks at once);
+    ``retry_connection_errors=False`` makes a lost connection raise instead of being retried.
+    ``system_database_polling_concurrency`` and ``use_listen_notify`` are accepted: pgfleet's
+    client polls with a backoff and needs neither."""
 
     def __init__(
         self,
         database_url: str | None = None,
         *,
         system_database_url: str | None = None,
+        system_database_engine: Any = None,
         application_database_url: str | None = None,
         dbos_system_schema: str = "dbos",
-        application_name: str | None = None,
+        serializer: Any = _DEFAULT_SERIALIZER,
         system_database_pool_size: int | None = None,
+        system_database_polling_concurrency: int | None = None,
+        use_listen_notify: bool = False,
+        application_name: str | None = None,
+        lazy: bool = False,
+        retry_connection_errors: bool = True,
     ) -> None:
+        if lazy and use_listen_notify:
+            raise DBOSException(
+                "A DBOSClient cannot be both lazy and use_listen_notify: the notification listener connects immediately."
+            )
         if dbos_system_schema != "dbos":
             raise DBOSException("pgfleet keeps its system tables in schema 'dbos'")
-        try:
-            url = resolve_system_database_url(system_database_url or database_url)
-            self._db = SystemDatabase(url, pool_size=system_database_pool_size or 4, application_name="pgfleet-client")
-            self._db.open(wait_for_server=False)  # an unreachable server fails at once, as DBOS's client does
-        except SystemDatabaseError as exc:
-            raise DBOSDatabaseUnavailableError(str(exc)) from exc
+        if serializer is not _DEFAULT_SERIALIZER:
+            _use_client_serializer(serializer)
+        if system_database_engine is not None:
+            system_database_url = system_database_engine.url.render_as_string(hide_password=False)
+        self._url = system_database_url or database_url
+        self._pool_size = system_database_pool_size or 4
+        self._retry = retry_connection_errors
+        self._opened: SystemDatabase | None = None
+        self._open_lock = threading.Lock()
         self._application_name = application_name
         self._stop = threading.Event()
+        if not lazy:
+            self._connect()
+        register_client(self)
+
+    def _connect(self) -> SystemDatabase:
+        """Open the system database once (at construction, or at first use when lazy)."""
+        with self._open_lock:
+            if self._opened is None:
+                try:
+                    url = resolve_system_database_url(self._url)
+                    db = SystemDatabase(url, pool_size=self._pool_size, application_name="pgfleet-client")
+                    if not self._retry:
+                        db.retry_timeout_sec = 0  # a lost connection raises at once instead of waiting
+                    db.open(wait_for_server=False)  # an unreachable server fails at once, as DBOS's client does
+                except SystemDatabaseError as exc:
+                    raise DBOSDatabaseUnavailableError(str(exc)) from exc
+                self._opened = db
+            return self._opened
+
+    @property
+    def _db(self) -> SystemDatabase:
+        # The client mixins read self._db: a lazy client connects on that first read.
+        return self._opened if self._opened is not None else self._connect()
+
+    @_db.setter
+    def _db(self, db: SystemDatabase) -> None:
+        self._opened = db
 
     # The handle's view of its source of results (handles.ResultSource; an Executor offers the same).
     @property
     def db(self) -> SystemDatabase:
         return self._db
+
+    def _sysdb(self) -> SystemDatabase:
+        return self._db
+
+    def check_connection(self) -> None:
+        """Check that the system database answers (connecting first if the client is lazy);
+        raises ``DBOSDatabaseUnavailableError`` if it does not."""
+        db = self._db
+        try:
+            db.probe.schema()
+        except Exception as exc:  # the driver's OperationalError, a refused login ...
+            raise DBOSDatabaseUnavailableError(f"the system database does not answer: {exc}") from exc
 
     def recorded_call(self, function_name: str, thunk: Any) -> Any:
         return thunk()
@@ -123,10 +199,10 @@ class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
                     raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
                 holder = self._db.queue_rows.deduplication_holder(options["queue_name"], exc.deduplication_id)
                 if holder is not None:
-                    return WorkflowHandle(self, holder)
+                    return WorkflowHandle(holder, source=self)
                 continue
             self._db.claims.wake_queue(options["queue_name"])
-            return WorkflowHandle(self, start.workflow_id)
+            return WorkflowHandle(start.workflow_id, source=self)
         raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], options.get("deduplication_id") or "")
 
     def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
@@ -168,35 +244,13 @@ class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
         )
 
     async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
-        return WorkflowHandleAsync(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
+        return WorkflowHandleAsync.of(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
 
-    def retrieve_workflow(self, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
+    def retrieve_workflow(self, workflow_id: str, *, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
         if existing_workflow and self._db.workflows.status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
-        return WorkflowHandle(self, workflow_id)
-
-    def list_workflows(self, **filters: Any) -> list[WorkflowStatus]:
-        return list_workflows(self._db, **filters)
-
-    def list_queued_workflows(self, **filters: Any) -> list[WorkflowStatus]:
-        return list_workflows(self._db, queues_only=True, **filters)
-
-    def list_workflow_steps(self, workflow_id: str) -> list[StepInfo]:
-        return [step_from_row(r) for r in self._db.steps.list_recorded(workflow_id)]
-
-    def cancel_workflow(self, workflow_id: str) -> None:
-        cancel_workflow(self._db, workflow_id)
-
-    def resume_workflow(self, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
-        """Send a cancelled or dead-lettered workflow back to work: any executor resumes it
-        from its first unfinished step (through ``queue_name``, by default the internal queue)."""
-        resume_workflow(self._db, workflow_id, queue_name=queue_name)
-        return WorkflowHandle(self, workflow_id)
-
-    def fork_workflow(self, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
-        """Run a copy of a workflow from ``start_step`` on any executor (see ``DBOS.fork_workflow``)."""
-        return WorkflowHandle(self, fork_workflow(self._db, workflow_id, start_step, application_version=application_version))
+        return WorkflowHandle(workflow_id, source=self)
 
     def get_event(self, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, polling up to ``timeout_seconds`` for it."""
@@ -215,4 +269,6 @@ class DBOSClient(ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
     def destroy(self) -> None:
         """Close the client's connections."""
         self._stop.set()
-        self._db.close()
+        unregister_client(self)
+        if self._opened is not None:
+            self._opened.close()

@@ -117,7 +117,7 @@ class ClientMessagingAPI:
             self._db.workflows.enqueue_in(caller, start.new_workflow(), start.queue_placement())
         except DeduplicatedError as exc:
             raise DBOSQueueDeduplicatedError(start.workflow_id, options["queue_name"], exc.deduplication_id) from None
-        return WorkflowHandle(self, start.workflow_id)  # type: ignore[arg-type]  # DBOSClient is a ResultSource
+        return WorkflowHandle(start.workflow_id, source=self)  # type: ignore[arg-type]  # DBOSClient is a ResultSource
 
     def read_stream(self, workflow_id: str, key: str, *, offset: int = 0) -> Iterator[Any]:
         """Yield a workflow's stream values in order from ``offset`` until the stream is closed

@@ -121,8 +121,8 @@ class ClientSchedulesAPI:
         """Enqueue the runs of every tick strictly between ``start`` and ``end`` that did not
         run yet; handles on all of them."""
         ids = backfill_schedule(self.db, schedule_name, start, end, self._application_name)
-        return [WorkflowHandle(self, workflow_id) for workflow_id in ids]  # type: ignore[arg-type]  # the client is a ResultSource
+        return [WorkflowHandle(workflow_id, source=self) for workflow_id in ids]  # type: ignore[arg-type]  # the client is a ResultSource
 
     def trigger_schedule(self, schedule_name: str) -> WorkflowHandle[None]:
         """Enqueue a run of the schedule now; its handle."""
-        return WorkflowHandle(self, trigger_schedule(self.db, schedule_name, self._application_name))  # type: ignore[arg-type]
+        return WorkflowHandle(trigger_schedule(self.db, schedule_name, self._application_name), source=self)  # type: ignore[arg-type]

@@ -208,10 +208,10 @@ class SetWorkflowID(_OptionsBlock):
     recorded result (or waits for the running one).
     """
 
-    def __init__(self, workflow_id: str) -> None:
-        if not isinstance(workflow_id, str) or not workflow_id:
-            raise DBOSException(f"SetWorkflowID needs a non-empty string, got {workflow_id!r}")
-        super().__init__(workflow_id=workflow_id)
+    def __init__(self, wfid: str) -> None:
+        if not isinstance(wfid, str) or not wfid:
+            raise DBOSException(f"SetWorkflowID needs a non-empty string, got {wfid!r}")
+        super().__init__(workflow_id=wfid)
 
 
 class SetWorkflowTimeout(_OptionsBlock):

@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
+from .api_admin import AdminAPI
 from .api_context import ContextAPI
 from .api_messaging import MessagingAPI
 from .api_queues import QueuesAPI
@@ -38,11 +39,10 @@ from .registry import registry
 from .serialization import use_serializer
 from .serializers import WorkflowSerializationFormat
 from .starts import start_call
-from .status import StepInfo, WorkflowStatus, status_from_row, step_from_row
+from .status import WorkflowStatus, status_from_row
 from .steps import durable_sleep
 from .tracing import dbos_tracer
 from .web import install_web_middleware, refuse_conductor
-from .workflows_admin import cancel_recorded, fork_recorded, list_workflows, resume_recorded
 
 __all__ = ["DBOS"]
 
@@ -52,7 +52,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
+class DBOS(AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -221,7 +221,7 @@ class DBOS(ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI
     @classmethod
     async def start_workflow_async(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
         """``start_workflow`` for asyncio code."""
-        return WorkflowHandleAsync(cls.start_workflow(func, *args, **kwargs))
+        return WorkflowHandleAsync.of(cls.start_workflow(func, *args, **kwargs))
 
     @classmethod
     def listen_queues(cls, queues: list[Queue]) -> None:
@@ -235,21 +235,14 @@ class DBOS(ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI
         registry.listened = tuple(q.name for q in queues)
 
     @classmethod
-    def list_queued_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
-        """Workflows waiting in or running from queues (ENQUEUED, DELAYED or PENDING)."""
-        executor = cls._executor_or_raise("DBOS.list_queued_workflows")
-        return executor.recorded_call(
-            "DBOS.listQueuedWorkflows", lambda: list_workflows(executor.db, queues_only=True, **filters)
-        )
-
-    @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (raises if it does not exist and
-        ``existing_workflow`` is True)."""
+        ``existing_workflow`` is True; inside a workflow that check is a recorded
+        ``DBOS.getStatus``, as in DBOS)."""
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
-        if existing_workflow and executor.db.workflows.status(workflow_id) is None:
+        if existing_workflow and cls.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
-        return WorkflowHandle(executor, workflow_id)
+        return WorkflowHandle(workflow_id, source=executor)
 
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
@@ -268,49 +261,10 @@ class DBOS(ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI
         return cls.retrieve_workflow(workflow_id).get_result()
 
     @classmethod
-    def list_workflows(cls, **filters: Any) -> list[WorkflowStatus]:
-        """Workflows matching the filters (DBOS's keyword arguments: ``workflow_ids``,
-        ``status``, ``name``, ``start_time``, ``end_time``, ``executor_id``, ``queue_name``,
-        ``limit``, ``offset``, ``sort_desc``, ``load_input``, ``load_output`` ...)."""
-        executor = cls._executor_or_raise("DBOS.list_workflows")
-        return executor.recorded_call("DBOS.listWorkflows", lambda: list_workflows(executor.db, **filters))
-
-    @classmethod
-    def list_workflow_steps(cls, workflow_id: str) -> list[StepInfo]:
-        """The recorded operations of a workflow, in order."""
-        executor = cls._executor_or_raise("DBOS.list_workflow_steps")
-        return executor.recorded_call(
-            "DBOS.listWorkflowSteps",
-            lambda: [step_from_row(r) for r in executor.db.steps.list_recorded(workflow_id)],
-        )
-
-    @classmethod
-    def cancel_workflow(cls, workflow_id: str) -> None:
-        """Cancel a workflow: it stops at its next step, wherever it runs."""
-        cancel_recorded(cls._executor_or_raise("DBOS.cancel_workflow"), workflow_id)
-
-    @classmethod
-    def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
-        """Resume a cancelled (or dead-lettered) workflow from its first unfinished step: as in
-        DBOS it goes to ``queue_name`` (by default the internal queue) and any executor runs it."""
-        executor = cls._executor_or_raise("DBOS.resume_workflow")
-        resume_recorded(executor, workflow_id, queue_name)
-        return WorkflowHandle(executor, workflow_id)
-
-    @classmethod
     def fleet_status(cls) -> FleetStatus:
         """The cluster as the system database sees it: members (heartbeat age, epoch, leader
         mark, running workflows), the leader's term, queue counts and recent takeovers."""
         return fleet_status(cls._executor_or_raise("DBOS.fleet_status").db)
-
-    @classmethod
-    def fork_workflow(cls, workflow_id: str, start_step: int, *, application_version: str | None = None) -> WorkflowHandle[Any]:
-        """Run a copy of a workflow from ``start_step``: earlier steps keep their recorded
-        results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
-        gives) and runs on any executor that has the function."""
-        executor = cls._executor_or_raise("DBOS.fork_workflow")
-        forked = fork_recorded(executor, workflow_id, start_step, application_version)
-        return WorkflowHandle(executor, forked)
 
     # -- inside workflows ------------------------------------------------------------------------
 

@@ -217,14 +217,14 @@ class Debouncer(Generic[P, R]):
             placement = QueuePlacement(queue_name, key, delay_until_ms=wake, is_debounced=True, debounce_deadline_ms=deadline)
             return _enqueue(executor, entry, tuple(args), dict(kwargs), dataclasses.replace(options, workflow_id=pinned), placement)
 
-        return WorkflowHandle(executor, _debounce_loop(name, queue_name, key, target_app, bounce, enqueue))
+        return WorkflowHandle(_debounce_loop(name, queue_name, key, target_app, bounce, enqueue), source=executor)
 
     async def debounce_async(
         self, debounce_key: str, debounce_period_sec: float, *args: P.args, **kwargs: P.kwargs
     ) -> WorkflowHandleAsync[R]:
         """``debounce`` for asyncio code."""
         handle = await asyncio.to_thread(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs)
-        return WorkflowHandleAsync(handle)
+        return WorkflowHandleAsync.of(handle)
 
 
 def _bounce(executor: Executor, bounce: Bounce) -> BounceResult:
@@ -344,8 +344,8 @@ class DebouncerClient:
                 raise DBOSQueueDeduplicatedError(start.workflow_id, queue_name, exc.deduplication_id) from None
             return start.workflow_id
 
-        return WorkflowHandle(client, _debounce_loop(name, queue_name, key, target_app, bounce, enqueue))
+        return WorkflowHandle(_debounce_loop(name, queue_name, key, target_app, bounce, enqueue), source=client)
 
     async def debounce_async(self, debounce_key: str, debounce_period_sec: float, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
         """``debounce`` for asyncio code."""
-        return WorkflowHandleAsync(await asyncio.to_thread(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs))
+        return WorkflowHandleAsync.of(await asyncio.to_thread(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs))

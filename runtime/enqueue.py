@@ -65,7 +65,7 @@ def enqueue_workflow(
 
     position = take_start_position(parent, options, entry)
     if position.replayed_child is not None:  # replay: the same handle as the first execution
-        return WorkflowHandle(executor, position.replayed_child)
+        return WorkflowHandle(position.replayed_child, source=executor)
 
     workflow_id = position.workflow_id
     timeout_ms, deadline_ms = start_timeout(options, parent, executor.db.clock.now_ms, queued=True)
@@ -89,7 +89,7 @@ def enqueue_workflow(
         check_same_workflow(executor, workflow_id, entry, start.class_name, start.config_name)
 
     held_by = persist_enqueue(executor, parent, position.function_id, start, options.duplication_policy, existing)
-    return WorkflowHandle(executor, held_by)
+    return WorkflowHandle(held_by, source=executor)
 
 
 def persist_enqueue(

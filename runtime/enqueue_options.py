@@ -120,7 +120,7 @@ def enqueue_with_options(executor: Executor, options: Mapping[str, Any], args: t
         recorded = parent.recorded_step(function_id)
         if recorded is not None:  # replay: the same handle as the first execution
             check_recorded_name(parent, function_id, str(options.get("workflow_name")), recorded)
-            return WorkflowHandle(executor, recorded.child_workflow_id or f"{parent.workflow_id}-{function_id}")
+            return WorkflowHandle(recorded.child_workflow_id or f"{parent.workflow_id}-{function_id}", source=executor)
     resolved = _resolved(options, ambient)
     _validate(resolved)
     workflow_id = resolved.get("workflow_id") or (
@@ -138,4 +138,4 @@ def enqueue_with_options(executor: Executor, options: Mapping[str, Any], args: t
             )
 
     held_by = persist_enqueue(executor, parent, function_id, start, resolved.get("duplication_policy"), existing)
-    return WorkflowHandle(executor, held_by)
+    return WorkflowHandle(held_by, source=executor)

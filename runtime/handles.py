@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .context import WorkflowContext, current_workflow
+from .current import current_process, executor_for
 from .errors import DBOSNonExistentWorkflowError
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
 
-__all__ = ["WorkflowHandle", "WorkflowHandleAsync"]
+__all__ = ["WorkflowHandle", "WorkflowHandleAsync", "ResultSource", "register_client", "unregister_client"]
 
 R = TypeVar("R")
 
@@ -32,12 +34,49 @@ class ResultSource(Protocol):
     def wait_result(self, workflow_id: str, timeout_sec: float | None = None) -> Any: ...
 
 
-class WorkflowHandle(Generic[R]):
-    """Returned by ``DBOS.start_workflow``, ``Queue.enqueue`` and ``DBOS.retrieve_workflow``."""
+# The DBOSClient made last in this process, for a handle built with only an id where no DBOS
+# process is current (a script that only has a client). Weak: the handle keeps no client alive.
+_last_client: weakref.ReferenceType[Any] | None = None
 
-    def __init__(self, executor: ResultSource, workflow_id: str) -> None:
-        self._executor = executor
+
+def register_client(client: ResultSource) -> None:
+    """Remember ``client`` as where id-only handles read when no DBOS process is current."""
+    global _last_client
+    _last_client = weakref.ref(client)
+
+
+def unregister_client(client: ResultSource) -> None:
+    """Forget ``client`` (it was destroyed) if it is the one id-only handles would read through."""
+    global _last_client
+    if _last_client is not None and _last_client() is client:
+        _last_client = None
+
+
+def _default_source() -> ResultSource:
+    """Where an id-only handle reads: inside a workflow the executor running it, else the current
+    DBOS process's executor, else the last DBOSClient made; DBOS's not-launched error if none."""
+    process = current_process()
+    client = _last_client() if _last_client is not None else None
+    if current_workflow() is None and (process is None or process.executor is None) and client is not None:
+        return client
+    return executor_for("WorkflowHandle")
+
+
+class WorkflowHandle(Generic[R]):
+    """Returned by ``DBOS.start_workflow``, ``Queue.enqueue`` and ``DBOS.retrieve_workflow``.
+
+    ``WorkflowHandle(workflow_id)`` (DBOS's signature) reads the workflow through the current
+    DBOS process (or, in a process with only a ``DBOSClient``, the last client made), looked up
+    at each call; pgfleet's own handles pass the executor or client they came from as
+    ``source``."""
+
+    def __init__(self, workflow_id: str, *, source: ResultSource | None = None) -> None:
+        self._source = source
         self.workflow_id = workflow_id
+
+    @property
+    def _executor(self) -> ResultSource:
+        return self._source if self._source is not None else _default_source()
 
     def __repr__(self) -> str:
         return f"WorkflowHandle({self.workflow_id!r})"
@@ -46,11 +85,13 @@ class WorkflowHandle(Generic[R]):
         """The workflow's id."""
         return self.workflow_id
 
-    def get_result(self, *, timeout_seconds: float | None = None) -> R:
+    def get_result(self, *, polling_interval_sec: float = 1.0, timeout_seconds: float | None = None) -> R:
         """Block until the workflow finishes and return its result (or raise its error).
 
         Inside a workflow this is a checkpointed operation (``DBOS.getResult``): a replay
-        returns the recorded result without waiting again.
+        returns the recorded result without waiting again. ``polling_interval_sec`` is DBOS's
+        and accepted for it: pgfleet wakes from its local run or polls backing off to 0.5 s.
+        ``timeout_seconds`` (pgfleet's) raises TimeoutError when it passes.
         """
         parent = current_workflow()
         if parent is not None and not parent.in_step and timeout_seconds is None:
@@ -70,19 +111,26 @@ class WorkflowHandle(Generic[R]):
 
 
 class WorkflowHandleAsync(Generic[R]):
-    """The asyncio flavour of :class:`WorkflowHandle` (blocking calls run in a thread)."""
+    """The asyncio flavour of :class:`WorkflowHandle` (blocking calls run in a thread).
+    ``WorkflowHandleAsync(workflow_id)`` finds its process or client as ``WorkflowHandle`` does."""
 
-    def __init__(self, handle: WorkflowHandle[R]) -> None:
-        self._handle = handle
-        self.workflow_id = handle.workflow_id
+    def __init__(self, workflow_id: str, *, handle: WorkflowHandle[R] | None = None) -> None:
+        self._handle: WorkflowHandle[R] = handle if handle is not None else WorkflowHandle(workflow_id)
+        self.workflow_id = workflow_id
+
+    @classmethod
+    def of(cls, handle: WorkflowHandle[R]) -> WorkflowHandleAsync[R]:
+        """The asyncio view of ``handle``."""
+        return cls(handle.workflow_id, handle=handle)
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandleAsync({self.workflow_id!r})"
 
     def get_workflow_id(self) -> str:
         return self.workflow_id
 
-    async def get_result(self) -> R:
-        return await asyncio.to_thread(self._handle.get_result)
+    async def get_result(self, *, polling_interval_sec: float = 1.0) -> R:
+        return await asyncio.to_thread(self._handle.get_result, polling_interval_sec=polling_interval_sec)
 
     async def get_status(self) -> WorkflowStatus:
         return await asyncio.to_thread(self._handle.get_status)
-
-

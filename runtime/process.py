@@ -132,7 +132,7 @@ class DBOSProcess:
 
     def retrieve_workflow(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on a workflow, wherever it runs, read through this process's executor."""
-        return WorkflowHandle(self._own_executor("retrieve_workflow"), workflow_id)
+        return WorkflowHandle(workflow_id, source=self._own_executor("retrieve_workflow"))
 
     def _own_executor(self, what: str) -> Executor:
         executor = self.executor

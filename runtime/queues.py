@@ -257,4 +257,4 @@ class Queue:
     async def enqueue_async(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
         """``enqueue`` for asyncio code."""
         handle: WorkflowHandle[R] = await asyncio.to_thread(lambda: self.enqueue(func, *args, **kwargs))
-        return WorkflowHandleAsync(handle)
+        return WorkflowHandleAsync.of(handle)

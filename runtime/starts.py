@@ -86,7 +86,7 @@ def start_workflow(
     ctx = _context(executor, start, options, epoch)
     if background:
         executor.spawn(ctx, entry, bound, args, kwargs, child=parent is not None)
-        return WorkflowHandle(executor, start.workflow_id)
+        return WorkflowHandle(start.workflow_id, source=executor)
     if parent is None:
         return executor.run(ctx, entry, bound, args, kwargs)
     return _run_child(executor, parent, ctx, entry, bound, args, kwargs)
@@ -137,7 +137,7 @@ def _existing(
     """A start that runs nothing: a handle on the workflow, or its outcome (recorded in the
     parent's steps, under ``result_as`` if given, when started from a workflow)."""
     if background:
-        return WorkflowHandle(executor, workflow_id)
+        return WorkflowHandle(workflow_id, source=executor)
     if parent is not None:
         return executor.child_result(parent, workflow_id, recorded_as=result_as)
     return executor.wait_result(workflow_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,43 +34,57 @@ class WorkflowStatusString(Enum):
 TERMINAL_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 
 
-@dataclass
+@dataclass(init=False)
 class WorkflowStatus:
-    """One workflow's status row, its inputs and outcome deserialized."""
+    """One workflow's status row, its inputs and outcome deserialized.
 
-    workflow_id: str
-    status: str
-    name: str
-    class_name: str | None
-    config_name: str | None
-    authenticated_user: str | None
-    assumed_role: str | None
-    authenticated_roles: list[str] | None
-    input: dict[str, Any] | None
-    output: Any
-    error: BaseException | None
-    created_at: int | None
-    updated_at: int | None
-    queue_name: str | None
-    executor_id: str | None
-    app_version: str | None
-    app_id: str | None
-    recovery_attempts: int | None
-    workflow_timeout_ms: int | None
-    workflow_deadline_epoch_ms: int | None
-    deduplication_id: str | None
-    priority: int | None
-    queue_partition_key: str | None
-    forked_from: str | None
-    parent_workflow_id: str | None
-    dequeued_at: int | None
-    completed_at: int | None
+    As DBOS's, it is built with no arguments (``WorkflowStatus()``, every field None) and its
+    fields set one by one; pgfleet builds its own with :meth:`of`."""
+
+    workflow_id: str = ""
+    status: str = ""
+    name: str = ""
+    class_name: str | None = None
+    config_name: str | None = None
+    authenticated_user: str | None = None
+    assumed_role: str | None = None
+    authenticated_roles: list[str] | None = None
+    input: dict[str, Any] | None = None
+    output: Any = None
+    error: BaseException | None = None
+    created_at: int | None = None
+    updated_at: int | None = None
+    queue_name: str | None = None
+    executor_id: str | None = None
+    app_version: str | None = None
+    app_id: str | None = None
+    recovery_attempts: int | None = None
+    workflow_timeout_ms: int | None = None
+    workflow_deadline_epoch_ms: int | None = None
+    deduplication_id: str | None = None
+    priority: int | None = None
+    queue_partition_key: str | None = None
+    forked_from: str | None = None
+    parent_workflow_id: str | None = None
+    dequeued_at: int | None = None
+    completed_at: int | None = None
     was_forked_from: bool = False
     delay_until_epoch_ms: int | None = None
     attributes: dict[str, Any] | None = None
     schedule_name: str | None = None
     application_name: str | None = None
     owner_epoch: int | None = None
+
+    @classmethod
+    def of(cls, **fields: Any) -> WorkflowStatus:
+        """A status with these fields set (an unknown name is a TypeError, as a constructor's)."""
+        status = cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        for name, value in fields.items():
+            if name not in known:
+                raise TypeError(f"WorkflowStatus has no field {name!r}")
+            setattr(status, name, value)
+        return status
 
 
 class StepInfo(TypedDict):
@@ -115,7 +130,7 @@ def status_from_row(row: WorkflowRow, *, load_input: bool = True, load_output: b
     if load_input and row.inputs:
         decoded = _safe(lambda text: deserialize_args(text, fmt), row.inputs, "inputs", workflow_id)
         inputs = {"args": decoded[0], "kwargs": decoded[1]} if isinstance(decoded, tuple) else decoded
-    return WorkflowStatus(
+    return WorkflowStatus.of(
         workflow_id=row.workflow_uuid,
         status=row.status,
         name=row.name,

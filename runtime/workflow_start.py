@@ -18,6 +18,7 @@ from typing import Any
 
 from sysdb.workflow_rows import NewWorkflow, QueuePlacement
 
+from .attributes import attributes_for_start
 from .context import StartOptions, WorkflowContext
 from .errors import DBOSInvalidInputError
 from .operations import check_recorded_name
@@ -59,6 +60,8 @@ class WorkflowStart:
     # Run here at once (``executor_id``), or wait on a queue (``placement``).
     executor_id: str | None = None
     placement: QueuePlacement | None = None
+    # SetWorkflowAttributes' attributes, recorded at creation.
+    attributes: dict[str, Any] | None = None
 
     def queued(
         self,
@@ -101,6 +104,7 @@ class WorkflowStart:
             application_version=self.application_version,
             timeout_ms=self.timeout_ms,
             deadline_ms=self.deadline_ms,
+            attributes=json.dumps(self.attributes) if self.attributes is not None else None,
         )
 
     def queue_placement(self) -> QueuePlacement:
@@ -140,6 +144,7 @@ def call_start(
         application_id="",
         application_name=application_name,
         parent_workflow_id=parent.workflow_id if parent else None,
+        attributes=attributes_for_start(options, parent),
     )
 
 

@@ -7,10 +7,13 @@ effect runs in the transaction of the workflow's fenced checkpoint and commits w
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .door import Door
 from .listing import select_workflows
+from .steps import StepRow
 from .timestamps import now_ms
 from .workflow_rows import WorkflowRow
 
@@ -32,10 +35,62 @@ class WorkflowAdmin(Door):
         :func:`sysdb.listing.select_workflows`). Raises ``UnknownFilterError``."""
         return select_workflows(self._db, **criteria)
 
-    def cancel(self, workflow_id: str, *, connection: DictConnection | None = None) -> bool:
-        """Mark a workflow CANCELLED unless it has finished (its owner stops at its next write).
-        False when nothing changed: it had finished, or does not exist."""
-        return bool(self._run_on("cancel_workflow", {"workflow_id": workflow_id, "now_ms": now_ms()}, connection))
+    def cancel(
+        self, workflow_ids: Sequence[str], *, cascade: bool = False, connection: DictConnection | None = None
+    ) -> list[str]:
+        """Mark workflows (and, with ``cascade``, all their descendants) CANCELLED unless they
+        finished with SUCCESS or ERROR; their owners stop at their next write. Returns the ids
+        that changed (a missing id changes nothing, as in DBOS)."""
+        params = {"workflow_ids": list(workflow_ids), "cascade": cascade, "now_ms": now_ms()}
+        return [r["workflow_uuid"] for r in self._run_on("cancel_workflows", params, connection)]
+
+    def delete(
+        self, workflow_ids: Sequence[str], *, cascade: bool = False, connection: DictConnection | None = None
+    ) -> list[str]:
+        """Delete workflows (with ``cascade``, their descendants too) and everything recorded
+        for them; returns the ids deleted."""
+        params = {"workflow_ids": list(workflow_ids), "cascade": cascade}
+        return [r["workflow_uuid"] for r in self._run_on("delete_workflows", params, connection)]
+
+    def delete_transaction_outputs(self, workflow_ids: Sequence[str]) -> None:
+        """In an application database: forget the transaction outputs of deleted workflows."""
+        self._execute("delete_transaction_outputs", {"workflow_ids": list(workflow_ids)})
+
+    def existing(self, workflow_ids: Sequence[str], *, connection: DictConnection | None = None) -> set[str]:
+        """Which of these workflow ids exist."""
+        rows = self._run_on("existing_workflow_ids", {"workflow_ids": list(workflow_ids)}, connection)
+        return {r["workflow_uuid"] for r in rows}
+
+    def set_delay(
+        self,
+        workflow_id: str,
+        *,
+        until_ms: int | None = None,
+        delay_ms: int | None = None,
+        connection: DictConnection | None = None,
+    ) -> bool:
+        """Move a DELAYED workflow's release to ``until_ms`` (epoch ms) or ``delay_ms`` from now
+        on the database clock. False when it is not DELAYED (or does not exist)."""
+        params = {"workflow_id": workflow_id, "until_ms": until_ms, "delay_ms": delay_ms, "now_ms": now_ms()}
+        return bool(self._run_on("set_workflow_delay", params, connection))
+
+    def set_attributes(
+        self, workflow_id: str, attributes: dict[str, Any] | None, *, connection: DictConnection | None = None
+    ) -> bool:
+        """Replace a workflow's custom attributes (None clears them). False if it does not exist."""
+        params = {
+            "workflow_id": workflow_id,
+            "attributes": None if attributes is None else json.dumps(attributes),
+            "now_ms": now_ms(),
+        }
+        return bool(self._run_on("update_workflow_attributes", params, connection))
+
+    def list_steps(
+        self, workflow_id: str, *, load_output: bool = True, limit: int | None = None, offset: int | None = None
+    ) -> list[StepRow]:
+        """A page of a workflow's recorded steps, in order (outputs left out unless ``load_output``)."""
+        params = {"workflow_id": workflow_id, "load_output": load_output, "limit": limit, "offset": offset or 0}
+        return [StepRow(**row) for row in self._execute("list_workflow_steps_page", params)]
 
     def resume_enqueued(self, workflow_id: str, *, queue_name: str, connection: DictConnection | None = None) -> bool:
         """Send a workflow that has not finished (cancelled, dead-lettered, queued or delayed)
@@ -52,10 +107,14 @@ class WorkflowAdmin(Door):
         start_step: int,
         queue_name: str,
         application_version: str | None,
+        queue_partition_key: str | None = None,
+        timeout_ms: int | None = None,
+        replacement_children: dict[str, str] | None = None,
         connection: DictConnection | None = None,
     ) -> bool:
         """Enqueue ``new_workflow_id`` on ``queue_name``, a copy of a workflow that reuses its
-        steps recorded before ``start_step``. False when the original does not exist or the
+        steps recorded before ``start_step`` (children renamed per ``replacement_children``),
+        with ``timeout_ms`` as its timeout. False when the original does not exist or the
         new id does."""
         params = {
             "workflow_id": workflow_id,
@@ -63,6 +122,9 @@ class WorkflowAdmin(Door):
             "start_step": start_step,
             "queue_name": queue_name,
             "application_version": application_version,
+            "queue_partition_key": queue_partition_key,
+            "timeout_ms": timeout_ms,
+            "replacement_children": json.dumps(replacement_children) if replacement_children else None,
             "now_ms": now_ms(),
         }
         return bool(self._run_on("fork_workflow", params, connection))

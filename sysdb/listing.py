@@ -7,6 +7,7 @@ fixed column names; every value stays a bound parameter.
 from __future__ import annotations
 
 import datetime
+import json
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -79,6 +80,7 @@ def select_workflows(
     sort_desc: bool = False,
     load_input: bool = True,
     load_output: bool = True,
+    attributes: dict[str, Any] | None = None,
     **filters: Any,
 ) -> list[WorkflowRow]:
     """``workflow_status`` rows matching DBOS's ``list_workflows`` criteria, oldest first unless
@@ -98,6 +100,10 @@ def select_workflows(
     if was_forked_from is not None:
         params["was_forked_from"] = bool(was_forked_from)
         clauses.append(sql.SQL("was_forked_from = %(was_forked_from)s"))
+    if attributes:
+        # Containment, as DBOS's filter: every given key has the given value (a GIN index serves it).
+        params["attributes"] = json.dumps(attributes)
+        clauses.append(sql.SQL("attributes @> %(attributes)s::jsonb"))
     if has_parent is not None:
         clauses.append(sql.SQL("parent_workflow_id IS NOT NULL" if has_parent else "parent_workflow_id IS NULL"))
     if queues_only:

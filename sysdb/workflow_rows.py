@@ -38,6 +38,8 @@ class NewWorkflow:
     application_version: str | None = None
     timeout_ms: int | None = None
     deadline_ms: int | None = None
+    # JSON text of the custom attributes (SetWorkflowAttributes), or None.
+    attributes: str | None = None
 
     def params(self) -> dict[str, Any]:
         """The statement parameters of this row (its fields by name)."""

@@ -110,7 +110,6 @@ def api_problems(pg_server_url: str) -> list[str]:
 
 
 @pytest.mark.skipif(not DBOS_PYTHON, reason=SKIP_REASON)
-@pytest.mark.xfail(reason="#10 item 5: names and signatures of DBOS 2.30 are missing or differ", strict=True)
 def test_public_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) -> None:
     problems = [p for p in api_problems(pg_server_url) if not _is_async_name(p)]
     assert not problems, f"{len(problems)} differences from DBOS's public API:\n" + "\n".join(problems)

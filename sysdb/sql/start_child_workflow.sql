@@ -28,13 +28,13 @@ child AS (
         assumed_role, authenticated_roles, executor_id, owner_epoch,
         application_version, application_id, application_name, created_at, updated_at,
         recovery_attempts, workflow_timeout_ms, workflow_deadline_epoch_ms,
-        started_at_epoch_ms, inputs, parent_workflow_id, serialization
+        started_at_epoch_ms, inputs, parent_workflow_id, serialization, attributes
     )
     SELECT %(workflow_id)s, 'PENDING', %(name)s, %(class_name)s, %(config_name)s, %(authenticated_user)s,
            %(assumed_role)s, %(authenticated_roles)s, %(executor_id)s, %(owner_epoch)s,
            %(application_version)s, %(application_id)s, %(application_name)s, %(now_ms)s, %(now_ms)s,
            1, %(timeout_ms)s, %(deadline_ms)s,
-           %(now_ms)s, %(inputs)s, %(parent_workflow_id)s, %(serialization)s
+           %(now_ms)s, %(inputs)s, %(parent_workflow_id)s, %(serialization)s, %(attributes)s::jsonb
     FROM owned
     ON CONFLICT (workflow_uuid) DO NOTHING
     RETURNING owner_epoch
