@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .attributes import attributes_for_start
 from .context import StartOptions, WorkflowContext, check_priority, current_workflow, take_start_options
 from .enqueue import check_duplication_policy, persist_enqueue
 from .errors import DBOSConflictingWorkflowError, DBOSException
@@ -33,8 +34,10 @@ _KNOWN = frozenset({
     "authenticated_user", "authenticated_roles", "serialization_type", "class_name", "instance_name",
     "attributes", "application_name", "otel_context", "workflow_class_name", "workflow_config_name",
 })
-# Keys pgfleet does not act on yet: refused when set rather than silently dropped.
-_NOT_YET = ("max_recovery_attempts", "attributes", "otel_context")
+# pgfleet does not persist a trace context in the workflow's row (README, "Differences"): an
+# ``otel_context`` is refused rather than silently dropped. (``max_recovery_attempts`` is
+# accepted and, as in DBOS, not stored: the workflow's decorator sets its limit.)
+_REFUSED = {"otel_context": "pgfleet does not carry a trace context into an enqueued workflow (see README)"}
 
 
 def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, Any]:
@@ -42,9 +45,9 @@ def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, An
     unknown = set(options) - _KNOWN
     if unknown:
         raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
-    for key in _NOT_YET:
+    for key, why in _REFUSED.items():
         if options.get(key) is not None:
-            raise DBOSException(f"EnqueueOptions[{key!r}] is not supported by pgfleet yet")
+            raise DBOSException(f"EnqueueOptions[{key!r}] is refused: {why}")
     resolved = {k: v for k, v in options.items() if v is not None}
     for key in ("workflow_id", "deduplication_id", "duplication_policy", "priority", "app_version",
                 "queue_partition_key", "authenticated_user", "authenticated_roles"):
@@ -96,6 +99,7 @@ def _start(
         parent_workflow_id=parent.workflow_id if parent else None,
         timeout_ms=timeout_ms,
         deadline_ms=deadline_ms,
+        attributes=_attributes(resolved, ambient, parent),
     ).queued(
         resolved["queue_name"],
         delay_sec=float(resolved.get("delay_seconds") or 0),
@@ -104,6 +108,16 @@ def _start(
         priority=resolved.get("priority") or 0,
         queue_partition_key=resolved.get("queue_partition_key"),
     )
+
+
+def _attributes(resolved: Mapping[str, Any], ambient: StartOptions, parent: WorkflowContext | None) -> dict[str, Any] | None:
+    """The options' ``attributes`` over those of the caller's ``SetWorkflowAttributes`` block,
+    as DBOS merges them."""
+    block = attributes_for_start(ambient, parent)
+    given = resolved.get("attributes")
+    if block is None and given is None:
+        return None
+    return {**(block or {}), **(given or {})}
 
 
 def enqueue_with_options(executor: Executor, options: Mapping[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:

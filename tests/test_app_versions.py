@@ -112,8 +112,9 @@ def test_enqueue_with_options_runs_a_workflow_by_name_and_reports_bad_options(ap
     assert handle.get_status().app_version is None  # unpinned unless asked, as in DBOS
     with pytest.raises(DBOSException, match="unknown EnqueueOptions key"):
         DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "queue": "y"})
-    with pytest.raises(DBOSException, match="not supported by pgfleet yet"):
-        DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "max_recovery_attempts": 3})
+    # A trace context is not carried into the row (README): refused, never silently dropped.
+    with pytest.raises(DBOSException, match=r"EnqueueOptions\['otel_context'\] is refused"):
+        DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "otel_context": object()})
 
 
 def test_rename_moves_an_applications_rows(app, db, sys_url):

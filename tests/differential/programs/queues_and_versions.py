@@ -3,7 +3,7 @@
 rows of dbos.queues and dbos.application_versions that DBOS's own tools read."""
 
 import psycopg
-from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowID, WorkflowSerializationFormat
+from dbos import DBOS, DBOSClient, Queue, SetEnqueueOptions, SetWorkflowAttributes, SetWorkflowID, WorkflowSerializationFormat
 from observe import attempt, database_url, report, see
 
 CONFIG = {"name": "diff-queues", "system_database_url": database_url(), "application_version": "v1"}
@@ -139,6 +139,9 @@ def enqueueing_by_name():
     attempt("with options, priority 0", lambda: DBOS.enqueue_workflow_with_options({**options, "priority": 0}, 5))
     attempt("with options, no queue", lambda: DBOS.enqueue_workflow_with_options({"workflow_name": "double"}, 5))
     attempt("with options, blank id", lambda: DBOS.enqueue_workflow_with_options({**options, "workflow_id": " "}, 5))
+    with SetWorkflowAttributes({"team": "a", "tier": 1}):
+        tagged = DBOS.enqueue_workflow_with_options({**options, "attributes": {"tier": 2}, "max_recovery_attempts": 3}, 9)
+    see("with options, attributes over the block's", [tagged.get_result(), tagged.get_status().attributes])
     with SetWorkflowID("parent-by-name"):
         see("with options inside a workflow", by_name_parent(7))
     with SetWorkflowID("parent-by-name"):
