@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from .context import assume_role_for_next_starts, current_workflow, local_start_options
 from .errors import DBOSNotAuthorizedError
 
-__all__ = ["required_roles", "mark_class_defaults", "assumed", "authorize", "ROLES_ATTRIBUTE", "DEFAULT_ROLES_ATTRIBUTE"]
+__all__ = ["required_roles", "mark_class_defaults", "assumed", "authorize", "requires_roles", "ROLES_ATTRIBUTE", "DEFAULT_ROLES_ATTRIBUTE"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,6 +39,11 @@ def _required(func: Callable[..., Any]) -> list[str] | None:
         return own
     default: list[str] | None = getattr(func, DEFAULT_ROLES_ATTRIBUTE, None)
     return default
+
+
+def requires_roles(func: Callable[..., Any]) -> bool:
+    """Whether a call of ``func`` has roles to check (most functions have none)."""
+    return bool(_required(func))
 
 
 def _caller_roles() -> list[str] | None:

@@ -18,7 +18,7 @@ from typing import Any
 from .context import current_workflow, local_start_options
 from .errors import DBOSConfigError
 
-__all__ = ["DBOSTracer", "dbos_tracer", "traced", "inject_trace_context"]
+__all__ = ["DBOSTracer", "dbos_tracer", "traced", "tracing_enabled", "inject_trace_context"]
 
 
 class DBOSTracer:
@@ -79,6 +79,11 @@ class DBOSTracer:
 
 
 dbos_tracer = DBOSTracer()
+
+
+def tracing_enabled() -> bool:
+    """Whether workflows and steps get spans (``enable_otlp`` in the config)."""
+    return not dbos_tracer.disable_otlp
 
 
 @contextmanager
