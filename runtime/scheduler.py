@@ -185,6 +185,8 @@ class WorkflowScheduleTicker:
     ``automatic_backfill``: after its last fired tick), as DBOS's scheduler does.
     """
 
+    REFRESH_SEC = 10.0
+
     def __init__(
         self,
         db: SystemDatabase,
@@ -199,6 +201,13 @@ class WorkflowScheduleTicker:
         self._now = now or (lambda: datetime.datetime.fromtimestamp(db.clock.now_ms() / 1000, datetime.timezone.utc))
         self._cursors: dict[str, _Cursor] = {}
         self._term: int | None = None
+        # The ACTIVE schedules as last read, and when to read them again: every REFRESH_SEC
+        # (DBOS's scheduler polls every 30 s), at once after a change made in this process or
+        # a tick that found its schedule changed. A stale copy cannot fire a paused or changed
+        # schedule: each tick's statement checks the definition it was computed from.
+        self._rows: list[WorkflowScheduleRow] = []
+        self._refresh_at: datetime.datetime | None = None
+        self._seen_writes = -1
 
     def __call__(self, term: int) -> set[str]:
         """Fire the due ticks as the leader of ``term``; the queues that got work."""
@@ -207,7 +216,7 @@ class WorkflowScheduleTicker:
         if continuing:
             self._cursors.clear()
             self._term = term
-        rows = self._db.workflow_schedules.list(ScheduleFilter(statuses=["ACTIVE"]))
+        rows = self._active_rows(now, continuing)
         active = {row.schedule_id for row in rows}
         for schedule_id in list(self._cursors):
             if schedule_id not in active:  # paused or deleted: a later resume starts afresh
@@ -222,6 +231,14 @@ class WorkflowScheduleTicker:
             if not self._fire_due(term, cursor, now, queues):
                 break  # the lease is gone: fire nothing more
         return queues
+
+    def _active_rows(self, now: datetime.datetime, continuing: bool) -> list[WorkflowScheduleRow]:
+        writes = self._db.workflow_schedules.writes
+        if continuing or writes != self._seen_writes or self._refresh_at is None or now >= self._refresh_at:
+            self._rows = self._db.workflow_schedules.list(ScheduleFilter(statuses=["ACTIVE"]))
+            self._seen_writes = writes
+            self._refresh_at = now + datetime.timedelta(seconds=self.REFRESH_SEC)
+        return self._rows
 
     def _start(self, row: WorkflowScheduleRow, now: datetime.datetime, continuing: bool) -> datetime.datetime:
         try:
@@ -257,6 +274,7 @@ class WorkflowScheduleTicker:
                 return False
             if not fired.active:  # paused, deleted or changed meanwhile: re-read next tick
                 self._cursors.pop(row.schedule_id, None)
+                self._refresh_at = None
                 return True
             cursor.after = tick
             if fired.enqueued:

@@ -98,7 +98,14 @@ class ScheduleOwnedElsewhereError(Exception):
 
 
 class WorkflowSchedules(Door):
-    """Create, replace, read, pause, resume and delete schedules; enqueue their runs."""
+    """Create, replace, read, pause, resume and delete schedules; enqueue their runs.
+
+    ``writes`` counts the changes made through this door (in this process), so that a leader
+    here re-reads the schedules at once after one instead of at its next periodic refresh."""
+
+    def __init__(self, db: Any, runner: Any = None) -> None:
+        super().__init__(db, runner)
+        self.writes = 0
 
     def _run_on(self, name: str, params: dict[str, Any], connection: DictConnection | None) -> list[Row]:
         return self._execute(name, params) if connection is None else self._db._execute_on(connection, name, params)
@@ -129,6 +136,8 @@ class WorkflowSchedules(Door):
         """Create ``row``. Raises :class:`ScheduleExistsError` (or, for another application's
         schedule, :class:`ScheduleOwnedElsewhereError`) when the name is taken."""
 
+        self.writes += 1
+
         def body(conn: DictConnection) -> None:
             params = {**vars(row), "application_name": self._owner(conn, row.schedule_name, row.application_name)}
             if self._db._execute_on(conn, "create_workflow_schedule", params):
@@ -142,6 +151,7 @@ class WorkflowSchedules(Door):
 
     def apply(self, rows: Sequence[WorkflowScheduleRow]) -> None:
         """Create or replace every one of ``rows``, all in one transaction (none on an error)."""
+        self.writes += 1
 
         def body(conn: DictConnection) -> None:
             for row in rows:
@@ -167,10 +177,12 @@ class WorkflowSchedules(Door):
 
     def set_status(self, schedule_name: str, status: str, *, connection: DictConnection | None = None) -> None:
         """Set a schedule's status (``ACTIVE`` or ``PAUSED``); nothing if it does not exist."""
+        self.writes += 1
         self._run_on("set_workflow_schedule_status", {"schedule_name": schedule_name, "status": status}, connection)
 
     def delete(self, schedule_name: str, *, connection: DictConnection | None = None) -> None:
         """Delete a schedule; nothing if it does not exist."""
+        self.writes += 1
         self._run_on("delete_workflow_schedule", {"schedule_name": schedule_name}, connection)
 
     def enqueue_run(self, run: ScheduleRun) -> bool:

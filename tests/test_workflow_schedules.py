@@ -284,3 +284,36 @@ def test_a_create_whose_commit_reply_was_lost_finds_its_own_row_instead_of_a_tak
                 DBOS.create_schedule(schedule_name="once", workflow_fn=yearly, schedule="0 0 1 1 *")
         finally:
             DBOS.destroy(destroy_registry=True)
+
+
+def test_an_idle_leader_rereads_the_schedules_only_every_refresh_or_after_its_own_change(join, clock, db):
+    """The leader fires from the schedules as it last read them: it reads them again every
+    REFRESH_SEC, at once after a change made through its own process, and when a tick finds its
+    schedule changed (a pause elsewhere is honoured at the very next tick: each tick's statement
+    checks the definition)."""
+    a, b = join("a"), join("b")
+    a.live()
+    b.live()
+    reads: list[datetime.datetime] = []
+    listing = a.db.workflow_schedules.list
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(clock.database_now())
+        return listing(*args, **kwargs)
+
+    a.db.workflow_schedules.list = counted  # type: ignore[method-assign]
+    advance(clock, 3, a, b)
+    assert reads == []  # the term's first tick read them (before the count began); these did not
+    create(a.db, "mine")
+    a.live()
+    assert len(reads) == 1 and fired(db, "mine") == []  # re-read at once; fires from its next tick
+    create(b.db, "theirs")  # another process: seen at the next refresh
+    advance(clock, int(WorkflowScheduleTicker.REFRESH_SEC), a, b)
+    assert len(reads) == 2  # the refresh, which found "theirs": it fires from its next tick
+    advance(clock, 1, a, b)
+    assert len(fired(db, "theirs")) == 1 and len(fired(db, "mine")) == int(WorkflowScheduleTicker.REFRESH_SEC) + 1
+    b.db.workflow_schedules.set_status("mine", "PAUSED")  # elsewhere: the leader's copy is stale
+    count = len(fired(db, "mine"))
+    advance(clock, 2, a, b)
+    assert len(fired(db, "mine")) == count  # refused by the tick's statement
+    assert len(reads) == 3  # which made the leader read them again
