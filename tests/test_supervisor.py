@@ -130,6 +130,9 @@ def test_sigterm_drains_and_exits_zero(sys_url, db, tmp_path, nodes):
     wait_until(lambda: (tmp_path / "ledger").exists(), "work started", 20)
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(30) == 0
+    # A clean exit while draining is what was asked for: said at INFO, not as a warning.
+    exits = [line for line in node.proc.stderr.read().splitlines() if "event='worker exited'" in line]  # type: ignore[union-attr]
+    assert exits and all(" INFO " in line for line in exits), exits
     # Drained: in-flight jobs finished within the grace period, or were handed back.
     rows = db.execute("SELECT status, error FROM dbos.workflow_status WHERE queue_name='jobs'").fetchall()
     import base64

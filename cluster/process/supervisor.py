@@ -190,8 +190,12 @@ class Supervisor:
         slot.process, slot.ready_conn = None, None
         now = time.monotonic()
         uptime = now - slot.started_at
-        log.warning("worker exited", slot=slot.index, executor_id=slot.executor_id, pid=process.pid,
-                    exit=slot.last_exit, uptime_sec=round(uptime, 1))
+        # A clean exit while draining is what was asked for; any other exit is news to an operator.
+        expected = self._draining_since is not None and code == 0
+        (log.info if expected else log.warning)(
+            "worker exited", slot=slot.index, executor_id=slot.executor_id, pid=process.pid,
+            exit=slot.last_exit, uptime_sec=round(uptime, 1),
+        )
         self._fence(slot, process.pid)
         if self._draining_since is not None:
             slot.state = "stopped"
