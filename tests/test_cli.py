@@ -286,12 +286,22 @@ def test_queue_list_counts_and_limits(sys_url, db, capsys, tmp_path, monkeypatch
          '"partitioned": false, "priority_enabled": false}}',),
     )
 
+    # A queue registered in the database (DBOS.register_queue) shows its row's limits.
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        client.register_queue("cli-registered", concurrency=7)
+    finally:
+        client.destroy()
+
     code, queues = run_json(capsys, "queue", "list", "--database-url", sys_url)
     assert code == 0
-    assert queues[0] == {"queue_name": "cli-idle", "enqueued": 2, "delayed": 1, "running": 0, "limits": None}
+    assert queues[0] == {"queue_name": "cli-idle", "enqueued": 2, "delayed": 1, "running": 0, "limits": None, "source": None}
     assert queues[1]["queue_name"] == "cli-limited" and queues[1]["limits"]["concurrency"] == 3
+    assert queues[1]["source"] == "code"
+    assert queues[2]["queue_name"] == "cli-registered" and queues[2]["limits"]["concurrency"] == 7
+    assert queues[2]["source"] == "database" and queues[2]["enqueued"] == 0
     code, out, _ = run(capsys, "queue", "list", "--database-url", sys_url)
-    assert code == 0 and "concurrency=3 rate=10/60.0s" in out
+    assert code == 0 and "concurrency=3 rate=10/60.0s" in out and "concurrency=7" in out
     code, status = run_json(capsys, "status", "--database-url", sys_url)
     assert code == 0 and status["queues"] == queues and status["leader_term"] is None
     assert [m["executor_id"] for m in status["members"]] == ["cli-member"]

@@ -12,6 +12,7 @@ from sysdb import SystemDatabase
 from sysdb.claims import QueueCounts, QueueDefinition
 from sysdb.fleet import FleetMember, SupervisorRow
 from sysdb.leadership import Lease
+from sysdb.queue_rows import QueueRow
 from sysdb.takeover import TakeoverRecord
 
 from .database import _open_db
@@ -31,23 +32,26 @@ def _node_slot(executor_id: str, supervisor_id: str | None, host: str | None) ->
 _LIMIT_COLUMNS = ("concurrency", "worker_concurrency", "rate_limit_max", "rate_limit_period_sec", "priority_enabled", "partition_queue")
 
 
-def _queues(counts: Sequence[QueueCounts], definitions: Sequence[QueueDefinition]) -> list[dict[str, Any]]:
-    """Per queue: waiting and running counts, and its limits when ``dbos.queues`` records them
-    (queues are declared in code, so ``limits`` is usually ``None``: unknown here)."""
+def _queues(
+    counts: Sequence[QueueCounts], definitions: Sequence[QueueDefinition], rows: Sequence[QueueRow] = ()
+) -> list[dict[str, Any]]:
+    """Per queue: waiting and running counts, and its limits with where they come from
+    (``source``): declared in code by a live member (``code``; it wins, as it does when claiming)
+    or registered in ``dbos.queues`` (``database``: ``DBOS.register_queue``); a queue known from
+    neither has ``limits`` None (unknown here)."""
     by_name: dict[str, dict[str, Any]] = {}
-    for row in counts:
-        by_name[row.queue_name] = {
-            "queue_name": row.queue_name,
-            "enqueued": int(row.enqueued),
-            "delayed": int(row.delayed),
-            "running": int(row.running),
-            "limits": None,
-        }
-    for definition in definitions:
-        entry = by_name.setdefault(
-            definition.name, {"queue_name": definition.name, "enqueued": 0, "delayed": 0, "running": 0, "limits": None}
+
+    def entry(name: str) -> dict[str, Any]:
+        return by_name.setdefault(
+            name, {"queue_name": name, "enqueued": 0, "delayed": 0, "running": 0, "limits": None, "source": None}
         )
-        entry["limits"] = {key: getattr(definition, key) for key in _LIMIT_COLUMNS}
+
+    for row in counts:
+        entry(row.queue_name).update(enqueued=int(row.enqueued), delayed=int(row.delayed), running=int(row.running))
+    for registered in rows:
+        entry(registered.name).update(limits={key: getattr(registered, key) for key in _LIMIT_COLUMNS}, source="database")
+    for definition in definitions:
+        entry(definition.name).update(limits={key: getattr(definition, key) for key in _LIMIT_COLUMNS}, source="code")
     return [by_name[name] for name in sorted(by_name)]
 
 
@@ -72,19 +76,19 @@ def _queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
     if not queues:
         return "(no queued or running work)"
     return _table(
-        ["QUEUE", "ENQUEUED", "DELAYED", "RUNNING", "LIMITS"],
-        [[q["queue_name"], q["enqueued"], q["delayed"], q["running"], _limits_text(q["limits"])] for q in queues],
+        ["QUEUE", "ENQUEUED", "DELAYED", "RUNNING", "LIMITS", "FROM"],
+        [[q["queue_name"], q["enqueued"], q["delayed"], q["running"], _limits_text(q["limits"]), q["source"] or "-"] for q in queues],
     )
 
 
 def _read_queues(db: SystemDatabase) -> list[dict[str, Any]]:
-    return _queues(db.claims.counts(), db.claims.definitions())
+    return _queues(db.claims.counts(), db.claims.definitions(), db.queue_rows.list(None))
 
 
 def _status(args: argparse.Namespace) -> int:
     with _open_db(args) as db:
         status = fleet_status(db, takeovers=args.takeovers)
-        queues = _queues(status.queues, db.claims.definitions())
+        queues = _queues(status.queues, db.claims.definitions(), db.queue_rows.list(None))
     if args.json:
         _emit(args, _status_payload(status, queues), None)
     else:
