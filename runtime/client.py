@@ -23,6 +23,7 @@ from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext, check_priority
 from .current import current_process
 from .enqueue import check_duplication_policy
+from .enqueue_options import check_option_keys
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
 from .results import await_outcome
@@ -51,9 +52,12 @@ class EnqueueOptions(TypedDict, total=False):
     workflow_class_name: str
     workflow_config_name: str
     serialization_type: WorkflowSerializationFormat
-
-
-_KNOWN_OPTIONS = frozenset(EnqueueOptions.__annotations__)
+    # DBOS's names for the class and configured instance (pgfleet also takes the two above).
+    class_name: str
+    instance_name: str
+    attributes: dict[str, Any]
+    application_name: str | None
+    max_recovery_attempts: int  # accepted and not stored, as in DBOS: the decorator sets it
 
 
 def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -> None:
@@ -207,9 +211,7 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
 
     def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
-        unknown = set(options) - _KNOWN_OPTIONS
-        if unknown:
-            raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
+        check_option_keys(options)
         for required in ("workflow_name", "queue_name"):
             if not options.get(required):
                 raise DBOSException(f"EnqueueOptions needs {required!r}")
@@ -227,13 +229,14 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
             name=options["workflow_name"],
             inputs=serialize_args(args, kwargs, workflow_name=options["workflow_name"], fmt=fmt),
             serialization=fmt,
-            class_name=options.get("workflow_class_name"),
-            config_name=options.get("workflow_config_name"),
+            class_name=options.get("class_name") or options.get("workflow_class_name"),
+            config_name=options.get("instance_name") or options.get("workflow_config_name"),
             authenticated_user=options.get("authenticated_user"),
             authenticated_roles=options.get("authenticated_roles"),
             application_version=options.get("app_version"),
-            application_name=self._application_name,
+            application_name=options.get("application_name") or self._application_name,
             timeout_ms=int(timeout * 1000) if timeout else None,
+            attributes=options.get("attributes"),
         ).queued(
             options["queue_name"],
             delay_sec=float(options.get("delay_seconds") or 0),

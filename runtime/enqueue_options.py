@@ -25,10 +25,12 @@ from .workflow_start import WorkflowStart, start_timeout
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["enqueue_with_options"]
+__all__ = ["enqueue_with_options", "check_option_keys", "ENQUEUE_OPTION_KEYS"]
 
-# DBOS's EnqueueOptions keys, and pgfleet's client's names for two of them.
-_KNOWN = frozenset({
+# DBOS's EnqueueOptions keys, and pgfleet's client's names for two of them (``workflow_class_name``,
+# ``workflow_config_name``); both ``DBOSClient.enqueue`` and ``DBOS.enqueue_workflow_with_options``
+# check against these.
+ENQUEUE_OPTION_KEYS = frozenset({
     "workflow_name", "queue_name", "workflow_id", "app_version", "workflow_timeout", "delay_seconds",
     "deduplication_id", "duplication_policy", "priority", "max_recovery_attempts", "queue_partition_key",
     "authenticated_user", "authenticated_roles", "serialization_type", "class_name", "instance_name",
@@ -40,14 +42,19 @@ _KNOWN = frozenset({
 _REFUSED = {"otel_context": "pgfleet does not carry a trace context into an enqueued workflow (see README)"}
 
 
-def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, Any]:
-    """The options, with what they leave unset (None counts as unset) taken from the blocks."""
-    unknown = set(options) - _KNOWN
+def check_option_keys(options: Mapping[str, Any]) -> None:
+    """Refuse keys DBOS's EnqueueOptions does not have, and those pgfleet cannot honour."""
+    unknown = set(options) - ENQUEUE_OPTION_KEYS
     if unknown:
         raise DBOSException(f"unknown EnqueueOptions key(s): {', '.join(sorted(unknown))}")
     for key, why in _REFUSED.items():
         if options.get(key) is not None:
             raise DBOSException(f"EnqueueOptions[{key!r}] is refused: {why}")
+
+
+def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, Any]:
+    """The options, with what they leave unset (None counts as unset) taken from the blocks."""
+    check_option_keys(options)
     resolved = {k: v for k, v in options.items() if v is not None}
     for key in ("workflow_id", "deduplication_id", "duplication_policy", "priority", "app_version",
                 "queue_partition_key", "authenticated_user", "authenticated_roles"):

@@ -135,3 +135,27 @@ def test_dbos_sql_functions_enqueue_and_send_from_plain_sql(dbos, db):
     assert serialization == "portable_json" and json.loads(output) == expected
     with pytest.raises(Exception, match="DBOS non-existent workflow"):
         db.execute("SELECT dbos.send_message('nobody', '1'::json)")
+
+
+def test_client_takes_every_key_of_dbos_enqueue_options(sys_url, db):
+    """DBOS's EnqueueOptions keys (``class_name``, ``instance_name``, ``attributes``,
+    ``application_name``, ``max_recovery_attempts``) are taken as DBOS takes them; only an
+    ``otel_context`` (not carried into the row) and keys DBOS does not have are refused."""
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        client.enqueue({
+            "workflow_name": "nobody_runs_this", "queue_name": "keys-q", "workflow_id": "all-keys",
+            "class_name": "Shop", "instance_name": "north", "attributes": {"team": "a"},
+            "application_name": "other-app", "max_recovery_attempts": 3,
+        })
+        with pytest.raises(Exception, match=r"EnqueueOptions\['otel_context'\] is refused"):
+            client.enqueue({"workflow_name": "w", "queue_name": "keys-q", "otel_context": object()})  # type: ignore[typeddict-unknown-key]
+        with pytest.raises(Exception, match="unknown EnqueueOptions key"):
+            client.enqueue({"workflow_name": "w", "queue_name": "keys-q", "queue": "typo"})  # type: ignore[typeddict-unknown-key]
+    finally:
+        client.destroy()
+    row = db.execute(
+        "SELECT class_name, config_name, attributes, application_name FROM dbos.workflow_status WHERE workflow_uuid = 'all-keys'"
+    ).fetchone()
+    assert row == ("Shop", "north", {"team": "a"}, "other-app")
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0] == 1  # the refused ones wrote nothing
