@@ -4,6 +4,9 @@ At most ``limit`` (``max_executor_threads``) admitted workflows run at once; the
 order and run on the threads that free up (a thread runs waiting work before it ends). A child
 started by a running workflow is part of work already admitted: it never waits, or a parent
 waiting for its child could hold the last thread forever.
+
+An async workflow is admitted the same way and counts the same, but runs as a task of the
+process's background loop instead of a thread (:meth:`ThreadAdmission.admit_async`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from collections.abc import Callable
 
 __all__ = ["ThreadAdmission"]
 
-# One unit of admitted work: a thread name and what it runs.
-Job = tuple[str, Callable[[], None]]
+# One unit of admitted work: a thread name and what it runs, or (async work) what submits it
+# to a loop, given what to call once it ended.
+Job = tuple[str, Callable[[], None] | None, Callable[[Callable[[], None]], None] | None]
 
 
 class ThreadAdmission:
@@ -33,14 +37,36 @@ class ThreadAdmission:
     def admit(self, name: str, work: Callable[[], None], *, child: bool = False) -> None:
         """Run ``work`` in a thread now, or once a thread frees up (never waits when ``child``).
         ``work`` must not raise: its outcome is recorded or handed to waiters by itself."""
-        job: Job = (name, work)
+        job: Job = (name, work, None)
+        if self._take_slot(job, child):
+            self._start_thread(job, counted=not child)
+
+    def admit_async(self, name: str, submit: Callable[[Callable[[], None]], None], *, child: bool = False) -> None:
+        """Async work: ``submit(done)`` starts it on a loop now, or once a slot frees up; it
+        must call ``done()`` when it ended (it holds its slot until then)."""
+        job: Job = (name, None, submit)
+        if self._take_slot(job, child):
+            submit(self._async_done if not child else _nothing)
+
+    def _take_slot(self, job: Job, child: bool) -> bool:
+        """Count ``job`` as running (True), or leave it waiting for a slot (False)."""
         with self._lock:
             if not child and self._active >= self._limit:
                 self._waiting.append(job)
-                return
+                return False
             if not child:
                 self._active += 1
-        self._start_thread(job, counted=not child)
+        return True
+
+    def _async_done(self) -> None:
+        """A counted async job ended: its slot goes to the next waiting job."""
+        job = self._next()
+        if job is None:
+            return
+        if job[2] is not None:
+            job[2](self._async_done)
+        else:
+            self._start_thread(job, counted=True)
 
     def capacity(self) -> int:
         """How many more background workflows could start running now (claims take no more)."""
@@ -75,7 +101,11 @@ class ThreadAdmission:
             current: Job | None = job
             try:
                 while current is not None:
+                    if current[2] is not None:  # async work: the slot passes to its task
+                        current[2](self._async_done)
+                        break
                     try:
+                        assert current[1] is not None
                         current[1]()
                     except BaseException:  # the outcome is recorded or handed to waiters; logged where it ran
                         pass
@@ -88,3 +118,7 @@ class ThreadAdmission:
         with self._lock:
             self._threads.add(thread)
         thread.start()
+
+
+def _nothing() -> None:
+    pass

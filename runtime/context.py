@@ -60,7 +60,6 @@ class WorkflowContext:
     deadline_epoch_ms: int | None = None
     timeout_ms: int | None = None
     _last_function_id: int = 0
-    step_id: int | None = None  # set while a step of this workflow runs
     queue_name: str | None = None
     # The format of the workflow row's inputs and outcome: pgfleet writes pickles, but a workflow
     # enqueued as portable JSON (by a client in another language) gets its result as JSON.
@@ -74,13 +73,39 @@ class WorkflowContext:
     lost: BaseException | None = None
 
     def next_function_id(self) -> int:
-        """Take the next step position (1, 2, 3, ...)."""
+        """Take the next step position (1, 2, 3, ...), or the next one reserved for this thread
+        (:func:`reserve_positions`: an ``_async`` call takes its positions on the event loop,
+        in call order, then runs in a worker thread)."""
+        reserved = _reserved.get()
+        if reserved is not None and reserved[0] is self and reserved[1]:
+            return reserved[1].pop(0)
         self._last_function_id += 1
         return self._last_function_id
+
+    def reserve_positions(self, count: int) -> list[int]:
+        """Take the next ``count`` positions now (see :func:`use_reserved_positions`)."""
+        return [self.next_function_id() for _ in range(count)]
+
+    @property
+    def step_id(self) -> int | None:
+        """The position of the step of this workflow running in this thread or task, if any.
+
+        Kept in a context variable, not on the context object: the async steps of one workflow
+        may run at once (``asyncio.gather``), each in its own task, and each is "in a step"
+        only for itself."""
+        running = _running_step.get()
+        return running[1] if running is not None and running[0] is self else None
+
+    @step_id.setter
+    def step_id(self, function_id: int | None) -> None:
+        _running_step.set(None if function_id is None else (self, function_id))
 
     def peek_function_id(self) -> int:
         """The position :meth:`next_function_id` would take, without taking it (a patch marker
         takes it only if it is, or becomes, recorded there)."""
+        reserved = _reserved.get()
+        if reserved is not None and reserved[0] is self and reserved[1]:
+            return reserved[1][0]
         return self._last_function_id + 1
 
     def recorded_step(self, function_id: int) -> StepRow | None:
@@ -97,6 +122,20 @@ class WorkflowContext:
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
     "pgfleet_workflow", default=None
 )
+# The step running in this thread or task: (its workflow's context, its position).
+_running_step: contextvars.ContextVar[tuple[WorkflowContext, int] | None] = contextvars.ContextVar(
+    "pgfleet_running_step", default=None
+)
+# Positions an ``_async`` call reserved on the loop, used by the thread that runs it.
+_reserved: contextvars.ContextVar[tuple[WorkflowContext, list[int]] | None] = contextvars.ContextVar(
+    "pgfleet_reserved_positions", default=None
+)
+
+
+def use_reserved_positions(ctx: WorkflowContext, positions: list[int]) -> None:
+    """In the (copied) context of a worker thread: the next positions ``ctx`` takes here are
+    ``positions`` (reserved by :meth:`WorkflowContext.reserve_positions` on the loop)."""
+    _reserved.set((ctx, list(positions)))
 
 
 # The connection of the ``@DBOS.transaction`` running in this thread (``DBOS.sql_session``).
@@ -155,6 +194,14 @@ class StartOptions:
 _options: contextvars.ContextVar[StartOptions | None] = contextvars.ContextVar(
     "pgfleet_start_options", default=None
 )
+
+
+def carry_back_start_options(context: contextvars.Context) -> None:
+    """After a call ran in ``context`` (a copy of this one, in a worker thread): keep the start
+    options it left (a ``SetWorkflowID`` is consumed by the first start, wherever it ran)."""
+    left = context.get(_options)
+    if left is not _options.get():
+        _options.set(left)
 
 
 def local_start_options() -> StartOptions | None:

@@ -20,6 +20,7 @@ from cluster.coordination.status import FleetStatus, fleet_status
 
 from . import decorators, logs, messages, streams
 from .api_admin import AdminAPI
+from .api_async import AsyncAPI
 from .api_context import ContextAPI
 from .api_messaging import MessagingAPI
 from .api_queues import QueuesAPI
@@ -31,7 +32,7 @@ from .current import current_process, executor_for, make_current, not_launched
 from .dbos_properties import DBOSProperties
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .executor import Executor
-from .handles import WorkflowHandle, WorkflowHandleAsync
+from .handles import WorkflowHandle
 from .process import DBOSProcess
 from .queues import Queue
 from .recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS
@@ -52,7 +53,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
+class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -217,11 +218,6 @@ class DBOS(AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, Ver
         handle's ``get_result()`` returns what ``func`` returns)."""
         handle: WorkflowHandle[R] = start_call(func, args, dict(kwargs))
         return handle
-
-    @classmethod
-    async def start_workflow_async(cls, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
-        """``start_workflow`` for asyncio code."""
-        return WorkflowHandleAsync.of(cls.start_workflow(func, *args, **kwargs))
 
     @classmethod
     def listen_queues(cls, queues: list[Queue]) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import roles, scheduler
+from .async_starts import start_workflow_async
+from .async_steps import run_step_async
 from .context import current_workflow
 from .current import current_process, executor_for
 from .errors import DBOSException
@@ -36,7 +38,7 @@ from .serialization import format_for
 from .starts import start_workflow
 from .steps import run_step
 from .tracing import traced, tracing_enabled
-from .transactions import run_transaction
+from .transactions import run_transaction, warn_if_on_loop
 from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 __all__ = ["workflow", "step", "transaction", "scheduled", "dbos_class", "ISOLATION_LEVELS"]
@@ -79,6 +81,8 @@ def workflow(
             validate_args=make_pydantic_args_validator(func) if validate_args is pydantic_args_validator else validate_args,
         )
         registry.add_workflow(entry)
+        if entry.is_async:
+            return _async_workflow_wrapper(entry)  # type: ignore[return-value]  # stands for func's signature
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,6 +95,21 @@ def workflow(
         return wrapper  # type: ignore[return-value]  # the (*args, **kwargs) wrapper stands for func's signature
 
     return decorator
+
+
+def _async_workflow_wrapper(entry: RegisteredWorkflow) -> Callable[..., Any]:
+    """An ``async def`` workflow's wrapper: awaiting a call runs the workflow on the caller's
+    loop (:func:`runtime.async_starts.start_workflow_async`)."""
+
+    @functools.wraps(entry.func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        executor = executor_for(f"workflow {entry.name!r}")
+        bound, rest = split_bound(entry, args)
+        with roles.assumed(entry.func, entry.name):
+            return await start_workflow_async(executor, entry, bound, rest, kwargs, background=False)
+
+    wrapper.__pgfleet_workflow__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+    return wrapper
 
 
 def step_entry(
@@ -131,6 +150,10 @@ def step(registry: Registry, **settings: Any) -> Callable[[F], F]:
     def decorator(func: F) -> F:
         entry = step_entry(func, **settings)
         registry.add_step(entry)
+        if entry.is_async:
+            async_wrapper = _async_step_wrapper(entry)
+            _runnable_as_workflow(registry, entry.name, func, async_wrapper)
+            return async_wrapper  # type: ignore[return-value]  # stands for func's signature
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -151,6 +174,24 @@ def step(registry: Registry, **settings: Any) -> Callable[[F], F]:
     return decorator
 
 
+def _async_step_wrapper(entry: RegisteredStep) -> Callable[..., Any]:
+    """An ``async def`` step's wrapper: awaited inside a workflow it is a checkpointed step
+    (:func:`runtime.async_steps.run_step_async`), elsewhere a plain call."""
+    func = entry.func
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current_workflow()
+        with roles.assumed(func, entry.name):  # a refused step records nothing
+            if ctx is None:
+                return await func(*args, **kwargs)
+            with traced(entry.name, "step"):
+                return await run_step_async(ctx.executor, entry, args, kwargs)
+
+    wrapper.__pgfleet_step__ = entry  # type: ignore[attr-defined]  # a marker attribute on the function
+    return wrapper
+
+
 def _check_retry_settings(interval_seconds: float, max_attempts: int, backoff_rate: float) -> None:
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise DBOSException(f"max_attempts must be an integer >= 1, got {max_attempts!r}")
@@ -166,6 +207,10 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
         raise DBOSException(f"isolation_level must be one of {sorted(ISOLATION_LEVELS)}, got {isolation_level!r}")
 
     def decorator(func: F) -> F:
+        if inspect.iscoroutinefunction(func):  # DBOS's words
+            raise DBOSException(
+                f"Function {name or func.__qualname__} is a coroutine function, but DBOS.transaction does not support coroutine functions"
+            )
         entry = RegisteredStep(
             name=name or func.__qualname__,
             func=func,
@@ -179,6 +224,7 @@ def transaction(registry: Registry, isolation_level: str, name: str | None) -> C
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             executor = executor_for(f"transaction {entry.name!r}")
+            warn_if_on_loop(entry.name)
             if current_workflow() is None:
                 # Called outside a workflow, DBOS runs it as its one-step <temp> workflow.
                 temp: RegisteredWorkflow = wrapper.__pgfleet_workflow__  # type: ignore[attr-defined]

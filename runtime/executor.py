@@ -25,19 +25,20 @@ from typing import Any, Protocol
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from sysdb import SystemDatabase, now_ms
-from sysdb.errors import DatabaseUnavailableError, DeadlockConflict, DuplicateCheckpointError
+from sysdb.errors import DeadlockConflict, DuplicateCheckpointError
 
-from . import logs, metrics
+from . import logs
 from .admission import ThreadAdmission
+from .aio import AsyncWork, BackgroundLoop
 from .config import ResolvedConfig
-from .context import WorkflowContext, current_workflow, enter_workflow, leave_workflow
+from .context import WorkflowContext, current_workflow
 from .current import not_launched
-from .errors import DBOSSerializationError, DBOSUnexpectedStepError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
-from .fencing import Fencing
+from .errors import DBOSUnexpectedStepError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .notifications import NotificationHub
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
-from .registry import RegisteredWorkflow, Registry, call_workflow_function
-from .results import LocalRun, await_outcome
+from .registry import RegisteredWorkflow, Registry
+from .results import LocalRun, await_outcome, await_outcome_async
+from .runs import WorkflowRuns
 from .serialization import default_format, serialize, serialize_exception
 
 __all__ = ["Executor", "ClusterHooks", "STANDALONE"]
@@ -75,7 +76,7 @@ class _Standalone:
 STANDALONE: ClusterHooks = _Standalone()
 
 
-class Executor(Fencing):
+class Executor(WorkflowRuns):
     """Runs workflows for one process object."""
 
     def __init__(
@@ -101,6 +102,10 @@ class Executor(Fencing):
         self.stop_event = threading.Event()
         self.log = logs.logger.bind(executor_id=self.executor_id)
         self.threads = ThreadAdmission(config.max_executor_threads, self.stop_event)
+        # The blocking side of async workflows and _async calls: one thread per pool connection.
+        self.async_work = AsyncWork(config.sys_db_pool_size, f"pgfleet-async-{config.executor_id}")
+        # Where async workflows that nobody awaits run (started from sync code, claimed, recovered).
+        self.background_loop = BackgroundLoop(f"pgfleet-loop-{config.executor_id}")
         self._lock = threading.Lock()
         self._local: dict[str, LocalRun] = {}
         # Ownership epochs of the workflows running here (the assignment poller skips them).
@@ -151,10 +156,19 @@ class Executor(Fencing):
         child: bool = False,
     ) -> None:
         """Run a workflow in the background, in a thread :mod:`runtime.admission` admits (a
-        child of a running workflow is admitted at once)."""
+        child of a running workflow is admitted at once); an async one as a task of the
+        background loop, admitted the same way."""
         with self._lock:
             self._running_epochs.add(ctx.owner_epoch)
-        self.threads.admit(f"workflow-{ctx.workflow_id}", lambda: self.run(ctx, entry, bound, args, kwargs), child=child)
+        name = f"workflow-{ctx.workflow_id}"
+        if not entry.is_async:
+            self.threads.admit(name, lambda: self.run(ctx, entry, bound, args, kwargs), child=child)
+            return
+
+        def submit(done: Callable[[], None]) -> None:
+            self.background_loop.submit(lambda: self.run_async(ctx, entry, bound, args, kwargs), done)
+
+        self.threads.admit_async(name, submit, child=child)
 
     def capacity(self) -> int:
         """How many more background workflows could start running now (claims take no more)."""
@@ -174,84 +188,6 @@ class Executor(Fencing):
             raise self.lose(ctx, DBOSWorkflowCancelledError(
                 f"workflow {ctx.workflow_id!r} passed its deadline and was cancelled"
             ))
-
-    # -- running workflows ---------------------------------------------------------------------
-
-    def run(
-        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        """Execute a workflow body that this executor owns and record its outcome (fenced)."""
-        local = self._begin_run(ctx)
-        stopped_by_outage = False
-        token = enter_workflow(ctx)
-        try:
-            try:
-                self.check_owned(ctx)  # e.g. claimed just before this member's lease ended
-                result = call_workflow_function(entry, bound, args, kwargs)
-            except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown) as exc:
-                local.error = exc
-                self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
-                raise
-            except DatabaseUnavailableError as exc:
-                # An outage (or a pool that stayed busy) is not the workflow's outcome: stop
-                # without recording; it stays PENDING and is taken up again once this run ends.
-                local.error = exc
-                stopped_by_outage = True
-                self.log.warning("workflow stopped by a database outage; left PENDING for recovery", error=str(exc))
-                raise
-            except Exception as exc:
-                local.error = exc
-                self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
-                local.recorded = True
-                metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
-                raise
-            return self._record_result(ctx, entry, local, result)
-        finally:
-            leave_workflow(token)
-            self._end_run(ctx, local, stopped_by_outage)
-
-    def _begin_run(self, ctx: WorkflowContext) -> LocalRun:
-        local = LocalRun(generation=ctx.generation)
-        with self._lock:
-            self._local[ctx.workflow_id] = local
-            self._running_epochs.add(ctx.owner_epoch)
-        return local
-
-    def _record_result(self, ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any) -> Any:
-        try:
-            output = serialize(result, what=f"the result of workflow {entry.name!r}", fmt=ctx.serialization)
-        except DBOSSerializationError as exc:
-            local.error = exc
-            self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
-            local.recorded = True
-            raise
-        local.value = result
-        self._finish(ctx, "SUCCESS", output=output)
-        local.recorded = True
-        metrics.WORKFLOWS_FINISHED.labels("SUCCESS").inc()
-        return result
-
-    def _end_run(self, ctx: WorkflowContext, local: LocalRun, stopped_by_outage: bool) -> None:
-        local.done.set()
-        if ctx.queue_name is not None:
-            self.hooks.queue_work_changed(ctx.queue_name)  # a slot of its queue is free
-        with self._lock:
-            self._running_epochs.discard(ctx.owner_epoch)
-            if self._local.get(ctx.workflow_id) is local:
-                del self._local[ctx.workflow_id]
-        if stopped_by_outage:
-            self.hooks.stopped_by_outage(ctx.workflow_id, ctx.owner_epoch)
-
-    def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
-        with self.fenced_write(ctx):
-            self.db.workflows.finish(
-                workflow_id=ctx.workflow_id,
-                executor_id=ctx.executor_id,
-                owner_epoch=ctx.owner_epoch,
-                status=status,
-                output=output,
-                error=error,
-            )
 
     def checkpoint(
         self,
@@ -378,12 +314,19 @@ class Executor(Fencing):
         """Block until the workflow finishes; return its result or raise its error."""
         return await_outcome(self.db, workflow_id, timeout_sec, self.stop_event, self._local.get)
 
+    async def wait_result_async(self, workflow_id: str, timeout_sec: float | None = None) -> Any:
+        """:meth:`wait_result` on the caller's loop, holding no thread while it waits."""
+        return await await_outcome_async(self.db, workflow_id, timeout_sec, self.stop_event, self._local.get, self.async_work)
+
     # -- stopping ------------------------------------------------------------------------------
 
     def drain(self, timeout_sec: float) -> None:
         """Let the running workflows finish, for up to ``timeout_sec`` in all."""
         if timeout_sec > 0:
-            self.threads.join_until(time.monotonic() + timeout_sec)
+            deadline = time.monotonic() + timeout_sec
+            self.threads.join_until(deadline)
+            while self.background_loop.running() and time.monotonic() < deadline:
+                time.sleep(0.05)  # async workflows still running on the background loop
 
     def stop(self, reason: str) -> None:
         """Abandon whatever still runs (it stops at its next write, writing nothing) and wake
@@ -394,6 +337,8 @@ class Executor(Fencing):
     def close(self) -> None:
         """Wait a little for the stopped threads, then close the databases."""
         self.threads.join_each(5.0)
+        self.background_loop.stop(5.0)
+        self.async_work.close()
         self._closed = True
         self._db.close()
         if self.app_db is not None:

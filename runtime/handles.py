@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
+from .aio import active_workflow, in_thread
 from .context import WorkflowContext, current_workflow
 from .current import current_process, executor_for
 from .errors import DBOSNonExistentWorkflowError
+from .results import recorded_result_async
 from .status import WorkflowStatus, status_from_row
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
+
+    from .executor import Executor
 
 __all__ = ["WorkflowHandle", "WorkflowHandleAsync", "ResultSource", "register_client", "unregister_client"]
 
@@ -111,7 +114,8 @@ class WorkflowHandle(Generic[R]):
 
 
 class WorkflowHandleAsync(Generic[R]):
-    """The asyncio flavour of :class:`WorkflowHandle` (blocking calls run in a thread).
+    """The asyncio flavour of :class:`WorkflowHandle`: ``await get_result()`` waits on the
+    caller's loop (no thread is held while it waits), reads run in pgfleet's worker threads.
     ``WorkflowHandleAsync(workflow_id)`` finds its process or client as ``WorkflowHandle`` does."""
 
     def __init__(self, workflow_id: str, *, handle: WorkflowHandle[R] | None = None) -> None:
@@ -130,7 +134,20 @@ class WorkflowHandleAsync(Generic[R]):
         return self.workflow_id
 
     async def get_result(self, *, polling_interval_sec: float = 1.0) -> R:
-        return await asyncio.to_thread(self._handle.get_result, polling_interval_sec=polling_interval_sec)
+        """Wait for the workflow to finish and return its result (or raise its error); inside a
+        workflow a checkpointed ``DBOS.getResult``, as :meth:`WorkflowHandle.get_result`."""
+        source = self._handle._executor
+        waiting = getattr(source, "wait_result_async", None)
+        if waiting is None:  # a source without an async wait
+            return await in_thread(None, self._handle.get_result, polling_interval_sec=polling_interval_sec, positions=1)
+        parent = active_workflow()
+        if parent is None or not hasattr(source, "checkpoint"):  # a client records nothing
+            value: R = await waiting(self.workflow_id)
+            return value
+        function_id = parent.next_function_id()  # on the loop, in call order
+        executor = cast("Executor", source)
+        return await recorded_result_async(executor, parent, function_id, self.workflow_id, lambda: waiting(self.workflow_id))
 
     async def get_status(self) -> WorkflowStatus:
-        return await asyncio.to_thread(self._handle.get_status)
+        """The workflow's current status row (inside a workflow, a recorded ``DBOS.getStatus``)."""
+        return await in_thread(getattr(self._handle._executor, "async_work", None), self._handle.get_status, positions=1)

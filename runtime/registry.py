@@ -70,6 +70,11 @@ class RegisteredWorkflow:
     # from the row when the workflow runs from it (recovery, a queue).
     validate_args: Callable[..., Any] | None = None
 
+    @property
+    def is_async(self) -> bool:
+        """An ``async def`` workflow: its body is awaited on a loop, not run in a thread."""
+        return inspect.iscoroutinefunction(self.func)
+
 
 @dataclass
 class RegisteredStep:
@@ -80,6 +85,10 @@ class RegisteredStep:
     max_attempts: int
     backoff_rate: float
     should_retry: Callable[[BaseException], bool] | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
 
 
 @dataclass(frozen=True)
@@ -241,6 +250,16 @@ def call_workflow_function(entry: RegisteredWorkflow, bound: Any, args: tuple[An
         if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
             return entry.func(bound, *args, **kwargs)
         return entry.func(*args, **kwargs)
+
+
+async def call_workflow_coroutine(entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`call_workflow_function` for an ``async def`` body: awaited inside its span and
+    its assumed role (which stay set in this task while it runs)."""
+    ctx = current_workflow()
+    with traced(entry.name, "workflow", ctx.queue_name if ctx else None), assumed(entry.func, entry.name):
+        if entry.kind in (INSTANCE_METHOD, CLASS_METHOD):
+            return await entry.func(bound, *args, **kwargs)
+        return await entry.func(*args, **kwargs)
 
 
 registry = Registry()

@@ -6,21 +6,32 @@ awaited by polling its status row. The executor, ``DBOSClient`` and handles all 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sysdb import SystemDatabase
+from sysdb import SystemDatabase, now_ms
 from sysdb.workflow_rows import WorkflowOutcome
 
-from .errors import DBOSAwaitedWorkflowCancelledError, DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded, DBOSNonExistentWorkflowError
-from .operations import ExecutorShutdown
-from .serialization import deserialize, deserialize_exception
+from .aio import AsyncWork, in_thread
+from .context import WorkflowContext
+from .errors import (
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
+    DBOSNonExistentWorkflowError,
+    DBOSWorkflowFencedError,
+)
+from .operations import ExecutorShutdown, replay_recorded
+from .serialization import deserialize, deserialize_exception, serialize, serialize_exception
+
+if TYPE_CHECKING:
+    from .executor import Executor
 from .status import TERMINAL_STATUSES
 
-__all__ = ["LocalRun", "await_outcome", "decode_outcome"]
+__all__ = ["LocalRun", "await_outcome", "await_outcome_async", "decode_outcome", "recorded_result_async"]
 
 # Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
 RESULT_POLL_MAX_INTERVAL_SEC = 0.5
@@ -38,6 +49,35 @@ class LocalRun:
     recorded: bool = False
     # The executor generation it runs under (an older one: abandoned, still stopping).
     generation: int = 0
+    # Async waiters (their loop and future), woken by finish().
+    _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+    _waiters_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finish(self) -> None:
+        """The run ended (its outcome recorded, or not): wake every waiter."""
+        with self._waiters_lock:
+            self.done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait_async(self, timeout_sec: float | None) -> None:
+        """Wait on this task's loop (no thread held) until the run ends, or the timeout passes."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._waiters_lock:
+            if self.done.is_set():
+                return
+            self._waiters.append((loop, future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout_sec)
+        except asyncio.TimeoutError:  # TimeoutError from 3.11 on
+            pass
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def decode_outcome(workflow_id: str, row: WorkflowOutcome) -> Any:
@@ -85,3 +125,58 @@ def await_outcome(
         if stop.wait(interval):
             raise ExecutorShutdown()
         interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+
+
+async def await_outcome_async(
+    db: SystemDatabase,
+    workflow_id: str,
+    timeout_sec: float | None,
+    stop: threading.Event,
+    local_run: Callable[[str], LocalRun | None] | None,
+    work: AsyncWork | None,
+) -> Any:
+    """:func:`await_outcome` for asyncio code: waits on the loop, reads rows in ``work``'s
+    threads, so a thousand waiting tasks hold no thread."""
+    deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+    interval = RESULT_POLL_FIRST_INTERVAL_SEC
+    while True:
+        local = local_run(workflow_id) if local_run is not None else None
+        if local is not None:
+            await local.wait_async(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if local.done.is_set() and local.recorded:
+                if local.error is not None:
+                    raise local.error
+                return local.value
+        row = await in_thread(work, db.workflows.outcome, workflow_id)
+        if row is None:
+            raise DBOSNonExistentWorkflowError("target", workflow_id)
+        if row.status in TERMINAL_STATUSES:
+            return decode_outcome(workflow_id, row)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+        if stop.is_set():
+            raise ExecutorShutdown()
+        await asyncio.sleep(interval)
+        interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
+
+
+async def recorded_result_async(
+    executor: Executor, parent: WorkflowContext, function_id: int, child_id: str, outcome: Callable[[], Awaitable[Any]]
+) -> Any:
+    """A child's outcome as the parent's ``DBOS.getResult`` at ``function_id`` (reserved on the
+    loop): replayed if recorded, else awaited from ``outcome()`` and recorded."""
+    recorded = parent.recorded_step(function_id)
+    if recorded is not None:
+        return replay_recorded(parent, function_id, "DBOS.getResult", recorded)
+    started = now_ms()
+    try:
+        value = await outcome()
+    except (DBOSWorkflowFencedError, ExecutorShutdown):
+        raise
+    except Exception as exc:
+        await in_thread(executor.async_work, executor.checkpoint, parent, function_id, "DBOS.getResult",
+                        error=serialize_exception(exc), started_at_ms=started, child_workflow_id=child_id)
+        raise
+    await in_thread(executor.async_work, executor.checkpoint, parent, function_id, "DBOS.getResult",
+                    output=serialize(value), started_at_ms=started, child_workflow_id=child_id)
+    return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .context import StartOptions, WorkflowContext, current_workflow, take_start_options
@@ -26,7 +27,7 @@ from .workflow_start import StartPosition, WorkflowStart, call_start, start_time
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["start_call", "start_workflow", "check_same_workflow"]
+__all__ = ["start_call", "start_workflow", "check_same_workflow", "plan_start", "StartPlan"]
 
 
 def start_call(
@@ -63,11 +64,46 @@ def start_workflow(
     options = take_start_options()
     validate_input(entry, args, kwargs)
     position = take_start_position(parent, options, entry)
+    plan = plan_start(executor, entry, bound, args, kwargs, options, parent, position, background=background)
+    if plan.context is None:  # never run an existing workflow twice: its handle, or its outcome
+        return _existing(executor, parent, plan.workflow_id, background, result_as=plan.result_as)
+    ctx = plan.context
+    if background:
+        executor.spawn(ctx, entry, bound, args, kwargs, child=parent is not None)
+        return WorkflowHandle(ctx.workflow_id, source=executor)
+    if parent is None:
+        return executor.run(ctx, entry, bound, args, kwargs)
+    return _run_child(executor, parent, ctx, entry, bound, args, kwargs)
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """What a start does once its row is settled: run ``context`` here, or (None) wait for or
+    hand back the existing ``workflow_id`` (its result recorded as ``result_as`` if given)."""
+
+    workflow_id: str
+    context: WorkflowContext | None
+    result_as: str | None = None
+
+
+def plan_start(
+    executor: Executor,
+    entry: RegisteredWorkflow,
+    bound: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: StartOptions,
+    parent: WorkflowContext | None,
+    position: StartPosition,
+    *,
+    background: bool,
+) -> StartPlan:
+    """Write the start's PENDING row, unless its id exists (the blocking half of a start,
+    shared by sync and async starts)."""
     if position.replayed_child is not None:  # replay: an earlier execution started this child
         # As DBOS: the result step names the id this execution gives the child, which is not
         # the recorded child's in a fork (``<fork>-<n>``, while the result is the original's).
-        return _existing(executor, parent, position.replayed_child, background, result_as=position.workflow_id)
-
+        return StartPlan(position.replayed_child, None, result_as=position.workflow_id)
     if parent is not None and not background and position.function_id is not None:
         # A direct child's result takes the next position: a replay that recorded something
         # else there is not deterministic, and starts nothing.
@@ -81,15 +117,8 @@ def start_workflow(
         epoch = insert_start_row(executor, parent, start.new_workflow(), position.function_id)
     if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
         check_same_workflow(executor, start.workflow_id, entry, start.class_name, start.config_name)
-        return _existing(executor, parent, start.workflow_id, background)
-
-    ctx = _context(executor, start, options, epoch)
-    if background:
-        executor.spawn(ctx, entry, bound, args, kwargs, child=parent is not None)
-        return WorkflowHandle(start.workflow_id, source=executor)
-    if parent is None:
-        return executor.run(ctx, entry, bound, args, kwargs)
-    return _run_child(executor, parent, ctx, entry, bound, args, kwargs)
+        return StartPlan(start.workflow_id, None)
+    return StartPlan(start.workflow_id, _context(executor, start, options, epoch))
 
 
 def _direct_start(

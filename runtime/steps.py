@@ -35,13 +35,14 @@ from .step_status import StepStatus, attempting, running_step
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["run_step", "durable_sleep", "durable_wake_time", "SLEEP_FUNCTION_NAME"]
+__all__ = ["run_step", "durable_sleep", "durable_wake_time", "is_retryable", "retry_policy", "CONTROL_ERRORS", "SLEEP_FUNCTION_NAME",
+           "observe_step", "sleep_checkpoint"]
 
 SLEEP_FUNCTION_NAME = "DBOS.sleep"
 # The longest pause between two attempts of a retried step.
 MAX_RETRY_INTERVAL_SEC = 3600.0
 # Errors that stop a workflow: never retried, never recorded as a step's outcome.
-_CONTROL_ERRORS = (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown)
+CONTROL_ERRORS = (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown)
 
 
 def _active_workflow() -> WorkflowContext | None:
@@ -65,11 +66,11 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     try:
         with running_step(function_id) as status:
             value = _call_with_retries(executor, ctx, step, args, kwargs, status)
-    except _CONTROL_ERRORS:
+    except CONTROL_ERRORS:
         raise
     except Exception as exc:
         executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
-        _observe("error", clock)
+        observe_step("error", clock)
         raise
     finally:
         ctx.step_id = None
@@ -78,14 +79,14 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     except DBOSSerializationError as exc:
         # Recorded as the step's outcome so that a replay fails the same way.
         executor.checkpoint(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
-        _observe("error", clock)
+        observe_step("error", clock)
         raise
     executor.checkpoint(ctx, function_id, step.name, output=output, started_at_ms=started)
-    _observe("success", clock)
+    observe_step("success", clock)
     return value
 
 
-def _observe(outcome: str, started: float) -> None:
+def observe_step(outcome: str, started: float) -> None:
     metrics.STEPS.labels(outcome).inc()
     metrics.STEP_SECONDS.observe(time.perf_counter() - started)
 
@@ -111,15 +112,29 @@ def _call_with_retries(
     errors: list[Exception] = []
 
     def retryable(exc: BaseException) -> bool:
-        if isinstance(exc, _CONTROL_ERRORS) or not isinstance(exc, Exception):
-            return False
-        errors.append(exc)
-        return step.should_retry(exc) if step.should_retry is not None else True
+        return is_retryable(step, exc, errors)
 
     def pause(seconds: float) -> None:
         # Sleep between attempts, but wake at once when the executor shuts down.
         if executor.stop_event.wait(seconds):
             raise ExecutorShutdown()
+
+    retrying = Retrying(retry=retry_if_exception(retryable), sleep=pause, **retry_policy(executor, step, errors))
+    return retrying(body, *args, **kwargs)
+
+
+def is_retryable(step: RegisteredStep, exc: BaseException, errors: list[Exception]) -> bool | Any:
+    """Whether a failed attempt is tried again (``errors`` collects the attempts' errors). A
+    coroutine for an async ``should_retry``, which the caller awaits."""
+    if isinstance(exc, CONTROL_ERRORS) or not isinstance(exc, Exception):
+        return False
+    errors.append(exc)
+    return step.should_retry(exc) if step.should_retry is not None else True
+
+
+def retry_policy(executor: Executor, step: RegisteredStep, errors: list[Exception]) -> dict[str, Any]:
+    """The tenacity settings every retried step shares, sync or async: DBOS's exponential
+    backoff, its attempt count, a warning before each pause, and the error once exhausted."""
 
     def announce(state: RetryCallState) -> None:
         executor.log.warning(
@@ -130,15 +145,12 @@ def _call_with_retries(
             error=repr(state.outcome.exception()) if state.outcome else None,
         )
 
-    retrying = Retrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(step.max_attempts),
-        wait=wait_exponential(multiplier=step.interval_seconds, exp_base=step.backoff_rate, max=MAX_RETRY_INTERVAL_SEC),
-        sleep=pause,
-        before_sleep=announce,
-        retry_error_callback=lambda state: _exhausted(step, errors),
-    )
-    return retrying(body, *args, **kwargs)
+    return {
+        "stop": stop_after_attempt(step.max_attempts),
+        "wait": wait_exponential(multiplier=step.interval_seconds, exp_base=step.backoff_rate, max=MAX_RETRY_INTERVAL_SEC),
+        "before_sleep": announce,
+        "retry_error_callback": lambda state: _exhausted(step, errors),
+    }
 
 
 def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
@@ -176,13 +188,12 @@ def durable_wake_time(executor: Executor, ctx: WorkflowContext, function_id: int
     recorded = ctx.recorded_step(function_id)
     if recorded is not None:
         return float(replay_recorded(ctx, function_id, SLEEP_FUNCTION_NAME, recorded))
-    wake_at = time.time() + max(0.0, float(seconds))
-    executor.checkpoint(
-        ctx,
-        function_id,
-        SLEEP_FUNCTION_NAME,
-        output=json.dumps(wake_at),
-        serialization=PORTABLE_JSON,
-        completed_at_ms=int(wake_at * 1000),
-    )
+    wake_at, row = sleep_checkpoint(seconds)
+    executor.checkpoint(ctx, function_id, SLEEP_FUNCTION_NAME, **row)
     return wake_at
+
+
+def sleep_checkpoint(seconds: float) -> tuple[float, dict[str, Any]]:
+    """A sleep's wake-up time from now, and its checkpoint's values (``Executor.checkpoint``)."""
+    wake_at = time.time() + max(0.0, float(seconds))
+    return wake_at, {"output": json.dumps(wake_at), "serialization": PORTABLE_JSON, "completed_at_ms": int(wake_at * 1000)}

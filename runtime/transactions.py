@@ -19,6 +19,7 @@ back and is the step's recorded outcome. :mod:`runtime.datasource` shares these 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from sysdb.errors import DatabaseUnavailableError, UniqueKeyConflict
 from sysdb.sql_sessions import driver_error, is_serialization_conflict
 from sysdb.steps import StepRow, TransactionOutputRow
 
+from . import logs
 from .context import WorkflowContext, current_workflow, sql_session
 from .errors import DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
@@ -40,12 +42,25 @@ from .serialization import default_format, serialize, serialize_exception
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["run_transaction", "run_attempts", "commit_holding_ownership", "ConnectionLost", "CONTROL_ERRORS", "log_commit_inside"]
+__all__ = ["run_transaction", "run_attempts", "commit_holding_ownership", "ConnectionLost", "CONTROL_ERRORS", "log_commit_inside",
+           "warn_if_on_loop"]
 
 # Errors that stop a workflow: never retried, never recorded as a transaction's outcome.
 CONTROL_ERRORS = (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown)
 # DBOS's backoff between attempts of a transaction that hit a serialization failure.
 CONFLICT_FIRST_WAIT_SEC, CONFLICT_BACKOFF, CONFLICT_MAX_WAIT_SEC = 0.001, 1.5, 2.0
+
+
+def warn_if_on_loop(name: str) -> None:
+    """A sync transaction called on a running event loop blocks it: warn in DBOS's words."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    logs.logger.warning(
+        f"Transaction {name} was called while an event loop is running. Invoke transactions from an async "
+        "context using asyncio.to_thread to avoid blocking the event loop."
+    )
 
 
 def _active_workflow() -> WorkflowContext | None:

@@ -1,0 +1,163 @@
+"""Running pgfleet's blocking database work from asyncio code, and a loop of pgfleet's own.
+
+pgfleet's system-database calls are blocking (psycopg's sync pool): an ``_async`` API call
+runs them in a bounded pool of worker threads (:class:`AsyncWork`), one per connection the
+pool may open, so a thousand workflows awaiting at once share those threads and connections
+and the event loop never blocks on the database. ``ops/bench/async_workflows.py`` measured
+this route against psycopg's async pool; see ``ops/bench/RESULTS.md``.
+
+Inside a workflow, an ``_async`` call that takes step positions takes them on the loop, in call
+order, before it leaves for a thread (:func:`in_thread` with ``positions``): two calls gathered
+with ``asyncio.gather`` then get the same positions at every execution, as in DBOS.
+
+Async workflows that nobody awaits (started from sync code, recovered, claimed from a queue)
+run on the process's :class:`BackgroundLoop`, one thread with one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from .context import WorkflowContext, carry_back_start_options, current_workflow, use_reserved_positions
+
+__all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "active_workflow"]
+
+T = TypeVar("T")
+
+
+def active_workflow() -> WorkflowContext | None:
+    """The workflow whose body is running here (not one of its steps or transactions)."""
+    ctx = current_workflow()
+    if ctx is None or ctx.in_step or ctx.in_transaction:
+        return None
+    return ctx
+
+
+class AsyncWork:
+    """The worker threads that run the blocking side of ``_async`` calls: as many as the
+    system database's pool has connections (more would only wait for one)."""
+
+    def __init__(self, threads: int, name: str) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        # Workflow tasks started on a caller's loop: the loop keeps only weak references.
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        return self._pool
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold ``task`` until it ends (nobody may await it: its outcome is recorded)."""
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Future[Any]) -> None:
+            self._tasks.discard(done)
+            if not done.cancelled():
+                done.exception()  # retrieved: it was logged where it ran
+
+        task.add_done_callback(finished)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def in_thread(work: AsyncWork | None, fn: Callable[..., T], *args: Any, positions: int = 0, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a worker thread of ``work`` (the loop's default executor if
+    None), with this task's context variables (the running workflow, its start options).
+
+    Inside a workflow body, ``positions`` step positions are taken now, on the loop, and are
+    the ones ``fn`` takes in its thread. A ``SetWorkflowID`` that ``fn`` consumed is consumed
+    here too."""
+    ctx = active_workflow() if positions else None
+    reserved = ctx.reserve_positions(positions) if ctx is not None else []
+    context = contextvars.copy_context()
+
+    def call() -> T:
+        if ctx is not None:
+            use_reserved_positions(ctx, reserved)
+        return fn(*args, **kwargs)
+
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(work.pool if work is not None else None, context.run, call)
+    finally:
+        carry_back_start_options(context)
+
+
+class BackgroundLoop:
+    """One thread running one event loop: where this process runs the async workflows that no
+    caller awaits. Started at the first such workflow; stopped with its executor."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # Strong references: the loop keeps only weak ones, and nobody awaits these tasks.
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def submit(self, make: Callable[[], Coroutine[Any, Any, Any]], on_done: Callable[[], None] | None = None) -> None:
+        """Run the coroutine ``make()`` as a task of the loop; ``on_done()`` once it ended.
+        The coroutine must not raise for its outcome (it is recorded, or handed to waiters)."""
+        loop = self._started()
+
+        def create() -> None:
+            task = loop.create_task(make())
+            self._tasks.add(task)
+
+            def finished(done: asyncio.Task[Any]) -> None:
+                self._tasks.discard(done)
+                if not done.cancelled():
+                    done.exception()  # retrieved: it was logged where it ran
+                if on_done is not None:
+                    on_done()
+
+            task.add_done_callback(finished)
+
+        loop.call_soon_threadsafe(create)
+
+    def running(self) -> int:
+        """How many tasks it runs now."""
+        return len(self._tasks)
+
+    def stop(self, timeout_sec: float) -> None:
+        """Cancel what still runs (it wrote what it wrote; the rest is recovered) and end the
+        thread, waiting up to ``timeout_sec`` for it."""
+        with self._lock:
+            loop, thread, self._loop = self._loop, self._thread, None
+        if loop is None or thread is None:
+            return
+
+        async def shut_down() -> None:
+            tasks = [t for t in self._tasks if not t.done()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            loop.stop()
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(shut_down()))
+        thread.join(timeout_sec)
+        if not thread.is_alive():
+            loop.close()
