@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from .aio import in_thread
+from sysdb import now_ms
+
+from .aio import active_workflow, in_thread
 from .async_starts import start_workflow_async
 from .async_steps import durable_sleep_async
 from .current import executor_for
 from .errors import DBOSNonExistentWorkflowError
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .operations import NOT_RECORDED
 from .registry import split_bound, workflow_of
+from .serialization import serialize
 from .status import WorkflowStatus
 
 __all__ = ["AsyncAPI"]
@@ -69,8 +73,20 @@ class AsyncAPI:
     async def get_result_async(cls, workflow_id: str) -> Any:
         """Wait, on the loop, for a workflow and return its result (or raise its error)."""
         executor = executor_for("DBOS.get_result_async")
-        # One recorded DBOS.getResult inside a workflow, as DBOS records it (no getStatus).
-        return await WorkflowHandleAsync(workflow_id, handle=WorkflowHandle(workflow_id, source=executor)).get_result()
+        parent = active_workflow()
+        if parent is None:
+            return await executor.wait_result_async(workflow_id)
+        # Inside a workflow, as DBOS records it: one DBOS.getResult step (no getStatus), its
+        # position taken now, on the loop; it names no child workflow, and an error is not
+        # recorded (a replay waits for the workflow again).
+        function_id, recorded = executor.begin_operation(parent, "DBOS.getResult")
+        if recorded is not NOT_RECORDED:
+            return recorded
+        started = now_ms()
+        value = await executor.wait_result_async(workflow_id)
+        await in_thread(executor.async_work, executor.checkpoint, parent, function_id, "DBOS.getResult",
+                        output=serialize(value), started_at_ms=started)
+        return value
 
     @classmethod
     def _status_of(cls, workflow_id: str) -> WorkflowStatus | None:
