@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict, TypeVar
 
@@ -17,10 +18,11 @@ from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
 from .operations import ExecutorShutdown
+from .registry import RegisteredStep
 from .serializers import WorkflowSerializationFormat
 from .step_status import StepStatus, current_step_status
 
-__all__ = ["MessagingAPI", "StepOptions"]
+__all__ = ["MessagingAPI", "StepOptions", "step_options_entry"]
 
 R = TypeVar("R")
 
@@ -48,6 +50,16 @@ _STEP_DEFAULTS: StepOptions = {
     "should_retry": None,
     "preemptible": False,
 }
+
+
+def step_options_entry(dbos_step_options: StepOptions | None, func: Callable[..., Any]) -> RegisteredStep:
+    """The step ``DBOS.run_step``/``run_step_async`` run: ``@DBOS.step()``'s settings, from
+    ``StepOptions`` over DBOS's defaults (an unknown key is refused)."""
+    unknown = set(dbos_step_options or {}) - set(_STEP_DEFAULTS)
+    if unknown:
+        raise DBOSException(f"unknown StepOptions key(s): {', '.join(sorted(unknown))}")
+    settings: dict[str, Any] = {**_STEP_DEFAULTS, **(dbos_step_options or {})}
+    return step_entry(func, **settings)
 
 
 def _executor(what: str) -> Executor:
@@ -122,15 +134,18 @@ class MessagingAPI:
         """Call ``func(*args, **kwargs)`` as a checkpointed step of the calling workflow, with
         ``@DBOS.step()``'s settings from ``dbos_step_options``; outside a workflow (or inside a
         step) a plain call."""
-        unknown = set(dbos_step_options or {}) - set(_STEP_DEFAULTS)
-        if unknown:
-            raise DBOSException(f"unknown StepOptions key(s): {', '.join(sorted(unknown))}")
-        settings: dict[str, Any] = {**_STEP_DEFAULTS, **(dbos_step_options or {})}
-        entry = step_entry(func, **settings)
+        entry = step_options_entry(dbos_step_options, func)
+        if entry.is_async:
+            # DBOS runs an async function to its end on a loop while this thread waits: here a
+            # loop of this call's own (an awaited step inside a workflow, else a plain call).
+            from .api_async import AsyncAPI
+
+            value: R = asyncio.run(AsyncAPI.run_step_async(dbos_step_options, func, *args, **kwargs))
+            return value
         ctx = current_workflow()
         if ctx is None:
             return func(*args, **kwargs)
-        value: R = steps.run_step(ctx.executor, entry, args, kwargs)
+        value = steps.run_step(ctx.executor, entry, args, kwargs)
         return value
 
     @classproperty

@@ -10,6 +10,7 @@ Called outside a workflow (or inside another step), a step is a plain function c
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from sysdb import now_ms
 
 from . import metrics
 from .context import WorkflowContext, current_workflow
-from .errors import DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
+from .errors import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, serialize, serialize_exception
@@ -58,6 +59,11 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
     if ctx is None:
         return step.func(*args, **kwargs)
     function_id, recorded = executor.begin_operation(ctx, step.name)
+    if step.should_retry is not None and inspect.iscoroutinefunction(step.should_retry):
+        # DBOS's check and words, at the call (its position taken, nothing recorded).
+        raise DBOSException(
+            f"Step {step.name} is sync but should_retry is async. Use an async step to pair with an async validator."
+        )
     if recorded is not NOT_RECORDED:
         return recorded
     started = now_ms()
