@@ -35,12 +35,18 @@ __all__ = ["cancel_recorded", "resume_recorded", "delete_recorded", "delay_recor
 def cancel_recorded(executor: Executor, workflow_ids: list[str], cancel_children: bool = False) -> None:
     """Cancel workflows (see :func:`runtime.workflows_admin.cancel_workflows`)."""
     ctx = current_workflow()
+    # The executions running here before the cancel: those it stops (one started after it, by
+    # a resume, is not cancelled by it).
+    running = executor.running_contexts()
 
     def cancelled(changed: list[str]) -> None:
-        # A workflow that cancelled itself stops at its next operation, as one cancelled
-        # elsewhere would (once: not when a resumed run replays this call).
-        if ctx is not None and ctx.workflow_id in (changed or ()):
-            executor.lose(ctx, DBOSWorkflowCancelledError(f"Workflow {ctx.workflow_id} is cancelled. Aborting function."))
+        # A workflow cancelled from this process (by itself, too) stops at its next operation,
+        # before any step body, as DBOS's per-step status check stops it (once: not when a
+        # resumed run replays this call). One running elsewhere stops at its next write.
+        for workflow_id in changed or ():
+            stopped = ctx if ctx is not None and ctx.workflow_id == workflow_id else running.get(workflow_id)
+            if stopped is not None:
+                executor.lose(stopped, DBOSWorkflowCancelledError(f"Workflow {workflow_id} is cancelled. Aborting function."))
 
     executor.recorded_effect(
         "DBOS.cancelWorkflow",

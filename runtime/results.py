@@ -49,6 +49,9 @@ class LocalRun:
     recorded: bool = False
     # The executor generation it runs under (an older one: abandoned, still stopping).
     generation: int = 0
+    # The execution itself: a cancel made in this process marks it lost at once, so it stops
+    # before its next step body, as DBOS's per-step status check stops it.
+    context: WorkflowContext | None = None
     # Async waiters (their loop and future), woken by finish().
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
     _waiters_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -89,11 +89,16 @@ class WorkflowRuns(Fencing):
             self._end_run(ctx, local, handed_back)
 
     def _begin_run(self, ctx: WorkflowContext) -> LocalRun:
-        local = LocalRun(generation=ctx.generation)
+        local = LocalRun(generation=ctx.generation, context=ctx)
         with self._lock:
             self._local[ctx.workflow_id] = local
             self._running_epochs.add(ctx.owner_epoch)
         return local
+
+    def running_contexts(self) -> dict[str, WorkflowContext]:
+        """The executions running here now, by workflow id."""
+        with self._lock:
+            return {wid: run.context for wid, run in self._local.items() if run.context is not None}
 
     def _stopped(self, ctx: WorkflowContext, local: LocalRun, exc: BaseException) -> bool:
         """A body raised ``exc``: record it as the workflow's error if it is one. True when the
