@@ -16,8 +16,8 @@ from typing import Any, ParamSpec, TypeVar
 from sysdb import now_ms
 
 from .aio import active_workflow, in_thread
-from .async_starts import start_workflow_async
 from .api_messaging import StepOptions, step_options_entry
+from .async_starts import start_workflow_async
 from .async_steps import durable_sleep_async, run_step_async
 from .current import executor_for
 from .errors import DBOSNonExistentWorkflowError
