@@ -37,6 +37,7 @@ from .process import DBOSProcess
 from .queues import Queue
 from .recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .registry import registry
+from .results import get_result_recorded
 from .serialization import use_serializer
 from .serializers import WorkflowSerializationFormat
 from .starts import start_call
@@ -253,8 +254,9 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
 
     @classmethod
     def get_result(cls, workflow_id: str) -> Any:
-        """Wait for a workflow and return its result (or raise its error)."""
-        return cls.retrieve_workflow(workflow_id).get_result()
+        """Wait for a workflow and return its result (or raise its error); inside a workflow one
+        recorded ``DBOS.getResult``, as DBOS records it."""
+        return get_result_recorded(cls._executor_or_raise("DBOS.get_result"), workflow_id)
 
     @classmethod
     def fleet_status(cls) -> FleetStatus:

@@ -17,21 +17,21 @@ from sysdb import SystemDatabase, now_ms
 from sysdb.workflow_rows import WorkflowOutcome
 
 from .aio import AsyncWork, in_thread
-from .context import WorkflowContext
+from .context import WorkflowContext, current_workflow
 from .errors import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded,
     DBOSNonExistentWorkflowError,
     DBOSWorkflowFencedError,
 )
-from .operations import ExecutorShutdown, replay_recorded
+from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .serialization import deserialize, deserialize_exception, serialize, serialize_exception
 
 if TYPE_CHECKING:
     from .executor import Executor
 from .status import TERMINAL_STATUSES
 
-__all__ = ["LocalRun", "await_outcome", "await_outcome_async", "decode_outcome", "recorded_result_async"]
+__all__ = ["LocalRun", "await_outcome", "await_outcome_async", "decode_outcome", "recorded_result_async", "get_result_recorded"]
 
 # Waiting for a workflow that runs elsewhere: poll its row, backing off to this interval.
 RESULT_POLL_MAX_INTERVAL_SEC = 0.5
@@ -182,4 +182,20 @@ async def recorded_result_async(
         raise
     await in_thread(executor.async_work, executor.checkpoint, parent, function_id, "DBOS.getResult",
                     output=serialize(value), started_at_ms=started, child_workflow_id=child_id)
+    return value
+
+
+def get_result_recorded(executor: Executor, workflow_id: str) -> Any:
+    """``DBOS.get_result``: wait for a workflow's outcome. Inside a workflow body, as DBOS records
+    it, one ``DBOS.getResult`` step (no ``getStatus`` before it): it names no child workflow,
+    and an error is not recorded (a replay waits for the workflow again)."""
+    parent = current_workflow()
+    if parent is None or parent.in_step or parent.in_transaction:
+        return executor.wait_result(workflow_id)
+    function_id, recorded = executor.begin_operation(parent, "DBOS.getResult")
+    if recorded is not NOT_RECORDED:
+        return recorded
+    started = now_ms()
+    value = executor.wait_result(workflow_id)
+    executor.checkpoint(parent, function_id, "DBOS.getResult", output=serialize(value), started_at_ms=started)
     return value

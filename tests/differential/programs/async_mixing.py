@@ -72,6 +72,25 @@ def sync_parent():
 
 
 @DBOS.workflow()
+def sync_reader(workflow_id, failed_id):
+    # DBOS.get_result in a workflow is one DBOS.getResult step (the async twin's too).
+    try:
+        DBOS.get_result(failed_id)
+    except ValueError as exc:
+        failed = str(exc)
+    return [DBOS.get_result(workflow_id), failed]
+
+
+@DBOS.workflow()
+async def async_reader(workflow_id, failed_id):
+    try:
+        await DBOS.get_result_async(failed_id)
+    except ValueError as exc:
+        failed = str(exc)
+    return [await DBOS.get_result_async(workflow_id), failed]
+
+
+@DBOS.workflow()
 async def once(x):
     count("once")
     began.set()
@@ -92,6 +111,9 @@ async def main():
         see("async parent", await async_parent())
     see("steps of async-parent", await asyncio.to_thread(steps_of, "async-parent"))
     see("steps of its sync child", await asyncio.to_thread(steps_of, "async-parent-2"))
+    with SetWorkflowID("async-reader"):
+        see("DBOS.get_result_async in an async workflow", await async_reader("sync-parent", "failing-kid"))
+    see("steps of async-reader", await asyncio.to_thread(steps_of, "async-reader"))
 
     async def await_once(x):
         with SetWorkflowID("once-1"):
@@ -108,6 +130,14 @@ if __name__ == "__main__":
     with SetWorkflowID("sync-parent"):
         see("sync parent", sync_parent())
     see("steps of sync-parent", steps_of("sync-parent"))
+    with SetWorkflowID("failing-kid"):
+        try:
+            loops[-1].run_until_complete(async_kid(-3))
+        except ValueError:
+            pass
+    with SetWorkflowID("sync-reader"):
+        see("DBOS.get_result in a sync workflow", sync_reader("sync-parent", "failing-kid"))
+    see("steps of sync-reader", steps_of("sync-reader"))
     asyncio.run(main())
     DBOS.destroy()
     report()
