@@ -15,8 +15,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from .aio import in_thread
-from .context import current_workflow, take_start_options
-from .errors import DBOSException
+from .context import WorkflowContext, current_workflow, take_start_options
+from .errors import DBOSException, DBOSWorkflowCancelledError
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .registry import RegisteredWorkflow, call_workflow_coroutine
 from .results import recorded_result_async
@@ -66,6 +66,17 @@ async def start_workflow_async(
         executor.async_work.keep(task)
         return WorkflowHandleAsync(ctx.workflow_id, handle=WorkflowHandle(ctx.workflow_id, source=executor))
     if parent is None or result_id is None:
-        return await executor.run_async(ctx, entry, bound, args, kwargs)
+        return await _run_for_caller(executor, ctx, entry, bound, args, kwargs)
     return await recorded_result_async(executor, parent, result_id, ctx.workflow_id,
-                                       lambda: executor.run_async(ctx, entry, bound, args, kwargs))
+                                       lambda: _run_for_caller(executor, ctx, entry, bound, args, kwargs))
+
+
+async def _run_for_caller(
+    executor: Executor, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """:func:`runtime.starts.run_for_caller` on the caller's loop: a body stopped by its
+    cancellation gives the caller ``DBOSAwaitedWorkflowCancelledError``, as in DBOS."""
+    try:
+        return await executor.run_async(ctx, entry, bound, args, kwargs)
+    except DBOSWorkflowCancelledError:
+        return await executor.wait_result_async(ctx.workflow_id)

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from .context import StartOptions, WorkflowContext, current_workflow, take_start_options
 from .current import executor_for
-from .errors import DBOSConflictingWorkflowError, DBOSException, DBOSNonExistentWorkflowError, DBOSWorkflowFencedError
+from .errors import (
+    DBOSConflictingWorkflowError,
+    DBOSException,
+    DBOSNonExistentWorkflowError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowFencedError,
+)
 from .handles import WorkflowHandle
 from .operations import ExecutorShutdown, check_recorded_name
 from .ownership import insert_start_row
@@ -27,7 +33,7 @@ from .workflow_start import StartPosition, WorkflowStart, call_start, start_time
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["start_call", "start_workflow", "check_same_workflow", "plan_start", "StartPlan"]
+__all__ = ["start_call", "start_workflow", "check_same_workflow", "plan_start", "run_for_caller", "StartPlan"]
 
 
 def start_call(
@@ -72,8 +78,20 @@ def start_workflow(
         executor.spawn(ctx, entry, bound, args, kwargs, child=parent is not None)
         return WorkflowHandle(ctx.workflow_id, source=executor)
     if parent is None:
-        return executor.run(ctx, entry, bound, args, kwargs)
+        return run_for_caller(executor, ctx, entry, bound, args, kwargs)
     return _run_child(executor, parent, ctx, entry, bound, args, kwargs)
+
+
+def run_for_caller(
+    executor: Executor, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run a workflow body for the caller waiting on it. A body stopped by its cancellation (a
+    cancel, its deadline) gives the caller the recorded outcome, as DBOS does: a
+    ``DBOSAwaitedWorkflowCancelledError`` it can catch (a parent records it as its child's)."""
+    try:
+        return executor.run(ctx, entry, bound, args, kwargs)
+    except DBOSWorkflowCancelledError:
+        return executor.wait_result(ctx.workflow_id)
 
 
 @dataclass(frozen=True)
@@ -185,7 +203,7 @@ def _run_child(
     too (``DBOS.getResult``), so a replayed parent reads it without waiting for the child again."""
     result_id = parent.next_function_id()
     try:
-        result = executor.run(ctx, entry, bound, args, kwargs)
+        result = run_for_caller(executor, ctx, entry, bound, args, kwargs)
     except (DBOSWorkflowFencedError, ExecutorShutdown):
         raise
     except Exception as exc:

@@ -18,6 +18,8 @@ from runtime import DBOS, DBOSAwaitedWorkflowCancelledError, SetWorkflowID
 POOL_SIZE = 8
 # Issue #11's thousand awaited workflows at once (about 5 s here).
 MANY = 1000
+# Connections an executor holds outside its pool (LISTEN, the leader's lease session, ...), with room.
+DEDICATED_CONNECTIONS = 5
 
 
 @pytest.fixture
@@ -106,10 +108,11 @@ def test_many_awaited_async_workflows_share_bounded_threads_and_connections(smal
     # A thread per pool connection at most, not one per workflow (the test's own connection
     # in `db` and the sampler's are not the process's pool).
     assert max(seen_threads) < 60 and peaks.threads < 60, (max(seen_threads), peaks.threads)
-    # The pool never grew past its size, and the server saw no more than that beside what was
-    # open before the run (the LISTEN and leader connections, the pool's first two, this test's).
+    # The pool never grew past its size (and did grow: the load was real), and the server saw
+    # no connection per workflow: at most the pool's, the executor's few dedicated ones (LISTEN,
+    # leader lease, opened lazily) and this test's.
     assert 2 < peaks.pooled <= POOL_SIZE, peaks.pooled
-    assert peaks.connections <= idle_connections + POOL_SIZE, (peaks.connections, idle_connections)
+    assert peaks.connections <= POOL_SIZE + DEDICATED_CONNECTIONS + 1, (peaks.connections, idle_connections)
 
 
 def test_gathered_children_each_see_their_own_workflow_and_steps(dbos, db):

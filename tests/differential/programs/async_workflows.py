@@ -85,7 +85,7 @@ async def simple(x):
 
 @DBOS.workflow()
 async def retrying():
-    out = [await flaky("twice", 2)]
+    out = [await flaky("twice", 2), await attempts_seen("attempts")]
     try:
         await flaky("always", 10)
     except Exception as exc:
@@ -138,6 +138,36 @@ async def parent(x):
 async def sleeper(seconds):
     await DBOS.sleep_async(seconds)
     return "woke"
+
+
+@DBOS.workflow()
+async def sleepy_parent():
+    return await sleeper(2)
+
+
+@DBOS.workflow()
+def sync_sleeper(seconds):
+    DBOS.sleep(seconds)
+    return "woke"
+
+
+@DBOS.workflow(name="renamed-async")
+async def renamed(x):
+    return x
+
+
+@DBOS.step(retries_allowed=True, max_attempts=3, interval_seconds=0.01)
+async def attempts_seen(key):
+    calls.setdefault(key, []).append(DBOS.step_status.current_attempt)
+    if len(calls[key]) < 3:
+        raise ValueError("again")
+    return calls[key]
+
+
+@DBOS.workflow()
+async def returns_unpicklable():
+    await double(1)
+    return lambda: None
 
 
 @DBOS.step()
@@ -258,6 +288,19 @@ async def main():
     see("timed-out status", (await timed.get_status()).status)
     with SetWorkflowTimeout(5):
         see("sleep within its timeout", await sleeper(0.05))
+    with SetWorkflowTimeout(0.3), SetWorkflowID("sleepy-parent"):
+        await attempt_async("child past its inherited deadline", sleepy_parent())
+    see("statuses of sleepy-parent and its child", [await off(status_of, "sleepy-parent"), await off(status_of, "sleepy-parent-1")])
+    with SetWorkflowID("renamed-1"):
+        see("a renamed async workflow", await renamed(3))
+    see("status of renamed-1", await off(status_of, "renamed-1"))
+    with SetWorkflowID("unpicklable-1"):
+        try:
+            await returns_unpicklable()
+            see("unpicklable result", "returned")
+        except Exception:
+            see("unpicklable result", "raised")
+    see("status of unpicklable-1", (await off(status_of, "unpicklable-1"))[:2])
     with SetWorkflowID("contexts-1"):
         see("contexts", await contexts())
     see("outside: workflow_id, step_id", [DBOS.workflow_id, DBOS.step_id])
@@ -333,6 +376,9 @@ if __name__ == "__main__":
         background = DBOS.start_workflow(simple, 8)
     see("DBOS.start_workflow(async) from sync code", background.get_result())
     see("status of bg-1", status_of("bg-1"))
+    with SetWorkflowTimeout(0.3), SetWorkflowID("sync-timed-1"):
+        attempt("a sync workflow past its deadline", lambda: sync_sleeper(2))
+    see("status of sync-timed-1", status_of("sync-timed-1"))
     asyncio.run(main())
     DBOS.destroy()
     report()
