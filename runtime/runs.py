@@ -153,6 +153,10 @@ class WorkflowRuns(Fencing):
             self.hooks.stopped_by_outage(ctx.workflow_id, ctx.owner_epoch)
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
+        if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:
+            # A body that ended past its deadline is cancelled, not finished, as in DBOS (whose
+            # timer cancels it at the deadline): this cancels it (fenced) and raises.
+            self.check_running(ctx)
         with self.fenced_write(ctx):
             self.db.workflows.finish(
                 workflow_id=ctx.workflow_id,
@@ -167,3 +171,5 @@ class WorkflowRuns(Fencing):
 
         @property
         def db(self) -> SystemDatabase: ...  # Executor.db
+
+        def check_running(self, ctx: WorkflowContext) -> None: ...  # Executor.check_running
