@@ -91,6 +91,34 @@ async def async_reader(workflow_id, failed_id):
 
 
 @DBOS.workflow()
+def sync_quitter():
+    DBOS.cancel_workflow(DBOS.workflow_id)
+    return sync_outer("after the cancel")
+
+
+@DBOS.workflow()
+def sync_boss():
+    try:
+        sync_quitter()
+    except Exception as exc:
+        return [type(exc).__name__, str(exc)]
+
+
+@DBOS.workflow()
+async def async_quitter():
+    await asyncio.to_thread(DBOS.cancel_workflow, DBOS.workflow_id)
+    return await inner("after the cancel")
+
+
+@DBOS.workflow()
+async def async_boss():
+    try:
+        await async_quitter()
+    except Exception as exc:
+        return [type(exc).__name__, str(exc), await inner("boss goes on")]
+
+
+@DBOS.workflow()
 async def once(x):
     count("once")
     began.set()
@@ -114,6 +142,12 @@ async def main():
     with SetWorkflowID("async-reader"):
         see("DBOS.get_result_async in an async workflow", await async_reader("sync-parent", "failing-kid"))
     see("steps of async-reader", await asyncio.to_thread(steps_of, "async-reader"))
+    with SetWorkflowID("async-boss"):
+        see("an async child that cancelled itself", await async_boss())
+    see("steps of async-boss", await asyncio.to_thread(steps_of, "async-boss"))
+    see("steps of its child", await asyncio.to_thread(steps_of, "async-boss-1"))
+    see("async statuses", [(await DBOS.get_workflow_status_async("async-boss")).status,
+                           (await DBOS.get_workflow_status_async("async-boss-1")).status])
 
     async def await_once(x):
         with SetWorkflowID("once-1"):
@@ -138,6 +172,11 @@ if __name__ == "__main__":
     with SetWorkflowID("sync-reader"):
         see("DBOS.get_result in a sync workflow", sync_reader("sync-parent", "failing-kid"))
     see("steps of sync-reader", steps_of("sync-reader"))
+    with SetWorkflowID("sync-boss"):
+        see("a sync child that cancelled itself", sync_boss())
+    see("steps of sync-boss", steps_of("sync-boss"))
+    see("steps of its child", steps_of("sync-boss-1"))
+    see("statuses", [DBOS.get_workflow_status("sync-boss").status, DBOS.get_workflow_status("sync-boss-1").status])
     asyncio.run(main())
     DBOS.destroy()
     report()
