@@ -305,3 +305,44 @@ def test_run_step_async_retries_and_records_one_step(dbos, db):
         assert asyncio.run(runner()) == "ok"
     assert len(attempts) == 3
     assert step_rows(db, "runner") == [(1, "sometimes", None)]
+
+
+def test_an_async_workflow_left_pending_by_destroy_is_replayed_at_the_next_launch(sys_url, db):
+    DBOS.destroy(destroy_registry=True)  # before the decorators below: they register in the new registry
+    ran: list[str] = []
+    asleep = threading.Event()
+    config = {"name": "pgfleet-async-test", "system_database_url": sys_url, "executor_id": "async-recovery"}
+
+    @DBOS.step()
+    async def mark(label: str) -> str:
+        ran.append(label)
+        await asyncio.sleep(0)
+        return label
+
+    @DBOS.workflow()
+    async def survivor() -> list[str]:
+        a, b = await asyncio.gather(mark("a"), mark("b"))
+        await DBOS.sleep_async(0.01)
+        asleep.set()
+        await DBOS.sleep_async(0.5)
+        return [a, b, await mark("c")]
+
+    try:
+        DBOS(config=config)
+        DBOS.launch()
+        with SetWorkflowID("survivor"):
+            DBOS.start_workflow(survivor)  # on the background loop
+        assert asleep.wait(30)
+        DBOS.destroy()  # cancels the loop's task: no outcome, left PENDING for this executor
+        status = db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'survivor'").fetchone()[0]
+        assert status == "PENDING" and sorted(ran) == ["a", "b"]
+        ran.clear()
+        DBOS(config=config)
+        DBOS.launch()  # recovers it, and replays the gathered steps and the sleeps
+        assert DBOS.retrieve_workflow("survivor").get_result() == ["a", "b", "c"]
+        assert ran == ["c"]
+        assert [row[:2] for row in step_rows(db, "survivor")] == [
+            (1, mark.__qualname__), (2, mark.__qualname__), (3, "DBOS.sleep"), (4, "DBOS.sleep"), (5, mark.__qualname__)
+        ]
+    finally:
+        DBOS.destroy(destroy_registry=True)
