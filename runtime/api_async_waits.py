@@ -16,7 +16,6 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from . import async_durable, async_waits
 from .api_messaging import StepOptions, step_of_options
-from .context import current_workflow
 from .current import executor_for
 from .executor import Executor
 from .handles import WorkflowHandleAsync
@@ -29,10 +28,7 @@ R = TypeVar("R")
 
 
 def _executor(what: str) -> Executor:
-    """The executor of the calling workflow (even while DBOS.destroy() drains it), else the
-    process's."""
-    ctx = current_workflow()
-    return ctx.executor if ctx is not None else executor_for(what)
+    return executor_for(what)  # the calling workflow's executor, else the process's
 
 
 class AsyncWaitsAPI:

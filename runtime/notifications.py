@@ -76,6 +76,11 @@ class NotificationHub:
             except RuntimeError:  # that loop is closed: its waiter is gone with it
                 pass
 
+    def watching(self) -> int:
+        """How many watches are open now (each waiting ``recv`` or ``get_event`` holds one)."""
+        with self._cond:
+            return sum(self._watchers.values())
+
     def waiting_tasks(self) -> int:
         """How many asyncio waiters are parked now (for tests and metrics)."""
         with self._cond:
