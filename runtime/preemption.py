@@ -6,6 +6,8 @@ cancels the body (an ``asyncio`` cancellation, at its next ``await``) when:
 - the workflow was cancelled (its row is CANCELLED, wherever the cancel came from): the step
   raises ``DBOSWorkflowCancelledError`` with DBOS's text, and records nothing, so a resume runs
   it again; or
+- its deadline (``SetWorkflowTimeout``) passed: the poller cancels the workflow, as DBOS's
+  timeout does, with the same result; or
 - this execution lost the workflow (pgfleet's addition): :meth:`Executor.check_owned` fails (the
   membership lease expired, the executor abandoned its work, an earlier write was fenced), or the
   row names another owner or epoch (taken over, resumed elsewhere, finished by someone else).
@@ -64,10 +66,10 @@ async def _run_preemptible(
         for task in (body, poller):
             if not task.done():
                 task.cancel()
-                try:
-                    await task
-                except BaseException:  # noqa: BLE001 - torn down: its outcome is nobody's
-                    pass
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - torn down (or seen above): its outcome is nobody's
+                pass
 
 
 async def _watch(executor: Executor, ctx: WorkflowContext, body: asyncio.Task[Any], reason: list[BaseException]) -> None:
@@ -77,6 +79,8 @@ async def _watch(executor: Executor, ctx: WorkflowContext, body: asyncio.Task[An
         await asyncio.sleep(LOCAL_CHECK_INTERVAL_SEC)
         since_poll += LOCAL_CHECK_INTERVAL_SEC
         lost = _lost_locally(executor, ctx)
+        if lost is None and _past_deadline(executor, ctx):
+            lost = await _cancel_past_deadline(executor, ctx)
         if lost is None and since_poll >= PREEMPTIBLE_POLL_INTERVAL_SEC:
             since_poll = 0.0
             lost = await _lost_by_row(executor, ctx)
@@ -91,6 +95,24 @@ def _lost_locally(executor: Executor, ctx: WorkflowContext) -> BaseException | N
         executor.check_owned(ctx)
     except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError) as exc:
         return exc
+    return None
+
+
+def _past_deadline(executor: Executor, ctx: WorkflowContext) -> bool:
+    """Whether the workflow's deadline passed, on the database clock as estimated here (DBOS
+    cancels a workflow at its deadline, which a preemptible step's poller then sees)."""
+    return ctx.deadline_epoch_ms is not None and executor.db.clock.now_ms() >= ctx.deadline_epoch_ms
+
+
+async def _cancel_past_deadline(executor: Executor, ctx: WorkflowContext) -> BaseException | None:
+    """Cancel the workflow, fenced on this execution (``Executor.check_running`` writes it and
+    raises the cancellation, or the fence if it was lost meanwhile)."""
+    try:
+        await in_thread(executor.async_work, executor.check_running, ctx)
+    except (DBOSWorkflowCancelledError, DBOSWorkflowFencedError) as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a failed write is tried again at the next tick
+        executor.log.warning("error cancelling a workflow past its deadline", workflow_id=ctx.workflow_id, error=repr(exc))
     return None
 
 

@@ -10,7 +10,7 @@ import threading
 import psycopg
 import pytest
 
-from runtime import DBOS, SendMessage, SetWorkflowID
+from runtime import DBOS, SendMessage, SetWorkflowID, SetWorkflowTimeout
 from runtime.current import executor_for
 from runtime.errors import DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from runtime.notifications import NotificationHub
@@ -286,8 +286,8 @@ class _Preemptible:
 
         self.holder = holder
 
-    async def start(self, workflow_id: str) -> asyncio.Task[object]:
-        with SetWorkflowID(workflow_id):
+    async def start(self, workflow_id: str, timeout_sec: float | None = None) -> asyncio.Task[object]:
+        with SetWorkflowID(workflow_id), SetWorkflowTimeout(timeout_sec):
             handle = await DBOS.start_workflow_async(self.holder)
         await _until(self.started.is_set, "the step body started")
         return asyncio.ensure_future(handle.get_result())
@@ -312,6 +312,25 @@ def test_a_preemptible_step_is_cancelled_with_its_workflow(dbos: type[DBOS], db:
     assert "Aborting preemptible step" in str(case.workflow_saw[0])
     assert _steps(db, "preempt-cancel") == []  # cut short: nothing recorded, a resume runs it again
     assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'preempt-cancel'").fetchone()[0] == "CANCELLED"
+
+
+def test_a_preemptible_step_is_cancelled_at_its_workflows_deadline(dbos: type[DBOS], db: psycopg.Connection) -> None:
+    case = _Preemptible(dbos)
+
+    async def scenario() -> BaseException | None:
+        result = await case.start("preempt-deadline", timeout_sec=0.5)
+        await _until(case.body_cancelled.is_set, "the body cancelled once the deadline passed")
+        try:
+            await result
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            return exc
+        return None
+
+    awaited = _run(scenario())
+    assert type(awaited).__name__ == "DBOSAwaitedWorkflowCancelledError"
+    assert isinstance(case.workflow_saw[0], DBOSWorkflowCancelledError)
+    assert _steps(db, "preempt-deadline") == []
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'preempt-deadline'").fetchone()[0] == "CANCELLED"
 
 
 def test_a_preemptible_step_stops_when_another_executor_takes_its_workflow(dbos: type[DBOS], db: psycopg.Connection) -> None:

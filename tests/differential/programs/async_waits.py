@@ -5,7 +5,7 @@ split)."""
 
 import asyncio
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, SetWorkflowID, SetWorkflowTimeout
 from observe import attempt, database_url, report, see
 
 DBOS(config={"name": "differential-async-waits", "system_database_url": database_url()})
@@ -189,6 +189,11 @@ async def main():
     see("preempted", await attempt_async(victim.get_result))
     steps = await asyncio.to_thread(DBOS.list_workflow_steps, "preempted-1")
     see("preempted steps", [s["function_name"] for s in steps])
+    with SetWorkflowID("preempted-2"), SetWorkflowTimeout(0.5):
+        timed_out = await DBOS.start_workflow_async(preempted)
+    see("preempted by its deadline", await attempt_async(timed_out.get_result))
+    steps = await asyncio.to_thread(DBOS.list_workflow_steps, "preempted-2")
+    see("preempted by its deadline: steps", [s["function_name"] for s in steps])
     # The slow child of waits_for_first (a task of this loop) ends before the loop does.
     see("slow child", await (await DBOS.retrieve_workflow_async("first-1-2")).get_result())
 
