@@ -259,14 +259,13 @@ def begin_get_event(executor: Executor, workflow_id: str, key: str) -> tuple[Eve
 
 
 def first_event_look(executor: Executor, read: EventRead, timeout_seconds: float) -> tuple[EventValue | None, float]:
-    """Read the event once; when it is not set yet, also the wake-up time (recorded in a
-    workflow body, so a recovered workflow waits only what is left)."""
+    """Read the event once, and the wake-up time: in a workflow body it is recorded (so a
+    recovered workflow waits only what is left) even when the event is set already, as DBOS
+    2.30 records it."""
     row = executor.db.events.get(read.workflow_id, read.key)
-    if row is not None:
-        return row, time.time()
     if read.ctx is not None and read.sleep_id is not None:
-        return None, durable_wake_time(executor, read.ctx, read.sleep_id, timeout_seconds)
-    return None, time.time() + timeout_seconds
+        return row, durable_wake_time(executor, read.ctx, read.sleep_id, timeout_seconds)
+    return row, time.time() + timeout_seconds
 
 
 def event_row(executor: Executor, read: EventRead) -> EventValue | None:

@@ -38,7 +38,8 @@ async def event_in_step(workflow_id):
 async def event_reader(target):
     missing = await DBOS.get_event_async(target, "never", timeout_seconds=0.2)
     in_step = await event_in_step(target)
-    return [missing, in_step]
+    present = await DBOS.get_event_async(target, "k", timeout_seconds=5)  # set already
+    return [missing, in_step, present]
 
 
 @DBOS.workflow()
@@ -46,6 +47,11 @@ def event_setter(value):
     DBOS.recv("go", timeout_seconds=10)
     DBOS.set_event("k", value)
     return value
+
+
+@DBOS.workflow()
+def sync_event_reader(target):
+    return DBOS.get_event(target, "k", timeout_seconds=5)  # set already: the timeout is recorded too
 
 
 @DBOS.workflow()
@@ -154,6 +160,7 @@ async def main():
     see("setter", await asyncio.to_thread(setter.get_result))
     see("get_event outside, set already", await DBOS.get_event_async("setter-1", "k", timeout_seconds=0))
     see("get_event outside, times out", await DBOS.get_event_async("setter-1", "nope", timeout_seconds=0.1))
+    see("sync event reader", await asyncio.to_thread(lambda: DBOS.start_workflow(sync_event_reader, "setter-1").get_result()))
     see("event reader", await (await DBOS.start_workflow_async(event_reader, "setter-1")).get_result())
 
     writer = await asyncio.to_thread(_start_with_id, "writer-1", stream_writer, 3)
