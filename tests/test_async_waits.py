@@ -119,6 +119,27 @@ def test_a_thousand_recv_async_waiters_hold_no_thread(dbos: type[DBOS], db: psyc
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS'").fetchone()[0] == count
 
 
+def test_cancelling_a_task_awaiting_recv_async_releases_its_watch(dbos: type[DBOS], db: psycopg.Connection) -> None:
+    @DBOS.workflow()
+    async def patient() -> object:
+        return await DBOS.recv_async("t", timeout_seconds=BOUND_SEC)
+
+    executor = executor_for("test")
+
+    async def scenario() -> tuple[int, int]:
+        with SetWorkflowID("patient"):
+            caller = asyncio.ensure_future(patient())  # awaited directly: the body runs in this task
+        await _until(lambda: executor.hub.watching() == 1, "the workflow waiting in recv_async")
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        return executor.hub.watching(), executor.hub.waiting_tasks()
+
+    assert _run(scenario()) == (0, 0)
+    # Its receive was never recorded (only the timeout): a re-run receives afresh.
+    assert _steps(db, "patient") == [(2, "DBOS.sleep")]
+
+
 def test_gathered_waits_take_the_same_positions_at_every_execution(dbos: type[DBOS], db: psycopg.Connection) -> None:
     @DBOS.workflow()
     async def publisher() -> str:
