@@ -17,7 +17,7 @@ from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
 from .aio import AsyncWork
 from .client_admin import ClientAdminAPI
-from .client_async import ClientAsyncAPI
+from .client_async import ClientAsyncAPI, warn_if_blocking_the_loop
 from .client_async_admin import ClientAsyncAdminAPI
 from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
@@ -184,6 +184,7 @@ class DBOSClient(
     def check_connection(self) -> None:
         """Check that the system database answers (connecting first if the client is lazy);
         raises ``DBOSDatabaseUnavailableError`` if it does not."""
+        warn_if_blocking_the_loop("check_connection")
         db = self._db
         try:
             db.probe.schema()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sysdb.errors import PoolClosedError
 
+from . import logs
 from .aio import in_thread
 from .client_messaging import _client_stopped as client_stopped
 from .errors import DBOSException
@@ -34,12 +35,25 @@ if TYPE_CHECKING:
 
     from .client import DBOSClient, EnqueueOptions
 
-__all__ = ["ClientAsyncAPI", "off_loop"]
+__all__ = ["ClientAsyncAPI", "off_loop", "warn_if_blocking_the_loop"]
 
 T = TypeVar("T")
 # Waiting for an event: poll its row, backing off from 10 ms to this interval (as the sync client).
 EVENT_POLL_MAX_INTERVAL_SEC = 0.5
 _NO_EVENT: Any = object()
+
+
+def warn_if_blocking_the_loop(method: str) -> None:
+    """DBOS's warning when a sync ``DBOSClient`` method that waits on the database is called
+    on a running event loop (the ``_async`` twin runs it in a worker thread: no warning)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    logs.logger.warning(
+        f"Synchronous 'DBOSClient.{method}' was called from a running asyncio event loop. This blocks the "
+        f"loop on a database round-trip. Use 'DBOSClient.{method}_async' instead."
+    )
 
 
 def _destroyed() -> DBOSException:

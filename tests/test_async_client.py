@@ -182,3 +182,23 @@ def test_cancelling_a_task_awaiting_a_result_leaves_the_other_waiters_and_the_wo
             client.destroy()
 
     asyncio.run(main())
+
+
+def test_a_sync_call_that_blocks_the_loop_logs_dbos_warning_and_its_twin_does_not(sys_url, caplog):
+    import logging
+
+    async def main() -> None:
+        client = DBOSClient(system_database_url=sys_url)
+        try:
+            with caplog.at_level(logging.WARNING, logger="dbos"):
+                client.list_queues()
+                await client.list_queues_async()
+                await client.check_connection_async()
+        finally:
+            client.destroy()
+
+    asyncio.run(main())
+    warned = [r.getMessage() for r in caplog.records if "Synchronous" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "Synchronous 'DBOSClient.list_queues' was called from a running asyncio event loop" in warned[0]
+    assert "Use 'DBOSClient.list_queues_async' instead." in warned[0]
