@@ -60,6 +60,17 @@ def fails():
     raise ValueError("it failed")
 
 
+CLIENTS = []
+
+
+@DBOS.workflow()
+async def peeker(target):
+    # A client inside a workflow records nothing: the step after its calls is the first step.
+    handle = await CLIENTS[0].retrieve_workflow_async(target)
+    status = (await handle.get_status()).status
+    return [status, await handle.get_result(), await thrice(1)]
+
+
 async def trying(label, make):
     """``attempt`` for a coroutine: its value, or what it raised, in the transcript."""
     try:
@@ -179,6 +190,9 @@ async def main():
     client = DBOSClient(system_database_url=database_url())
     await trying("check connection", client.check_connection_async)
     await handles_and_results(client)
+    CLIENTS.append(client)
+    with SetWorkflowID("peek-1"):
+        see("client inside a workflow", await peeker("c-1"))
     await events_messages_streams(client)
     await management(client)
     await queues_schedules_versions(client)
