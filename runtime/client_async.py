@@ -26,9 +26,8 @@ from .operations import ExecutorShutdown
 from .results import await_outcome_async
 from .serialization import deserialize
 from .serializers import WorkflowSerializationFormat
-from .status import TERMINAL_STATUSES
-from .streams import READ_POLL_SEC, STREAM_CLOSED
-from .waiting import DEFAULT_POLLING_INTERVAL_SEC
+from .streams import READ_POLL_SEC, read_batch
+from .waiting import DEFAULT_POLLING_INTERVAL_SEC, handle_ids
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
@@ -78,33 +77,6 @@ def _read_event(db: SystemDatabase, workflow_id: str, key: str) -> Any:
     return _NO_EVENT if row is None else deserialize(row.value, row.serialization, what=f"event {key!r}")
 
 
-def _stream_batch(db: SystemDatabase, workflow_id: str, key: str, offset: int) -> tuple[list[Any], bool]:
-    """One poll of a stream from ``offset`` (in a worker thread): the values that follow one
-    another from it, and whether the stream has ended (closed, or its workflow finished or
-    absent with nothing left to read), as ``DBOSClient.read_stream`` decides it."""
-    values: list[Any] = []
-    for row in db.streams.read(workflow_id, key, offset):
-        if row.offset != offset + len(values):  # a gap: the next value is not written yet
-            break
-        if row.value == STREAM_CLOSED and row.serialization is None:  # the end, as older pgfleet wrote it
-            return values, True
-        value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
-        if isinstance(value, str) and value == STREAM_CLOSED:
-            return values, True
-        values.append(value)
-    if values:
-        return values, False
-    outcome = db.workflows.outcome(workflow_id)
-    if outcome is None or outcome.status in TERMINAL_STATUSES:
-        # Finished: its last values may have landed after the read above; read once more.
-        return _stream_batch(db, workflow_id, key, offset) if _has_value(db, workflow_id, key, offset) else ([], True)
-    return [], False
-
-
-def _has_value(db: SystemDatabase, workflow_id: str, key: str, offset: int) -> bool:
-    return any(r.offset == offset for r in db.streams.read(workflow_id, key, offset))
-
-
 class ClientAsyncAPI:
     """The ``_async`` twins of ``DBOSClient``'s enqueues, waits, messages and streams."""
 
@@ -148,18 +120,14 @@ class ClientAsyncAPI:
         self, handles: list[WorkflowHandleAsync[Any]], *, polling_interval_sec: float = DEFAULT_POLLING_INTERVAL_SEC
     ) -> WorkflowHandleAsync[Any]:
         """Wait, on the loop, until one of the handles' workflows finishes; that handle."""
-        if not handles:
-            raise ValueError("handles must not be empty")
-        workflow_ids = [h.workflow_id for h in handles]
-        if len(set(workflow_ids)) != len(workflow_ids):
-            raise ValueError("handles must not contain duplicate workflow IDs")
+        workflow_ids, by_id = handle_ids(handles)
         client = self._client()
         db = await self._sysdb_async()
         interval = max(0.01, float(polling_interval_sec))
         while True:
             found = await off_loop(client, db.waits.first_finished, workflow_ids)
             if found is not None:
-                return handles[workflow_ids.index(found)]
+                return by_id[found]
             await _sleep_unless_destroyed(client, interval)
 
     async def send_async(
@@ -216,7 +184,7 @@ class ClientAsyncAPI:
         db = await self._sysdb_async()
         while not client._stop.is_set():
             try:
-                values, ended = await off_loop(client, _stream_batch, db, workflow_id, key, offset)
+                values, ended = await off_loop(client, read_batch, db, workflow_id, key, offset, False)
             except DBOSException:
                 if client._stop.is_set():
                     return

@@ -103,9 +103,10 @@ def read_batch(db: Any, workflow_id: str, key: str, offset: int, must_exist: boo
     if outcome is None and must_exist:
         raise DBOSNonExistentWorkflowError("target", workflow_id)
     if outcome is None or outcome.status in TERMINAL_STATUSES:
-        # Finished: read once more in case its last values landed just before.
-        if not [r for r in db.streams.read(workflow_id, key, offset) if r.offset == offset]:
-            return values, True
+        # Finished: its last values may have landed after the read above; read once more.
+        if any(r.offset == offset for r in db.streams.read(workflow_id, key, offset)):
+            return read_batch(db, workflow_id, key, offset, must_exist)
+        return values, True
     return values, False
 
 
