@@ -140,6 +140,35 @@ def test_cancelling_a_task_awaiting_recv_async_releases_its_watch(dbos: type[DBO
     assert _steps(db, "patient") == [(2, "DBOS.sleep")]
 
 
+def test_recv_async_after_takeover_consumes_nothing(dbos: type[DBOS], db: psycopg.Connection) -> None:
+    """A fenced async receive leaves the message for the new owner, and its workflow stops."""
+    saw: list[BaseException] = []
+
+    @DBOS.workflow()
+    async def waiting() -> object:
+        try:
+            return await DBOS.recv_async("t", timeout_seconds=BOUND_SEC)
+        except BaseException as exc:
+            saw.append(exc)
+            raise
+
+    executor = executor_for("test")
+
+    async def scenario() -> None:
+        with SetWorkflowID("fenced-recv-async"):
+            handle = await DBOS.start_workflow_async(waiting)
+        await _until(lambda: executor.hub.watching() == 1, "the workflow waiting in recv_async")
+        await asyncio.to_thread(take_over, db, "fenced-recv-async")
+        await asyncio.to_thread(DBOS.send, "fenced-recv-async", "for the new owner", "t")
+        await _until(lambda: bool(saw), "the fenced receive stopped its workflow")
+        assert handle.workflow_id == "fenced-recv-async"
+
+    _run(scenario())
+    assert isinstance(saw[0], DBOSWorkflowFencedError)
+    assert db.execute("SELECT consumed FROM dbos.notifications").fetchone()[0] is False
+    assert _steps(db, "fenced-recv-async") == [(2, "DBOS.sleep")]  # no DBOS.recv row: nothing consumed
+
+
 def test_gathered_waits_take_the_same_positions_at_every_execution(dbos: type[DBOS], db: psycopg.Connection) -> None:
     @DBOS.workflow()
     async def publisher() -> str:
