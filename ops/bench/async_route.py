@@ -25,9 +25,12 @@ hot statements, without the rest of pgfleet, so that only the route differs:
 * ``--rounds`` rounds, each running every (N, route) once, the route order alternating from
   round to round so both see the same load on a shared machine.
 
-Reported per N and route: workflows/s of each round and their median, and the client
-process's CPU time per workflow (``time.process_time``), a steadier figure than wall time on a
-loaded machine. The statements are read from ``sysdb/sql`` (the real ones); the routes and the
+At N = 1 a third row, ``blocking``, is the reference: the sync pool called on the loop's own
+thread (no hop; what pgfleet's sync API costs in the caller's thread, but it blocks the loop).
+Reported per N and route: workflows/s of each round and their median, the median (over
+rounds) of each round's median workflow latency, and the client process's CPU time per
+workflow (``time.process_time``): the latter two are steadier than wall time on a loaded
+machine. ``vs threads`` compares median workflows/s. The statements are read from ``sysdb/sql`` (the real ones); the routes and the
 loop around them are a measurement prototype in this file, not pgfleet code.
 """
 
@@ -62,6 +65,9 @@ STEPS = 3
 STATEMENTS_PER_WORKFLOW = STEPS + 2
 EXECUTOR_ID = "bench-route"
 ROUTES = ("threads", "async")
+# The reference at one task: the sync pool called on the loop's own thread (what pgfleet's sync
+# API does in the caller's thread; it would block the loop, so it is only a baseline).
+BASELINE = "blocking"
 
 
 def _statements() -> dict[str, str]:
@@ -123,6 +129,9 @@ class ThreadRoute:
         with self.pool.connection() as conn:
             return int(conn.execute(sql, params).rowcount)
 
+    async def execute_blocking(self, sql: str, params: dict[str, Any]) -> None:
+        _check(self._run(sql, params), sql)
+
     async def execute(self, sql: str, params: dict[str, Any]) -> None:
         context = contextvars.copy_context()
         rows = await asyncio.get_running_loop().run_in_executor(self.threads, context.run, self._run, sql, params)
@@ -155,20 +164,26 @@ class AsyncRoute:
         await self.pool.close()
 
 
-async def _one_run(route: Any, workload: Workload, tasks: int, count: int) -> dict[str, float]:
+async def _one_run(execute: Any, workload: Workload, tasks: int, count: int) -> dict[str, float]:
     remaining = count
+
+    latencies: list[float] = []
+    perf = time.perf_counter
 
     async def task() -> None:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
+            t = perf()
             for sql, params in workload.calls():
-                await route.execute(sql, params)
+                await execute(sql, params)
+            latencies.append(perf() - t)
 
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall = time.process_time(), perf()
     await asyncio.gather(*(task() for _ in range(tasks)))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"wf_per_s": count / wall, "cpu_ms_per_wf": 1000.0 * cpu / count}
+    wall, cpu = perf() - wall, time.process_time() - cpu
+    return {"wf_per_s": count / wall, "cpu_ms_per_wf": 1000.0 * cpu / count,
+            "ms_median": 1000.0 * statistics.median(latencies)}
 
 
 async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -176,15 +191,17 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     threads = ThreadRoute(url, args.pool_size)
     aroute = AsyncRoute(url, args.pool_size)
     await aroute.open()
-    routes = {"threads": threads, "async": aroute}
+    routes = {"threads": threads.execute, "async": aroute.execute, BASELINE: threads.execute_blocking}
     runs: dict[str, dict[str, list[dict[str, float]]]] = {str(n): {r: [] for r in ROUTES} for n in args.tasks}
+    if 1 in args.tasks:
+        runs["1"][BASELINE] = []
     try:
         for name in ROUTES:  # warm both pools' connections (prepared statements) and threads
             await _one_run(routes[name], workload, args.pool_size, args.warmup)
         for rnd in range(args.rounds):
             order = ROUTES if rnd % 2 == 0 else tuple(reversed(ROUTES))
             for n in args.tasks:
-                for name in order:
+                for name in (*order, BASELINE) if n == 1 else order:
                     runs[str(n)][name].append(await _one_run(routes[name], workload, n, args.count))
             print(f"[bench] round {rnd + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
@@ -194,14 +211,15 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _summary(runs: dict[str, Any]) -> str:
-    rows = [["tasks", "route", "wf/s per round", "median wf/s", "median stmt/s", "CPU ms/wf", "async vs threads"]]
+    rows = [["tasks", "route", "wf/s per round", "median wf/s", "median stmt/s", "wf p50 ms", "CPU ms/wf", "vs threads"]]
     for n, by_route in runs.items():
-        medians = {r: statistics.median(x["wf_per_s"] for x in by_route[r]) for r in ROUTES}
-        for r in ROUTES:
+        medians = {r: statistics.median(x["wf_per_s"] for x in by_route[r]) for r in by_route}
+        for r in by_route:
             cpu = statistics.median(x["cpu_ms_per_wf"] for x in by_route[r])
-            versus = f"{100.0 * (medians['async'] / medians['threads'] - 1):+.0f} %" if r == "async" else ""
+            p50 = statistics.median(x["ms_median"] for x in by_route[r])
+            versus = f"{100.0 * (medians[r] / medians['threads'] - 1):+.0f} %" if r != "threads" else ""
             rows.append([n, r, ", ".join(f"{x['wf_per_s']:.0f}" for x in by_route[r]), f"{medians[r]:.0f}",
-                         f"{medians[r] * STATEMENTS_PER_WORKFLOW:.0f}", f"{cpu:.2f}", versus])
+                         f"{medians[r] * STATEMENTS_PER_WORKFLOW:.0f}", f"{p50:.2f}", f"{cpu:.2f}", versus])
     return common.render_table(rows)
 
 
@@ -210,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="Postgres server URL (default: the embedded server)")
     parser.add_argument("--tasks", default="1,8,100", help="comma-separated concurrent tasks (default 1,8,100)")
     parser.add_argument("--count", type=int, default=300, help="simulated workflows per run (default 300)")
-    parser.add_argument("--warmup", type=int, default=60, help="untimed workflows per route first (default 60)")
+    parser.add_argument("--warmup", type=int, default=200, help="untimed workflows per route first (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--pool-size", type=int, default=20, help="connections of each pool, threads of the thread route (default 20)")
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
