@@ -43,9 +43,9 @@ async def fulfil_order(order_id: str) -> dict[str, Any]:
     payment = await charge_payment(order_id)
     reserved = await reserve_inventory(order_id)
     await ship_order(order_id)
-    DBOS.logger.info("order fulfilled", order_id=order_id)
+    DBOS.logger.info(f"order {order_id} fulfilled")
     return {"order_id": order_id, "charged": payment["charged"], "reserved": reserved["reserved"],
-            "executor": DBOS.get_context().executor_id}
+            "executor": DBOS.executor_id}
 
 
 @DBOS.step()
