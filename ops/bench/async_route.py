@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="1,8,100", help="comma-separated concurrent tasks (default 1,8,100)")
     parser.add_argument("--count", type=int, default=300, help="simulated workflows per run (default 300)")
     parser.add_argument("--warmup", type=int, default=200, help="untimed workflows per route first (default 200)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--pool-size", type=int, default=20, help="connections of each pool, threads of the thread route (default 20)")
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
     parser.add_argument("--embedded-dir", default=".pgfleet", help="embedded server base dir (default ./.pgfleet)")

@@ -20,6 +20,9 @@ What is measured
    (C > 1: the same size as both engines' system-database pools, 20 by default). A 3-step
    workflow costs pgfleet 5 such commits (its start, three checkpoints, its finish), so
    ``bound wf/s`` = commits/s / 5: what a perfect engine with pgfleet's writes could reach.
+   Beside it, the same workflow written sync (``def`` steps), called ``--count`` times in a
+   row with no loop: what one caller gets without any hop to a thread, measured in the same
+   process right after the async rows.
 3. **Many sleepers.** ``--sleepers`` (default 1000) workflows awaited at once with
    ``asyncio.gather``, each awaiting a step, ``await DBOS.sleep_async(--sleep-seconds)`` (1 s)
    and another step. Reported: the wall time of the whole gather, and the peak thread count of
@@ -186,6 +189,14 @@ def run_engine_worker(engine: str, url: str, args: argparse.Namespace) -> None:
             total += await bench_step(i)
         return total
 
+    @DBOS.step()
+    def sync_step(i: int) -> int:
+        return i + 1
+
+    @DBOS.workflow(name="bench_sync_3_steps")
+    def sync_three_steps() -> int:
+        return sum(sync_step(i) for i in range(STEPS))
+
     @DBOS.workflow(name="bench_async_sleeper")
     async def sleeper(i: int) -> int:
         first = await bench_step(i)
@@ -216,10 +227,29 @@ def run_engine_worker(engine: str, url: str, args: argparse.Namespace) -> None:
 
     try:
         results = asyncio.run(workloads())
+        results["sync"] = _sync_baseline(sync_three_steps, expected, args)
     finally:
         DBOS.destroy()
     common.emit_result({"engine": engine, "version": version, "python": sys.version.split()[0], "launch_s": launch_s,
                         "dbos_migration_without_uuid_ossp": patched, **results})
+
+
+def _sync_baseline(workflow: Any, expected: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The same 3-step workflow written sync, called ``--count`` times in a row: what one caller
+    gets with no loop and no hop to a thread (the floor an async route could approach)."""
+    for _ in range(args.warmup):
+        workflow()
+    latencies: list[float] = []
+    perf = time.perf_counter
+    start = perf()
+    for _ in range(args.count):
+        t = perf()
+        if workflow() != expected:
+            raise AssertionError("the sync 3-step workflow returned a wrong result")
+        latencies.append(perf() - t)
+    elapsed = perf() - start
+    latencies.sort()
+    return {"per_s": args.count / elapsed, "ms_median": 1000.0 * common.percentile(latencies, 0.5)}
 
 
 async def _sleepers(sleeper: Any, url: str, n: int) -> dict[str, Any]:
@@ -364,6 +394,12 @@ def run_parent(args: argparse.Namespace) -> int:
     print(f"async {STEPS}-step workflows, awaited by C concurrent tasks on one loop "
           f"(bound wf/s = raw commits/s / {COMMITS_PER_WORKFLOW}):")
     print(_throughput_table(runs))
+    for engine in ("pgfleet", "dbos"):
+        if engine in runs:
+            sync, one = runs[engine]["sync"], runs[engine]["throughput"][0]
+            print(f"{engine}: the same workflow written sync, 1 caller in a row: {sync['per_s']:.1f} wf/s, "
+                  f"p50 {sync['ms_median']:.2f} ms (async, {one['callers']} caller(s): {one['per_s']:.1f} wf/s, "
+                  f"p50 {one['ms_median']:.2f} ms)")
     if args.sleepers:
         print()
         print(f"{args.sleepers} workflows awaited at once, each: step, sleep_async({args.sleep_seconds:g}), step:")
