@@ -3,7 +3,7 @@
 pgfleet's system-database calls are blocking (psycopg's sync pool): an ``_async`` API call
 runs them in a bounded pool of worker threads (:class:`AsyncWork`), one per connection the
 pool may open, so a thousand workflows awaiting at once share those threads and connections
-and the event loop never blocks on the database. ``ops/bench/async_workflows.py`` measured
+and the event loop never blocks on the database. ``ops/bench/async_route.py`` measured
 this route against psycopg's async pool; see ``ops/bench/RESULTS.md``.
 
 Inside a workflow, an ``_async`` call that takes step positions takes them on the loop, in call
