@@ -27,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 import test_sql_transactions
 from conftest import wait_until
-from runtime import DBOS, AsyncSQLAlchemyDatasource, SetWorkflowID
+from runtime import DBOS, AsyncSQLAlchemyDatasource, DBOSException, SetWorkflowID
 from test_fence_hardening import run_in_thread
 from test_lost_replies import Effects, within
 from test_sql_transactions import count, items, launch, lose_while_running, sa_url
@@ -40,9 +40,9 @@ teardown = test_sql_transactions.teardown
 
 
 def make_datasource(url: str) -> AsyncSQLAlchemyDatasource:
-    """A datasource whose engine opens a connection per use (NullPool): pooled asyncio
-    connections belong to the loop that opened them, and these tests run several loops
-    (asyncio.run, and the executor's background loop for resumed workflows)."""
+    """A datasource whose engine opens a connection per use (NullPool): these tests run
+    several loops (asyncio.run, the executor's background loop for resumed workflows), and an
+    asyncio connection is best not carried from a closed loop to the next."""
     return asyncio.run(AsyncSQLAlchemyDatasource.create(sa_url(url), engine_kwargs={"poolclass": NullPool}))
 
 
@@ -308,3 +308,19 @@ def test_cancelling_the_awaiting_task_during_the_commit_leaves_the_commit_and_it
     assert items(app_url) == ["apple"]
     assert outputs(app_url, "ads-cancel") == [(1, True, False)]
     assert steps(db, "ads-cancel") == [(1, "add_item", True, False)]
+
+
+def test_bad_arguments_are_refused_with_errors_that_name_them():
+    sync_engine = sa.create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")  # never connects
+    with pytest.raises(DBOSException, match="needs an AsyncEngine"):
+        AsyncSQLAlchemyDatasource(database_url="", engine_kwargs={}, engine=sync_engine, schema=None, serializer=None)
+    with pytest.raises(DBOSException, match="SQLite is not supported"):
+        asyncio.run(AsyncSQLAlchemyDatasource.create("sqlite+aiosqlite:///x.db"))
+    ds = AsyncSQLAlchemyDatasource(
+        database_url="postgresql://nobody@127.0.0.1:1/none", engine_kwargs={}, engine=None, schema=None, serializer=None
+    )
+    with pytest.raises(DBOSException, match="AsyncDatasource.transaction requires a coroutine function, but .*sync_body is not"):
+
+        @ds.transaction()
+        def sync_body():
+            return 1
