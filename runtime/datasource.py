@@ -156,13 +156,13 @@ class SQLAlchemyDatasource:
             return recorded
         started = now_ms()
         earlier = functools.partial(self._committed_earlier, executor, ctx, function_id, name, started)
-        found = earlier()
-        if found is not NOT_RECORDED:
-            return found
         attempt = functools.partial(self._attempt, executor, ctx, function_id, name, started, level, func, args, kwargs)
         ctx.step_id = function_id
         try:
-            return run_attempts(executor, executor.db.retry_timeout_sec, f"datasource transaction {name!r}", attempt, earlier)
+            # ask_first: an execution that committed here and died before its checkpoint left
+            # the outcome in the datasource only.
+            return run_attempts(executor, executor.db.retry_timeout_sec, f"datasource transaction {name!r}", attempt, earlier,
+                                ask_first=True)
         finally:
             ctx.step_id = None
 

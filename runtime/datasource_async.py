@@ -164,9 +164,6 @@ class AsyncSQLAlchemyDatasource:
         if recorded is not NOT_RECORDED:
             return recorded
         step = _Step(self, executor, ctx, function_id, name, now_ms())
-        found = await step.committed_earlier()
-        if found is not NOT_RECORDED:
-            return found
         ctx.step_id = function_id  # in this task only: gathered transactions each have their own
         try:
             return await _run_attempts(executor, f"datasource transaction {name!r}", lambda: step.attempt(level, func, args, kwargs),
@@ -315,12 +312,14 @@ async def _run_attempts(
 ) -> Any:
     """:func:`runtime.transactions.run_attempts` awaited: again after a serialization conflict
     (no limit) and after a lost connection (for the database's retry timeout, first asking
-    ``committed_earlier`` whether the lost attempt committed after all); pauses on the loop."""
+    ``committed_earlier`` whether the lost attempt committed after all); pauses on the loop.
+    ``committed_earlier`` is asked before the first attempt too: an execution that committed
+    and died before its checkpoint left the outcome in the datasource only."""
 
     async def pause(seconds: float) -> None:
         await sleep_unless_stopped(executor, seconds)
 
-    lost = False
+    lost = True
     try:
         async for tries in AsyncRetrying(sleep=pause, **attempt_schedule(executor.db.retry_timeout_sec)):
             with tries:

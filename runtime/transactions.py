@@ -96,13 +96,15 @@ def run_transaction(
 
 
 def run_attempts(
-    executor: Executor, retry_timeout_sec: float, what: str, attempt: Callable[[], Any], committed_earlier: Callable[[], Any]
+    executor: Executor, retry_timeout_sec: float, what: str, attempt: Callable[[], Any], committed_earlier: Callable[[], Any],
+    *, ask_first: bool = False,
 ) -> Any:
     """Call ``attempt`` until it returns or fails for good: again after a serialization
     conflict (DBOS's backoff, no limit) and after a :class:`ConnectionLost` (for up to
     ``retry_timeout_sec``; first asking ``committed_earlier`` whether the lost attempt committed
-    after all: anything but ``NOT_RECORDED`` is that attempt's outcome)."""
-    lost = False
+    after all: anything but ``NOT_RECORDED`` is that attempt's outcome). ``ask_first``: ask it
+    before the first attempt too (a lost connection there is retried like an attempt's)."""
+    lost = ask_first
     try:
         for tries in _retries(executor, retry_timeout_sec):
             with tries:

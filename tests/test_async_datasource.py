@@ -324,3 +324,30 @@ def test_bad_arguments_are_refused_with_errors_that_name_them():
         @ds.transaction()
         def sync_body():
             return 1
+
+
+def test_a_lost_connection_while_looking_for_an_earlier_outcome_is_retried(sys_url, db, app_url, teardown):
+    """Before its first attempt a datasource step reads the outputs table (an execution that
+    committed and died before its checkpoint left its outcome there only): that read losing its
+    connection is retried like an attempt, not raised."""
+    launch(sys_url)
+    effects = Effects()
+    with PgProxy.start(app_url) as proxy:
+        ds = make_datasource(proxy.url)
+
+        @ds.transaction(name="add_item")
+        async def add_item(name):
+            effects.add(name)
+            await ds.sql_session().execute(sa.text("INSERT INTO public.items VALUES (:name)"), {"name": name})
+            return name.upper()
+
+        @DBOS.workflow()
+        async def adding():
+            return await add_item("fig")
+
+        rule = proxy.drop_reply("SELECT output, error, serialization")
+        assert within(lambda: run(adding, "ads-precheck"), "a datasource step whose first read lost its connection") == "FIG"
+        assert rule.fired.is_set()
+    assert effects.calls == ["fig"]
+    assert items(app_url) == ["fig"]
+    assert steps(db, "ads-precheck") == [(1, "add_item", True, False)]
