@@ -9,6 +9,8 @@ workflows, keep the sync datasource's guarantees.
   there without running the body again; a replay returns the recorded outputs (from the
   checkpoint, or adopted from the datasource's table when the checkpoint was lost).
 - A commit whose reply was lost counts once.
+- An async workflow killed inside a transaction's body is recovered by a new process: each
+  transaction commits once.
 - Many workflows committing at once through a small system-database pool all finish: the
   ownership lock is held by a worker thread across the loop's commit, never by no thread.
 """
@@ -26,10 +28,11 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 import test_sql_transactions
-from conftest import wait_until
+from conftest import run_app, wait_until
 from runtime import DBOS, AsyncSQLAlchemyDatasource, DBOSException, SetWorkflowID
 from test_fence_hardening import run_in_thread
 from test_lost_replies import Effects, within
+from test_recovery import kill, wait_for_line
 from test_sql_transactions import count, items, launch, lose_while_running, sa_url
 from tests.faults.proxy import PgProxy
 
@@ -351,3 +354,23 @@ def test_a_lost_connection_while_looking_for_an_earlier_outcome_is_retried(sys_u
     assert effects.calls == ["fig"]
     assert items(app_url) == ["fig"]
     assert steps(db, "ads-precheck") == [(1, "add_item", True, False)]
+
+
+def test_a_killed_async_workflow_is_recovered_and_its_datasource_steps_commit_once(sys_url, db, app_url, tmp_path):
+    """SIGKILL inside the second transaction's body (uncommitted), then a new process: the first
+    transaction is replayed, the second runs again, the third runs once; each row commits once."""
+    ledger = tmp_path / "ledger"
+    first = run_app("async_datasource_app.py", "start", sys_url, sa_url(app_url), str(ledger))
+    wait_for_line(ledger, "two")
+    kill(first)
+    second = run_app("async_datasource_app.py", "recover", sys_url, sa_url(app_url), str(ledger))
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "ads-crash ['one', 'two', 'three']" in out
+    runs: dict[str, list[int]] = {}
+    for name, pid in (line.split() for line in ledger.read_text().splitlines()):
+        runs.setdefault(name, []).append(int(pid))
+    assert runs == {"one": [first.pid], "two": [first.pid, second.pid], "three": [second.pid]}
+    assert items(app_url) == ["one", "three", "two"]
+    assert outputs(app_url, "ads-crash") == [(1, True, False), (2, True, False), (3, True, False)]
+    assert steps(db, "ads-crash") == [(1, "add_item", True, False), (2, "add_item", True, False), (3, "add_item", True, False)]
