@@ -17,10 +17,11 @@ from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
 from .operations import ExecutorShutdown
+from .registry import RegisteredStep
 from .serializers import WorkflowSerializationFormat
 from .step_status import StepStatus, current_step_status
 
-__all__ = ["MessagingAPI", "StepOptions"]
+__all__ = ["MessagingAPI", "StepOptions", "step_of_options"]
 
 R = TypeVar("R")
 
@@ -48,6 +49,16 @@ _STEP_DEFAULTS: StepOptions = {
     "should_retry": None,
     "preemptible": False,
 }
+
+
+def step_of_options(dbos_step_options: StepOptions | None, func: Callable[..., Any]) -> RegisteredStep:
+    """The step ``DBOS.run_step`` / ``run_step_async`` makes of ``func``: ``@DBOS.step()``'s
+    defaults overlaid with ``dbos_step_options`` (an unknown key is refused)."""
+    unknown = set(dbos_step_options or {}) - set(_STEP_DEFAULTS)
+    if unknown:
+        raise DBOSException(f"unknown StepOptions key(s): {', '.join(sorted(unknown))}")
+    settings: dict[str, Any] = {**_STEP_DEFAULTS, **(dbos_step_options or {})}
+    return step_entry(func, **settings)
 
 
 def _executor(what: str) -> Executor:
@@ -122,11 +133,7 @@ class MessagingAPI:
         """Call ``func(*args, **kwargs)`` as a checkpointed step of the calling workflow, with
         ``@DBOS.step()``'s settings from ``dbos_step_options``; outside a workflow (or inside a
         step) a plain call."""
-        unknown = set(dbos_step_options or {}) - set(_STEP_DEFAULTS)
-        if unknown:
-            raise DBOSException(f"unknown StepOptions key(s): {', '.join(sorted(unknown))}")
-        settings: dict[str, Any] = {**_STEP_DEFAULTS, **(dbos_step_options or {})}
-        entry = step_entry(func, **settings)
+        entry = step_of_options(dbos_step_options, func)
         ctx = current_workflow()
         if ctx is None:
             return func(*args, **kwargs)

@@ -21,6 +21,7 @@ from cluster.coordination.status import FleetStatus, fleet_status
 from . import decorators, logs, messages, streams
 from .api_admin import AdminAPI
 from .api_async import AsyncAPI
+from .api_async_waits import AsyncWaitsAPI
 from .api_context import ContextAPI
 from .api_messaging import MessagingAPI
 from .api_queues import QueuesAPI
@@ -53,7 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
+class DBOS(AsyncAPI, AsyncWaitsAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
