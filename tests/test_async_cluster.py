@@ -20,7 +20,6 @@ import psycopg
 import pytest
 
 from conftest import run_app, wait_until
-from faults.pause import PAUSE_ENV, wait_stopped
 
 HEARTBEAT = 0.25
 MEMBER_TIMEOUT = 1.5
