@@ -185,3 +185,85 @@ def test_a_live_peer_takes_over_a_dead_members_async_workflows_and_finishes_them
     assert latency <= MEMBER_TIMEOUT + 2.0  # the timeout, a sweep tick, CI slack
     moved = {r[0] for r in db.execute("SELECT workflow_uuid FROM dbos.pgfleet_takeovers WHERE to_executor_id = 'node-b'")}
     assert moved >= {i for i in on_a if "-q-" not in i}, moved
+
+
+# -- 4. queue limits and admission -------------------------------------------------------------
+
+
+@pytest.fixture
+def q_ledger(db):
+    db.execute("CREATE TABLE public.q_ledger (workflow_id text, executor text, started float8, ended float8)")
+    return db
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end at t closes before a start at t opens)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, 0) for _, end in intervals])
+    running = peak = 0
+    for _, is_start in events:
+        running += 1 if is_start else -1
+        peak = max(peak, running)
+    return peak
+
+
+def enqueue(url: str, names_and_ids: list[tuple[str, str]]) -> list[str]:
+    from runtime import DBOSClient
+
+    client = DBOSClient(system_database_url=url)
+    try:
+        return [client.enqueue({"workflow_name": name, "queue_name": "limits-q", "workflow_id": workflow_id,
+                                "app_version": "async-cluster-test"}, i).workflow_id
+                for i, (name, workflow_id) in enumerate(names_and_ids)]
+    finally:
+        client.destroy()
+
+
+def all_succeeded(db, ids: list[str]):
+    def check() -> bool:
+        seen = Counter(statuses(db, ids).values())
+        assert set(seen) <= {"ENQUEUED", "PENDING", "SUCCESS"}, seen
+        return seen["SUCCESS"] == len(ids)
+
+    return check
+
+
+def test_async_workflows_on_a_queue_never_exceed_its_limits_across_two_processes(sys_url, q_ledger, workers):
+    db = q_ledger
+    env = {"PGFLEET_Q_CONCURRENCY": "3", "PGFLEET_Q_WORKER_CONCURRENCY": "2"}
+    executors = ["lim-1", "lim-2"]
+    for executor_id in executors:
+        workers.append(Worker(sys_url, executor_id, env=env))
+    # Async and sync workflows of one queue share its limits.
+    ids = enqueue(sys_url, [("limits_task" if i % 3 else "limits_sync_task", f"lim-wf-{i}") for i in range(24)])
+    wait_until(all_succeeded(db, ids), "24 queued workflows to succeed", 60)
+
+    rows = db.execute("SELECT workflow_id, executor, started, ended FROM public.q_ledger").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)  # each step body ran once
+    peak = max_overlap([(s, e) for _, _, s, e in rows])
+    per_executor = {x: max_overlap([(s, e) for _, ex, s, e in rows if ex == x]) for x in executors}
+    by_executor = Counter(r[1] for r in rows)
+    print(f"async queue: peak {peak}, per-executor peaks {per_executor}, per executor {dict(by_executor)}")
+    assert peak <= 3, f"{peak} ran at once (concurrency=3)"
+    assert all(p <= 2 for p in per_executor.values()), f"per-executor peaks {per_executor} (worker_concurrency=2)"
+    assert len(by_executor) == 2, f"only {dict(by_executor)} did work"
+    owners = dict(db.execute("SELECT workflow_uuid, executor_id FROM dbos.workflow_status WHERE queue_name='limits-q'").fetchall())
+    assert {r[0]: r[1] for r in rows} == owners
+    for worker in workers:
+        assert worker.terminate() == 0
+
+
+def test_async_workflows_count_against_max_executor_threads_like_threads(sys_url, q_ledger, workers):
+    db = q_ledger
+    # Started from sync code (4 async, 4 sync) and claimed from a queue without limits (6):
+    # with max_executor_threads=2 never more than two at once, whatever their kind.
+    worker = Worker(sys_url, "admit-1", "admit", "4", env={"PGFLEET_MAX_THREADS": "2"})
+    workers.append(worker)
+    queued = enqueue(sys_url, [("limits_task" if i % 2 else "limits_sync_task", f"admit-q-{i}") for i in range(6)])
+    ids = [f"admit-{kind}-{i}" for kind in "as" for i in range(4)] + queued
+    wait_until(all_succeeded(db, ids), "every workflow to succeed", 60)
+    rows = db.execute("SELECT workflow_id, started, ended FROM public.q_ledger").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    peak = max_overlap([(s, e) for _, s, e in rows])
+    print(f"admission: peak {peak} of max_executor_threads=2")
+    assert peak <= 2, f"{peak} workflows ran at once with max_executor_threads=2"
+    assert worker.terminate() == 0

@@ -8,14 +8,17 @@ Modes (without one it only serves the fleet):
                background loop), "<EXECUTOR_ID>-q-<i>" enqueued on queue "async-q" (claimed by
                whichever member serves it: the background loop), then "<EXECUTOR_ID>-aw-<i>"
                awaited together (asyncio.gather) on this program's own loop (asyncio.run).
+    admit N    starts N async workflows "admit-a-<i>" and N sync ones "admit-s-<i>" from sync
+               code, each writing its start and end to public.q_ledger (admission test).
     pause ID   starts one async workflow under ID (from sync code); between its first and second
                step it passes the pause point "between-steps" (tests/faults/pause.py).
 
 Each step is an async step whose body first writes a row to public.side_effects (workflow,
 position, executor, ownership epoch, pid) on a connection of its own (tests/faults/ledger.py),
 in a thread so this loop never waits on it. With PGFLEET_TEST_HANG_STEP=K a step at index K
-never ends here (the process is killed or fenced inside it); with PGFLEET_TEST_LIMITS_LEDGER set
-each workflow on queue "limits-q" writes (workflow, executor, start, end) to public.q_ledger.
+never ends here (the process is killed or fenced inside it). limits_task (async) and
+limits_sync_task (sync), for queue "limits-q" and the admission test, write (workflow, executor,
+start, end) of their one step to public.q_ledger.
 Prints "ready" once launched and its workflows are started (before awaiting the awaited ones),
 "awaited done" once those finished, and "stopped <error type>" for a workflow that stopped.
 Timings come from PGFLEET_HEARTBEAT, PGFLEET_MEMBER_TIMEOUT, PGFLEET_TEST_STEP_SECONDS; queue
@@ -108,6 +111,19 @@ async def limits_task(n: int) -> int:
     return n
 
 
+@DBOS.step(name="limits_sync_work")
+def limits_sync_work() -> None:
+    started = time.time()
+    time.sleep(STEP_SECONDS)
+    _limits_row(DBOS.workflow_id, started, time.time())
+
+
+@DBOS.workflow(name="limits_sync_task")
+def limits_sync_task(n: int) -> int:
+    limits_sync_work()
+    return n
+
+
 async def await_all(n: int) -> None:
     async def one(i: int) -> list:
         with SetWorkflowID(f"{executor_id}-aw-{i}"):
@@ -141,6 +157,14 @@ if mode == "mixed":
             queue.enqueue(async_long, STEPS)
     print("ready", flush=True)
     threading.Thread(target=lambda: asyncio.run(await_all(n)), daemon=True).start()
+elif mode == "admit":
+    n = int(sys.argv[4])
+    for i in range(n):
+        with SetWorkflowID(f"admit-a-{i}"):
+            DBOS.start_workflow(limits_task, i)
+        with SetWorkflowID(f"admit-s-{i}"):
+            DBOS.start_workflow(limits_sync_task, i)
+    print("ready", flush=True)
 elif mode == "pause":
     print("ready", flush=True)  # before starting: the workflow may stop this process at once
     with SetWorkflowID(sys.argv[4]):
