@@ -1,0 +1,161 @@
+"""The life of an async workflow around its caller and its process: the awaiting task
+cancelled, the starter returning, the caller's loop ending, ``DBOS.destroy()`` with async
+workflows in flight on the background loop.
+
+dbos 2.30 leaves a workflow whose awaiting task was cancelled (or whose loop ended) PENDING
+until a restart recovers it; pgfleet runs it again here at once from its checkpoints (the
+orphan sweep), so the caller's CancelledError is the caller's only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from conftest import wait_until
+from runtime import DBOS, SetWorkflowID
+
+
+def row(db, workflow_id: str):
+    return db.execute(
+        "SELECT status, output, error FROM dbos.workflow_status WHERE workflow_uuid = %s", (workflow_id,)
+    ).fetchone()
+
+
+def steps(db, workflow_id: str) -> list[tuple[int, str]]:
+    return db.execute(
+        "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY 1", (workflow_id,)
+    ).fetchall()
+
+
+def succeeded(db, workflow_id: str):
+    return lambda: (row(db, workflow_id) or ("",))[0] == "SUCCESS"
+
+
+def hanging_workflow(ran: list[str], hold_first: threading.Event, reached: threading.Event):
+    """A two-step async workflow whose first step's body waits (on the loop) for ``hold_first``
+    to clear, the first time only."""
+
+    @DBOS.step()
+    async def first() -> int:
+        ran.append("first")
+        reached.set()
+        while hold_first.is_set():
+            await asyncio.sleep(0.01)
+        return 1
+
+    @DBOS.step()
+    async def second() -> int:
+        ran.append("second")
+        return 2
+
+    @DBOS.workflow()
+    async def two_steps() -> int:
+        return await first() + await second()
+
+    return two_steps
+
+
+def test_cancelling_the_awaiting_task_stops_the_caller_and_the_workflow_still_finishes(dbos, db):
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    hold.set()
+    two_steps = hanging_workflow(ran, hold, reached)
+
+    async def scenario() -> None:
+        async def call() -> int:
+            with SetWorkflowID("async-cancelled-caller"):
+                return await two_steps()
+
+        task = asyncio.get_running_loop().create_task(call())
+        while not reached.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    hold.clear()
+    # Still this executor's, PENDING: re-run here from its checkpoints (the first step was cut
+    # short in its body, so it runs again; nothing was recorded for it).
+    wait_until(succeeded(db, "async-cancelled-caller"), "the workflow to be run again and finish", 30)
+    assert ran == ["first", "first", "second"]
+    assert [position for position, _ in steps(db, "async-cancelled-caller")] == [1, 2]
+    assert DBOS.retrieve_workflow("async-cancelled-caller").get_result() == 3
+
+
+def test_a_workflow_started_with_start_workflow_async_outlives_its_starter(dbos, db):
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    two_steps = hanging_workflow(ran, hold, reached)
+
+    async def scenario() -> int:
+        async def starter() -> str:
+            with SetWorkflowID("async-outlives"):
+                handle = await DBOS.start_workflow_async(two_steps)
+            return handle.get_workflow_id()  # the starter returns before the workflow ends
+
+        workflow_id = await starter()
+        handle = await DBOS.retrieve_workflow_async(workflow_id)
+        return await handle.get_result()
+
+    assert asyncio.run(scenario()) == 3
+    assert ran == ["first", "second"]
+
+
+def test_a_workflow_left_running_when_its_loop_ends_is_finished_here(dbos, db):
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    hold.set()
+    two_steps = hanging_workflow(ran, hold, reached)
+
+    async def leave_running() -> None:
+        with SetWorkflowID("async-loop-ended"):
+            await DBOS.start_workflow_async(two_steps)
+        while not reached.is_set():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(leave_running())  # cancels the workflow's task as the loop ends
+    assert row(db, "async-loop-ended") == ("PENDING", None, None)
+    hold.clear()
+    wait_until(succeeded(db, "async-loop-ended"), "the workflow to be run again and finish", 30)
+    assert ran == ["first", "first", "second"]
+    assert [position for position, _ in steps(db, "async-loop-ended")] == [1, 2]
+
+
+def test_destroy_stops_async_workflows_on_the_background_loop_without_an_outcome_and_a_relaunch_recovers_them(dbos, db, sys_url):
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    hold.set()
+    two_steps = hanging_workflow(ran, hold, reached)
+
+    @DBOS.workflow()
+    async def sleeper() -> str:
+        await DBOS.sleep_async(1.5)
+        return "rested"
+
+    with SetWorkflowID("async-destroyed"):
+        DBOS.start_workflow(two_steps)  # from sync code: on the background loop
+    with SetWorkflowID("async-sleeping"):
+        DBOS.start_workflow(sleeper)
+    assert reached.wait(10)
+    wait_until(lambda: steps(db, "async-sleeping"), "the sleep's wake-up time to be recorded")
+    DBOS.destroy()
+    assert row(db, "async-destroyed") == ("PENDING", None, None)
+    assert row(db, "async-sleeping") == ("PENDING", None, None)
+    assert steps(db, "async-destroyed") == []  # the first step was cut short: nothing recorded
+    assert ran == ["first"]
+
+    hold.clear()
+    DBOS(config={"name": "pgfleet-test", "system_database_url": sys_url, "executor_id": "test-executor"})
+    DBOS.launch()
+    assert DBOS.retrieve_workflow("async-destroyed").get_result() == 3
+    assert ran == ["first", "first", "second"]
+    assert DBOS.retrieve_workflow("async-sleeping").get_result() == "rested"
+    assert len(steps(db, "async-sleeping")) == 1  # the recovered sleep kept its recorded wake-up time
+    attempts = db.execute(
+        "SELECT workflow_uuid, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid LIKE 'async-%' ORDER BY 1"
+    ).fetchall()
+    assert attempts == [("async-destroyed", 2), ("async-sleeping", 2)]
