@@ -36,7 +36,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for faults
 import psycopg  # noqa: E402
 
-from faults.ledger import record_step_start  # noqa: E402
+from faults.ledger import forget_connection, record_step_start  # noqa: E402
 from faults.pause import pause_here  # noqa: E402
 from runtime import DBOS, Queue, SetWorkflowID  # noqa: E402
 from runtime.context import current_workflow  # noqa: E402
@@ -60,10 +60,25 @@ limits_queue = Queue(
 )
 
 
+def ledger_row() -> None:
+    """record_step_start, on a fresh connection after the server dropped this thread's: the
+    ledger is the test's instrument, so a database restart must not fail the step body."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            record_step_start(url, executor_id)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            forget_connection()
+            time.sleep(0.2)
+
+
 @DBOS.step(name="async_work")
 async def async_work(i: int) -> dict:
     ctx = current_workflow()
-    await asyncio.to_thread(record_step_start, url, executor_id)
+    await asyncio.to_thread(ledger_row)
     if i == HANG_STEP:
         await asyncio.Event().wait()  # until this process is killed
     await asyncio.sleep(STEP_SECONDS)
@@ -129,7 +144,7 @@ async def await_all(n: int) -> None:
         with SetWorkflowID(f"{executor_id}-aw-{i}"):
             return await async_long(STEPS)
 
-    await asyncio.gather(*(one(i) for i in range(n)))
+    await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)  # a fenced one stops only itself
     print("awaited done", flush=True)
 
 
