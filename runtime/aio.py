@@ -44,6 +44,7 @@ class AsyncWork:
 
     def __init__(self, threads: int, name: str) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self.closed = False
         # Workflow tasks started on a caller's loop: the loop keeps only weak references.
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -63,6 +64,7 @@ class AsyncWork:
         task.add_done_callback(finished)
 
     def close(self) -> None:
+        self.closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -84,7 +86,16 @@ async def in_thread(work: AsyncWork | None, fn: Callable[..., T], *args: Any, po
 
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(work.pool if work is not None else None, context.run, call)
+        try:
+            future = loop.run_in_executor(work.pool if work is not None else None, context.run, call)
+        except RuntimeError:
+            if work is None or not work.closed:
+                raise
+            # Its executor closed (DBOS.destroy()) under a workflow of a caller's loop: the call
+            # runs in the loop's own executor, to fail as it would in sync code (the execution
+            # was abandoned, or DBOS is not launched), not with the pool's "after shutdown".
+            future = loop.run_in_executor(None, context.run, call)
+        return await future
     finally:
         carry_back_start_options(context)
 
