@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from conftest import wait_until
-from runtime import DBOS, SetWorkflowID
+from runtime import DBOS, DBOSWorkflowFencedError, SetWorkflowID
 
 
 def row(db, workflow_id: str):
@@ -159,3 +159,97 @@ def test_destroy_stops_async_workflows_on_the_background_loop_without_an_outcome
         "SELECT workflow_uuid, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid LIKE 'async-%' ORDER BY 1"
     ).fetchall()
     assert attempts == [("async-destroyed", 2), ("async-sleeping", 2)]
+
+
+class CallerLoop(threading.Thread):
+    """A thread of the application running its own loop: it awaits one async workflow and
+    starts another with start_workflow_async, then keeps what each returned or raised."""
+
+    def __init__(self, workflow) -> None:
+        super().__init__()
+        self.workflow = workflow
+        self.started = threading.Event()
+        self.outcomes: list = []
+        self.start()
+
+    def run(self) -> None:
+        async def main() -> None:
+            with SetWorkflowID("on-caller-awaited"):
+                awaited = asyncio.get_running_loop().create_task(self.workflow())
+            with SetWorkflowID("on-caller-started"):
+                handle = await DBOS.start_workflow_async(self.workflow)
+            self.started.set()
+            self.outcomes = await asyncio.gather(awaited, handle.get_result(), return_exceptions=True)
+
+        asyncio.run(main())
+
+    def outcome(self) -> list:
+        self.join(30)
+        assert not self.is_alive()
+        return self.outcomes
+
+
+def test_destroy_with_a_grace_period_lets_async_workflows_on_a_callers_loop_finish(dbos, db):
+    """As dbos 2.30 waits for every active workflow, not only those of its own loop."""
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    hold.set()
+    two_steps = hanging_workflow(ran, hold, reached)
+    caller = CallerLoop(two_steps)
+    assert caller.started.wait(10) and reached.wait(10)
+    threading.Timer(0.3, hold.clear).start()  # they finish only once destroy is waiting for them
+    DBOS.destroy(workflow_completion_timeout_sec=20)
+    assert caller.outcome() == [3, 3]
+    assert row(db, "on-caller-awaited") == row(db, "on-caller-started")
+    assert row(db, "on-caller-awaited")[0] == "SUCCESS"
+
+
+def test_destroy_stops_async_workflows_on_a_callers_loop_as_it_stops_sync_ones(dbos, db, sys_url):
+    ran: list[str] = []
+    hold, reached = threading.Event(), threading.Event()
+    hold.set()
+    two_steps = hanging_workflow(ran, hold, reached)
+    caller = CallerLoop(two_steps)
+    assert caller.started.wait(10) and reached.wait(10)
+    threading.Timer(0.3, hold.clear).start()  # the bodies go on after the executor closed
+    DBOS.destroy()
+    outcomes = caller.outcome()
+    # The awaiting caller is told the workflow stopped (as a direct sync caller is); the handle
+    # of the started one is told the process that waited is gone. Nothing was recorded.
+    assert isinstance(outcomes[0], DBOSWorkflowFencedError), outcomes
+    assert "shutting down" in str(outcomes[0])
+    assert not isinstance(outcomes[1], RuntimeError), outcomes
+    assert row(db, "on-caller-awaited") == row(db, "on-caller-started") == ("PENDING", None, None)
+    assert steps(db, "on-caller-awaited") == steps(db, "on-caller-started") == []
+
+    DBOS(config={"name": "pgfleet-test", "system_database_url": sys_url, "executor_id": "test-executor"})
+    DBOS.launch()  # recovers both, on the background loop
+    assert DBOS.retrieve_workflow("on-caller-awaited").get_result() == 3
+    assert DBOS.retrieve_workflow("on-caller-started").get_result() == 3
+
+
+def test_destroy_with_a_grace_period_waits_for_a_sync_workflow_called_directly_in_a_callers_thread(dbos, db):
+    hold, reached, out = threading.Event(), threading.Event(), []
+
+    @DBOS.step()
+    def held() -> int:
+        reached.set()
+        hold.wait(10)
+        return 5
+
+    @DBOS.workflow()
+    def direct() -> int:
+        return held()
+
+    def call() -> None:
+        with SetWorkflowID("sync-direct"):
+            out.append(direct())
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert reached.wait(10)
+    threading.Timer(0.3, hold.set).start()
+    DBOS.destroy(workflow_completion_timeout_sec=20)
+    thread.join(10)
+    assert out == [5]
+    assert row(db, "sync-direct")[0] == "SUCCESS"
