@@ -153,7 +153,8 @@ def test_each_attempt_of_an_async_step_checks_the_lease_first(dbos, db):
     assert row(db, "async-retry")[:4] == ("PENDING", None, None, "someone-else")
 
 
-def test_an_async_workflow_of_a_member_paused_past_its_lease_starts_no_step_body_on_waking(sys_url, ledger, workers):  # noqa: F811
+@pytest.mark.parametrize("mode", ["pause", "pause-await"], ids=["background-loop", "callers-loop"])
+def test_an_async_workflow_of_a_member_paused_past_its_lease_starts_no_step_body_on_waking(sys_url, ledger, workers, mode):  # noqa: F811
     db = ledger
     # node-b leads, so the paused node-a holds no leader lock the takeover would wait out.
     workers.append(Worker(sys_url, "node-b"))
@@ -161,9 +162,9 @@ def test_an_async_workflow_of_a_member_paused_past_its_lease_starts_no_step_body
         lambda: db.execute("SELECT 1 FROM dbos.pgfleet_leader WHERE executor_id = 'node-b' AND expires_at > now()").fetchone(),
         "node-b to lead",
     )
-    victim = Worker(sys_url, "node-a", "pause", "paused-async", env={PAUSE_ENV: "between-steps"})
+    victim = Worker(sys_url, "node-a", mode, "paused-async", env={PAUSE_ENV: "between-steps"})
     workers.append(victim)
-    wait_stopped(victim.proc.pid)  # stopped right after step 1's checkpoint, on the background loop
+    wait_stopped(victim.proc.pid)  # stopped right after step 1's checkpoint
     wait_until(
         lambda: row(db, "paused-async")[0] == "SUCCESS", "node-b to take the async workflow over and finish it", 30,
     )

@@ -12,6 +12,7 @@ Modes (without one it only serves the fleet):
                code, each writing its start and end to public.q_ledger (admission test).
     pause ID   starts one async workflow under ID (from sync code); between its first and second
                step it passes the pause point "between-steps" (tests/faults/pause.py).
+    pause-await ID   the same, awaited on a loop of this program's own.
 
 Each step is an async step whose body first writes a row to public.side_effects (workflow,
 position, executor, ownership epoch, pid) on a connection of its own (tests/faults/ledger.py),
@@ -184,6 +185,14 @@ elif mode == "pause":
     print("ready", flush=True)  # before starting: the workflow may stop this process at once
     with SetWorkflowID(sys.argv[4]):
         DBOS.start_workflow(async_long, STEPS)
+elif mode == "pause-await":
+    print("ready", flush=True)
+
+    async def await_one() -> None:
+        with SetWorkflowID(sys.argv[4]):
+            await async_long(STEPS)
+
+    threading.Thread(target=lambda: asyncio.run(await_one()), daemon=True).start()
 else:
     print("ready", flush=True)
 stopped = stop.wait(MAX_LIFETIME_SEC)
