@@ -16,7 +16,6 @@ import threading
 import time
 from collections import Counter
 
-import psycopg
 import pytest
 
 from conftest import run_app, wait_until
