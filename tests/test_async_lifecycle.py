@@ -253,3 +253,60 @@ def test_destroy_with_a_grace_period_waits_for_a_sync_workflow_called_directly_i
     thread.join(10)
     assert out == [5]
     assert row(db, "sync-direct")[0] == "SUCCESS"
+
+
+def test_a_cancel_during_a_checkpoint_write_hands_the_workflow_back_only_once_the_write_settled(dbos, db, sys_url):
+    """The awaiting task is cancelled while its step's checkpoint waits in a worker thread (on
+    a row lock a second session holds): the write goes on without the task. Until it ends, the
+    execution still holds its epoch, so no sweep runs the workflow a second time beside it
+    (which would run the step body again and meet the first write's row)."""
+    from faults.locks import LockHolder, wait_for_lock_wait
+    from runtime import ownership
+
+    ran: list[str] = []
+    locked: list[asyncio.Event] = []
+
+    @DBOS.step()
+    async def first() -> int:
+        ran.append("first")
+        await locked[0].wait()  # the row is locked now: this step's checkpoint will wait
+        return 1
+
+    @DBOS.step()
+    async def second() -> int:
+        ran.append("second")
+        return 2
+
+    @DBOS.workflow()
+    async def written() -> int:
+        return await first() + await second()
+
+    process = DBOS._process()
+    executor, services = process.executor, process.services
+    with LockHolder(sys_url) as holder:
+
+        async def scenario() -> None:
+            locked.append(asyncio.Event())
+
+            async def call() -> int:
+                with SetWorkflowID("async-cancel-mid-write"):
+                    return await written()
+
+            task = asyncio.get_running_loop().create_task(call())
+            await asyncio.to_thread(wait_until, lambda: ran, "the first step's body")
+            await asyncio.to_thread(holder.hold_rows, "SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = %s",
+                                    ("async-cancel-mid-write",))
+            locked[0].set()
+            await asyncio.to_thread(wait_for_lock_wait, sys_url, application_name_like="pgfleet%")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(scenario())
+        # A sweep now must not adopt it: the execution's write is still in flight.
+        assert ownership.adopt_orphans(executor, services.owning_writes, services._held_epochs) == 0
+        holder.release()
+    wait_until(lambda: row(db, "async-cancel-mid-write")[0] != "PENDING", "an outcome", 30)
+    assert row(db, "async-cancel-mid-write")[0] == "SUCCESS"  # not ERROR: DuplicateCheckpointError
+    assert DBOS.retrieve_workflow("async-cancel-mid-write").get_result() == 3
+    assert ran == ["first", "second"]  # the first step's write landed: replayed, not run again
