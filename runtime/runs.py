@@ -137,6 +137,10 @@ class WorkflowRuns(Fencing):
         return result
 
     def _end_run(self, ctx: WorkflowContext, local: LocalRun, handed_back: bool) -> None:
+        if handed_back:
+            # It runs again here under the same epoch: what this execution left running (a step
+            # task of an async body, which a cancel does not reach) must write nothing beside it.
+            self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, "its run stopped without an outcome; it runs again"))
         local.finish()
         if ctx.queue_name is not None:
             self.hooks.queue_work_changed(ctx.queue_name)  # a slot of its queue is free

@@ -310,3 +310,60 @@ def test_a_cancel_during_a_checkpoint_write_hands_the_workflow_back_only_once_th
     assert row(db, "async-cancel-mid-write")[0] == "SUCCESS"  # not ERROR: DuplicateCheckpointError
     assert DBOS.retrieve_workflow("async-cancel-mid-write").get_result() == 3
     assert ran == ["first", "second"]  # the first step's write landed: replayed, not run again
+
+
+def test_a_step_task_left_behind_by_a_cancelled_run_writes_nothing_beside_the_run_that_replaced_it(dbos, db):
+    """A workflow body that runs a step as a task of its own (asyncio.create_task) and is
+    cancelled leaves that task running. The workflow runs again here; the old task must not
+    record its step beside the new run (the new run would meet its row: DuplicateCheckpointError)."""
+    runs: list[threading.Event] = []
+    outcomes: list[str] = []
+    started = threading.Event()
+
+    @DBOS.step()
+    async def slow() -> int:
+        gate = threading.Event()
+        runs.append(gate)
+        while not gate.is_set():
+            await asyncio.sleep(0.01)
+        return 1
+
+    executions: list[int] = []
+
+    @DBOS.workflow()
+    async def spawner() -> int:
+        executions.append(1)
+        task = asyncio.get_running_loop().create_task(slow())
+
+        def note(done: asyncio.Task) -> None:
+            outcomes.append("cancelled" if done.cancelled() else type(done.exception()).__name__)
+
+        task.add_done_callback(note)
+        if len(executions) == 1:
+            started.set()
+            await asyncio.Event().wait()  # the first run waits here until it is cancelled
+        return await task
+
+    async def scenario() -> None:
+        async def call() -> int:
+            with SetWorkflowID("async-left-behind"):
+                return await spawner()
+
+        task = asyncio.get_running_loop().create_task(call())
+        await asyncio.to_thread(started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The left-behind step task runs on (this loop keeps it until it ended).
+        wait_for = asyncio.to_thread(wait_until, lambda: len(runs) == 2, "the workflow to run again here")
+        await wait_for
+        runs[0].set()  # the old execution's step finishes first
+        while not outcomes:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert outcomes == ["DBOSWorkflowFencedError"]  # it stopped at its checkpoint, writing nothing
+    runs[1].set()
+    wait_until(lambda: row(db, "async-left-behind")[0] != "PENDING", "an outcome", 30)
+    assert row(db, "async-left-behind")[0] == "SUCCESS"
+    assert DBOS.retrieve_workflow("async-left-behind").get_result() == 1
