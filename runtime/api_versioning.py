@@ -78,7 +78,7 @@ class VersioningAPI:
     def patch(cls, patch_name: str) -> bool:
         """Inside a workflow: True where the patched code runs (a new execution, or one that
         recorded this patch), False for an execution that recorded the old code's step here."""
-        refuse_on_loop("patch")
+        refuse_on_loop("DBOS.patch")
         ctx = _patching_workflow("DBOS.patch")
         name = PATCH_PREFIX + patch_name
         function_id = ctx.peek_function_id()
@@ -96,7 +96,7 @@ class VersioningAPI:
     def deprecate_patch(cls, patch_name: str) -> bool:
         """Inside a workflow, in place of a ``patch`` whose old code no execution runs anymore:
         always True; replays an execution that recorded the patch, records nothing new."""
-        refuse_on_loop("deprecate_patch")
+        refuse_on_loop("DBOS.deprecate_patch")
         ctx = _patching_workflow("DBOS.deprecate_patch")
         if _recorded_name(ctx, ctx.peek_function_id()) == PATCH_PREFIX + patch_name:
             ctx.next_function_id()

@@ -243,7 +243,7 @@ class DBOS(
         """A handle on an existing workflow (raises if it does not exist and
         ``existing_workflow`` is True; inside a workflow that check is a recorded
         ``DBOS.getStatus``, as in DBOS)."""
-        refuse_on_loop("retrieve_workflow")
+        refuse_on_loop("DBOS.retrieve_workflow")
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
         if existing_workflow and cls.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
@@ -252,7 +252,7 @@ class DBOS(
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's status, or None if no workflow has this id."""
-        refuse_on_loop("get_workflow_status")
+        refuse_on_loop("DBOS.get_workflow_status")
         executor = cls._executor_or_raise("DBOS.get_workflow_status")
 
         def read() -> WorkflowStatus | None:
@@ -264,7 +264,7 @@ class DBOS(
     @classmethod
     def get_result(cls, workflow_id: str) -> Any:
         """Wait for a workflow and return its result (or raise its error)."""
-        refuse_on_loop("get_result")
+        refuse_on_loop("DBOS.get_result")
         return cls.retrieve_workflow(workflow_id).get_result()
 
     @classmethod
@@ -279,7 +279,7 @@ class DBOS(
     def sleep(cls, seconds: float) -> None:
         """Sleep durably: inside a workflow the wake-up time is checkpointed, so a recovered
         workflow sleeps only what is left."""
-        refuse_on_loop("sleep")
+        refuse_on_loop("DBOS.sleep")
         if current_workflow() is None:
             time.sleep(seconds)
             return
@@ -289,7 +289,7 @@ class DBOS(
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
         """Inside a workflow: the oldest message on ``topic``, waiting durably up to
         ``timeout_seconds``; ``None`` if none arrives."""
-        refuse_on_loop("recv")
+        refuse_on_loop("DBOS.recv")
         return messages.recv(cls._executor_or_raise("DBOS.recv"), topic, timeout_seconds)
 
     @classmethod
@@ -297,13 +297,13 @@ class DBOS(
         cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
     ) -> None:
         """Inside a workflow: publish ``value`` under ``key`` for ``get_event`` readers."""
-        refuse_on_loop("set_event")
+        refuse_on_loop("DBOS.set_event")
         messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, waiting up to ``timeout_seconds``."""
-        refuse_on_loop("get_event")
+        refuse_on_loop("DBOS.get_event")
         return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
 
     @classmethod
@@ -311,13 +311,13 @@ class DBOS(
         cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
     ) -> None:
         """Inside a workflow (or one of its steps): append ``value`` to its stream ``key``."""
-        refuse_on_loop("write_stream")
+        refuse_on_loop("DBOS.write_stream")
         streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def close_stream(cls, key: str) -> None:
         """Inside a workflow: end its stream ``key``."""
-        refuse_on_loop("close_stream")
+        refuse_on_loop("DBOS.close_stream")
         streams.close_stream(cls._executor_or_raise("DBOS.close_stream"), key)
 
     @classmethod

@@ -30,16 +30,18 @@ def loop_running() -> bool:
     return True
 
 
-def refuse_on_loop(name: str) -> None:
-    """Raise DBOS's RuntimeError if ``name()`` (a blocking method) is called on a running loop."""
+def refuse_on_loop(method: str) -> None:
+    """Raise DBOS's RuntimeError if ``method`` (``"DBOS.send"``: a blocking method) is called
+    on a running loop. DBOS's message names the method without its class."""
     if loop_running():
+        name = method.rpartition(".")[2]
         raise RuntimeError(f"{name}() was called while an event loop is running. Use await {name}_async(...) instead.")
 
 
-def refusing_on_loop(name: str, values: Iterator[T]) -> Iterator[T]:
+def refusing_on_loop(method: str, values: Iterator[T]) -> Iterator[T]:
     """``values``, refused on a running loop when first read (DBOS's ``read_stream`` is a
     generator: its check runs at the first ``next``, not at the call)."""
-    refuse_on_loop(name)
+    refuse_on_loop(method)
     yield from values
 
 
