@@ -86,6 +86,27 @@ async def messaging_twins(destination):
     return out
 
 
+@DBOS.step()
+async def twins_in_a_step(destination):
+    """From a step the twins take no position of their own (their sync methods take none)."""
+    await DBOS.send_async(destination, "from a step", "t")
+    await DBOS.set_event_async("in step", DBOS.step_id)
+    await DBOS.write_stream_async("step stream", 1)
+    listed = await DBOS.list_workflows_async(workflow_ids=[destination])
+    events = await DBOS.get_all_events_async(DBOS.workflow_id)
+    try:
+        await DBOS.patch_async("in-step")
+    except Exception as exc:  # noqa: BLE001 - the program reports what was raised
+        refused = f"{type(exc).__name__}: {exc}"
+    return [len(listed), events, refused]
+
+
+@DBOS.workflow()
+async def step_twins(destination):
+    first = await twins_in_a_step(destination)
+    return [first, await DBOS.get_all_events_async(DBOS.workflow_id)]
+
+
 @DBOS.workflow()
 async def admin_twins(victim, done_id, stepped_id):
     out = {}
@@ -351,6 +372,12 @@ async def main():
         see("gathered", await gathered("inbox-3"))
     see("gathered steps", steps("gathered-1"))
     see("inbox-3 got", await asyncio.to_thread(inbox3.get_result))
+    with SetWorkflowID("inbox-4"):
+        inbox4 = await asyncio.to_thread(DBOS.start_workflow, inbox, 1)
+    with SetWorkflowID("step-twins-1"):
+        see("twins in a step", await step_twins("inbox-4"))
+    see("twins in a step steps", steps("step-twins-1"))
+    see("inbox-4 got", await asyncio.to_thread(inbox4.get_result))
 
     await outside_a_workflow()
     await queues_outside()
