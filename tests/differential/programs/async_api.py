@@ -159,11 +159,17 @@ async def queue_twins():
     return out
 
 
+@DBOS.step()
+async def a_step():
+    return "stepped"
+
+
 @DBOS.workflow()
 async def gathered(destination):
     """Twins gathered at once take their positions in call order, whatever finishes first."""
     results = await asyncio.gather(
         DBOS.list_workflows_async(workflow_ids=[destination]),
+        a_step(),  # an async step takes its position when its task starts, on the loop
         DBOS.send_async(destination, "gathered", "t"),
         DBOS.get_all_events_async(destination),
         DBOS.set_event_async("g", 1),
@@ -171,7 +177,7 @@ async def gathered(destination):
         DBOS.write_stream_async("gs", 1),
         DBOS.get_workflow_status_async(destination),
     )
-    return [len(results[0]), results[1], results[2], results[3], results[5], results[6].workflow_id]
+    return [len(results[0]), results[1], results[2], results[3], results[4], results[6], results[7].workflow_id]
 
 
 @DBOS.workflow()
