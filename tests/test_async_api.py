@@ -155,6 +155,23 @@ def test_a_fenced_async_workflows_twins_send_and_record_nothing(dbos, db):
     assert _steps(db, "fenced-sender") == []
 
 
+def test_a_fenced_async_workflows_patch_async_records_no_marker(patching, db):
+    reached, release = threading.Event(), threading.Event()
+
+    @DBOS.workflow()
+    async def fenced_patcher() -> bool:
+        reached.set()
+        await asyncio.to_thread(release.wait, 10)
+        return await DBOS.patch_async("after-takeover")
+
+    call = DirectCall("fenced-patcher", lambda: asyncio.run(fenced_patcher()))
+    assert reached.wait(10)
+    take_over(db, "fenced-patcher")
+    release.set()
+    assert isinstance(call.outcome(), DBOSWorkflowFencedError)
+    assert _steps(db, "fenced-patcher") == []
+
+
 def test_async_workflows_enqueued_from_asyncio_code_run_on_the_background_loop_under_the_queue_limit(dbos):
     one_at_a_time = Queue("one-at-a-time", concurrency=1)
     lock, seen = threading.Lock(), {"running": 0, "peak": 0, "threads": set()}

@@ -176,8 +176,11 @@ async def gathered(destination):
         DBOS.list_workflow_steps_async(destination),
         DBOS.write_stream_async("gs", 1),
         DBOS.get_workflow_status_async(destination),
+        codeq.enqueue_async(async_child, 11),  # the child's id is the parent's and this position
     )
-    return [len(results[0]), results[1], results[2], results[3], results[4], results[6], results[7].workflow_id]
+    enqueued = results[8]
+    return [len(results[0]), results[1], results[2], results[3], results[4], results[6], results[7].workflow_id,
+            enqueued.get_workflow_id(), await enqueued.get_result()]
 
 
 @DBOS.workflow()
