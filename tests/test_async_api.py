@@ -15,7 +15,10 @@ import pytest
 
 from conftest import wait_until
 from runtime import DBOS, DBOSClient, DBOSException, DBOSWorkflowFencedError, Queue, SetWorkflowID
+from runtime.config import resolve_config
 from runtime.current import NOT_LAUNCHED
+from runtime.process import DBOSProcess
+from runtime.registry import registry
 from test_fencing import DirectCall, take_over
 
 
@@ -194,6 +197,33 @@ def test_async_workflows_enqueued_from_asyncio_code_run_on_the_background_loop_u
     assert asyncio.run(enqueue_all()) == [0, 1, 2, 3]
     assert seen["peak"] == 1
     assert {name.split("-")[1] for name in seen["threads"]} == {"loop"}  # pgfleet-loop-<executor>
+
+
+def test_an_async_workflow_enqueued_from_asyncio_code_runs_on_the_claiming_executors_loop(sys_url):
+    DBOS.destroy(destroy_registry=True)
+    queue = Queue("claimed-elsewhere")
+
+    @DBOS.workflow()
+    async def where() -> str:
+        await asyncio.sleep(0)
+        return f"{DBOS.workflow_id} {DBOS.get_context().executor_id} {threading.current_thread().name}"
+
+    base = {"name": "pgfleet-test", "system_database_url": sys_url}
+    DBOS(config={**base, "executor_id": "enqueuer", "queues": []})  # serves no queue of its own
+    DBOS.launch()
+    claimer = DBOSProcess(resolve_config({**base, "executor_id": "claimer"}), registry)
+    try:
+        claimer.launch()
+
+        async def enqueue_and_wait() -> str:
+            with SetWorkflowID("claimed-1"):
+                handle = await queue.enqueue_async(where)
+            return await handle.get_result()
+
+        assert asyncio.run(enqueue_and_wait()) == "claimed-1 claimer pgfleet-loop-claimer"
+    finally:
+        claimer.destroy()
+        DBOS.destroy(destroy_registry=True)
 
 
 def test_sync_methods_are_refused_on_a_loop_and_work_in_its_worker_threads(dbos, caplog):
