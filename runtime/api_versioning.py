@@ -9,6 +9,8 @@ code remains, ``DBOS.deprecate_patch("x")`` replaces the branch: it reads a mark
 there (so executions from the patched code still replay) but records none, and a release later
 it can be deleted. Both need ``enable_patching`` in the config, which also gives every deploy
 the one application version ``PATCHING_ENABLED`` so old executions recover on new code.
+``patch_async`` and ``deprecate_patch_async`` decide on the event loop, before any await, so
+their position does not depend on the tasks gathered with them.
 """
 
 from __future__ import annotations

@@ -191,6 +191,11 @@ class Queue:
             warn_on_loop(f"Queue.{name}", f"Queue.get_{name}_async")
         return self._current()
 
+    def _warn_on_loop(self, setter: str) -> None:
+        """DBOS's warning for a row written on a loop (a queue declared in code has none)."""
+        if self.database_backed_queue:
+            warn_on_loop(f"Queue.{setter}", f"Queue.{setter}_async")
+
     async def _read_async(self) -> QueueSettings:
         """The settings for asyncio code: a database-backed queue's row is read in a thread."""
         if not self.database_backed_queue:
@@ -215,11 +220,12 @@ class Queue:
         return self._read("concurrency").concurrency
 
     async def get_concurrency_async(self) -> int | None:
+        """``concurrency`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).concurrency
 
     def set_concurrency(self, value: int | None) -> None:
         """Cap the queue's running workflows fleet-wide (None: no cap) from the next claim."""
-        warn_on_loop("Queue.set_concurrency", "Queue.set_concurrency_async")
+        self._warn_on_loop("set_concurrency")
         _count("concurrency", value)
         worker = self._current().worker_concurrency if self.database_backed_queue else None
         if value is not None and worker is not None and worker > value:
@@ -227,6 +233,7 @@ class Queue:
         self._change(concurrency=value)
 
     async def set_concurrency_async(self, value: int | None) -> None:
+        """``set_concurrency`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_concurrency, value)
 
     @property
@@ -234,11 +241,12 @@ class Queue:
         return self._read("worker_concurrency").worker_concurrency
 
     async def get_worker_concurrency_async(self) -> int | None:
+        """``worker_concurrency`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).worker_concurrency
 
     def set_worker_concurrency(self, value: int | None) -> None:
         """Cap the queue's running workflows per executor (None: no cap)."""
-        warn_on_loop("Queue.set_worker_concurrency", "Queue.set_worker_concurrency_async")
+        self._warn_on_loop("set_worker_concurrency")
         _count("worker_concurrency", value)
         total = self._current().concurrency if self.database_backed_queue else None
         if value is not None and total is not None and value > total:
@@ -246,6 +254,7 @@ class Queue:
         self._change(worker_concurrency=value)
 
     async def set_worker_concurrency_async(self, value: int | None) -> None:
+        """``set_worker_concurrency`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_worker_concurrency, value)
 
     @property
@@ -253,15 +262,17 @@ class Queue:
         return self._read("limiter").limiter
 
     async def get_limiter_async(self) -> QueueRateLimit | None:
+        """``limiter`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).limiter
 
     def set_limiter(self, value: QueueRateLimit | None) -> None:
         """At most ``value['limit']`` starts per ``value['period']`` seconds (None: no limit)."""
         check_limiter(value)
-        warn_on_loop("Queue.set_limiter", "Queue.set_limiter_async")
+        self._warn_on_loop("set_limiter")
         self._change(limiter=value)
 
     async def set_limiter_async(self, value: QueueRateLimit | None) -> None:
+        """``set_limiter`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_limiter, value)
 
     @property
@@ -269,13 +280,15 @@ class Queue:
         return self._read("priority_enabled").priority_enabled
 
     async def get_priority_enabled_async(self) -> bool:
+        """``priority_enabled`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).priority_enabled
 
     def set_priority_enabled(self, value: bool) -> None:
-        warn_on_loop("Queue.set_priority_enabled", "Queue.set_priority_enabled_async")
+        self._warn_on_loop("set_priority_enabled")
         self._change(priority_enabled=bool(value))
 
     async def set_priority_enabled_async(self, value: bool) -> None:
+        """``set_priority_enabled`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_priority_enabled, value)
 
     @property
@@ -283,13 +296,15 @@ class Queue:
         return self._read("partition_queue").partition_queue
 
     async def get_partition_queue_async(self) -> bool:
+        """``partition_queue`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).partition_queue
 
     def set_partition_queue(self, value: bool) -> None:
-        warn_on_loop("Queue.set_partition_queue", "Queue.set_partition_queue_async")
+        self._warn_on_loop("set_partition_queue")
         self._change(partition_queue=bool(value))
 
     async def set_partition_queue_async(self, value: bool) -> None:
+        """``set_partition_queue`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_partition_queue, value)
 
     @property
@@ -297,14 +312,16 @@ class Queue:
         return self._read("polling_interval_sec").polling_interval_sec
 
     async def get_polling_interval_sec_async(self) -> float:
+        """``polling_interval_sec`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
         return (await self._read_async()).polling_interval_sec
 
     def set_polling_interval_sec(self, value: float) -> None:
         check_polling_interval(value)
-        warn_on_loop("Queue.set_polling_interval_sec", "Queue.set_polling_interval_sec_async")
+        self._warn_on_loop("set_polling_interval_sec")
         self._change(polling_interval_sec=float(value))
 
     async def set_polling_interval_sec_async(self, value: float) -> None:
+        """``set_polling_interval_sec`` for asyncio code (the row is written in a worker thread)."""
         await self._write_async(self.set_polling_interval_sec, value)
 
     @property
