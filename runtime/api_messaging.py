@@ -16,6 +16,7 @@ from .decorators import step_entry
 from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
+from .on_loop import refuse_on_loop, refusing_on_loop
 from .operations import ExecutorShutdown
 from .registry import RegisteredStep
 from .serializers import WorkflowSerializationFormat
@@ -82,6 +83,7 @@ class MessagingAPI:
         """Send a message to a workflow; from a workflow body it is sent exactly once.
         ``idempotency_key`` makes any send deliver once per destination; ``send_to_forks`` also
         delivers it to every workflow forked (recursively) from the destination."""
+        refuse_on_loop("DBOS.send")
         messaging.send_bulk(
             _executor("DBOS.send"), [messaging.SendMessage(destination_id, message, topic, idempotency_key)],
             function_name="DBOS.send", serialization_type=serialization_type, send_to_forks=send_to_forks,
@@ -96,6 +98,7 @@ class MessagingAPI:
         send_to_forks: bool = False,
     ) -> None:
         """Send many messages in one transaction (one ``DBOS.send_bulk`` step in a workflow)."""
+        refuse_on_loop("DBOS.send_bulk")
         messaging.send_bulk(
             _executor("DBOS.send_bulk"), messages, function_name="DBOS.send_bulk",
             serialization_type=serialization_type, send_to_forks=send_to_forks,
@@ -104,6 +107,7 @@ class MessagingAPI:
     @classmethod
     def get_all_events(cls, workflow_id: str) -> dict[str, Any]:
         """Every event a workflow has set, with its latest value ({} if none)."""
+        refuse_on_loop("DBOS.get_all_events")
         return messaging.get_all_events(_executor("DBOS.get_all_events"), workflow_id)
 
     @classmethod
@@ -111,7 +115,8 @@ class MessagingAPI:
         """Yield a workflow's stream values in order from ``offset`` until the stream is closed
         or the workflow ends (``DBOSNonExistentWorkflowError`` for an unknown workflow)."""
         executor = _executor("DBOS.read_stream")
-        return streams.read_stream(executor, workflow_id, key, offset=offset, stop=executor.stop_event)
+        values = streams.read_stream(executor, workflow_id, key, offset=offset, stop=executor.stop_event)
+        return refusing_on_loop("DBOS.read_stream", values)  # refused at the first read, as DBOS's generator is
 
     @classmethod
     def wait_first(
@@ -119,6 +124,7 @@ class MessagingAPI:
     ) -> WorkflowHandle[Any]:
         """Wait until one of the handles' workflows finishes and return its handle (recorded
         as ``DBOS.waitFirst`` in a workflow body, so a replay returns the same one)."""
+        refuse_on_loop("DBOS.wait_first")
         executor = _executor("DBOS.wait_first")
         ctx = current_workflow()
 
@@ -133,6 +139,7 @@ class MessagingAPI:
         """Call ``func(*args, **kwargs)`` as a checkpointed step of the calling workflow, with
         ``@DBOS.step()``'s settings from ``dbos_step_options``; outside a workflow (or inside a
         step) a plain call."""
+        refuse_on_loop("DBOS.run_step")
         entry = step_of_options(dbos_step_options, func)
         ctx = current_workflow()
         if ctx is None:
