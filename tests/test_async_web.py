@@ -5,6 +5,7 @@ background and await its result later (the README's tour shows the same)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -89,3 +90,23 @@ def test_a_handler_starts_an_async_workflow_that_outlives_the_request(web_dbos, 
     assert body == {"status": "SUCCESS", "result": "shipped o-1"}
     steps = db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY function_id", (workflow_id,))
     assert [name for (name,) in steps] == ["DBOS.sleep", "test_a_handler_starts_an_async_workflow_that_outlives_the_request.<locals>.ship"]
+
+
+def test_the_readme_async_tour_runs(sys_url, db, monkeypatch):
+    """The README's async example, run as written (its database named by the environment)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = readme.split("<!-- async-tour: tests/test_async_web.py runs this block -->", 1)[1]
+    source = after.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("PGFLEET_SYSTEM_DATABASE_URL", sys_url)
+    DBOS.destroy(destroy_registry=True)
+    namespace: dict[str, object] = {"__name__": "readme_async_tour"}
+    try:
+        exec(compile(source, "README.md", "exec"), namespace)
+        app = namespace["app"]
+        with TestClient(app) as client:  # type: ignore[arg-type]
+            workflow_id = client.post("/orders/o-9").json()["workflow_id"]
+            assert client.get(f"/orders/{workflow_id}/status").json() == {"status": "charged"}
+        steps = db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY function_id", (workflow_id,))
+        assert [name for (name,) in steps] == ["charge", "DBOS.setEvent", "DBOS.sleep"]
+    finally:
+        DBOS.destroy(destroy_registry=True)
