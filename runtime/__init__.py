@@ -66,6 +66,7 @@ from .validation import make_pydantic_args_validator, pydantic_args_validator
 
 if TYPE_CHECKING:
     from .datasource import SQLAlchemyDatasource
+    from .datasource_async import AsyncSQLAlchemyDatasource
 
 __all__ = [
     "DBOS",
@@ -96,6 +97,7 @@ __all__ = [
     "StepOptions",
     "SendMessage",
     "SQLAlchemyDatasource",
+    "AsyncSQLAlchemyDatasource",
     "Serializer",
     "DBOSPortableJSONSerializer",
     "WorkflowSerializationFormat",
@@ -143,4 +145,8 @@ def __getattr__(name: str) -> Any:
         from .datasource import SQLAlchemyDatasource
 
         return SQLAlchemyDatasource
+    if name == "AsyncSQLAlchemyDatasource":
+        from .datasource_async import AsyncSQLAlchemyDatasource
+
+        return AsyncSQLAlchemyDatasource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,7 @@
 pgfleet's system-database calls are blocking (psycopg's sync pool): an ``_async`` API call
 runs them in a bounded pool of worker threads (:class:`AsyncWork`), one per connection the
 pool may open, so a thousand workflows awaiting at once share those threads and connections
-and the event loop never blocks on the database. ``ops/bench/async_workflows.py`` measured
+and the event loop never blocks on the database. ``ops/bench/async_route.py`` measured
 this route against psycopg's async pool; see ``ops/bench/RESULTS.md``.
 
 Inside a workflow, an ``_async`` call that takes step positions takes them on the loop, in call
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from .context import WorkflowContext, carry_back_start_options, current_workflow, use_reserved_positions
 
-__all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "active_workflow"]
+__all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "active_workflow", "when_calls_settled"]
 
 T = TypeVar("T")
 
@@ -44,6 +44,7 @@ class AsyncWork:
 
     def __init__(self, threads: int, name: str) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self.closed = False
         # Workflow tasks started on a caller's loop: the loop keeps only weak references.
         self._tasks: set[asyncio.Future[Any]] = set()
 
@@ -63,7 +64,50 @@ class AsyncWork:
         task.add_done_callback(finished)
 
     def close(self) -> None:
+        self.closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _CallsInFlight:
+    """The worker-thread calls of each workflow execution that have not ended. A call outlives
+    the task that awaited it when that task is cancelled: its write may still commit, so the
+    execution is not over (nor its epoch free for another run) until its calls ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = {}  # by id() of the context: alive while a call holds it
+        self._then: dict[int, list[Callable[[], None]]] = {}
+
+    def enter(self, ctx: WorkflowContext) -> None:
+        with self._lock:
+            self._counts[id(ctx)] = self._counts.get(id(ctx), 0) + 1
+
+    def leave(self, ctx: WorkflowContext) -> None:
+        with self._lock:
+            left = self._counts[id(ctx)] - 1
+            if left:
+                self._counts[id(ctx)] = left
+                return
+            del self._counts[id(ctx)]
+            then = self._then.pop(id(ctx), [])
+        for fn in then:
+            fn()
+
+    def after(self, ctx: WorkflowContext, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if id(ctx) in self._counts:
+                self._then.setdefault(id(ctx), []).append(fn)
+                return
+        fn()
+
+
+_IN_FLIGHT = _CallsInFlight()
+
+
+def when_calls_settled(ctx: WorkflowContext, fn: Callable[[], None]) -> None:
+    """``fn()`` now if no :func:`in_thread` call of ``ctx``'s execution is running, else once
+    the last one ended (in its worker thread)."""
+    _IN_FLIGHT.after(ctx, fn)
 
 
 async def in_thread(work: AsyncWork | None, fn: Callable[..., T], *args: Any, positions: int = 0, **kwargs: Any) -> T:
@@ -84,9 +128,30 @@ async def in_thread(work: AsyncWork | None, fn: Callable[..., T], *args: Any, po
 
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(work.pool if work is not None else None, context.run, call)
+        if work is None or work.closed:
+            # Closed with its executor (DBOS.destroy()) under a workflow of a caller's loop: the
+            # call runs in the loop's own executor, to fail as it would in sync code (the
+            # execution was abandoned, or DBOS is not launched), not with "after shutdown".
+            return await loop.run_in_executor(None, context.run, call)
+        return await _tracked(work, context, call)
     finally:
         carry_back_start_options(context)
+
+
+async def _tracked(work: AsyncWork, context: contextvars.Context, call: Callable[[], T]) -> T:
+    """``call()`` in ``work``'s threads, counted against the running workflow's execution (a
+    step's call too) until it ended, whether or not its awaiting task is still there."""
+    owner = current_workflow()
+    try:
+        future = work.pool.submit(context.run, call)
+    except RuntimeError:
+        if not work.closed:
+            raise
+        return await asyncio.get_running_loop().run_in_executor(None, context.run, call)  # closed meanwhile
+    if owner is not None:
+        _IN_FLIGHT.enter(owner)
+        future.add_done_callback(lambda _done: _IN_FLIGHT.leave(owner))
+    return await asyncio.wrap_future(future)
 
 
 class BackgroundLoop:

@@ -22,6 +22,7 @@ from .current import current_process, executor_for
 from .dbos_properties import classproperty
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .handles import WorkflowHandle
+from .on_loop import refuse_on_loop
 from .status import StepInfo, WorkflowStatus, status_from_row
 from .workflows_admin import list_workflow_steps, list_workflows
 
@@ -92,6 +93,7 @@ class AdminAPI:
         """Workflows matching every filter given (a list matches any of its values; times are
         ISO 8601 strings), oldest first unless ``sort_desc``; ``attributes`` matches workflows
         whose attributes contain these keys and values."""
+        refuse_on_loop("DBOS.list_workflows")
         criteria = {k: v for k, v in locals().items() if k != "cls"}
         executor = executor_for("DBOS.list_workflows")
         return executor.recorded_call("DBOS.listWorkflows", lambda: list_workflows(executor.db, **criteria))
@@ -127,6 +129,7 @@ class AdminAPI:
     ) -> list[WorkflowStatus]:
         """Workflows waiting in or running from queues (ENQUEUED, DELAYED or PENDING), with
         ``list_workflows``'s filters."""
+        refuse_on_loop("DBOS.list_queued_workflows")
         criteria = {k: v for k, v in locals().items() if k != "cls"}
         executor = executor_for("DBOS.list_queued_workflows")
         return executor.recorded_call(
@@ -139,6 +142,7 @@ class AdminAPI:
     ) -> list[StepInfo]:
         """The recorded operations of a workflow, in order (a page of them with ``limit`` and
         ``offset``; outputs and errors None without ``load_output``)."""
+        refuse_on_loop("DBOS.list_workflow_steps")
         executor = executor_for("DBOS.list_workflow_steps")
         return executor.recorded_call(
             "DBOS.listWorkflowSteps",
@@ -154,18 +158,21 @@ class AdminAPI:
     @classmethod
     def cancel_workflows(cls, workflow_ids: list[str], *, cancel_children: bool = False) -> None:
         """Cancel several workflows at once (see ``cancel_workflow``)."""
+        refuse_on_loop("DBOS.cancel_workflows")
         admin_recorded.cancel_recorded(executor_for("DBOS.cancel_workflows"), workflow_ids, cancel_children)
 
     @classmethod
     def resume_workflow(cls, workflow_id: str, *, queue_name: str | None = None) -> WorkflowHandle[Any]:
         """Resume a cancelled (or dead-lettered) workflow from its first unfinished step: as in
         DBOS it goes to ``queue_name`` (by default the internal queue) and any executor runs it."""
+        refuse_on_loop("DBOS.resume_workflow")
         return cls.resume_workflows([workflow_id], queue_name=queue_name)[0]
 
     @classmethod
     def resume_workflows(cls, workflow_ids: list[str], *, queue_name: str | None = None) -> list[WorkflowHandle[Any]]:
         """Resume several workflows (see ``resume_workflow``); a handle for each, in order. If
         any id has no workflow, none is resumed and the error names the missing ones."""
+        refuse_on_loop("DBOS.resume_workflows")
         executor = executor_for("DBOS.resume_workflows")
         admin_recorded.resume_recorded(executor, workflow_ids, queue_name)
         return [WorkflowHandle(workflow_id, source=executor) for workflow_id in workflow_ids]
@@ -180,6 +187,7 @@ class AdminAPI:
     @classmethod
     def delete_workflows(cls, workflow_ids: list[str], *, delete_children: bool = False) -> None:
         """Delete several workflows (see ``delete_workflow``); unknown ids are ignored."""
+        refuse_on_loop("DBOS.delete_workflows")
         admin_recorded.delete_recorded(executor_for("DBOS.delete_workflows"), workflow_ids, delete_children)
 
     @classmethod
@@ -188,11 +196,13 @@ class AdminAPI:
     ) -> None:
         """Move a DELAYED workflow's release: ``delay_seconds`` from now, or at
         ``delay_until_epoch_ms`` (exactly one). Other workflows are left alone."""
+        refuse_on_loop("DBOS.set_workflow_delay")
         admin_recorded.delay_recorded(executor_for("DBOS.set_workflow_delay"), workflow_id, delay_seconds, delay_until_epoch_ms)
 
     @classmethod
     def update_workflow_attributes(cls, workflow_id: str, attributes: dict[str, Any] | None) -> None:
         """Replace a workflow's custom attributes (a JSON-serializable dict; None clears them)."""
+        refuse_on_loop("DBOS.update_workflow_attributes")
         admin_recorded.attributes_recorded(executor_for("DBOS.update_workflow_attributes"), workflow_id, attributes)
 
     @classmethod
@@ -211,6 +221,7 @@ class AdminAPI:
         results, later ones run again. The copy gets a new id (or the one ``SetWorkflowID``
         gives) and runs through ``queue_name`` (the internal queue by default) on any executor
         that has the function; ``replacement_children`` maps copied child ids to new ones."""
+        refuse_on_loop("DBOS.fork_workflow")
         executor = executor_for("DBOS.fork_workflow")
         forked = admin_recorded.fork_recorded(
             executor,

@@ -1,7 +1,6 @@
 """``DBOS``'s asyncio API for starting, sleeping and awaiting workflows (a mixin of
 :class:`runtime.dbos.DBOS`): ``start_workflow_async``, ``sleep_async``,
-``retrieve_workflow_async``, ``get_result_async``, ``get_workflow_status_async``,
-``run_step_async``.
+``retrieve_workflow_async``, ``get_result_async``, ``get_workflow_status_async``.
 
 Each waits on the caller's loop; the database work runs in the executor's worker threads
 (:mod:`runtime.aio`), and inside a workflow takes its step positions on the loop.
@@ -9,16 +8,14 @@ Each waits on the caller's loop; the database work runs in the executor's worker
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from sysdb import now_ms
 
 from .aio import active_workflow, in_thread
-from .api_messaging import StepOptions, step_options_entry
 from .async_starts import start_workflow_async
-from .async_steps import durable_sleep_async, run_step_async
+from .async_steps import durable_sleep_async
 from .current import executor_for
 from .errors import DBOSNonExistentWorkflowError
 from .handles import WorkflowHandle, WorkflowHandleAsync
@@ -26,7 +23,6 @@ from .operations import NOT_RECORDED
 from .registry import split_bound, workflow_of
 from .serialization import serialize
 from .status import WorkflowStatus
-from .steps import run_step
 
 __all__ = ["AsyncAPI"]
 
@@ -90,34 +86,6 @@ class AsyncAPI:
         value = await executor.wait_result_async(workflow_id)
         await in_thread(executor.async_work, executor.checkpoint, parent, function_id, "DBOS.getResult",
                         output=serialize(value), started_at_ms=started)
-        return value
-
-    @classmethod
-    async def run_step_async(
-        cls, dbos_step_options: StepOptions | None, func: Callable[..., R], *args: Any, **kwargs: Any
-    ) -> R:
-        """``DBOS.run_step`` for asyncio code: inside a workflow a checkpointed step whose
-        position is taken now, on the loop; an async ``func`` is awaited here, a sync one runs
-        in a thread (as DBOS runs it). Outside a workflow a plain call (a sync one in a thread)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # DBOS's words (a coroutine driven by hand, with no loop)
-            raise RuntimeError(
-                "run_step_async() was called while an event loop is not running. Use run_step(...) instead."
-            ) from None
-        entry = step_options_entry(dbos_step_options, func)
-        ctx = active_workflow()
-        if ctx is None:
-            if entry.is_async:
-                value: R = await func(*args, **kwargs)  # type: ignore[misc]  # an async def: awaitable
-                return value
-            return await in_thread(None, func, *args, **kwargs)
-        if entry.is_async:
-            value = await run_step_async(ctx.executor, entry, args, kwargs)
-            return value
-        # A user body may block for long: the loop's default executor runs it, not the
-        # database threads of async_work.
-        value = await in_thread(None, run_step, ctx.executor, entry, args, kwargs, positions=1)
         return value
 
     @classmethod

@@ -17,12 +17,13 @@ from .decorators import step_entry
 from .errors import DBOSException
 from .executor import Executor
 from .handles import WorkflowHandle
+from .on_loop import refuse_on_loop, refusing_on_loop
 from .operations import ExecutorShutdown
 from .registry import RegisteredStep
 from .serializers import WorkflowSerializationFormat
 from .step_status import StepStatus, current_step_status
 
-__all__ = ["MessagingAPI", "StepOptions", "step_options_entry"]
+__all__ = ["MessagingAPI", "StepOptions", "step_of_options"]
 
 R = TypeVar("R")
 
@@ -52,9 +53,9 @@ _STEP_DEFAULTS: StepOptions = {
 }
 
 
-def step_options_entry(dbos_step_options: StepOptions | None, func: Callable[..., Any]) -> RegisteredStep:
-    """The step ``DBOS.run_step``/``run_step_async`` run: ``@DBOS.step()``'s settings, from
-    ``StepOptions`` over DBOS's defaults (an unknown key is refused)."""
+def step_of_options(dbos_step_options: StepOptions | None, func: Callable[..., Any]) -> RegisteredStep:
+    """The step ``DBOS.run_step`` / ``run_step_async`` makes of ``func``: ``@DBOS.step()``'s
+    defaults overlaid with ``dbos_step_options`` (an unknown key is refused)."""
     unknown = set(dbos_step_options or {}) - set(_STEP_DEFAULTS)
     if unknown:
         raise DBOSException(f"unknown StepOptions key(s): {', '.join(sorted(unknown))}")
@@ -83,6 +84,7 @@ class MessagingAPI:
         """Send a message to a workflow; from a workflow body it is sent exactly once.
         ``idempotency_key`` makes any send deliver once per destination; ``send_to_forks`` also
         delivers it to every workflow forked (recursively) from the destination."""
+        refuse_on_loop("DBOS.send")
         messaging.send_bulk(
             _executor("DBOS.send"), [messaging.SendMessage(destination_id, message, topic, idempotency_key)],
             function_name="DBOS.send", serialization_type=serialization_type, send_to_forks=send_to_forks,
@@ -97,6 +99,7 @@ class MessagingAPI:
         send_to_forks: bool = False,
     ) -> None:
         """Send many messages in one transaction (one ``DBOS.send_bulk`` step in a workflow)."""
+        refuse_on_loop("DBOS.send_bulk")
         messaging.send_bulk(
             _executor("DBOS.send_bulk"), messages, function_name="DBOS.send_bulk",
             serialization_type=serialization_type, send_to_forks=send_to_forks,
@@ -105,6 +108,7 @@ class MessagingAPI:
     @classmethod
     def get_all_events(cls, workflow_id: str) -> dict[str, Any]:
         """Every event a workflow has set, with its latest value ({} if none)."""
+        refuse_on_loop("DBOS.get_all_events")
         return messaging.get_all_events(_executor("DBOS.get_all_events"), workflow_id)
 
     @classmethod
@@ -112,7 +116,8 @@ class MessagingAPI:
         """Yield a workflow's stream values in order from ``offset`` until the stream is closed
         or the workflow ends (``DBOSNonExistentWorkflowError`` for an unknown workflow)."""
         executor = _executor("DBOS.read_stream")
-        return streams.read_stream(executor, workflow_id, key, offset=offset, stop=executor.stop_event)
+        values = streams.read_stream(executor, workflow_id, key, offset=offset, stop=executor.stop_event)
+        return refusing_on_loop("DBOS.read_stream", values)  # refused at the first read, as DBOS's generator is
 
     @classmethod
     def wait_first(
@@ -120,6 +125,7 @@ class MessagingAPI:
     ) -> WorkflowHandle[Any]:
         """Wait until one of the handles' workflows finishes and return its handle (recorded
         as ``DBOS.waitFirst`` in a workflow body, so a replay returns the same one)."""
+        refuse_on_loop("DBOS.wait_first")
         executor = _executor("DBOS.wait_first")
         ctx = current_workflow()
 
@@ -134,13 +140,14 @@ class MessagingAPI:
         """Call ``func(*args, **kwargs)`` as a checkpointed step of the calling workflow, with
         ``@DBOS.step()``'s settings from ``dbos_step_options``; outside a workflow (or inside a
         step) a plain call."""
-        entry = step_options_entry(dbos_step_options, func)
+        refuse_on_loop("DBOS.run_step")
+        entry = step_of_options(dbos_step_options, func)
         if entry.is_async:
             # DBOS runs an async function to its end on a loop while this thread waits: here a
             # loop of this call's own (an awaited step inside a workflow, else a plain call).
-            from .api_async import AsyncAPI
+            from .dbos import DBOS  # the facade, whose run_step_async this mixin's run_step shares
 
-            value: R = asyncio.run(AsyncAPI.run_step_async(dbos_step_options, func, *args, **kwargs))
+            value: R = asyncio.run(DBOS.run_step_async(dbos_step_options, func, *args, **kwargs))
             return value
         ctx = current_workflow()
         if ctx is None:

@@ -12,6 +12,7 @@ from .enqueue import enqueue_call
 from .enqueue_options import enqueue_with_options
 from .executor import Executor
 from .handles import WorkflowHandle
+from .on_loop import refuse_on_loop
 from .queue_admin import VersionInfo
 from .queues import Queue, QueueConflictResolution, QueueRateLimit
 
@@ -58,6 +59,7 @@ class QueuesAPI:
         ``"never_update"``, or (the default) only when this executor runs the latest
         application version, so that old versions in a rolling deploy keep the new settings.
         """
+        refuse_on_loop("DBOS.register_queue")
         executor = _executor("register_queue")
         name_ = executor.config.name
         update = queue_admin.update_if_latest(executor.db, on_conflict, name_, executor.application_version)
@@ -72,11 +74,13 @@ class QueuesAPI:
     @classmethod
     def retrieve_queue(cls, name: str) -> Queue | None:
         """The database-backed queue ``name`` (None: not registered); not added to the registry."""
+        refuse_on_loop("DBOS.retrieve_queue")
         return queue_admin.retrieve_queue(_executor("retrieve_queue").db, name, client=False)
 
     @classmethod
     def delete_queue(cls, name: str) -> None:
         """Delete a database-backed queue: its claimers stop; its queued workflows stay queued."""
+        refuse_on_loop("DBOS.delete_queue")
         _executor("delete_queue").db.queue_rows.delete(name)
         _queues_changed()
 
@@ -84,6 +88,7 @@ class QueuesAPI:
     def list_queues(cls, *, application_name: str | list[str] | None = None) -> list[Queue]:
         """The database-backed queues of these applications (default: this one's) and the
         unclaimed ones."""
+        refuse_on_loop("DBOS.list_queues")
         executor = _executor("list_queues")
         return queue_admin.list_queues(executor.db, application_name, executor.config.name, client=False)
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .executor import Executor
 
-__all__ = ["SchedulesAPI"]
+__all__ = ["SchedulesAPI", "check_queue", "queue_declared_here", "record_schedule", "schedule_row"]
 
 
 def _not_in_workflow(what: str) -> None:
@@ -48,21 +48,27 @@ def _not_in_workflow(what: str) -> None:
         raise DBOSException(f"DBOS.{what} cannot be called from within a workflow")
 
 
-def _check_queue(executor: Executor, queue_name: str | None) -> None:
+def queue_declared_here(executor: Executor, queue_name: str | None) -> bool:
+    """Whether a schedule's queue is known without asking the database (none, the internal
+    queue, or one this program declares)."""
+    return queue_name is None or queue_name == INTERNAL_QUEUE_NAME or executor.registry.queue(queue_name) is not None
+
+
+def check_queue(executor: Executor, queue_name: str | None) -> None:
     """A schedule's queue must be declared: here, or by a live member of the fleet."""
-    if queue_name is None or queue_name == INTERNAL_QUEUE_NAME or executor.registry.queue(queue_name) is not None:
+    if queue_declared_here(executor, queue_name):
         return
     if any(q.name == queue_name for q in executor.db.claims.definitions()):
         return
     raise DBOSException(f"Queue '{queue_name}' is not declared. Please create the queue before using it in a schedule.")
 
 
-def _schedule_row(executor: Executor, entry: ScheduleInput | dict[str, Any]) -> WorkflowScheduleRow:
+def schedule_row(executor: Executor, entry: ScheduleInput | dict[str, Any]) -> WorkflowScheduleRow:
     """A validated schedule of this program's (DBOS's checks, in DBOS's order)."""
     check_cron(entry["schedule"])
     check_timezone(entry.get("cron_timezone"))
     workflow_name, class_name = workflow_target(executor.registry, entry["workflow_fn"])
-    _check_queue(executor, entry.get("queue_name"))
+    check_queue(executor, entry.get("queue_name"))
     return new_schedule(
         schedule_name=entry["schedule_name"],
         workflow_name=workflow_name,
@@ -74,6 +80,11 @@ def _schedule_row(executor: Executor, entry: ScheduleInput | dict[str, Any]) -> 
         queue_name=entry.get("queue_name"),
         application_name=executor.config.name,
     )
+
+
+def record_schedule(executor: Executor, row: WorkflowScheduleRow) -> None:
+    """Create the schedule ``row`` (a checkpointed ``DBOS.createSchedule`` inside a workflow)."""
+    executor.recorded_effect("DBOS.createSchedule", lambda conn: create_schedule(executor.db, row, conn))
 
 
 class SchedulesAPI:
@@ -99,12 +110,12 @@ class SchedulesAPI:
         undeclared queue, or a name that is taken."""
         check_cron(schedule)
         executor = executor_for("DBOS.create_schedule")
-        _check_queue(executor, queue_name)
-        row = _schedule_row(executor, {
+        check_queue(executor, queue_name)
+        row = schedule_row(executor, {
             "schedule_name": schedule_name, "workflow_fn": workflow_fn, "schedule": schedule, "context": context,
             "automatic_backfill": automatic_backfill, "cron_timezone": cron_timezone, "queue_name": queue_name,
         })
-        executor.recorded_effect("DBOS.createSchedule", lambda conn: create_schedule(executor.db, row, conn))
+        record_schedule(executor, row)
 
     @classmethod
     def list_schedules(
@@ -167,7 +178,7 @@ class SchedulesAPI:
             for required in ("schedule_name", "workflow_fn", "schedule"):
                 if required not in entry:
                     raise DBOSException(f"Schedule entry {i} is missing required field '{required}'")
-            rows.append(_schedule_row(executor, entry))
+            rows.append(schedule_row(executor, entry))
         apply_schedules(executor.db, rows)
 
     @classmethod

@@ -9,15 +9,19 @@ code remains, ``DBOS.deprecate_patch("x")`` replaces the branch: it reads a mark
 there (so executions from the patched code still replay) but records none, and a release later
 it can be deleted. Both need ``enable_patching`` in the config, which also gives every deploy
 the one application version ``PATCHING_ENABLED`` so old executions recover on new code.
+``patch_async`` and ``deprecate_patch_async`` decide on the event loop, before any await, so
+their position does not depend on the tasks gathered with them.
 """
 
 from __future__ import annotations
 
 from sysdb import DuplicateCheckpointError
 
+from .aio import in_thread
 from .context import WorkflowContext, current_workflow
 from .current import current_process, not_launched
 from .errors import DBOSException, DBOSUnexpectedStepError
+from .on_loop import refuse_on_loop
 from .operations import fenced_step
 
 __all__ = ["VersioningAPI", "PATCH_PREFIX"]
@@ -27,6 +31,14 @@ PATCH_PREFIX = "DBOS.patch-"
 
 
 def _patching_workflow(operation: str) -> WorkflowContext:
+    """The calling workflow, once patching is known to be on (DBOS checks in this order), and
+    still running here."""
+    ctx = _patching_context(operation)
+    ctx.executor.check_running(ctx)
+    return ctx
+
+
+def _patching_context(operation: str) -> WorkflowContext:
     """The calling workflow, once patching is known to be on (DBOS checks in this order)."""
     ctx = current_workflow()
     if ctx is not None:
@@ -40,7 +52,6 @@ def _patching_workflow(operation: str) -> WorkflowContext:
         raise DBOSException("enable_patching must be True in DBOS configuration")
     if ctx is None or ctx.in_step or ctx.in_transaction:
         raise DBOSException(f"{operation} must be called from a workflow")
-    ctx.executor.check_running(ctx)
     return ctx
 
 
@@ -69,6 +80,7 @@ class VersioningAPI:
     def patch(cls, patch_name: str) -> bool:
         """Inside a workflow: True where the patched code runs (a new execution, or one that
         recorded this patch), False for an execution that recorded the old code's step here."""
+        refuse_on_loop("DBOS.patch")
         ctx = _patching_workflow("DBOS.patch")
         name = PATCH_PREFIX + patch_name
         function_id = ctx.peek_function_id()
@@ -86,7 +98,40 @@ class VersioningAPI:
     def deprecate_patch(cls, patch_name: str) -> bool:
         """Inside a workflow, in place of a ``patch`` whose old code no execution runs anymore:
         always True; replays an execution that recorded the patch, records nothing new."""
+        refuse_on_loop("DBOS.deprecate_patch")
         ctx = _patching_workflow("DBOS.deprecate_patch")
         if _recorded_name(ctx, ctx.peek_function_id()) == PATCH_PREFIX + patch_name:
             ctx.next_function_id()
+        return True
+
+    @classmethod
+    async def patch_async(cls, patch_name: str) -> bool:
+        """``patch`` for asyncio code. Whether the patch applies, and the position its marker
+        takes, are decided on the loop in one slice (the earlier execution's steps are in
+        memory), before any await: no sibling task of an ``asyncio.gather`` can take a position
+        in between, so the marker's position is the same at every execution (where DBOS raises
+        ``DBOSPatchNondeterminismError`` if one did). The marker is written in a worker thread."""
+        ctx = _patching_context("DBOS.patch_async")
+        name = PATCH_PREFIX + patch_name
+        function_id = ctx.peek_function_id()
+        recorded = _recorded_name(ctx, function_id)
+        applies = recorded is None or recorded == name
+        if applies:
+            ctx.next_function_id()  # the peeked position, taken in the same slice of the loop
+
+        def write() -> None:
+            ctx.executor.check_running(ctx)
+            if recorded is None:
+                _record_marker(ctx, function_id, name)
+
+        await in_thread(ctx.executor.async_work, write)
+        return applies
+
+    @classmethod
+    async def deprecate_patch_async(cls, patch_name: str) -> bool:
+        """``deprecate_patch`` for asyncio code (decided on the loop, as ``patch_async``)."""
+        ctx = _patching_context("DBOS.deprecate_patch_async")
+        if _recorded_name(ctx, ctx.peek_function_id()) == PATCH_PREFIX + patch_name:
+            ctx.next_function_id()
+        await in_thread(ctx.executor.async_work, ctx.executor.check_running, ctx)
         return True

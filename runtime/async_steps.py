@@ -25,6 +25,7 @@ from .aio import active_workflow, in_thread
 from .context import WorkflowContext
 from .errors import DBOSSerializationError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
+from .preemption import step_body
 from .registry import RegisteredStep
 from .serialization import serialize, serialize_exception
 from .step_status import StepStatus, attempting, running_step
@@ -81,7 +82,7 @@ async def _attempts(
 ) -> Any:
     if not step.retries_allowed:
         executor.check_owned(ctx)  # a member paused past its lease starts no body
-        return await step.func(*args, **kwargs)
+        return await step_body(executor, ctx, step, args, kwargs)
     attempts = 0
 
     async def body() -> Any:
@@ -89,7 +90,7 @@ async def _attempts(
         executor.check_owned(ctx)
         attempts += 1
         with attempting(status, attempts - 1, step.max_attempts):  # DBOS.step_status counts from 0
-            return await step.func(*args, **kwargs)
+            return await step_body(executor, ctx, step, args, kwargs)
 
     errors: list[Exception] = []
 

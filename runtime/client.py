@@ -7,7 +7,6 @@ workflow functions live in the executors.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -16,7 +15,10 @@ from typing import Any, TypedDict
 from sysdb import SystemDatabase, resolve_system_database_url
 from sysdb.errors import DeduplicatedError, SystemDatabaseError
 
+from .aio import AsyncWork
 from .client_admin import ClientAdminAPI
+from .client_async import ClientAsyncAPI, warn_if_blocking_the_loop
+from .client_async_admin import ClientAsyncAdminAPI
 from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
@@ -25,7 +27,7 @@ from .current import current_process
 from .enqueue import check_duplication_policy
 from .enqueue_options import check_option_keys
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
-from .handles import WorkflowHandle, WorkflowHandleAsync, register_client, unregister_client
+from .handles import WorkflowHandle, register_client, unregister_client
 from .results import await_outcome
 from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat
@@ -91,7 +93,9 @@ def _use_client_serializer(serializer: Any) -> None:
     use_serializer(serializer)
 
 
-class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI):
+class DBOSClient(
+    ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQueuesAPI, ClientAsyncAPI, ClientAsyncAdminAPI
+):
     """A connection to the fleet's system database for enqueueing and inspecting workflows.
 
     The parameters are DBOS's. ``database_url`` (deprecated in DBOS) names the system database
@@ -134,6 +138,8 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
         self._open_lock = threading.Lock()
         self._application_name = application_name
         self._stop = threading.Event()
+        # The _async methods' database work: one thread per pool connection (threads start on use).
+        self._async_work = AsyncWork(self._pool_size, "pgfleet-client-async")
         if not lazy:
             self._connect()
         register_client(self)
@@ -170,9 +176,15 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
     def _sysdb(self) -> SystemDatabase:
         return self._db
 
+    @property
+    def async_work(self) -> AsyncWork:
+        """The worker threads of this client's ``_async`` methods (and of its async handles)."""
+        return self._async_work
+
     def check_connection(self) -> None:
         """Check that the system database answers (connecting first if the client is lazy);
         raises ``DBOSDatabaseUnavailableError`` if it does not."""
+        warn_if_blocking_the_loop("check_connection")
         db = self._db
         try:
             db.probe.schema()
@@ -246,9 +258,6 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
             queue_partition_key=options.get("queue_partition_key"),
         )
 
-    async def enqueue_async(self, options: EnqueueOptions, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
-        return WorkflowHandleAsync.of(await asyncio.to_thread(self.enqueue, options, *args, **kwargs))
-
     def retrieve_workflow(self, workflow_id: str, *, existing_workflow: bool = True) -> WorkflowHandle[Any]:
         """A handle on a workflow (raises if it does not exist and ``existing_workflow``)."""
         if existing_workflow and self._db.workflows.status(workflow_id) is None:
@@ -270,8 +279,12 @@ class DBOSClient(ClientAdminAPI, ClientMessagingAPI, ClientSchedulesAPI, ClientQ
             interval = min(interval * 2, 0.5)
 
     def destroy(self) -> None:
-        """Close the client's connections."""
+        """Close the client's connections and its worker threads; waits in progress (sync or
+        async) end with a DBOSException."""
         self._stop.set()
         unregister_client(self)
         if self._opened is not None:
             self._opened.close()
+        # Not cancelling queued calls: each then fails on the closed pool and its awaiting task
+        # gets the client's error, where a cancelled future would look like a cancelled task.
+        self._async_work.pool.shutdown(wait=False, cancel_futures=False)

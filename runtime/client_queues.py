@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import queue_admin
+from .client_async import warn_if_blocking_the_loop
 from .errors import DBOSException
 from .queue_admin import DEFAULT_RENAME_BATCH_SIZE, ApplicationRowCounts, VersionInfo
 from .queues import Queue, QueueConflictResolution, QueueRateLimit
@@ -37,6 +38,7 @@ class ClientQueuesAPI:
     ) -> Queue:
         """Register a queue in the system database from a client (owned by
         ``application_name``, by default the client's); its setters write through this client."""
+        warn_if_blocking_the_loop("register_queue")
         if on_conflict not in ("always_update", "never_update"):
             raise DBOSException(
                 "DBOSClient.register_queue does not support on_conflict='update_if_latest_version' because "
@@ -51,15 +53,18 @@ class ClientQueuesAPI:
 
     def retrieve_queue(self, name: str) -> Queue | None:
         """The database-backed queue ``name`` (None: not registered)."""
+        warn_if_blocking_the_loop("retrieve_queue")
         return queue_admin.retrieve_queue(self._db, name, client=True)
 
     def delete_queue(self, name: str) -> None:
         """Delete a database-backed queue (its queued workflows stay queued)."""
+        warn_if_blocking_the_loop("delete_queue")
         self._db.queue_rows.delete(name)
 
     def list_queues(self, *, application_name: str | list[str] | None = None) -> list[Queue]:
         """The database-backed queues of these applications (default: the client's; every
         queue for a client without one) and the unclaimed ones."""
+        warn_if_blocking_the_loop("list_queues")
         return queue_admin.list_queues(self._db, application_name, self._application_name, client=True)
 
     def list_application_versions(self) -> list[VersionInfo]:
@@ -84,6 +89,7 @@ class ClientQueuesAPI:
         """Give ``new_name`` the rows (queues, schedules, versions, workflows, steps) that
         ``old_name`` owns, and the unclaimed ones with ``adopt_unclaimed_rows``. Run it while
         the renamed application is stopped."""
+        warn_if_blocking_the_loop("rename_application")
         return queue_admin.rename_application(
             self._db, old_name, new_name, batch_size=batch_size, adopt_unclaimed_rows=adopt_unclaimed_rows
         )

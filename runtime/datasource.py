@@ -75,10 +75,7 @@ class SQLAlchemyDatasource:
 
     def __init__(self, *, database_url: str, engine_kwargs: dict[str, Any], engine: sa.Engine | None, schema: str | None, serializer: Any) -> None:
         """Prefer :meth:`create`, which also creates the outputs table."""
-        if database_url.startswith("sqlite"):
-            raise DBOSException("pgfleet's datasources are PostgreSQL databases; SQLite is not supported")
-        if serializer is not None and not all(callable(getattr(serializer, m, None)) for m in ("serialize", "deserialize", "name")):
-            raise DBOSException(f"serializer {serializer!r} is not a Serializer (serialize(data), deserialize(text), name())")
+        check_arguments(database_url, serializer)
         if engine is not None:
             logs.logger.info("Initializing SyncDatasource with custom engine")
             self.engine, self.created_engine = engine, False
@@ -142,8 +139,7 @@ class SQLAlchemyDatasource:
     def run_tx_step(self, ds_options: DatasourceOptions | None, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``func`` in a datasource transaction: inside a workflow, as its next step (exactly
         once, fenced); elsewhere, as a plain transaction (retried on serialization failures)."""
-        name = (ds_options or {}).get("name") or func.__qualname__
-        level = (ds_options or {}).get("isolation_level") or "SERIALIZABLE"
+        name, level = parse_options(ds_options, func)
         if inspect.iscoroutinefunction(func):
             raise DBOSException(f"Function {name} is a coroutine; use AsyncDatasource.run_tx_step_async instead")
         ctx = current_workflow()
@@ -160,13 +156,13 @@ class SQLAlchemyDatasource:
             return recorded
         started = now_ms()
         earlier = functools.partial(self._committed_earlier, executor, ctx, function_id, name, started)
-        found = earlier()
-        if found is not NOT_RECORDED:
-            return found
         attempt = functools.partial(self._attempt, executor, ctx, function_id, name, started, level, func, args, kwargs)
         ctx.step_id = function_id
         try:
-            return run_attempts(executor, executor.db.retry_timeout_sec, f"datasource transaction {name!r}", attempt, earlier)
+            # ask_first: an execution that committed here and died before its checkpoint left
+            # the outcome in the datasource only.
+            return run_attempts(executor, executor.db.retry_timeout_sec, f"datasource transaction {name!r}", attempt, earlier,
+                                ask_first=True)
         finally:
             ctx.step_id = None
 
@@ -206,7 +202,7 @@ class SQLAlchemyDatasource:
         except Exception as exc:
             if is_serialization_conflict(exc):
                 raise  # retried
-            if _connection_failed(exc):
+            if connection_failed(exc):
                 raise ConnectionLost(str(exc)) from exc  # retried: never the step's outcome
             self._record_error(executor, ctx, function_id, name, started, exc)
             raise
@@ -231,7 +227,7 @@ class SQLAlchemyDatasource:
             with self.engine.connect() as conn:
                 row = self._outputs.get(conn, ctx.workflow_id, function_id)
         except Exception as exc:
-            if _connection_failed(exc):
+            if connection_failed(exc):
                 raise ConnectionLost(str(exc)) from exc
             raise
         if row is None:
@@ -245,18 +241,10 @@ class SQLAlchemyDatasource:
         return value
 
     def _encode(self, value: Any, name: str) -> tuple[str, str]:
-        """An output as the outputs table stores it, and the name of its format."""
-        if self.serializer is None:
-            return serialize(value, fmt=SERIALIZATION_FORMAT, what=f"the result of datasource transaction {name!r}"), SERIALIZATION_FORMAT
-        try:
-            return self.serializer.serialize(value), self.serializer.name()
-        except Exception as exc:
-            raise DBOSSerializationError(f"cannot serialize the result of datasource transaction {name!r}: {exc}") from exc
+        return encode_output(self.serializer, value, name)
 
     def _decode(self, row: DatasourceOutputRow, name: str) -> Any:
-        if self.serializer is not None and row.output is not None and row.serialization == self.serializer.name():
-            return self.serializer.deserialize(row.output)
-        return deserialize(row.output, row.serialization, what=f"output of {name!r}")
+        return decode_output(self.serializer, row, name)
 
     # -- the transaction ------------------------------------------------------------------------
 
@@ -297,5 +285,41 @@ class SQLAlchemyDatasource:
             wait = min(wait * CONFLICT_BACKOFF, CONFLICT_MAX_WAIT_SEC)
 
 
-def _connection_failed(exc: BaseException) -> bool:
+# -- shared with the async datasource (runtime.datasource_async) -----------------------------------
+
+
+def check_arguments(database_url: str, serializer: Any) -> None:
+    """Refuse, with a clear error, what a pgfleet datasource cannot be."""
+    if database_url.startswith("sqlite"):
+        raise DBOSException("pgfleet's datasources are PostgreSQL databases; SQLite is not supported")
+    if serializer is not None and not all(callable(getattr(serializer, m, None)) for m in ("serialize", "deserialize", "name")):
+        raise DBOSException(f"serializer {serializer!r} is not a Serializer (serialize(data), deserialize(text), name())")
+
+
+def parse_options(ds_options: DatasourceOptions | None, func: Callable[..., Any]) -> tuple[str, str]:
+    """A datasource step's name (the function's, unless named) and isolation level."""
+    options = ds_options or {}
+    return options.get("name") or func.__qualname__, options.get("isolation_level") or "SERIALIZABLE"
+
+
+def encode_output(serializer: Any, value: Any, name: str) -> tuple[str, str]:
+    """An output as the outputs table stores it, and the name of its format: as DBOS's, in the
+    datasource's own serializer, or pickled when it has none."""
+    if serializer is None:
+        return serialize(value, fmt=SERIALIZATION_FORMAT, what=f"the result of datasource transaction {name!r}"), SERIALIZATION_FORMAT
+    try:
+        return serializer.serialize(value), serializer.name()
+    except Exception as exc:
+        raise DBOSSerializationError(f"cannot serialize the result of datasource transaction {name!r}: {exc}") from exc
+
+
+def decode_output(serializer: Any, row: DatasourceOutputRow, name: str) -> Any:
+    """The value an outputs-table row holds (read with the datasource's serializer if it wrote it)."""
+    if serializer is not None and row.output is not None and row.serialization == serializer.name():
+        return serializer.deserialize(row.output)
+    return deserialize(row.output, row.serialization, what=f"output of {name!r}")
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """The datasource's connection failed under a statement (not the statement itself)."""
     return (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_failure(driver_error(exc))

@@ -21,6 +21,10 @@ from cluster.coordination.status import FleetStatus, fleet_status
 from . import decorators, logs, messages, streams
 from .api_admin import AdminAPI
 from .api_async import AsyncAPI
+from .api_async_admin import AsyncAdminAPI
+from .api_async_messaging import AsyncMessagingAPI
+from .api_async_queues import AsyncQueuesAPI
+from .api_async_waits import AsyncWaitsAPI
 from .api_context import ContextAPI
 from .api_messaging import MessagingAPI
 from .api_queues import QueuesAPI
@@ -33,6 +37,7 @@ from .dbos_properties import DBOSProperties
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .executor import Executor
 from .handles import WorkflowHandle
+from .on_loop import refuse_on_loop
 from .process import DBOSProcess
 from .queues import Queue
 from .recovery import DEFAULT_MAX_RECOVERY_ATTEMPTS
@@ -54,7 +59,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI):
+class DBOS(
+    AsyncAPI, AsyncWaitsAPI, AsyncAdminAPI, AsyncMessagingAPI, AsyncQueuesAPI,
+    AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, SchedulesAPI, VersioningAPI, QueuesAPI,
+):
     """The durable-workflow runtime of this process (a singleton, as in DBOS Transact): a
     facade over the process object that ``DBOS(config=...)`` builds."""
 
@@ -236,6 +244,7 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
         """A handle on an existing workflow (raises if it does not exist and
         ``existing_workflow`` is True; inside a workflow that check is a recorded
         ``DBOS.getStatus``, as in DBOS)."""
+        refuse_on_loop("DBOS.retrieve_workflow")
         executor = cls._executor_or_raise("DBOS.retrieve_workflow")
         if existing_workflow and cls.get_workflow_status(workflow_id) is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
@@ -244,6 +253,7 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
     @classmethod
     def get_workflow_status(cls, workflow_id: str) -> WorkflowStatus | None:
         """The workflow's status, or None if no workflow has this id."""
+        refuse_on_loop("DBOS.get_workflow_status")
         executor = cls._executor_or_raise("DBOS.get_workflow_status")
 
         def read() -> WorkflowStatus | None:
@@ -256,6 +266,7 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
     def get_result(cls, workflow_id: str) -> Any:
         """Wait for a workflow and return its result (or raise its error); inside a workflow one
         recorded ``DBOS.getResult``, as DBOS records it."""
+        refuse_on_loop("DBOS.get_result")
         return get_result_recorded(cls._executor_or_raise("DBOS.get_result"), workflow_id)
 
     @classmethod
@@ -270,6 +281,7 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
     def sleep(cls, seconds: float) -> None:
         """Sleep durably: inside a workflow the wake-up time is checkpointed, so a recovered
         workflow sleeps only what is left."""
+        refuse_on_loop("DBOS.sleep")
         if current_workflow() is None:
             time.sleep(seconds)
             return
@@ -279,6 +291,7 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
     def recv(cls, topic: str | None = None, timeout_seconds: float = 60) -> Any:
         """Inside a workflow: the oldest message on ``topic``, waiting durably up to
         ``timeout_seconds``; ``None`` if none arrives."""
+        refuse_on_loop("DBOS.recv")
         return messages.recv(cls._executor_or_raise("DBOS.recv"), topic, timeout_seconds)
 
     @classmethod
@@ -286,11 +299,13 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
         cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
     ) -> None:
         """Inside a workflow: publish ``value`` under ``key`` for ``get_event`` readers."""
+        refuse_on_loop("DBOS.set_event")
         messages.set_event(cls._executor_or_raise("DBOS.set_event"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def get_event(cls, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
         """The latest value of a workflow's event, waiting up to ``timeout_seconds``."""
+        refuse_on_loop("DBOS.get_event")
         return messages.get_event(cls._executor_or_raise("DBOS.get_event"), workflow_id, key, timeout_seconds)
 
     @classmethod
@@ -298,11 +313,13 @@ class DBOS(AsyncAPI, AdminAPI, ContextAPI, MessagingAPI, DBOSProperties, Schedul
         cls, key: str, value: Any, *, serialization_type: WorkflowSerializationFormat = WorkflowSerializationFormat.DEFAULT
     ) -> None:
         """Inside a workflow (or one of its steps): append ``value`` to its stream ``key``."""
+        refuse_on_loop("DBOS.write_stream")
         streams.write_stream(cls._executor_or_raise("DBOS.write_stream"), key, value, serialization_type=serialization_type)
 
     @classmethod
     def close_stream(cls, key: str) -> None:
         """Inside a workflow: end its stream ``key``."""
+        refuse_on_loop("DBOS.close_stream")
         streams.close_stream(cls._executor_or_raise("DBOS.close_stream"), key)
 
     @classmethod

@@ -18,8 +18,8 @@ enqueue with its fenced child step, so a recovered or taken-over workflow never 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import types
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast
@@ -28,6 +28,7 @@ from sysdb.debounces import Bounce, BounceResult
 from sysdb.errors import DeduplicatedError
 from sysdb.workflow_rows import QueuePlacement
 
+from .aio import in_thread
 from .context import StartOptions, current_workflow, peek_start_options, take_start_options
 from .current import executor_for
 from .errors import DBOSException, DBOSQueueDeduplicatedError
@@ -222,8 +223,10 @@ class Debouncer(Generic[P, R]):
     async def debounce_async(
         self, debounce_key: str, debounce_period_sec: float, *args: P.args, **kwargs: P.kwargs
     ) -> WorkflowHandleAsync[R]:
-        """``debounce`` for asyncio code."""
-        handle = await asyncio.to_thread(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs)
+        """``debounce`` for asyncio code (in the executor's worker threads, consuming a
+        ``SetWorkflowID`` as ``debounce`` does; its positions are taken there, as DBOS takes them)."""
+        work = executor_for("Debouncer.debounce_async").async_work
+        handle = await in_thread(work, functools.partial(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs))
         return WorkflowHandleAsync.of(handle)
 
 
@@ -347,5 +350,6 @@ class DebouncerClient:
         return WorkflowHandle(_debounce_loop(name, queue_name, key, target_app, bounce, enqueue), source=client)
 
     async def debounce_async(self, debounce_key: str, debounce_period_sec: float, *args: Any, **kwargs: Any) -> WorkflowHandleAsync[Any]:
-        """``debounce`` for asyncio code."""
-        return WorkflowHandleAsync.of(await asyncio.to_thread(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs))
+        """``debounce`` for asyncio code, in the client's worker threads."""
+        handle = await in_thread(self.client.async_work, functools.partial(self.debounce, debounce_key, debounce_period_sec, *args, **kwargs))
+        return WorkflowHandleAsync.of(handle)

@@ -138,6 +138,7 @@ def step_entry(
         max_attempts=max_attempts if retries_allowed else 1,
         backoff_rate=backoff_rate,
         should_retry=should_retry,
+        preemptible=preemptible,
     )
 
 

@@ -321,12 +321,24 @@ class Executor(WorkflowRuns):
     # -- stopping ------------------------------------------------------------------------------
 
     def drain(self, timeout_sec: float) -> None:
-        """Let the running workflows finish, for up to ``timeout_sec`` in all."""
-        if timeout_sec > 0:
-            deadline = time.monotonic() + timeout_sec
-            self.threads.join_until(deadline)
-            while self.background_loop.running() and time.monotonic() < deadline:
-                time.sleep(0.05)  # async workflows still running on the background loop
+        """Let the running workflows finish, for up to ``timeout_sec`` in all: those of the
+        admitted threads and of the background loop, and those that callers' own threads and
+        loops run (awaited, or started with ``start_workflow_async``), as DBOS waits for every
+        active workflow of the process."""
+        if timeout_sec <= 0:
+            return
+        deadline = time.monotonic() + timeout_sec
+        self.threads.join_until(deadline)
+        while True:
+            with self._lock:
+                running = [local for local in self._local.values() if not local.done.is_set()]
+            left = deadline - time.monotonic()
+            if (not running and not self.background_loop.running()) or left <= 0:
+                return
+            if running:
+                running[0].done.wait(left)
+            else:
+                time.sleep(min(0.05, left))  # a background task that ended its run, not yet its task
 
     def stop(self, reason: str) -> None:
         """Abandon whatever still runs (it stops at its next write, writing nothing) and wake

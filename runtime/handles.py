@@ -150,4 +150,7 @@ class WorkflowHandleAsync(Generic[R]):
 
     async def get_status(self) -> WorkflowStatus:
         """The workflow's current status row (inside a workflow, a recorded ``DBOS.getStatus``)."""
-        return await in_thread(getattr(self._handle._executor, "async_work", None), self._handle.get_status, positions=1)
+        source = self._handle._executor
+        # Only an executor records DBOS.getStatus (one position); a client's read takes none.
+        positions = 1 if hasattr(source, "checkpoint") else 0
+        return await in_thread(getattr(source, "async_work", None), self._handle.get_status, positions=positions)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sysdb import now_ms
 from sysdb.errors import NoSuchWorkflowError
+from sysdb.events import EventValue
 from sysdb.messages import NewMessage, WorkflowOwner
 
 from .context import WorkflowContext, current_workflow
@@ -31,7 +32,11 @@ from .steps import durable_wake_time
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["SendMessage", "send_bulk", "new_messages", "recv", "set_event", "get_event", "get_all_events", "NULL_TOPIC"]
+__all__ = [
+    "SendMessage", "send_bulk", "new_messages", "recv", "set_event", "get_event", "get_all_events", "NULL_TOPIC",
+    "Receive", "begin_recv", "arm_recv", "message_waiting", "finish_recv",
+    "EventRead", "begin_get_event", "first_event_look", "event_row", "finish_get_event",
+]
 
 # DBOS stores a message sent without a topic under this topic.
 NULL_TOPIC = "__null__topic__"
@@ -119,41 +124,83 @@ def _deliver(executor: Executor, ctx: WorkflowContext | None, rows: list[NewMess
         raise DBOSNonExistentWorkflowError("`send` destination", exc.workflow_id) from None
 
 
-def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
-    """Receive the oldest message sent to this workflow on ``topic``, waiting up to
-    ``timeout_seconds`` (durably); ``None`` if none came."""
+@dataclass
+class Receive:
+    """One ``recv`` being run for the first time: its two positions and what it waits on."""
+
+    ctx: WorkflowContext
+    function_id: int
+    sleep_id: int
+    topic_key: str
+    started_at_ms: int
+
+    @property
+    def key(self) -> str:
+        """The notification key that wakes it."""
+        return f"{self.ctx.workflow_id}::{self.topic_key}"
+
+
+def begin_recv(executor: Executor, topic: str | None) -> tuple[Receive | None, Any]:
+    """Take ``recv``'s two positions (both always, so positions stay the same on replay):
+    ``(None, recorded message)`` on replay, else ``(receive, None)``. Local: no database."""
     ctx = current_workflow()
     if ctx is None or ctx.in_step or ctx.in_transaction:
         raise DBOSException("recv() must be called from within a workflow")
     executor.check_running(ctx)
     function_id = ctx.next_function_id()
-    sleep_id = ctx.next_function_id()  # always taken, so positions stay the same on replay
+    sleep_id = ctx.next_function_id()
     recorded = ctx.recorded_step(function_id)
     if recorded is not None:
-        return replay_recorded(ctx, function_id, "DBOS.recv", recorded)
-    topic_key = topic or NULL_TOPIC
-    started = now_ms()
-    with executor.hub.watch(f"{ctx.workflow_id}::{topic_key}") as watch:
-        # As DBOS: the timeout is recorded (DBOS.sleep) even when a message is waiting already.
-        wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
-        while not executor.db.messages.has(ctx.workflow_id, topic_key):
+        return None, replay_recorded(ctx, function_id, "DBOS.recv", recorded)
+    return Receive(ctx, function_id, sleep_id, topic or NULL_TOPIC, now_ms()), None
+
+
+def arm_recv(executor: Executor, receive: Receive, timeout_seconds: float) -> tuple[float, bool]:
+    """Record the timeout (as DBOS, even when a message is waiting already) and look once:
+    ``(wake-up time, whether a message is there)``."""
+    wake_at = durable_wake_time(executor, receive.ctx, receive.sleep_id, timeout_seconds)
+    return wake_at, message_waiting(executor, receive)
+
+
+def message_waiting(executor: Executor, receive: Receive) -> bool:
+    """One look at the database: is a message there for this receive?"""
+    return executor.db.messages.has(receive.ctx.workflow_id, receive.topic_key)
+
+
+def finish_recv(executor: Executor, receive: Receive) -> Any:
+    """Consume the oldest message (or none) in the same fenced transaction as the checkpoint."""
+    ctx = receive.ctx
+    executor.check_running(ctx)
+    with executor.fenced_write(ctx):
+        message = executor.db.messages.consume(
+            ctx.workflow_id,
+            receive.topic_key,
+            # As DBOS: a receive that found nothing records the serialized None.
+            fenced_step(ctx, receive.function_id, "DBOS.recv", started_at_ms=receive.started_at_ms,
+                        output=serialize(None), serialization=default_format()),
+        )
+    if message is None:
+        return None
+    return deserialize(message.message, message.serialization, what="message")
+
+
+def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
+    """Receive the oldest message sent to this workflow on ``topic``, waiting up to
+    ``timeout_seconds`` (durably); ``None`` if none came."""
+    receive, replayed = begin_recv(executor, topic)
+    if receive is None:
+        return replayed
+    with executor.hub.watch(receive.key) as watch:
+        wake_at, found = arm_recv(executor, receive, timeout_seconds)
+        while not found:
             remaining = wake_at - time.time()
             if remaining <= 0:
                 break
             watch.wait(min(remaining, RECHECK_INTERVAL_SEC))
             if executor.stop_event.is_set():
                 raise ExecutorShutdown()
-    executor.check_running(ctx)
-    with executor.fenced_write(ctx):
-        message = executor.db.messages.consume(
-            ctx.workflow_id,
-            topic_key,
-            # As DBOS: a receive that found nothing records the serialized None.
-            fenced_step(ctx, function_id, "DBOS.recv", started_at_ms=started, output=serialize(None), serialization=default_format()),
-        )
-    if message is None:
-        return None
-    return deserialize(message.message, message.serialization, what="message")
+            found = message_waiting(executor, receive)
+    return finish_recv(executor, receive)
 
 
 def set_event(executor: Executor, key: str, value: Any, *, serialization_type: Any = None) -> None:
@@ -177,10 +224,26 @@ def set_event(executor: Executor, key: str, value: Any, *, serialization_type: A
         executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
-def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
-    """The latest value of workflow ``workflow_id``'s event ``key``, waiting up to
-    ``timeout_seconds`` for it to be set; ``None`` if it was not. Checkpointed in a workflow
-    body; from a step or a transaction a plain read, as in DBOS."""
+@dataclass
+class EventRead:
+    """One ``get_event`` being run: its positions (in a workflow body) and what it reads."""
+
+    ctx: WorkflowContext | None  # the calling workflow body, if any (then it is recorded)
+    function_id: int | None
+    sleep_id: int | None
+    workflow_id: str
+    key: str
+    started_at_ms: int
+
+    @property
+    def watch_key(self) -> str:
+        return f"{self.workflow_id}::{self.key}"
+
+
+def begin_get_event(executor: Executor, workflow_id: str, key: str) -> tuple[EventRead | None, Any]:
+    """Take ``get_event``'s two positions in a workflow body: ``(None, recorded value)`` on
+    replay, else ``(read, None)``. From a step, a transaction or plain code a read that records
+    nothing, as in DBOS. Local: no database."""
     ctx = current_workflow()
     if ctx is not None and (ctx.in_step or ctx.in_transaction):
         ctx = None
@@ -191,25 +254,50 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
         sleep_id = ctx.next_function_id()
         recorded = ctx.recorded_step(function_id)
         if recorded is not None:
-            return replay_recorded(ctx, function_id, "DBOS.getEvent", recorded)
-    started = now_ms()
-    with executor.hub.watch(f"{workflow_id}::{key}") as watch:
-        row = executor.db.events.get(workflow_id, key)
-        if row is None:
-            if ctx is not None and sleep_id is not None:
-                wake_at = durable_wake_time(executor, ctx, sleep_id, timeout_seconds)
-            else:
-                wake_at = time.time() + timeout_seconds
-            while row is None and time.time() < wake_at:
-                watch.wait(min(wake_at - time.time(), RECHECK_INTERVAL_SEC))
-                if executor.stop_event.is_set():
-                    raise ExecutorShutdown()
-                row = executor.db.events.get(workflow_id, key)
-    value = deserialize(row.value, row.serialization, what=f"event {key!r}") if row else None
-    if ctx is not None and function_id is not None:
+            return None, replay_recorded(ctx, function_id, "DBOS.getEvent", recorded)
+    return EventRead(ctx, function_id, sleep_id, workflow_id, key, now_ms()), None
+
+
+def first_event_look(executor: Executor, read: EventRead, timeout_seconds: float) -> tuple[EventValue | None, float]:
+    """Read the event once, and the wake-up time: in a workflow body it is recorded (so a
+    recovered workflow waits only what is left) even when the event is set already, as DBOS
+    2.30 records it."""
+    row = executor.db.events.get(read.workflow_id, read.key)
+    if read.ctx is not None and read.sleep_id is not None:
+        return row, durable_wake_time(executor, read.ctx, read.sleep_id, timeout_seconds)
+    return row, time.time() + timeout_seconds
+
+
+def event_row(executor: Executor, read: EventRead) -> EventValue | None:
+    """One look at the database for the event."""
+    return executor.db.events.get(read.workflow_id, read.key)
+
+
+def finish_get_event(executor: Executor, read: EventRead, row: EventValue | None) -> Any:
+    """The value (None when unset), recorded in a workflow body."""
+    value = deserialize(row.value, row.serialization, what=f"event {read.key!r}") if row else None
+    if read.ctx is not None and read.function_id is not None:
         fmt = row.serialization if row else None  # as DBOS: recorded in the event's own format
-        executor.checkpoint(ctx, function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt), serialization=fmt, started_at_ms=started)
+        executor.checkpoint(read.ctx, read.function_id, "DBOS.getEvent", output=serialize(value, fmt=fmt),
+                            serialization=fmt, started_at_ms=read.started_at_ms)
     return value
+
+
+def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float = 60) -> Any:
+    """The latest value of workflow ``workflow_id``'s event ``key``, waiting up to
+    ``timeout_seconds`` for it to be set; ``None`` if it was not. Checkpointed in a workflow
+    body; from a step or a transaction a plain read, as in DBOS."""
+    read, replayed = begin_get_event(executor, workflow_id, key)
+    if read is None:
+        return replayed
+    with executor.hub.watch(read.watch_key) as watch:
+        row, wake_at = first_event_look(executor, read, timeout_seconds)
+        while row is None and time.time() < wake_at:
+            watch.wait(min(wake_at - time.time(), RECHECK_INTERVAL_SEC))
+            if executor.stop_event.is_set():
+                raise ExecutorShutdown()
+            row = event_row(executor, read)
+    return finish_get_event(executor, read, row)
 
 
 def read_all_events(executor: Any, workflow_id: str) -> dict[str, Any]:

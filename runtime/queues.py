@@ -12,16 +12,18 @@ rows under the queue's limits and run them with :func:`runtime.recovery.run_clai
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
 from sysdb.queue_rows import QueueRow, QueueSettingsChange
 
+from .aio import AsyncWork, in_thread
 from .enqueue import enqueue_call
 from .errors import DBOSException
 from .handles import WorkflowHandle, WorkflowHandleAsync
+from .on_loop import warn_on_loop
 from .registry import registry
 
 if TYPE_CHECKING:
@@ -183,60 +185,144 @@ class Queue:
         self._db().queue_rows.update(QueueSettingsChange(name=self.name, **changes))
         self._settings = dataclasses.replace(self._settings, **fields)
 
+    def _read(self, name: str) -> QueueSettings:
+        """The settings for the getter ``name`` (DBOS warns when a row is read on a loop)."""
+        if self.database_backed_queue:
+            warn_on_loop(f"Queue.{name}", f"Queue.get_{name}_async")
+        return self._current()
+
+    def _warn_on_loop(self, setter: str) -> None:
+        """DBOS's warning for a row written on a loop (a queue declared in code has none)."""
+        if self.database_backed_queue:
+            warn_on_loop(f"Queue.{setter}", f"Queue.{setter}_async")
+
+    async def _read_async(self) -> QueueSettings:
+        """The settings for asyncio code: a database-backed queue's row is read in a thread."""
+        if not self.database_backed_queue:
+            return self._settings
+        return await in_thread(self._work(), self._current)
+
+    async def _write_async(self, setter: Callable[[Any], None], value: Any) -> None:
+        await in_thread(self._work(), setter, value)
+
+    def _work(self) -> AsyncWork | None:
+        """The worker threads of this queue's executor (None for a client's queue, or before a
+        launch: the loop's default executor, and the sync setter raises what it raises)."""
+        if self._client_system_database is not None:
+            return None
+        from .current import current_process
+
+        process = current_process()
+        return process.executor.async_work if process is not None and process.executor is not None else None
+
     @property
     def concurrency(self) -> int | None:
-        return self._current().concurrency
+        return self._read("concurrency").concurrency
+
+    async def get_concurrency_async(self) -> int | None:
+        """``concurrency`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).concurrency
 
     def set_concurrency(self, value: int | None) -> None:
         """Cap the queue's running workflows fleet-wide (None: no cap) from the next claim."""
+        self._warn_on_loop("set_concurrency")
         _count("concurrency", value)
         worker = self._current().worker_concurrency if self.database_backed_queue else None
         if value is not None and worker is not None and worker > value:
             raise ValueError("worker_concurrency must be less than or equal to concurrency")
         self._change(concurrency=value)
 
+    async def set_concurrency_async(self, value: int | None) -> None:
+        """``set_concurrency`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_concurrency, value)
+
     @property
     def worker_concurrency(self) -> int | None:
-        return self._current().worker_concurrency
+        return self._read("worker_concurrency").worker_concurrency
+
+    async def get_worker_concurrency_async(self) -> int | None:
+        """``worker_concurrency`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).worker_concurrency
 
     def set_worker_concurrency(self, value: int | None) -> None:
         """Cap the queue's running workflows per executor (None: no cap)."""
+        self._warn_on_loop("set_worker_concurrency")
         _count("worker_concurrency", value)
         total = self._current().concurrency if self.database_backed_queue else None
         if value is not None and total is not None and value > total:
             raise ValueError("worker_concurrency must be less than or equal to concurrency")
         self._change(worker_concurrency=value)
 
+    async def set_worker_concurrency_async(self, value: int | None) -> None:
+        """``set_worker_concurrency`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_worker_concurrency, value)
+
     @property
     def limiter(self) -> QueueRateLimit | None:
-        return self._current().limiter
+        return self._read("limiter").limiter
+
+    async def get_limiter_async(self) -> QueueRateLimit | None:
+        """``limiter`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).limiter
 
     def set_limiter(self, value: QueueRateLimit | None) -> None:
         """At most ``value['limit']`` starts per ``value['period']`` seconds (None: no limit)."""
         check_limiter(value)
+        self._warn_on_loop("set_limiter")
         self._change(limiter=value)
+
+    async def set_limiter_async(self, value: QueueRateLimit | None) -> None:
+        """``set_limiter`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_limiter, value)
 
     @property
     def priority_enabled(self) -> bool:
-        return self._current().priority_enabled
+        return self._read("priority_enabled").priority_enabled
+
+    async def get_priority_enabled_async(self) -> bool:
+        """``priority_enabled`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).priority_enabled
 
     def set_priority_enabled(self, value: bool) -> None:
+        self._warn_on_loop("set_priority_enabled")
         self._change(priority_enabled=bool(value))
+
+    async def set_priority_enabled_async(self, value: bool) -> None:
+        """``set_priority_enabled`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_priority_enabled, value)
 
     @property
     def partition_queue(self) -> bool:
-        return self._current().partition_queue
+        return self._read("partition_queue").partition_queue
+
+    async def get_partition_queue_async(self) -> bool:
+        """``partition_queue`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).partition_queue
 
     def set_partition_queue(self, value: bool) -> None:
+        self._warn_on_loop("set_partition_queue")
         self._change(partition_queue=bool(value))
+
+    async def set_partition_queue_async(self, value: bool) -> None:
+        """``set_partition_queue`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_partition_queue, value)
 
     @property
     def polling_interval_sec(self) -> float:
-        return self._current().polling_interval_sec
+        return self._read("polling_interval_sec").polling_interval_sec
+
+    async def get_polling_interval_sec_async(self) -> float:
+        """``polling_interval_sec`` for asyncio code (a database-backed queue's row is read in a worker thread)."""
+        return (await self._read_async()).polling_interval_sec
 
     def set_polling_interval_sec(self, value: float) -> None:
         check_polling_interval(value)
+        self._warn_on_loop("set_polling_interval_sec")
         self._change(polling_interval_sec=float(value))
+
+    async def set_polling_interval_sec_async(self, value: float) -> None:
+        """``set_polling_interval_sec`` for asyncio code (the row is written in a worker thread)."""
+        await self._write_async(self.set_polling_interval_sec, value)
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:
@@ -254,7 +340,14 @@ class Queue:
         handle: WorkflowHandle[R] = enqueue_call(self, func, args, dict(kwargs))
         return handle
 
-    async def enqueue_async(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> WorkflowHandleAsync[R]:
-        """``enqueue`` for asyncio code."""
-        handle: WorkflowHandle[R] = await asyncio.to_thread(lambda: self.enqueue(func, *args, **kwargs))
+    async def enqueue_async(
+        self, func: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
+    ) -> WorkflowHandleAsync[R]:
+        """``enqueue`` for asyncio code. The row is written in the executor's worker threads;
+        inside a workflow the child's position (and a ``SetWorkflowID``) is taken on the loop,
+        in call order. An async workflow runs on the claiming executor's background loop."""
+        from .current import executor_for
+
+        work = executor_for(f"queue {self.name}").async_work
+        handle: WorkflowHandle[Any] = await in_thread(work, functools.partial(enqueue_call, self, func, args, kwargs), positions=1)
         return WorkflowHandleAsync.of(handle)

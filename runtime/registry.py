@@ -85,6 +85,8 @@ class RegisteredStep:
     max_attempts: int
     backoff_rate: float
     should_retry: Callable[[BaseException], bool] | None = None
+    # An async step whose body is cancelled when its workflow is cancelled or lost here.
+    preemptible: bool = False
 
     @property
     def is_async(self) -> bool:

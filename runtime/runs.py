@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sysdb.errors import DatabaseUnavailableError
 
 from . import metrics
-from .aio import in_thread
+from .aio import in_thread, when_calls_settled
 from .context import WorkflowContext, enter_workflow, leave_workflow
 from .errors import DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .fencing import Fencing
@@ -142,15 +142,27 @@ class WorkflowRuns(Fencing):
         return result
 
     def _end_run(self, ctx: WorkflowContext, local: LocalRun, handed_back: bool) -> None:
+        if handed_back:
+            # It runs again here under the same epoch: what this execution left running (a step
+            # task of an async body, which a cancel does not reach) must write nothing beside it.
+            self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, "its run stopped without an outcome; it runs again"))
         local.finish()
         if ctx.queue_name is not None:
             self.hooks.queue_work_changed(ctx.queue_name)  # a slot of its queue is free
         with self._lock:
-            self._running_epochs.discard(ctx.owner_epoch)
             if self._local.get(ctx.workflow_id) is local:
                 del self._local[ctx.workflow_id]
-        if handed_back:
-            self.hooks.stopped_by_outage(ctx.workflow_id, ctx.owner_epoch)
+
+        def release() -> None:
+            with self._lock:
+                self._running_epochs.discard(ctx.owner_epoch)
+            if handed_back:
+                self.hooks.stopped_by_outage(ctx.workflow_id, ctx.owner_epoch)
+
+        # An async run whose task was cancelled may have left a write running in a worker
+        # thread: its epoch stays held here (no sweep runs the workflow again beside it, to
+        # meet that write's row) until the write ended.
+        when_calls_settled(ctx, release)
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
         if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:

@@ -23,7 +23,7 @@ from .status import TERMINAL_STATUSES
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["write_stream", "close_stream", "read_stream", "STREAM_CLOSED"]
+__all__ = ["write_stream", "close_stream", "read_stream", "read_batch", "STREAM_CLOSED", "READ_POLL_SEC"]
 
 # The value that marks the end of a stream.
 STREAM_CLOSED = "__DBOS_STREAM_CLOSED__"
@@ -82,6 +82,34 @@ def _is_old_end(row: StreamValue) -> bool:
     return row.value == STREAM_CLOSED and row.serialization is None
 
 
+def read_batch(db: Any, workflow_id: str, key: str, offset: int, must_exist: bool) -> tuple[list[Any], bool]:
+    """One look at a stream from ``offset``: the values there, one offset after another, and
+    whether the stream ended after them (closed, or its workflow finished with nothing more).
+    An unknown workflow raises ``DBOSNonExistentWorkflowError`` when ``must_exist``, else ends
+    the stream. The sync and async readers both poll with it."""
+    values: list[Any] = []
+    for row in db.streams.read(workflow_id, key, offset):
+        if row.offset != offset + len(values):  # values come one offset after another, as DBOS reads them
+            break
+        if _is_old_end(row):
+            return values, True
+        value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
+        if isinstance(value, str) and value == STREAM_CLOSED:  # DBOS's test: a value equal to the marker ends the stream
+            return values, True
+        values.append(value)
+    if values:
+        return values, False
+    outcome = db.workflows.outcome(workflow_id)
+    if outcome is None and must_exist:
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
+    if outcome is None or outcome.status in TERMINAL_STATUSES:
+        # Finished: its last values may have landed after the read above; read once more.
+        if any(r.offset == offset for r in db.streams.read(workflow_id, key, offset)):
+            return read_batch(db, workflow_id, key, offset, must_exist)
+        return values, True
+    return values, False
+
+
 def read_stream(
     source: Any, workflow_id: str, key: str, *, stop: threading.Event, offset: int = 0, must_exist: bool = True,
 ) -> Iterator[Any]:
@@ -90,28 +118,12 @@ def read_stream(
     client, anything with ``db``; ``stop`` ends the wait at its shutdown). A workflow that does not exist raises
     ``DBOSNonExistentWorkflowError`` when ``must_exist`` (``DBOS.read_stream``), else ends the
     stream (``DBOSClient.read_stream``), as in DBOS."""
-    db = source.db
     while True:
-        rows = db.streams.read(workflow_id, key, offset)
-        for row in rows:
-            if row.offset != offset:  # values come one offset after another, as DBOS reads them
-                rows = []
-                break
-            if _is_old_end(row):
-                return
-            value = deserialize(row.value, row.serialization, what=f"a value of stream {key!r}")
-            if isinstance(value, str) and value == STREAM_CLOSED:  # DBOS's test: a value equal to the marker ends the stream
-                return
+        values, ended = read_batch(source.db, workflow_id, key, offset, must_exist)
+        for value in values:
             yield value
             offset += 1
-        if not rows:
-            outcome = db.workflows.outcome(workflow_id)
-            if outcome is None and must_exist:
-                raise DBOSNonExistentWorkflowError("target", workflow_id)
-            if outcome is None or outcome.status in TERMINAL_STATUSES:
-                # Finished: read once more in case its last values landed just before.
-                if not [r for r in db.streams.read(workflow_id, key, offset) if r.offset == offset]:
-                    return
-                continue
-            if stop.wait(READ_POLL_SEC):  # the executor (or client) is shutting down
-                return
+        if ended:
+            return
+        if not values and stop.wait(READ_POLL_SEC):  # the executor (or client) is shutting down
+            return

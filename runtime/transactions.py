@@ -42,7 +42,7 @@ from .serialization import default_format, serialize, serialize_exception
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["run_transaction", "run_attempts", "commit_holding_ownership", "ConnectionLost", "CONTROL_ERRORS", "log_commit_inside",
+__all__ = ["run_transaction", "run_attempts", "attempt_schedule", "commit_holding_ownership", "ConnectionLost", "CONTROL_ERRORS", "log_commit_inside",
            "warn_if_on_loop"]
 
 # Errors that stop a workflow: never retried, never recorded as a transaction's outcome.
@@ -96,13 +96,15 @@ def run_transaction(
 
 
 def run_attempts(
-    executor: Executor, retry_timeout_sec: float, what: str, attempt: Callable[[], Any], committed_earlier: Callable[[], Any]
+    executor: Executor, retry_timeout_sec: float, what: str, attempt: Callable[[], Any], committed_earlier: Callable[[], Any],
+    *, ask_first: bool = False,
 ) -> Any:
     """Call ``attempt`` until it returns or fails for good: again after a serialization
     conflict (DBOS's backoff, no limit) and after a :class:`ConnectionLost` (for up to
     ``retry_timeout_sec``; first asking ``committed_earlier`` whether the lost attempt committed
-    after all: anything but ``NOT_RECORDED`` is that attempt's outcome)."""
-    lost = False
+    after all: anything but ``NOT_RECORDED`` is that attempt's outcome). ``ask_first``: ask it
+    before the first attempt too (a lost connection there is retried like an attempt's)."""
+    lost = ask_first
     try:
         for tries in _retries(executor, retry_timeout_sec):
             with tries:
@@ -123,7 +125,11 @@ def run_attempts(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retries(executor: Executor, retry_timeout_sec: float) -> Retrying:
+def attempt_schedule(retry_timeout_sec: float) -> dict[str, Any]:
+    """Which failures of a transaction attempt run it again, for how long, after what pause:
+    tenacity's ``retry``, ``stop`` and ``wait`` (for :func:`run_attempts` and its async twin in
+    :mod:`runtime.datasource_async`)."""
+
     def stop(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
         if exc is not None and is_serialization_conflict(exc):
@@ -136,18 +142,17 @@ def _retries(executor: Executor, retry_timeout_sec: float) -> Retrying:
             return min(CONFLICT_FIRST_WAIT_SEC * CONFLICT_BACKOFF ** (state.attempt_number - 1), CONFLICT_MAX_WAIT_SEC)
         return min(0.01 * 2 ** (state.attempt_number - 1), 1.0)
 
+    retry = retry_if_exception(lambda exc: isinstance(exc, ConnectionLost) or is_serialization_conflict(exc))
+    return {"retry": retry, "stop": stop, "wait": wait, "reraise": True}
+
+
+def _retries(executor: Executor, retry_timeout_sec: float) -> Retrying:
     def pause(seconds: float) -> None:
         # Wait between attempts, but wake at once when the executor shuts down.
         if executor.stop_event.wait(seconds):
             raise ExecutorShutdown()
 
-    return Retrying(
-        retry=retry_if_exception(lambda exc: isinstance(exc, ConnectionLost) or is_serialization_conflict(exc)),
-        stop=stop,
-        wait=wait,
-        sleep=pause,
-        reraise=True,
-    )
+    return Retrying(sleep=pause, **attempt_schedule(retry_timeout_sec))
 
 
 def _attempt_transaction(

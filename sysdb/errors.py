@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import psycopg_pool
 
 __all__ = [
     "SystemDatabaseError",
@@ -22,6 +23,7 @@ __all__ = [
     "SerializationConflict",
     "UniqueKeyConflict",
     "DeadlockConflict",
+    "PoolClosedError",
     "EmbeddedPostgresError",
 ]
 
@@ -31,6 +33,8 @@ SerializationConflict = psycopg.errors.SerializationFailure
 UniqueKeyConflict = psycopg.errors.UniqueViolation
 # Two transactions that each wait for the other; Postgres aborts one, which may simply retry.
 DeadlockConflict = psycopg.errors.DeadlockDetected
+# A statement issued after the pool was closed (the owner shut it down): not an outage.
+PoolClosedError = psycopg_pool.PoolClosed
 
 
 def _rebuild(cls: type[SystemDatabaseError], args: tuple[Any, ...]) -> SystemDatabaseError:

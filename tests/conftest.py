@@ -30,7 +30,9 @@ if str(REPO_ROOT) not in sys.path:
 
 from sysdb import SystemDatabase  # noqa: E402
 
-TEMPLATE_DB = "pgfleet_test_template"
+# One template per test session: sessions sharing a server (PGFLEET_TEST_DATABASE_URL) must
+# not drop each other's template while it is being cloned.
+TEMPLATE_DB = f"pgfleet_test_template_{os.getpid()}"
 _counter = itertools.count()
 
 
@@ -69,15 +71,18 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_server_url: str) -> str:
+def template_url(pg_server_url: str) -> Iterator[str]:
     """A migrated template database; test databases are cloned from it."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB))
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(drop)
     url = make_conninfo(pg_server_url, dbname=TEMPLATE_DB)
     db = SystemDatabase(url, pool_size=1)
     db.open()
     db.close()
-    return url
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(drop)
 
 
 def _create_database(server_url: str, name: str, template: str | None) -> str:

@@ -6,6 +6,7 @@ Driven by barriers and events between step bodies and bounded waits on condition
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 
@@ -200,3 +201,29 @@ def test_a_replayed_workflow_does_not_debounce_again(dbos, db):
     ).fetchone()
     assert after == before
     assert deserialize_args(after[1])[0] == ("two",)
+
+
+def test_debounce_async_from_asyncio_code_starts_the_target_once(dbos, sys_url, db):
+    """``debounce_async`` on a Debouncer and a DebouncerClient, from one loop: one target
+    workflow per key, with the last arguments, its handle awaited on the loop."""
+
+    @DBOS.workflow(name="debounce_async_target")
+    async def target(value: str) -> str:
+        return value
+
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        local = Debouncer.create(target)
+        remote = DebouncerClient(client, {"workflow_name": "debounce_async_target", "queue_name": "_dbos_internal_queue"})
+
+        async def burst() -> tuple[set[str], str]:
+            handles = [await local.debounce_async("ka", 0.2, f"l{i}") for i in range(3)]
+            handles.append(await remote.debounce_async("ka", 0.2, "c3"))
+            return {h.get_workflow_id() for h in handles}, await handles[-1].get_result()
+
+        ids, result = asyncio.run(burst())
+        assert len(ids) == 1
+        assert result == "c3"
+        assert [row[1] for row in target_rows(db, "debounce_async_target")] == ["SUCCESS"]
+    finally:
+        client.destroy()

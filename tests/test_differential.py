@@ -116,7 +116,6 @@ def test_public_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) 
 
 
 @pytest.mark.skipif(not DBOS_PYTHON, reason=SKIP_REASON)
-@pytest.mark.xfail(reason="#11: the async API (_async twins, asyncio_wait, async datasources) is missing", strict=True)
 def test_public_async_api_has_every_dbos_name_with_its_parameters(pg_server_url: str) -> None:
     problems = [p for p in api_problems(pg_server_url) if _is_async_name(p)]
     assert not problems, f"{len(problems)} differences from DBOS's async API:\n" + "\n".join(problems)

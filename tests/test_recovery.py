@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
-from conftest import run_app
+from conftest import run_app, wait_until
 
 
 def wait_for_line(path: Path, needle: str, timeout: float = 20.0) -> list[str]:
@@ -62,24 +63,28 @@ def test_killed_workflow_resumes_from_first_unfinished_step(sys_url, db, tmp_pat
 
 
 def test_recovered_sleep_only_sleeps_what_is_left(sys_url, db, tmp_path):
+    """A recovered sleep wakes at the wake-up time its first execution recorded, not a full
+    sleep after the recovery: the test moves the recorded time of a 600 s sleep to one second
+    from now, so a recovery that slept again would outlast the 60 s the test waits."""
     ledger = tmp_path / "ledger"
     first = run_app("crashy.py", "sleep", sys_url, str(ledger))
     wait_for_line(ledger, "step_one")
-    # Wait until the wake-up time is checkpointed, then let ~2 of the 4 seconds pass.
-    deadline = time.monotonic() + 10
-    while not db.execute("SELECT 1 FROM dbos.operation_outputs WHERE workflow_uuid='sleep-wf' AND function_name='DBOS.sleep'").fetchone():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(2.0)
+    recorded = "SELECT output FROM dbos.operation_outputs WHERE workflow_uuid='sleep-wf' AND function_name='DBOS.sleep'"
+    wait_until(lambda: db.execute(recorded).fetchone(), "the wake-up time to be recorded", 10)
     kill(first)
+    wake_at = time.time() + 1.0
+    db.execute(
+        "UPDATE dbos.operation_outputs SET output = %s WHERE workflow_uuid='sleep-wf' AND function_name='DBOS.sleep'",
+        (json.dumps(wake_at),),
+    )
 
-    started = time.monotonic()
     second = run_app("crashy.py", "recover", sys_url, str(ledger), "sleep-wf")
     out, err = second.communicate(timeout=60)
-    elapsed = time.monotonic() - started
     assert second.returncode == 0, err
     assert "sleep-wf rested" in out
-    assert elapsed < 3.9, f"recovery slept the whole 4 s again ({elapsed:.1f}s)"
+    # It slept until the recorded time (the clocks are this host's), not past it by a new sleep.
+    (completed_ms,) = db.execute("SELECT updated_at FROM dbos.workflow_status WHERE workflow_uuid='sleep-wf'").fetchone()
+    assert completed_ms >= int(wake_at * 1000)
     assert [line.split()[0] for line in ledger.read_text().splitlines()] == ["step_one", "woke"]
 
 

@@ -269,6 +269,36 @@ def test_a_datasource_transaction_whose_commit_reply_was_lost_counts_once(sys_ur
     assert count(sys_url, "SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'ds-lost'") == 1
 
 
+def test_a_datasource_step_whose_first_read_lost_its_connection_retries_it(sys_url, app_url, teardown):
+    """The read of the outputs table before a datasource step's first attempt (for an outcome a
+    dead execution committed without its checkpoint) is retried when its connection fails."""
+    effects = Effects()
+    launch(sys_url)
+    with PgProxy.start(app_url) as proxy:
+        ds = SQLAlchemyDatasource.create(sa_url(proxy.url))
+
+        @ds.transaction()
+        def add_item(name):
+            effects.add(name)
+            ds.sql_session().execute(sa.text("INSERT INTO public.items VALUES (:name)"), {"name": name})
+            return name.upper()
+
+        @DBOS.workflow()
+        def adding():
+            return add_item("fig")
+
+        def start() -> str:
+            with SetWorkflowID("ds-precheck"):
+                return adding()
+
+        rule = proxy.drop_reply("SELECT output, error, serialization")
+        assert within(start, "a datasource step whose first read lost its connection") == "FIG"
+        assert rule.fired.is_set()
+        ds.engine.dispose()
+    assert effects.calls == ["fig"]
+    assert items(app_url) == ["fig"]
+
+
 # -- the Session -------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """A program that is killed mid-workflow and started again (tests/test_recovery.py).
 
     crashy.py start URL LEDGER      start workflow "crash-wf" and hang inside its second step
-    crashy.py sleep URL LEDGER      start workflow "sleep-wf", which sleeps 4 s after a step
+    crashy.py sleep URL LEDGER      start workflow "sleep-wf", which sleeps 600 s after a step
     crashy.py recover URL LEDGER    launch (recovering pending workflows) and print the results
 
 Every step appends "<step> <pid>" to LEDGER when it starts, so the test can tell which steps
@@ -52,7 +52,7 @@ def crash_wf():
 @DBOS.workflow()
 def sleep_wf():
     step_one()
-    DBOS.sleep(4)
+    DBOS.sleep(600)
     note("woke")
     return "rested"
 

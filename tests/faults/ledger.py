@@ -14,7 +14,7 @@ import threading
 
 import psycopg
 
-__all__ = ["create_ledger", "record_step_start"]
+__all__ = ["create_ledger", "forget_connection", "record_step_start"]
 
 _local = threading.local()
 
@@ -39,3 +39,11 @@ def record_step_start(url: str, executor_id: str) -> None:
         "INSERT INTO public.side_effects (workflow_id, function_id, executor_id, owner_epoch, pid) VALUES (%s, %s, %s, %s, %s)",
         (ctx.workflow_id, ctx.step_id, executor_id, ctx.owner_epoch, os.getpid()),
     )
+
+
+def forget_connection() -> None:
+    """Drop this thread's ledger connection (the server closed it): the next row opens another."""
+    conn = getattr(_local, "conn", None)
+    _local.conn = None
+    if conn is not None:
+        conn.close()
