@@ -93,7 +93,11 @@ async def _watch(executor: Executor, ctx: WorkflowContext, body: asyncio.Task[An
 def _lost_locally(executor: Executor, ctx: WorkflowContext) -> BaseException | None:
     try:
         executor.check_owned(ctx)
-    except (DBOSWorkflowFencedError, DBOSWorkflowCancelledError) as exc:
+    except DBOSWorkflowCancelledError:
+        # Cancelled (a cancel made in this process is seen here at once): DBOS's words for a
+        # step its poller cut short.
+        return DBOSWorkflowCancelledError(f"Workflow {ctx.workflow_id} is cancelled. Aborting preemptible step.")
+    except DBOSWorkflowFencedError as exc:
         return exc
     return None
 

@@ -31,7 +31,14 @@ from cluster.coordination.membership import Heartbeat, MemberInfo, Membership
 from conftest import run_app, wait_until
 from faults.locks import wait_for_lock_wait
 from faults.pause import PAUSE_ENV, wait_stopped
-from runtime import DBOS, DBOSWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SetWorkflowTimeout
+from runtime import (
+    DBOS,
+    DBOSAwaitedWorkflowCancelledError,
+    DBOSWorkflowCancelledError,
+    DBOSWorkflowFencedError,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from sysdb import SystemDatabase
 from sysdb.clock import FakeClock
 from test_fencing import take_over
@@ -346,7 +353,8 @@ def test_a_workflow_that_cancels_itself_is_cancelled_and_runs_no_further_step(db
         after_cancel()
 
     outcome = run_in_thread(self_cancelling, "self-cancel")
-    assert isinstance(outcome(), DBOSWorkflowCancelledError)
+    # Its direct caller gets the awaited workflow's cancellation, as in DBOS (async_mixing.py).
+    assert isinstance(outcome(), DBOSAwaitedWorkflowCancelledError)
     assert ran == []
     assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid='self-cancel'").fetchone()[0] == "CANCELLED"
     names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='self-cancel'")]
@@ -432,7 +440,7 @@ def test_an_application_database_transaction_commits_nothing_after_a_takeover_or
         DBOS.cancel_workflow("app-fence")
     release.set()
     error = outcome()
-    expected = DBOSWorkflowFencedError if loss == "takeover" else DBOSWorkflowCancelledError
+    expected = DBOSWorkflowFencedError if loss == "takeover" else DBOSAwaitedWorkflowCancelledError  # the caller's, as in DBOS
     assert isinstance(error, expected), error
     assert app_db.execute("SELECT count(*) FROM public.items").fetchone()[0] == 0
     assert app_db.execute("SELECT count(*) FROM dbos.transaction_outputs").fetchone()[0] == 0

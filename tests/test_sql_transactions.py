@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from runtime import DBOS, DBOSWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SQLAlchemyDatasource
+from runtime import DBOS, DBOSAwaitedWorkflowCancelledError, DBOSWorkflowFencedError, SetWorkflowID, SQLAlchemyDatasource
 from test_fence_hardening import run_in_thread
 from test_fencing import take_over
 from test_lost_replies import Effects, within
@@ -85,12 +85,14 @@ def sa_url(url: str) -> str:
 
 
 def lose_while_running(db: psycopg.Connection, workflow_id: str, loss: str) -> type[BaseException]:
-    """Take the workflow over (bump its owner epoch) or cancel it; the error its body sees."""
+    """Take the workflow over (bump its owner epoch) or cancel it; the error its direct caller
+    gets: the fence, or (as in DBOS, whose caller adopts the recorded outcome) the awaited
+    workflow's cancellation, while its body saw DBOSWorkflowCancelledError."""
     if loss == "takeover":
         take_over(db, workflow_id)
         return DBOSWorkflowFencedError
     DBOS.cancel_workflow(workflow_id)
-    return DBOSWorkflowCancelledError
+    return DBOSAwaitedWorkflowCancelledError
 
 
 # -- fencing ---------------------------------------------------------------------------------------
