@@ -32,8 +32,6 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from sysdb.async_pool import UnsettledWriteError
-
 from .context import WorkflowContext, carry_back_start_options, current_workflow, use_reserved_positions
 
 __all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "settled_write", "active_workflow", "when_calls_settled"]
@@ -180,15 +178,8 @@ async def settled_write(ctx: WorkflowContext, write: Coroutine[Any, Any, T]) -> 
 
     def ended(done: asyncio.Task[Any]) -> None:
         _WRITES.discard(done)
-        error = None if done.cancelled() else done.exception()  # retrieved: the awaiter raises it
-        if isinstance(error, UnsettledWriteError):
-            # Cut short by its loop's end, unconfirmed: the server may still commit it until
-            # the statement timeout ends it; the execution holds its epoch until then.
-            if error.settled_after_sec is not None:
-                timer = threading.Timer(error.settled_after_sec + 1.0, _IN_FLIGHT.leave, (ctx,))
-                timer.daemon = True
-                timer.start()
-            return
+        if not done.cancelled():
+            done.exception()  # retrieved: the awaiting task raises it, if still there
         _IN_FLIGHT.leave(ctx)
 
     task.add_done_callback(ended)

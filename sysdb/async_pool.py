@@ -38,7 +38,7 @@ from .urls import describe_url
 if TYPE_CHECKING:
     from .database import SystemDatabase
 
-__all__ = ["AsyncPools", "AsyncDictConnection", "UnsettledWriteError"]
+__all__ = ["AsyncPools", "AsyncDictConnection"]
 
 log = get_logger("pgfleet.sysdb")
 
@@ -49,16 +49,6 @@ _Pool = AsyncConnectionPool[AsyncDictConnection]
 CLOSE_WAIT_SEC = 5.0
 
 
-class UnsettledWriteError(Exception):
-    """A statement cut short by a cancel (its loop ending) whose end psycopg could not confirm:
-    it closed the connection, and the server may still run the statement (and commit it) for
-    up to ``settled_after_sec`` (the sessions' statement timeout; None: no bound known)."""
-
-    def __init__(self, settled_after_sec: float | None) -> None:
-        self.settled_after_sec = settled_after_sec
-        super().__init__("a system-database write was cut short and its end is not known")
-
-
 class AsyncPools:
     """The async pools of one :class:`SystemDatabase`, by event loop."""
 
@@ -67,11 +57,7 @@ class AsyncPools:
         self._size = size
         self._lock = threading.Lock()
         self._pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
-        # Per loop, a task that closes its pool when cancelled: asyncio.run() cancels every
-        # task of its loop as it ends, and psycopg's pool workers do not all end on a cancel.
-        self._guards: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._closed = False
-        self._opened = 0  # pools opened so far (tests and stats)
 
     def _here(self) -> _Pool:
         loop = asyncio.get_running_loop()
@@ -84,7 +70,6 @@ class AsyncPools:
             dead = [(lp, p) for lp, p in self._pools.items() if lp.is_closed()]
             for lp, _ in dead:
                 del self._pools[lp]
-                self._guards.pop(lp, None)
             pool = AsyncConnectionPool(
                 self._db.url,
                 min_size=min(1, self._size),
@@ -97,22 +82,9 @@ class AsyncPools:
                 configure=self._configure,
             )
             self._pools[loop] = pool
-            self._opened += 1
-            self._guards[loop] = loop.create_task(self._close_with_loop(loop, pool), name="pgfleet-async-pool-guard")
         for _, old in dead:
             _drop(old)
         return pool
-
-    async def _close_with_loop(self, loop: asyncio.AbstractEventLoop, pool: _Pool) -> None:
-        try:
-            await loop.create_future()  # until cancelled (the loop ends, or close())
-        except asyncio.CancelledError:
-            with self._lock:
-                if self._pools.get(loop) is pool:
-                    del self._pools[loop]
-                self._guards.pop(loop, None)
-            await pool.close(timeout=CLOSE_WAIT_SEC)  # tells its workers to stop, closes its connections
-            raise
 
     async def _configure(self, conn: AsyncDictConnection) -> None:
         # Once per new connection, as the sync pool's configure hook does.
@@ -126,14 +98,7 @@ class AsyncPools:
         if pool.closed:  # never opened yet: the first use opens it, on this loop
             await pool.open(wait=False)
         async with pool.connection() as conn:
-            try:
-                cur = await conn.execute(sql, params)
-            except asyncio.CancelledError:
-                # psycopg cancels the statement on the server and waits (5 s) for its end; when
-                # that wait failed it closed the connection, and the statement may still run.
-                if conn.closed:
-                    raise UnsettledWriteError(self._db.timeouts.statement_timeout_sec or None) from None
-                raise
+            cur = await conn.execute(sql, params)
             return cur.rowcount
 
     async def with_retries(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -175,32 +140,24 @@ class AsyncPools:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def stats(self) -> dict[str, int]:
-        """How many pools are open (and were ever opened), and the connections they hold in all
-        (``pool_size``)."""
+        """How many pools are open, and the connections they hold in all (``pool_size``)."""
         with self._lock:
-            pools, opened = list(self._pools.values()), self._opened
-        return {"pools": len(pools), "opened": opened, "pool_size": sum(p.get_stats().get("pool_size", 0) for p in pools)}
+            pools = list(self._pools.values())
+        return {"pools": len(pools), "pool_size": sum(p.get_stats().get("pool_size", 0) for p in pools)}
 
     async def close_here(self) -> None:
         """Close the pool of the running loop, if it has one (a loop about to stop)."""
-        loop = asyncio.get_running_loop()
         with self._lock:
-            pool = self._pools.pop(loop, None)
-            guard = self._guards.pop(loop, None)
+            pool = self._pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool.close(timeout=CLOSE_WAIT_SEC)
-        if guard is not None:
-            guard.cancel()
-            await asyncio.gather(guard, return_exceptions=True)
 
     def close(self) -> None:
         """Close every pool: on its loop while that loop runs, else drop it (sockets closed)."""
         with self._lock:
             self._closed = True
             pools, self._pools = list(self._pools.items()), {}
-            guards, self._guards = self._guards, {}
         for loop, pool in pools:
-            guard = guards.get(loop)
             if loop.is_closed() or not loop.is_running():
                 _drop(pool)
                 continue
@@ -211,19 +168,12 @@ class AsyncPools:
             if running is loop:  # closing from the pool's own loop: it cannot wait for itself
                 _drop(pool)
                 continue
-            future = asyncio.run_coroutine_threadsafe(_close_on_loop(pool, guard), loop)
+            future = asyncio.run_coroutine_threadsafe(pool.close(timeout=CLOSE_WAIT_SEC), loop)
             try:
                 future.result(CLOSE_WAIT_SEC + 1.0)
             except (concurrent.futures.TimeoutError, RuntimeError):
                 future.cancel()
                 _drop(pool)
-
-
-async def _close_on_loop(pool: _Pool, guard: asyncio.Task[None] | None) -> None:
-    await pool.close(timeout=CLOSE_WAIT_SEC)
-    if guard is not None:
-        guard.cancel()
-        await asyncio.gather(guard, return_exceptions=True)
 
 
 def _drop(pool: _Pool) -> None:

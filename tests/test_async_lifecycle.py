@@ -11,20 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from conftest import wait_until
 from runtime import DBOS, DBOSWorkflowFencedError, SetWorkflowID
-
-
-def step_rows(db, workflow_id: str) -> list[tuple[int, str]]:
-    return db.execute(
-        "SELECT function_id, function_name FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY function_id",
-        (workflow_id,),
-    ).fetchall()
 
 
 def row(db, workflow_id: str):
@@ -264,12 +255,13 @@ def test_destroy_with_a_grace_period_waits_for_a_sync_workflow_called_directly_i
     assert row(db, "sync-direct")[0] == "SUCCESS"
 
 
-def _cancel_mid_write(sys_url: str, workflow_id: str, while_loop_runs: Callable[[Any], Any] | None) -> list[str]:
-    """An async workflow whose awaiting task is cancelled while its first step's checkpoint
-    (on the loop's async pool) waits on a row lock a second session holds. With
-    ``while_loop_runs``, ``await while_loop_runs(holder)`` runs before the loop ends (and must
-    release the lock); else the loop ends with the write still waiting. Returns the bodies run."""
+def test_a_cancel_during_a_checkpoint_write_hands_the_workflow_back_only_once_the_write_settled(dbos, db, sys_url):
+    """The awaiting task is cancelled while its step's checkpoint waits in a worker thread (on
+    a row lock a second session holds): the write goes on without the task. Until it ends, the
+    execution still holds its epoch, so no sweep runs the workflow a second time beside it
+    (which would run the step body again and meet the first write's row)."""
     from faults.locks import LockHolder, wait_for_lock_wait
+    from runtime import ownership
 
     ran: list[str] = []
     locked: list[asyncio.Event] = []
@@ -289,67 +281,35 @@ def _cancel_mid_write(sys_url: str, workflow_id: str, while_loop_runs: Callable[
     async def written() -> int:
         return await first() + await second()
 
+    process = DBOS._process()
+    executor, services = process.executor, process.services
     with LockHolder(sys_url) as holder:
 
         async def scenario() -> None:
             locked.append(asyncio.Event())
 
             async def call() -> int:
-                with SetWorkflowID(workflow_id):
+                with SetWorkflowID("async-cancel-mid-write"):
                     return await written()
 
             task = asyncio.get_running_loop().create_task(call())
             await asyncio.to_thread(wait_until, lambda: ran, "the first step's body")
             await asyncio.to_thread(holder.hold_rows, "SELECT 1 FROM dbos.workflow_status WHERE workflow_uuid = %s",
-                                    (workflow_id,))
+                                    ("async-cancel-mid-write",))
             locked[0].set()
             await asyncio.to_thread(wait_for_lock_wait, sys_url, application_name_like="pgfleet%")
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            if while_loop_runs is not None:
-                await while_loop_runs(holder)
 
         asyncio.run(scenario())
-        holder.release()
-    return ran
-
-
-def test_a_cancel_during_a_checkpoint_write_hands_the_workflow_back_only_once_the_write_settled(dbos, db, sys_url):
-    """The awaiting task is cancelled while its step's checkpoint waits (on a row lock a second
-    session holds): the write goes on without the task, as a task of its own on the loop. Until
-    it ends, the execution still holds its epoch, so no sweep runs the workflow a second time
-    beside it (which would run the step body again and meet the first write's row)."""
-    from runtime import ownership
-
-    process = DBOS._process()
-    executor, services = process.executor, process.services
-
-    async def meanwhile(holder: Any) -> None:
         # A sweep now must not adopt it: the execution's write is still in flight.
-        adopted = await asyncio.to_thread(ownership.adopt_orphans, executor, services.owning_writes, services._held_epochs)
-        assert adopted == 0
-        await asyncio.to_thread(holder.release)
-        await asyncio.to_thread(wait_until, lambda: step_rows(db, "async-cancel-mid-write"), "the write to land")
-
-    ran = _cancel_mid_write(sys_url, "async-cancel-mid-write", meanwhile)
+        assert ownership.adopt_orphans(executor, services.owning_writes, services._held_epochs) == 0
+        holder.release()
     wait_until(lambda: row(db, "async-cancel-mid-write")[0] != "PENDING", "an outcome", 30)
     assert row(db, "async-cancel-mid-write")[0] == "SUCCESS"  # not ERROR: DuplicateCheckpointError
     assert DBOS.retrieve_workflow("async-cancel-mid-write").get_result() == 3
     assert ran == ["first", "second"]  # the first step's write landed: replayed, not run again
-
-
-def test_a_checkpoint_write_cut_by_its_loops_end_is_cancelled_on_the_server_before_the_workflow_runs_again(dbos, db, sys_url):
-    """The loop ends (``asyncio.run`` cancels what is left) while the checkpoint still waits:
-    psycopg cancels the statement on the server and waits for its end, so the write settled
-    (here: nothing written) before the execution gives its epoch back; the run that replaces it
-    runs the first step again and records each step once."""
-    ran = _cancel_mid_write(sys_url, "async-cut-by-loop-end", None)
-    wait_until(lambda: row(db, "async-cut-by-loop-end")[0] != "PENDING", "an outcome", 30)
-    assert row(db, "async-cut-by-loop-end")[0] == "SUCCESS"  # never DuplicateCheckpointError
-    assert DBOS.retrieve_workflow("async-cut-by-loop-end").get_result() == 3
-    assert ran == ["first", "first", "second"]  # its checkpoint was cancelled: the body ran again
-    assert [r[0] for r in step_rows(db, "async-cut-by-loop-end")] == [1, 2]
 
 
 def test_a_step_task_left_behind_by_a_cancelled_run_writes_nothing_beside_the_run_that_replaced_it(dbos, db):
