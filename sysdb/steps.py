@@ -7,9 +7,8 @@ still owned by the writer's executor and epoch (see ``sysdb/sql/record_step_outp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -20,8 +19,6 @@ from .timestamps import now_ms
 
 if TYPE_CHECKING:
     from .database import DictConnection
-
-R = TypeVar("R")
 
 __all__ = ["Steps", "StepRecord", "StepRow", "TransactionOutputRow"]
 
@@ -80,14 +77,15 @@ class Steps(Door):
         Raises :class:`OwnershipLostError` when this owner/epoch no longer holds the workflow,
         and :class:`DuplicateCheckpointError` when the position was recorded by someone else.
         """
+        name, params = self._checkpoint(step)
         if connection is not None:
-            if _checkpoint(lambda name, params: self._db._execute_on_count(connection, name, params), step) == 0:
+            if self._db._execute_on_count(connection, name, params) == 0:
                 raise ownership_lost(self._db, step.workflow_id, step.executor_id, step.owner_epoch, connection)
             return
 
         def run() -> int:
             with self._db.pooled() as conn:
-                return _checkpoint(lambda name, params: self._db._execute_on_count(conn, name, params), step)
+                return self._db._execute_on_count(conn, name, params)
 
         try:
             # A retry after a lost reply that finds its own earlier write: success (its one row).
@@ -100,14 +98,23 @@ class Steps(Door):
     async def record_async(self, step: StepRecord) -> None:
         """:meth:`record` awaited on the running loop's async pool (``sysdb/async_pool.py``):
         the same statement, retries, lost-reply rule and errors."""
+        name, params = self._checkpoint(step)
         try:
             written = await with_own_step_async(
-                self._db, lambda: _checkpoint(self._db._execute_count_once_async, step), step, lambda _recorded: 1
+                self._db, lambda: self._db._execute_count_once_async(name, params), step, lambda _recorded: 1
             )
         except psycopg.errors.UniqueViolation:
             raise await asyncio.to_thread(self._duplicate, step) from None
         if written == 0:
             raise await ownership_lost_async(self._db, step.workflow_id, step.executor_id, step.owner_epoch)
+
+    @staticmethod
+    def _checkpoint(step: StepRecord) -> tuple[str, dict[str, Any]]:
+        """The checkpoint statement and its parameters (shared by the sync and async writes)."""
+        params = dict(vars(step))  # a flat copy (asdict would deep-copy every value)
+        if step.completed_at_ms is None:
+            params["completed_at_ms"] = now_ms()
+        return "record_step_output", params
 
     def _duplicate(self, step: StepRecord) -> DuplicateCheckpointError:
         """The error of a checkpoint whose position somebody else recorded (read back)."""
@@ -142,12 +149,3 @@ class Steps(Door):
         """The output a ``@DBOS.transaction`` at ``function_id`` committed (application database)."""
         rows = self._execute("get_transaction_output", {"workflow_id": workflow_id, "function_id": function_id})
         return TransactionOutputRow(**rows[0]) if rows else None
-
-
-def _checkpoint(run: Callable[[str, dict[str, Any]], R], step: StepRecord) -> R:
-    """Run the checkpoint statement of ``step`` where ``run`` runs statements (sync, or a
-    coroutine on the async pool): the one place that names it."""
-    params = dict(vars(step))  # a flat copy (asdict would deep-copy every value)
-    if step.completed_at_ms is None:
-        params["completed_at_ms"] = now_ms()
-    return run("record_step_output", params)

@@ -162,7 +162,8 @@ class Workflows(Door):
         self, *, workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
     ) -> None:
         """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`."""
-        if _finish(self._db._execute_count, workflow_id, executor_id, owner_epoch, status, output, error) == 0:
+        name, params = _finish_statement(workflow_id, executor_id, owner_epoch, status, output, error)
+        if self._db._execute_count(name, params) == 0:
             raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
 
     async def finish_async(
@@ -172,9 +173,8 @@ class Workflows(Door):
 
         A retry after a lost reply finds the row no longer PENDING under this token (zero rows):
         when it bears this outcome it was this write's own commit, not a lost ownership."""
-        run, attempts = _counting_async(lambda: _finish(
-            self._db._execute_count_once_async, workflow_id, executor_id, owner_epoch, status, output, error
-        ))
+        name, params = _finish_statement(workflow_id, executor_id, owner_epoch, status, output, error)
+        run, attempts = _counting_async(lambda: self._db._execute_count_once_async(name, params))
         if await self._db.async_pools.with_retries(run) > 0:
             return
         if attempts() > 1 and await asyncio.to_thread(self._finished_as, workflow_id, executor_id, owner_epoch, status):
@@ -211,16 +211,14 @@ def _insert_enqueued(run: Callable[[str, Mapping[str, Any]], list[Row]], values:
     return bool(run("enqueue_workflow", values))
 
 
-def _finish(
-    run: Callable[[str, dict[str, Any]], T], workflow_id: str, executor_id: str, owner_epoch: int, status: str,
-    output: str | None, error: str | None,
-) -> T:
-    """Run the fenced finish statement where ``run`` runs statements (sync, or a coroutine on
-    the async pool): the one place that names it."""
-    return run("finish_workflow", {
+def _finish_statement(
+    workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The fenced finish statement and its parameters (shared by the sync and async writes)."""
+    return "finish_workflow", {
         "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch,
         "status": status, "output": output, "error": error, "now_ms": now_ms(),
-    })
+    }
 
 
 def _counting_async(fn: Callable[[], Awaitable[T]]) -> tuple[Callable[[], Awaitable[T]], Callable[[], int]]:

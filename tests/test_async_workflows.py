@@ -45,13 +45,10 @@ class Peaks:
     """Samples, in a thread of its own, the process's thread count and the test database's
     connections (other than its own) until stopped; keeps the largest of each."""
 
-    def __init__(self, url: str, pool: Any, async_pools: Any = None) -> None:
-        self._async = async_pools
+    def __init__(self, url: str, pool: Any) -> None:
         self.threads = 0
         self.connections = 0
         self.pooled = 0
-        self.async_pooled = 0
-        self.async_pools = 0
         self._url = url
         self._pool = pool
         self._stop = threading.Event()
@@ -74,10 +71,6 @@ class Peaks:
                 ).fetchone() or (0,)
                 self.connections = max(self.connections, count)
                 self.pooled = max(self.pooled, self._pool.get_stats().get("pool_size", 0))
-                if self._async is not None:
-                    stats = self._async.stats()
-                    self.async_pooled = max(self.async_pooled, stats["pool_size"])
-                    self.async_pools = max(self.async_pools, stats["pools"])
                 if self._stop.wait(0.01):
                     return
 
@@ -106,10 +99,8 @@ def test_many_awaited_async_workflows_share_bounded_threads_and_connections(smal
     idle_connections = db.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     ).fetchone()[0]
-    sysdb = DBOS._executor_or_raise("test").db
-    # psycopg_pool's own counts of what it opened: the sync pool, and the async pool of the
-    # loop of asyncio.run (async workflows' checkpoints and finishes, sysdb/async_pool.py).
-    with Peaks(sys_url, sysdb._pool, sysdb.async_pools) as peaks:
+    pool = DBOS._executor_or_raise("test").db._pool  # psycopg_pool's own count of what it opened
+    with Peaks(sys_url, pool) as peaks:
         assert asyncio.run(main()) == list(range(MANY))
     finished = db.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS' AND name LIKE '%napper'").fetchone()[0]
     assert finished == MANY
@@ -117,13 +108,11 @@ def test_many_awaited_async_workflows_share_bounded_threads_and_connections(smal
     # A thread per pool connection at most, not one per workflow (the test's own connection
     # in `db` and the sampler's are not the process's pool).
     assert max(seen_threads) < 60 and peaks.threads < 60, (max(seen_threads), peaks.threads)
-    # Neither pool grew past its size (the async one did grow: the load was real), one async
-    # pool for the one loop, and the server saw no connection per workflow: at most the two
-    # pools', the executor's few dedicated ones (LISTEN, leader lease, opened lazily) and this
-    # test's.
-    assert peaks.pooled <= POOL_SIZE, peaks.pooled
-    assert 2 < peaks.async_pooled <= POOL_SIZE and peaks.async_pools == 1, (peaks.async_pooled, peaks.async_pools)
-    assert peaks.connections <= 2 * POOL_SIZE + DEDICATED_CONNECTIONS + 1, (peaks.connections, idle_connections)
+    # The pool never grew past its size (and did grow: the load was real), and the server saw
+    # no connection per workflow: at most the pool's, the executor's few dedicated ones (LISTEN,
+    # leader lease, opened lazily) and this test's.
+    assert 2 < peaks.pooled <= POOL_SIZE, peaks.pooled
+    assert peaks.connections <= POOL_SIZE + DEDICATED_CONNECTIONS + 1, (peaks.connections, idle_connections)
 
 
 def test_gathered_children_each_see_their_own_workflow_and_steps(dbos, db):
