@@ -1,19 +1,10 @@
-"""Running pgfleet's database work from asyncio code, and a loop of pgfleet's own.
+"""Running pgfleet's blocking database work from asyncio code, and a loop of pgfleet's own.
 
-Two routes, so that the event loop never blocks on the database:
-
-* the hot writes of an async workflow, its step and sleep checkpoints
-  (``Executor.checkpoint_async``) and its finish (``WorkflowRuns._finish_async``), are awaited
-  on the workflow's own loop through psycopg's ``AsyncConnectionPool``, one pool per loop
-  (``sysdb/async_pool.py``), as tasks of their own (:func:`settled_write`): a cancel of the
-  awaiting task does not cut a statement short, and the execution counts as running until the
-  write ended;
-* every other ``_async`` call runs pgfleet's blocking code (psycopg's sync pool) in a bounded
-  pool of worker threads (:class:`AsyncWork`, :func:`in_thread`), one per connection the sync
-  pool may open, so a thousand workflows awaiting at once share those threads and connections.
-
-``ops/bench/async_route.py`` and ``ops/bench/async_workflows.py`` measured the two routes; see
-``ops/bench/RESULTS.md`` ("Hot path on the async pool").
+pgfleet's system-database calls are blocking (psycopg's sync pool): an ``_async`` API call
+runs them in a bounded pool of worker threads (:class:`AsyncWork`), one per connection the
+pool may open, so a thousand workflows awaiting at once share those threads and connections
+and the event loop never blocks on the database. ``ops/bench/async_route.py`` measured
+this route against psycopg's async pool; see ``ops/bench/RESULTS.md``.
 
 Inside a workflow, an ``_async`` call that takes step positions takes them on the loop, in call
 order, before it leaves for a thread (:func:`in_thread` with ``positions``): two calls gathered
@@ -34,7 +25,7 @@ from typing import Any, TypeVar
 
 from .context import WorkflowContext, carry_back_start_options, current_workflow, use_reserved_positions
 
-__all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "settled_write", "active_workflow", "when_calls_settled"]
+__all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "active_workflow", "when_calls_settled"]
 
 T = TypeVar("T")
 
@@ -163,29 +154,6 @@ async def _tracked(work: AsyncWork, context: contextvars.Context, call: Callable
     return await asyncio.wrap_future(future)
 
 
-# The writes of settled_write() in flight: the loop keeps only weak references to tasks.
-_WRITES: set[asyncio.Task[Any]] = set()
-
-
-async def settled_write(ctx: WorkflowContext, write: Coroutine[Any, Any, T]) -> T:
-    """Await ``write`` (a statement on the loop's async pool) as a task of its own, counted
-    against ``ctx``'s execution until it ended: when the awaiting task is cancelled the write
-    still runs to its end (it may commit), as a worker-thread call does, and the execution is
-    not over (nor its epoch free for another run) before that."""
-    task = asyncio.get_running_loop().create_task(write)
-    _WRITES.add(task)
-    _IN_FLIGHT.enter(ctx)
-
-    def ended(done: asyncio.Task[Any]) -> None:
-        _WRITES.discard(done)
-        if not done.cancelled():
-            done.exception()  # retrieved: the awaiting task raises it, if still there
-        _IN_FLIGHT.leave(ctx)
-
-    task.add_done_callback(ended)
-    return await asyncio.shield(task)
-
-
 class BackgroundLoop:
     """One thread running one event loop: where this process runs the async workflows that no
     caller awaits. Started at the first such workflow; stopped with its executor."""
@@ -239,9 +207,8 @@ class BackgroundLoop:
         """How many tasks it runs now."""
         return len(self._tasks)
 
-    def stop(self, timeout_sec: float, last: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
-        """Cancel what still runs (it wrote what it wrote; the rest is recovered), let the
-        writes in flight end, await ``last()`` (closing what is bound to the loop) and end the
+    def stop(self, timeout_sec: float) -> None:
+        """Cancel what still runs (it wrote what it wrote; the rest is recovered) and end the
         thread, waiting up to ``timeout_sec`` for it."""
         with self._lock:
             loop, thread, self._loop = self._loop, self._thread, None
@@ -253,14 +220,6 @@ class BackgroundLoop:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            writes = [t for t in _WRITES if t.get_loop() is loop and not t.done()]
-            if writes:
-                await asyncio.wait(writes, timeout=timeout_sec / 2)
-            if last is not None:
-                try:
-                    await asyncio.wait_for(last(), timeout_sec / 2)
-                except Exception:  # the loop must stop whatever closing it met
-                    pass
             loop.stop()
 
         loop.call_soon_threadsafe(lambda: loop.create_task(shut_down()))

@@ -5,8 +5,8 @@ As in :mod:`runtime.steps`: the step takes the workflow's next position (on the 
 is called, so steps gathered with ``asyncio.gather`` number the same at every execution); a
 replay returns the recorded outcome; a first execution checks locally that this execution
 still holds its workflow before each attempt's body, awaits the body (retries pause with
-``asyncio.sleep``), and writes the outcome in one fenced round trip awaited on the loop's async pool
-(:meth:`Executor.checkpoint_async`), so the loop never waits on the database.
+``asyncio.sleep``), and writes the outcome in one fenced round trip, run in a worker thread
+(:func:`runtime.aio.in_thread`) so the loop never waits on the database.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tenacity.asyncio import retry_if_exception
 
 from sysdb import now_ms
 
-from .aio import active_workflow
+from .aio import active_workflow, in_thread
 from .context import WorkflowContext
 from .errors import DBOSSerializationError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
@@ -58,7 +58,8 @@ async def run_step_async(executor: Executor, step: RegisteredStep, args: tuple[A
     except CONTROL_ERRORS:
         raise
     except Exception as exc:
-        await executor.checkpoint_async(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        await in_thread(executor.async_work, executor.checkpoint, ctx, function_id, step.name,
+                        error=serialize_exception(exc), started_at_ms=started)
         observe_step("error", clock)
         raise
     finally:
@@ -66,10 +67,11 @@ async def run_step_async(executor: Executor, step: RegisteredStep, args: tuple[A
     try:
         output = serialize(value, what=f"the result of step {step.name!r}")
     except DBOSSerializationError as exc:
-        await executor.checkpoint_async(ctx, function_id, step.name, error=serialize_exception(exc), started_at_ms=started)
+        await in_thread(executor.async_work, executor.checkpoint, ctx, function_id, step.name,
+                        error=serialize_exception(exc), started_at_ms=started)
         observe_step("error", clock)
         raise
-    await executor.checkpoint_async(ctx, function_id, step.name, output=output, started_at_ms=started)
+    await in_thread(executor.async_work, executor.checkpoint, ctx, function_id, step.name, output=output, started_at_ms=started)
     observe_step("success", clock)
     return value
 
@@ -117,7 +119,7 @@ async def sleep_unless_stopped(executor: Executor, seconds: float) -> None:
 
 
 async def durable_sleep_async(executor: Executor, seconds: float) -> None:
-    """``DBOS.sleep_async``: the wake-up time is checkpointed (on the async pool) before the
+    """``DBOS.sleep_async``: the wake-up time is checkpointed (in a worker thread) before the
     sleep, which is awaited on the loop; a recovered workflow sleeps only what is left."""
     ctx = active_workflow()
     if ctx is None:
@@ -142,5 +144,5 @@ async def _wake_time(executor: Executor, ctx: WorkflowContext, function_id: int,
     if recorded is not None:
         return float(replay_recorded(ctx, function_id, SLEEP_FUNCTION_NAME, recorded))
     wake_at, row = sleep_checkpoint(seconds)
-    await executor.checkpoint_async(ctx, function_id, SLEEP_FUNCTION_NAME, **row)
+    await in_thread(executor.async_work, executor.checkpoint, ctx, function_id, SLEEP_FUNCTION_NAME, **row)
     return wake_at

@@ -26,11 +26,10 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from sysdb import SystemDatabase, now_ms
 from sysdb.errors import DeadlockConflict, DuplicateCheckpointError
-from sysdb.steps import StepRecord
 
 from . import logs
 from .admission import ThreadAdmission
-from .aio import AsyncWork, BackgroundLoop, settled_write
+from .aio import AsyncWork, BackgroundLoop
 from .config import ResolvedConfig
 from .context import WorkflowContext, current_workflow
 from .current import not_launched
@@ -206,60 +205,24 @@ class Executor(WorkflowRuns):
     ) -> None:
         """Record one operation of a running workflow, fenced by its token."""
         with self.fenced_write(ctx):
-            step = self._step_row(ctx, function_id, function_name, output, error, started_at_ms, child_workflow_id,
-                                  serialization, completed_at_ms)
+            step = fenced_step(
+                ctx,
+                function_id,
+                function_name,
+                output=output,
+                error=error,
+                serialization=serialization or default_format(),  # None: the format serialize() wrote in
+                started_at_ms=started_at_ms if started_at_ms is not None else now_ms(),
+                child_workflow_id=child_workflow_id,
+                completed_at_ms=completed_at_ms,
+            )
             try:
                 self.db.steps.record(step, connection=connection)
             except DuplicateCheckpointError as exc:
-                raise self._not_deterministic(ctx, exc, function_id, function_name) from None
-
-    async def checkpoint_async(
-        self,
-        ctx: WorkflowContext,
-        function_id: int,
-        function_name: str,
-        *,
-        output: str | None = None,
-        error: str | None = None,
-        started_at_ms: int | None = None,
-        serialization: str | None = None,
-        completed_at_ms: int | None = None,
-    ) -> None:
-        """:meth:`checkpoint` awaited on this loop's async pool (an async workflow's steps and
-        sleeps), fenced the same way; the write runs to its end even if this task is cancelled."""
-        with self.fenced_write(ctx):
-            step = self._step_row(ctx, function_id, function_name, output, error, started_at_ms, None,
-                                  serialization, completed_at_ms)
-            try:
-                await settled_write(ctx, self.db.steps.record_async(step))
-            except DuplicateCheckpointError as exc:
-                raise self._not_deterministic(ctx, exc, function_id, function_name) from None
-
-    @staticmethod
-    def _step_row(
-        ctx: WorkflowContext, function_id: int, function_name: str, output: str | None, error: str | None,
-        started_at_ms: int | None, child_workflow_id: str | None, serialization: str | None, completed_at_ms: int | None,
-    ) -> StepRecord:
-        return fenced_step(
-            ctx,
-            function_id,
-            function_name,
-            output=output,
-            error=error,
-            serialization=serialization or default_format(),  # None: the format serialize() wrote in
-            started_at_ms=started_at_ms if started_at_ms is not None else now_ms(),
-            child_workflow_id=child_workflow_id,
-            completed_at_ms=completed_at_ms,
-        )
-
-    @staticmethod
-    def _not_deterministic(
-        ctx: WorkflowContext, exc: DuplicateCheckpointError, function_id: int, function_name: str
-    ) -> Exception:
-        if exc.recorded_name == function_name:
-            return exc
-        # Another operation holds this position: the workflow is not deterministic.
-        return DBOSUnexpectedStepError(ctx.workflow_id, function_id, function_name, exc.recorded_name)
+                if exc.recorded_name == function_name:
+                    raise
+                # Another operation holds this position: the workflow is not deterministic.
+                raise DBOSUnexpectedStepError(ctx.workflow_id, function_id, function_name, exc.recorded_name) from None
 
     def begin_operation(self, ctx: WorkflowContext, function_name: str) -> tuple[int, Any]:
         """Take the workflow's next step position for ``function_name``.
@@ -386,7 +349,7 @@ class Executor(WorkflowRuns):
     def close(self) -> None:
         """Wait a little for the stopped threads, then close the databases."""
         self.threads.join_each(5.0)
-        self.background_loop.stop(5.0, last=self._db.async_pools.close_here)
+        self.background_loop.stop(5.0)
         self.async_work.close()
         self._closed = True
         self._db.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sysdb.errors import DatabaseUnavailableError
 
 from . import metrics
-from .aio import in_thread, settled_write, when_calls_settled
+from .aio import in_thread, when_calls_settled
 from .context import WorkflowContext, enter_workflow, leave_workflow
 from .errors import DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .fencing import Fencing
@@ -72,7 +72,7 @@ class WorkflowRuns(Fencing):
         self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """Await an ``async def`` workflow body on this task's loop and record its outcome; the
-        finish is awaited on the loop's async pool (:meth:`_finish_async`), never blocking it."""
+        database writes run in :attr:`async_work`'s threads, never on the loop."""
         local = self._begin_run(ctx)
         handed_back = False
         token = enter_workflow(ctx)
@@ -81,9 +81,9 @@ class WorkflowRuns(Fencing):
                 self.check_owned(ctx)
                 result = await call_workflow_coroutine(entry, bound, args, kwargs)
             except BaseException as exc:
-                handed_back = await self._stopped_async(ctx, local, exc)
+                handed_back = await in_thread(self.async_work, self._stopped, ctx, local, exc)
                 raise
-            return await self._record_result_async(ctx, entry, local, result)
+            return await in_thread(self.async_work, self._record_result, ctx, entry, local, result)
         finally:
             leave_workflow(token)
             self._end_run(ctx, local, handed_back)
@@ -104,25 +104,6 @@ class WorkflowRuns(Fencing):
         """A body raised ``exc``: record it as the workflow's error if it is one. True when the
         run ends without an outcome and its workflow should run again here (an outage, or an
         awaiting task cancelled by asyncio while it was still this execution's)."""
-        handed_back = self._without_outcome(ctx, local, exc)
-        if handed_back is None:
-            self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
-            self._recorded(local, "ERROR")
-            return False
-        return handed_back
-
-    async def _stopped_async(self, ctx: WorkflowContext, local: LocalRun, exc: BaseException) -> bool:
-        """:meth:`_stopped` of an async body: its error is recorded on the loop's async pool."""
-        handed_back = self._without_outcome(ctx, local, exc)
-        if handed_back is None:
-            await self._finish_async(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
-            self._recorded(local, "ERROR")
-            return False
-        return handed_back
-
-    def _without_outcome(self, ctx: WorkflowContext, local: LocalRun, exc: BaseException) -> bool | None:
-        """Whether a body that raised ``exc`` ends without an outcome (True: to run again here);
-        None when ``exc`` is the workflow's error, to record."""
         local.error = exc
         if isinstance(exc, _STOPS):
             self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
@@ -140,46 +121,24 @@ class WorkflowRuns(Fencing):
             # waiting, but the workflow is not over. It stays PENDING and runs again here.
             self.log.warning("async workflow's task was cancelled; left PENDING to run again")
             return ctx.lost is None
-        return None if isinstance(exc, Exception) else False
-
-    @staticmethod
-    def _recorded(local: LocalRun, status: str) -> None:
-        local.recorded = True
-        metrics.WORKFLOWS_FINISHED.labels(status).inc()
+        if isinstance(exc, Exception):
+            self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
+            local.recorded = True
+            metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
+        return False
 
     def _record_result(self, ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any) -> Any:
-        output = self._result_output(ctx, entry, local, result)
-        if not isinstance(output, str):
-            self._finish(ctx, "ERROR", error=serialize_exception(output, ctx.serialization))
-            local.recorded = True
-            raise output
-        self._finish(ctx, "SUCCESS", output=output)
-        return self._succeeded(local, result)
-
-    async def _record_result_async(self, ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any) -> Any:
-        output = self._result_output(ctx, entry, local, result)
-        if not isinstance(output, str):
-            await self._finish_async(ctx, "ERROR", error=serialize_exception(output, ctx.serialization))
-            local.recorded = True
-            raise output
-        await self._finish_async(ctx, "SUCCESS", output=output)
-        return self._succeeded(local, result)
-
-    @staticmethod
-    def _result_output(
-        ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any
-    ) -> str | DBOSSerializationError:
-        """The serialized result, or the error saying why it cannot be serialized."""
         try:
-            text: str = serialize(result, what=f"the result of workflow {entry.name!r}", fmt=ctx.serialization)
+            output = serialize(result, what=f"the result of workflow {entry.name!r}", fmt=ctx.serialization)
         except DBOSSerializationError as exc:
             local.error = exc
-            return exc
-        return text
-
-    def _succeeded(self, local: LocalRun, result: Any) -> Any:
+            self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
+            local.recorded = True
+            raise
         local.value = result
-        self._recorded(local, "SUCCESS")
+        self._finish(ctx, "SUCCESS", output=output)
+        local.recorded = True
+        metrics.WORKFLOWS_FINISHED.labels("SUCCESS").inc()
         return result
 
     def _end_run(self, ctx: WorkflowContext, local: LocalRun, handed_back: bool) -> None:
@@ -206,28 +165,19 @@ class WorkflowRuns(Fencing):
         when_calls_settled(ctx, release)
 
     def _finish(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
-        if self._past_deadline(ctx):
+        if ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms:
             # A body that ended past its deadline is cancelled, not finished, as in DBOS (whose
             # timer cancels it at the deadline): this cancels it (fenced) and raises.
             self.check_running(ctx)
         with self.fenced_write(ctx):
-            self.db.workflows.finish(**self._outcome(ctx, status, output, error))
-
-    async def _finish_async(self, ctx: WorkflowContext, status: str, *, output: str | None = None, error: str | None = None) -> None:
-        """:meth:`_finish` awaited on the loop's async pool; the write runs to its end even if
-        the awaiting task is cancelled (:func:`settled_write`)."""
-        if self._past_deadline(ctx):
-            await in_thread(self.async_work, self.check_running, ctx)  # the rare cancel write, in a thread
-        with self.fenced_write(ctx):
-            await settled_write(ctx, self.db.workflows.finish_async(**self._outcome(ctx, status, output, error)))
-
-    def _past_deadline(self, ctx: WorkflowContext) -> bool:
-        return ctx.deadline_epoch_ms is not None and self.db.clock.now_ms() >= ctx.deadline_epoch_ms
-
-    @staticmethod
-    def _outcome(ctx: WorkflowContext, status: str, output: str | None, error: str | None) -> dict[str, Any]:
-        return {"workflow_id": ctx.workflow_id, "executor_id": ctx.executor_id, "owner_epoch": ctx.owner_epoch,
-                "status": status, "output": output, "error": error}
+            self.db.workflows.finish(
+                workflow_id=ctx.workflow_id,
+                executor_id=ctx.executor_id,
+                owner_epoch=ctx.owner_epoch,
+                status=status,
+                output=output,
+                error=error,
+            )
 
     if TYPE_CHECKING:
 

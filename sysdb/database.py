@@ -37,7 +37,6 @@ from tenacity import (
 from .admin import WorkflowAdmin
 from .app_versions import ApplicationVersions
 from .assignments import Assignments
-from .async_pool import AsyncPools
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
 from .debounces import Debounces
@@ -156,8 +155,6 @@ class SystemDatabase:
             reconnect_timeout=retry_timeout_sec,
             configure=self._bound_session,
         )
-        # The hot writes of async workflows (checkpoints, finishes): one async pool per loop.
-        self.async_pools = AsyncPools(self, pool_size)
         # Called after a statement succeeded only on a retry: a write that hands out ownership
         # may have committed unseen meanwhile (lost reply), so its orphan should be looked for.
         self.on_retried: Callable[[], None] | None = None
@@ -228,8 +225,7 @@ class SystemDatabase:
         self.clock.observe(rows[0]["now_ms"], sent, self.clock.monotonic())
 
     def close(self) -> None:
-        """Close every pooled connection (the async pools' too)."""
-        self.async_pools.close()
+        """Close every pooled connection."""
         self._pool.close()
 
     def connect(self, *, bounded: bool = True, **overrides: Any) -> DictConnection:
@@ -247,20 +243,12 @@ class SystemDatabase:
 
     def _bound_session(self, conn: DictConnection) -> None:
         # Once per new connection (the pool's configure hook), not per statement.
-        limits = self._session_limits()
-        if limits is not None:
-            self._set_timeouts(conn, limits)
-
-    def _session_limits(self) -> dict[str, Any] | None:
-        return self.timeouts.params() if self.timeouts.enabled() else None
+        if self.timeouts.enabled():
+            self._set_timeouts(conn, self.timeouts.params())
 
     @staticmethod
-    def _timeouts_statement() -> str:
-        return statement("set_session_timeouts")
-
-    @classmethod
-    def _set_timeouts(cls, conn: DictConnection, limits: Mapping[str, Any]) -> None:
-        conn.execute(cls._timeouts_statement(), limits)
+    def _set_timeouts(conn: DictConnection, limits: Mapping[str, Any]) -> None:
+        conn.execute(statement("set_session_timeouts"), limits)
 
     def listen(self, *channels: str) -> NotificationConnection:
         """A new dedicated connection subscribed to ``channels``."""
@@ -343,11 +331,6 @@ class SystemDatabase:
         with self._pool.connection() as conn:
             cur = conn.execute(statement(name), params)
             return cur.fetchall() if cur.description else []
-
-    async def _execute_count_once_async(self, name: str, params: Mapping[str, Any]) -> int:
-        """Run the named statement once on the running loop's async pool (the caller retries
-        with ``async_pools.with_retries``); how many rows it changed."""
-        return await self.async_pools.count_once(statement(name), params)
 
     def _execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""

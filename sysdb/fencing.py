@@ -10,8 +10,7 @@ Both are success, never a duplicate (see ``runtime/ownership.py``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
@@ -22,10 +21,7 @@ if TYPE_CHECKING:
     from .database import DictConnection, SystemDatabase
     from .steps import StepRecord, StepRow
 
-__all__ = [
-    "STEP_KEY_CONSTRAINT", "counting_attempts", "is_own_row", "ownership_lost", "ownership_lost_async", "with_own_step",
-    "with_own_step_async",
-]
+__all__ = ["STEP_KEY_CONSTRAINT", "counting_attempts", "is_own_row", "ownership_lost", "with_own_step"]
 
 T = TypeVar("T")
 
@@ -80,34 +76,6 @@ def with_own_step(db: SystemDatabase, fn: Callable[[], T], step: StepRecord | No
         if step is None or attempts() < 2 or exc.diag.constraint_name != STEP_KEY_CONSTRAINT:
             raise
         recorded = db.steps.get(step.workflow_id, step.function_id)
-        if recorded is None or recorded.function_name != step.function_name:
-            raise
-        return on_own(recorded)
-
-
-async def ownership_lost_async(db: SystemDatabase, workflow_id: str, executor_id: str, owner_epoch: int) -> OwnershipLostError:
-    """:func:`ownership_lost` from a loop: its diagnosis read (a rare path) in a thread."""
-    return await asyncio.to_thread(ownership_lost, db, workflow_id, executor_id, owner_epoch)
-
-
-async def with_own_step_async(
-    db: SystemDatabase, fn: Callable[[], Awaitable[T]], step: StepRecord, on_own: Callable[[StepRow], T]
-) -> T:
-    """:func:`with_own_step` for a statement awaited on the loop's async pool: a retry that
-    meets its own step row (same key, same name) after a lost COMMIT reply is success."""
-    attempts = 0
-
-    async def counted() -> T:
-        nonlocal attempts
-        attempts += 1
-        return await fn()
-
-    try:
-        return await db.async_pools.with_retries(counted)
-    except psycopg.errors.UniqueViolation as exc:
-        if attempts < 2 or exc.diag.constraint_name != STEP_KEY_CONSTRAINT:
-            raise
-        recorded = await asyncio.to_thread(db.steps.get, step.workflow_id, step.function_id)
         if recorded is None or recorded.function_name != step.function_name:
             raise
         return on_own(recorded)

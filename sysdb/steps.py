@@ -6,15 +6,14 @@ still owned by the writer's executor and epoch (see ``sysdb/sql/record_step_outp
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from .door import Door
 from .errors import DuplicateCheckpointError
-from .fencing import ownership_lost, ownership_lost_async, with_own_step, with_own_step_async
+from .fencing import ownership_lost, with_own_step
 from .timestamps import now_ms
 
 if TYPE_CHECKING:
@@ -77,49 +76,27 @@ class Steps(Door):
         Raises :class:`OwnershipLostError` when this owner/epoch no longer holds the workflow,
         and :class:`DuplicateCheckpointError` when the position was recorded by someone else.
         """
-        name, params = self._checkpoint(step)
+        params = dict(vars(step))  # a flat copy (asdict would deep-copy every value)
+        if step.completed_at_ms is None:
+            params["completed_at_ms"] = now_ms()
         if connection is not None:
-            if self._db._execute_on_count(connection, name, params) == 0:
+            if self._db._execute_on_count(connection, "record_step_output", params) == 0:
                 raise ownership_lost(self._db, step.workflow_id, step.executor_id, step.owner_epoch, connection)
             return
 
         def run() -> int:
             with self._db.pooled() as conn:
-                return self._db._execute_on_count(conn, name, params)
+                return self._db._execute_on_count(conn, "record_step_output", params)
 
         try:
             # A retry after a lost reply that finds its own earlier write: success (its one row).
             written = with_own_step(self._db, run, step, lambda _recorded: 1)
         except psycopg.errors.UniqueViolation:
-            raise self._duplicate(step) from None
+            recorded = self.get(step.workflow_id, step.function_id)
+            name = recorded.function_name if recorded else "?"
+            raise DuplicateCheckpointError(step.workflow_id, step.function_id, name) from None
         if written == 0:
             raise ownership_lost(self._db, step.workflow_id, step.executor_id, step.owner_epoch)
-
-    async def record_async(self, step: StepRecord) -> None:
-        """:meth:`record` awaited on the running loop's async pool (``sysdb/async_pool.py``):
-        the same statement, retries, lost-reply rule and errors."""
-        name, params = self._checkpoint(step)
-        try:
-            written = await with_own_step_async(
-                self._db, lambda: self._db._execute_count_once_async(name, params), step, lambda _recorded: 1
-            )
-        except psycopg.errors.UniqueViolation:
-            raise await asyncio.to_thread(self._duplicate, step) from None
-        if written == 0:
-            raise await ownership_lost_async(self._db, step.workflow_id, step.executor_id, step.owner_epoch)
-
-    @staticmethod
-    def _checkpoint(step: StepRecord) -> tuple[str, dict[str, Any]]:
-        """The checkpoint statement and its parameters (shared by the sync and async writes)."""
-        params = dict(vars(step))  # a flat copy (asdict would deep-copy every value)
-        if step.completed_at_ms is None:
-            params["completed_at_ms"] = now_ms()
-        return "record_step_output", params
-
-    def _duplicate(self, step: StepRecord) -> DuplicateCheckpointError:
-        """The error of a checkpoint whose position somebody else recorded (read back)."""
-        recorded = self.get(step.workflow_id, step.function_id)
-        return DuplicateCheckpointError(step.workflow_id, step.function_id, recorded.function_name if recorded else "?")
 
     def get(self, workflow_id: str, function_id: int) -> StepRow | None:
         """The step recorded at ``function_id`` (None when there is none)."""

@@ -8,25 +8,17 @@ the write's attempt token, so a retry after a lost reply recognises the row it c
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from .caller import CallerTransaction, _run_in, violated_constraint
 from .door import Door, StatementRunner
 from .errors import DeduplicatedError
-from .fencing import (
-    STEP_KEY_CONSTRAINT,
-    counting_attempts,
-    is_own_row,
-    ownership_lost,
-    ownership_lost_async,
-    with_own_step,
-)
+from .fencing import STEP_KEY_CONSTRAINT, counting_attempts, is_own_row, ownership_lost, with_own_step
 from .timestamps import now_ms
 from .workflow_rows import NewWorkflow, QueuePlacement, WorkflowOutcome, WorkflowRow
 
@@ -36,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Workflows", "EPOCH_BLOCK"]
 
-T = TypeVar("T")
 # How many ownership epochs one round trip draws (see reserve_epoch).
 EPOCH_BLOCK = 32
 # The partial unique index that holds one live deduplication id per queue.
@@ -162,28 +153,20 @@ class Workflows(Door):
         self, *, workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
     ) -> None:
         """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`."""
-        name, params = _finish_statement(workflow_id, executor_id, owner_epoch, status, output, error)
-        if self._db._execute_count(name, params) == 0:
+        changed = self._db._execute_count(
+            "finish_workflow",
+            {
+                "workflow_id": workflow_id,
+                "executor_id": executor_id,
+                "owner_epoch": owner_epoch,
+                "status": status,
+                "output": output,
+                "error": error,
+                "now_ms": now_ms(),
+            },
+        )
+        if changed == 0:
             raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
-
-    async def finish_async(
-        self, *, workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
-    ) -> None:
-        """:meth:`finish` awaited on the running loop's async pool (``sysdb/async_pool.py``).
-
-        A retry after a lost reply finds the row no longer PENDING under this token (zero rows):
-        when it bears this outcome it was this write's own commit, not a lost ownership."""
-        name, params = _finish_statement(workflow_id, executor_id, owner_epoch, status, output, error)
-        run, attempts = _counting_async(lambda: self._db._execute_count_once_async(name, params))
-        if await self._db.async_pools.with_retries(run) > 0:
-            return
-        if attempts() > 1 and await asyncio.to_thread(self._finished_as, workflow_id, executor_id, owner_epoch, status):
-            return
-        raise await ownership_lost_async(self._db, workflow_id, executor_id, owner_epoch)
-
-    def _finished_as(self, workflow_id: str, executor_id: str, owner_epoch: int, status: str) -> bool:
-        row = self.status(workflow_id)
-        return bool(row and row.status == status and row.executor_id == executor_id and row.owner_epoch == owner_epoch)
 
     def cancel_owned_past_deadline(self, workflow_id: str, executor_id: str, owner_epoch: int) -> None:
         """A workflow past its deadline cancels itself, fenced on its token. Raises
@@ -209,25 +192,3 @@ class Workflows(Door):
 def _insert_enqueued(run: Callable[[str, Mapping[str, Any]], list[Row]], values: Mapping[str, Any]) -> bool:
     """Run the enqueue statement where ``run`` runs statements; whether it inserted the row."""
     return bool(run("enqueue_workflow", values))
-
-
-def _finish_statement(
-    workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
-) -> tuple[str, dict[str, Any]]:
-    """The fenced finish statement and its parameters (shared by the sync and async writes)."""
-    return "finish_workflow", {
-        "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch,
-        "status": status, "output": output, "error": error, "now_ms": now_ms(),
-    }
-
-
-def _counting_async(fn: Callable[[], Awaitable[T]]) -> tuple[Callable[[], Awaitable[T]], Callable[[], int]]:
-    """:func:`counting_attempts` for a coroutine function."""
-    count = 0
-
-    async def counted() -> T:
-        nonlocal count
-        count += 1
-        return await fn()
-
-    return counted, lambda: count
