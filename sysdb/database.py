@@ -332,6 +332,12 @@ class SystemDatabase:
             cur = conn.execute(statement(name), params)
             return cur.fetchall() if cur.description else []
 
+    def _execute_count_once(self, name: str, params: Mapping[str, Any]) -> int:
+        """Run the named statement once on a pooled connection (the caller retries); how many
+        rows it changed."""
+        with self._pool.connection() as conn:
+            return conn.execute(statement(name), params).rowcount
+
     def _execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""
 

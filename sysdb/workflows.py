@@ -152,21 +152,22 @@ class Workflows(Door):
     def finish(
         self, *, workflow_id: str, executor_id: str, owner_epoch: int, status: str, output: str | None, error: str | None
     ) -> None:
-        """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`."""
-        changed = self._db._execute_count(
-            "finish_workflow",
-            {
-                "workflow_id": workflow_id,
-                "executor_id": executor_id,
-                "owner_epoch": owner_epoch,
-                "status": status,
-                "output": output,
-                "error": error,
-                "now_ms": now_ms(),
-            },
-        )
-        if changed == 0:
-            raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
+        """Record a workflow's final status, fenced. Raises :class:`OwnershipLostError`.
+
+        A retry after a lost COMMIT reply finds the row no longer PENDING (zero rows): when it
+        bears this outcome under this owner and epoch, that was this write's own commit."""
+        params = {
+            "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch,
+            "status": status, "output": output, "error": error, "now_ms": now_ms(),
+        }
+        run, attempts = counting_attempts(lambda: self._db._execute_count_once("finish_workflow", params))
+        if self._db.with_retries(run) > 0:
+            return
+        if attempts() > 1:
+            row = self.status(workflow_id)
+            if row and (row.status, row.executor_id, row.owner_epoch) == (status, executor_id, owner_epoch):
+                return
+        raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
 
     def cancel_owned_past_deadline(self, workflow_id: str, executor_id: str, owner_epoch: int) -> None:
         """A workflow past its deadline cancels itself, fenced on its token. Raises
