@@ -3,8 +3,17 @@
 pgfleet's system-database calls are blocking (psycopg's sync pool): an ``_async`` API call
 runs them in a bounded pool of worker threads (:class:`AsyncWork`), one per connection the
 pool may open, so a thousand workflows awaiting at once share those threads and connections
-and the event loop never blocks on the database. ``ops/bench/async_route.py`` measured
-this route against psycopg's async pool; see ``ops/bench/RESULTS.md``.
+and the event loop never blocks on the database. Every database write of an async workflow
+takes this route, its hot ones included: the start insert (``runtime/async_starts.py``), the
+step and sleep checkpoints (``runtime/async_steps.py``, ``Executor.checkpoint`` in a thread)
+and the finish (``WorkflowRuns.run_async``); only the waits (for a result, a message, an
+event) wait on the loop itself.
+
+``ops/bench/async_route.py`` measured this route against psycopg's ``AsyncConnectionPool`` on
+the bare statements, and ``ops/bench/async_workflows.py`` on real workflows with the
+checkpoints and finishes moved to an async pool per loop: no faster for one or eight callers,
+25 % slower for a hundred, and a second budget of connections per loop, so the threads stay
+(``ops/bench/RESULTS.md``, "Hot path on the async pool").
 
 Inside a workflow, an ``_async`` call that takes step positions takes them on the loop, in call
 order, before it leaves for a thread (:func:`in_thread` with ``positions``): two calls gathered
