@@ -337,8 +337,16 @@ class Queue:
 
         Inside a workflow this is a checkpointed operation: a replay returns the same handle.
         """
+        self._require_dbos_bound()
         handle: WorkflowHandle[R] = enqueue_call(self, func, args, dict(kwargs))
         return handle
+
+    def _require_dbos_bound(self) -> None:
+        """A queue a DBOSClient returned enqueues through the client (DBOS's words)."""
+        if self._client_system_database is not None:
+            raise DBOSException(
+                f"Cannot enqueue on queue {self.name} from a client-bound Queue object. Use DBOSClient.enqueue instead."
+            )
 
     async def enqueue_async(
         self, func: Callable[P, Coroutine[Any, Any, R]], *args: P.args, **kwargs: P.kwargs
@@ -348,6 +356,7 @@ class Queue:
         in call order. An async workflow runs on the claiming executor's background loop."""
         from .current import executor_for
 
+        self._require_dbos_bound()
         work = executor_for(f"queue {self.name}").async_work
         handle: WorkflowHandle[Any] = await in_thread(work, functools.partial(enqueue_call, self, func, args, kwargs), positions=1)
         return WorkflowHandleAsync.of(handle)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from runtime import DBOS, DBOSClient, DBOSQueueDeduplicatedError, Queue, SetWorkflowID
+from runtime import DBOS, DBOSClient, DBOSException, DBOSQueueDeduplicatedError, Queue, SetWorkflowID
 
 
 def test_client_enqueues_and_an_executor_runs_it(dbos, sys_url):
@@ -159,3 +161,24 @@ def test_client_takes_every_key_of_dbos_enqueue_options(sys_url, db):
     ).fetchone()
     assert row == ("Shop", "north", {"team": "a"}, "other-app")
     assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone()[0] == 1  # the refused ones wrote nothing
+
+
+def test_a_queue_a_client_returned_refuses_to_enqueue_as_dbos_does(dbos, sys_url, db):
+    """A client's Queue object enqueues nothing itself (DBOS's error and words): its enqueues go
+    through ``DBOSClient.enqueue``, which carries the client's application."""
+
+    @DBOS.workflow(name="client_bound_job")
+    def job() -> int:
+        return 1
+
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        queue = client.register_queue("client_bound")
+        expected = "Cannot enqueue on queue client_bound from a client-bound Queue object. Use DBOSClient.enqueue instead."
+        with pytest.raises(DBOSException, match=expected):
+            queue.enqueue(job)
+        with pytest.raises(DBOSException, match=expected):
+            asyncio.run(queue.enqueue_async(job))
+        assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'client_bound'").fetchone() == (0,)
+    finally:
+        client.destroy()
