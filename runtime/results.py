@@ -118,6 +118,8 @@ def await_outcome(
                 if local.error is not None:
                     raise local.error
                 return local.value
+        if stop.is_set():  # its database may be closed by now: stop, do not read it
+            raise ExecutorShutdown()
         row = db.workflows.outcome(workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)
@@ -150,6 +152,8 @@ async def await_outcome_async(
                 if local.error is not None:
                     raise local.error
                 return local.value
+        if stop.is_set():  # its database may be closed by now: stop, do not read it
+            raise ExecutorShutdown()
         row = await in_thread(work, db.workflows.outcome, workflow_id)
         if row is None:
             raise DBOSNonExistentWorkflowError("target", workflow_id)

@@ -135,3 +135,45 @@ def test_two_functions_starting_one_id_at_once_settle_promptly(dbos):
         t.join(30)
     assert not any(t.is_alive() for t in threads), "a start of the contested id hung"
     assert sorted(results.values()) in (["DBOSConflictingWorkflowError", "slow"], ["DBOSConflictingWorkflowError", "fast"])
+
+
+def test_a_result_waiter_cut_by_destroy_stops_instead_of_reading_a_closed_database(sys_url):
+    """A caller waiting on a workflow whose body outlives ``DBOS.destroy()`` (its step blocked
+    past the destroy's join) stops with the shutdown when the body ends, instead of reading the
+    closed pool (psycopg_pool.PoolClosed, before)."""
+    from runtime.operations import ExecutorShutdown
+
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "destroy-waiter", "system_database_url": sys_url})
+    DBOS.launch()
+    started, release = threading.Event(), threading.Event()
+
+    @DBOS.step()
+    def blocked() -> int:
+        started.set()
+        release.wait(60)
+        return 1
+
+    @DBOS.workflow()
+    def wf() -> int:
+        return blocked()
+
+    handle = DBOS.start_workflow(wf)
+    assert started.wait(30)
+    outcome: list[BaseException] = []
+
+    def wait_for_it() -> None:
+        try:
+            handle.get_result()
+        except BaseException as exc:  # noqa: B036 - the shutdown is a BaseException on purpose
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    try:
+        DBOS.destroy(destroy_registry=True)  # its pool is closed once this returns
+    finally:
+        release.set()
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ExecutorShutdown), outcome
