@@ -111,7 +111,7 @@ def adopt_orphans(executor: Executor, owning_writes: OwningWrites, held_epochs: 
     ]
     if orphans:
         executor.log.warning(
-            "adopting workflows this executor owns but was not running (a lost reply)",
+            "adopting workflows this executor owns but was not running (a lost reply, an outage, or a cancelled awaiting task)",
             workflow_ids=[row.workflow_uuid for row in orphans],
         )
     for row in orphans:
