@@ -29,7 +29,7 @@ from .preemption import step_body
 from .registry import RegisteredStep
 from .serialization import serialize, serialize_exception
 from .step_status import StepStatus, attempting, running_step
-from .steps import CONTROL_ERRORS, SLEEP_FUNCTION_NAME, is_retryable, observe_step, retry_policy, sleep_checkpoint
+from .steps import CONTROL_ERRORS, SLEEP_FUNCTION_NAME, is_retryable, observe_step, record_attempt, retry_policy, sleep_checkpoint
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -82,6 +82,7 @@ async def _attempts(
 ) -> Any:
     if not step.retries_allowed:
         executor.check_owned(ctx)  # a member paused past its lease starts no body
+        await _record(executor, ctx, step.name, 1)
         return await step_body(executor, ctx, step, args, kwargs)
     attempts = 0
 
@@ -89,6 +90,7 @@ async def _attempts(
         nonlocal attempts
         executor.check_owned(ctx)
         attempts += 1
+        await _record(executor, ctx, step.name, attempts)
         with attempting(status, attempts - 1, step.max_attempts):  # DBOS.step_status counts from 0
             return await step_body(executor, ctx, step, args, kwargs)
 
@@ -103,6 +105,12 @@ async def _attempts(
 
     retrying = AsyncRetrying(retry=retry_if_exception(retryable), sleep=pause, **retry_policy(executor, step, errors))
     return await retrying(body)
+
+
+async def _record(executor: Executor, ctx: WorkflowContext, name: str, attempt: int) -> None:
+    # The attempt ledger's insert runs in a worker thread (never on the loop); off, no thread hop.
+    if executor.config.attempt_ledger:
+        await in_thread(executor.async_work, record_attempt, executor, ctx, name, attempt)
 
 
 async def sleep_unless_stopped(executor: Executor, seconds: float) -> None:

@@ -62,6 +62,7 @@ class DBOSConfig(TypedDict, total=False):
     member_timeout_sec: float | None
     queues: list[str] | None
     supervisor_id: str | None
+    attempt_ledger: bool | None
 
 
 # DBOS keys that configure features pgfleet does not have; accepted so DBOS programs run as is.
@@ -122,6 +123,8 @@ class ResolvedConfig:
     member_timeout_sec: float
     queues: tuple[str, ...] | None
     supervisor_id: str | None
+    # Record every start of a step body in dbos.pgfleet_step_attempts (issue #12; off by default).
+    attempt_ledger: bool
     raw: dict[str, Any]
 
 
@@ -195,8 +198,24 @@ def resolve_config(config: Any) -> ResolvedConfig:
         member_timeout_sec=member_timeout,
         queues=queues,
         supervisor_id=_typed(config, "supervisor_id", str, None),
+        attempt_ledger=_attempt_ledger(config),
         raw=dict(config),
     )
+
+
+ATTEMPT_LEDGER_ENVIRONMENT_VARIABLE = "PGFLEET_ATTEMPT_LEDGER"
+
+
+def _attempt_ledger(config: dict[str, Any]) -> bool:
+    """The config key when set, else the environment (so a chaos run turns it on for any app)."""
+    if config.get("attempt_ledger") is not None:
+        return bool(_typed(config, "attempt_ledger", bool, False))
+    value = os.environ.get(ATTEMPT_LEDGER_ENVIRONMENT_VARIABLE, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise DBOSConfigError(f"environment variable {ATTEMPT_LEDGER_ENVIRONMENT_VARIABLE} must be 1 or 0, got {value!r}")
 
 
 def _check_known_keys(config: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 __all__ = ["run_step", "durable_sleep", "durable_wake_time", "is_retryable", "retry_policy", "CONTROL_ERRORS", "SLEEP_FUNCTION_NAME",
-           "observe_step", "sleep_checkpoint"]
+           "observe_step", "sleep_checkpoint", "record_attempt"]
 
 SLEEP_FUNCTION_NAME = "DBOS.sleep"
 # The longest pause between two attempts of a retried step.
@@ -105,6 +106,7 @@ def _call_with_retries(
         # Every attempt first checks, locally, that this execution still holds its workflow
         # (lease, fence, generation): a member paused past its lease starts no body.
         executor.check_owned(ctx)
+        record_attempt(executor, ctx, step.name, 1)
         return step.func(*args, **kwargs)
     attempts = 0
 
@@ -112,6 +114,7 @@ def _call_with_retries(
         nonlocal attempts
         executor.check_owned(ctx)
         attempts += 1
+        record_attempt(executor, ctx, step.name, attempts)
         with attempting(status, attempts - 1, step.max_attempts):  # DBOS.step_status counts from 0
             return step.func(*a, **kw)
 
@@ -127,6 +130,16 @@ def _call_with_retries(
 
     retrying = Retrying(retry=retry_if_exception(retryable), sleep=pause, **retry_policy(executor, step, errors))
     return retrying(body, *args, **kwargs)
+
+
+def record_attempt(executor: Executor, ctx: WorkflowContext, name: str, attempt: int) -> None:
+    """With ``attempt_ledger`` on, record (blocking, one autocommitted insert) that the body of
+    the running step is about to start: after the local ownership check, before the body, so a
+    body that starts always has its row, even if it fails or the process dies in it. Off, this
+    is one attribute read."""
+    if not executor.config.attempt_ledger or ctx.step_id is None:
+        return
+    executor.db.attempts.record(ctx.workflow_id, ctx.step_id, name, ctx.executor_id, ctx.owner_epoch, os.getpid(), attempt)
 
 
 def is_retryable(step: RegisteredStep, exc: BaseException, errors: list[Exception]) -> bool | Any:

@@ -39,6 +39,7 @@ from .app_versions import ApplicationVersions
 from .assignments import Assignments
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
+from .attempts import Attempts
 from .debounces import Debounces
 from .errors import DatabaseUnavailableError
 from .events import Events
@@ -182,6 +183,7 @@ class SystemDatabase:
         self.queue_rows = QueueRows(self)
         self.app_versions = ApplicationVersions(self)
         self.debounces = Debounces(self)
+        self.attempts = Attempts(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)

@@ -1,0 +1,46 @@
+"""The attempt ledger (``dbos.pgfleet_step_attempts``): one row per start of a step body, so
+that "a completed step never ran again" and "a fenced owner started no body after its workflow
+moved" can be checked for any app. Written only when the ``attempt_ledger`` switch is on."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from .door import Door, row_to
+
+__all__ = ["Attempts", "StepAttempt"]
+
+
+@dataclass(frozen=True)
+class StepAttempt:
+    """One recorded start of a step body."""
+
+    id: int
+    workflow_uuid: str
+    function_id: int
+    function_name: str
+    executor_id: str
+    owner_epoch: int
+    pid: int
+    attempt: int
+    started_at: datetime.datetime
+
+
+class Attempts(Door):
+    """Record and read the starts of step bodies."""
+
+    def record(
+        self, workflow_id: str, function_id: int, function_name: str, executor_id: str, owner_epoch: int, pid: int,
+        attempt: int,
+    ) -> None:
+        """Record that the body of step ``function_id`` is about to start (``attempt`` counts
+        from 1); its own short autocommitted statement, deliberately not fenced."""
+        self._execute("record_step_attempt", {
+            "workflow_uuid": workflow_id, "function_id": function_id, "function_name": function_name,
+            "executor_id": executor_id, "owner_epoch": owner_epoch, "pid": pid, "attempt": attempt,
+        })
+
+    def list_for(self, workflow_id: str) -> list[StepAttempt]:
+        """Every recorded start of a step body of ``workflow_id``, by position then start."""
+        return [row_to(StepAttempt, r) for r in self._execute("list_step_attempts", {"workflow_uuid": workflow_id})]
