@@ -37,9 +37,9 @@ from tenacity import (
 from .admin import WorkflowAdmin
 from .app_versions import ApplicationVersions
 from .assignments import Assignments
+from .attempts import Attempts
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
-from .attempts import Attempts
 from .debounces import Debounces
 from .errors import DatabaseUnavailableError
 from .events import Events

@@ -48,6 +48,8 @@ DATABASE; the benchmark databases are created on that same server.
 Targets (from the issue): >= 5x DBOS wf/s on 3-step workflows, <= 0.5 ms per step on the
 2-core dev machine. ``--profile DIR`` writes a cProfile of each worker's timed loops to
 ``DIR/<engine>.prof`` (profiling slows everything down: do not compare those timings).
+``--attempt-ledger`` runs pgfleet with the attempt ledger on (one more insert per step body:
+compare with a run without it for the ledger's cost).
 """
 
 from __future__ import annotations
@@ -95,7 +97,9 @@ _UUID_OSSP = common.UUID_OSSP
 _dbos_tolerate_missing_uuid_ossp = common.dbos_tolerate_missing_uuid_ossp
 
 
-def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None) -> None:
+def run_worker(
+    engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None, attempt_ledger: bool = False
+) -> None:
     """Run the workload with one engine in this process and print one result line."""
     if engine == "pgfleet":
         # Only the pgfleet worker sees the repository: the DBOS worker must import the real dbos.
@@ -136,6 +140,8 @@ def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list
         "log_level": "WARNING",
         "run_admin_server": False,
     }
+    if attempt_ledger and engine == "pgfleet":
+        config["attempt_ledger"] = True  # one extra insert before every step body (issue #12)
     t0 = time.perf_counter()
     try:
         DBOS(config=config)  # type: ignore[arg-type]
@@ -203,6 +209,7 @@ def run_worker(engine: str, url: str, count: int, warmup: int, step_counts: list
         "python": sys.version.split()[0],
         "launch_s": launch_s,
         "profiled": profiler is not None,
+        "attempt_ledger": attempt_ledger and engine == "pgfleet",
         "dbos_migration_without_uuid_ossp": migration_patched,
         "results": results,
     }
@@ -238,6 +245,8 @@ def _run_engine(
     ]
     if args.profile:
         cmd += ["--profile", str(Path(args.profile).resolve())]
+    if args.attempt_ledger:
+        cmd += ["--attempt-ledger"]
     env = common.worker_env()  # the worker must use exactly the URL it is given
     print(f"[bench] running {engine} ({args.count} x {step_counts} steps) ...", file=sys.stderr, flush=True)
     try:
@@ -359,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-databases", action="store_true", help="do not drop the benchmark databases")
     parser.add_argument("--profile", metavar="DIR", help="write a cProfile of each worker's timed loops to DIR")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker (default 1800)")
+    parser.add_argument("--attempt-ledger", action="store_true",
+                        help="run pgfleet with attempt_ledger on (every step body's start recorded; issue #12)")
     parser.add_argument("--worker", choices=("pgfleet", "dbos"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -374,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         if not args.database_url:
             parser.error("--worker needs --database-url")
-        run_worker(args.worker, args.database_url, args.count, args.warmup, step_counts, args.profile)
+        run_worker(args.worker, args.database_url, args.count, args.warmup, step_counts, args.profile, args.attempt_ledger)
         return 0
     if args.dbos_python and not os.path.exists(args.dbos_python):
         parser.error(f"--dbos-python {args.dbos_python!r} does not exist")
