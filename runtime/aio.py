@@ -32,19 +32,11 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from .context import WorkflowContext, carry_back_start_options, current_workflow, use_reserved_positions
+from .context import WorkflowContext, active_workflow, carry_back_start_options, current_workflow, use_reserved_positions
 
 __all__ = ["AsyncWork", "BackgroundLoop", "in_thread", "active_workflow", "when_calls_settled"]
 
 T = TypeVar("T")
-
-
-def active_workflow() -> WorkflowContext | None:
-    """The workflow whose body is running here (not one of its steps or transactions)."""
-    ctx = current_workflow()
-    if ctx is None or ctx.in_step or ctx.in_transaction:
-        return None
-    return ctx
 
 
 class AsyncWork:

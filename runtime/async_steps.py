@@ -29,7 +29,16 @@ from .preemption import step_body
 from .registry import RegisteredStep
 from .serialization import serialize, serialize_exception
 from .step_status import StepStatus, attempting, running_step
-from .steps import CONTROL_ERRORS, SLEEP_FUNCTION_NAME, is_retryable, observe_step, record_attempt, retry_policy, sleep_checkpoint
+from .steps import (
+    CONTROL_ERRORS,
+    SLEEP_FUNCTION_NAME,
+    is_retryable,
+    observe_step,
+    record_attempt,
+    retry_policy,
+    sleep_checkpoint,
+    time_to_wake,
+)
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -136,14 +145,7 @@ async def durable_sleep_async(executor: Executor, seconds: float) -> None:
     executor.check_running(ctx)
     function_id = ctx.next_function_id()  # on the loop, in call order
     wake_at = await _wake_time(executor, ctx, function_id, seconds)
-    while True:
-        executor.check_running(ctx)  # once past its deadline, the workflow is cancelled here
-        wait = wake_at - time.time()
-        if wait <= 0:
-            return
-        if ctx.deadline_epoch_ms is not None:
-            # The deadline is on the database clock: wake by it too (see steps.durable_sleep).
-            wait = min(wait, max(0.001, (ctx.deadline_epoch_ms - executor.db.clock.now_ms()) / 1000))
+    while (wait := time_to_wake(executor, ctx, wake_at)) is not None:
         await sleep_unless_stopped(executor, wait)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "DBOSContextEnsure",
     "PropagateOtelContext",
     "current_workflow",
+    "active_workflow",
     "local_start_options",
     "assume_role_for_next_starts",
     "check_priority",
@@ -145,6 +146,15 @@ sql_session: contextvars.ContextVar[Any] = contextvars.ContextVar("pgfleet_sql_s
 def current_workflow() -> WorkflowContext | None:
     """The workflow running in this thread, if any."""
     return _current.get()
+
+
+def active_workflow() -> WorkflowContext | None:
+    """The workflow whose body is running here (not one of its steps or transactions): where a
+    call is a checkpointed operation rather than a plain one."""
+    ctx = _current.get()
+    if ctx is None or ctx.in_step or ctx.in_transaction:
+        return None
+    return ctx
 
 
 def enter_workflow(ctx: WorkflowContext) -> contextvars.Token[WorkflowContext | None]:

@@ -27,7 +27,7 @@ from tenacity import (
 from sysdb import now_ms
 
 from . import metrics
-from .context import WorkflowContext, current_workflow
+from .context import WorkflowContext, active_workflow
 from .errors import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
@@ -47,16 +47,9 @@ MAX_RETRY_INTERVAL_SEC = 3600.0
 CONTROL_ERRORS = (DBOSWorkflowFencedError, DBOSWorkflowCancelledError, ExecutorShutdown)
 
 
-def _active_workflow() -> WorkflowContext | None:
-    ctx = current_workflow()
-    if ctx is None or ctx.in_step or ctx.in_transaction:
-        return None
-    return ctx
-
-
 def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run (or replay) one ``@DBOS.step`` call."""
-    ctx = _active_workflow()
+    ctx = active_workflow()
     if ctx is None:
         return step.func(*args, **kwargs)
     function_id, recorded = executor.begin_operation(ctx, step.name)
@@ -179,23 +172,30 @@ def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
 def durable_sleep(executor: Executor, seconds: float) -> None:
     """``DBOS.sleep``: the wake-up time is checkpointed before sleeping, so a recovered
     workflow sleeps only what is left."""
-    ctx = _active_workflow()
+    ctx = active_workflow()
     if ctx is None:
         time.sleep(seconds)
         return
     executor.check_running(ctx)
     wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
-    while True:
-        executor.check_running(ctx)  # once past its deadline, the workflow is cancelled here
-        wait = wake_at - time.time()
-        if wait <= 0:
-            return
-        if ctx.deadline_epoch_ms is not None:
-            # The deadline is on the database clock, and check_running compares it so: wake by
-            # that clock too, or a host clock ahead of it ends the sleep early and uncancelled.
-            wait = min(wait, max(0.001, (ctx.deadline_epoch_ms - executor.db.clock.now_ms()) / 1000))
+    while (wait := time_to_wake(executor, ctx, wake_at)) is not None:
         if executor.stop_event.wait(wait):
             raise ExecutorShutdown()
+
+
+def time_to_wake(executor: Executor, ctx: WorkflowContext, wake_at: float) -> float | None:
+    """How long a durable sleep waking at ``wake_at`` waits next (None: it is over), checked
+    first like every operation (past its deadline, the workflow is cancelled here). Shared by
+    ``DBOS.sleep`` and ``DBOS.sleep_async``."""
+    executor.check_running(ctx)
+    wait = wake_at - time.time()
+    if wait <= 0:
+        return None
+    if ctx.deadline_epoch_ms is not None:
+        # The deadline is on the database clock, and check_running compares it so: wake by
+        # that clock too, or a host clock ahead of it ends the sleep early and uncancelled.
+        wait = min(wait, max(0.001, (ctx.deadline_epoch_ms - executor.db.clock.now_ms()) / 1000))
+    return wait
 
 
 def durable_wake_time(executor: Executor, ctx: WorkflowContext, function_id: int, seconds: float) -> float:

@@ -33,7 +33,7 @@ from sysdb.sql_sessions import driver_error, is_serialization_conflict
 from sysdb.steps import StepRow, TransactionOutputRow
 
 from . import logs
-from .context import WorkflowContext, current_workflow, sql_session
+from .context import WorkflowContext, active_workflow, sql_session
 from .errors import DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
@@ -63,19 +63,12 @@ def warn_if_on_loop(name: str) -> None:
     )
 
 
-def _active_workflow() -> WorkflowContext | None:
-    ctx = current_workflow()
-    if ctx is None or ctx.in_step or ctx.in_transaction:
-        return None
-    return ctx
-
-
 def run_transaction(
     executor: Executor, step: RegisteredStep, isolation_level: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """Run (or replay) a ``@DBOS.transaction`` inside a workflow, exactly once (see the module
     docstring); inside a step it is a plain transaction."""
-    ctx = _active_workflow()
+    ctx = active_workflow()
     database = executor.app_db or executor.db
     if ctx is None:
         with database.transaction(isolation_level) as conn:
