@@ -95,6 +95,32 @@ def decode_outcome(workflow_id: str, row: WorkflowOutcome) -> Any:
     raise DBOSAwaitedWorkflowMaxRecoveryAttemptsExceeded(workflow_id)
 
 
+# What the two helpers below return when the workflow has not finished yet.
+_POLL_AGAIN: Any = object()
+
+
+def _local_outcome(local: LocalRun) -> Any:
+    """The outcome a local run recorded (returned, or its error raised), else _POLL_AGAIN (it
+    still runs, or ended without recording: the row says what happened)."""
+    if local.done.is_set() and local.recorded:
+        if local.error is not None:
+            raise local.error
+        return local.value
+    return _POLL_AGAIN
+
+
+def _row_outcome(workflow_id: str, row: WorkflowOutcome | None, deadline: float | None, timeout_sec: float | None) -> Any:
+    """The outcome a polled status row settles (returned or raised), else _POLL_AGAIN; past
+    ``deadline`` (monotonic) a TimeoutError."""
+    if row is None:
+        raise DBOSNonExistentWorkflowError("target", workflow_id)
+    if row.status in TERMINAL_STATUSES:
+        return decode_outcome(workflow_id, row)
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+    return _POLL_AGAIN
+
+
 def await_outcome(
     db: SystemDatabase,
     workflow_id: str,
@@ -114,19 +140,12 @@ def await_outcome(
         local = local_run(workflow_id) if local_run is not None else None
         if local is not None:
             local.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if local.done.is_set() and local.recorded:
-                if local.error is not None:
-                    raise local.error
-                return local.value
+            if (outcome := _local_outcome(local)) is not _POLL_AGAIN:
+                return outcome
         if stop.is_set():  # its database may be closed by now: stop, do not read it
             raise ExecutorShutdown()
-        row = db.workflows.outcome(workflow_id)
-        if row is None:
-            raise DBOSNonExistentWorkflowError("target", workflow_id)
-        if row.status in TERMINAL_STATUSES:
-            return decode_outcome(workflow_id, row)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
+        if (outcome := _row_outcome(workflow_id, db.workflows.outcome(workflow_id), deadline, timeout_sec)) is not _POLL_AGAIN:
+            return outcome
         if stop.wait(interval):
             raise ExecutorShutdown()
         interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
@@ -148,20 +167,14 @@ async def await_outcome_async(
         local = local_run(workflow_id) if local_run is not None else None
         if local is not None:
             await local.wait_async(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if local.done.is_set() and local.recorded:
-                if local.error is not None:
-                    raise local.error
-                return local.value
+            if (outcome := _local_outcome(local)) is not _POLL_AGAIN:
+                return outcome
         if stop.is_set():  # its database may be closed by now: stop, do not read it
             raise ExecutorShutdown()
         row = await in_thread(work, db.workflows.outcome, workflow_id)
-        if row is None:
-            raise DBOSNonExistentWorkflowError("target", workflow_id)
-        if row.status in TERMINAL_STATUSES:
-            return decode_outcome(workflow_id, row)
-        if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"workflow {workflow_id!r} did not finish within {timeout_sec}s")
-        if stop.is_set():
+        if (outcome := _row_outcome(workflow_id, row, deadline, timeout_sec)) is not _POLL_AGAIN:
+            return outcome
+        if stop.is_set():  # before sleeping (the sync wait's stop.wait does both)
             raise ExecutorShutdown()
         await asyncio.sleep(interval)
         interval = min(interval * 1.5, RESULT_POLL_MAX_INTERVAL_SEC)
