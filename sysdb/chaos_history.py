@@ -26,6 +26,7 @@ __all__ = [
     "FinalStatus",
     "MemberRecord",
     "QueueLimits",
+    "EventValue",
     "ChaosHistoryRows",
 ]
 
@@ -148,6 +149,16 @@ class QueueLimits:
 
 
 @dataclass(frozen=True)
+class EventValue:
+    """A workflow event's final value, as stored (serialized)."""
+
+    workflow_uuid: str
+    key: str
+    value: str | None
+    serialization: str | None
+
+
+@dataclass(frozen=True)
 class ChaosHistoryRows:
     """Everything a chaos run's checker reads, loaded at once after the run."""
 
@@ -159,3 +170,4 @@ class ChaosHistoryRows:
     statuses: list[FinalStatus]
     members: list[MemberRecord]
     queues: list[QueueLimits]
+    events: list[EventValue]

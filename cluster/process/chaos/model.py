@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "FAULT_KINDS",
     "FaultRecord",
+    "ExpectedOutcome",
     "Violation",
     "InvariantResult",
     "LatencyStats",
@@ -39,6 +40,20 @@ class FaultRecord:
     executors: list[str] = field(default_factory=list)
     ended_at: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExpectedOutcome:
+    """What a workload says about one workflow it started. ``exact`` (the built-in workload): it
+    must end SUCCESS with ``output`` (and ``event_key`` set to ``event_value``). Otherwise (an
+    app's workload, which cannot say): it and its children must end, and not in ERROR from an
+    infrastructure cause (a lost connection, a fenced write, a pool timeout)."""
+
+    workflow_id: str
+    exact: bool = False
+    output: Any = None
+    event_key: str | None = None
+    event_value: Any = None
 
 
 @dataclass
