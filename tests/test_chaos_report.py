@@ -197,6 +197,18 @@ def test_summary_of_a_failing_run_shows_the_evidence_of_each_failure() -> None:
     assert "--seed 7" in text.split("reproduce with:")[1]
 
 
+def test_summary_keeps_long_names_notes_and_messages_within_the_width() -> None:
+    long = "x" * 150
+    invariant = InvariantResult("long", "a title " * 12, 3, [Violation("a message " * 30, [{"value": long, "at": T0}])], note="a note " * 40)
+    text = format_summary(_result([invariant], app=f"/srv/{long}/app.py", command=f"pgfleet chaos /srv/{long}/app.py --seed 7"))
+    body, repro = text.split("reproduce with:\n")
+    assert all(len(line) <= WIDTH for line in body.splitlines()), max(body.splitlines(), key=len)
+    assert "at=00:00:00.000" in text
+    # The command is cut only between shell words: one word wider than the page stays whole.
+    assert shlex.split(repro.replace("\\\n", " ")) == ["pgfleet", "chaos", f"/srv/{long}/app.py", "--seed", "7"]
+    assert all(len(line) <= WIDTH or len(shlex.split(line.rstrip(" \\"))) == 1 for line in repro.splitlines())
+
+
 def test_summary_of_a_run_with_no_invariants_says_so() -> None:
     text = format_summary(_result([], takeovers=[], latencies=[], faults=[]))
     assert "(no invariants were checked)" in text

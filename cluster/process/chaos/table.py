@@ -41,12 +41,12 @@ def format_summary(result: ChaosResult) -> str:
 
 def _header(result: ChaosResult) -> list[str]:
     ran = result.ended_at - result.started_at
-    lines = [
-        f"pgfleet chaos: {verdict(result)}",
-        f"seed {result.seed}, app {result.app}, workload {result.workload}",
+    lines = [f"pgfleet chaos: {verdict(result)}"]
+    lines += _wrap(f"seed {result.seed}, app {result.app}, workload {result.workload}", "", "  ")
+    lines.append(
         f"{result.nodes} nodes x {result.workers} workers, {result.seconds:g} s asked, {ran:.1f} s ran "
-        f"({clock(result.started_at)} to {clock(result.ended_at)} UTC, database clock)",
-    ]
+        f"({clock(result.started_at)} to {clock(result.ended_at)} UTC, database clock)"
+    )
     kinds = faults_by_kind(result.faults)
     fault_text = ", ".join(f"{k} {n}" for k, n in kinds.items()) or "none"
     lines += _wrap(f"faults ({len(result.faults)}): {fault_text}", "", "  ")
@@ -92,7 +92,7 @@ def _latency_table(latencies: list[LatencyStats]) -> list[str]:
 
 
 def _violations(inv: InvariantResult) -> list[str]:
-    lines = [f"FAILED {inv.name}: {inv.title} ({plural(len(inv.violations), 'violation')})"]
+    lines = _wrap(f"FAILED {inv.name}: {inv.title} ({plural(len(inv.violations), 'violation')})", "", "  ")
     for number, violation in enumerate(inv.violations[:VIOLATIONS_SHOWN], 1):
         lines += _wrap(printable(violation.message), f"  {number}. ", "     ")
         for row in violation.evidence[:EVIDENCE_ROWS_SHOWN]:
