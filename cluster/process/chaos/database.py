@@ -148,6 +148,13 @@ class ChaosDatabase:
             return self.url
         return f"postgresql://postgres@{self.netns.db_ip(index)}:{self._port}/{self.dbname}"
 
+    def describe(self) -> str:
+        """Where the run's system database is, for the operator (no password)."""
+        if self.server is None:
+            return f"scratch database {self.dbname} on {describe_url(self._admin_url)}"
+        where = f" in network namespace {self.netns.db_ns}" if self.netns is not None else ""
+        return f"database {self.dbname} on an embedded server of the run's own{where} (data in {self.server.data_dir})"
+
     @property
     def sysdb(self) -> SystemDatabase:
         """The runner's own (open) handle on the scratch database."""

@@ -30,7 +30,7 @@ from .nodes import Node, signal_all
 if TYPE_CHECKING:
     from .database import ChaosDatabase
 
-__all__ = ["FaultInjector", "FaultUnavailable", "check_fault_kinds"]
+__all__ = ["FaultInjector", "FaultUnavailable", "check_fault_kinds", "describe_fault"]
 
 # How long a fault looks for a registered worker to hit (a node just restarted is booting).
 FIND_WORKER_TIMEOUT_SEC = 20.0
@@ -133,7 +133,7 @@ class FaultInjector:
         if kind != "restart-db":
             self._offset = self._measure_offset(self._offset)
         record = handlers[kind]()
-        self.log(describe(record))
+        self.log(describe_fault(record))
         return record
 
     def _kill_node(self) -> FaultRecord:
@@ -159,8 +159,10 @@ class FaultInjector:
         executors = sorted(self._registered(node))
         at = self.now()
         pids = node.pause()
-        detail = self._hold(executors)
-        node.resume()
+        try:
+            detail = self._hold(executors)
+        finally:
+            node.resume()
         return FaultRecord("pause-node", at, node=node.name, target=node.name, pids=sorted(pids), executors=executors,
                            ended_at=self.now(), detail={"signal": "SIGSTOP", **detail})  # fmt: skip
 
@@ -236,7 +238,7 @@ class FaultInjector:
                            detail=detail)  # fmt: skip
 
 
-def describe(record: FaultRecord) -> str:
+def describe_fault(record: FaultRecord) -> str:
     """One line for the run's log: the kind, the target, the pids, how long it lasted."""
     lasted = f" for {record.ended_at - record.at:.1f}s" if record.ended_at is not None else ""
     pids = f" pids={record.pids}" if record.pids else ""
