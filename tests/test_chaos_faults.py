@@ -226,6 +226,9 @@ def test_a_configured_server_gets_a_scratch_database_created_migrated_and_droppe
     try:
         assert db.dbname == f"pgfleet_chaos_3_{os.getpid()}" and not db.can_restart and db.node_url(1) == db.url
         assert db.describe().startswith(f"scratch database {db.dbname} on postgresql://")
+        # The same name again (same seed, same pid) is refused, and the first run's is left alone.
+        with pytest.raises(ChaosDatabaseError, match=f"{db.dbname} already exists"):
+            ChaosDatabase.prepare(configured_url=pg_server_url, netns=None, workdir=tmp_path, seed=3)
         with psycopg.connect(db.url, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM dbos.pgfleet_migrations").fetchone()[0] >= 7
             assert conn.execute("SELECT current_database()").fetchone()[0] == db.dbname

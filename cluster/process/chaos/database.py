@@ -11,6 +11,7 @@ veth link.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -59,6 +60,7 @@ class ChaosDatabase:
         self._db = SystemDatabase(self.url, pool_size=2, application_name=RUNNER_APPLICATION_NAME, retry_timeout_sec=60)
         self._admin = ChaosAdmin(self._db)
         self._closed = False
+        self._created = False  # close() drops only a database this run created
 
     # -- setting up --------------------------------------------------------------------------
 
@@ -79,7 +81,8 @@ class ChaosDatabase:
         try:
             db._create_and_migrate()
         except BaseException:
-            db.close()
+            with contextlib.suppress(Exception):  # best effort: the first error is the news
+                db.close()
             raise
         return db
 
@@ -102,11 +105,12 @@ class ChaosDatabase:
             db._listen_on_links()
             return db
         except BaseException:
-            if db is None:
-                server.stop(mode="immediate")
-                shutil.rmtree(base, ignore_errors=True)
-            else:
-                db.close()
+            with contextlib.suppress(Exception):  # best effort: the first error is the news
+                if db is None:
+                    server.stop(mode="immediate")
+                    shutil.rmtree(base, ignore_errors=True)
+                else:
+                    db.close()
             raise
 
     def _listen_on_links(self) -> None:
@@ -127,8 +131,14 @@ class ChaosDatabase:
     def _create_and_migrate(self) -> None:
         admin = ChaosAdmin(self._maintenance())
         try:
-            admin.drop_database(self.dbname)  # a leftover of an earlier run with this pid
             admin.create_database(self.dbname)
+            self._created = True
+        except psycopg.errors.DuplicateDatabase:
+            # Never dropped here: it may be another run's (same seed, same pid, another host).
+            raise ChaosDatabaseError(
+                f"the scratch database {self.dbname} already exists on {describe_url(self._admin_url)} "
+                f"(left by an earlier run?); drop it (DROP DATABASE {self.dbname}) or pick another --seed"
+            ) from None
         except psycopg.errors.InsufficientPrivilege as exc:
             user = conninfo_to_dict(self._admin_url).get("user") or "(the connecting role)"
             raise ChaosDatabaseError(
@@ -229,6 +239,8 @@ class ChaosDatabase:
             if not run_dir.is_relative_to(self.server.base_dir):
                 shutil.rmtree(run_dir, ignore_errors=True)  # a short socket dir in /tmp
             return f"stopped and removed the embedded server in {self.server.base_dir}"
+        if not self._created:
+            return f"left {self.dbname} alone: this run did not create it"
         ChaosAdmin(self._maintenance()).drop_database(self.dbname)
         return f"dropped the scratch database {self.dbname} on {describe_url(self._admin_url)}"
 
