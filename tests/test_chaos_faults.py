@@ -15,6 +15,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +69,8 @@ class Fleet:
             return
         self.closed = True
         try:
-            for node in self.nodes:
-                node.stop(grace=2)
+            self.nodes[0].stop(grace=2)
+            self.nodes[1].kill_everything()
             self.db.close()
         finally:
             if self.netns is not None:
@@ -146,7 +147,10 @@ def test_kill_node_kills_the_whole_tree_and_restarts_the_node(fleet: Fleet) -> N
     wait_until(lambda: not any(pid_alive(p) for p in record.pids), "every process of the killed node to be gone")
     assert node.alive() and node.pid == record.detail["new_supervisor_pid"] not in record.pids
     fleet.wait_up(f"{node.name} to be back with all its workers")
-    assert not set(node.worker_pids(fleet.db).values()) & set(record.pids)
+    assert not set(node.worker_pids(fleet.db.sysdb).values()) & set(record.pids)  # a SystemDatabase works too
+    # Its supervisor's pidfile is in the node's own temporary directory: another run's node of
+    # the same name on this machine is not refused.
+    assert (node.tmpdir / f"pgfleet-supervisor-{node.name}.pid").read_text().strip() == str(node.pid)
 
 
 def test_pause_node_stops_the_tree_until_its_workers_are_declared_dead(fleet: Fleet) -> None:
@@ -196,6 +200,36 @@ def test_partition_cuts_a_node_off_until_it_is_declared_dead(fleet: Fleet) -> No
     fleet.wait_up(f"{record.node} to rejoin once its link is back")
     after = fleet.members()
     assert all(after[e][1] > before[e][1] for e in record.executors), "the cut-off workers rejoined with new epochs"
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_an_interrupted_hold_ends_at_once_and_still_resumes_the_worker(fleet: Fleet) -> None:
+    fleet.wait_up()
+    interrupted = threading.Event()
+    interrupted.set()
+    injector = FaultInjector(fleet.db, fleet.nodes, random.Random(1), netns=fleet.netns, member_timeout_sec=MEMBER_TIMEOUT,
+                             stop=interrupted)  # fmt: skip
+    record = injector.inject("pause-worker")
+    assert record.detail["declared_dead_after_sec"] is None, "the hold did not wait for the death"
+    assert pid_alive(record.pids[0]) and not _stopped(record.pids[0])
+
+
+def test_restore_all_undoes_what_an_interrupted_fault_left(fleet: Fleet) -> None:
+    fleet.wait_up()
+    paused, killed = fleet.nodes
+    stopped = paused.pause()
+    killed.kill()
+    if fleet.netns is not None:
+        fleet.netns.cut(0)
+    assert fleet.db.server is not None and fleet.db.server.stop(mode="fast")
+    done = fleet.injector.restore_all()
+    assert done == [f"restarted node {killed.name}", "started the database server again"]
+    assert not any(_stopped(p) for p in stopped if pid_alive(p))
+    fleet.wait_up("the fleet to be whole again after restore_all")
 
 
 def test_every_fault_kind_is_possible_in_this_run(fleet: Fleet) -> None:

@@ -196,12 +196,20 @@ class ChaosDatabase:
         started = time.monotonic()
         self.server.stop(mode=mode)
         time.sleep(downtime_sec)
+        self.ensure_server_running()
+        return {"mode": mode, "old_postmaster": old, "new_postmaster": self.server.status().pid,
+                "down_sec": round(time.monotonic() - started, 2)}  # fmt: skip
+
+    def ensure_server_running(self) -> bool:
+        """Start the embedded server again if it is down (a restart that was interrupted);
+        True if it had to be started. A configured server is not ours: False."""
+        if self.server is None or self.server.status().running:
+            return False
         if self.netns is not None:
             _start_in(self.netns, self.server.base_dir)
         else:
             self.server.ensure_running()
-        return {"mode": mode, "old_postmaster": old, "new_postmaster": self.server.status().pid,
-                "down_sec": round(time.monotonic() - started, 2)}  # fmt: skip
+        return True
 
     def terminate_backends(self, rng: random.Random, fraction: float = 0.5, prefix: str = "pgfleet") -> dict[str, Any]:
         """``pg_terminate_backend`` a random ``fraction`` (at least one) of the sessions pgfleet

@@ -17,8 +17,10 @@ server), so faults and the history of the database line up on one axis.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -62,10 +64,14 @@ class FaultInjector:
     """Injects faults into ``nodes`` (node ``i`` in namespace ``i`` with ``netns``) and ``db``."""
 
     def __init__(self, db: ChaosDatabase, nodes: list[Node], rng: random.Random, *, netns: Netns | None,
-                 member_timeout_sec: float, log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+                 member_timeout_sec: float, log: Callable[[str], None] | None = None,
+                 stop: threading.Event | None = None) -> None:  # fmt: skip
+        """``stop`` (the run's interrupt): once set, a fault's waits and holds end early; the
+        fault is still undone (SIGCONT, link healed, node restarted) before ``inject`` returns."""
         self.db, self.nodes, self.rng, self.netns = db, nodes, rng, netns
         self.member_timeout_sec = member_timeout_sec
         self.log = log or (lambda line: None)
+        self.stop = stop or threading.Event()
         self.restarts = 0
         self._offset = self._measure_offset(0.0)
 
@@ -105,15 +111,16 @@ class FaultInjector:
             if found:
                 running = self._running()
                 return self.rng.choices(found, [0.2 + running.get(e, 0) for _, e, _ in found])[0]
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self.stop.is_set():
                 raise FaultUnavailable(f"no registered worker to hit within {FIND_WORKER_TIMEOUT_SEC:.0f}s")
-            time.sleep(POLL_SEC * 2)
+            self.stop.wait(POLL_SEC * 2)
 
     def _registered(self, node: Node) -> dict[str, int]:
         """The node's workers once all registered, or those that did within the timeout."""
         deadline = time.monotonic() + FIND_WORKER_TIMEOUT_SEC
         while len(workers := node.worker_pids(self.db)) < node.workers and time.monotonic() < deadline:
-            time.sleep(POLL_SEC * 2)
+            if self.stop.wait(POLL_SEC * 2):
+                break
         if not workers:
             raise FaultUnavailable(f"node {node.name} has no registered worker within {FIND_WORKER_TIMEOUT_SEC:.0f}s")
         return workers
@@ -142,8 +149,10 @@ class FaultInjector:
         at = self.now()
         pids = node.kill()
         delay = round(self.rng.uniform(0.5, 2.0), 2)
-        time.sleep(delay)
-        supervisor = node.start()
+        try:
+            self.stop.wait(delay)
+        finally:
+            supervisor = node.start()
         return FaultRecord("kill-node", at, node=node.name, target=node.name, pids=sorted(pids), executors=executors,
                            detail={"signal": "SIGKILL", "restart_after_sec": delay, "new_supervisor_pid": supervisor})  # fmt: skip
 
@@ -204,9 +213,10 @@ class FaultInjector:
             if wanted <= dead:
                 dead_after = round(time.monotonic() - started, 2)
                 break
-            time.sleep(POLL_SEC)
+            if self.stop.wait(POLL_SEC):
+                break
         extra = round(self.rng.uniform(0.2, 1.5), 2)
-        time.sleep(extra)
+        self.stop.wait(extra)
         return {"declared_dead_after_sec": dead_after, "held_after_sec": extra, "bound_sec": bound}
 
     def _members_or_none(self) -> list[Any]:
@@ -214,6 +224,30 @@ class FaultInjector:
             return self.db.members()
         except Exception:  # an outage during the hold: ask again
             return []
+
+    def restore_all(self) -> list[str]:
+        """Undo whatever a fault may have left behind (an interrupted one, an error): every
+        link healed, every node's tree SIGCONTed, a node that was started but is down started
+        again, the embedded server started if it is down. What it did; never raises. Call it
+        before stopping the nodes (a node stopped on purpose would be started again)."""
+        done: list[str] = []
+        if self.netns is not None:
+            for index in range(self.netns.nodes):
+                with contextlib.suppress(Exception):
+                    self.netns.heal(index)
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                if node.alive():
+                    node.resume()
+                elif node.starts:
+                    node.start()
+                    done.append(f"restarted node {node.name}")
+        with contextlib.suppress(Exception):
+            if self.db.ensure_server_running():
+                done.append("started the database server again")
+        for line in done:
+            self.log(line)
+        return done
 
     def _restart_db(self) -> FaultRecord:
         if not self.db.can_restart:

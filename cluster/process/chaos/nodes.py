@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sysdb import SystemDatabase
+
 from ..settings import read_config_file
 
 if TYPE_CHECKING:
@@ -111,11 +113,16 @@ class Node:
         if workers < 1:
             raise ValueError(f"a node needs at least one worker, got {workers}")
         self.name, self.app, self.workers, self.url = name, app, workers, url
-        self.env = {**env, "PGFLEET_ATTEMPT_LEDGER": "1", "PGFLEET_SYSTEM_DATABASE_URL": url}
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Each node is a host of its own: its own temporary directory, which holds the
+        # supervisor's pidfile (one supervisor per name per host), so two runs on one machine
+        # with the same node names do not refuse each other's supervisors.
+        self.tmpdir = workdir / f"{name}.tmp"
+        self.tmpdir.mkdir(exist_ok=True)
+        self.env = {**env, "PGFLEET_ATTEMPT_LEDGER": "1", "PGFLEET_SYSTEM_DATABASE_URL": url, "TMPDIR": str(self.tmpdir)}
         self.prefix = list(prefix or [])
         self.grace = grace
         self.cwd = cwd or Path.cwd()
-        workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / f"{name}.log"
         self.config = workdir / f"{name}.toml"
         self.config.write_text(node_config_text(config_file, url, extra_config))
@@ -158,10 +165,12 @@ class Node:
         """Whether an executor id is one of this node's worker slots (``NAME-<index>``)."""
         return bool(executor_id) and str(executor_id).rsplit("-", 1)[0] == self.name
 
-    def worker_pids(self, db: ChaosDatabase) -> dict[str, int]:
-        """executor id → pid of this node's registered, active workers that run in its tree now."""
+    def worker_pids(self, db: ChaosDatabase | SystemDatabase) -> dict[str, int]:
+        """executor id → pid of this node's registered, active workers that run in its tree now
+        (``db``: the run's :class:`ChaosDatabase`, or any open handle on its system database)."""
         tree = self.tree()
-        return {m.executor_id: m.pid for m in db.members() if self.owns(m.executor_id) and m.status == "active"
+        members = db.fleet.members() if isinstance(db, SystemDatabase) else db.members()
+        return {m.executor_id: m.pid for m in members if self.owns(m.executor_id) and m.status == "active"
                 and m.pid in tree}  # fmt: skip
 
     def kill(self) -> set[int]:
@@ -207,6 +216,14 @@ class Node:
         clean = not self.alive()
         self.kill()  # its workers too, if any outlived it
         return clean
+
+    def kill_everything(self) -> None:
+        """The last resort of a cleanup (an error, Ctrl-C): SIGCONT and SIGKILL whatever of the
+        node is left, its process group included. Never raises; safe to call again."""
+        with contextlib.suppress(Exception):
+            tree = self.tree()
+            signal_all(tree, signal.SIGCONT)
+            self.kill()
 
     def log_tail(self, lines: int = 30) -> str:
         """The last ``lines`` lines of the node's log (supervisor and workers)."""
