@@ -86,7 +86,7 @@ def _toml_value(value: Any) -> str:
     raise ValueError(f"cannot write {type(value).__name__} {value!r} to a node's config file")
 
 
-def node_config_text(config_file: Path | None, url: str, extra: Mapping[str, Any] | None = None) -> str:
+def node_config_text(config_file: str | Path | None, url: str, extra: Mapping[str, Any] | None = None) -> str:
     """The node's own config: the user's file (its keys checked as ``pgfleet supervise``
     checks them), then ``extra``, with ``system_database_url`` set and the attempt ledger on."""
     values: dict[str, Any] = read_config_file(config_file) if config_file is not None else {}
@@ -107,7 +107,7 @@ class Node:
     timeout) on top of the user's ``config_file``.
     """
 
-    def __init__(self, name: str, app: str, workers: int, *, url: str, config_file: Path | None, env: Mapping[str, str],
+    def __init__(self, name: str, app: str, workers: int, *, url: str, config_file: str | Path | None, env: Mapping[str, str],
                  workdir: Path, prefix: list[str] | None = None, grace: float = 3.0,
                  extra_config: Mapping[str, Any] | None = None, cwd: Path | None = None) -> None:  # fmt: skip
         if workers < 1:
