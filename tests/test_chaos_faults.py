@@ -234,7 +234,7 @@ def test_restore_all_undoes_what_an_interrupted_fault_left(fleet: Fleet) -> None
 
 def test_every_fault_kind_is_possible_in_this_run(fleet: Fleet) -> None:
     kinds = [k for k in FAULT_KINDS if fleet.netns is not None or k != "partition"]
-    check_fault_kinds(kinds, fleet.db, fleet.netns)
+    check_fault_kinds(kinds, can_restart=fleet.db.can_restart, netns=fleet.netns is not None)
 
 
 def test_close_leaves_no_process_database_or_namespace_behind(fleet: Fleet) -> None:
@@ -271,8 +271,8 @@ def test_a_configured_server_gets_a_scratch_database_created_migrated_and_droppe
                                (["kill-node", "partition"], r"partition needs --netns"),
                                (["kill-nodes"], "unknown fault kind 'kill-nodes'"), ([], "--faults is empty")):  # fmt: skip
             with pytest.raises(FaultUnavailable, match=message):
-                check_fault_kinds(kinds, db, None)
-        check_fault_kinds(["kill-node", "kill-worker", "pause-node", "pause-worker", "terminate-backends"], db, None)
+                check_fault_kinds(kinds, can_restart=db.can_restart, netns=False)
+        check_fault_kinds(["kill-node", "kill-worker", "pause-node", "pause-worker", "terminate-backends"], can_restart=db.can_restart, netns=False)
         # terminate-backends ends pgfleet's sessions, and only those.
         sessions = {name: psycopg.connect(db.url, autocommit=True, application_name=name)
                     for name in ("pgfleet 123 n1-0", "pgfleet-supervisor-n1", "someone-else")}  # fmt: skip

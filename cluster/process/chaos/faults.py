@@ -43,8 +43,9 @@ class FaultUnavailable(Exception):
     """This fault cannot be done in this run (the message says why, and what would allow it)."""
 
 
-def check_fault_kinds(kinds: Iterable[str], db: ChaosDatabase, netns: Netns | None) -> None:
-    """Refuse, before the run starts, a ``--faults`` list this run cannot do. Raises
+def check_fault_kinds(kinds: Iterable[str], *, can_restart: bool, netns: bool) -> None:
+    """Refuse, before anything starts, a ``--faults`` list this run cannot do (``can_restart``:
+    the run has an embedded server of its own; ``netns``: its nodes live in namespaces). Raises
     :class:`FaultUnavailable` naming the first problem."""
     kinds = list(kinds)
     if not kinds:
@@ -52,10 +53,10 @@ def check_fault_kinds(kinds: Iterable[str], db: ChaosDatabase, netns: Netns | No
     for kind in kinds:
         if kind not in FAULT_KINDS:
             raise FaultUnavailable(f"unknown fault kind {kind!r} in --faults; choose from {', '.join(FAULT_KINDS)}")
-    if "partition" in kinds and netns is None:
+    if "partition" in kinds and not netns:
         reason = Netns.available()
         raise FaultUnavailable("partition needs --netns (network namespaces; root on Linux)" + (f": {reason}" if reason else ""))
-    if "restart-db" in kinds and not db.can_restart:
+    if "restart-db" in kinds and not can_restart:
         raise FaultUnavailable("restart-db needs the embedded server (pgfleet restarts only a server of its own); "
                                "this run uses a configured system database: leave its URL unset, or drop restart-db")  # fmt: skip
 

@@ -11,24 +11,10 @@ from .checker import check_all, lanes, takeover_arrows, takeover_latencies, thro
 from .model import ChaosResult, ExpectedOutcome, FaultRecord, InvariantResult, Violation
 from .options import BUILTIN_APP, ChaosOptions
 
-__all__ = ["build_result", "usable_fault_kinds", "harness_result"]
+__all__ = ["build_result", "harness_result"]
 
 # Faults after which the fleet must move work: a run of them that moved nothing hit nothing.
 MOVING_FAULTS = ("kill-node", "kill-worker", "pause-node", "pause-worker", "partition")
-
-
-def usable_fault_kinds(kinds: list[str], *, can_restart: bool, netns: bool) -> tuple[list[str], list[str]]:
-    """The kinds this run can do, and why each other one cannot be done."""
-    usable, refused = [], []
-    for kind in kinds:
-        if kind == "partition" and not netns:
-            refused.append("partition needs --netns (each node in its own network namespace; root on Linux), "
-                           "so that a partition loses packets instead of closing sockets")  # fmt: skip
-        elif kind == "restart-db" and not can_restart:
-            refused.append("restart-db needs the embedded server (pgfleet never restarts a configured database)")
-        else:
-            usable.append(kind)
-    return usable, refused
 
 
 def harness_result(kinds: list[str], faults: list[FaultRecord], history: ChaosHistoryRows,

@@ -25,14 +25,14 @@ from sysdb.chaos_progress import ChaosProgress
 from ..settings import load_settings
 from . import builtin_app
 from .database import ChaosDatabase
-from .faults import FaultInjector, FaultUnavailable
+from .faults import FaultInjector, FaultUnavailable, check_fault_kinds
 from .feeders import ProgressTicker, WaveFeeder
 from .model import ChaosResult, FaultRecord
 from .netns import Netns
 from .nodes import Node
 from .options import BUILTIN_APP, ChaosOptions, ChaosSetupError, ChaosUsageError
 from .progress import Progress
-from .result import build_result, usable_fault_kinds
+from .result import build_result
 from .schedule import plan, wave_count_for
 from .workload import Workload, load_workload
 
@@ -64,6 +64,7 @@ class ChaosRun:
         options = self.options
         waves = wave_count_for(options.seconds)
         workload = load_workload(options.workload, options.seed, waves)  # bad specs fail before anything starts
+        kinds = self._fault_kinds()
         self.workdir.mkdir(parents=True, exist_ok=True)
         passed = [False]
         with contextlib.ExitStack() as cleanup:
@@ -73,10 +74,7 @@ class ChaosRun:
             database = ChaosDatabase.prepare(configured_url=options.database_url, netns=netns, workdir=self.workdir,
                                              seed=options.seed)  # fmt: skip
             cleanup.callback(lambda: self._close_database(database, keep=self._keep(passed[0])))
-            kinds = self._fault_kinds(database, netns)
-            sysdb = SystemDatabase(database.url, pool_size=4, application_name="pgfleet-chaos")
-            sysdb.open()
-            cleanup.callback(sysdb.close)
+            sysdb = database.sysdb
             sysdb.chaos_history.install()
             nodes = self._start_nodes(database, netns, sysdb, cleanup)
             offset = database.clock_offset()
@@ -114,11 +112,24 @@ class ChaosRun:
         netns.create(self.options.nodes)
         return netns
 
-    def _fault_kinds(self, database: ChaosDatabase, netns: Netns | None) -> list[str]:
-        usable, refused = usable_fault_kinds(self.options.faults, can_restart=database.can_restart, netns=netns is not None)
-        if refused and self.options.faults_given:
-            raise ChaosUsageError("; ".join(refused))
-        self.notes += [f"left out: {why}" for why in refused]
+    def _fault_kinds(self) -> list[str]:
+        """The kinds to inject. Asked-for kinds this run cannot do refuse the run; from the
+        default set (every kind) they are left out, and the notes say why."""
+        can_restart, netns = self.options.database_url is None, self.options.netns
+        if self.options.faults_given:
+            if self.options.faults:
+                try:
+                    check_fault_kinds(self.options.faults, can_restart=can_restart, netns=netns)
+                except FaultUnavailable as exc:
+                    raise ChaosUsageError(str(exc)) from None
+            return list(self.options.faults)
+        usable = []
+        for kind in self.options.faults:
+            try:
+                check_fault_kinds([kind], can_restart=can_restart, netns=netns)
+                usable.append(kind)
+            except FaultUnavailable as exc:
+                self.notes.append(f"left out {kind}: {exc}")
         return usable
 
     def _start_nodes(self, database: ChaosDatabase, netns: Netns | None, sysdb: SystemDatabase,
@@ -164,7 +175,8 @@ class ChaosRun:
                             lambda w, why: self.progress.message(f"wave {w} failed: {why}"))  # fmt: skip
         ticker = ProgressTicker(lambda: self._tick(sysdb, feeder, t0))
         injector = FaultInjector(database, nodes, random.Random(options.seed), netns=netns,
-                                 member_timeout_sec=_member_timeout(options), log=self.progress.message)  # fmt: skip
+                                 member_timeout_sec=_member_timeout(options), log=self.progress.message,
+                                 stop=self._interrupted)  # fmt: skip
         feeder.start()
         ticker.start()
         try:
