@@ -141,7 +141,7 @@ def test_one_leader_is_elected_and_its_valid_lease_blocks_a_candidate_even_one_h
     assert leader_row(db) == ("a", first_term)
 
     # A's session drops silently: its advisory lock is gone, its lease is not.
-    end_backend(db, "pgfleet-leader-a")
+    end_backend(db, "pgfleet-test-a leader")  # its pool's name plus the purpose
     candidate = DedicatedSession(b.db, purpose="candidate-b")
     try:
         door = b.db.leadership.on(candidate)
