@@ -1,16 +1,21 @@
 """The history a chaos run checks (``pgfleet chaos``): what changed hands, what was written, what
-ran, read from the system database once the run is over.
+ran, read from the system database once the run is over (``db.chaos_history``).
 
 ``install()`` adds the run's instrumentation to the (scratch) system database of a chaos run, in
 a schema of its own (``pgfleet_chaos``), never part of pgfleet's migrations: deferred constraint
 triggers that log, as each transaction commits, every change of a workflow row's ownership and
-every insert of a step output, event or stream value, each with the writing session's
+every step output, event, stream value and finish, each with the writing session's
 ``application_name`` (pgfleet names an executor's sessions ``pgfleet <pid> <executor_id>``, see
-:func:`parse_writer`) and the workflow row's owner as the trigger reads it at commit. The step-body starts come from
-pgfleet's own attempt ledger (``dbos.pgfleet_step_attempts``), the takeovers and leader actions
-from pgfleet's own logs.
+:func:`parse_writer`) and the workflow row's owner as the trigger reads it at commit (in pgfleet's
+READ COMMITTED writes it sees every commit before its own; in a SERIALIZABLE ``@DBOS.transaction``
+on the system database, its snapshot, but that transaction's fenced checkpoint cannot commit
+after a concurrent takeover of the row anyway). The step-body starts come from pgfleet's own attempt ledger
+(``dbos.pgfleet_step_attempts``), the takeovers and leader actions from pgfleet's own logs.
+``load()`` reads it all in one snapshot; ``uninstall()`` removes the instrumentation.
 
-Every time is the database's clock, as unix seconds (float).
+Every time is the database's clock, as unix seconds (float). A takeover's and a leader
+action's ``at`` are their transaction's start (``now()``, as pgfleet logs them); a change's and
+a write's are their commit's.
 """
 
 from __future__ import annotations
