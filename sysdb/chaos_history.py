@@ -225,19 +225,24 @@ class ChaosHistory(Door):
             ) from exc
 
     def _load_once(self) -> ChaosHistoryRows:
+        # The rows are fetched inside the snapshot and made dataclasses after it ends: the
+        # session's idle-in-transaction limit never sees Python work on a large history.
         with self._db.pooled() as conn, conn.transaction():
             self._begin_snapshot(conn)
-            return ChaosHistoryRows(
-                ownership=self._rows(OwnershipChange, self._ownership(conn)),
-                writes=self._rows(WriteRecord, self._writes(conn)),
-                starts=self._rows(StepStart, self._starts(conn)),
-                takeovers=self._rows(TakeoverRecord, self._takeovers(conn)),
-                leader_actions=self._rows(LeaderAction, self._leader_actions(conn)),
-                statuses=self._rows(FinalStatus, self._statuses(conn)),
-                members=self._rows(MemberRecord, self._members(conn)),
-                queues=self._rows(QueueLimits, self._queues(conn)),
-                events=self._rows(EventValue, self._events(conn)),
-            )
+            raw = (self._ownership(conn), self._writes(conn), self._starts(conn), self._takeovers(conn),
+                   self._leader_actions(conn), self._statuses(conn), self._members(conn), self._queues(conn), self._events(conn))
+        ownership, writes, starts, takeovers, leader_actions, statuses, members, queues, events = raw
+        return ChaosHistoryRows(
+            ownership=self._rows(OwnershipChange, ownership),
+            writes=self._rows(WriteRecord, writes),
+            starts=self._rows(StepStart, starts),
+            takeovers=self._rows(TakeoverRecord, takeovers),
+            leader_actions=self._rows(LeaderAction, leader_actions),
+            statuses=self._rows(FinalStatus, statuses),
+            members=self._rows(MemberRecord, members),
+            queues=self._rows(QueueLimits, queues),
+            events=self._rows(EventValue, events),
+        )
 
     @staticmethod
     def _rows(cls: type[T], rows: list[Row]) -> list[T]:
