@@ -236,6 +236,11 @@ class ChaosDatabase:
         self._closed = True
         self._db.close()
         if keep:
+            if self.server is not None and self.netns is not None:
+                # Its namespace goes with the run: a server left running there could not be reached.
+                self.server.stop(mode="fast")
+                return f"kept the embedded server's data in {self.server.data_dir} (stopped; start it with: " \
+                       f"pgfleet db start --data-dir {self.server.base_dir})"  # fmt: skip
             if self.server is not None:
                 return f"kept the embedded server running: {self.url} (data in {self.server.data_dir}; " \
                        f"stop it with: pgfleet db stop --data-dir {self.server.base_dir})"  # fmt: skip
