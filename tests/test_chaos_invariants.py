@@ -156,6 +156,19 @@ def test_an_ownership_ended_by_recovery_or_the_end_counts_too():
     assert "re-owned by a-1@21" in found[0].message and "became SUCCESS" in found[1].message
 
 
+def test_a_body_started_after_a_cancel_is_allowed_until_someone_else_owns_the_workflow():
+    # A cancel at t=2 stops c1 only at its next checkpoint: a-0's body at t=2.5 is allowed. Resumed
+    # and claimed by b-0 at t=4, c1 is b-0's: a-0's body at t=4.5 is a second execution.
+    log = [own(1, "c1", "PENDING", "a-0", 1, at=0.0), own(2, "c1", "CANCELLED", at=2.0, queue=None, writer="pgfleet-client"),
+           own(3, "c1", "ENQUEUED", at=3.0), own(4, "c1", "PENDING", "b-0", 2, at=4.0)]  # fmt: skip
+    found = result(checker.check_all(history(ownership=log, starts=[start("c1", 1, "a-0", 1, 2.5)]), [], []), "no-start-after-takeover")
+    assert found.ok and found.note.startswith("1 bodies started after their workflow was cancelled")
+    found = result(checker.check_all(history(ownership=log, starts=[start("c1", 1, "a-0", 1, 4.5)]), [], []), "no-start-after-takeover")
+    (v,) = found.violations
+    assert "row became CANCELLED" in v.message and "2.500s after" in v.message
+    assert [e["row"] for e in v.evidence] == ["StepStart"] + ["OwnershipChange"] * 4
+
+
 def test_an_output_inserted_twice_is_reported():
     twice = clean(writes=WRITES + [write(5, "w1", 2, 8.0, session("b-0"), "b-0", 11)])
     (v,) = result(checker.check_all(twice, [], EXPECTED), "outputs-recorded-once").violations

@@ -8,13 +8,17 @@ output log (every commit of a step's output):
   the end). A body started under it after that was started by a process that had lost the
   workflow (paused, partitioned, fenced). pgfleet checks its membership lease before each body,
   and a lease that passes is at least one heartbeat before any takeover, so a correct run needs
-  no slack. A start under an ownership the row never had is reported too.
+  no slack. A start under an ownership the row never had is reported too. A cancel is the one
+  end an owner learns of late (it stops at its next checkpoint, sysdb/sql/cancel_workflows.sql):
+  a body started after its workflow was cancelled, before anyone else owned it, is counted, not
+  reported.
 - ``outputs-recorded-once``: no step position's output row inserted twice.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from sysdb.chaos_history import ChaosHistoryRows, OwnershipChange, StepStart, TakeoverRecord, WriteRecord
 
@@ -89,12 +93,20 @@ def _stale_start(start: StepStart, own: Ownership, takeovers: list[TakeoverRecor
     )
 
 
+def _cancelled_unowned(own: Ownership, start: StepStart, owned: Iterable[Ownership]) -> bool:
+    """Whether the ownership was ended by a cancel and nobody owned the workflow since, up to the start."""
+    if own.ended_by is None or own.ended_by.status != "CANCELLED":
+        return False
+    return not any(o.workflow_uuid == own.workflow_uuid and own.start < o.start <= start.at for o in owned)
+
+
 def check_no_start_after_takeover(history: ChaosHistoryRows) -> InvariantResult:
     """No step body started under an ownership after it ended, nor under one the row never had."""
     owned = replay_ownership(history.ownership)
     by_workflow = changes_by_workflow(history.ownership)
     takeovers = sorted(history.takeovers, key=lambda t: t.at)
     found: list[Violation] = []
+    after_cancel = 0
     for start in history.starts:
         own = owned.get((start.workflow_uuid, start.owner_epoch))
         changes = by_workflow.get(start.workflow_uuid, [])
@@ -105,8 +117,16 @@ def check_no_start_after_takeover(history: ChaosHistoryRows) -> InvariantResult:
                 [evidence(start), *(evidence(c) for c in changes[-_HISTORY_ROWS:])],
             ))
         elif own.end is not None and start.at > own.end:
-            found.append(_stale_start(start, own, takeovers, changes))
+            if _cancelled_unowned(own, start, owned.values()):
+                after_cancel += 1
+            else:
+                found.append(_stale_start(start, own, takeovers, changes))
     note = "" if history.starts else "the attempt ledger is empty: no step body start to check (was attempt_ledger on?)"
+    if after_cancel:
+        note = (
+            f"{after_cancel} bodies started after their workflow was cancelled, before anyone else owned it "
+            "(allowed: a cancel stops a workflow at its next checkpoint)"
+        )
     return InvariantResult(
         "no-start-after-takeover", "no step body started by a process after its workflow was taken over", len(history.starts), found, note
     )

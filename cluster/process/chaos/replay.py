@@ -98,8 +98,8 @@ def ordered(changes: Iterable[OwnershipChange]) -> list[OwnershipChange]:
 
 def _grant_pid(change: OwnershipChange) -> int | None:
     writer = parse_writer(change.writer)
-    if writer is not None and writer.is_executor(change.executor_id) and writer.purpose is None:
-        return writer.pid
+    if writer is not None and writer.is_executor(change.executor_id):
+        return writer.pid  # any session of that process: its pool, or its leader assigning to itself
     return None
 
 
