@@ -418,3 +418,126 @@ def test_executor_sessions_are_parsed_from_their_application_name():
     cut = parse_writer(f"pgfleet 7 {long_id}"[:63])
     assert cut is not None and cut.truncated and cut.is_executor(long_id) and not cut.is_executor("m" * 80)
     assert pickle.loads(pickle.dumps(cut)) == cut
+
+
+class _Fleet:
+    """A correct fleet, simulated: executors claim queued workflows under the claim's own limits
+    (concurrency, worker concurrency, rate limit), run their steps under their ownership, and get
+    killed; the leader requeues a dead member's workflows, and the slot restarts with a new pid.
+    Its history must pass every invariant, whatever the seed: the checker never trips on a
+    correct run."""
+
+    LIMITS = QueueLimits("q", 3, 2, 4, 1.0, False)
+
+    def __init__(self, seed: int, workflows: int = 40) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.rows = {f: [] for f in ("ownership", "writes", "starts", "takeovers", "leader_actions", "statuses", "queues", "events")}
+        self.seq = 0
+        self.epoch = 0
+        self.pids = {"a-0": 100, "b-0": 200, "c-0": 300}
+        self.dead: dict[str, float] = {}  # executor → when it was killed
+        self.state = {f"f{i}": {"status": "ENQUEUED", "owner": None, "epoch": None, "step": 0, "started_ms": None} for i in range(workflows)}
+        for w in self.state:
+            self.log(w, 0.0, "pgfleet-client")
+
+    def log(self, w: str, now: float, writer: str) -> None:
+        s = self.state[w]
+        self.seq += 1
+        self.rows["ownership"].append(OwnershipChange(self.seq, w, s["status"], s["owner"], s["epoch"], "q", None, s["started_ms"] is not None,
+                                                      s["started_ms"], writer, T0 + now))  # fmt: skip
+
+    def claim(self, e: str, now: float) -> None:
+        now_ms = ms(now)
+        rows = self.state.values()
+        running = sum(r["status"] == "PENDING" for r in rows)
+        here = sum(r["status"] == "PENDING" and r["owner"] == e for r in rows)
+        window = sum(r["started_ms"] is not None and r["started_ms"] > now_ms - 1000 for r in rows)
+        budget = min(3 - running, 2 - here, 4 - window, self.rng.randint(1, 3))
+        for w in [w for w, r in self.state.items() if r["status"] == "ENQUEUED"][: max(0, budget)]:
+            self.epoch += 1
+            self.state[w].update(status="PENDING", owner=e, epoch=self.epoch, started_ms=now_ms)
+            self.log(w, now + 0.001, session(e, self.pids[e]))
+
+    def step(self, w: str, now: float) -> None:
+        s, e = self.state[w], self.state[w]["owner"]
+        pid, fid = self.pids[e], s["step"] + 1
+        self.seq += 1
+        self.rows["starts"].append(StepStart(self.seq, w, fid, "s", e, s["epoch"], pid, 1, T0 + now))
+        self.rows["writes"].append(WriteRecord(self.seq, "output", w, fid, "s", session(e, pid), "PENDING", e, s["epoch"], T0 + now + 0.002))
+        s["step"] = fid
+        if fid == 3:
+            self.rows["writes"].append(WriteRecord(self.seq, "finish", w, None, None, session(e, pid), "PENDING", e, s["epoch"], T0 + now + 0.003))
+            s["status"] = "SUCCESS"
+            self.log(w, now + 0.003, session(e, pid))
+
+    def sweep(self, e: str, now: float) -> None:
+        """The leader declares the killed ``e`` dead and requeues its workflows (a new term each time)."""
+        term = len(self.rows["leader_actions"]) + 1
+        leader = "c-0" if e != "c-0" else "a-0"
+        self.rows["leader_actions"].append(LeaderAction(term, term, leader, "sweep", T0 + now))
+        for w, s in self.state.items():
+            if s["status"] == "PENDING" and s["owner"] == e:
+                self.rows["takeovers"].append(TakeoverRecord(w, e, s["epoch"], None, None, "q", leader, term, T0 + now))
+                s.update(status="ENQUEUED", owner=None, epoch=None, started_ms=None)
+                self.log(w, now + 0.001, session(leader, self.pids[leader], purpose="leader"))
+
+    def run(self) -> ChaosHistoryRows:
+        now = 0.0
+        while any(s["status"] != "SUCCESS" for s in self.state.values()) and now < 60:
+            now += 0.01
+            for e, killed in list(self.dead.items()):
+                if killed + 0.3 <= now < killed + 0.31:
+                    self.sweep(e, now)
+                elif killed + 0.5 <= now:  # the supervisor's new process for the slot
+                    del self.dead[e]
+                    self.pids[e] += 1
+            live = [e for e in self.pids if e not in self.dead]
+            if live and self.rng.random() < 0.3:
+                self.claim(self.rng.choice(live), now)
+            for w, s in self.state.items():
+                if s["status"] == "PENDING" and s["owner"] in live and self.rng.random() < 0.05:
+                    self.step(w, now)
+            if len(live) == 3 and self.rng.random() < 0.01:
+                self.dead[self.rng.choice(live)] = now
+        self.rows["queues"] = [self.LIMITS]
+        self.rows["statuses"] = [final(w, status=s["status"], output=serialize(w)) for w, s in self.state.items()]
+        return history(**self.rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_simulated_correct_fleet_passes_every_invariant(seed):
+    fleet = _Fleet(seed)
+    rows = fleet.run()
+    expected = [ExpectedOutcome(w, exact=True, output=w) for w in fleet.state]
+    results = checker.check_all(rows, [], expected)
+    assert [(r.name, r.violations[:2]) for r in results if not r.ok] == []
+    assert {r.name: r.checked > 0 for r in results} == dict.fromkeys(checker.INVARIANTS, True)
+    assert "peak 3 PENDING (concurrency 3), 2 on one executor" in result(results, "queue-limits").note  # the limits were reached
+    assert rows.takeovers, "the simulation should have killed an executor holding work"
+
+
+def test_odd_histories_are_checked_without_crashing():
+    # Rows with every optional field empty, unknown statuses, and rows that refer to nothing.
+    import random
+
+    rng = random.Random(7)
+    pick = rng.choice
+    ownership = [own(i, pick(["x", "y"]), pick(["PENDING", "ENQUEUED", "SUCCESS", "WEIRD"]), pick([None, "a-0"]), pick([None, 1, 2]),
+                     at=rng.random(), queue=pick([None, "q", "r"]), key=pick([None, "k"]), writer=pick(["", "pgfleet 1 a-0", "x"]),
+                     limited=pick([True, False]), started_ms=pick([None, ms(0.5)])) for i in range(60)]  # fmt: skip
+    writes = [write(i, pick(["x", "z"]), pick([None, 1]), rng.random(), pick(["", "pgfleet 1 a-0", "pgfleet 2 a-0 leader"]), pick([None, "a-0"]),
+                    pick([None, 1]), status=pick([None, "PENDING", "ENQUEUED"]), kind=pick(["output", "finish", "event", "other"]))
+              for i in range(40)]  # fmt: skip
+    statuses = [final("x", status="ERROR", error="garbage"), final("y", status="SUCCESS", output="garbage")]
+    rows = history(ownership=ownership, writes=writes, starts=[start("x", 1, "a-0", 2, 0.7)], statuses=statuses,
+                   queues=[QueueLimits("q", 0, 0, 0, 0.0, True), QueueLimits("r", None, None, 1, 0.5, False)],
+                   takeovers=[TakeoverRecord("x", None, None, None, None, None, "c-0", None, T0)])  # fmt: skip
+    faults = [FaultRecord(k, T0 + 0.5, executors=["a-0"], pids=[1]) for k in ("kill-node", "partition", "terminate-backends", "unknown-kind")]
+    expected = [ExpectedOutcome("x"), ExpectedOutcome("y", exact=True, output=1, event_key="k")]
+    results = checker.check_all(rows, faults, expected)
+    assert len(results) == len(checker.INVARIANTS) and not result(results, "outcomes").ok
+    assert "cannot be read" in result(results, "outcomes").violations[1].message
+    assert checker.takeover_latencies(rows, faults)[-1].kind == "unknown-kind"
+    assert checker.lanes(rows, faults, T0 + 1) and checker.takeover_arrows(rows) and checker.throughput(rows, T0, T0 + 1)

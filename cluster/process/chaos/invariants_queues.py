@@ -43,6 +43,7 @@ class _Row:
 class _State:
     rows: dict[str, _Row] = field(default_factory=dict)
     running: dict[Group, dict[str, str | None]] = field(default_factory=lambda: defaultdict(dict))  # workflow → executor
+    members: dict[Group, set[str]] = field(default_factory=lambda: defaultdict(set))  # every row in the queue partition
 
 
 def _replay(changes: list[OwnershipChange]) -> Iterator[tuple[OwnershipChange, _Row | None, _State]]:
@@ -52,10 +53,13 @@ def _replay(changes: list[OwnershipChange]) -> Iterator[tuple[OwnershipChange, _
         before = state.rows.get(change.workflow_uuid)
         if before is not None and before.group is not None:
             state.running[before.group].pop(change.workflow_uuid, None)
+            state.members[before.group].discard(change.workflow_uuid)
         group = (change.queue_name, change.queue_partition_key) if change.queue_name is not None else None
         state.rows[change.workflow_uuid] = _Row(group, change.status, change.executor_id, change.rate_limited, change.started_at_epoch_ms)
-        if group is not None and change.status == "PENDING":
-            state.running[group][change.workflow_uuid] = change.executor_id
+        if group is not None:
+            state.members[group].add(change.workflow_uuid)
+            if change.status == "PENDING":
+                state.running[group][change.workflow_uuid] = change.executor_id
         yield change, before, state
 
 
@@ -134,11 +138,8 @@ def check_queue_limits(history: ChaosHistoryRows) -> InvariantResult:
 
 
 def _in_window(state: _State, group: Group, now_ms: int, period_ms: int) -> list[tuple[str, int]]:
-    return sorted(
-        (w, r.started_ms)
-        for w, r in state.rows.items()
-        if r.group == group and r.rate_limited and r.started_ms is not None and r.started_ms > now_ms - period_ms
-    )
+    rows = ((w, state.rows[w]) for w in state.members[group])
+    return sorted((w, r.started_ms) for w, r in rows if r.rate_limited and r.started_ms is not None and r.started_ms > now_ms - period_ms)
 
 
 def check_rate_limits(history: ChaosHistoryRows) -> InvariantResult:
