@@ -412,7 +412,9 @@ def test_executor_sessions_are_parsed_from_their_application_name():
     assert parse_writer("pgfleet 4242 node1-0") == Writer(4242, "node1-0", None, False)
     w = parse_writer("pgfleet 4242 node1-0 heartbeat")
     assert w is not None and (w.pid, w.executor_id, w.purpose, w.truncated) == (4242, "node1-0", "heartbeat", False)
-    for other in ("pgfleet", "pgfleet-client", "psql", "", None, "pgfleet x node1-0"):
+    w = parse_writer("pgfleet 9 node 1 leader")  # an executor id with a space, as sysdb's parser allows
+    assert w is not None and (w.executor_id, w.purpose) == ("node 1", "leader")
+    for other in ("pgfleet", "pgfleet-client", "psql", "", None, "pgfleet x node1-0", "pgfleet 12 "):
         assert parse_writer(other) is None
     long_id = "n" * 80
     cut = parse_writer(f"pgfleet 7 {long_id}"[:63])

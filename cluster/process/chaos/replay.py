@@ -28,13 +28,16 @@ __all__ = [
     "evidence",
     "ts",
     "APPLICATION_NAME_MAX",
+    "PURPOSES",
 ]
 
 # Postgres keeps the first 63 bytes of an application_name (NAMEDATALEN - 1).
 APPLICATION_NAME_MAX = 63
 
-# `pgfleet <pid> <executor_id>[ <purpose>]`: pid first, so truncation never loses it.
-_WRITER = re.compile(r"^pgfleet (\d+) (\S+)(?: (.*))?$")
+# `pgfleet <pid> <executor_id>[ <purpose>]`: pid first, so truncation never loses it. The
+# purposes of an executor's dedicated sessions, as sysdb names them (its pool has none).
+_WRITER = re.compile(r"pgfleet (\d+) (.+)", re.DOTALL)
+PURPOSES = ("heartbeat", "leader", "listener", "app")
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,20 @@ class Writer:
 
 def parse_writer(application_name: str | None) -> Writer | None:
     """The executor session an application_name names, or None for any other session (a
-    client, the CLI, psql, the chaos runner itself). The format is the one
-    ``sysdb.chaos_history.parse_writer`` reads: ``pgfleet <pid> <executor_id>[ <purpose>]``."""
+    client, the CLI, psql, the chaos runner itself). The grammar of
+    ``sysdb.chaos_history.parse_writer`` (``pgfleet <pid> <executor_id>[ <purpose>]``), which
+    also says the purpose: a leader's session is not an owner's."""
     if not application_name:
         return None
-    match = _WRITER.match(application_name)
+    match = _WRITER.fullmatch(application_name)
     if match is None:
         return None
+    executor_id, purpose = match.group(2), None
+    head, _, last = executor_id.rpartition(" ")
+    if head and last in PURPOSES:
+        executor_id, purpose = head, last
     truncated = len(application_name.encode()) >= APPLICATION_NAME_MAX
-    return Writer(int(match.group(1)), match.group(2), match.group(3), truncated)
+    return Writer(int(match.group(1)), executor_id, purpose, truncated)
 
 
 @dataclass
