@@ -402,10 +402,11 @@ def test_lanes_and_takeover_arrows():
     assert lanes[("a-0", 100)].node == "a" and lanes[("a-0", 100)].start == T0 + 0.5 and lanes[("a-0", 100)].end == T0 + 10  # killed
     assert lanes[("b-0", 200)].node == "b" and lanes[("b-0", 200)].end is None  # alive at the end
     assert lanes[("c-0", 300)].end == T0 + 11.0  # seen once, gone unseen
-    takeovers = [TakeoverRecord("l1", "a-0", 1, None, None, "q", "c-0", 4, T0 + 11), TakeoverRecord("l2", "a-0", 2, "b-0", 7, None, "c-0", 4, T0 + 11)]
+    takeovers = [TakeoverRecord("l1", "a-0", 1, None, None, "q", "c-0", 4, T0 + 11), TakeoverRecord("l2", "a-0", 2, "b-0", 7, None, "c-0", 4, T0 + 11),
+                 TakeoverRecord("l2", "b-0", 7, None, None, "q", "c-0", 5, T0 + 15)]  # b-0@7 was c-0's grant: its pid is from its bodies  # fmt: skip
     arrows = checker.takeover_arrows(history(ownership=LAT_LOG, starts=LAT_STARTS, takeovers=takeovers))
     assert [(a["workflow"], a["from_pid"], a["to_executor_id"], a["to_epoch"], a["to_pid"], a["resumed_at"]) for a in arrows] == [
-        ("l1", 100, "b-0", 6, 200, T0 + 12.0), ("l2", 100, "b-0", 7, 200, T0 + 14.0)]  # fmt: skip
+        ("l1", 100, "b-0", 6, 200, T0 + 12.0), ("l2", 100, "b-0", 7, 200, T0 + 14.0), ("l2", 200, None, None, None, None)]  # fmt: skip
 
 
 def test_executor_sessions_are_parsed_from_their_application_name():

@@ -151,6 +151,15 @@ def lanes(history: ChaosHistoryRows, faults: list[FaultRecord], end: float) -> l
     return result
 
 
+def _pid_of(own: Ownership | None, starts: list[StepStart]) -> int | None:
+    """The process that held an ownership: from its grant, else from a body it started."""
+    if own is None:
+        return None
+    if own.pid is not None:
+        return own.pid
+    return next((s.pid for s in starts if s.owner_epoch == own.epoch and s.executor_id == own.executor_id), None)
+
+
 def takeover_arrows(history: ChaosHistoryRows) -> list[dict[str, Any]]:
     """One arrow per takeover (dbos.pgfleet_takeovers), from the owner that lost the workflow to
     the one that next ran it (for a requeued one, its next claimer), with their pids when known:
@@ -170,7 +179,7 @@ def takeover_arrows(history: ChaosHistoryRows) -> list[dict[str, Any]]:
             resumed = next((s for s in starts.get(t.workflow_uuid, []) if s.owner_epoch == target.epoch), None)
         arrows.append({
             "workflow": t.workflow_uuid, "from_executor_id": t.from_executor_id, "from_epoch": t.from_epoch,
-            "from_pid": source.pid if source is not None else None,
+            "from_pid": _pid_of(source, starts.get(t.workflow_uuid, [])),
             "to_executor_id": target.executor_id if target is not None else t.to_executor_id,
             "to_epoch": target.epoch if target is not None else t.to_epoch,
             "to_pid": (resumed.pid if resumed is not None else target.pid) if target is not None else None,
