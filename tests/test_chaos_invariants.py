@@ -544,3 +544,11 @@ def test_odd_histories_are_checked_without_crashing():
     assert "cannot be read" in result(results, "outcomes").violations[1].message
     assert checker.takeover_latencies(rows, faults)[-1].kind == "unknown-kind"
     assert checker.lanes(rows, faults, T0 + 1) and checker.takeover_arrows(rows) and checker.throughput(rows, T0, T0 + 1)
+
+
+def test_evidence_shows_how_the_row_changed_hands_around_the_moment():
+    from cluster.process.chaos.replay import around
+
+    changes = [own(i, "long", "PENDING", "a-0", i, at=float(i)) for i in range(20)]
+    assert [c.seq for c in around(changes, 10.5)] == [5, 6, 7, 8, 9, 10, 11, 12]
+    assert [c.seq for c in around(changes, -1.0)] == [0, 1] and [c.seq for c in around(changes, 99.0)] == [14, 15, 16, 17, 18, 19]

@@ -23,13 +23,9 @@ from collections.abc import Iterable
 from sysdb.chaos_history import ChaosHistoryRows, OwnershipChange, StepStart, TakeoverRecord, WriteRecord
 
 from .model import InvariantResult, Violation
-from .replay import Ownership, changes_by_workflow, evidence, replay_ownership, ts
+from .replay import Ownership, around, changes_by_workflow, evidence, replay_ownership, ts
 
 __all__ = ["check_no_rerun_after_record", "check_no_start_after_takeover", "check_outputs_recorded_once", "first_outputs"]
-
-# How many of a row's latest ownership changes a violation shows.
-_HISTORY_ROWS = 8
-
 
 def first_outputs(writes: list[WriteRecord]) -> dict[tuple[str, int], WriteRecord]:
     """(workflow, function_id) → the first commit of its output."""
@@ -82,7 +78,7 @@ def _how_it_ended(own: Ownership, takeovers: list[TakeoverRecord]) -> tuple[str,
 def _stale_start(start: StepStart, own: Ownership, takeovers: list[TakeoverRecord], changes: list[OwnershipChange]) -> Violation:
     assert own.end is not None
     how, takeover = _how_it_ended(own, takeovers)
-    rows = [evidence(start), *(evidence(c) for c in changes[-_HISTORY_ROWS:])]
+    rows = [evidence(start), *(evidence(c) for c in around(changes, start.at))]
     if takeover is not None:
         rows.append(evidence(takeover))
     return Violation(
@@ -114,7 +110,7 @@ def check_no_start_after_takeover(history: ChaosHistoryRows) -> InvariantResult:
             found.append(Violation(
                 f"{start.workflow_uuid} step {start.function_id} ({start.function_name}) started at {ts(start.at)} by {_who(start)}: "
                 "the workflow's row never had that owner and epoch",
-                [evidence(start), *(evidence(c) for c in changes[-_HISTORY_ROWS:])],
+                [evidence(start), *(evidence(c) for c in around(changes, start.at))],
             ))
         elif own.end is not None and start.at > own.end:
             if _cancelled_unowned(own, start, owned.values()):

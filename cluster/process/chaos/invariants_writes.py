@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sysdb.chaos_history import ChaosHistoryRows, WriteRecord
 
 from .model import InvariantResult, Violation
-from .replay import Ownership, Writer, changes_by_workflow, evidence, parse_writer, replay_ownership, ts
+from .replay import Ownership, Writer, around, changes_by_workflow, evidence, parse_writer, replay_ownership, ts
 
 __all__ = ["check_no_write_by_fenced_owner"]
 
@@ -91,7 +91,7 @@ def check_no_write_by_fenced_owner(history: ChaosHistoryRows) -> InvariantResult
             rows = [evidence(write, writer_pid=writer.pid, writer_executor_id=writer.executor_id)]
             if own is not None:
                 rows.append(evidence(own.granted_by, role="grant of the ownership"))
-            rows += [evidence(c) for c in by_workflow.get(write.workflow_uuid, [])[-8:]]
+            rows += [evidence(c) for c in around(by_workflow.get(write.workflow_uuid, []), write.at)]
             what = f"step {write.function_id} output" if write.kind == "output" else write.kind
             found.append(Violation(
                 f"{write.workflow_uuid} {what} written at {ts(write.at)} by {writer.executor_id} pid {writer.pid}: {problem}", rows

@@ -25,6 +25,7 @@ __all__ = [
     "ordered",
     "replay_ownership",
     "changes_by_workflow",
+    "around",
     "evidence",
     "ts",
     "APPLICATION_NAME_MAX",
@@ -134,6 +135,14 @@ def changes_by_workflow(changes: Iterable[OwnershipChange]) -> dict[str, list[Ow
     for change in ordered(changes):
         by_workflow[change.workflow_uuid].append(change)
     return by_workflow
+
+
+def around(changes: list[OwnershipChange], t: float, before: int = 6, after: int = 2) -> list[OwnershipChange]:
+    """The changes of one row (in commit order) nearest a moment: the last ``before`` up to ``t``
+    and the first ``after`` past it, so a violation's evidence shows how the row changed hands
+    then, however long its history."""
+    cut = next((i for i, c in enumerate(changes) if c.at > t), len(changes))
+    return changes[max(0, cut - before) : cut + after]
 
 
 def evidence(row: Any, **extra: Any) -> dict[str, Any]:
