@@ -550,5 +550,5 @@ def test_evidence_shows_how_the_row_changed_hands_around_the_moment():
     from cluster.process.chaos.replay import around
 
     changes = [own(i, "long", "PENDING", "a-0", i, at=float(i)) for i in range(20)]
-    assert [c.seq for c in around(changes, 10.5)] == [5, 6, 7, 8, 9, 10, 11, 12]
-    assert [c.seq for c in around(changes, -1.0)] == [0, 1] and [c.seq for c in around(changes, 99.0)] == [14, 15, 16, 17, 18, 19]
+    assert [c.seq for c in around(changes, T0 + 10.5)] == [5, 6, 7, 8, 9, 10, 11, 12]
+    assert [c.seq for c in around(changes, T0 - 1.0)] == [0, 1] and [c.seq for c in around(changes, T0 + 99.0)] == [14, 15, 16, 17, 18, 19]
