@@ -295,6 +295,10 @@ def test_exact_outcomes_missing_failed_wrong_output_and_wrong_event():
         "gone has no workflow row",
     ]
     assert found.checked == 5
+    # An exact workflow's descendants must end too (its output may not depend on them).
+    statuses = [final("ok", output=serialize(3)), final("ok-2", status="ENQUEUED", parent="ok")]
+    found = result(checker.check_all(history(statuses=statuses, events=events), [], expected[:1]), "outcomes")
+    assert [v.message for v in found.violations] == ["ok-2 (a descendant of ok) never ended: it is ENQUEUED on b-0"]
 
 
 class _AppError(Exception):
@@ -351,7 +355,8 @@ def test_an_apps_workflows_and_descendants_must_end_and_not_from_infrastructure(
     assert messages[2].startswith("app3 ended ERROR from an infrastructure cause, psycopg.") and "OperationalError" in messages[2]
     assert messages[3].startswith("app4 was dead-lettered")
     assert len(messages) == 4 and found.checked == 9
-    assert found.note == "2 workflows ended ERROR from the app's own exceptions (allowed)"
+    assert found.note.startswith("0 with an exact result (SUCCESS, output, event), 6 the app's; 2 ended ERROR from the app's own exceptions")
+    assert "infrastructure causes: psycopg" in found.note
     assert found.violations[2].evidence[0]["error_repr"].startswith("OperationalError(")
 
 

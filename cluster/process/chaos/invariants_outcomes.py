@@ -2,7 +2,7 @@
 without faults.
 
 - An exact expectation (the built-in workload): the row is SUCCESS with the expected output, and
-  its event (when one is expected) has the expected value.
+  its event (when one is expected) has the expected value; its descendants as below.
 - Otherwise (an app's workload, which cannot say what its workflows return): the workflow and
   every descendant (its children, theirs, ...) ended: none is PENDING, ENQUEUED or DELAYED;
   none was dead-lettered (MAX_RECOVERY_ATTEMPTS_EXCEEDED: the faults used up its recovery
@@ -31,7 +31,11 @@ __all__ = ["check_outcomes", "descendants"]
 
 UNFINISHED = ("PENDING", "ENQUEUED", "DELAYED")
 DEAD_LETTERED = "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
-_TITLE = "every workflow reached its outcome (exact: SUCCESS with its output and event; others: ended, not ERROR from an infrastructure cause)"
+_TITLE = "every workflow reached its outcome: none unfinished, none ERROR from an infrastructure cause"
+_INFRA = (
+    "infrastructure causes: psycopg/psycopg_pool and pgfleet's sysdb errors, DBOSWorkflowFencedError, "
+    "DBOSDatabaseUnavailableError, DBOSNotLaunchedError, a deserialization failure"
+)
 
 
 def _children(history: ChaosHistoryRows) -> dict[str, set[str]]:
@@ -119,21 +123,22 @@ def check_outcomes(history: ChaosHistoryRows, expected: list[ExpectedOutcome]) -
     checked = 0
     app_errors = 0
     for e in expected:
-        tree = [e.workflow_id] if e.exact else [e.workflow_id, *descendants(e.workflow_id, children)]
+        tree = [e.workflow_id, *descendants(e.workflow_id, children)]
         for workflow_id in tree:
             checked += 1
             s = rows.get(workflow_id)
             if s is None:
                 parent = "" if workflow_id == e.workflow_id else f" (a descendant of {e.workflow_id}, recorded as started)"
                 found.append(Violation(f"{workflow_id}{parent} has no workflow row", [{"workflow_uuid": workflow_id, "expected_by": e.workflow_id}]))
-            elif e.exact:
+            elif e.exact and workflow_id == e.workflow_id:
                 found += _exact(e, s, events)
             else:
                 problem = _ended(workflow_id, s, e.workflow_id)
                 app_errors += problem is None and s.status == "ERROR"
                 if problem is not None:
                     found.append(problem)
-    note = "" if expected else "the workload reported no workflow"
+    exact = sum(e.exact for e in expected)
+    parts = [f"{exact} with an exact result (SUCCESS, output, event), {len(expected) - exact} the app's" if expected else "the workload reported no workflow"]
     if app_errors:
-        note = f"{app_errors} workflows ended ERROR from the app's own exceptions (allowed)"
-    return InvariantResult("outcomes", _TITLE, checked, found, note)
+        parts.append(f"{app_errors} ended ERROR from the app's own exceptions (allowed)")
+    return InvariantResult("outcomes", _TITLE, checked, found, "; ".join([*parts, _INFRA]))
