@@ -166,13 +166,16 @@ def takeover_arrows(history: ChaosHistoryRows) -> list[dict[str, Any]]:
     ``workflow, from_executor_id, from_epoch, from_pid, to_executor_id, to_epoch, to_pid, at,
     resumed_at`` (the first step body under the new owner), ``requeued_to, by_executor_id, leader_term``."""
     owned = replay_ownership(history.ownership)
+    by_workflow: dict[str, list[Ownership]] = {}
+    for o in owned.values():
+        by_workflow.setdefault(o.workflow_uuid, []).append(o)
     starts = _starts_by_workflow(history)
     arrows = []
     for t in sorted(history.takeovers, key=lambda t: t.at):
         source = owned.get((t.workflow_uuid, t.from_epoch)) if t.from_epoch is not None else None
         target = owned.get((t.workflow_uuid, t.to_epoch)) if t.to_epoch is not None else None
         if target is None:  # requeued (or not in the log): the next ownership after the takeover
-            later = [o for o in owned.values() if o.workflow_uuid == t.workflow_uuid and o.start >= t.at and o.epoch != t.from_epoch]
+            later = [o for o in by_workflow.get(t.workflow_uuid, []) if o.start >= t.at and o.epoch != t.from_epoch]
             target = min(later, key=lambda o: o.start, default=None)
         resumed = None
         if target is not None:
