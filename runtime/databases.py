@@ -4,8 +4,11 @@ is a different one."""
 
 from __future__ import annotations
 
+import os
+
 from sysdb import SystemDatabase, resolve_system_database_url, validate_url
 from sysdb.errors import DatabaseUnavailableError, InvalidDatabaseUrlError, SchemaTooNewError
+from sysdb.session_names import executor_session_name
 
 from .config import ResolvedConfig, connection_bounds
 from .errors import DBOSDatabaseUnavailableError
@@ -21,12 +24,12 @@ def open_databases(config: ResolvedConfig) -> tuple[SystemDatabase, SystemDataba
     sysdb: SystemDatabase | None = None
     try:
         url = resolve_system_database_url(config.system_database_url, config.embedded_data_dir)
-        sysdb = _database(url, "pgfleet", config)
+        sysdb = _database(url, None, config)
         sysdb.open()
         app_db = None
         app_url = validate_url(config.application_database_url) if config.application_database_url else None
         if app_url and app_url != url:
-            app_db = _database(app_url, "pgfleet-app", config)
+            app_db = _database(app_url, "app", config)
             app_db.open(run_migrations=False, application_schema=True)
     except (InvalidDatabaseUrlError, DatabaseUnavailableError, SchemaTooNewError) as exc:
         if sysdb is not None:
@@ -35,12 +38,14 @@ def open_databases(config: ResolvedConfig) -> tuple[SystemDatabase, SystemDataba
     return sysdb, app_db
 
 
-def _database(url: str, role: str, config: ResolvedConfig) -> SystemDatabase:
-    """A database of this process, its sessions named ``<role>:<executor id>`` in pg_stat_activity."""
+def _database(url: str, purpose: str | None, config: ResolvedConfig) -> SystemDatabase:
+    """A database of this process, its sessions named ``pgfleet <pid> <executor id>[ <purpose>]``
+    in pg_stat_activity (the pid first, so that Postgres's 63-byte limit never cuts it): a chaos
+    run's triggers read who wrote each row from it (see :mod:`sysdb.session_names`)."""
     return SystemDatabase(
         url,
         pool_size=config.sys_db_pool_size,
-        application_name=f"{role}:{config.executor_id}"[:63],
+        application_name=executor_session_name(os.getpid(), config.executor_id, purpose),
         retry_timeout_sec=config.database_retry_timeout_sec,
         prepare_statements=config.prepare_statements,
         **connection_bounds(config),

@@ -23,8 +23,9 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import sqlalchemy as sa
@@ -40,6 +41,7 @@ from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSSerializationError
 from .operations import NOT_RECORDED
 from .serialization import SERIALIZATION_FORMAT, deserialize, deserialize_exception, serialize, serialize_exception
+from .steps import record_attempt
 from .transactions import (
     CONFLICT_BACKOFF,
     CONFLICT_FIRST_WAIT_SEC,
@@ -156,7 +158,7 @@ class SQLAlchemyDatasource:
             return recorded
         started = now_ms()
         earlier = functools.partial(self._committed_earlier, executor, ctx, function_id, name, started)
-        attempt = functools.partial(self._attempt, executor, ctx, function_id, name, started, level, func, args, kwargs)
+        attempt = functools.partial(self._attempt, executor, ctx, function_id, name, started, level, func, args, kwargs, itertools.count(1))
         ctx.step_id = function_id
         try:
             # ask_first: an execution that committed here and died before its checkpoint left
@@ -168,11 +170,18 @@ class SQLAlchemyDatasource:
 
     def _attempt(
         self, executor: Executor, ctx: WorkflowContext, function_id: int, name: str, started: int, level: str,
-        func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], attempts: Iterator[int],
     ) -> Any:
         """One attempt: the body, its output row and (holding the workflow's ownership) the commit;
         then the checkpoint, written as the ownership lock is released."""
         done: dict[str, Any] = {}
+
+        def begin() -> None:
+            # The attempt ledger's row, right before the body (on the system database's pool,
+            # not this datasource's): checked first, as a step body's is.
+            executor.check_owned(ctx)
+            record_attempt(executor, ctx, name, next(attempts), function_id=function_id)
+
         try:
             with contextlib.ExitStack() as held:
 
@@ -186,7 +195,7 @@ class SQLAlchemyDatasource:
                     done["held"] = commit_holding_ownership(executor, ctx, held)
 
                 executor.check_running(ctx)  # a lost, timed-out or shut-down execution runs no body
-                value = self._transact(level, func, args, kwargs, finish)
+                value = self._transact(level, func, args, kwargs, finish, begin if executor.config.attempt_ledger else None)
                 executor.checkpoint(ctx, function_id, name, output=done["output"], started_at_ms=started, connection=done["held"])
             return value
         except _AlreadyRecorded:
@@ -250,10 +259,11 @@ class SQLAlchemyDatasource:
 
     def _transact(
         self, level: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-        finish: Callable[[sa.Connection, Any], None] | None,
+        finish: Callable[[sa.Connection, Any], None] | None, begin: Callable[[], None] | None = None,
     ) -> Any:
-        """Run the body in one transaction at ``level``; ``finish`` writes the step's outcome in
-        it (and holds ownership) just before the commit."""
+        """Run the body in one transaction at ``level``; ``begin`` runs just before the body (the
+        attempt ledger's row), ``finish`` writes the step's outcome in it (and holds ownership)
+        just before the commit."""
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level=level)
             with conn.begin():
@@ -263,6 +273,8 @@ class SQLAlchemyDatasource:
                 with Session(bind=conn, join_transaction_mode="rollback_only") as session, session.begin():
                     token = _ds_session.set(session)
                     try:
+                        if begin is not None:
+                            begin()
                         value = func(*args, **kwargs)
                         if finish is not None:
                             session.connection()  # DBOS records the outcome through the Session

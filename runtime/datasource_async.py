@@ -53,6 +53,7 @@ from .datasource import DatasourceOptions, check_arguments, connection_failed, d
 from .errors import DBOSException
 from .operations import NOT_RECORDED
 from .serialization import SERIALIZATION_FORMAT, deserialize_exception, serialize, serialize_exception
+from .steps import record_attempt
 from .transactions import (
     CONFLICT_BACKOFF,
     CONFLICT_FIRST_WAIT_SEC,
@@ -212,6 +213,7 @@ class _Step:
     function_id: int
     name: str
     started: int
+    attempts: int = 0  # bodies started, for the attempt ledger
 
     async def attempt(self, level: str, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One attempt: the body and its output row, then the fenced commit and the checkpoint."""
@@ -221,6 +223,8 @@ class _Step:
                 await conn.execution_options(isolation_level=level)
                 tx = await conn.begin()
                 try:
+                    if self.executor.config.attempt_ledger:
+                        await self._record_start()
                     value = await self.ds._body(conn, func, args, kwargs, True)
                     output = serialize(value, what=f"the result of datasource transaction {self.name!r}")
                     text, fmt = encode_output(self.ds.serializer, value, self.name)
@@ -249,6 +253,14 @@ class _Step:
                 raise ConnectionLost(str(exc)) from exc  # retried: never the step's outcome
             await self._record_error(exc)
             raise
+
+    async def _record_start(self) -> None:
+        """The attempt ledger's row, right before the body: checked first, as a step body's is,
+        and written in a worker thread (on the system database's pool, not this datasource's)."""
+        self.executor.check_owned(self.ctx)
+        self.attempts += 1
+        await in_thread(self.executor.async_work, record_attempt, self.executor, self.ctx, self.name, self.attempts,
+                        function_id=self.function_id)
 
     async def _record_error(self, exc: Exception) -> None:
         """Record a failed body's error (its transaction rolled back) as DBOS does, in the

@@ -125,14 +125,22 @@ def _call_with_retries(
     return retrying(body, *args, **kwargs)
 
 
-def record_attempt(executor: Executor, ctx: WorkflowContext, name: str, attempt: int) -> None:
+def record_attempt(
+    executor: Executor, ctx: WorkflowContext, name: str, attempt: int, *, function_id: int | None = None, connection: Any = None,
+) -> None:
     """With ``attempt_ledger`` on, record (blocking, one autocommitted insert) that the body of
-    the running step is about to start: after the local ownership check, before the body, so a
-    body that starts always has its row, even if it fails or the process dies in it. Off, this
-    is one attribute read."""
-    if not executor.config.attempt_ledger or ctx.step_id is None:
+    the running step (or of the transaction at ``function_id``) is about to start: after the
+    local ownership check, before the body, so a body that starts always has its row, even if
+    it fails or the process dies in it. ``connection``: a system-database connection outside
+    any transaction to write it on (see :func:`runtime.transactions.run_transaction`). Off,
+    this is one attribute read."""
+    if not executor.config.attempt_ledger:
         return
-    executor.db.attempts.record(ctx.workflow_id, ctx.step_id, name, ctx.executor_id, ctx.owner_epoch, os.getpid(), attempt)
+    position = function_id if function_id is not None else ctx.step_id
+    if position is None:
+        return
+    executor.db.attempts.record(ctx.workflow_id, position, name, ctx.executor_id, ctx.owner_epoch, os.getpid(), attempt,
+                                connection=connection)
 
 
 def is_retryable(step: RegisteredStep, exc: BaseException, errors: list[Exception]) -> bool | Any:

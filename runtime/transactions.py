@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from .errors import DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import default_format, serialize, serialize_exception
+from .steps import record_attempt
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -83,7 +85,8 @@ def run_transaction(
         committed = _committed_output(executor, ctx, function_id)
         if committed is not None:
             return _adopt(executor, ctx, function_id, step, committed, started)
-    attempt = functools.partial(_attempt_transaction, executor, ctx, step, isolation_level, function_id, started, args, kwargs)
+    before = _ledger_entry(executor, ctx, step, function_id)
+    attempt = functools.partial(_attempt_transaction, executor, ctx, step, isolation_level, function_id, started, args, kwargs, before)
     earlier = functools.partial(_committed_earlier, executor, ctx, function_id, step, started)
     return run_attempts(executor, database.retry_timeout_sec, f"transaction {step.name!r}", attempt, earlier)
 
@@ -148,9 +151,27 @@ def _retries(executor: Executor, retry_timeout_sec: float) -> Retrying:
     return Retrying(sleep=pause, **attempt_schedule(retry_timeout_sec))
 
 
+def _ledger_entry(executor: Executor, ctx: WorkflowContext, step: RegisteredStep, function_id: int) -> Callable[[Any], None] | None:
+    """With ``attempt_ledger`` on, what runs on each attempt's connection before its transaction
+    begins: the ownership check, then the attempt's ledger row (counting from 1). On the
+    system database it is written on that very connection, autocommitted: it stays if the
+    transaction rolls back, and the attempt needs no second connection from the pool it holds
+    one of (attempts holding them all while waiting for another would deadlock)."""
+    if not executor.config.attempt_ledger:
+        return None
+    attempts = itertools.count(1)
+
+    def before(conn: Any) -> None:
+        executor.check_owned(ctx)
+        record_attempt(executor, ctx, step.name, next(attempts), function_id=function_id,
+                       connection=conn if executor.app_db is None else None)
+
+    return before
+
+
 def _attempt_transaction(
     executor: Executor, ctx: WorkflowContext, step: RegisteredStep, isolation_level: str, function_id: int,
-    started: int, args: tuple[Any, ...], kwargs: dict[str, Any],
+    started: int, args: tuple[Any, ...], kwargs: dict[str, Any], before: Callable[[Any], None] | None = None,
 ) -> Any:
     """One attempt of a workflow's transaction: run the body and commit it with its checkpoint
     (on a separate application database: commit it while the system database holds the
@@ -160,7 +181,7 @@ def _attempt_transaction(
     executor.check_running(ctx)  # shut down or past its deadline: no further attempt
     try:
         with contextlib.ExitStack() as held:
-            with database.transaction(isolation_level) as conn:
+            with database.transaction(isolation_level, before=before) as conn:
                 executor.check_owned(ctx)  # a lost execution runs no transaction body (checked last)
                 value = _with_session(ctx, database, conn, step, args, kwargs)
                 output = serialize(value, what=f"the result of transaction {step.name!r}")

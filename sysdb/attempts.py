@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .door import Door, row_to
+
+if TYPE_CHECKING:
+    from .database import DictConnection
 
 __all__ = ["Attempts", "StepAttempt"]
 
@@ -32,14 +36,20 @@ class Attempts(Door):
 
     def record(
         self, workflow_id: str, function_id: int, function_name: str, executor_id: str, owner_epoch: int, pid: int,
-        attempt: int,
+        attempt: int, connection: DictConnection | None = None,
     ) -> None:
         """Record that the body of step ``function_id`` is about to start (``attempt`` counts
-        from 1); its own short autocommitted statement, deliberately not fenced."""
-        self._execute("record_step_attempt", {
+        from 1); its own short autocommitted statement, deliberately not fenced. On
+        ``connection`` (outside any transaction of it: a transaction's own, just before it
+        begins, so the row needs no second connection of the pool) when given, once."""
+        params = {
             "workflow_uuid": workflow_id, "function_id": function_id, "function_name": function_name,
             "executor_id": executor_id, "owner_epoch": owner_epoch, "pid": pid, "attempt": attempt,
-        })
+        }
+        if connection is not None:
+            self._db._execute_on(connection, "record_step_attempt", params)
+        else:
+            self._execute("record_step_attempt", params)
 
     def list_for(self, workflow_id: str) -> list[StepAttempt]:
         """Every recorded start of a step body of ``workflow_id``, by position then start."""

@@ -38,6 +38,7 @@ from .admin import WorkflowAdmin
 from .app_versions import ApplicationVersions
 from .assignments import Assignments
 from .attempts import Attempts
+from .chaos_history import ChaosHistory
 from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
 from .debounces import Debounces
@@ -55,6 +56,7 @@ from .probe import Probe
 from .queue_rows import QueueRows
 from .recovery import Recovery
 from .schedules import Schedules
+from .session_names import with_purpose
 from .sql_sessions import SessionBinder
 from .statements import statement
 from .steps import Steps
@@ -132,6 +134,7 @@ class SystemDatabase:
         """``dead_link_timeout_sec`` and ``timeouts`` bound every connection of this database
         (pooled, LISTEN and dedicated ones): see :mod:`sysdb.links`."""
         self.url = url
+        self.application_name = application_name  # its dedicated sessions add their purpose
         self.retry_timeout_sec = retry_timeout_sec
         # The server's clock as estimated here: synced at open, refreshed by every heartbeat.
         self.clock = DatabaseClock()
@@ -184,6 +187,7 @@ class SystemDatabase:
         self.app_versions = ApplicationVersions(self)
         self.debounces = Debounces(self)
         self.attempts = Attempts(self)
+        self.chaos_history = ChaosHistory(self)
         # The cluster's concepts.
         self.members = Members(self)
         self.leadership = Leadership(self)
@@ -254,7 +258,7 @@ class SystemDatabase:
 
     def listen(self, *channels: str) -> NotificationConnection:
         """A new dedicated connection subscribed to ``channels``."""
-        return NotificationConnection(self.connect(), channels)
+        return NotificationConnection(self.connect(application_name=with_purpose(self.application_name, "listener")), channels)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -359,11 +363,14 @@ class SystemDatabase:
         return self.with_retries(run)
 
     @contextmanager
-    def transaction(self, isolation_level: str | None = None) -> Iterator[DictConnection]:
+    def transaction(self, isolation_level: str | None = None, *, before: Callable[[DictConnection], None] | None = None) -> Iterator[DictConnection]:
         """A pooled connection inside one transaction (``@DBOS.transaction`` bodies, whose
         ``DBOS.sql_session`` is ``self.sessions.session(conn)``: a SQLAlchemy Session inside
-        this same transaction, which only this block commits)."""
+        this same transaction, which only this block commits). ``before(conn)`` runs on it
+        first, autocommitted: what it writes stays even if the transaction rolls back."""
         with self._pool.connection() as conn:
+            if before is not None:
+                before(conn)
             with conn.transaction():
                 if isolation_level:
                     conn.execute(

@@ -15,6 +15,7 @@ import psycopg
 
 from .database import DictConnection, Row, SystemDatabase
 from .links import dead_link_settings
+from .session_names import with_purpose
 from .statements import statement
 
 __all__ = ["DedicatedSession"]
@@ -36,7 +37,10 @@ class DedicatedSession:
         over a link that went silent fails within about that time instead of hanging in TCP
         retransmission (for heartbeats and the leader lock, whose silence has to be noticed)."""
         self._db = db
-        self._settings = {"application_name": f"pgfleet-{purpose}"[:63], "connect_timeout": connect_timeout_sec, **settings}
+        # Named after the pool of its database plus its purpose: an executor's heartbeat session is
+        # "pgfleet <pid> <executor_id> heartbeat" (see sysdb.session_names).
+        name = with_purpose(db.application_name, purpose)
+        self._settings = {"application_name": name, "connect_timeout": connect_timeout_sec, **settings}
         if dead_link_timeout_sec is not None:  # tighter than the pool's, for these two loops
             self._settings.update(dead_link_settings(dead_link_timeout_sec))
         self._conn: DictConnection | None = None

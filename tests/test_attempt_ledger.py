@@ -1,6 +1,8 @@
 """The attempt ledger (issue #12): with ``attempt_ledger`` on, every start of a step body is a
 row of ``dbos.pgfleet_step_attempts`` (workflow, position, name, executor, epoch, pid, database
-time), written before the body runs; off (the default), nothing is written."""
+time), written before the body runs; so is every attempt of a ``@DBOS.transaction`` body (on
+the system database or an application database) and of a datasource transaction (sync and
+async). Off (the default), nothing is written."""
 
 from __future__ import annotations
 
@@ -9,10 +11,18 @@ import os
 import signal
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
 
+import test_sql_transactions
 from conftest import run_app, wait_until
-from runtime import DBOS, DBOSConfigError, SetWorkflowID
+from runtime import DBOS, AsyncSQLAlchemyDatasource, DBOSConfigError, SetWorkflowID, SQLAlchemyDatasource
+from test_sql_transactions import sa_url
+
+# A database of the application's (with public.items), from the transaction tests.
+app_url = test_sql_transactions.app_url
 
 
 def attempt_rows(db, workflow_id):
@@ -27,15 +37,27 @@ def owner_epoch(db, workflow_id):
     return db.execute("SELECT owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = %s", (workflow_id,)).fetchone()[0]
 
 
+def launch_ledger(sys_url: str, **config: object) -> None:
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "ledger-test", "system_database_url": sys_url, "executor_id": "ledger-executor",  # type: ignore[typeddict-item]
+                 "attempt_ledger": True, **config})
+    DBOS.launch()
+
+
 @pytest.fixture
 def ledger_on(sys_url: str) -> Iterator[type]:
     """A launched DBOS with the attempt ledger switched on by its config key."""
-    DBOS.destroy(destroy_registry=True)
-    DBOS(config={"name": "ledger-test", "system_database_url": sys_url, "executor_id": "ledger-executor",
-                 "attempt_ledger": True})
-    DBOS.launch()
+    launch_ledger(sys_url)
     yield DBOS
     DBOS.destroy(destroy_registry=True)
+
+
+def fail_once_as_a_serialization_conflict(tries: list[int]) -> None:
+    """The first call raises SQLSTATE 40001 from the server, as a lost SERIALIZABLE race would:
+    pgfleet runs the transaction again (DBOS's retry)."""
+    tries.append(1)
+    if len(tries) == 1:
+        DBOS.sql_session.execute(sa.text("DO $$ BEGIN RAISE EXCEPTION 'planted' USING ERRCODE = '40001'; END $$"))
 
 
 def three_steps() -> object:
@@ -156,3 +178,130 @@ def test_a_killed_processs_in_flight_step_has_its_row(sys_url, db, tmp_path):
     second_epoch = owner_epoch(db, "crash-wf")
     assert second_epoch != first_epoch
     assert [r[3] for r in rows[2:]] == [second_epoch, second_epoch]
+
+
+# -- transactions and datasource transactions ---------------------------------------------------
+
+
+def a_step_then_a_transaction(tries: list[int]) -> object:
+    @DBOS.step()
+    def before() -> int:
+        return 1
+
+    @DBOS.transaction()
+    def insert(x: int) -> int:
+        if x < 0:
+            fail_once_as_a_serialization_conflict(tries)
+        return DBOS.sql_session.execute(sa.text("SELECT :x + 1"), {"x": abs(x)}).scalar_one()
+
+    @DBOS.workflow()
+    def flow(x: int) -> int:
+        return insert(x * before())
+
+    return flow
+
+
+def test_a_transaction_records_one_row_at_its_position(ledger_on, db):
+    tries: list[int] = []
+    flow = a_step_then_a_transaction(tries)
+    with SetWorkflowID("tx-wf"):
+        assert flow(1) == 2
+    rows = attempt_rows(db, "tx-wf")
+    assert [(r[0], r[1].rsplit(".", 1)[-1], r[5]) for r in rows] == [(1, "before", 1), (2, "insert", 1)]
+    assert {(r[2], r[3], r[4]) for r in rows} == {("ledger-executor", owner_epoch(db, "tx-wf"), os.getpid())}
+
+
+def test_a_transaction_retried_after_a_serialization_failure_records_two(ledger_on, db):
+    tries: list[int] = []
+    flow = a_step_then_a_transaction(tries)
+    with SetWorkflowID("tx-retry-wf"):
+        assert flow(-1) == 2
+    assert len(tries) == 2
+    # The first attempt's row stays although its transaction rolled back.
+    assert [(r[0], r[5]) for r in attempt_rows(db, "tx-retry-wf")] == [(1, 1), (2, 1), (2, 2)]
+
+
+def test_a_transaction_on_an_application_database_records_in_the_system_database(sys_url, db, app_url):
+    launch_ledger(sys_url, application_database_url=app_url)
+    try:
+        tries: list[int] = []
+        flow = a_step_then_a_transaction(tries)
+        with SetWorkflowID("apptx-wf"):
+            assert flow(-1) == 2
+        assert [(r[0], r[5]) for r in attempt_rows(db, "apptx-wf")] == [(1, 1), (2, 1), (2, 2)]
+    finally:
+        DBOS.destroy(destroy_registry=True)
+
+
+def test_a_datasource_transaction_records_one_row_per_attempt(ledger_on, db, app_url):
+    ds = SQLAlchemyDatasource.create(sa_url(app_url))
+    tries: list[str] = []
+
+    @ds.transaction(name="add_item")
+    def add_item(name: str, conflict: bool) -> int:
+        tries.append(name)
+        if conflict and tries.count(name) == 1:
+            ds.sql_session().execute(sa.text("DO $$ BEGIN RAISE EXCEPTION 'planted' USING ERRCODE = '40001'; END $$"))
+        ds.sql_session().execute(sa.text("INSERT INTO public.items VALUES (:name)"), {"name": name})
+        return tries.count(name)
+
+    @DBOS.workflow()
+    def adding() -> int:
+        return add_item("apple", False) * 10 + add_item("pear", True)
+
+    with SetWorkflowID("ds-wf"):
+        assert adding() == 12  # apple at its first attempt, pear at its second
+    rows = attempt_rows(db, "ds-wf")
+    assert [(r[0], r[1], r[5]) for r in rows] == [(1, "add_item", 1), (2, "add_item", 1), (2, "add_item", 2)]
+    assert {(r[2], r[3], r[4]) for r in rows} == {("ledger-executor", owner_epoch(db, "ds-wf"), os.getpid())}
+    ds.engine.dispose()
+
+
+def test_an_async_datasource_transaction_records_one_row_per_attempt(ledger_on, db, app_url):
+    ds = asyncio.run(AsyncSQLAlchemyDatasource.create(sa_url(app_url), engine_kwargs={"poolclass": NullPool}))
+    tries: list[int] = []
+
+    @ds.transaction(name="add_async")
+    async def add_item() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            await ds.sql_session().execute(sa.text("DO $$ BEGIN RAISE EXCEPTION 'planted' USING ERRCODE = '40001'; END $$"))
+        return len(tries)
+
+    @DBOS.workflow()
+    async def adding() -> int:
+        return await add_item()
+
+    async def main() -> int:
+        with SetWorkflowID("ads-wf"):
+            return await adding()
+
+    assert asyncio.run(main()) == 2
+    rows = attempt_rows(db, "ads-wf")
+    assert [(r[0], r[1], r[5]) for r in rows] == [(1, "add_async", 1), (1, "add_async", 2)]
+    assert {(r[2], r[3], r[4]) for r in rows} == {("ledger-executor", owner_epoch(db, "ads-wf"), os.getpid())}
+
+
+def test_off_by_default_transactions_and_datasources_write_nothing(dbos, db, app_url):
+    ds = SQLAlchemyDatasource.create(sa_url(app_url))
+    tries: list[int] = []
+    flow = a_step_then_a_transaction(tries)
+
+    @ds.transaction(name="add_item")
+    def add_item() -> int:
+        ds.sql_session().execute(sa.text("INSERT INTO public.items VALUES ('fig')"))
+        return 1
+
+    @DBOS.workflow()
+    def adding() -> int:
+        return add_item()
+
+    with SetWorkflowID("off-tx-wf"):
+        assert flow(-1) == 2
+    with SetWorkflowID("off-ds-wf"):
+        assert adding() == 1
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM public.items").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid LIKE 'off-%'").fetchone()[0] == 3
+    assert db.execute("SELECT count(*) FROM dbos.pgfleet_step_attempts").fetchone()[0] == 0
+    ds.engine.dispose()

@@ -12,6 +12,7 @@ backend, on a condition.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from conftest import wait_until
 from sysdb import SystemDatabase
 from sysdb.clock import FakeClock
 from sysdb.session import DedicatedSession
+from sysdb.session_names import executor_session_name
 from sysdb.workflow_rows import AcquiredWorkflow
 
 MEMBER_TIMEOUT = 10.0
@@ -68,7 +70,8 @@ def join(sys_url: str, clock: FakeClock) -> Iterator[Callable[[str], Member]]:
     members: list[Member] = []
 
     def start(executor_id: str) -> Member:
-        db = SystemDatabase(sys_url, pool_size=2, application_name=f"pgfleet-test-{executor_id}")
+        # Named as an executor's pool (its heartbeat and leader sessions add their purpose).
+        db = SystemDatabase(sys_url, pool_size=2, application_name=executor_session_name(os.getpid(), executor_id))
         db.coordination_clock = clock  # before the coordination objects read it
         db.open(run_migrations=False)
         membership = Membership(db, MemberInfo(executor_id, "app", "v1", None), lambda: ["w"], MEMBER_TIMEOUT)
@@ -141,7 +144,7 @@ def test_one_leader_is_elected_and_its_valid_lease_blocks_a_candidate_even_one_h
     assert leader_row(db) == ("a", first_term)
 
     # A's session drops silently: its advisory lock is gone, its lease is not.
-    end_backend(db, "pgfleet-leader-a")
+    end_backend(db, executor_session_name(os.getpid(), "a", "leader"))
     candidate = DedicatedSession(b.db, purpose="candidate-b")
     try:
         door = b.db.leadership.on(candidate)

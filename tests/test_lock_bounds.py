@@ -27,7 +27,7 @@ from runtime.errors import DBOSWorkflowFencedError
 from sysdb.errors import DatabaseUnavailableError
 
 EXECUTOR = "lock-bounds"
-APP_BACKENDS = f"pgfleet:{EXECUTOR}%"
+APP_BACKENDS = f"pgfleet % {EXECUTOR}"  # its pool's sessions: pgfleet <pid> <executor_id>
 
 
 @pytest.fixture

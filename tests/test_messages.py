@@ -7,10 +7,17 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from runtime import DBOS, DBOSException, DBOSNonExistentWorkflowError, SetWorkflowID
 
 
-def test_send_and_recv_between_workflows(dbos, db):
+def test_send_and_recv_between_workflows(dbos, db, monkeypatch):
+    import runtime.messages
+
+    # No re-check of the database while waiting: only the NOTIFY can wake the receiver before
+    # its 10 s timeout, which would make it return None instead of the messages.
+    monkeypatch.setattr(runtime.messages, "RECHECK_INTERVAL_SEC", 3600.0)
+
     @DBOS.workflow()
     def receiver():
         first = DBOS.recv("greetings", timeout_seconds=10)
@@ -25,12 +32,11 @@ def test_send_and_recv_between_workflows(dbos, db):
 
     with SetWorkflowID("receiver"):
         handle = DBOS.start_workflow(receiver)
-    time.sleep(0.2)  # the receiver is waiting: the NOTIFY must wake it
-    started = time.monotonic()
+    wait_until(lambda: db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid='receiver'").fetchone()[0] >= 1,
+               "the receiver to wait")  # its first recv recorded its timeout position: it waits now
     with SetWorkflowID("sender"):
         sender("receiver")
     assert handle.get_result() == [{"hello": 1}, "again", None]
-    assert time.monotonic() - started < 2.0
     names = [r[0] for r in db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid='receiver' ORDER BY function_id")]
     assert names.count("DBOS.recv") == 3 and "DBOS.sleep" in names
     assert db.execute("SELECT count(*) FROM dbos.notifications WHERE consumed").fetchone()[0] == 2

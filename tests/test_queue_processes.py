@@ -139,9 +139,9 @@ def listener_backends(db: psycopg.Connection, executor_id: str) -> list[int]:
     return [
         pid
         for (pid,) in db.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s "
             "AND (query ILIKE 'LISTEN%%' OR query ILIKE '%%pg_listening_channels%%')",
-            (f"pgfleet:{executor_id}",),
+            (f"pgfleet % {executor_id} listener",),  # pgfleet <pid> <executor_id> listener
         )
     ]
 
@@ -409,7 +409,7 @@ def test_without_listen_notify_polling_runs_queued_work(workers, enqueuer, db):
     # ... and the worker never opened a LISTEN connection.
     assert listener_backends(db, "poller") == []
     assert db.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgfleet:poller'"
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgfleet % poller'"
     ).fetchone()[0] > 0
     workers.stop("poller")
 

@@ -26,8 +26,8 @@ def slot_report(db, name):
 
 def recovery_waits_on_the_lock(db, executor_id):
     return db.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = %s",
-        (f"pgfleet:{executor_id}",),
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE %s",
+        (f"pgfleet % {executor_id}",),  # its pool's sessions: pgfleet <pid> <executor_id>
     ).fetchone()[0]
 
 

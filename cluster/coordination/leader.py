@@ -49,7 +49,7 @@ class LeaderElector(BackgroundService):
         self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # A partitioned leader's session (and so its lock) must die within the lease TTL, not
         # hours later when TCP gives up.
-        self._session = DedicatedSession(db, purpose=f"leader-{executor_id}", dead_link_timeout_sec=max(1.0, lease_ttl_sec / 2))
+        self._session = DedicatedSession(db, purpose="leader", dead_link_timeout_sec=max(1.0, lease_ttl_sec / 2))
         # The lock is a session lock: every leadership statement runs on that session.
         self._leadership = db.leadership.on(self._session)
         self.term: int | None = None

@@ -150,7 +150,7 @@ class Heartbeat(BackgroundService):
         # cut-off member notices quickly (the watchdog below covers the rest).
         self._db_clock = db.clock
         self._session = DedicatedSession(
-            db, purpose=f"heartbeat-{membership.executor_id}", dead_link_timeout_sec=membership.member_timeout_sec / 3
+            db, purpose="heartbeat", dead_link_timeout_sec=membership.member_timeout_sec / 3
         )
         self._members = db.members.on(self._session)
         self._on_lost = on_lost

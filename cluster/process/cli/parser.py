@@ -8,6 +8,7 @@ from typing import Any
 
 from sysdb.embedded import DEFAULT_BASE_DIR
 
+from .chaos_command import add_chaos_arguments
 from .check_command import _check
 from .db_commands import _db, _migrate
 from .status_commands import _queue_list, _status
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", default=False, help="print one JSON document on stdout")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_command in (_add_supervise, _add_status, _add_workflow, _add_queue, _add_check, _add_migrate, _add_db):
+    for add_command in (_add_supervise, _add_status, _add_workflow, _add_queue, _add_check, _add_migrate, _add_db, _add_chaos):
         add_command(commands)
     return parser
 
@@ -105,6 +106,19 @@ def _add_supervise(commands: Any) -> None:
     supervise.add_argument("--log-level", default=None, metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR or CRITICAL")
     _add_json(supervise)
     supervise.set_defaults(handler=_supervise)
+
+
+def _add_chaos(commands: Any) -> None:
+    """Add `pgfleet chaos` (failover testing of an app on a fleet of real nodes)."""
+    chaos = _subparser(
+        commands, "chaos", "kill, pause and partition a fleet running your app; check nothing was lost",
+        "Start K nodes (each `pgfleet supervise APP`) on a scratch system database, start work, inject a\n"
+        "seeded schedule of faults, drain, and check from the database that every workflow reached its\n"
+        "outcome, no completed step ran again, no stale owner acted, limits held and one leader led.\n"
+        "exit codes: 0 every invariant held, 1 one was violated (the evidence is printed), 2 bad usage,\n"
+        "130 interrupted (everything started is stopped and removed)",
+    )
+    add_chaos_arguments(chaos)
 
 
 def _add_status(commands: Any) -> None:

@@ -1,0 +1,18 @@
+"""A chaos run's view of its work while it runs: how far the workflows it started have got."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .door import Door
+
+__all__ = ["ChaosProgress"]
+
+
+class ChaosProgress(Door):
+    """Counts for the progress line of ``pgfleet chaos``."""
+
+    def status_counts(self, workflow_ids: Sequence[str]) -> dict[str, int]:
+        """status → how many of ``workflow_ids`` have it (ids without a row are not counted)."""
+        rows = self._execute("count_workflows_by_status", {"workflow_ids": list(workflow_ids)})
+        return {str(r["status"]): int(r["n"]) for r in rows}

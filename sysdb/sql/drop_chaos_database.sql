@@ -1,0 +1,2 @@
+-- Drop a chaos run's scratch system database, ending the sessions still on it.
+DROP DATABASE IF EXISTS {dbname} WITH (FORCE)

@@ -1,0 +1,133 @@
+"""`pgfleet chaos` end to end, as an operator runs it: real nodes (`pgfleet supervise` trees) on
+an embedded server of the run's own, a seeded storm of faults, the invariant table, --json and
+--report, the exit codes, and cleanup on Ctrl-C.
+
+The 60-second run of the built-in workload is in the default suite (one seed, from
+``PGFLEET_CHAOS_SEEDS``, default "1"); tests/test_chaos_long.py has the 10-minute runs marked
+``chaos``. With namespaces available (root on Linux) the run adds ``--netns`` and so partitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.process.chaos.model import FAULT_KINDS
+from cluster.process.chaos.netns import Netns
+from conftest import REPO_ROOT, wait_until
+
+SEEDS = [int(s) for s in os.environ.get("PGFLEET_CHAOS_SEEDS", "1").split(",") if s.strip()]
+# Fast failure detection, so that a minute holds several takeovers.
+FAST_CONFIG = "heartbeat_interval_sec = 0.5\nmember_timeout_sec = 2.0\n"
+
+
+def chaos(*args: str, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cluster.process.cli", "chaos", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})})  # fmt: skip
+
+
+def fast_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.toml"
+    path.write_text(FAST_CONFIG)
+    return path
+
+
+def netns_flags() -> list[str]:
+    return ["--netns"] if Netns.available() is None else []
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_60_second_run_of_the_builtin_workload_holds_every_invariant(tmp_path, seed):
+    report = tmp_path / "report.html"
+    done = chaos("--seconds", "60", "--seed", str(seed), "--config", str(fast_config(tmp_path)), "--json",
+                 "--report", str(report), *netns_flags())  # fmt: skip
+    assert done.stdout.strip(), f"no JSON on stdout (exit {done.returncode}):\n{done.stderr[-4000:]}"
+    result = json.loads(done.stdout)
+    failed = [i for i in result["invariants"] if i["violations"]]
+    assert done.returncode == 0 and result["passed"], json.dumps(failed, indent=1)[:6000] + done.stderr[-3000:]
+    # Every invariant looked at something (a check of nothing proves nothing).
+    unchecked = [i["name"] for i in result["invariants"] if i["checked"] == 0]
+    assert not unchecked, f"invariants that checked nothing: {unchecked}"
+    landed = {f["kind"] for f in result["faults"]}
+    wanted = set(FAULT_KINDS) - (set() if netns_flags() else {"partition"})
+    assert landed == wanted, f"faults landed {sorted(landed)}, wanted {sorted(wanted)}"
+    assert result["takeovers"], "no workflow was taken over"
+    assert result["workflows_by_status"].get("SUCCESS", 0) >= 100
+    assert set(result["workflows_by_status"]) == {"SUCCESS"}
+    assert f"--seed {seed}" in result["command"]
+    html = report.read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_usage_errors_name_the_problem_and_start_nothing(tmp_path):
+    done = chaos("--faults", "partition", "--seconds", "5")
+    assert done.returncode == 2 and "partition needs --netns" in done.stderr, done.stderr
+    done = chaos("--faults", "kill-node,explode")
+    assert done.returncode == 2 and "unknown fault kind(s) explode" in done.stderr, done.stderr
+    done = chaos(str(REPO_ROOT / "examples" / "orders.py"))
+    assert done.returncode == 2 and "needs --workload MODULE:FUNCTION" in done.stderr, done.stderr
+    done = chaos("--nodes", "1")
+    assert done.returncode == 2 and "--nodes must be at least 2" in done.stderr, done.stderr
+    done = chaos(str(REPO_ROOT / "examples" / "orders.py"), "--workload", "no_such_module_here:go")
+    assert done.returncode == 2 and "no_such_module_here" in done.stderr, done.stderr
+
+
+def test_a_run_whose_workload_starts_nothing_fails_with_the_evidence(tmp_path):
+    """The harness's own invariant: a run that started no work proved nothing, and exits 1."""
+    (tmp_path / "idle_workload.py").write_text("def nothing(client, wave):\n    return []\n")
+    done = chaos(str(REPO_ROOT / "examples" / "orders.py"), "--workload", f"{tmp_path / 'idle_workload.py'}:nothing",
+                 "--seconds", "6", "--nodes", "2", "--workers", "1", "--faults", "kill-worker",
+                 "--config", str(fast_config(tmp_path)), "--drain-seconds", "5")  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr[-3000:]
+    assert "FAIL" in done.stdout and "the workload started no workflow" in done.stdout, done.stdout
+    assert "pgfleet chaos" in done.stdout and "--seed" in done.stdout  # the repro command
+
+
+def _tree(root: int) -> set[int]:
+    from cluster.process.chaos.nodes import descendants
+
+    return descendants(root)
+
+
+def test_ctrl_c_stops_and_removes_everything_the_run_started(tmp_path):
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.process.cli", "chaos", "--seconds", "300", "--nodes", "2", "--workers", "1",
+         "--faults", "kill-worker", "--config", str(fast_config(tmp_path)), "--workdir", str(workdir)],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        seen: set[int] = set()
+
+        def nodes_up() -> bool:
+            seen.update(_tree(proc.pid))
+            return (workdir / "chaos1.log").exists() and len(_tree(proc.pid)) >= 6  # chaos, a server, 2 supervisors, 2 workers
+
+        wait_until(nodes_up, "the run's nodes to start", timeout=120)
+        time.sleep(1.0)
+        seen.update(_tree(proc.pid))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped" in err
+    left = {p for p in seen if _alive(p)}
+    assert not left, f"processes the run started are still alive: {left}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
