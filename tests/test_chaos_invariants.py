@@ -346,7 +346,8 @@ def test_an_apps_workflows_and_descendants_must_end_and_not_from_infrastructure(
         final("app6", status="ERROR", error=_unimportable_app_error()),
     ]
     writes = [write(1, "app1", 1, 1.0, session("a-0"), "a-0", 1, child="app1-1"),
-              write(2, "app1", 2, 1.0, session("a-0"), "a-0", 1, child="app1-2")]  # app1-2 never got a row  # fmt: skip
+              write(2, "app1", 2, 1.0, session("a-0"), "a-0", 1, child="app1-2"),  # app1-2 never got a row
+              WriteRecord(3, "output", "app1", 3, "DBOS.getResult", session("a-0"), "PENDING", "a-0", 1, T0 + 1, child_workflow_id="other")]  # fmt: skip
     expected = [ExpectedOutcome(w) for w in ("app1", "app2", "app3", "app4", "app5", "app6")]
     found = result(checker.check_all(history(statuses=statuses, writes=writes), [], expected), "outcomes")
     messages = [v.message for v in found.violations]

@@ -44,7 +44,9 @@ def _children(history: ChaosHistoryRows) -> dict[str, set[str]]:
         if s.parent_workflow_id is not None:
             children[s.parent_workflow_id].add(s.workflow_uuid)
     for w in history.writes:
-        if w.kind == "output" and w.child_workflow_id is not None:
+        # A start or enqueue records the child under its own name; DBOS.getResult and the like
+        # name the workflow they read, which need not be a child.
+        if w.kind == "output" and w.child_workflow_id is not None and not (w.function_name or "").startswith("DBOS."):
             children[w.workflow_uuid].add(w.child_workflow_id)
     if not children:  # the history names no parent: DBOS's default child ids, <parent>-<position>
         ids = {s.workflow_uuid for s in history.statuses}
