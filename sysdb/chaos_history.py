@@ -84,6 +84,9 @@ class WriteRecord:
     row_executor_id: str | None
     row_owner_epoch: int | None
     at: float
+    # For an "output" that starts or enqueues a child workflow: the child's id (the row's
+    # child_workflow_id), so the checker can tell a child that never got a row.
+    child_workflow_id: str | None = None
     key: str | None = None  # the event's or stream's key
 
 
@@ -142,6 +145,9 @@ class FinalStatus:
     serialization: str | None
     created_at: float
     updated_at: float
+    # The workflow that started or enqueued this one (a child's parent), so the checker can
+    # follow an app's workflow to its descendants.
+    parent_workflow_id: str | None = None
 
 
 @dataclass(frozen=True)

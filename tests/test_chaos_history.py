@@ -142,6 +142,11 @@ def test_a_workflow_run_logs_ownership_writes_and_starts_by_this_process(configu
     assert {k: s.status for k, s in statuses.items()} == {"parent-1": "SUCCESS", child: "SUCCESS", "queued-1": "SUCCESS"}
     assert deserialize(statuses["parent-1"].output, statuses["parent-1"].serialization) == 6
     assert statuses["queued-1"].queue_name == "limited-q" and statuses["parent-1"].error is None
+    # Who started whom: the children's rows name their parent, the parent's outputs name them.
+    assert {k: s.parent_workflow_id for k, s in statuses.items()} == {"parent-1": None, child: "parent-1", "queued-1": "parent-1"}
+    assert [(w.function_id, w.child_workflow_id) for w in parent_writes if w.child_workflow_id] == [
+        (4, child), (5, child), (6, "queued-1"), (7, "queued-1")  # each start, and each DBOS.getResult of it
+    ]
     assert began - 1 <= statuses["parent-1"].created_at <= statuses["parent-1"].updated_at <= ended + 1  # milliseconds
     assert [(e.workflow_uuid, e.key) for e in history.events] == [("parent-1", "doubled")]
     assert deserialize(history.events[0].value, history.events[0].serialization) == 2

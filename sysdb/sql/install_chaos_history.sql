@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS pgfleet_chaos.write_log (
     row_owner_epoch BIGINT,
     at TIMESTAMPTZ NOT NULL
 );
+-- The child an output names (a start or enqueue of a child workflow): the checker reports a child
+-- that never got a row. Added to a log an earlier install made, too.
+ALTER TABLE pgfleet_chaos.write_log ADD COLUMN IF NOT EXISTS child_workflow_id TEXT;
 
 -- NEW is the row as the statement left it; the time is the commit's.
 CREATE OR REPLACE FUNCTION pgfleet_chaos.log_ownership() RETURNS trigger
@@ -64,6 +67,7 @@ DECLARE
     kind TEXT := TG_ARGV[0];
     fid INTEGER;
     fname TEXT;
+    child TEXT;
     k TEXT;
     r_status TEXT;
     r_executor TEXT;
@@ -80,6 +84,7 @@ BEGIN
     IF kind = 'output' THEN
         fid := NEW.function_id;
         fname := NEW.function_name;
+        child := NEW.child_workflow_id;
     ELSIF kind = 'stream' THEN
         fid := NEW.function_id;
         k := NEW.key;
@@ -87,10 +92,11 @@ BEGIN
         k := NEW.key;
     END IF;
     INSERT INTO pgfleet_chaos.write_log (
-        kind, workflow_uuid, function_id, function_name, key, writer, row_status, row_executor_id, row_owner_epoch, at
+        kind, workflow_uuid, function_id, function_name, key, writer, row_status, row_executor_id, row_owner_epoch, at,
+        child_workflow_id
     ) VALUES (
         kind, NEW.workflow_uuid, fid, fname, k, current_setting('application_name'), r_status, r_executor, r_epoch,
-        clock_timestamp()
+        clock_timestamp(), child
     );
     RETURN NULL;
 END;
