@@ -7,7 +7,7 @@ from collections import Counter
 
 from sysdb.chaos_history import ChaosHistoryRows
 
-from .checker import check_all, lanes, takeover_arrows, takeover_latencies, throughput
+from .checker import check_all, lanes, takeover_arrows, takeover_latencies, throughput, workflows_by_status
 from .model import ChaosResult, ExpectedOutcome, FaultRecord, InvariantResult, Violation
 from .options import BUILTIN_APP, ChaosOptions
 
@@ -57,6 +57,6 @@ def build_result(options: ChaosOptions, history: ChaosHistoryRows, faults: list[
         throughput=throughput(history, started_at, ended_at),
         lanes=lanes(history, faults, ended_at),
         takeovers=takeover_arrows(history),
-        workflows_by_status=dict(Counter(s.status for s in history.statuses)),
+        workflows_by_status=workflows_by_status(history),
         notes=list(notes),
     )

@@ -217,21 +217,23 @@ class ChaosRun:
     # -- the end -----------------------------------------------------------------------------------
 
     def _drain(self, sysdb: SystemDatabase, feeder: WaveFeeder) -> None:
-        """Wait (bounded) until every workflow the workload started has ended."""
-        ids = feeder.expected_ids()
+        """Wait (bounded) until no workflow of the database is left to run: the workload's, their
+        children and anything they started."""
+        started = len(feeder.expected_ids())
         deadline = time.monotonic() + self.options.drain_seconds
-        self.progress.message(f"faults over; draining {len(ids)} workflows (at most {self.options.drain_seconds:g}s)")
-        while ids:
+        self.progress.message(f"faults over; draining {started} workflows and their children "
+                              f"(at most {self.options.drain_seconds:g}s)")  # fmt: skip
+        while True:
             try:
-                counts = ChaosProgress(sysdb).status_counts(ids)
-            except Exception:
-                counts = {}
-            done = sum(n for s, n in counts.items() if s in TERMINAL)
-            if done >= len(ids):
+                counts = ChaosProgress(sysdb).all_status_counts()
+            except Exception:  # the server is still coming back: look again
+                counts = {"PENDING": -1}
+            left = sum(n for s, n in counts.items() if s not in TERMINAL)
+            if left == 0:
                 return
             if time.monotonic() > deadline:
-                self.notes.append(f"drain: {len(ids) - done} of {len(ids)} workflows had not ended after "
-                                  f"{self.options.drain_seconds:g}s")  # fmt: skip
+                self.notes.append(f"drain: workflows still unfinished after {self.options.drain_seconds:g}s: "
+                                  + ", ".join(f"{s} {n}" for s, n in sorted(counts.items()) if s not in TERMINAL))  # fmt: skip
                 return
             if self._interrupted.wait(0.5):
                 self._check_interrupted()
