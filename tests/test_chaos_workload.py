@@ -7,7 +7,6 @@ cannot run; examples/orders.py's chaos_workload."""
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,11 +47,15 @@ def nodes() -> Iterator[list[Node]]:
 
 @pytest.fixture
 def clean_imports() -> Iterator[None]:
-    """Workload modules a test imports (and the workflows and queues they register) leave with it."""
+    """Workload modules a test imports (and the workflows and queues they register) leave with
+    it; modules of pgfleet or of libraries imported meanwhile stay (a second copy would differ)."""
     modules, path = set(sys.modules), list(sys.path)
+    kept = [Path(sys.prefix), Path(sys.base_prefix), *(REPO_ROOT / d for d in ("runtime", "sysdb", "cluster", "tests"))]
     yield
     for name in set(sys.modules) - modules:
-        del sys.modules[name]
+        file = getattr(sys.modules[name], "__file__", None)
+        if file and not any(Path(file).resolve().is_relative_to(root.resolve()) for root in kept):
+            del sys.modules[name]
     sys.path[:] = path
     DBOS.destroy(destroy_registry=True)
 
@@ -186,3 +189,184 @@ def test_bad_app_settings_name_the_variable(env, message):
     with pytest.raises(ValueError, match=message):
         spec.AppSettings.from_env(env)
     assert spec.AppSettings.from_env({}) == spec.AppSettings()
+
+
+# -- an app's workload: --workload MODULE:FUNCTION ------------------------------------------------
+
+WORKLOAD_MODULE = '''
+from runtime import DBOSClient
+
+calls = []
+
+
+def only_wave(wave):
+    calls.append(("only_wave", wave))
+    return [f"id-{wave}-a", f"id-{wave}-b", f"id-{wave}-a"]
+
+
+def everything(client, wave, waves, seed):
+    calls.append(("everything", isinstance(client, DBOSClient), wave, waves, seed))
+    return (f"id-{seed}-{wave}-{w}" for w in range(waves))
+
+
+def keywords(*args, **kwargs):
+    calls.append(("keywords", args, sorted(kwargs)))
+    return []
+
+
+def with_default(seed, *, extra=5):
+    calls.append(("with_default", seed, extra))
+    return [str(seed)]
+
+
+def handles(client, wave):
+    return [client.enqueue({"workflow_name": "nobody_runs_this", "queue_name": "nobody", "workflow_id": f"h-{wave}-{i}"})
+            for i in range(2)]
+
+
+def statuses(client, wave):
+    return client.list_workflows(workflow_ids=[f"h-{wave}-0", f"h-{wave}-1"])
+
+
+async def coroutine(wave):
+    return [f"async-{wave}"]
+
+
+class Holder:
+    @staticmethod
+    def method(wave):
+        return [f"held-{wave}"]
+
+
+NOT_A_FUNCTION = 42
+
+
+def needs_more(wave, limit):
+    return []
+
+
+def positional_only(wave, /):
+    return []
+
+
+def returns_none(wave):
+    return None
+
+
+def returns_number(wave):
+    return 7
+
+
+def returns_text(wave):
+    return "id-1"
+
+
+def returns_mapping(wave):
+    return {"id-1": 1}
+
+
+def returns_numbers(wave):
+    return ["id-1", 2]
+'''
+
+
+@pytest.fixture
+def workload_dir(tmp_path, monkeypatch, clean_imports) -> Path:
+    """A directory, the current one, holding the module ``chaos_wl_mod`` (also as a file)."""
+    (tmp_path / "chaos_wl_mod.py").write_text(WORKLOAD_MODULE)
+    (tmp_path / "pkg_wl").mkdir()
+    (tmp_path / "pkg_wl" / "__init__.py").write_text("")
+    (tmp_path / "pkg_wl" / "inner.py").write_text(WORKLOAD_MODULE)
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "needs_dep.py").write_text("import no_such_dependency_of_pgfleet\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_dotted_module_function_gets_only_the_arguments_it_declares(workload_dir, client):
+    workload = AppWorkload("chaos_wl_mod:only_wave", seed=4, waves=3)
+    assert workload.name == "chaos_wl_mod:only_wave"
+    # Each id once, in order, none of them exact: an app's outputs are its own.
+    assert workload.wave(client, 2) == [ExpectedOutcome("id-2-a"), ExpectedOutcome("id-2-b")]
+    assert AppWorkload("chaos_wl_mod:everything", seed=4, waves=3).wave(client, 1) == [
+        ExpectedOutcome(f"id-4-1-{w}") for w in range(3)
+    ]
+    assert AppWorkload("chaos_wl_mod:keywords", seed=4, waves=3).wave(client, 0) == []
+    assert AppWorkload("chaos_wl_mod:with_default", seed=9, waves=1).wave(client, 0) == [ExpectedOutcome("9")]
+    assert AppWorkload("pkg_wl.inner:Holder.method").wave(client, 5) == [ExpectedOutcome("held-5")]
+    calls = sys.modules["chaos_wl_mod"].calls
+    assert calls == [
+        ("only_wave", 2), ("everything", True, 1, 3, 4), ("keywords", (), ["client", "seed", "wave", "waves"]), ("with_default", 9, 5),
+    ]  # fmt: skip
+
+
+def test_a_path_function_may_return_handles_statuses_or_a_coroutine(workload_dir, client, db):
+    path = str(workload_dir / "chaos_wl_mod.py")
+    assert AppWorkload(f"{path}:handles").wave(client, 0) == [ExpectedOutcome("h-0-0"), ExpectedOutcome("h-0-1")]
+    assert statuses(db, ["h-0-0", "h-0-1"]) == {"h-0-0": "ENQUEUED", "h-0-1": "ENQUEUED"}
+    assert AppWorkload(f"{path}:statuses").wave(client, 0) == [ExpectedOutcome("h-0-0"), ExpectedOutcome("h-0-1")]
+    assert AppWorkload("chaos_wl_mod.py:coroutine").wave(client, 3) == [ExpectedOutcome("async-3")]  # relative to the cwd
+
+
+def test_load_workload_picks_the_builtin_or_the_app_s(workload_dir):
+    builtin = load_workload(None, seed=5, waves=3)
+    assert isinstance(builtin, BuiltinWorkload) and (builtin.seed, builtin.waves, builtin.name) == (5, 3, "builtin")
+    app = load_workload("chaos_wl_mod:everything", seed=5, waves=3)
+    assert isinstance(app, AppWorkload) and (app.seed, app.waves, app.arguments) == (5, 3, ("client", "wave", "waves", "seed"))
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("chaos_wl_mod", r"expected MODULE:FUNCTION"),
+        ("chaos_wl_mod:", r"expected MODULE:FUNCTION"),
+        (":only_wave", r"expected MODULE:FUNCTION"),
+        ("chaos_wl_mod:only wave", r"expected MODULE:FUNCTION"),
+        ("no_such_module_xyz:fn", r"no module named 'no_such_module_xyz' importable from .*give a path to a \.py file"),
+        ("pkg_wl.missing:fn", r"no module named 'pkg_wl\.missing'"),
+        ("broken:fn", r"importing 'broken' failed: RuntimeError: boom at import"),
+        ("broken.py:fn", r"importing 'broken\.py' failed: RuntimeError: boom at import"),
+        ("needs_dep:fn", r"importing 'needs_dep' failed: ModuleNotFoundError: No module named 'no_such_dependency_of_pgfleet'"),
+        ("missing.py:fn", r"no such file 'missing\.py'"),
+        ("chaos_wl_mod:nope", r"'chaos_wl_mod' has no attribute 'nope'"),
+        ("chaos_wl_mod:Holder.nope", r"'Holder' has no attribute 'nope'"),
+        ("chaos_wl_mod:NOT_A_FUNCTION", r"'NOT_A_FUNCTION' is 42 \(int\), not a function"),
+        ("chaos_wl_mod:needs_more", r"parameter 'limit' is not one we give: .* only client, wave, waves, seed"),
+        ("chaos_wl_mod:positional_only", r"parameter 'wave' is positional-only"),
+    ],
+)
+def test_a_bad_spec_is_refused_at_load_time_saying_why(workload_dir, given, message):
+    with pytest.raises(WorkloadError, match=message) as info:
+        load_workload(given, seed=1, waves=1)
+    assert repr(given) in str(info.value)  # every message names the spec it is about
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        ("returns_none", r"wave 0: the function returned None; it must return the workflows it started"),
+        ("returns_number", r"returned 7 \(int, not iterable\)"),
+        ("returns_text", r"returned 'id-1' \(str\), not an iterable of ids"),
+        ("returns_mapping", r"returned \{'id-1': 1\} \(dict\), not an iterable of ids"),
+        ("returns_numbers", r"item 1 of what it returned is 2, which is not a workflow id"),
+    ],
+)
+def test_a_return_that_names_no_workflows_is_refused_at_the_first_wave(workload_dir, client, function, message):
+    workload = AppWorkload(f"chaos_wl_mod:{function}")  # loads: only calling it can tell
+    with pytest.raises(WorkloadError, match=message):
+        workload.wave(client, 0)
+
+
+# -- examples/orders.py ---------------------------------------------------------------------------
+
+
+def test_the_orders_example_chaos_workload_runs_to_success(sys_url, db, client, nodes, tmp_path, monkeypatch, clean_imports):
+    monkeypatch.chdir(REPO_ROOT)  # the spec as the RUNBOOK writes it, relative to the repository
+    workload = load_workload("examples/orders.py:chaos_workload", seed=1, waves=2)
+    expected = workload.wave(client, 1)
+    ids = [o.workflow_id for o in expected]
+    assert len(ids) == 20 and not any(o.exact for o in expected)
+    assert workload.wave(client, 1) == expected and row_count(db) == 20  # fixed ids: again, nothing new
+    node = start_node(nodes, "orders", "examples/orders.py", sys_url, tmp_path, {"ORDERS_STEP_SECONDS": "0.01"})
+    wait_all_succeeded(db, ids, node)
+    assert client.retrieve_workflow(ids[0]).get_result()["order_id"] == ids[0]

@@ -103,7 +103,7 @@ def _find_function(spec: str, module_name: str, module: ModuleType, attributes: 
             raise WorkloadError(f"--workload {spec!r}: {where!r} has no attribute {attribute!r}")
         value = getattr(value, attribute)
     if not callable(value):
-        raise WorkloadError(f"--workload {spec!r}: {'.'.join(attributes)!r} is a {type(value).__name__}, not a function")
+        raise WorkloadError(f"--workload {spec!r}: {'.'.join(attributes)!r} is {value!r:.60} ({type(value).__name__}), not a function")
     return value  # type: ignore[no-any-return]  # callable() checked it
 
 
@@ -145,13 +145,21 @@ async def _awaited(value: Awaitable[Any]) -> Any:
 
 def _workflow_ids(spec: str, wave: int, result: Any) -> list[str]:
     """The ids in what the function returned (in order, each once); refuses anything else."""
-    told = f"--workload {spec!r} returned {{}} for wave {wave}; it must return the workflows it started: an iterable of ids, handles or statuses"
-    if result is None or isinstance(result, (str, bytes, Mapping)):
-        raise WorkloadError(told.format("None" if result is None else f"a {type(result).__name__} ({result!r:.60})"))
+
+    def refuse(what: str) -> WorkloadError:
+        return WorkloadError(
+            f"--workload {spec!r}, wave {wave}: the function returned {what}; it must return the workflows it "
+            "started: an iterable of workflow ids, handles or statuses"
+        )
+
+    if result is None:
+        raise refuse("None")
+    if isinstance(result, (str, bytes, Mapping)):
+        raise refuse(f"{result!r:.60} ({type(result).__name__}), not an iterable of ids")
     try:
         items = list(result)
     except TypeError:
-        raise WorkloadError(told.format(f"a {type(result).__name__}, which is not iterable")) from None
+        raise refuse(f"{result!r:.60} ({type(result).__name__}, not iterable)") from None
     ids: dict[str, None] = {}
     for index, item in enumerate(items):
         workflow_id = _id_of(item)
