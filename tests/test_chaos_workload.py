@@ -309,8 +309,8 @@ def test_a_path_function_may_return_handles_statuses_or_a_coroutine(workload_dir
 
 
 def test_load_workload_picks_the_builtin_or_the_app_s(workload_dir):
-    builtin = load_workload(None, seed=5, waves=3)
-    assert isinstance(builtin, BuiltinWorkload) and (builtin.seed, builtin.waves, builtin.name) == (5, 3, "builtin")
+    builtin = load_workload(None, seed=5, waves=3, scale=0.5)
+    assert isinstance(builtin, BuiltinWorkload) and (builtin.seed, builtin.waves, builtin.scale, builtin.name) == (5, 3, 0.5, "builtin")
     app = load_workload("chaos_wl_mod:everything", seed=5, waves=3)
     assert isinstance(app, AppWorkload) and (app.seed, app.waves, app.arguments) == (5, 3, ("client", "wave", "waves", "seed"))
 

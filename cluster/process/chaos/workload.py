@@ -43,6 +43,7 @@ __all__ = [
     "WorkloadError",
     "Workload",
     "BuiltinWorkload",
+    "PlannedEnqueue",
     "AppWorkload",
     "load_workload",
 ]
@@ -52,7 +53,9 @@ __all__ = [
 # enqueued, 1 from each fan-out) at 6 running at once for ~1.7 s each (3 steps of 0.2 s and a
 # 1 s sleep) is ~3.5 jobs/s, under the 4/s of its rate limit. Waves one WAVE_SECONDS apart keep
 # the limited queue busy for the whole run (a fault that slows the fleet makes it back up,
-# which the drain absorbs); a run of S seconds wants about S / WAVE_SECONDS waves.
+# which the drain absorbs); a run of S seconds wants about S / WAVE_SECONDS waves. Measured
+# without faults (3 nodes x 2 workers on a shared 2-core host, waves 10 s apart): each wave's
+# limited-queue backlog of ~30 drained in 9-10 s, with 4-6 of its jobs running at every sample.
 WAVE_SECONDS = 10.0
 JOBS_PER_WAVE = 30  # queued on the limited queue, each with a child workflow
 FANOUTS_PER_WAVE = 4  # queued on the plain queue, each starting 3-5 direct jobs and 1 queued one
@@ -61,7 +64,7 @@ FANOUT_WIDTHS = (3, 4, 5)
 # so a leader fault can land on that duty too.
 DELAYED_SHARE = 1 / 6
 DELAY_RANGE_SEC = (0.5, 3.0)
-# How long a wave keeps retrying an enqueue that failed on a lost connection (a Postgres
+# How long a wave keeps retrying one enqueue that failed on a lost connection (a Postgres
 # restart, a terminated backend); the client's own retries come first.
 ENQUEUE_RETRY_SEC = 120.0
 
@@ -80,7 +83,7 @@ class Workload(Protocol):
 
 
 @dataclass(frozen=True)
-class _Enqueue:
+class PlannedEnqueue:
     """One workflow of a wave's plan: what to enqueue, and what it and its children must return."""
 
     options: EnqueueOptions
@@ -127,22 +130,22 @@ class BuiltinWorkload:
             raise WorkloadError(f"the workload's scale must be a positive number, got {scale!r}")
         self.seed, self.waves, self.scale = seed, waves, float(scale)
 
-    def plan(self, wave: int) -> list[_Enqueue]:
+    def plan(self, wave: int) -> list[PlannedEnqueue]:
         """The wave's enqueues, in order (pure: the same for the same seed and wave)."""
         if isinstance(wave, bool) or not isinstance(wave, int) or not 0 <= wave < self.waves:
             raise WorkloadError(f"wave {wave!r} is out of range: this workload has waves 0..{self.waves - 1}")
         rng = random.Random(f"pgfleet-chaos:{self.seed}:{wave}")
-        plan: list[_Enqueue] = []
+        plan: list[PlannedEnqueue] = []
         for i in range(max(1, round(JOBS_PER_WAVE * self.scale))):
             workflow_id, n = f"chaos-w{wave}-job-{i}", wave * 100_000 + i
             options: EnqueueOptions = {"workflow_name": JOB, "queue_name": LIMITED_QUEUE, "workflow_id": workflow_id}
             if rng.random() < DELAYED_SHARE:
                 options["delay_seconds"] = round(rng.uniform(*DELAY_RANGE_SEC), 2)
-            plan.append(_Enqueue(options, (n,), _job_outcomes(workflow_id, n)))
+            plan.append(PlannedEnqueue(options, (n,), _job_outcomes(workflow_id, n)))
         for i in range(max(1, round(FANOUTS_PER_WAVE * self.scale))):
             workflow_id, n, width = f"chaos-w{wave}-fan-{i}", wave * 100_000 + 50_000 + i, rng.choice(FANOUT_WIDTHS)
             options = {"workflow_name": FANOUT, "queue_name": PLAIN_QUEUE, "workflow_id": workflow_id}
-            plan.append(_Enqueue(options, (n, width), _fanout_outcomes(workflow_id, n, width)))
+            plan.append(PlannedEnqueue(options, (n, width), _fanout_outcomes(workflow_id, n, width)))
         rng.shuffle(plan)  # fan-outs among the jobs, not all at the end
         return plan
 
@@ -150,13 +153,12 @@ class BuiltinWorkload:
         """Enqueue the wave (idempotently, retrying lost connections for ``ENQUEUE_RETRY_SEC``)
         and return every workflow's exact outcome, children included."""
         plan = self.plan(wave)
-        deadline = time.monotonic() + ENQUEUE_RETRY_SEC
         for item in plan:
-            _enqueue_retrying(client, item, deadline)
+            _enqueue_retrying(client, item, time.monotonic() + ENQUEUE_RETRY_SEC)
         return [outcome for item in plan for outcome in item.outcomes]
 
 
-def _enqueue_retrying(client: DBOSClient, item: _Enqueue, deadline: float) -> None:
+def _enqueue_retrying(client: DBOSClient, item: PlannedEnqueue, deadline: float) -> None:
     """Enqueue ``item``; on a lost connection try again (the fixed workflow id makes a retry of
     an enqueue that did commit a no-op) until ``deadline``."""
     pause = 0.1
@@ -176,9 +178,10 @@ def _enqueue_retrying(client: DBOSClient, item: _Enqueue, deadline: float) -> No
             pause = min(pause * 2, 2.0)
 
 
-def load_workload(spec: str | None, seed: int, waves: int) -> Workload:
-    """The workload of a run: the built-in one without ``spec``, else the app's
-    ``MODULE:FUNCTION`` (imported and checked now, so a bad spec fails before anything starts)."""
+def load_workload(spec: str | None, seed: int, waves: int, *, scale: float = 1.0) -> Workload:
+    """The workload of a run: the built-in one (of this ``scale``) without ``spec``, else the
+    app's ``MODULE:FUNCTION`` (imported and checked now, so a bad spec fails before anything
+    starts; an app's workload has no scale)."""
     if spec is None:
-        return BuiltinWorkload(seed, waves)
+        return BuiltinWorkload(seed, waves, scale)
     return AppWorkload(spec, seed=seed, waves=waves)
