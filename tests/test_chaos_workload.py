@@ -15,7 +15,14 @@ import pytest
 
 from cluster.process.chaos import builtin_spec as spec
 from cluster.process.chaos.model import ExpectedOutcome
-from cluster.process.chaos.workload import AppWorkload, BuiltinWorkload, WorkloadError, load_workload
+from cluster.process.chaos.workload import (
+    FANOUTS_PER_WAVE,
+    JOBS_PER_WAVE,
+    AppWorkload,
+    BuiltinWorkload,
+    WorkloadError,
+    load_workload,
+)
 from conftest import REPO_ROOT, wait_until
 from faults.fleet import Node
 from faults.proxy import PgProxy
@@ -73,6 +80,7 @@ def statuses(db: psycopg.Connection, ids: list[str]) -> dict[str, str]:
 
 def wait_all_succeeded(db: psycopg.Connection, ids: list[str], node: Node, timeout: float = 90) -> None:
     def done() -> bool:
+        assert node.proc is not None and node.proc.poll() is None, f"the node exited:\n{node.log_tail()}"
         now = statuses(db, ids)
         failed = {i: s for i, s in now.items() if s not in ("SUCCESS", "PENDING", "ENQUEUED", "DELAYED")}
         assert not failed, f"workflows that failed: {failed}\n{node.log_tail()}"
@@ -92,7 +100,7 @@ def row_count(db: psycopg.Connection) -> int:
 
 
 def test_builtin_wave_runs_to_its_exact_outcomes_under_a_supervised_node(sys_url, db, client, nodes, tmp_path):
-    workload = BuiltinWorkload(seed=1, waves=2, scale=0.2)
+    workload = BuiltinWorkload(seed=1, waves=2, scale=0.5)
     plan = workload.plan(1)
     delayed = {item.options["workflow_id"] for item in plan if "delay_seconds" in item.options}
     assert delayed, "seed 1's wave 1 delays a job (the test relies on it)"
@@ -139,7 +147,7 @@ def test_a_wave_retries_an_enqueue_whose_reply_was_lost_and_enqueues_it_once(sys
         lossy = DBOSClient(system_database_url=proxy.url, retry_connection_errors=False)
         try:
             rules = [proxy.drop_reply("-- Put a workflow on a queue") for _ in range(2)]
-            expected = BuiltinWorkload(seed=1, waves=1, scale=0.1).wave(lossy, 0)
+            expected = BuiltinWorkload(seed=1, waves=1, scale=0.25).wave(lossy, 0)
         finally:
             lossy.destroy()
     assert all(rule.fired.is_set() for rule in rules)  # committed, and the reply lost: twice
@@ -153,8 +161,10 @@ def test_the_builtin_plan_is_fixed_by_seed_and_wave_and_sized_by_scale():
     assert [(i.options, i.args) for i in plan] == [(i.options, i.args) for i in BuiltinWorkload(seed=7, waves=4).plan(2)]
     assert [(i.options, i.args) for i in plan] != [(i.options, i.args) for i in b.plan(2)]
     names = [i.options["workflow_name"] for i in plan]
-    assert names.count(spec.JOB) == 30 and names.count(spec.FANOUT) == 4
-    assert len({i.options["workflow_id"] for i in plan}) == 34
+    # Sized to the schedule's wave interval: the limited queue's ~3.5 jobs/s for 4 s.
+    assert (JOBS_PER_WAVE, FANOUTS_PER_WAVE) == (12, 2)
+    assert names.count(spec.JOB) == 12 and names.count(spec.FANOUT) == 2
+    assert len({i.options["workflow_id"] for i in plan}) == 14
     outcomes = [o for i in plan for o in i.outcomes]
     assert len({o.workflow_id for o in outcomes}) == len(outcomes) and all(o.exact for o in outcomes)
     small = [i.options["workflow_name"] for i in BuiltinWorkload(seed=7, waves=4, scale=0.01).plan(0)]
@@ -310,7 +320,7 @@ def test_a_path_function_may_return_handles_statuses_or_a_coroutine(workload_dir
 
 def test_load_workload_picks_the_builtin_or_the_app_s(workload_dir):
     builtin = load_workload(None, seed=5, waves=3, scale=0.5)
-    assert isinstance(builtin, BuiltinWorkload) and (builtin.seed, builtin.waves, builtin.scale, builtin.name) == (5, 3, 0.5, "builtin")
+    assert isinstance(builtin, BuiltinWorkload) and (builtin.seed, builtin.waves, builtin.scale, builtin.name) == (5, 3, 0.5, "built-in")
     app = load_workload("chaos_wl_mod:everything", seed=5, waves=3)
     assert isinstance(app, AppWorkload) and (app.seed, app.waves, app.arguments) == (5, 3, ("client", "wave", "waves", "seed"))
 

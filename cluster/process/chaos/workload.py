@@ -30,13 +30,13 @@ from cluster.process.chaos.builtin_spec import (
     queued_job_id,
 )
 from cluster.process.chaos.model import ExpectedOutcome
+from cluster.process.chaos.schedule import SECONDS_PER_WAVE
 from runtime import DBOSClient
 from runtime.client import EnqueueOptions
 from runtime.errors import DBOSDatabaseUnavailableError
 from sysdb import DatabaseUnavailableError, is_connection_failure
 
 __all__ = [
-    "WAVE_SECONDS",
     "JOBS_PER_WAVE",
     "FANOUTS_PER_WAVE",
     "ENQUEUE_RETRY_SEC",
@@ -48,17 +48,18 @@ __all__ = [
     "load_workload",
 ]
 
-# A wave of the built-in workload at scale 1 is about this many seconds of work for the limited
-# queue of a fleet of 3 nodes x 2 workers at the app's default settings: 34 jobs a wave (30
-# enqueued, 1 from each fan-out) at 6 running at once for ~1.7 s each (3 steps of 0.2 s and a
-# 1 s sleep) is ~3.5 jobs/s, under the 4/s of its rate limit. Waves one WAVE_SECONDS apart keep
-# the limited queue busy for the whole run (a fault that slows the fleet makes it back up,
-# which the drain absorbs); a run of S seconds wants about S / WAVE_SECONDS waves. Measured
-# without faults (3 nodes x 2 workers on a shared 2-core host, waves 10 s apart): each wave's
-# limited-queue backlog of ~30 drained in 9-10 s, with 4-6 of its jobs running at every sample.
-WAVE_SECONDS = 10.0
-JOBS_PER_WAVE = 30  # queued on the limited queue, each with a child workflow
-FANOUTS_PER_WAVE = 4  # queued on the plain queue, each starting 3-5 direct jobs and 1 queued one
+# The built-in workload is sized by what the limited queue of 3 nodes x 2 workers finishes at
+# the app's default settings: 6 jobs at once, each ~1.7 s (3 steps of 0.2 s, a 1 s sleep, the
+# child's start), ~3.5 jobs/s, under the 4/s of its rate limit. A wave (one every
+# SECONDS_PER_WAVE, schedule.py) brings as many jobs as the queue finishes meanwhile, so without
+# faults it is busy the whole run and with them it backs up (the run's fault-free tail and its
+# drain absorb that); the plain queue's fan-outs wait on their queued job, so they stay PENDING
+# (exposed to faults) meanwhile. Measured without faults on a shared 2-core host, 10 waves 4 s
+# apart: 4-6 limited-queue jobs running at every sample, a backlog of 4-16, and the last of the
+# 466 workflows done 2.7 s after the last wave's 4 s.
+LIMITED_JOBS_PER_SEC = 3.5
+FANOUTS_PER_WAVE = 2  # on the plain queue, each starting 3-5 direct jobs and enqueueing 1 job
+JOBS_PER_WAVE = round(LIMITED_JOBS_PER_SEC * SECONDS_PER_WAVE) - FANOUTS_PER_WAVE  # 12: the limited queue's
 FANOUT_WIDTHS = (3, 4, 5)
 # About one job in six is enqueued with a delay (DELAYED until the leader moves it to ENQUEUED),
 # so a leader fault can land on that duty too.
@@ -74,7 +75,7 @@ class Workload(Protocol):
 
     @property
     def name(self) -> str:
-        """How the run's result names the workload ("builtin" or the ``--workload`` spec)."""
+        """How the run's result names the workload ("built-in" or the ``--workload`` spec)."""
         ...
 
     def wave(self, client: DBOSClient, wave: int) -> list[ExpectedOutcome]:
@@ -117,11 +118,12 @@ class BuiltinWorkload:
     """The built-in workload for ``builtin_app.py``: each wave enqueues ``JOBS_PER_WAVE`` jobs on
     the limited queue (about one in six delayed) and ``FANOUTS_PER_WAVE`` fan-outs on the plain
     queue, in an order and with fan-out widths drawn from ``(seed, wave)``, each count times
-    ``scale`` (at least 1). At scale 1 a wave is 34 enqueued workflows and about 104 in all (50
-    jobs, their 50 children, 4 fan-outs). Workflow ids are fixed (``chaos-w<wave>-job-<i>``,
-    ``chaos-w<wave>-fan-<i>``), so enqueueing a wave again adds nothing."""
+    ``scale`` (at least 1). At scale 1 a wave is 14 enqueued workflows and about 46 in all (22
+    jobs, their 22 children, 2 fan-outs), 14 of them on the limited queue. Workflow ids are fixed
+    (``chaos-w<wave>-job-<i>``, ``chaos-w<wave>-fan-<i>``), so enqueueing a wave again adds
+    nothing."""
 
-    name = "builtin"
+    name = "built-in"
 
     def __init__(self, seed: int, waves: int, scale: float = 1.0) -> None:
         if isinstance(waves, bool) or not isinstance(waves, int) or waves < 1:
