@@ -70,7 +70,8 @@ class AppSettings:
     The defaults are what a chaos run uses: a step takes long enough (0.2 s) and a durable
     sleep (1 s) lasts long enough that a fault lands in the middle of many workflows, and the
     limited queue's limits (6 fleet-wide, 2 per worker, 8 starts per 2 s) bind with 3 nodes of
-    2 workers: 6 executors could run 12, and the queue's work arrives faster than 4 a second."""
+    2 workers: 6 executors could run 12 at once; a single claimer could take all 6 free slots
+    but for the per-worker 2; and a wave's burst of jobs meets the rate limit as it lands."""
 
     step_seconds: float = 0.2  # PGFLEET_CHAOS_STEP_SECONDS: how long each step body takes
     sleep_seconds: float = 1.0  # PGFLEET_CHAOS_SLEEP_SECONDS: each job's durable sleep
