@@ -7,6 +7,10 @@ As a fleet (the main job)::
 
 As a plain program: ``python examples/orders.py`` processes five orders in this process.
 
+Under failover testing, with ``chaos_workload`` (below) feeding the fleet::
+
+    pgfleet chaos examples/orders.py --workload examples/orders.py:chaos_workload
+
 With no database URL configured both start (or join) the embedded Postgres in ``./.pgfleet``.
 Kill a worker (``kill -9 <pid>`` from ``pgfleet status``) and watch its orders move: the
 supervisor replaces it, and its unfinished orders resume from their first unfinished step.
@@ -64,6 +68,19 @@ def process_batch(orders):
     # The seed's queue example, as written.
     handles = [order_queue.enqueue(process_order, o) for o in orders]
     return [h.get_result() for h in handles]
+
+
+ORDERS_PER_WAVE = 20
+
+
+def chaos_workload(client, wave):
+    # `pgfleet chaos` calls this once per wave with a DBOSClient on the fleet's database: enqueue
+    # orders as examples/place_orders.py does, with ids fixed by the wave (a retried wave enqueues
+    # nothing twice), and return their ids so the run can check that every one of them finished.
+    order_ids = [f"chaos-order-{wave}-{n}" for n in range(ORDERS_PER_WAVE)]
+    for order_id in order_ids:
+        client.enqueue({"workflow_name": "process_order", "queue_name": "orders", "workflow_id": order_id}, order_id)
+    return order_ids
 
 
 def main() -> None:
