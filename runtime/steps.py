@@ -133,14 +133,23 @@ def record_attempt(
     local ownership check, before the body, so a body that starts always has its row, even if
     it fails or the process dies in it. ``connection``: a system-database connection outside
     any transaction to write it on (see :func:`runtime.transactions.run_transaction`). Off,
-    this is one attribute read."""
+    this is one attribute read.
+
+    The insert is a round trip between the lease check and the body, and it can wait (a link
+    cut, a locked row) past a takeover: so the body runs only if the database said, as the row
+    was written, that this owner still had the workflow, and the local lease still holds after
+    it."""
     if not executor.config.attempt_ledger:
         return
     position = function_id if function_id is not None else ctx.step_id
     if position is None:
         return
-    executor.db.attempts.record(ctx.workflow_id, position, name, ctx.executor_id, ctx.owner_epoch, os.getpid(), attempt,
-                                connection=connection)
+    owned = executor.db.attempts.record(ctx.workflow_id, position, name, ctx.executor_id, ctx.owner_epoch, os.getpid(),
+                                        attempt, connection=connection)  # fmt: skip
+    if not owned:
+        reason = f"the database had given it to another owner before step {position} ({name}) could start"
+        raise executor.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
+    executor.check_owned(ctx)
 
 
 def is_retryable(step: RegisteredStep, exc: BaseException, errors: list[Exception]) -> bool | Any:

@@ -28,6 +28,7 @@ class StepAttempt:
     owner_epoch: int
     pid: int
     attempt: int
+    owned: bool  # the database still gave the workflow to this owner: the body ran (or may have)
     started_at: datetime.datetime
 
 
@@ -37,19 +38,23 @@ class Attempts(Door):
     def record(
         self, workflow_id: str, function_id: int, function_name: str, executor_id: str, owner_epoch: int, pid: int,
         attempt: int, connection: DictConnection | None = None,
-    ) -> None:
+    ) -> bool:
         """Record that the body of step ``function_id`` is about to start (``attempt`` counts
         from 1); its own short autocommitted statement, deliberately not fenced. On
         ``connection`` (outside any transaction of it: a transaction's own, just before it
-        begins, so the row needs no second connection of the pool) when given, once."""
+        begins, so the row needs no second connection of the pool) when given, once.
+
+        Returns whether the workflow's row still named this owner as the row was written: when
+        it did not, the caller must not start the body (it was taken over meanwhile)."""
         params = {
             "workflow_uuid": workflow_id, "function_id": function_id, "function_name": function_name,
             "executor_id": executor_id, "owner_epoch": owner_epoch, "pid": pid, "attempt": attempt,
         }
         if connection is not None:
-            self._db._execute_on(connection, "record_step_attempt", params)
+            rows = self._db._execute_on(connection, "record_step_attempt", params)
         else:
-            self._execute("record_step_attempt", params)
+            rows = self._execute("record_step_attempt", params)
+        return bool(rows[0]["owned"])
 
     def list_for(self, workflow_id: str) -> list[StepAttempt]:
         """Every recorded start of a step body of ``workflow_id``, by position then start."""

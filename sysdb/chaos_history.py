@@ -103,6 +103,7 @@ class StepStart:
     pid: int
     attempt: int
     at: float
+    owned: bool = True  # False: the database had given the workflow away; the body did not run
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import psycopg
@@ -305,3 +306,41 @@ def test_off_by_default_transactions_and_datasources_write_nothing(dbos, db, app
     assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid LIKE 'off-%'").fetchone()[0] == 3
     assert db.execute("SELECT count(*) FROM dbos.pgfleet_step_attempts").fetchone()[0] == 0
     ds.engine.dispose()
+
+
+def test_a_start_whose_row_waited_past_a_takeover_does_not_run_its_body(ledger_on, db, sys_url):
+    """The ledger's insert is a round trip between the lease check and the body. Held up past a
+    takeover (here by the takeover's own row lock; in a partition, by the cut link), the body
+    must not run: the row records the database's "no" and the stale owner writes nothing more."""
+    gate, ran = threading.Event(), []
+
+    @DBOS.step()
+    def effect() -> str:
+        ran.append("effect")
+        return "done"
+
+    @DBOS.workflow()
+    def guarded() -> str:
+        gate.wait(30)  # workflow code, no step: the takeover below gets in before the step starts
+        return effect()
+
+    with SetWorkflowID("ledger-late-wf"):
+        DBOS.start_workflow(guarded)
+    wait_until(lambda: owner_epoch(db, "ledger-late-wf") is not None, "the workflow's row")
+    epoch = owner_epoch(db, "ledger-late-wf")
+    with psycopg.connect(sys_url) as takeover:  # a takeover in flight: it holds the row's lock
+        takeover.execute("UPDATE dbos.workflow_status SET owner_epoch = owner_epoch + 1000 WHERE workflow_uuid = 'ledger-late-wf'")
+        gate.set()
+        wait_until(lambda: db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%%pgfleet_step_attempts%%'"
+        ).fetchone()[0] == 1, "the ledger insert to wait for the takeover's lock")
+        takeover.commit()
+    rows = wait_until(lambda: db.execute(
+        "SELECT function_id, owned FROM dbos.pgfleet_step_attempts WHERE workflow_uuid = 'ledger-late-wf'").fetchall(), "the ledger row")
+    assert rows == [(1, False)]
+    executor = DBOS._executor_or_raise("test")
+    wait_until(lambda: epoch not in executor.running_epochs(), "the stale execution to stop")
+    assert ran == [], "the body ran although its workflow had been taken over before it could start"
+    assert db.execute("SELECT status, owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = 'ledger-late-wf'").fetchone() \
+        == ("PENDING", epoch + 1000)
+    assert db.execute("SELECT count(*) FROM dbos.operation_outputs WHERE workflow_uuid = 'ledger-late-wf'").fetchone()[0] == 0

@@ -8,6 +8,7 @@ Pure functions over plain rows: no database, no processes.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import sys
 import types
@@ -138,6 +139,16 @@ def test_a_paused_owner_starting_a_body_after_its_takeover_is_reported():
     assert v.evidence[0]["row"] == "StepStart" and v.evidence[0]["at"] == T0 + 5.2
     assert [e["seq"] for e in v.evidence[1:6]] == [1, 2, 3, 4, 5]  # how the row changed hands
     assert v.evidence[-1]["row"] == "TakeoverRecord" and v.evidence[-1]["by_executor_id"] == "c-0"
+
+
+def test_a_start_the_database_refused_is_no_violation_but_is_counted():
+    # The same late start as above, but its ledger row says the database had given the workflow
+    # away as the row was written: the body never ran (runtime/steps.py record_attempt).
+    refused = dataclasses.replace(start("w1", 2, "a-0", 10, 5.2, id=4), owned=False)
+    found = result(checker.check_all(clean(starts=STARTS + [refused]), [], EXPECTED), "no-start-after-takeover")
+    assert found.ok and "1 starts refused by the database" in found.note
+    rerun = result(checker.check_all(clean(starts=STARTS + [refused]), [], EXPECTED), "no-rerun-after-record")
+    assert rerun.ok
 
 
 def test_a_body_under_an_epoch_the_row_never_had_is_reported():

@@ -39,6 +39,17 @@ def first_outputs(writes: list[WriteRecord]) -> dict[tuple[str, int], WriteRecor
     return first
 
 
+def body_starts(history: ChaosHistoryRows) -> list[StepStart]:
+    """The ledger rows of bodies that ran: a row the database refused (its owner had lost the
+    workflow as the row was written) stopped its body before it started."""
+    return [s for s in history.starts if s.owned]
+
+
+def _refused_note(history: ChaosHistoryRows) -> str:
+    refused = sum(1 for s in history.starts if not s.owned)
+    return f"{refused} starts refused by the database (their owner had lost the workflow; the body did not run)" if refused else ""
+
+
 def _who(start: StepStart) -> str:
     return f"{start.executor_id}@{start.owner_epoch} pid {start.pid}"
 
@@ -48,7 +59,7 @@ def check_no_rerun_after_record(history: ChaosHistoryRows) -> InvariantResult:
     recorded = first_outputs(history.writes)
     found: list[Violation] = []
     checked = 0
-    for start in history.starts:
+    for start in body_starts(history):
         record = recorded.get((start.workflow_uuid, start.function_id))
         if record is None:
             continue
@@ -103,7 +114,8 @@ def check_no_start_after_takeover(history: ChaosHistoryRows) -> InvariantResult:
     takeovers = sorted(history.takeovers, key=lambda t: t.at)
     found: list[Violation] = []
     after_cancel = 0
-    for start in history.starts:
+    bodies = body_starts(history)
+    for start in bodies:
         own = owned.get((start.workflow_uuid, start.owner_epoch))
         changes = by_workflow.get(start.workflow_uuid, [])
         if own is None or own.executor_id != start.executor_id:
@@ -117,14 +129,16 @@ def check_no_start_after_takeover(history: ChaosHistoryRows) -> InvariantResult:
                 after_cancel += 1
             else:
                 found.append(_stale_start(start, own, takeovers, changes))
-    note = "" if history.starts else "the attempt ledger is empty: no step body start to check (was attempt_ledger on?)"
+    notes = [] if history.starts else ["the attempt ledger is empty: no step body start to check (was attempt_ledger on?)"]
     if after_cancel:
-        note = (
+        notes.append(
             f"{after_cancel} bodies started after their workflow was cancelled, before anyone else owned it "
             "(allowed: a cancel stops a workflow at its next checkpoint)"
         )
+    notes.append(_refused_note(history))
     return InvariantResult(
-        "no-start-after-takeover", "no step body started by a process after its workflow was taken over", len(history.starts), found, note
+        "no-start-after-takeover", "no step body started by a process after its workflow was taken over", len(bodies), found,
+        "; ".join(n for n in notes if n),
     )
 
 

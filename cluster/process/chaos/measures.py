@@ -19,6 +19,7 @@ from typing import Any
 
 from sysdb.chaos_history import ChaosHistoryRows, StepStart
 
+from .invariants_steps import body_starts
 from .model import FAULT_KINDS, FaultRecord, Lane, LatencyStats, ThroughputPoint
 from .replay import Ownership, ordered, parse_writer, replay_ownership
 
@@ -43,7 +44,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def _starts_by_workflow(history: ChaosHistoryRows) -> dict[str, list[StepStart]]:
     by: dict[str, list[StepStart]] = {}
-    for s in sorted(history.starts, key=lambda s: (s.at, s.id)):
+    for s in sorted(body_starts(history), key=lambda s: (s.at, s.id)):
         by.setdefault(s.workflow_uuid, []).append(s)
     return by
 
@@ -65,7 +66,7 @@ def takeover_latencies(history: ChaosHistoryRows, faults: list[FaultRecord]) -> 
     """p50/p99/max latency per fault kind that occurred, in FAULT_KINDS order."""
     starts = _starts_by_workflow(history)
     owned = list(replay_ownership(history.ownership).values())
-    all_starts = sorted(history.starts, key=lambda s: s.at)
+    all_starts = sorted(body_starts(history), key=lambda s: s.at)
     samples: dict[str, list[float]] = {}
     for fault in faults:
         got = samples.setdefault(fault.kind, [])

@@ -23,7 +23,7 @@ from sysdb import SystemDatabase
 from sysdb.chaos_progress import ChaosProgress
 
 from ..settings import load_settings
-from . import builtin_app
+from . import builtin_spec
 from .database import ChaosDatabase
 from .faults import FaultInjector, FaultUnavailable, check_fault_kinds
 from .feeders import ProgressTicker, WaveFeeder
@@ -135,7 +135,7 @@ class ChaosRun:
     def _start_nodes(self, database: ChaosDatabase, netns: Netns | None, sysdb: SystemDatabase,
                      cleanup: contextlib.ExitStack) -> list[Node]:
         options = self.options
-        app = builtin_app.__file__ if options.app == BUILTIN_APP else options.app
+        app = str(builtin_spec.APP_PATH) if options.app == BUILTIN_APP else options.app
         nodes = []
         for index in range(options.nodes):
             node = Node(f"chaos{index}", app, options.workers, url=database.node_url(index), config_file=options.config,
