@@ -97,32 +97,29 @@ def _tree(root: int) -> set[int]:
 
 
 def test_ctrl_c_stops_and_removes_everything_the_run_started(tmp_path):
-    workdir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster.process.cli", "chaos", "--seconds", "300", "--nodes", "2", "--workers", "1",
-         "--faults", "kill-worker", "--config", str(fast_config(tmp_path)), "--workdir", str(workdir)],
-        cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+    workdir, err_path = tmp_path / "run", tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster.process.cli", "chaos", "--seconds", "300", "--nodes", "2", "--workers", "1",
+             "--faults", "kill-worker", "--config", str(fast_config(tmp_path)), "--workdir", str(workdir)],
+            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.DEVNULL, stderr=err,
+            text=True, start_new_session=True,
+        )  # fmt: skip
     try:
-        seen: set[int] = set()
-
-        def nodes_up() -> bool:
-            seen.update(_tree(proc.pid))
-            return (workdir / "chaos1.log").exists() and len(_tree(proc.pid)) >= 6  # chaos, a server, 2 supervisors, 2 workers
-
-        wait_until(nodes_up, "the run's nodes to start", timeout=120)
-        time.sleep(1.0)
-        seen.update(_tree(proc.pid))
+        wait_until(lambda: "2 workers registered" in err_path.read_text(), "the run's nodes to register", timeout=120)
+        started = _tree(proc.pid) - {proc.pid}
+        postmaster = int((workdir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        assert len(started) >= 4 and _alive(postmaster)  # two supervisors, their workers, the server
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err[-3000:]
-    assert "stopped" in err
-    left = {p for p in seen if _alive(p)}
+    assert proc.returncode == 130, err_path.read_text()[-3000:]
+    assert "stopping the run and cleaning up" in err_path.read_text()
+    left = {p for p in started | {postmaster} if _alive(p)}
     assert not left, f"processes the run started are still alive: {left}"
+    assert not (workdir / "postgres").exists(), "the run's embedded server was left behind"
 
 
 def _alive(pid: int) -> bool:

@@ -185,7 +185,9 @@ class ChaosRun:
                     break
                 self._inject(injector, event.kind, offset)
             self._interrupted.wait(max(0.0, t0 + options.seconds - time.monotonic()))
-            feeder.finished.wait(max(1.0, options.seconds))
+            deadline = time.monotonic() + options.seconds  # the last waves may still be going in
+            while not feeder.finished.wait(0.2) and not self.interrupted and time.monotonic() < deadline:
+                pass
         finally:
             injector.restore_all()  # nothing stays paused or cut off, and a node killed last is back
             feeder.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -78,7 +79,15 @@ def _stop_on_signals(run: ChaosRun) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _quiet_expected_noise() -> None:
+    """The run's own connections see every fault it injects (a restarted server, terminated
+    sessions); their retry warnings would bury the progress line. Errors still show."""
+    for name in ("pgfleet", "psycopg"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def run_chaos(args: argparse.Namespace) -> int:
+    _quiet_expected_noise()
     try:
         options = chaos_options(args)
         run = ChaosRun(options, progress_stream=sys.stderr)
