@@ -15,6 +15,7 @@ import pytest
 
 from cluster.process.chaos import builtin_spec as spec
 from cluster.process.chaos.model import ExpectedOutcome
+from cluster.process.chaos.nodes import Node
 from cluster.process.chaos.workload import (
     FANOUTS_PER_WAVE,
     JOBS_PER_WAVE,
@@ -24,7 +25,6 @@ from cluster.process.chaos.workload import (
     load_workload,
 )
 from conftest import REPO_ROOT, wait_until
-from faults.fleet import Node
 from faults.proxy import PgProxy
 from runtime import DBOS, DBOSClient
 
@@ -68,7 +68,7 @@ def clean_imports() -> Iterator[None]:
 
 
 def start_node(nodes: list[Node], name: str, app: str, url: str, tmp_path: Path, env: dict[str, str]) -> Node:
-    node = Node(name, app, 2, FAST, {"PGFLEET_SYSTEM_DATABASE_URL": url, **env}, tmp_path, REPO_ROOT)
+    node = Node(name, app, 2, url=url, config_file=None, env=env, workdir=tmp_path, extra_config=FAST, cwd=REPO_ROOT)
     nodes.append(node)
     node.start()
     return node

@@ -50,8 +50,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from cluster.process.chaos.nodes import descendants, pid_alive
 from conftest import REPO_ROOT, wait_until
-from faults.fleet import descendants, pid_alive
 
 APP = str(REPO_ROOT / "tests" / "apps" / "hosts_app.py")
 HEARTBEAT = 0.25
