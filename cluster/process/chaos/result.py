@@ -8,26 +8,28 @@ from collections import Counter
 from sysdb.chaos_history import ChaosHistoryRows
 
 from .checker import check_all, lanes, takeover_arrows, takeover_latencies, throughput, workflows_by_status
-from .model import ChaosResult, ExpectedOutcome, FaultRecord, InvariantResult, Violation
+from .model import ChaosResult, ExpectedOutcome, FaultRecord, InvariantResult, LatencyStats, Violation
 from .options import BUILTIN_APP, ChaosOptions
 
 __all__ = ["build_result", "harness_result"]
 
-# Faults after which the fleet must move work: a run of them that moved nothing hit nothing.
+# Faults that hit processes: a run of them that hit no workflow in flight tested nothing.
 MOVING_FAULTS = ("kill-node", "kill-worker", "pause-node", "pause-worker", "partition")
 
 
-def harness_result(kinds: list[str], faults: list[FaultRecord], history: ChaosHistoryRows,
+def harness_result(kinds: list[str], faults: list[FaultRecord], latencies: list[LatencyStats],
                    expected: list[ExpectedOutcome], failed_waves: dict[int, str]) -> InvariantResult:  # fmt: skip
-    """The run's check of itself: a run whose faults did not land, moved nothing or started no
-    work proves nothing, and says so as a failure rather than a pass."""
+    """The run's check of itself: a run whose faults did not land, hit no workflow in flight or
+    started no work proves nothing, and says so as a failure rather than a pass."""
     found = []
     landed = Counter(f.kind for f in faults)
     for kind in kinds:
         if not landed[kind]:
             found.append(Violation(f"fault {kind} was planned but never landed (see the notes for why)"))
-    if any(landed[k] for k in MOVING_FAULTS) and not history.takeovers:
-        found.append(Violation("no workflow was ever taken over: the kills and pauses hit no work in flight"))
+    hit = sum(stats.count for stats in latencies if stats.kind in MOVING_FAULTS)
+    if any(landed[k] for k in MOVING_FAULTS) and not hit:
+        found.append(Violation("the kills, pauses and partitions hit no workflow in flight (none was running on a "
+                               "process they hit): give the workload more or longer work"))  # fmt: skip
     if not expected:
         found.append(Violation("the workload started no workflow"))
     for wave, why in sorted(failed_waves.items()):
@@ -40,7 +42,8 @@ def build_result(options: ChaosOptions, history: ChaosHistoryRows, faults: list[
                  expected: list[ExpectedOutcome], *, kinds: list[str], started_at: float, ended_at: float,
                  notes: list[str], failed_waves: dict[int, str]) -> ChaosResult:  # fmt: skip
     invariants = check_all(history, faults, expected)
-    invariants.append(harness_result(kinds, faults, history, expected, failed_waves))
+    latencies = takeover_latencies(history, faults)
+    invariants.append(harness_result(kinds, faults, latencies, expected, failed_waves))
     return ChaosResult(
         command=options.repro_command(),
         seed=options.seed,
@@ -53,7 +56,7 @@ def build_result(options: ChaosOptions, history: ChaosHistoryRows, faults: list[
         ended_at=ended_at,
         faults=faults,
         invariants=invariants,
-        latencies=takeover_latencies(history, faults),
+        latencies=latencies,
         throughput=throughput(history, started_at, ended_at),
         lanes=lanes(history, faults, ended_at),
         takeovers=takeover_arrows(history),
