@@ -79,7 +79,7 @@ class ChaosRun:
             nodes = self._start_nodes(database, netns, sysdb, cleanup)
             offset = database.clock_offset()
             started_at = time.time() + offset
-            feeder = self._play(database, nodes, netns, kinds, workload, waves, sysdb, offset)
+            feeder = self._play(database, nodes, netns, kinds, workload, waves, sysdb)
             self._drain(sysdb, feeder)
             self._stop_nodes(nodes)
             ended_at = time.time() + offset
@@ -166,7 +166,7 @@ class ChaosRun:
     # -- the faults and the work -------------------------------------------------------------------
 
     def _play(self, database: ChaosDatabase, nodes: list[Node], netns: Netns | None, kinds: list[str],
-              workload: Workload, waves: int, sysdb: SystemDatabase, offset: float) -> WaveFeeder:  # fmt: skip
+              workload: Workload, waves: int, sysdb: SystemDatabase) -> WaveFeeder:  # fmt: skip
         options = self.options
         events = plan(options.seed, options.seconds, kinds, waves)
         t0 = time.monotonic()
@@ -175,7 +175,8 @@ class ChaosRun:
                             lambda w, why: self.progress.message(f"wave {w} failed: {why}"))  # fmt: skip
         ticker = ProgressTicker(lambda: self._tick(sysdb, feeder, t0))
         injector = FaultInjector(database, nodes, random.Random(options.seed), netns=netns,
-                                 member_timeout_sec=_member_timeout(options), log=self.progress.message,
+                                 member_timeout_sec=_member_timeout(options),
+                                 log=lambda line: self.progress.message(f"+{time.monotonic() - t0:5.1f}s {line}"),
                                  stop=self._interrupted)  # fmt: skip
         feeder.start()
         ticker.start()
@@ -183,7 +184,7 @@ class ChaosRun:
             for event in (e for e in events if e.what == "fault"):
                 if self._interrupted.wait(max(0.0, t0 + event.at - time.monotonic())):
                     break
-                self._inject(injector, event.kind, offset)
+                self._inject(injector, event.kind)
             self._interrupted.wait(max(0.0, t0 + options.seconds - time.monotonic()))
             deadline = time.monotonic() + options.seconds  # the last waves may still be going in
             while not feeder.finished.wait(0.2) and not self.interrupted and time.monotonic() < deadline:
@@ -196,11 +197,11 @@ class ChaosRun:
         self._check_interrupted()
         return feeder
 
-    def _inject(self, injector: FaultInjector, kind: str, offset: float) -> None:
+    def _inject(self, injector: FaultInjector, kind: str) -> None:
         try:
             record = injector.inject(kind)
         except FaultUnavailable as exc:
-            self.notes.append(f"{kind} at +{time.monotonic():.0f}: not done: {exc}")
+            self.notes.append(f"{kind}: not done: {exc}")
             self.progress.message(f"{kind}: not done: {exc}")
             return
         self.faults.append(record)
