@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 
+from .nodes import pid_alive
+
 __all__ = ["Netns", "NetnsError"]
 
 SUBNET = "10.204"  # 10.204.<node>.0/30 per link; only ever inside the run's own namespaces
@@ -36,16 +38,6 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise NetnsError(f"ip {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
     return result
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Netns:
@@ -98,7 +90,7 @@ class Netns:
         removed = []
         for line in _ip("netns", "list", check=False).stdout.splitlines():
             match = _NAME.match(line)
-            if match and not _pid_alive(int(match.group(2))):
+            if match and not pid_alive(int(match.group(2))):
                 _ip("netns", "del", match.group(1), check=False)
                 removed.append(match.group(1))
         return removed
