@@ -27,9 +27,15 @@ SEEDS = [int(s) for s in os.environ.get("PGFLEET_CHAOS_SEEDS", "1").split(",") i
 FAST_CONFIG = "heartbeat_interval_sec = 0.5\nmember_timeout_sec = 2.0\n"
 
 
+def run_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without a configured system database (the runs make their own server)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL")}
+    return {**env, "PYTHONPATH": str(REPO_ROOT), **(extra or {})}
+
+
 def chaos(*args: str, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cluster.process.cli", "chaos", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})})  # fmt: skip
+                          text=True, timeout=timeout, env=run_env(env))  # fmt: skip
 
 
 def fast_config(tmp_path: Path) -> Path:
@@ -101,7 +107,7 @@ def test_ctrl_c_stops_and_removes_everything_the_run_started(tmp_path):
         proc = subprocess.Popen(
             [sys.executable, "-m", "cluster.process.cli", "chaos", "--seconds", "300", "--nodes", "2", "--workers", "1",
              "--faults", "kill-worker", "--config", str(fast_config(tmp_path)), "--workdir", str(workdir)],
-            cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=subprocess.DEVNULL, stderr=err,
+            cwd=REPO_ROOT, env=run_env(), stdout=subprocess.DEVNULL, stderr=err,
             text=True, start_new_session=True,
         )  # fmt: skip
     try:
@@ -127,3 +133,29 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def test_a_configured_server_gets_a_scratch_database_and_restart_db_is_refused(tmp_path, pg_server_url):
+    """`the configured one`: a URL from --config (or the environment) is where the run makes its
+    scratch database; restart-db, which would restart that server, is refused up front."""
+    config = tmp_path / "fleet.toml"
+    config.write_text(FAST_CONFIG + f"system_database_url = {pg_server_url!r}\n")
+    done = chaos("--faults", "restart-db", "--config", str(config))
+    assert done.returncode == 2 and "restart-db needs the embedded server" in done.stderr, done.stderr
+
+
+def test_a_short_run_on_a_configured_server_passes_and_drops_its_scratch_database(tmp_path, pg_server_url):
+    import psycopg
+
+    def scratch_databases() -> set[str]:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            return {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'pgfleet_chaos_%'")}
+
+    before = scratch_databases()
+    done = chaos("--seconds", "10", "--nodes", "2", "--workers", "1", "--seed", "4", "--faults", "kill-worker,terminate-backends",
+                 "--config", str(fast_config(tmp_path)), "--database-url", pg_server_url, "--json")  # fmt: skip
+    assert done.stdout.strip(), done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert done.returncode == 0 and result["passed"], json.dumps([i for i in result["invariants"] if i["violations"]])[:4000]
+    assert "--database-url '<the same server>'" in result["command"] and "postgres@" not in result["command"]
+    assert scratch_databases() == before, "the run left its scratch database behind"

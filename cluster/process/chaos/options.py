@@ -38,6 +38,8 @@ class ChaosOptions:
     netns: bool = False
     config: Path | None = None
     database_url: str | None = None
+    database_url_flag: bool = False  # given as --database-url (else from --config or the environment)
+    member_timeout_sec: float = 5.0  # the nodes' (from --config), for how long a pause is held
     drain_seconds: float = 180.0
     keep: bool = False
     workdir: Path | None = None
@@ -73,7 +75,7 @@ class ChaosOptions:
             words.append("--netns")
         if self.config is not None:
             words += ["--config", str(self.config)]
-        if self.database_url:
+        if self.database_url and self.database_url_flag:
             words += ["--database-url", "'<the same server>'"]  # never print a password
         return " ".join(shlex.quote(w) if not w.startswith("'<") else w for w in words)
 

@@ -9,7 +9,6 @@ Ctrl-C or a SIGTERM at any point stops and removes exactly what exists by then.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
 import tempfile
@@ -22,7 +21,6 @@ from runtime import DBOSClient
 from sysdb import SystemDatabase
 from sysdb.chaos_progress import ChaosProgress
 
-from ..settings import load_settings
 from . import builtin_spec
 from .database import ChaosDatabase
 from .faults import FaultInjector, FaultUnavailable, check_fault_kinds
@@ -175,7 +173,7 @@ class ChaosRun:
                             lambda w, why: self.progress.message(f"wave {w} failed: {why}"))  # fmt: skip
         ticker = ProgressTicker(lambda: self._tick(sysdb, feeder, t0))
         injector = FaultInjector(database, nodes, random.Random(options.seed), netns=netns,
-                                 member_timeout_sec=_member_timeout(options),
+                                 member_timeout_sec=options.member_timeout_sec,
                                  log=lambda line: self.progress.message(f"+{time.monotonic() - t0:5.1f}s {line}"),
                                  stop=self._interrupted)  # fmt: skip
         feeder.start()
@@ -284,10 +282,3 @@ class _Client:
         if self._client is not None:
             self._client.destroy()
             self._client = None
-
-
-def _member_timeout(options: ChaosOptions) -> float:
-    """The member timeout the nodes run with (the user's settings, else pgfleet's default)."""
-    settings = load_settings(options.config, {}, os.environ)
-    return float(settings["worker_config"].get("member_timeout_sec") or 5.0)
-

@@ -19,6 +19,7 @@ from ..chaos.options import BUILTIN_APP, ChaosOptions, ChaosSetupError, ChaosUsa
 from ..chaos.run import ChaosRun
 from ..chaos.table import format_summary
 from ..chaos.workload import WorkloadError
+from ..settings import load_settings
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 
 __all__ = ["add_chaos_arguments", "chaos_options", "run_chaos"]
@@ -53,11 +54,17 @@ def add_chaos_arguments(chaos: argparse.ArgumentParser) -> None:
 def chaos_options(args: argparse.Namespace) -> ChaosOptions:
     """The run's options from the parsed flags; raises ChaosUsageError."""
     faults = parse_fault_kinds(args.faults) if args.faults is not None else list(FAULT_KINDS)
+    # The nodes' settings: the system database and the member timeout come from the flag, the
+    # --config file or the environment, as `pgfleet supervise` would take them.
+    settings = load_settings(args.config, {"system_database_url": args.database_url}, os.environ)
+    worker_config = settings["worker_config"]
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(3), "big")
     options = ChaosOptions(
         app=args.app or BUILTIN_APP, nodes=args.nodes, workers=args.workers, seconds=args.seconds, seed=seed,
         workload=args.workload, faults=faults, faults_given=args.faults is not None, netns=args.netns,
-        config=Path(args.config) if args.config else None, database_url=args.database_url,
+        config=Path(args.config) if args.config else None, database_url=worker_config.get("system_database_url"),
+        database_url_flag=args.database_url is not None,
+        member_timeout_sec=float(worker_config.get("member_timeout_sec") or 5.0),
         drain_seconds=args.drain_seconds, keep=args.keep, workdir=Path(args.workdir) if args.workdir else None,
         json=bool(getattr(args, "json", False)), report=Path(args.report) if args.report else None,
     )  # fmt: skip
