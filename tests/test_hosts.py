@@ -50,6 +50,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from cluster.process.chaos.netns import SUBNET, Netns, NetnsError
 from cluster.process.chaos.nodes import descendants, pid_alive
 from conftest import REPO_ROOT, wait_until
 
@@ -60,7 +61,7 @@ WORKERS = 2  # per host
 STEPS = 8
 STEP_SECONDS = 0.25
 PARTITION_SEC = 4.0  # longer than the member timeout, as the issue asks
-SUBNET = "10.203"  # 10.203.<host>.0/30 per link; only ever inside the test's own namespaces
+HOSTS = (1, 2)  # the test's hosts; host h lives in node namespace h - 1 of cluster/process/chaos/netns.py
 
 _db_counter = itertools.count()
 
@@ -93,53 +94,6 @@ def _why_no_namespaces() -> str | None:
     return None
 
 
-def _remove_stale_namespaces() -> None:
-    """Namespaces a killed earlier run of this file left behind (its pid is gone)."""
-    for line in sh("ip", "netns", "list", check=False).stdout.splitlines():
-        m = re.match(r"(pgf-(?:db|h1|h2)-(\d+))\b", line)
-        if m and not pid_alive(int(m.group(2))):
-            sh("ip", "netns", "del", m.group(1), check=False)
-
-
-class Network:
-    """Three namespaces (db, h1, h2) and a veth link from each host to db."""
-
-    HOSTS = (1, 2)
-
-    def __init__(self) -> None:
-        tag = os.getpid()
-        self.db_ns = f"pgf-db-{tag}"
-        self.host_ns = {i: f"pgf-h{i}-{tag}" for i in self.HOSTS}
-        self.db_if = {i: f"pgfd{i}-{tag}" for i in self.HOSTS}  # interface names: at most 15 chars
-        self.host_if = {i: f"pgfh{i}-{tag}" for i in self.HOSTS}
-        self.db_ip = {i: f"{SUBNET}.{i}.1" for i in self.HOSTS}
-        self.host_ip = {i: f"{SUBNET}.{i}.2" for i in self.HOSTS}
-        self.created: list[str] = []
-
-    def create(self) -> None:
-        for ns in (self.db_ns, *self.host_ns.values()):
-            sh("ip", "netns", "add", ns)
-            self.created.append(ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        for i in self.HOSTS:
-            # Both ends are created straight inside their namespaces: never in the root one.
-            sh("ip", "link", "add", self.db_if[i], "netns", self.db_ns, "type", "veth",
-               "peer", "name", self.host_if[i], "netns", self.host_ns[i])  # fmt: skip
-            sh("ip", "-n", self.db_ns, "addr", "add", f"{self.db_ip[i]}/30", "dev", self.db_if[i])
-            sh("ip", "-n", self.host_ns[i], "addr", "add", f"{self.host_ip[i]}/30", "dev", self.host_if[i])
-            sh("ip", "-n", self.db_ns, "link", "set", self.db_if[i], "up")
-            sh("ip", "-n", self.host_ns[i], "link", "set", self.host_if[i], "up")
-
-    def set_link(self, host: int, up: bool) -> None:
-        """The server-side end of the host's cable: down, and the host's packets go nowhere."""
-        sh("ip", "-n", self.db_ns, "link", "set", self.db_if[host], "up" if up else "down")
-
-    def destroy(self) -> None:
-        for ns in reversed(self.created):
-            sh("ip", "netns", "del", ns, check=False)  # takes its veth ends (and the peers) along
-        self.created.clear()
-
-
 # Run in the db namespace: start (or restart) the embedded server there, so it listens there.
 _START_SERVER = (
     "import sys; from sysdb.embedded import EmbeddedPostgres; "
@@ -150,7 +104,7 @@ _PROBE = "import sys, psycopg; psycopg.connect(sys.argv[1], connect_timeout=5).c
 
 @dataclass
 class Lab:
-    net: Network
+    net: Netns
     server: object
     base: Path
     port: int
@@ -160,7 +114,14 @@ class Lab:
         return make_conninfo(self.admin_url, dbname=dbname)
 
     def host_url(self, host: int, dbname: str) -> str:
-        return f"postgresql://postgres@{self.net.db_ip[host]}:{self.port}/{dbname}"
+        return f"postgresql://postgres@{self.net.db_ip(host - 1)}:{self.port}/{dbname}"
+
+    def set_link(self, host: int, up: bool) -> None:
+        """The server-side end of the host's cable: down, and the host's packets go nowhere."""
+        (self.net.heal if up else self.net.cut)(host - 1)
+
+    def host_ns(self, host: int) -> str:
+        return self.net.node_ns(host - 1)
 
 
 def _in_ns(ns: str, *cmd: str) -> subprocess.CompletedProcess[str]:
@@ -175,16 +136,15 @@ def lab():
     reason = _why_no_namespaces()
     if reason:
         pytest.skip(reason)
-    _remove_stale_namespaces()
     from sysdb.embedded import EmbeddedPostgres
 
-    net = Network()
+    net = Netns()
     base = Path(tempfile.mkdtemp(prefix="pgfleet-hosts-"))  # not under tmp_path: see test_cluster
     server = EmbeddedPostgres(base, durability=False)  # started inside the db namespace below
     try:
         try:
-            net.create()
-        except RuntimeError as exc:
+            net.create(len(HOSTS))  # removes namespaces a killed earlier run left behind, too
+        except NetnsError as exc:
             pytest.skip(f"cannot build the test network (no CAP_SYS_ADMIN/CAP_NET_ADMIN here?): {exc}")
         started = _in_ns(net.db_ns, sys.executable, "-c", _START_SERVER, str(base))
         assert started.returncode == 0, f"embedded server did not start in {net.db_ns}: {started.stderr[-3000:]}"
@@ -193,17 +153,17 @@ def lab():
         # Listen on the db ends of both links too, and trust the two /30 links (ALTER SYSTEM
         # overrides the server's managed pgfleet.conf; pg_hba.conf is ours to extend).
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            addresses = ",".join(["127.0.0.1", *net.db_ip.values()])
+            addresses = ",".join(["127.0.0.1", *net.db_addresses()])
             conn.execute(sql.SQL("ALTER SYSTEM SET listen_addresses = {}").format(sql.Literal(addresses)))
         with open(server.data_dir / "pg_hba.conf", "a") as hba:
-            for i in Network.HOSTS:
+            for i in range(len(HOSTS)):
                 hba.write(f"host all all {SUBNET}.{i}.0/30 trust  # tests/test_hosts.py\n")
         server.stop(mode="fast")
         started = _in_ns(net.db_ns, sys.executable, "-c", _START_SERVER, str(base))
         assert started.returncode == 0, f"embedded server did not restart: {started.stderr[-3000:]}"
-        for i in Network.HOSTS:
-            probe = _in_ns(net.host_ns[i], sys.executable, "-c", _PROBE,
-                           f"postgresql://postgres@{net.db_ip[i]}:{port}/postgres")  # fmt: skip
+        for i in range(len(HOSTS)):
+            probe = _in_ns(net.node_ns(i), sys.executable, "-c", _PROBE,
+                           f"postgresql://postgres@{net.db_ip(i)}:{port}/postgres")  # fmt: skip
             assert probe.returncode == 0, f"host {i} cannot reach Postgres over its veth: {probe.stderr[-2000:]}"
         yield Lab(net, server, base, port, admin_url)
     finally:
@@ -236,7 +196,7 @@ class Host:
             "PGF_TEST_HOSTNAME": self.hostname,
         }
         cmd = [
-            "ip", "netns", "exec", lab.net.host_ns[index],
+            "ip", "netns", "exec", lab.host_ns(index),
             "unshare", "--uts",
             "sh", "-c", 'hostname "$PGF_TEST_HOSTNAME" && exec "$@"', "sh",
             sys.executable, "-m", "cluster.process.cli", "supervise", APP,
@@ -452,8 +412,8 @@ def cluster(lab, tmp_path):
     finally:
         for host in c.hosts:
             host.stop()
-        for i in Network.HOSTS:
-            lab.net.set_link(i, up=True)
+        for i in HOSTS:
+            lab.set_link(i, up=True)
         db.close()
         with psycopg.connect(lab.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
@@ -539,7 +499,7 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
     before = victim.members(cluster.db)
     pids = {k: v["pid"] for k, v in before.items()}
 
-    cluster.lab.net.set_link(victim.index, up=False)
+    cluster.lab.set_link(victim.index, up=False)
     t_down = time.time()  # the link is down by now: nothing the victim sends arrives after this
     held = set(cluster.pending_of(victim))
 
@@ -565,7 +525,7 @@ def test_partitioned_host_rejoins_and_recorded_nothing_for_the_work_it_lost(clus
     time.sleep(max(0.0, t_down + PARTITION_SEC - time.time()))
 
     t_up = time.time()
-    cluster.lab.net.set_link(victim.index, up=True)
+    cluster.lab.set_link(victim.index, up=True)
 
     def rejoined():
         now = victim.members(cluster.db)
@@ -674,12 +634,12 @@ def test_cut_off_host_stops_starting_steps_once_its_heartbeats_fail(cluster):
         )]  # fmt: skip
 
     wait_until(sleeping_on_victim, f"a job asleep on {victim.name}", timeout=20, interval=0.02)
-    cluster.lab.net.set_link(victim.index, up=False)
+    cluster.lab.set_link(victim.index, up=False)
     t_down = time.time()
     held = set(sleeping_on_victim())
     time.sleep(SLEEP_SEC + 1.0)  # the link stays down until after every sleeper has woken up
     t_up = time.time()
-    cluster.lab.net.set_link(victim.index, up=True)
+    cluster.lab.set_link(victim.index, up=True)
     wait_until(lambda: cluster.all_succeeded(ids), "every job to finish", timeout=60, interval=0.1)
     time.sleep(1.0)
 
