@@ -69,13 +69,6 @@ _db_counter = itertools.count()
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()}")
-    return result
-
-
 def decode(text: str):
     return pickle.loads(base64.b64decode(text))
 
