@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from cluster.process.cli import main
 from cluster.process.cli.console_command import supervised_console
-from cluster.process.console import ConsoleError, check_bind, create_app, load_token
+from cluster.process.console import LOOPBACK_HOSTS, ConsoleError, check_bind, create_app, load_token
 from cluster.process.console.render import HIDDEN
 from conftest import REPO_ROOT, wait_until
 from runtime import DBOS, DBOSClient, SetWorkflowID
@@ -248,6 +248,21 @@ def test_a_token_protected_console_refuses_without_it_and_accepts_the_header_and
     assert "httponly" in cookie.lower() and TOKEN not in cookie
     assert client.get("/workflows").status_code == 200  # the client kept the cookie
     assert client.get("/login?token=" + TOKEN + "&next=//evil.example").headers["location"] == "/"
+
+
+def test_a_post_from_another_site_and_a_foreign_host_header_are_refused(sys_url, db, console_db):
+    # Without a token, any page the operator opens could post a form to 127.0.0.1 (CSRF) or
+    # reach it under its own name (DNS rebinding): both are refused.
+    park(sys_url, "csrf-1")
+    client = TestClient(create_app(console_db, allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1:8765", follow_redirects=False)
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        refused = client.post("/workflows/csrf-1/cancel", data={"confirm": "yes"}, headers=headers)
+        assert refused.status_code == 403 and "another site" in refused.text, headers
+    assert _row(db, "csrf-1")[0] == "ENQUEUED"
+    assert client.get("/", headers={"Host": "rebound.example:8765"}).status_code == 400
+    same_site = {"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/workflows/csrf-1/cancel", data={"confirm": "yes"}, headers=same_site).status_code == 303
+    assert _row(db, "csrf-1")[0] == "CANCELLED"
 
 
 def test_a_non_loopback_bind_without_a_token_refuses_to_start(tmp_path, capsys, sys_url):
