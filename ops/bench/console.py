@@ -19,7 +19,8 @@ the median and p95 in ms are printed, with the index the list's query uses (EXPL
 
 * list: ``/workflows`` (the newest 50);
 * filtered: ``status=ERROR``; ``name=<rare>``; ``queue=<rare>&status=SUCCESS``;
-* filtered: ``executor=<rare>`` too; ``--without-console-indexes`` drops migration 0009's
+* filtered: ``executor=<rare>`` too, and a name no row has (a typo: the whole history is
+  looked through unless an index says at once that nothing matches); ``--without-console-indexes`` drops migration 0009's
   indexes first, for the figures before it;
 * page N: the 50 rows after a cursor 90 % of the way into the history (the cost of page
   18,000 of 50; an OFFSET would read 900,000 rows first);
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             ("page N: cursor 90% deep", f"/workflows?after={deep}"),
             ("page N: rare name, cursor 90% deep", f"/workflows?name=rare_name&after={deep}"),
             ("filtered: rare executor", "/workflows?executor=rare-node-0"),
+            ("filtered: a name no row has", "/workflows?name=no_such_name"),
             ("workflow page (20 steps)", f"/workflows/{target}"),
         ]
         client = TestClient(create_app(db))
