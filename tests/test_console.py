@@ -6,7 +6,6 @@ and the console beside `pgfleet supervise --console-port`."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from cluster.process.cli import main
+from cluster.process.cli import build_parser, main
 from cluster.process.cli.console_command import supervised_console
 from cluster.process.console import LOOPBACK_HOSTS, ConsoleError, check_bind, create_app, load_token
 from cluster.process.console.render import HIDDEN
@@ -433,8 +432,38 @@ def test_pgfleet_console_as_a_subprocess_serves_the_fleet_page(sys_url, tmp_path
 
 def test_the_supervisor_serves_the_console_beside_its_workers(sys_url):
     port = _free_port()
-    args = argparse.Namespace(console_port=port, console_host="127.0.0.1", console_token_file=None, console_read_only=True)
+    args = build_parser().parse_args(["supervise", "app.py", "--console-port", str(port), "--console-read-only"])
+    assert (args.console_port, args.console_host, args.console_token_file) == (port, "127.0.0.1", None)
     with supervised_console(args, {"system_database_url": sys_url}):
         page = wait_until(lambda: _get(f"http://127.0.0.1:{port}/queues"), "the supervisor's console")
         assert "<h1>Queues</h1>" in page and "read-only" in page
     assert _get(f"http://127.0.0.1:{port}/queues") is None  # stopped with the block
+
+
+def test_pgfleet_supervise_with_console_port_serves_its_own_workers(sys_url, tmp_path):
+    port = _free_port()
+    config = tmp_path / "node.toml"
+    config.write_text("heartbeat_interval_sec = 0.25\nmember_timeout_sec = 1.5\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PGFLEET_TEST_LEDGER": str(tmp_path / "ledger"), "PGFLEET_SYSTEM_DATABASE_URL": sys_url}
+    app = str(REPO_ROOT / "tests" / "apps" / "supervised_app.py")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.process.cli", "supervise", app, "--name", "consolenode", "--workers", "1", "--grace", "3",
+         "--config", str(config), "--console-port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        def worker_shown() -> str | None:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            page = _get(f"http://127.0.0.1:{port}/")
+            shown = page and 'data-executor="consolenode-0" data-status="active"' in page
+            return page if shown and 'data-test="supervisor-row" data-supervisor="consolenode@' in page else None
+
+        wait_until(worker_shown, "the supervisor's console to show its worker and itself", timeout=60)
+        proc.send_signal(2)  # SIGINT: the supervisor drains and the console stops with it
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert _get(f"http://127.0.0.1:{port}/") is None

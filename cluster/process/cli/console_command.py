@@ -56,6 +56,7 @@ def add_supervise_console_arguments(supervise: argparse.ArgumentParser) -> None:
     supervise.add_argument("--console-host", default=DEFAULT_HOST, metavar="ADDR", help=f"the console's address (default {DEFAULT_HOST})")
     supervise.add_argument("--console-token-file", default=None, metavar="FILE", help="the console's token (else PGFLEET_CONSOLE_TOKEN)")
     supervise.add_argument("--console-read-only", action="store_true", help="the console changes nothing")
+    supervise.add_argument("--console-hide-values", action="store_true", help="the console shows no workflow values")
 
 
 def _checked_token(token_file: str | None, host: str) -> str | None:
@@ -115,7 +116,8 @@ def supervised_console(args: argparse.Namespace, worker_config: dict[str, Any]) 
     db = SystemDatabase(url, pool_size=POOL_SIZE, application_name="pgfleet-console")
     db.open()  # migrates if the supervisor has not yet (under the migration lock: safe to race)
     try:
-        app = create_app(db, read_only=args.console_read_only, token=token, allowed_hosts=_hosts(token))
+        app = create_app(db, read_only=args.console_read_only, token=token, hide_values=args.console_hide_values,
+                         allowed_hosts=_hosts(token))
         server = start_in_thread(app, host=args.console_host, port=args.console_port, token=token)
         try:
             yield
