@@ -430,6 +430,15 @@ def test_pgfleet_console_as_a_subprocess_serves_the_fleet_page(sys_url, tmp_path
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
 
+def test_a_port_in_use_is_a_clear_failure(sys_url, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["console", "--port", str(port), "--database-url", sys_url]) == 1
+    assert f"the console could not listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_the_supervisor_serves_the_console_beside_its_workers(sys_url):
     port = _free_port()
     args = build_parser().parse_args(["supervise", "app.py", "--console-port", str(port), "--console-read-only"])

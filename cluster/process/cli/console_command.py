@@ -96,7 +96,10 @@ def _console(args: argparse.Namespace) -> int:
     try:
         app = create_app(db, read_only=args.read_only, token=token, hide_values=args.hide_values, allowed_hosts=_hosts(token))
         print(f"pgfleet console on http://{args.host}:{args.port}/ (system database {describe_url(url)}; Ctrl-C stops it)", flush=True)
-        serve(app, host=args.host, port=args.port, token=token)
+        try:
+            serve(app, host=args.host, port=args.port, token=token)
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise CliError(str(exc)) from None
     finally:
         db.close()
     return EXIT_OK
@@ -118,7 +121,10 @@ def supervised_console(args: argparse.Namespace, worker_config: dict[str, Any]) 
     try:
         app = create_app(db, read_only=args.console_read_only, token=token, hide_values=args.console_hide_values,
                          allowed_hosts=_hosts(token))
-        server = start_in_thread(app, host=args.console_host, port=args.console_port, token=token)
+        try:
+            server = start_in_thread(app, host=args.console_host, port=args.console_port, token=token)
+        except OSError as exc:
+            raise CliError(str(exc)) from None
         try:
             yield
         finally:
