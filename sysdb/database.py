@@ -53,6 +53,7 @@ from .members import Members
 from .messages import Messages
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .probe import Probe
+from .queue_figures import QueueFiguresDoor
 from .queue_rows import QueueRows
 from .recovery import Recovery
 from .schedules import Schedules
@@ -184,6 +185,7 @@ class SystemDatabase:
         self.waits = Waits(self)
         self.workflow_schedules = WorkflowSchedules(self)
         self.queue_rows = QueueRows(self)
+        self.queue_figures = QueueFiguresDoor(self)
         self.app_versions = ApplicationVersions(self)
         self.debounces = Debounces(self)
         self.attempts = Attempts(self)
