@@ -55,6 +55,7 @@ from .migrate import ensure_application_schema, ensure_database_exists, migrate
 from .probe import Probe
 from .queue_rows import QueueRows
 from .recovery import Recovery
+from .retention import Retention
 from .schedules import Schedules
 from .session_names import with_purpose
 from .sql_sessions import SessionBinder
@@ -196,6 +197,7 @@ class SystemDatabase:
         self.takeover = Takeover(self)
         self.fleet = Fleet(self)
         self.probe = Probe(self)
+        self.retention = Retention(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
