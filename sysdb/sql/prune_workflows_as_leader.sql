@@ -17,25 +17,25 @@ WITH victims AS (
     FOR UPDATE SKIP LOCKED
 ),
 steps AS (
-    DELETE FROM dbos.operation_outputs o USING victims v WHERE o.workflow_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.operation_outputs o WHERE o.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 events AS (
-    DELETE FROM dbos.workflow_events e USING victims v WHERE e.workflow_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.workflow_events e WHERE e.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 event_history AS (
-    DELETE FROM dbos.workflow_events_history h USING victims v WHERE h.workflow_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.workflow_events_history h WHERE h.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 stream_values AS (
-    DELETE FROM dbos.streams s USING victims v WHERE s.workflow_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.streams s WHERE s.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 messages AS (
-    DELETE FROM dbos.notifications n USING victims v WHERE n.destination_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.notifications n WHERE n.destination_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 attempts AS (
-    DELETE FROM dbos.pgfleet_step_attempts a USING victims v WHERE a.workflow_uuid = v.workflow_uuid RETURNING 1
+    DELETE FROM dbos.pgfleet_step_attempts a WHERE a.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims)) RETURNING 1
 ),
 gone AS (
-    DELETE FROM dbos.workflow_status w USING victims v WHERE w.workflow_uuid = v.workflow_uuid
+    DELETE FROM dbos.workflow_status w WHERE w.workflow_uuid = ANY(ARRAY(SELECT workflow_uuid FROM victims))
     RETURNING w.workflow_uuid, w.status, w.created_at
 )
 SELECT
