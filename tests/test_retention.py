@@ -267,3 +267,26 @@ def test_retention_keys_resolve():
     set_ = resolve_config({"name": "app", "workflow_retention_sec": 3600, "workflow_retention_statuses": ["error"],
                            "workflow_retention_batch_size": 50})
     assert (set_.workflow_retention_sec, set_.workflow_retention_statuses, set_.workflow_retention_batch_size) == (3600.0, ("ERROR",), 50)
+
+
+def test_the_supervisors_config_file_checks_the_retention_keys(capsys, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('workers = 2\nworkflow_retention_statuses = ["SUCCESS", "PENDING"]\n')
+    assert main(["check", "--config", str(bad)]) == 2
+    assert "PENDING is never pruned" in capsys.readouterr().err
+    good = tmp_path / "good.toml"
+    good.write_text('app = "shop.worker"\nworkers = 2\nworkflow_retention_sec = 2592000\n')
+    main(["check", "--config", str(good), "--json"])  # its database part may fail here: not this test's
+    config = json.loads(capsys.readouterr().out)["config"]
+    assert config["ok"] is True and config["worker_config"] == {"workflow_retention_sec": 2592000}
+
+
+def test_a_finished_parent_goes_while_its_child_runs_as_in_dbos(sys_url, db, capsys):
+    """DBOS's garbage_collect looks at each workflow's own status only; so does prune. The
+    running child stays (and nothing of it refers to the parent's rows)."""
+    add_workflow(db, "parent", "SUCCESS", 40)
+    add_workflow(db, "parent-1", "PENDING", 40)
+    db.execute("UPDATE dbos.workflow_status SET parent_workflow_id = 'parent' WHERE workflow_uuid = 'parent-1'")
+    code, result = prune(capsys, sys_url, "--older-than", "30d")
+    assert code == 0 and result["workflows"] == 1
+    assert workflow_ids(db) == {"parent-1"} and set(rows_of(db, "parent-1").values()) == {1}

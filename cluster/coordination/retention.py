@@ -69,9 +69,11 @@ class RetentionDuty:
     def __call__(self, term: int) -> None:
         if self._clock() < self._next_round:
             return
+        # Paced before the batch runs, so a failing batch is not retried at every tick either.
+        self._next_round = self._clock() + self._idle_interval_sec
         batch = self.prune_once(term)
-        full = batch.workflows >= self._batch_size
-        self._next_round = self._clock() + (self._interval_sec if full else self._idle_interval_sec)
+        if batch.workflows >= self._batch_size:  # a backlog remains: the next batch sooner
+            self._next_round = self._clock() + self._interval_sec
 
     def prune_once(self, term: int) -> PruneBatch:
         """One fenced batch now, whatever the pacing; returns what it deleted."""

@@ -135,8 +135,8 @@ def _add_status(commands: Any) -> None:
 
 
 def _add_workflow(commands: Any) -> None:
-    """Add `pgfleet workflow list|get|steps|cancel|resume`."""
-    workflow = _subparser(commands, "workflow", "list, inspect, cancel and resume workflows")
+    """Add `pgfleet workflow list|get|steps|cancel|resume|prune`."""
+    workflow = _subparser(commands, "workflow", "list, inspect, cancel, resume and prune workflows")
     actions = workflow.add_subparsers(dest="action", required=True, metavar="ACTION")
     wf_list = _subparser(
         actions, "list", "list workflows, newest first",
