@@ -56,6 +56,7 @@ from .probe import Probe
 from .queue_figures import QueueFiguresDoor
 from .queue_rows import QueueRows
 from .recovery import Recovery
+from .retention import Retention
 from .schedules import Schedules
 from .session_names import with_purpose
 from .sql_sessions import SessionBinder
@@ -198,6 +199,7 @@ class SystemDatabase:
         self.takeover = Takeover(self)
         self.fleet = Fleet(self)
         self.probe = Probe(self)
+        self.retention = Retention(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
