@@ -43,6 +43,7 @@ class DBOSConfig(TypedDict, total=False):
     otlp_traces_endpoints: list[str] | None
     otlp_logs_endpoints: list[str] | None
     otlp_attributes: dict[str, str] | None
+    otel_attribute_format: str | None  # "legacy" (DBOS's default) or "semconv" span attribute names
     conductor_key: str | None
     conductor_url: str | None
     serializer: Any
@@ -77,6 +78,7 @@ _IGNORED_DBOS_KEYS = frozenset(
         "otlp_traces_endpoints",
         "otlp_logs_endpoints",
         "otlp_attributes",
+        "otel_attribute_format",
         "conductor_key",
         "conductor_url",
         # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
