@@ -199,9 +199,11 @@ def _workflow_parent(ctx: WorkflowContext | None) -> Any:
         except Exception as exc:  # a trace is never worth failing the workflow for
             ctx.executor.log.warning("could not read the workflow's trace context; its span starts a trace", error=str(exc))
             return None
-    if isinstance(parent, dict):
-        return extract_trace_context(parent)
-    return parent
+    from opentelemetry.context import Context
+
+    if isinstance(parent, Context):  # captured at a start here (a Context is a dict too)
+        return parent
+    return extract_trace_context(parent) if isinstance(parent, dict) else None
 
 
 def start_parent(attributes: dict[str, Any] | None) -> Any:
