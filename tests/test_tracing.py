@@ -9,6 +9,7 @@ and opentelemetry is not even imported.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -117,6 +118,30 @@ def test_a_retried_steps_attempts_show_on_its_span(traced):
     assert span.status.status_code is StatusCode.OK
 
 
+def test_async_workflows_and_steps_get_the_same_spans(traced):
+    tries: list[int] = []
+
+    @DBOS.step(name="async_flaky", retries_allowed=True, max_attempts=2, interval_seconds=0.001)
+    async def async_flaky() -> int:
+        tries.append(1)
+        if len(tries) == 1:
+            raise ConnectionError("first try failed")
+        return 7
+
+    @DBOS.workflow(name="async_flow")
+    async def async_flow() -> int:
+        return await async_flaky()
+
+    DBOS.launch()
+    with caller_tracer.start_as_current_span("request") as request:
+        assert asyncio.run(async_flow()) == 7
+    (workflow,), (step,) = spans_named(traced, "async_flow"), spans_named(traced, "async_flaky")
+    assert workflow.parent.span_id == request.get_span_context().span_id
+    assert step.parent.span_id == workflow.context.span_id
+    assert (step.attributes["pgfleet.stepID"], step.attributes["pgfleet.attempt"]) == (1, 2)
+    assert [e.name for e in step.events] == ["Step attempt 0 failed"]
+
+
 def test_an_error_marks_the_step_and_the_workflow_span(traced):
     @DBOS.step(name="refuse")
     def refuse() -> None:
@@ -189,6 +214,28 @@ def test_the_carrier_is_not_inherited_by_the_children_of_a_propagated_workflow(t
     assert kid_span.parent.span_id == parent_span.context.span_id
     (kid_attributes,) = db.execute("SELECT attributes FROM dbos.workflow_status WHERE parent_workflow_id = 'parent-1'").fetchone()
     assert kid_attributes is None
+
+
+def test_a_recovered_workflow_is_still_a_child_of_the_span_that_started_it(traced, sys_url):
+    waits = {"sleep": True}
+
+    @DBOS.workflow(name="outlived")
+    def outlived() -> str:
+        if waits["sleep"]:
+            DBOS.sleep(3600)  # stopped by the destroy below: left PENDING, recovered at relaunch
+        return "recovered"
+
+    DBOS.launch()
+    with caller_tracer.start_as_current_span("request") as request, PropagateOtelContext(), SetWorkflowID("outlived-1"):
+        DBOS.start_workflow(outlived)
+    wait_until(lambda: DBOS.get_workflow_status("outlived-1") is not None, "the workflow to start")
+    DBOS.destroy()
+    waits["sleep"] = False
+    DBOS(config={"name": "traced", "system_database_url": sys_url, "executor_id": "traced-executor", "enable_otlp": True})
+    DBOS.launch()  # recovers this executor's PENDING workflow, in a process that knows no span
+    assert DBOS.retrieve_workflow("outlived-1").get_result() == "recovered"
+    finished = [s for s in spans_named(traced, "outlived") if s.status.status_code is StatusCode.OK]
+    assert len(finished) == 1 and finished[0].parent.span_id == request.get_span_context().span_id
 
 
 def test_semconv_attribute_names_as_dbos_names_them(sys_url):
