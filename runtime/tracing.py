@@ -77,24 +77,28 @@ class DBOSTracer:
 
     def config(self, raw: dict[str, Any], executor_id: str | None, app_version: str | None) -> None:
         """Follow a DBOS config: on with ``enable_otlp`` (which needs opentelemetry); spans go
-        to ``otlp_traces_endpoints`` as DBOS sends them (see :func:`runtime.otlp.export_to`)."""
-        self.disable_otlp = not raw.get("enable_otlp")
-        self.otlp_attributes = dict(raw.get("otlp_attributes") or {})
-        self.otel_attribute_format = raw.get("otel_attribute_format") or "legacy"
-        if self.otel_attribute_format not in ("legacy", "semconv"):
-            raise DBOSConfigError(f"otel_attribute_format must be 'legacy' or 'semconv', got {self.otel_attribute_format!r}")
-        self.executor_id, self.app_version = executor_id, app_version
-        if self.disable_otlp:
-            return
-        try:
-            import opentelemetry.trace  # noqa: F401 - only to fail here, with a clear message
-        except ImportError:
-            raise DBOSConfigError("enable_otlp needs OpenTelemetry: pip install 'pgfleet[otel]'") from None
+        to ``otlp_traces_endpoints`` as DBOS sends them (see :func:`runtime.otlp.export_to`).
+        Bad settings are refused before anything changes."""
+        enabled = bool(raw.get("enable_otlp"))
+        attribute_format = raw.get("otel_attribute_format") or "legacy"
+        if attribute_format not in ("legacy", "semconv"):
+            raise DBOSConfigError(f"otel_attribute_format must be 'legacy' or 'semconv', got {attribute_format!r}")
         endpoints = raw.get("otlp_traces_endpoints")
-        if endpoints:
-            from .otlp import export_to
+        if endpoints is not None and not isinstance(endpoints, list):
+            raise DBOSConfigError(f"otlp_traces_endpoints must be a list of URLs, got {type(endpoints).__name__}")
+        if enabled:
+            try:
+                import opentelemetry.trace  # noqa: F401 - only to fail here, with a clear message
+            except ImportError:
+                raise DBOSConfigError("enable_otlp needs OpenTelemetry: pip install 'pgfleet[otel]'") from None
+            if endpoints:
+                from .otlp import export_to
 
-            export_to(list(endpoints), str(raw.get("name") or "pgfleet"))
+                export_to(endpoints, str(raw.get("name") or "pgfleet"))
+        self.disable_otlp = not enabled
+        self.otlp_attributes = dict(raw.get("otlp_attributes") or {})
+        self.otel_attribute_format = attribute_format
+        self.executor_id, self.app_version = executor_id, app_version
 
     def set_provider(self, provider: Any) -> None:
         """Use this TracerProvider instead of OpenTelemetry's global one."""

@@ -238,7 +238,7 @@ def test_a_recovered_workflow_is_still_a_child_of_the_span_that_started_it(trace
     assert len(finished) == 1 and finished[0].parent.span_id == request.get_span_context().span_id
 
 
-def test_semconv_attribute_names_as_dbos_names_them(sys_url):
+def test_semconv_attribute_names_as_dbos_names_them_and_bad_tracing_settings_are_refused(sys_url):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -262,9 +262,16 @@ def test_semconv_attribute_names_as_dbos_names_them(sys_url):
         DBOS.tracer.set_provider(None)
         DBOS.tracer.disable_otlp = True
         DBOS.tracer.otel_attribute_format = "legacy"
-    with pytest.raises(Exception, match="otel_attribute_format must be 'legacy' or 'semconv'"):
-        DBOS(config={"name": "bad", "system_database_url": sys_url, "enable_otlp": True, "otel_attribute_format": "otel"})
-    DBOS.destroy(destroy_registry=True)
+    bad_configs = {
+        "otel_attribute_format must be 'legacy' or 'semconv'": {"otel_attribute_format": "otel"},
+        "otlp_traces_endpoints must be a list of URLs, got str": {"otlp_traces_endpoints": "http://127.0.0.1:4318"},
+        "otlp_traces_endpoints: 'collector:4318' is not an http": {"otlp_traces_endpoints": ["collector:4318"]},
+    }
+    for message, bad in bad_configs.items():
+        with pytest.raises(Exception, match=message):
+            DBOS(config={"name": "bad", "system_database_url": sys_url, "enable_otlp": True, **bad})
+        DBOS.destroy(destroy_registry=True)
+    DBOS.tracer.disable_otlp = True
 
 
 def test_off_by_default_and_opentelemetry_is_not_imported(sys_url):
