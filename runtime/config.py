@@ -44,6 +44,7 @@ class DBOSConfig(TypedDict, total=False):
     otlp_traces_endpoints: list[str] | None
     otlp_logs_endpoints: list[str] | None
     otlp_attributes: dict[str, str] | None
+    otel_attribute_format: str | None  # "legacy" (DBOS's default) or "semconv" span attribute names
     conductor_key: str | None
     conductor_url: str | None
     serializer: Any
@@ -78,10 +79,9 @@ _IGNORED_DBOS_KEYS = frozenset(
         "system_database_engine",
         "run_admin_server",
         "admin_port",
-        "enable_otlp",
-        "otlp_traces_endpoints",
+        # (enable_otlp, otlp_traces_endpoints, otlp_attributes and otel_attribute_format are
+        # honoured: runtime/tracing.py reads them from the raw config.)
         "otlp_logs_endpoints",
-        "otlp_attributes",
         "conductor_key",
         "conductor_url",
         # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
