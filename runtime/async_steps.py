@@ -39,6 +39,7 @@ from .steps import (
     sleep_checkpoint,
     time_to_wake,
 )
+from .tracing import note_attempt, tracing_enabled
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -118,6 +119,8 @@ async def _attempts(
 
 async def _record(executor: Executor, ctx: WorkflowContext, name: str, attempt: int) -> None:
     # The attempt ledger's insert runs in a worker thread (never on the loop); off, no thread hop.
+    if tracing_enabled():
+        note_attempt(attempt)
     if executor.config.attempt_ledger:
         await in_thread(executor.async_work, record_attempt, executor, ctx, name, attempt)
 

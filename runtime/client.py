@@ -31,6 +31,7 @@ from .handles import WorkflowHandle, register_client, unregister_client
 from .results import await_outcome
 from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat
+from .tracing import attributes_with_carrier, option_carrier
 from .workflow_start import WorkflowStart
 
 __all__ = ["DBOSClient", "EnqueueOptions"]
@@ -60,6 +61,9 @@ class EnqueueOptions(TypedDict, total=False):
     attributes: dict[str, Any]
     application_name: str | None
     max_recovery_attempts: int  # accepted and not stored, as in DBOS: the decorator sets it
+    # Parents the workflow's span to this OpenTelemetry context wherever it runs (its carrier
+    # is recorded in the row's attributes): DBOS's client-side PropagateOtelContext.
+    otel_context: Any
 
 
 def _check_partition_key(db: SystemDatabase, queue_name: str, key: str | None) -> None:
@@ -248,7 +252,7 @@ class DBOSClient(
             application_version=options.get("app_version"),
             application_name=options.get("application_name") or self._application_name,
             timeout_ms=int(timeout * 1000) if timeout else None,
-            attributes=options.get("attributes"),
+            attributes=_attributes(options),
         ).queued(
             options["queue_name"],
             delay_sec=float(options.get("delay_seconds") or 0),
@@ -288,3 +292,9 @@ class DBOSClient(
         # Not cancelling queued calls: each then fails on the closed pool and its awaiting task
         # gets the client's error, where a cancelled future would look like a cancelled task.
         self._async_work.pool.shutdown(wait=False, cancel_futures=False)
+
+
+def _attributes(options: EnqueueOptions) -> dict[str, Any] | None:
+    """The options' attributes, with the trace carrier of their ``otel_context`` (DBOS's
+    client-side ``PropagateOtelContext``) recorded under ``dbos.otelContext``."""
+    return attributes_with_carrier(options.get("attributes"), option_carrier(options.get("otel_context")))

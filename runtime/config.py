@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from sysdb.links import SessionTimeouts
+from sysdb.retention import DEFAULT_PRUNE_BATCH_SIZE, PRUNABLE_STATUSES, check_prune_statuses
 
 from .errors import DBOSConfigError
 
@@ -43,6 +44,7 @@ class DBOSConfig(TypedDict, total=False):
     otlp_traces_endpoints: list[str] | None
     otlp_logs_endpoints: list[str] | None
     otlp_attributes: dict[str, str] | None
+    otel_attribute_format: str | None  # "legacy" (DBOS's default) or "semconv" span attribute names
     conductor_key: str | None
     conductor_url: str | None
     serializer: Any
@@ -63,6 +65,10 @@ class DBOSConfig(TypedDict, total=False):
     queues: list[str] | None
     supervisor_id: str | None
     attempt_ledger: bool | None
+    # Retention (issue #13): the leader prunes finished workflows older than this many seconds.
+    workflow_retention_sec: float | None
+    workflow_retention_statuses: list[str] | None
+    workflow_retention_batch_size: int | None
 
 
 # DBOS keys that configure features pgfleet does not have; accepted so DBOS programs run as is.
@@ -73,10 +79,9 @@ _IGNORED_DBOS_KEYS = frozenset(
         "system_database_engine",
         "run_admin_server",
         "admin_port",
-        "enable_otlp",
-        "otlp_traces_endpoints",
+        # (enable_otlp, otlp_traces_endpoints, otlp_attributes and otel_attribute_format are
+        # honoured: runtime/tracing.py reads them from the raw config.)
         "otlp_logs_endpoints",
-        "otlp_attributes",
         "conductor_key",
         "conductor_url",
         # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
@@ -125,6 +130,11 @@ class ResolvedConfig:
     supervisor_id: str | None
     # Record every start of a step body in dbos.pgfleet_step_attempts (issue #12; off by default).
     attempt_ledger: bool
+    # Retention (issue #13): None = the leader prunes nothing; else finished workflows (of these
+    # statuses) created more than this long ago go, ``workflow_retention_batch_size`` at a time.
+    workflow_retention_sec: float | None
+    workflow_retention_statuses: tuple[str, ...]
+    workflow_retention_batch_size: int
     raw: dict[str, Any]
 
 
@@ -168,6 +178,7 @@ def resolve_config(config: Any) -> ResolvedConfig:
     queues = _queues(config)
     log_level = _log_level(config)
     heartbeat, member_timeout = _membership_timing(config)
+    retention_sec, retention_statuses, retention_batch = _retention(config)
     return ResolvedConfig(
         name=name,
         system_database_url=_typed(config, "system_database_url", str, None),
@@ -199,8 +210,32 @@ def resolve_config(config: Any) -> ResolvedConfig:
         queues=queues,
         supervisor_id=_typed(config, "supervisor_id", str, None),
         attempt_ledger=_attempt_ledger(config),
+        workflow_retention_sec=retention_sec,
+        workflow_retention_statuses=retention_statuses,
+        workflow_retention_batch_size=retention_batch,
         raw=dict(config),
     )
+
+
+def _retention(config: dict[str, Any]) -> tuple[float | None, tuple[str, ...], int]:
+    """The leader's retention: how old (seconds, or None: keep everything), which statuses,
+    how many per batch. Only finished statuses may be named."""
+    seconds = _typed(config, "workflow_retention_sec", (int, float), None)
+    if seconds is not None:
+        seconds = _positive("workflow_retention_sec", float(seconds))
+    statuses = config.get("workflow_retention_statuses")
+    chosen: tuple[str, ...]
+    if statuses is None:
+        chosen = PRUNABLE_STATUSES
+    elif not isinstance(statuses, (list, tuple)):
+        raise DBOSConfigError(f"config key 'workflow_retention_statuses' must be a list of statuses, got {statuses!r}")
+    else:
+        try:
+            chosen = check_prune_statuses(statuses)
+        except ValueError as exc:
+            raise DBOSConfigError(f"config key 'workflow_retention_statuses': {exc}") from None
+    batch = int(_positive("workflow_retention_batch_size", _typed(config, "workflow_retention_batch_size", int, DEFAULT_PRUNE_BATCH_SIZE)))
+    return seconds, chosen, batch
 
 
 ATTEMPT_LEDGER_ENVIRONMENT_VARIABLE = "PGFLEET_ATTEMPT_LEDGER"

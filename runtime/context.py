@@ -72,6 +72,9 @@ class WorkflowContext:
     # the error every later operation raises before any user code runs, so the stop sticks
     # even if user code swallowed the first one.
     lost: BaseException | None = None
+    # With tracing on, where this execution's span is parented (runtime.tracing): a recorded
+    # carrier, an OpenTelemetry context, or tracing.FROM_ROW (the row's, read at the span).
+    trace_parent: Any = None
 
     def next_function_id(self) -> int:
         """Take the next step position (1, 2, 3, ...), or the next one reserved for this thread
@@ -359,11 +362,21 @@ def assume_role_for_next_starts(role: str) -> _OptionsBlock:
 class PropagateOtelContext(_OptionsBlock):
     """``with PropagateOtelContext():`` (DBOS 2.x): workflows started or enqueued in the block
     join the caller's OpenTelemetry trace. The W3C trace context of ``context`` (by default the
-    current one) is kept with the start options as ``otel_carrier``; nothing is written when
-    there is no valid context, or when opentelemetry is not installed."""
+    one current at the block's entry) is recorded in each such workflow's row (its attributes,
+    under ``dbos.otelContext``), so it holds wherever the workflow runs; nothing is recorded
+    when there is no valid context, or when opentelemetry is not installed. As in DBOS it is
+    not inherited by the workflows those workflows start."""
 
     def __init__(self, context: Any = None) -> None:
-        from .tracing import inject_trace_context
-
         self.context = context
-        super().__init__(extra={**peek_start_options().extra, "otel_carrier": inject_trace_context(context)})
+        super().__init__()
+
+    def __enter__(self) -> PropagateOtelContext:
+        from .tracing import CARRIER_KEY, CARRIER_OWNER_KEY, inject_trace_context
+
+        ctx = current_workflow()
+        carrier = inject_trace_context(self.context)
+        owner = ctx.workflow_id if ctx is not None else None
+        self._changes = {"extra": {**peek_start_options().extra, CARRIER_KEY: carrier, CARRIER_OWNER_KEY: owner}}
+        super().__enter__()
+        return self

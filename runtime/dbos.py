@@ -84,10 +84,11 @@ class DBOS(
                 raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
             # Validated before anything changes: a bad config leaves the current process alone.
             process = DBOSProcess(resolve_config(config), registry)
+            # Bad tracing settings are refused here too, before anything changes.
+            dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
             use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
             make_current(process)
         self.config: ResolvedConfig = process.config
-        dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
         install_web_middleware(fastapi, flask)
 
     # -- lifecycle ---------------------------------------------------------------------------

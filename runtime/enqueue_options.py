@@ -20,6 +20,7 @@ from .errors import DBOSConflictingWorkflowError, DBOSException
 from .handles import WorkflowHandle
 from .operations import check_recorded_name
 from .serialization import format_for, serialize_args
+from .tracing import attributes_with_carrier, carrier_for_start, option_carrier
 from .workflow_start import WorkflowStart, start_timeout
 
 if TYPE_CHECKING:
@@ -36,10 +37,10 @@ ENQUEUE_OPTION_KEYS = frozenset({
     "authenticated_user", "authenticated_roles", "serialization_type", "class_name", "instance_name",
     "attributes", "application_name", "otel_context", "workflow_class_name", "workflow_config_name",
 })
-# pgfleet does not persist a trace context in the workflow's row (README, "Differences"): an
-# ``otel_context`` is refused rather than silently dropped. (``max_recovery_attempts`` is
-# accepted and, as in DBOS, not stored: the workflow's decorator sets its limit.)
-_REFUSED = {"otel_context": "pgfleet does not carry a trace context into an enqueued workflow (see README)"}
+# Keys pgfleet cannot honour, refused rather than silently dropped (none now: ``otel_context``
+# is recorded as DBOS records it). (``max_recovery_attempts`` is accepted and, as in DBOS, not
+# stored: the workflow's decorator sets its limit.)
+_REFUSED: dict[str, str] = {}
 
 
 def check_option_keys(options: Mapping[str, Any]) -> None:
@@ -118,13 +119,13 @@ def _start(
 
 
 def _attributes(resolved: Mapping[str, Any], ambient: StartOptions, parent: WorkflowContext | None) -> dict[str, Any] | None:
-    """The options' ``attributes`` over those of the caller's ``SetWorkflowAttributes`` block,
+    """The options' ``attributes`` over those of the caller's ``SetWorkflowAttributes`` and
+    ``PropagateOtelContext`` blocks, and the ``otel_context`` option's trace carrier over all,
     as DBOS merges them."""
-    block = attributes_for_start(ambient, parent)
+    block = attributes_with_carrier(attributes_for_start(ambient, parent), carrier_for_start(ambient, parent))
     given = resolved.get("attributes")
-    if block is None and given is None:
-        return None
-    return {**(block or {}), **(given or {})}
+    merged = None if block is None and given is None else {**(block or {}), **(given or {})}
+    return attributes_with_carrier(merged, option_carrier(resolved.get("otel_context")))
 
 
 def enqueue_with_options(executor: Executor, options: Mapping[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowHandle[Any]:

@@ -40,6 +40,7 @@ from .registry import RegisteredWorkflow, Registry
 from .results import LocalRun, await_outcome, await_outcome_async
 from .runs import WorkflowRuns
 from .serialization import default_format, serialize, serialize_exception
+from .tracing import note_step_position, tracing_enabled
 
 __all__ = ["Executor", "ClusterHooks", "STANDALONE"]
 
@@ -233,6 +234,8 @@ class Executor(WorkflowRuns):
         """
         self.check_running(ctx)
         function_id = ctx.next_function_id()
+        if tracing_enabled():  # the step's span (opened by its decorator) learns its position
+            note_step_position(function_id)
         recorded = ctx.recorded_step(function_id)
         if recorded is None:
             return function_id, NOT_RECORDED

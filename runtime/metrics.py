@@ -1,9 +1,10 @@
 """Prometheus metrics of one executor process (``pgfleet supervise --metrics-port``).
 
 Counters and the step-latency histogram are updated where things happen (cheap in-memory
-increments, always on); queue depth, heartbeat age and the leader term are read when Prometheus
-scrapes, by a collector that asks the process object it was given. ``serve_metrics(port,
-process)`` starts the HTTP endpoint.
+increments, always on); heartbeat age and the leader term are read when Prometheus scrapes, by a
+collector that asks the process object it was given. The per-queue gauges are the fleet's, so
+only the leader exports them (:mod:`runtime.queue_gauges`). ``serve_metrics(port, process)``
+starts the HTTP endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from .queue_gauges import QueueGaugeCollector
 
 if TYPE_CHECKING:
     from .process import DBOSProcess
@@ -54,15 +57,6 @@ class _ProcessCollector(Collector):
         term = GaugeMetricFamily("pgfleet_leader_term", "The leader term this process holds (0 when not leader)")
         term.add_metric([], float(services.leader.term or 0) if services.leader.is_leader else 0.0)
         yield term
-        depth = GaugeMetricFamily("pgfleet_queue_depth", "Workflows per queue and state", labels=["queue", "state"])
-        try:
-            counts = executor.db.claims.counts()
-        except Exception:
-            counts = []
-        for queue in counts:
-            for state, count in (("enqueued", queue.enqueued), ("delayed", queue.delayed), ("running", queue.running)):
-                depth.add_metric([queue.queue_name, state], float(count))
-        yield depth
 
 
 class _DefaultRegistry(Collector):
@@ -80,4 +74,5 @@ def serve_metrics(port: int, process: DBOSProcess) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DefaultRegistry())
     registry.register(_ProcessCollector(process))
+    registry.register(QueueGaugeCollector(process))
     start_http_server(port, registry=registry)

@@ -23,6 +23,7 @@ from .context import WorkflowContext
 from .errors import DBOSSerializationError
 from .registry import CLASS_METHOD, DEFAULT_MAX_RECOVERY_ATTEMPTS, INSTANCE_METHOD, RegisteredWorkflow, Registry
 from .serialization import deserialize_args, serialize_exception
+from .tracing import FROM_ROW, tracing_enabled
 from .validation import prepare_args
 
 if TYPE_CHECKING:
@@ -264,6 +265,8 @@ def replay(
         assumed_role=row.assumed_role,
         deadline_epoch_ms=row.workflow_deadline_epoch_ms,
         timeout_ms=row.workflow_timeout_ms,
+        # Its trace carrier, if any, is read from the row when its span starts (tracing on).
+        trace_parent=FROM_ROW if tracing_enabled() else None,
     )
     executor.spawn(ctx, entry, bound, args, kwargs)
 

@@ -27,6 +27,7 @@ from . import metrics, ownership, recovery
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
 from .recoverer import RecoveryService
+from .retention import retention_duties
 from .scheduler import ScheduleTicker
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class ClusterServices:
                 executor.executor_id,
                 config.member_timeout_sec,
                 self._work_moved,
-                extra_duties=[self._enqueue_scheduled_ticks],
+                extra_duties=[self._enqueue_scheduled_ticks, *retention_duties(executor)],
             ),
         )
 

@@ -28,6 +28,7 @@ from .operations import ExecutorShutdown, check_recorded_name
 from .ownership import insert_start_row
 from .registry import RegisteredWorkflow, call_workflow_function, split_bound, workflow_of
 from .serialization import serialize, serialize_exception
+from .tracing import start_parent
 from .workflow_start import StartPosition, WorkflowStart, call_start, start_timeout, take_start_position, validate_input
 
 if TYPE_CHECKING:
@@ -175,6 +176,7 @@ def _context(executor: Executor, start: WorkflowStart, options: StartOptions, ep
         deadline_epoch_ms=start.deadline_ms,
         timeout_ms=start.timeout_ms,
         serialization=start.serialization,
+        trace_parent=start_parent(start.attributes),  # None with tracing off
     )
 
 

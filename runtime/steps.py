@@ -33,6 +33,7 @@ from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, serialize, serialize_exception
 from .step_status import StepStatus, attempting, running_step
+from .tracing import note_attempt, note_failed_attempt, tracing_enabled
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -133,12 +134,14 @@ def record_attempt(
     local ownership check, before the body, so a body that starts always has its row, even if
     it fails or the process dies in it. ``connection``: a system-database connection outside
     any transaction to write it on (see :func:`runtime.transactions.run_transaction`). Off,
-    this is one attribute read.
+    this is one attribute read (two with tracing on: the attempt goes on the step's span).
 
     The insert is a round trip between the lease check and the body, and it can wait (a link
     cut, a locked row) past a takeover: so the body runs only if the database said, as the row
     was written, that this owner still had the workflow, and the local lease still holds after
     it."""
+    if tracing_enabled():
+        note_attempt(attempt)
     if not executor.config.attempt_ledger:
         return
     position = function_id if function_id is not None else ctx.step_id
@@ -173,6 +176,8 @@ def retry_policy(executor: Executor, step: RegisteredStep, errors: list[Exceptio
             max_attempts=step.max_attempts,
             error=repr(state.outcome.exception()) if state.outcome else None,
         )
+        if tracing_enabled():  # DBOS's span event for an attempt that is retried
+            note_failed_attempt(state.attempt_number - 1, state.outcome.exception() if state.outcome else None, step.interval_seconds)
 
     return {
         "stop": stop_after_attempt(step.max_attempts),

@@ -24,6 +24,7 @@ from .errors import DBOSInvalidInputError
 from .operations import check_recorded_name
 from .registry import CLASS_METHOD, INSTANCE_METHOD, RegisteredWorkflow
 from .serialization import default_format, format_for, serialize_args
+from .tracing import attributes_with_carrier, carrier_for_start
 
 __all__ = ["StartPosition", "WorkflowStart", "take_start_position", "validate_input", "start_timeout", "call_start"]
 
@@ -144,7 +145,8 @@ def call_start(
         application_id="",
         application_name=application_name,
         parent_workflow_id=parent.workflow_id if parent else None,
-        attributes=attributes_for_start(options, parent),
+        # A PropagateOtelContext block's trace carrier is recorded with them, as DBOS does.
+        attributes=attributes_with_carrier(attributes_for_start(options, parent), carrier_for_start(options, parent)),
     )
 
 

@@ -1,7 +1,7 @@
 """The system database: a connection pool, retries, transactions, and the typed doors.
 
 ``SystemDatabase`` is the only way to Postgres for ``runtime`` and ``cluster``. Its statements
-are reached through one door per concept, set up in ``_open_doors`` (``db.workflows``,
+are reached through one door per concept, set up by ``sysdb/doors.py`` (``db.workflows``,
 ``db.steps``, ``db.messages`` ...; see :mod:`sysdb.door`): methods with typed arguments that
 return typed rows and speak in plain values (ids, epochs, serialized text), knowing nothing of
 Python functions. The runners that take a statement's name (``_execute`` and friends) are for
@@ -34,39 +34,18 @@ from tenacity import (
     wait_random,
 )
 
-from .admin import WorkflowAdmin
-from .app_versions import ApplicationVersions
-from .assignments import Assignments
-from .attempts import Attempts
-from .chaos_history import ChaosHistory
-from .claims import Claims
 from .clock import Clock, DatabaseClock, SystemClock
-from .debounces import Debounces
+from .doors import Doors, open_doors
 from .errors import DatabaseUnavailableError
-from .events import Events
-from .fleet import Fleet
-from .leadership import Leadership
 from .links import SessionTimeouts, dead_link_settings
 from .listener import NotificationConnection
 from .logs import get_logger
-from .members import Members
-from .messages import Messages
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
-from .probe import Probe
-from .queue_rows import QueueRows
-from .recovery import Recovery
-from .schedules import Schedules
 from .session_names import with_purpose
 from .sql_sessions import SessionBinder
 from .statements import statement
-from .steps import Steps
-from .streams import Streams
-from .takeover import Takeover
 from .timestamps import now_ms
 from .urls import describe_url
-from .waits import Waits
-from .workflow_schedules import WorkflowSchedules
-from .workflows import Workflows
 
 __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_failure"]
 
@@ -113,7 +92,7 @@ def is_connection_failure(exc: BaseException) -> bool:
     )
 
 
-class SystemDatabase:
+class SystemDatabase(Doors):
     """A pool of connections to the system database, and the doors to its statements.
 
     ``open()`` creates the database if it does not exist, migrates it and opens the pool.
@@ -168,34 +147,7 @@ class SystemDatabase:
         self.coordination_clock: Clock = SystemClock()
         # DBOS.sql_session: SQLAlchemy Sessions inside this database's transactions (below).
         self.sessions = SessionBinder()
-        self._open_doors()
-
-    def _open_doors(self) -> None:
-        """One door per concept (``sysdb/<concept>.py``): the only code that names a statement."""
-        # The workflow concepts.
-        self.workflows = Workflows(self)
-        self.recovery = Recovery(self)
-        self.admin = WorkflowAdmin(self)
-        self.steps = Steps(self)
-        self.messages = Messages(self)
-        self.events = Events(self)
-        self.streams = Streams(self)
-        self.schedules = Schedules(self)
-        self.waits = Waits(self)
-        self.workflow_schedules = WorkflowSchedules(self)
-        self.queue_rows = QueueRows(self)
-        self.app_versions = ApplicationVersions(self)
-        self.debounces = Debounces(self)
-        self.attempts = Attempts(self)
-        self.chaos_history = ChaosHistory(self)
-        # The cluster's concepts.
-        self.members = Members(self)
-        self.leadership = Leadership(self)
-        self.claims = Claims(self)
-        self.assignments = Assignments(self)
-        self.takeover = Takeover(self)
-        self.fleet = Fleet(self)
-        self.probe = Probe(self)
+        open_doors(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

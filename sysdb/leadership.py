@@ -29,6 +29,7 @@ class LeaderAction(enum.Enum):
     DECLARE_DEAD = "declare_dead"
     TAKEOVER = "takeover"
     CANCEL_PAST_DEADLINE = "cancel_past_deadline"
+    PRUNE = "prune"
 
 
 @dataclass(frozen=True)

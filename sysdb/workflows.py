@@ -144,6 +144,13 @@ class Workflows(Door):
             rows = self._db._execute_on(connection, "get_workflow_status", params)
         return WorkflowRow(**rows[0]) if rows else None
 
+    def trace_carrier(self, workflow_id: str) -> dict[str, Any] | None:
+        """The trace carrier recorded in the workflow's attributes (``dbos.otelContext``), if
+        it is a JSON object (attributes are the user's to write: any other shape is none)."""
+        rows = self._execute("get_workflow_trace_carrier", {"workflow_id": workflow_id})
+        carrier = rows[0]["carrier"] if rows else None
+        return carrier if isinstance(carrier, dict) else None
+
     def outcome(self, workflow_id: str) -> WorkflowOutcome | None:
         """What a waiter needs: the status and, once finished, the recorded output or error."""
         rows = self._execute("get_workflow_outcome", {"workflow_id": workflow_id})

@@ -112,8 +112,8 @@ def test_enqueue_with_options_runs_a_workflow_by_name_and_reports_bad_options(ap
     assert handle.get_status().app_version is None  # unpinned unless asked, as in DBOS
     with pytest.raises(DBOSException, match="unknown EnqueueOptions key"):
         DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "queue": "y"})
-    # A trace context is not carried into the row (README): refused, never silently dropped.
-    with pytest.raises(DBOSException, match=r"EnqueueOptions\['otel_context'\] is refused"):
+    # A trace context is carried into the row (tests/test_tracing.py); a value that is none is refused.
+    with pytest.raises(DBOSException, match=r"EnqueueOptions\['otel_context'\] must be an OpenTelemetry Context"):
         DBOS.enqueue_workflow_with_options({"workflow_name": "x", "queue_name": "by-name", "otel_context": object()})
 
 

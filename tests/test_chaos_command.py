@@ -9,6 +9,7 @@ The 60-second run of the built-in workload is in the default suite (one seed, fr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -159,3 +160,25 @@ def test_a_short_run_on_a_configured_server_passes_and_drops_its_scratch_databas
     assert done.returncode == 0 and result["passed"], json.dumps([i for i in result["invariants"] if i["violations"]])[:4000]
     assert "--database-url '<the same server>'" in result["command"] and "postgres@" not in result["command"]
     assert scratch_databases() == before, "the run left its scratch database behind"
+
+
+def test_a_sigkilled_run_leaves_no_node_behind(tmp_path):
+    """SIGKILL gives the run no chance to clean up: its nodes die with it anyway (each node's
+    supervisor asks Linux for SIGKILL when the run dies, and its workers die with it)."""
+    workdir, err_path = tmp_path / "run", tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cluster.process.cli", "chaos", "--seconds", "300", "--nodes", "2", "--workers", "1",
+             "--faults", "kill-worker", "--config", str(fast_config(tmp_path)), "--workdir", str(workdir)],
+            cwd=REPO_ROOT, env=run_env(), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "2 workers registered" in err_path.read_text(), "the run's nodes to register", timeout=120)
+        nodes = _tree(proc.pid) - {proc.pid}
+        postmaster = int((workdir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        proc.kill()
+        proc.wait(30)
+        wait_until(lambda: not {p for p in nodes if _alive(p)}, "the nodes to die with the run", timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGKILL)  # the one thing a SIGKILLed run cannot take along

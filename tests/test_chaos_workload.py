@@ -375,8 +375,8 @@ def test_the_orders_example_chaos_workload_runs_to_success(sys_url, db, client, 
     workload = load_workload("examples/orders.py:chaos_workload", seed=1, waves=2)
     expected = workload.wave(client, 1)
     ids = [o.workflow_id for o in expected]
-    assert len(ids) == 20 and not any(o.exact for o in expected)
-    assert workload.wave(client, 1) == expected and row_count(db) == 20  # fixed ids: again, nothing new
+    assert len(ids) == 40 and not any(o.exact for o in expected)  # ORDERS_PER_WAVE of examples/orders.py
+    assert workload.wave(client, 1) == expected and row_count(db) == 40  # fixed ids: again, nothing new
     node = start_node(nodes, "orders", "examples/orders.py", sys_url, tmp_path, {"ORDERS_STEP_SECONDS": "0.01"})
     wait_all_succeeded(db, ids, node)
     assert client.retrieve_workflow(ids[0]).get_result()["order_id"] == ids[0]

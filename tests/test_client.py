@@ -141,8 +141,9 @@ def test_dbos_sql_functions_enqueue_and_send_from_plain_sql(dbos, db):
 
 def test_client_takes_every_key_of_dbos_enqueue_options(sys_url, db):
     """DBOS's EnqueueOptions keys (``class_name``, ``instance_name``, ``attributes``,
-    ``application_name``, ``max_recovery_attempts``) are taken as DBOS takes them; only an
-    ``otel_context`` (not carried into the row) and keys DBOS does not have are refused."""
+    ``application_name``, ``max_recovery_attempts``, ``otel_context``: see tests/test_tracing.py)
+    are taken as DBOS takes them; an ``otel_context`` that is no OpenTelemetry Context and keys
+    DBOS does not have are refused."""
     client = DBOSClient(system_database_url=sys_url)
     try:
         client.enqueue({
@@ -150,7 +151,7 @@ def test_client_takes_every_key_of_dbos_enqueue_options(sys_url, db):
             "class_name": "Shop", "instance_name": "north", "attributes": {"team": "a"},
             "application_name": "other-app", "max_recovery_attempts": 3,
         })
-        with pytest.raises(Exception, match=r"EnqueueOptions\['otel_context'\] is refused"):
+        with pytest.raises(Exception, match=r"EnqueueOptions\['otel_context'\] must be an OpenTelemetry Context"):
             client.enqueue({"workflow_name": "w", "queue_name": "keys-q", "otel_context": object()})  # type: ignore[typeddict-unknown-key]
         with pytest.raises(Exception, match="unknown EnqueueOptions key"):
             client.enqueue({"workflow_name": "w", "queue_name": "keys-q", "queue": "typo"})  # type: ignore[typeddict-unknown-key]

@@ -206,6 +206,10 @@ def test_workers_serve_prometheus_metrics(sys_url, db, tmp_path, nodes):
     assert "pgfleet_step_duration_seconds_count 4.0" in text
     assert "pgfleet_heartbeat_age_seconds" in text
     assert "pgfleet_leader_term" in text
+    # The only member leads, so it also exports the fleet's queue gauges (tests/test_queue_gauges.py).
+    text = wait_until(lambda: (lambda t: t if "pgfleet_queue_started_last_minute" in t else None)(scrape()), "the leader's queue gauges", 30)
+    assert 'pgfleet_queue_depth{queue="jobs",status="ENQUEUED"} 0.0' in text
+    assert 'pgfleet_queue_started_last_minute{queue="jobs"} 2.0' in text
 
 
 def test_app_forms_module_file_and_attribute(tmp_path, monkeypatch):

@@ -99,6 +99,24 @@ def node_config_text(config_file: str | Path | None, url: str, extra: Mapping[st
     return origin + "".join(f"{key} = {_toml_value(value)}\n" for key, value in values.items())
 
 
+# Run as `python -c _DIE_WITH_RUN RUNNER_PID ARGS...`: ask Linux to SIGKILL this process when its
+# parent (the run) dies, check the run did not die first, then become `python ARGS...` (the same
+# pid, so the node's process group and its kill signals are unchanged). The supervisor's own
+# workers already die with it. Elsewhere than Linux the node simply outlives a killed run.
+_DIE_WITH_RUN = """
+import ctypes, os, signal, sys
+runner = int(sys.argv[1])
+if sys.platform.startswith("linux"):
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+if os.getppid() != runner:
+    sys.exit("pgfleet chaos: the run ended before this node started")
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
 class Node:
     """One ``pgfleet supervise APP --name NAME --workers N`` node (see the module docstring).
 
@@ -130,9 +148,11 @@ class Node:
         self.starts = 0
 
     def command(self) -> list[str]:
-        """The command line the node runs."""
-        return [*self.prefix, sys.executable, "-m", "cluster.process.cli", "supervise", self.app, "--name", self.name,
-                "--workers", str(self.workers), "--grace", str(self.grace), "--config", str(self.config)]  # fmt: skip
+        """The command line the node runs: the supervisor, through a launcher that ties its life
+        to the run's (so a SIGKILLed ``pgfleet chaos`` leaves no node behind)."""
+        return [*self.prefix, sys.executable, "-c", _DIE_WITH_RUN, str(os.getpid()), "-m", "cluster.process.cli",
+                "supervise", self.app, "--name", self.name, "--workers", str(self.workers), "--grace", str(self.grace),
+                "--config", str(self.config)]  # fmt: skip
 
     def start(self) -> int:
         """Start the supervisor (it spawns the workers); returns its pid."""

@@ -12,6 +12,7 @@ from .chaos_command import add_chaos_arguments
 from .check_command import _check
 from .console_command import add_console_command, add_supervise_console_arguments
 from .db_commands import _db, _migrate
+from .prune_command import add_prune_arguments
 from .status_commands import _queue_list, _status
 from .supervise_command import _supervise
 from .workflow_commands import _STATUSES, _workflow_cancel, _workflow_get, _workflow_list, _workflow_resume, _workflow_steps
@@ -137,8 +138,8 @@ def _add_status(commands: Any) -> None:
 
 
 def _add_workflow(commands: Any) -> None:
-    """Add `pgfleet workflow list|get|steps|cancel|resume`."""
-    workflow = _subparser(commands, "workflow", "list, inspect, cancel and resume workflows")
+    """Add `pgfleet workflow list|get|steps|cancel|resume|prune`."""
+    workflow = _subparser(commands, "workflow", "list, inspect, cancel, resume and prune workflows")
     actions = workflow.add_subparsers(dest="action", required=True, metavar="ACTION")
     wf_list = _subparser(
         actions, "list", "list workflows, newest first",
@@ -187,6 +188,14 @@ def _add_workflow(commands: Any) -> None:
     resume.add_argument("workflow_id", metavar="WORKFLOW_ID")
     _add_read_options(resume)
     resume.set_defaults(handler=_workflow_resume)
+
+    prune = _subparser(
+        actions, "prune", "delete finished workflows older than a cutoff",
+        "Delete finished workflows created more than --older-than ago, with their steps, events, streams\n"
+        "and messages, in batches (each its own short transaction). PENDING, ENQUEUED and DELAYED never go.",
+    )
+    add_prune_arguments(prune)
+    _add_read_options(prune)
 
 
 def _add_queue(commands: Any) -> None:
