@@ -1,10 +1,11 @@
 """The web console's reads (issue #13) that no other door makes: the leader log's latest
 actions, takeovers with how long the lost owner had been silent, one workflow's takeovers,
-streams and messages, and per-queue figures.
+streams and messages.
 
 Everything else the console shows comes from the doors ``pgfleet status`` and ``pgfleet
 workflow get`` use (``db.fleet``, ``db.leadership``, ``db.workflows``, ``db.steps``,
-``db.events``, ``db.attempts``); the paged workflow list is :mod:`sysdb.workflow_pages`.
+``db.events``, ``db.attempts``, ``db.queue_figures``); the paged workflow list is
+:mod:`sysdb.workflow_pages`.
 The console builds this door itself (``ConsoleReads(db)``): no process but the console needs it.
 """
 
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .door import Door, row_to
-from .queue_figures import QueueFigures
 
 __all__ = ["ConsoleReads", "LeaderLogEntry", "TakeoverView", "StreamEntry", "MessageEntry"]
 
@@ -100,50 +100,3 @@ class ConsoleReads(Door):
         """The messages sent to a workflow, oldest first (at most ``limit``)."""
         rows = self._execute("console_workflow_messages", {"workflow_uuid": workflow_id, "limit": limit})
         return [row_to(MessageEntry, r) for r in rows]
-
-    def queue_figures(self) -> list[QueueFigures]:
-        """Per queue (declared by a live member, registered in ``dbos.queues``, or with work):
-        its limits, counts, oldest wait and recent starts. The console's stand-in until the
-        ``db.queue_figures`` door lands; the limits come as ``pgfleet status`` reads them
-        (code declarations win over ``dbos.queues`` rows, as when claiming)."""
-        limits: dict[str, dict[str, Any]] = {}
-        for row in self._db.queue_rows.list(None):
-            limits[row.name] = _limits(row)
-        for definition in self._db.claims.definitions():
-            limits[definition.name] = _limits(definition)
-        counts = {r["name"]: r for r in self._execute("console_queue_counts")}
-        figures = []
-        for name in sorted(set(limits) | set(counts)):
-            count = counts.get(name, {})
-            figures.append(QueueFigures(
-                name=name,
-                **limits.get(name, _NO_LIMITS),
-                enqueued=int(count.get("enqueued", 0)),
-                delayed=int(count.get("delayed", 0)),
-                pending=int(count.get("pending", 0)),
-                oldest_enqueued_age_sec=_float(count.get("oldest_enqueued_age_sec")),
-                started_last_minute=int(count.get("started_last_minute", 0)),
-            ))
-        return figures
-
-
-_NO_LIMITS: dict[str, Any] = {
-    "concurrency": None, "worker_concurrency": None, "rate_limit_max": None, "rate_limit_period_sec": None,
-    "priority_enabled": False, "partitioned": False,
-}
-
-
-def _limits(source: Any) -> dict[str, Any]:
-    """A queue's limits from its declaration or its ``dbos.queues`` row (same field names)."""
-    return {
-        "concurrency": source.concurrency,
-        "worker_concurrency": source.worker_concurrency,
-        "rate_limit_max": source.rate_limit_max,
-        "rate_limit_period_sec": source.rate_limit_period_sec,
-        "priority_enabled": bool(source.priority_enabled),
-        "partitioned": bool(source.partition_queue),
-    }
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)

@@ -51,11 +51,6 @@ def console_of(request: Request) -> Console:
 
 
 def queue_figures(db: SystemDatabase) -> list[QueueFigures]:
-    """Per-queue figures for the queues page and ``/api/queues``: the one place that picks the
-    source. ``db.queue_figures.current()`` (the door the leader's gauges also read) when this
-    pgfleet has it, else the console's own read of the same figures."""
-    door = getattr(db, "queue_figures", None)
-    if door is not None:
-        figures: list[QueueFigures] = door.current()
-        return figures
-    return ConsoleReads(db).queue_figures()
+    """Per-queue figures for the queues page and ``/api/queues``: the door the leader's gauges
+    read too, so the console and the autoscaler see the same numbers."""
+    return db.queue_figures.current()
