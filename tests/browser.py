@@ -20,6 +20,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome", "chromium-headless-shell")
 DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
 WINDOW = (1280, 900)
@@ -69,11 +73,8 @@ def find_browser() -> Browser | str:
     return Browser(binary, driver, browser_version)
 
 
-def start_driver(browser: Browser, log_path: Path):  # -> selenium.webdriver.Chrome (selenium is imported lazily)
+def start_driver(browser: Browser, log_path: Path) -> webdriver.Chrome:
     """A headless Chromium session; the driver's own log goes to ``log_path``."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = browser.binary
     # --no-sandbox: CI runs as root, where Chromium refuses to start with its sandbox.
@@ -87,7 +88,7 @@ def start_driver(browser: Browser, log_path: Path):  # -> selenium.webdriver.Chr
     return driver
 
 
-def save_full_page(driver, path: Path) -> None:  # noqa: ANN001 (a selenium WebDriver)
+def save_full_page(driver: WebDriver, path: Path) -> None:
     """A PNG of the whole page, not only the viewport: the window is grown to the page's height."""
     height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
     driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 40, 4000)))

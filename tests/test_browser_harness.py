@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from browser import Browser, find_browser, save_full_page, start_driver
 
@@ -24,10 +25,10 @@ PAGE = b"""<!doctype html>
 class _Handler(http.server.BaseHTTPRequestHandler):
     posted: list[bytes] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._answer(PAGE)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         _Handler.posted.append(body)
         self._answer(b"<!doctype html><p data-test='done'>posted</p>")
@@ -39,7 +40,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (quiet: the test reads no access log)
+    def log_message(self, format: str, *args: object) -> None:  # quiet: the test reads no access log
         pass
 
 
@@ -56,8 +57,6 @@ def static_site() -> Iterator[str]:
 
 
 def test_headless_chromium_loads_a_page_runs_its_script_and_submits_a_form(static_site: str, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
-
     found = find_browser()
     if not isinstance(found, Browser):
         pytest.skip(found)
