@@ -28,7 +28,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from browser import Browser, find_browser, save_full_page, start_driver
 from conftest import REPO_ROOT, TEMPLATE_DB, _create_database, wait_until
@@ -372,3 +372,46 @@ def test_the_queues_page_and_its_json_show_each_queue(fleet: Fleet, driver: WebD
     row = _wait_for(driver, _css("queue-row", queue="console_jobs"), "console_jobs on the queues page")[0]
     assert "console_jobs" in row.text
     _snap(driver, "queues")
+
+
+def test_resume_and_fork_from_the_page(fleet: Fleet, driver: WebDriver) -> None:
+    base = _web(fleet).base
+    fleet.enqueue("console_wait", "rsm-1", "to resume")
+    fleet.wait_status("rsm-1", "PENDING")
+    fleet.client.cancel_workflow("rsm-1")
+    fleet.wait_status("rsm-1", "CANCELLED")
+    driver.get(base + "/workflows/rsm-1")
+    _wait_for(driver, _css("resume-action"), "rsm-1's resume action")[0].click()
+    _wait_for(driver, _css("confirm"), "the resume confirmation page")[0].click()
+    wait_until(lambda: fleet.status("rsm-1") in ("ENQUEUED", "PENDING"), "rsm-1 resumed", 30)
+
+    fleet.enqueue("console_echo", "frk-1", "to fork")
+    fleet.wait_status("frk-1", "SUCCESS")
+    driver.get(base + "/workflows/frk-1")
+    _wait_for(driver, _css("fork-action"), "frk-1's fork action")[0].click()
+    field = _wait_for(driver, '[name="start_step"]', "the fork form's step")[0]
+    if field.tag_name == "select":
+        Select(field).select_by_value("1")
+    else:
+        field.clear()
+        field.send_keys("1")
+    assert not _forks(fleet, "frk-1"), "nothing is forked before the confirmation"
+    driver.find_element(By.CSS_SELECTOR, _css("confirm")).click()
+    wait_until(lambda: _forks(fleet, "frk-1"), "a fork of frk-1 recorded", 30)
+
+
+def _forks(fleet: Fleet, workflow_id: str) -> list[str]:
+    return [r[0] for r in fleet.db.execute("SELECT workflow_uuid FROM dbos.workflow_status WHERE forked_from = %s", (workflow_id,))]
+
+
+def test_hidden_values_stay_off_the_page(fleet: Fleet, driver: WebDriver) -> None:
+    hiding = fleet.console("hiding-console", "--hide-values")
+    secret = "card-4111-1111-1111-1111"
+    fleet.enqueue("console_echo", "hid-1", secret)
+    fleet.wait_status("hid-1", "SUCCESS")
+    driver.get(_web(fleet).base + "/workflows/hid-1")
+    _wait_for(driver, _css("workflow-status"), "hid-1's page on the open console")
+    assert secret in driver.page_source, "the open console shows the input (so its absence below means something)"
+    driver.get(hiding.base + "/workflows/hid-1")
+    assert "SUCCESS" in _wait_for(driver, _css("workflow-status"), "hid-1's page with --hide-values")[0].text
+    assert secret not in driver.page_source, "--hide-values showed the input or output"
