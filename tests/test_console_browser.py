@@ -200,6 +200,14 @@ def _wait_for(driver: WebDriver, css: str, what: str, timeout: float = PAGE_WAIT
                              f"{driver.find_element(By.TAG_NAME, 'body').text[:2000]}") from e
 
 
+def _wait_url(driver: WebDriver, suffix: str, timeout: float = PAGE_WAIT_SEC) -> None:
+    """Until the browser is on a page whose path ends with ``suffix`` (a redirect is followed)."""
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: urllib.parse.urlparse(d.current_url).path.rstrip("/").endswith(suffix))
+    except TimeoutException as e:
+        raise AssertionError(f"the browser is on {driver.current_url}, not on .../{suffix.lstrip('/')}, after {timeout}s") from e
+
+
 def _ids(driver: WebDriver, marker: str) -> set[str]:
     return {e.get_attribute("data-workflow") for e in driver.find_elements(By.CSS_SELECTOR, _css(marker))}
 
@@ -286,9 +294,8 @@ def test_a_cancel_from_the_page_cancels_the_workflow(fleet: Fleet, driver: WebDr
     driver.find_element(By.CSS_SELECTOR, _css("confirm")).click()
     fleet.wait_status("cxl-1", "CANCELLED")
     # Redirected back to the workflow's page, which now says so.
-    _wait_for(driver, _css("workflow-status"), "the workflow page after the cancel")
-    assert driver.current_url.rstrip("/").endswith("/workflows/cxl-1")
-    assert "CANCELLED" in _text(driver, _css("workflow-status"))
+    _wait_url(driver, "/workflows/cxl-1")
+    assert "CANCELLED" in _wait_for(driver, _css("workflow-status"), "the workflow page after the cancel")[0].text
 
 
 def test_a_script_in_an_input_shows_as_text_and_never_runs(fleet: Fleet, driver: WebDriver) -> None:
@@ -339,6 +346,8 @@ def test_a_token_console_refuses_an_action_without_the_token_and_the_login_form_
     _wait_for(driver, _css("confirm"), "the confirmation page once logged in")
     driver.delete_all_cookies()  # the same click, now without the token
     driver.find_element(By.CSS_SELECTOR, _css("confirm")).click()
+    # Wait for the console's answer (a refusal or its login form) before reading the row.
+    _wait_for(driver, f'{_css("error")}, input[name="token"]', "the console's refusal of a confirm without the token")
     assert fleet.status("tok-1") == "PENDING", "a confirm without the token cancelled the workflow"
 
     _login(driver, guarded.base, TOKEN)
@@ -391,7 +400,7 @@ def test_resume_and_fork_from_the_page(fleet: Fleet, driver: WebDriver) -> None:
     _wait_for(driver, _css("fork-action"), "frk-1's fork action")[0].click()
     field = _wait_for(driver, '[name="start_step"]', "the fork form's step")[0]
     if field.tag_name == "select":
-        Select(field).select_by_value("1")
+        Select(field).select_by_index(0)  # the first recorded step, whatever the numbering
     else:
         field.clear()
         field.send_keys("1")
