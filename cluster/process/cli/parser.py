@@ -10,6 +10,7 @@ from sysdb.embedded import DEFAULT_BASE_DIR
 
 from .chaos_command import add_chaos_arguments
 from .check_command import _check
+from .console_command import add_console_command, add_supervise_console_arguments
 from .db_commands import _db, _migrate
 from .status_commands import _queue_list, _status
 from .supervise_command import _supervise
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (_add_supervise, _add_status, _add_workflow, _add_queue, _add_check, _add_migrate, _add_db, _add_chaos):
         add_command(commands)
+    add_console_command(commands, _add_read_options)
     return parser
 
 
@@ -104,6 +106,7 @@ def _add_supervise(commands: Any) -> None:
     supervise.add_argument("--database-url", default=None, metavar="URL", help="the system database for every worker")
     supervise.add_argument("--data-dir", default=None, metavar="DIR", help="the embedded server's directory when no URL is configured")
     supervise.add_argument("--log-level", default=None, metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    add_supervise_console_arguments(supervise)
     _add_json(supervise)
     supervise.set_defaults(handler=_supervise)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..settings import SettingsError, load_settings
 from ..supervisor import SupervisorOptions, run_supervisor
+from .console_command import supervised_console
 
 
 def supervisor_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -51,4 +52,5 @@ def build_supervisor_options(args: argparse.Namespace, environ: Mapping[str, str
 
 def _supervise(args: argparse.Namespace) -> int:
     options = build_supervisor_options(args, os.environ)
-    return int(run_supervisor(options))
+    with supervised_console(args, options.worker_config):  # --console-port: the web console too
+        return int(run_supervisor(options))

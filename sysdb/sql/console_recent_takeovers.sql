@@ -1,0 +1,10 @@
+-- The latest takeovers, newest first, each with how long its lost owner had been silent when the
+-- workflow moved: known while the member row still holds that incarnation (a restarted slot
+-- registers a new epoch and its old heartbeat is gone).
+SELECT t.id, t.at, t.workflow_uuid, t.from_executor_id, t.from_epoch, t.to_executor_id, t.to_epoch,
+       t.requeued_to, t.by_executor_id, t.leader_term,
+       CASE WHEN e.epoch = t.from_epoch THEN EXTRACT(EPOCH FROM t.at - e.last_heartbeat)::float8 END AS silent_sec
+FROM dbos.pgfleet_takeovers t
+LEFT JOIN dbos.pgfleet_executors e ON e.executor_id = t.from_executor_id
+ORDER BY t.id DESC
+LIMIT %(limit)s
