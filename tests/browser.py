@@ -13,6 +13,7 @@ with an error that does not name the mismatch, so it is checked here first.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -22,7 +23,6 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.webdriver import WebDriver
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome", "chromium-headless-shell")
 DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver")
@@ -88,12 +88,10 @@ def start_driver(browser: Browser, log_path: Path) -> webdriver.Chrome:
     return driver
 
 
-def save_full_page(driver: WebDriver, path: Path) -> None:
-    """A PNG of the whole page, not only the viewport: the window is grown to the page's height."""
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(WINDOW[0], max(WINDOW[1], min(int(height) + 40, 4000)))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(path))
-    finally:
-        driver.set_window_size(*WINDOW)
+def save_full_page(driver: webdriver.Chrome, path: Path) -> None:
+    """A PNG of the whole page, not only the viewport (Chromium's DevTools capture beyond it)."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))

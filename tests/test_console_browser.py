@@ -34,7 +34,7 @@ from browser import Browser, find_browser, save_full_page, start_driver
 from conftest import REPO_ROOT, TEMPLATE_DB, _create_database, wait_until
 from runtime import DBOSClient
 
-APP = str(REPO_ROOT / "tests" / "apps" / "console_app.py")
+APP = "tests/apps/console_app.py"  # relative to the nodes' working directory, REPO_ROOT (as shown on the pages)
 SCREENSHOTS = REPO_ROOT / "ops" / "console"
 TOKEN = "browser-test-token-7f3a"
 PAGE_WAIT_SEC = 30  # bounded: a page that never shows what is awaited fails the test
@@ -141,6 +141,9 @@ class Fleet:
         wait_until(lambda: self.status(workflow_id) == status, f"{workflow_id} to be {status} (is {self.status(workflow_id)})", timeout)
 
     def close(self) -> None:
+        for proc in self.procs:  # all asked at once, so their graceful stops overlap
+            if proc.proc.poll() is None:
+                proc.proc.terminate()
         for proc in reversed(self.procs):
             proc.stop()
         self.client.destroy()
