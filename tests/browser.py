@@ -59,10 +59,14 @@ def _version(executable: str) -> str | None:
 
 def find_browser() -> Browser | str:
     """The browser to drive, or the reason there is none (said as a skip reason)."""
-    binary = _which(BROWSERS, os.environ.get("PGFLEET_CHROMIUM"))
-    driver = _which(DRIVERS, os.environ.get("PGFLEET_CHROMEDRIVER"))
+    binary_override, driver_override = os.environ.get("PGFLEET_CHROMIUM"), os.environ.get("PGFLEET_CHROMEDRIVER")
+    binary, driver = _which(BROWSERS, binary_override), _which(DRIVERS, driver_override)
     if binary is None or driver is None:
-        missing = " and ".join(n for n, p in (("a Chromium browser", binary), ("chromedriver", driver)) if p is None)
+        missing = " and ".join(
+            f"{what} ({override} from {variable})" if override else what
+            for what, found, override, variable in (("a Chromium browser", binary, binary_override, "PGFLEET_CHROMIUM"),
+                                                    ("chromedriver", driver, driver_override, "PGFLEET_CHROMEDRIVER"))
+            if found is None)
         return f"{missing} not found on this machine: {INSTALL_HINT}"
     browser_version, driver_version = _version(binary), _version(driver)
     if browser_version is None or driver_version is None:
@@ -86,6 +90,21 @@ def start_driver(browser: Browser, log_path: Path) -> webdriver.Chrome:
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(30)
     return driver
+
+
+def launch(log_path: Path) -> webdriver.Chrome | str:
+    """A started headless session, or the reason there is none: no browser, or one that does not
+    start here (a missing shared library, say; the driver's log at ``log_path`` says more)."""
+    from selenium.common.exceptions import WebDriverException
+
+    found = find_browser()
+    if isinstance(found, str):
+        return found
+    try:
+        return start_driver(found, log_path)
+    except WebDriverException as e:
+        first = (e.msg or str(e)).strip().splitlines()[0] if (e.msg or str(e)).strip() else type(e).__name__
+        return f"headless {found.binary} {found.version} did not start with {found.driver}: {first} (log: {log_path})"
 
 
 def save_full_page(driver: webdriver.Chrome, path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from browser import Browser, find_browser, save_full_page, start_driver
+from browser import find_browser, launch, save_full_page
 
 PAGE = b"""<!doctype html>
 <html><head><title>harness</title></head>
@@ -57,10 +57,9 @@ def static_site() -> Iterator[str]:
 
 
 def test_headless_chromium_loads_a_page_runs_its_script_and_submits_a_form(static_site: str, tmp_path: Path) -> None:
-    found = find_browser()
-    if not isinstance(found, Browser):
-        pytest.skip(found)
-    driver = start_driver(found, tmp_path / "chromedriver.log")
+    driver = launch(tmp_path / "chromedriver.log")
+    if isinstance(driver, str):
+        pytest.skip(driver)
     try:
         driver.get(static_site + "/")
         assert driver.title == "harness"
@@ -80,7 +79,7 @@ def test_headless_chromium_loads_a_page_runs_its_script_and_submits_a_form(stati
 def test_a_missing_or_mismatched_browser_is_a_reason_not_a_crash(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PGFLEET_CHROMIUM", str(tmp_path / "no-such-chromium"))
     reason = find_browser()
-    assert isinstance(reason, str) and reason.startswith("a Chromium browser not found") and "apt-get install" in reason
+    assert isinstance(reason, str) and reason.startswith("a Chromium browser") and "no-such-chromium" in reason and "apt-get install" in reason
     fake = tmp_path / "fake-chromium"
     fake.write_text("#!/bin/sh\necho 'Chromium 1.2.3.4'\n")
     fake.chmod(0o755)
@@ -91,3 +90,17 @@ def test_a_missing_or_mismatched_browser_is_a_reason_not_a_crash(monkeypatch: py
     monkeypatch.setenv("PGFLEET_CHROMEDRIVER", str(fake_driver))
     reason = find_browser()
     assert isinstance(reason, str) and "2.0.0.1" in reason and "1.2.3.4" in reason and "does not match" in reason
+
+
+def test_a_browser_that_does_not_start_is_a_reason_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    found = find_browser()
+    if isinstance(found, str):
+        pytest.skip(found)
+    # Says the real browser's version (so the driver matches) but exits at once when run.
+    broken = tmp_path / "broken-chromium"
+    broken.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo 'Chromium {found.version}' && exit 0\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PGFLEET_CHROMIUM", str(broken))
+    reason = launch(tmp_path / "chromedriver.log")
+    assert isinstance(reason, str), "a browser that exits at once gave a session"
+    assert "did not start" in reason and "broken-chromium" in reason, reason

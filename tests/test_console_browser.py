@@ -30,7 +30,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from browser import Browser, find_browser, save_full_page, start_driver
+from browser import launch, save_full_page
 from conftest import REPO_ROOT, TEMPLATE_DB, _create_database, wait_until
 from runtime import DBOSClient
 
@@ -151,15 +151,17 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Browser:
-    found = find_browser()
-    if not isinstance(found, Browser):
-        pytest.skip(found)
-    return found
+def _driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """The module's browser, started first: without one every test skips, saying why, before a fleet starts."""
+    driver = launch(tmp_path_factory.mktemp("chromedriver") / "chromedriver.log")
+    if isinstance(driver, str):
+        pytest.skip(driver)
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture(scope="module")
-def fleet(browser: Browser, pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(_driver: WebDriver, pg_server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     name = f"pgfleet_console_browser_{os.getpid()}"
     fleet = Fleet(_create_database(pg_server_url, name, TEMPLATE_DB), tmp_path_factory.mktemp("console-fleet"))
     try:
@@ -173,13 +175,6 @@ def fleet(browser: Browser, pg_server_url: str, template_url: str, tmp_path_fact
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         print(logs)  # shown by pytest only when a test of the module failed
-
-
-@pytest.fixture(scope="module")
-def _driver(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    driver = start_driver(browser, tmp_path_factory.mktemp("chromedriver") / "chromedriver.log")
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
