@@ -275,6 +275,40 @@ def test_the_workflows_list_filters_by_status(fleet: Fleet, driver: WebDriver) -
         driver.get(f"{base}/workflows?status={status}&prefix=flt-")
         _wait_for(driver, _css("workflow-row"), f"the {status} workflows")
         assert _ids(driver, "workflow-row") == ids, f"status={status}"
+    # As a person does it: the list's own filter form (its fields are the query parameters).
+    driver.get(base + "/workflows")
+    status_field = _wait_for(driver, '[name="status"]', "the status filter")[0]
+    if status_field.tag_name == "select":
+        Select(status_field).select_by_value("ERROR")
+    else:
+        status_field.send_keys("ERROR")
+    prefix_field = driver.find_element(By.CSS_SELECTOR, '[name="prefix"]')
+    prefix_field.clear()
+    prefix_field.send_keys("flt-")
+    prefix_field.submit()
+    _wait_url(driver, "/workflows")
+    wait_until(lambda: _ids(driver, "workflow-row") == expected["ERROR"], f"the form's ERROR filter (shows {_ids(driver, 'workflow-row')})", 10)
+
+
+def test_the_workflows_list_pages_through_every_row_once(fleet: Fleet, driver: WebDriver) -> None:
+    made = {f"pg-{i}" for i in range(5)}
+    for workflow_id in sorted(made):
+        fleet.enqueue("console_echo", workflow_id, workflow_id)
+    for workflow_id in made:
+        fleet.wait_status(workflow_id, "SUCCESS")
+    driver.get(_web(fleet).base + "/workflows?prefix=pg-&limit=2")
+    pages: list[set[str]] = []
+    while True:
+        _wait_for(driver, _css("workflow-row"), f"page {len(pages) + 1} of pg-*")
+        pages.append(_ids(driver, "workflow-row"))
+        older = driver.find_elements(By.CSS_SELECTOR, '[data-test="next-page"]')  # the console's marker for the next page
+        if not older or len(pages) > len(made):
+            break
+        here = driver.current_url
+        older[0].click()
+        WebDriverWait(driver, PAGE_WAIT_SEC, poll_frequency=0.1).until(lambda d: d.current_url != here)  # on the next page
+    assert [len(p) for p in pages] == [2, 2, 1], pages
+    assert set().union(*pages) == made, "every workflow shown once, none twice"
 
 
 def test_a_cancel_from_the_page_cancels_the_workflow(fleet: Fleet, driver: WebDriver) -> None:
