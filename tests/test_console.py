@@ -6,7 +6,6 @@ and the console beside `pgfleet supervise --console-port`."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
@@ -20,9 +19,9 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from cluster.process.cli import main
+from cluster.process.cli import build_parser, main
 from cluster.process.cli.console_command import supervised_console
-from cluster.process.console import ConsoleError, check_bind, create_app, load_token
+from cluster.process.console import LOOPBACK_HOSTS, ConsoleError, check_bind, create_app, load_token
 from cluster.process.console.render import HIDDEN
 from conftest import REPO_ROOT, wait_until
 from runtime import DBOS, DBOSClient, SetWorkflowID
@@ -250,6 +249,21 @@ def test_a_token_protected_console_refuses_without_it_and_accepts_the_header_and
     assert client.get("/login?token=" + TOKEN + "&next=//evil.example").headers["location"] == "/"
 
 
+def test_a_post_from_another_site_and_a_foreign_host_header_are_refused(sys_url, db, console_db):
+    # Without a token, any page the operator opens could post a form to 127.0.0.1 (CSRF) or
+    # reach it under its own name (DNS rebinding): both are refused.
+    park(sys_url, "csrf-1")
+    client = TestClient(create_app(console_db, allowed_hosts=LOOPBACK_HOSTS), base_url="http://127.0.0.1:8765", follow_redirects=False)
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+        refused = client.post("/workflows/csrf-1/cancel", data={"confirm": "yes"}, headers=headers)
+        assert refused.status_code == 403 and "another site" in refused.text, headers
+    assert _row(db, "csrf-1")[0] == "ENQUEUED"
+    assert client.get("/", headers={"Host": "rebound.example:8765"}).status_code == 400
+    same_site = {"Origin": "http://127.0.0.1:8765", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/workflows/csrf-1/cancel", data={"confirm": "yes"}, headers=same_site).status_code == 303
+    assert _row(db, "csrf-1")[0] == "CANCELLED"
+
+
 def test_a_non_loopback_bind_without_a_token_refuses_to_start(tmp_path, capsys, sys_url):
     for host in ("127.0.0.1", "::1", "localhost"):
         check_bind(host, None)
@@ -416,10 +430,49 @@ def test_pgfleet_console_as_a_subprocess_serves_the_fleet_page(sys_url, tmp_path
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
 
 
+def test_a_port_in_use_is_a_clear_failure(sys_url, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["console", "--port", str(port), "--database-url", sys_url]) == 1
+    assert f"the console could not listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 def test_the_supervisor_serves_the_console_beside_its_workers(sys_url):
     port = _free_port()
-    args = argparse.Namespace(console_port=port, console_host="127.0.0.1", console_token_file=None, console_read_only=True)
+    args = build_parser().parse_args(["supervise", "app.py", "--console-port", str(port), "--console-read-only"])
+    assert (args.console_port, args.console_host, args.console_token_file) == (port, "127.0.0.1", None)
     with supervised_console(args, {"system_database_url": sys_url}):
         page = wait_until(lambda: _get(f"http://127.0.0.1:{port}/queues"), "the supervisor's console")
         assert "<h1>Queues</h1>" in page and "read-only" in page
     assert _get(f"http://127.0.0.1:{port}/queues") is None  # stopped with the block
+
+
+def test_pgfleet_supervise_with_console_port_serves_its_own_workers(sys_url, tmp_path):
+    port = _free_port()
+    config = tmp_path / "node.toml"
+    config.write_text("heartbeat_interval_sec = 0.25\nmember_timeout_sec = 1.5\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PGFLEET_TEST_LEDGER": str(tmp_path / "ledger"), "PGFLEET_SYSTEM_DATABASE_URL": sys_url}
+    app = str(REPO_ROOT / "tests" / "apps" / "supervised_app.py")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.process.cli", "supervise", app, "--name", "consolenode", "--workers", "1", "--grace", "3",
+         "--config", str(config), "--console-port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        def worker_shown() -> str | None:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            page = _get(f"http://127.0.0.1:{port}/")
+            shown = page and 'data-executor="consolenode-0" data-status="active"' in page
+            return page if shown and 'data-test="supervisor-row" data-supervisor="consolenode@' in page else None
+
+        wait_until(worker_shown, "the supervisor's console to show its worker and itself", timeout=60)
+        proc.send_signal(2)  # SIGINT: the supervisor drains and the console stops with it
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert _get(f"http://127.0.0.1:{port}/") is None

@@ -56,6 +56,7 @@ def add_supervise_console_arguments(supervise: argparse.ArgumentParser) -> None:
     supervise.add_argument("--console-host", default=DEFAULT_HOST, metavar="ADDR", help=f"the console's address (default {DEFAULT_HOST})")
     supervise.add_argument("--console-token-file", default=None, metavar="FILE", help="the console's token (else PGFLEET_CONSOLE_TOKEN)")
     supervise.add_argument("--console-read-only", action="store_true", help="the console changes nothing")
+    supervise.add_argument("--console-hide-values", action="store_true", help="the console shows no workflow values")
 
 
 def _checked_token(token_file: str | None, host: str) -> str | None:
@@ -72,6 +73,13 @@ def _checked_token(token_file: str | None, host: str) -> str | None:
     return token
 
 
+def _hosts(token: str | None) -> tuple[str, ...] | None:
+    """Without a token the console is loopback-only: it answers only loopback Host headers."""
+    from ..console.app import LOOPBACK_HOSTS
+
+    return LOOPBACK_HOSTS if token is None else None
+
+
 def _console(args: argparse.Namespace) -> int:
     from ..console import create_app, serve
 
@@ -86,9 +94,12 @@ def _console(args: argparse.Namespace) -> int:
         raise CliError(f"cannot reach the system database at {describe_url(url)} ({source}): {_first_line(exc)}") from None
     db.open(run_migrations=False)
     try:
-        app = create_app(db, read_only=args.read_only, token=token, hide_values=args.hide_values)
+        app = create_app(db, read_only=args.read_only, token=token, hide_values=args.hide_values, allowed_hosts=_hosts(token))
         print(f"pgfleet console on http://{args.host}:{args.port}/ (system database {describe_url(url)}; Ctrl-C stops it)", flush=True)
-        serve(app, host=args.host, port=args.port, token=token)
+        try:
+            serve(app, host=args.host, port=args.port, token=token)
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise CliError(str(exc)) from None
     finally:
         db.close()
     return EXIT_OK
@@ -108,8 +119,12 @@ def supervised_console(args: argparse.Namespace, worker_config: dict[str, Any]) 
     db = SystemDatabase(url, pool_size=POOL_SIZE, application_name="pgfleet-console")
     db.open()  # migrates if the supervisor has not yet (under the migration lock: safe to race)
     try:
-        app = create_app(db, read_only=args.console_read_only, token=token)
-        server = start_in_thread(app, host=args.console_host, port=args.console_port, token=token)
+        app = create_app(db, read_only=args.console_read_only, token=token, hide_values=args.console_hide_values,
+                         allowed_hosts=_hosts(token))
+        try:
+            server = start_in_thread(app, host=args.console_host, port=args.console_port, token=token)
+        except OSError as exc:
+            raise CliError(str(exc)) from None
         try:
             yield
         finally:

@@ -14,13 +14,14 @@ Jinja2 autoescapes everything and the pages allow no script.
 
 from __future__ import annotations
 
-from .app import create_app
+from .app import LOOPBACK_HOSTS, create_app
 from .security import TOKEN_ENVIRONMENT_VARIABLE, ConsoleError, check_bind, is_loopback, load_token
 from .server import ConsoleServer, serve, start_in_thread
 from .state import queue_figures
 
 __all__ = [
     "create_app",
+    "LOOPBACK_HOSTS",
     "serve",
     "start_in_thread",
     "ConsoleServer",

@@ -4,10 +4,12 @@ check in front of every one of them, and ``/login``."""
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -21,7 +23,10 @@ from .security import COOKIE_NAME, session_value, token_matches
 from .state import Console, console_of
 from .workflow_views import workflow_detail, workflow_list
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "LOOPBACK_HOSTS"]
+
+# The Host headers of a console served on a loopback address.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 Handler = Callable[[Request], Response]
 
@@ -50,10 +55,23 @@ def _refuse(request: Request) -> Response | None:
     return error_page("this console needs its token: sign in with it", 401, login=True, next_url=next_url)
 
 
+def _cross_site(request: Request) -> bool:
+    """Whether a POST comes from a page of another site (a forged form: on a console without a
+    token, any web page the operator opens could otherwise post to 127.0.0.1)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    return urllib.parse.urlsplit(origin).netloc != request.headers.get("host", "")
+
+
 async def _guarded_post(request: Request) -> Response:
     refusal = _refuse(request)
     if refusal is not None:
         return refusal
+    if _cross_site(request):
+        return error_page("refused: this action was posted from another site's page", 403)
     return await action_post(request)
 
 
@@ -87,10 +105,12 @@ async def login(request: Request) -> Response:
 
 
 def create_app(db: SystemDatabase, *, read_only: bool = False, token: str | None = None, hide_values: bool = False,
-               refresh_sec: int = 5) -> Starlette:
+               refresh_sec: int = 5, allowed_hosts: Sequence[str] | None = None) -> Starlette:
     """The console on an open system database: ``read_only`` refuses every action (403),
     ``token`` (None: none) is required by every page and API, ``hide_values`` shows no input,
-    output, error, event, stream or message value. The caller owns ``db`` (opens and closes it)."""
+    output, error, event, stream or message value; ``allowed_hosts`` (None: any) are the Host
+    headers it answers (:data:`LOOPBACK_HOSTS` for a console without a token, so a DNS-rebinding
+    page cannot reach it). The caller owns ``db`` (opens and closes it)."""
     routes = [
         Route("/", _guarded(fleet_page)),
         Route("/queues", _guarded(queues_page)),
@@ -102,6 +122,7 @@ def create_app(db: SystemDatabase, *, read_only: bool = False, token: str | None
         Route("/workflows/{workflow_id:path}/{action:str}", _guarded_post, methods=["POST"]),
         Route("/workflows/{workflow_id:path}", _guarded(workflow_detail)),
     ]
-    app = Starlette(routes=routes)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))] if allowed_hosts is not None else []
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.console = Console(db=db, read_only=read_only, token=token, hide_values=hide_values, refresh_sec=refresh_sec)
     return app

@@ -4,6 +4,7 @@ another process (``pgfleet supervise --console-port N``)."""
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -60,15 +61,25 @@ def start_in_thread(app: Starlette, *, host: str, port: int, token: str | None, 
     the main thread, so the host process keeps its own); returns once it listens. Refuses a
     non-loopback ``host`` without a ``token``; raises OSError when the port cannot be bound."""
     check_bind(host, token)
+    # Bound here, not by uvicorn: a taken port is an OSError in the caller, said in one line,
+    # instead of uvicorn exiting its thread.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"the console could not listen on {host}:{port}: {exc.strerror or exc}") from None
     server = uvicorn.Server(_config(app, host, port))
-    thread = threading.Thread(target=server.run, name="pgfleet-console", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pgfleet-console", daemon=True)
     thread.start()
     deadline = time.monotonic() + ready_timeout_sec
-    # A bounded wait for uvicorn's own "started" flag (it fails a bind by exiting its thread).
+    # A bounded wait for uvicorn's own "started" flag.
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     if not server.started:
         server.should_exit = True
-        raise OSError(f"the console could not listen on {host}:{port} (see the log above)")
+        sock.close()
+        raise OSError(f"the console could not start on {host}:{port} (see the log above)")
     log.info("console serving", url=f"http://{host}:{port}/", token=token is not None)
     return ConsoleServer(server, thread)
