@@ -57,13 +57,16 @@ def _refuse(request: Request) -> Response | None:
 
 def _cross_site(request: Request) -> bool:
     """Whether a POST comes from a page of another site (a forged form: on a console without a
-    token, any web page the operator opens could otherwise post to 127.0.0.1)."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return True
+    token, any web page the operator opens could otherwise post to 127.0.0.1). Browsers say so
+    in Sec-Fetch-Site; one that does not is judged by its Origin (a script-less client, like
+    curl, sends neither and is let through: it is not a browser being tricked)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
-    return urllib.parse.urlsplit(origin).netloc != request.headers.get("host", "")
+    if origin is None:
+        return False
+    return origin == "null" or urllib.parse.urlsplit(origin).netloc != request.headers.get("host", "")
 
 
 async def _guarded_post(request: Request) -> Response:
