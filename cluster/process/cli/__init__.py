@@ -4,6 +4,9 @@
                       [--metrics-port P] [--boot-deadline S] [--config FILE]   run a node's workers
     pgfleet status                                   members, the leader, queues, recent takeovers
     pgfleet workflow list|get|steps|cancel|resume    inspect and steer workflows
+    pgfleet workflow prune --older-than 30d          delete finished workflows (retention)
+    pgfleet console [--host H --port P]              the fleet's web console
+    pgfleet chaos [APP --workload MODULE:FUNCTION]   failover testing: kill, pause, partition, check
     pgfleet queue list                               queued and running work per queue
     pgfleet check [--config FILE]                    validate settings and reach the database
     pgfleet migrate [--database-url URL]             create and migrate the system database
