@@ -74,8 +74,8 @@ def test_the_fleet_page_shows_members_leader_takeovers_and_the_leader_log(dbos, 
     db.execute("INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid, status) VALUES ('gone-0', 77, 'h2', 4242, 'dead')")
     db.execute("INSERT INTO dbos.workflow_status (workflow_uuid, status, name) VALUES ('moved-1', 'SUCCESS', 'w')")
     db.execute(
-        "INSERT INTO dbos.pgfleet_takeovers (workflow_uuid, from_executor_id, from_epoch, to_executor_id, to_epoch, by_executor_id, leader_term) "
-        "VALUES ('moved-1', 'gone-0', 77, 'test-executor', 78, 'test-executor', 3)"
+        "INSERT INTO dbos.pgfleet_takeovers (workflow_uuid, from_executor_id, from_epoch, to_executor_id, to_epoch, by_executor_id, leader_term, "
+        "at, owner_last_seen) VALUES ('moved-1', 'gone-0', 77, 'test-executor', 78, 'test-executor', 3, now(), now() - interval '6.5 seconds')"
     )
     db.execute(
         "INSERT INTO dbos.pgfleet_leader_log (term, executor_id, action, detail) "
@@ -87,6 +87,7 @@ def test_the_fleet_page_shows_members_leader_takeovers_and_the_leader_log(dbos, 
     assert members == {"test-executor": "active", "gone-0": "dead"}
     assert rows(page.text, "takeover-row", "data-workflow") == ["moved-1"]
     assert "gone-0@77" in page.text and "test-executor@78" in page.text
+    assert "6.5" in page.text  # how long the owner had been silent when its work moved
     assert "declare_dead" in page.text and 'http-equiv="refresh"' in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
 

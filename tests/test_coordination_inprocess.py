@@ -255,6 +255,11 @@ def test_a_dead_members_pending_workflows_move_to_a_live_member_or_back_to_their
     assert a.moved == [WorkMoved(queues=frozenset({"q"}), assignees=frozenset({"a"}), taken_over=2)]
     takeovers = db.execute("SELECT workflow_uuid, to_executor_id, requeued_to, leader_term FROM dbos.pgfleet_takeovers ORDER BY 1").fetchall()
     assert takeovers == [("wf-queued", None, "q", a.elector.term), ("wf-run", "a", None, a.elector.term)]
+    # Each remembers when its lost owner was last heard from: B's last heartbeat, whatever its
+    # member row says later (a restarted slot overwrites it).
+    (last_beat,) = db.execute("SELECT last_heartbeat FROM dbos.pgfleet_executors WHERE executor_id = 'b'").fetchone()
+    seen = db.execute("SELECT DISTINCT owner_last_seen FROM dbos.pgfleet_takeovers").fetchall()
+    assert seen == [(last_beat,)]
 
     # The assignee's poller picks the assigned row up, under the membership it read it in.
     picked: list[AcquiredWorkflow] = []

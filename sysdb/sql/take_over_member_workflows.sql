@@ -7,7 +7,7 @@
 -- The UPDATE re-checks the owner it selected on, so two sweepers never move a workflow twice.
 -- With a leader term, the sweep happens only while that lease is valid.
 WITH member AS (
-    SELECT executor_id, epoch
+    SELECT executor_id, epoch, last_heartbeat
     FROM dbos.pgfleet_executors
     WHERE executor_id = %(dead_executor_id)s
       AND epoch = %(dead_epoch)s
@@ -70,10 +70,10 @@ moved AS (
 logged AS (
     INSERT INTO dbos.pgfleet_takeovers (
         workflow_uuid, from_executor_id, from_epoch, to_executor_id, to_epoch, requeued_to,
-        by_executor_id, leader_term
+        by_executor_id, leader_term, owner_last_seen
     )
     SELECT workflow_uuid, %(dead_executor_id)s, from_epoch, to_executor_id, to_epoch, queue_name,
-           %(by_executor_id)s, %(term)s
+           %(by_executor_id)s, %(term)s, (SELECT last_heartbeat FROM member)
     FROM moved
 )
 SELECT workflow_uuid, name, queue_name, to_executor_id, to_epoch, recovery_attempts FROM moved
