@@ -197,6 +197,9 @@ def test_destroy_with_a_grace_period_lets_async_workflows_on_a_callers_loop_fini
     two_steps = hanging_workflow(ran, hold, reached)
     caller = CallerLoop(two_steps)
     assert caller.started.wait(10) and reached.wait(10)
+    # Both bodies are in their first step (one reaching it is not enough: the other, not yet
+    # started when the executor closes, would stop with ExecutorShutdown instead).
+    wait_until(lambda: ran.count("first") == 2, "both workflows in their first step", 10)
     threading.Timer(0.3, hold.clear).start()  # they finish only once destroy is waiting for them
     DBOS.destroy(workflow_completion_timeout_sec=20)
     assert caller.outcome() == [3, 3]
@@ -211,7 +214,16 @@ def test_destroy_stops_async_workflows_on_a_callers_loop_as_it_stops_sync_ones(d
     two_steps = hanging_workflow(ran, hold, reached)
     caller = CallerLoop(two_steps)
     assert caller.started.wait(10) and reached.wait(10)
-    threading.Timer(0.3, hold.clear).start()  # the bodies go on after the executor closed
+    # Both bodies are in their first step (one reaching it is not enough: the other, not yet
+    # started when the executor closes, would stop with ExecutorShutdown instead).
+    wait_until(lambda: ran.count("first") == 2, "both workflows in their first step", 10)
+    executor = DBOS._executor_or_raise("test")
+
+    def release_once_stopped() -> None:  # the bodies go on only after the executor abandoned them
+        executor.stop_event.wait(30)
+        hold.clear()
+
+    threading.Thread(target=release_once_stopped, daemon=True).start()
     DBOS.destroy()
     outcomes = caller.outcome()
     # The awaiting caller is told the workflow stopped (as a direct sync caller is); the handle
