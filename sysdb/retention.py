@@ -118,14 +118,15 @@ class Retention(Door):
     def prune_batch(self, older_than_ms: int, statuses: Sequence[str], batch_size: int, after_ms: int = 0) -> PruneBatch:
         """Delete up to ``batch_size`` of the oldest matching workflows created at or after
         ``after_ms`` and more than ``older_than_ms`` before now (database clock)."""
-        rows = self._execute("prune_workflows", _params(older_than_ms, statuses, batch_size, after_ms))
-        return _batch(rows[0])
+        return self._prune(_params(older_than_ms, statuses, batch_size, after_ms), term=None, leader_id=None, now=None)
 
     def prune_batch_as_leader(
         self, term: int, leader_id: str, older_than_ms: int, statuses: Sequence[str], batch_size: int, after_ms: int = 0
     ) -> PruneBatch:
         """:meth:`prune_batch`, fenced on the leader lease of ``term`` held by ``leader_id``: a
         leader whose lease expired or moved deletes nothing."""
-        params = _params(older_than_ms, statuses, batch_size, after_ms)
-        params.update(term=term, leader_id=leader_id, now=self._now())
-        return _batch(self._execute("prune_workflows_as_leader", params)[0])
+        return self._prune(_params(older_than_ms, statuses, batch_size, after_ms), term=term, leader_id=leader_id, now=self._now())
+
+    def _prune(self, params: dict[str, Any], **fence: Any) -> PruneBatch:
+        """One batch; ``fence`` is the leader's lease (term, leader_id, now), all None for the CLI."""
+        return _batch(self._execute("prune_workflows", {**params, **fence})[0])

@@ -10,6 +10,8 @@
 -- would too) so the statement can say how many rows of each went; the attempt ledger has no
 -- foreign key and goes here too. Each delete looks its rows up by the ids (= ANY of an array:
 -- an index scan on the table's leading workflow_uuid column whatever the table's size).
+-- With a %(term)s (the leader's batch), it is fenced on that lease (holder, term, unexpired on
+-- the database clock), so a deposed leader deletes nothing; the CLI passes none.
 WITH victims AS (
     SELECT workflow_uuid
     FROM dbos.workflow_status
@@ -17,6 +19,10 @@ WITH victims AS (
       AND created_at >= %(after_ms)s
       AND status = ANY(%(statuses)s)
       AND status NOT IN ('PENDING', 'ENQUEUED', 'DELAYED')
+      AND (%(term)s::bigint IS NULL OR EXISTS (
+          SELECT 1 FROM dbos.pgfleet_leader
+          WHERE term = %(term)s AND executor_id = %(leader_id)s AND expires_at > coalesce(%(now)s::timestamptz, now())
+      ))
     ORDER BY created_at
     LIMIT %(batch_size)s
     FOR UPDATE SKIP LOCKED
