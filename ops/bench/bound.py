@@ -213,18 +213,19 @@ def run_parent(args: Any, step_counts: list[int], thread_counts: list[int], run_
     import os
 
     bench_server = common.BenchServer(args.database_url, args.embedded_dir)
+    server_url = str(bench_server.url)  # set: BenchServer falls back to the embedded server
     stamp = time.strftime("%Y%m%d_%H%M%S") + f"_{os.getpid()}"
     runs: dict[str, Any] = {}
     try:
         raw_db = f"bench_raw_{stamp}"
         try:
-            bounds = measure_bounds(bench_server.url, raw_db, thread_counts, args.bound_seconds)
+            bounds = measure_bounds(server_url, raw_db, thread_counts, args.bound_seconds)
         finally:
             if not args.keep_databases:
-                common.admin(bench_server.url, f'DROP DATABASE IF EXISTS "{raw_db}" WITH (FORCE)')
-        runs["pgfleet"] = run_engine("pgfleet", sys.executable, bench_server.url, f"bench_pgfleet_{stamp}", args, step_counts)
+                common.admin(server_url, f'DROP DATABASE IF EXISTS "{raw_db}" WITH (FORCE)')
+        runs["pgfleet"] = run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
         if args.dbos_python:
-            runs["dbos"] = run_engine("dbos", args.dbos_python, bench_server.url, f"bench_dbos_{stamp}", args, step_counts)
+            runs["dbos"] = run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
     finally:
         bench_server.close(args.keep_server)
     if args.json:
