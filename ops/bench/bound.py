@@ -69,6 +69,17 @@ def writes_per_workflow(steps: int) -> int:
     return steps + 2
 
 
+def parse_threads(parser: Any, threads: str | None, profile: str | None) -> list[int]:
+    """``--threads`` as a list of thread counts (empty without it); a parser error if malformed."""
+    try:
+        counts = [int(s) for s in threads.split(",") if s.strip()] if threads else []
+    except ValueError:
+        parser.error(f"--threads must be comma-separated integers, got {threads!r}")
+    if any(n < 1 for n in counts) or (threads and (not counts or profile)):
+        parser.error("--threads must be positive integers, and cannot be combined with --profile")
+    return counts
+
+
 # ---------------------------------------------------------------------------------- raw bound
 
 

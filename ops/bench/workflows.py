@@ -49,7 +49,8 @@ Targets (from the issue): >= 5x DBOS wf/s on 3-step workflows, <= 0.5 ms per ste
 2-core dev machine. ``--profile DIR`` writes a cProfile of each worker's timed loops to
 ``DIR/<engine>.prof`` (profiling slows everything down: do not compare those timings).
 ``--attempt-ledger`` runs pgfleet with the attempt ledger on (one more insert per step body:
-compare with a run without it for the ledger's cost).
+compare with a run without it for the ledger's cost). ``--threads 1,8,32`` runs N threads per
+engine against Postgres's raw N-connection commit bound instead (issue #14; see ``bound.py``).
 """
 
 from __future__ import annotations
@@ -159,12 +160,9 @@ def run_worker(
 ) -> None:
     """Run the workload with one engine in this process and print one result line."""
     DBOS, workflows, info = setup_engine(engine, url, step_counts, attempt_ledger)
-    profiler = None
-    if profile:
-        import cProfile
+    import cProfile
 
-        profiler = cProfile.Profile()
-
+    profiler = cProfile.Profile() if profile else None
     results: dict[str, Any] = {}
     try:
         for k in step_counts:
@@ -387,12 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps must be non-negative integers")
     if args.count < 1 or args.warmup < 0:
         parser.error("--count must be >= 1 and --warmup >= 0")
-    try:
-        thread_counts = [int(s) for s in args.threads.split(",") if s.strip()] if args.threads else []
-    except ValueError:
-        parser.error(f"--threads must be comma-separated integers, got {args.threads!r}")
-    if any(n < 1 for n in thread_counts) or (args.threads and (not thread_counts or args.profile)):
-        parser.error("--threads must be positive integers, and cannot be combined with --profile")
+    thread_counts = bound.parse_threads(parser, args.threads, args.profile)
 
     if args.worker:
         if not args.database_url:
