@@ -49,7 +49,8 @@ Targets (from the issue): >= 5x DBOS wf/s on 3-step workflows, <= 0.5 ms per ste
 2-core dev machine. ``--profile DIR`` writes a cProfile of each worker's timed loops to
 ``DIR/<engine>.prof`` (profiling slows everything down: do not compare those timings).
 ``--attempt-ledger`` runs pgfleet with the attempt ledger on (one more insert per step body:
-compare with a run without it for the ledger's cost).
+compare with a run without it for the ledger's cost). ``--threads 1,8,32`` runs N threads per
+engine against Postgres's raw N-connection commit bound instead (issue #14; see ``bound.py``).
 """
 
 from __future__ import annotations
@@ -73,13 +74,18 @@ from pathlib import Path
 from typing import Any
 
 if __package__:
-    from . import common
+    from . import bound, common
 else:  # a script (the DBOS worker too): load the sibling module by path
     _spec = importlib.util.spec_from_file_location("pgfleet_bench_common", Path(__file__).resolve().parent / "common.py")
     assert _spec is not None and _spec.loader is not None
     common = importlib.util.module_from_spec(_spec)
     sys.modules[_spec.name] = common
     _spec.loader.exec_module(common)
+    _spec = importlib.util.spec_from_file_location("pgfleet_bench_bound", Path(__file__).resolve().parent / "bound.py")
+    assert _spec is not None and _spec.loader is not None
+    bound = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = bound
+    _spec.loader.exec_module(bound)
 
 RESULT_PREFIX = common.RESULT_PREFIX
 REPO_ROOT = common.REPO_ROOT
@@ -97,17 +103,16 @@ _UUID_OSSP = common.UUID_OSSP
 _dbos_tolerate_missing_uuid_ossp = common.dbos_tolerate_missing_uuid_ossp
 
 
-def run_worker(
-    engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None, attempt_ledger: bool = False
-) -> None:
-    """Run the workload with one engine in this process and print one result line."""
+def setup_engine(engine: str, url: str, step_counts: list[int], attempt_ledger: bool = False,
+                 pool_size: int | None = None) -> tuple[Any, dict[int, Any], dict[str, Any]]:
+    """Import and launch one engine with a k-step workflow per step count: (DBOS, workflows, info)."""
     if engine == "pgfleet":
         # Only the pgfleet worker sees the repository: the DBOS worker must import the real dbos.
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         from runtime import DBOS  # type: ignore[import-not-found]
 
-        version = "pgfleet"
+        version, migration_patched = "pgfleet", False
     elif engine == "dbos":
         from dbos import DBOS  # type: ignore[import-not-found,no-redef]
 
@@ -115,8 +120,6 @@ def run_worker(
         version = common.dbos_version()
     else:
         raise SystemExit(f"unknown engine {engine!r}")
-    if engine == "pgfleet":
-        migration_patched = False
 
     @DBOS.step()
     def bench_step(i: int) -> int:
@@ -133,13 +136,9 @@ def run_worker(
         return DBOS.workflow(name=body.__name__)(body)
 
     workflows = {k: make_workflow(k) for k in step_counts}
-
-    config: dict[str, Any] = {
-        "name": "bench",
-        "system_database_url": url,
-        "log_level": "WARNING",
-        "run_admin_server": False,
-    }
+    config: dict[str, Any] = {"name": "bench", "system_database_url": url, "log_level": "WARNING", "run_admin_server": False}
+    if pool_size is not None:
+        config["sys_db_pool_size"] = pool_size  # --threads: one connection per thread, plus the engine's own
     if attempt_ledger and engine == "pgfleet":
         config["attempt_ledger"] = True  # one extra insert before every step body (issue #12)
     t0 = time.perf_counter()
@@ -151,14 +150,19 @@ def run_worker(
         config.pop("run_admin_server")
         DBOS(config=config)  # type: ignore[arg-type]
     DBOS.launch()
-    launch_s = time.perf_counter() - t0
+    info = {"engine": engine, "version": version, "python": sys.version.split()[0],
+            "launch_s": time.perf_counter() - t0, "dbos_migration_without_uuid_ossp": migration_patched}
+    return DBOS, workflows, info
 
-    profiler = None
-    if profile:
-        import cProfile
 
-        profiler = cProfile.Profile()
+def run_worker(
+    engine: str, url: str, count: int, warmup: int, step_counts: list[int], profile: str | None, attempt_ledger: bool = False
+) -> None:
+    """Run the workload with one engine in this process and print one result line."""
+    DBOS, workflows, info = setup_engine(engine, url, step_counts, attempt_ledger)
+    import cProfile
 
+    profiler = cProfile.Profile() if profile else None
     results: dict[str, Any] = {}
     try:
         for k in step_counts:
@@ -204,13 +208,9 @@ def run_worker(
         profiler.dump_stats(str(Path(profile) / f"{engine}.prof"))  # type: ignore[arg-type]
 
     payload = {
-        "engine": engine,
-        "version": version,
-        "python": sys.version.split()[0],
-        "launch_s": launch_s,
+        **info,
         "profiled": profiler is not None,
         "attempt_ledger": attempt_ledger and engine == "pgfleet",
-        "dbos_migration_without_uuid_ossp": migration_patched,
         "results": results,
     }
     common.emit_result(payload)
@@ -247,6 +247,8 @@ def _run_engine(
         cmd += ["--profile", str(Path(args.profile).resolve())]
     if args.attempt_ledger:
         cmd += ["--attempt-ledger"]
+    if args.threads:
+        cmd += ["--threads", args.threads]
     env = common.worker_env()  # the worker must use exactly the URL it is given
     print(f"[bench] running {engine} ({args.count} x {step_counts} steps) ...", file=sys.stderr, flush=True)
     try:
@@ -370,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker (default 1800)")
     parser.add_argument("--attempt-ledger", action="store_true",
                         help="run pgfleet with attempt_ledger on (every step body's start recorded; issue #12)")
+    parser.add_argument("--threads", metavar="N[,N...]", help="N threads per process against the raw N-connection bound (bound.py)")
+    parser.add_argument("--bound-seconds", type=float, default=3.0, help="seconds of raw INSERTs per N (default 3)")
     parser.add_argument("--worker", choices=("pgfleet", "dbos"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -381,14 +385,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps must be non-negative integers")
     if args.count < 1 or args.warmup < 0:
         parser.error("--count must be >= 1 and --warmup >= 0")
+    thread_counts = bound.parse_threads(parser, args.threads, args.profile)
 
     if args.worker:
         if not args.database_url:
             parser.error("--worker needs --database-url")
+        if thread_counts:
+            bound.run_threads_worker(setup_engine, common.emit_result, args.worker, args.database_url,
+                                     args.count, args.warmup, step_counts, thread_counts)
+            return 0
         run_worker(args.worker, args.database_url, args.count, args.warmup, step_counts, args.profile, args.attempt_ledger)
         return 0
     if args.dbos_python and not os.path.exists(args.dbos_python):
         parser.error(f"--dbos-python {args.dbos_python!r} does not exist")
+    if thread_counts:
+        return int(bound.run_parent(args, step_counts, thread_counts, _run_engine))
     return run_parent(args, step_counts)
 
 

@@ -1,0 +1,269 @@
+"""``workflows.py --threads N[,N...]``: workflows from N threads against Postgres's own bound (issue #14).
+
+What is measured
+----------------
+For each thread count N (``--threads 1,8,32``) and each step count k (``--steps``), in one run
+and on one server:
+
+* **the raw bound** -- N threads, each with its own psycopg connection in autocommit mode,
+  committing single-row INSERTs into a scratch table for ``--bound-seconds`` seconds. The row is
+  the size and shape of a step checkpoint (``dbos.operation_outputs``: a 36-character workflow
+  id, a function id, the step's name, a small JSON output, two epoch-ms timestamps and the
+  serialization name; primary key on (id, function id) and the same secondary index; no foreign
+  key). Reported as durable commits/s: what the server takes from N connections, nothing else.
+* **the engine** -- one worker process per engine with a pool of N + 4 connections
+  (``sys_db_pool_size``), N threads each calling the k-step workflow directly ``--count`` times
+  one after the other (so N x count workflows per row), all released together by a barrier and
+  timed until the last one finishes. ``--warmup`` calls first, from one thread, not timed.
+
+**Durable writes per workflow** are counted as the issue counts them: 1 (start) + k (one
+checkpoint per step) + 1 (finish), so 2, 5 and 12 for 0, 3 and 10 steps. The same nominal count
+is used for DBOS (whatever it really writes), so both engines are set against the same bound with
+the same yardstick. ``share`` = engine durable writes/s / raw commits/s with N connections.
+
+The raw bound for each N is measured before and again after the engines run (on a shared
+machine the server's rate moves with other load; the higher of the two is the bound, so a share
+is never flattered by a bound measured during a busy moment), in the parent process, in its own
+scratch database ``bench_raw_<stamp>`` (dropped after unless ``--keep-databases``). ``--profile``
+is not supported with ``--threads`` (cProfile sees one thread only): profile the sequential run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+if __package__:
+    from . import common
+else:  # loaded by path by workflows.py, which has loaded common.py the same way first
+    common = sys.modules["pgfleet_bench_common"]
+
+RAW_TABLE_DDL = """
+CREATE TABLE bench_raw_outputs (
+    workflow_uuid TEXT NOT NULL,
+    function_id INTEGER NOT NULL,
+    function_name TEXT NOT NULL DEFAULT '',
+    output TEXT,
+    error TEXT,
+    started_at_epoch_ms BIGINT,
+    completed_at_epoch_ms BIGINT,
+    serialization TEXT,
+    PRIMARY KEY (workflow_uuid, function_id)
+);
+CREATE INDEX ON bench_raw_outputs (completed_at_epoch_ms, function_name);
+"""
+RAW_INSERT = (
+    "INSERT INTO bench_raw_outputs (workflow_uuid, function_id, function_name, output, error,"
+    " started_at_epoch_ms, completed_at_epoch_ms, serialization) VALUES (%s, %s, %s, %s, NULL, %s, %s, %s)"
+)
+POOL_HEADROOM = 4  # the engine's own connections (heartbeat, listener ...) beside one per thread
+
+
+def writes_per_workflow(steps: int) -> int:
+    """Durable writes of one k-step workflow, counted as issue #14 does: start + k + finish."""
+    return steps + 2
+
+
+def parse_threads(parser: Any, threads: str | None, profile: str | None) -> list[int]:
+    """``--threads`` as a list of thread counts (empty without it); a parser error if malformed."""
+    try:
+        counts = [int(s) for s in threads.split(",") if s.strip()] if threads else []
+    except ValueError:
+        parser.error(f"--threads must be comma-separated integers, got {threads!r}")
+    if any(n < 1 for n in counts) or (threads and (not counts or profile)):
+        parser.error("--threads must be positive integers, and cannot be combined with --profile")
+    return counts
+
+
+# ---------------------------------------------------------------------------------- raw bound
+
+
+def raw_bound(url: str, threads: int, seconds: float) -> dict[str, Any]:
+    """Durable single-row autocommit INSERTs/s that ``threads`` connections get from the server."""
+    import psycopg
+
+    barrier = threading.Barrier(threads + 1)
+    counts = [0] * threads
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                wf = str(uuid.uuid4())
+                barrier.wait()
+                n = 0
+                while not stop.is_set():
+                    now = int(time.time() * 1000)
+                    conn.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
+                    n += 1
+                counts[slot] = n
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return {"threads": threads, "commits": sum(counts), "elapsed_s": elapsed, "commits_per_s": sum(counts) / elapsed}
+
+
+def scratch_database(server_url: str, dbname: str) -> str:
+    """A fresh database ``dbname`` holding the raw bound's table; its URL."""
+    import psycopg
+
+    url = common.with_database(server_url, dbname)
+    common.admin(server_url, f'DROP DATABASE IF EXISTS "{dbname}"')
+    common.admin(server_url, f'CREATE DATABASE "{dbname}"')
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(RAW_TABLE_DDL)
+    return url
+
+
+def measure_bounds(url: str, thread_counts: list[int], seconds: float, when: str) -> dict[str, Any]:
+    """The raw bound for every thread count, in the scratch database at ``url``."""
+    bounds = {}
+    for n in thread_counts:
+        print(f"[bench] raw bound ({when}): {n} connection(s), {seconds:g} s ...", file=sys.stderr, flush=True)
+        bounds[str(n)] = raw_bound(url, n, seconds)
+    return bounds
+
+
+def merge_bounds(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Both measurements per N; the bound is the higher (the server could do that much, with this load)."""
+    return {n: {"before": before[n]["commits_per_s"], "after": after[n]["commits_per_s"],
+                "commits_per_s": max(before[n]["commits_per_s"], after[n]["commits_per_s"])} for n in before}
+
+
+# ---------------------------------------------------------------------------------- worker
+
+
+def _threaded_row(wf: Any, expected: int, threads: int, count: int) -> dict[str, Any]:
+    """N threads each calling ``wf`` ``count`` times, released together; timed to the last one."""
+    barrier = threading.Barrier(threads + 1)
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        perf, mine = time.perf_counter, latencies[slot]
+        try:
+            barrier.wait()
+            for _ in range(count):
+                t = perf()
+                if wf() != expected:
+                    raise AssertionError("a workflow returned a wrong result")
+                mine.append(perf() - t)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    merged = sorted(x for lat in latencies for x in lat)
+    total = threads * count
+    return {"threads": threads, "count": total, "elapsed_s": elapsed, "wf_per_s": total / elapsed,
+            "ms_per_wf_median": 1000.0 * statistics.median(merged), "ms_per_wf_p99": 1000.0 * merged[int(0.99 * (len(merged) - 1))]}
+
+
+def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[str, Any]], None], engine: str, url: str,
+                       count: int, warmup: int, step_counts: list[int], thread_counts: list[int]) -> None:
+    """The worker side of ``--threads``: every (N, k) row with one engine, one result line."""
+    DBOS, workflows, info = setup_engine(engine, url, step_counts, False, max(thread_counts) + POOL_HEADROOM)
+    results: dict[str, Any] = {}
+    try:
+        for n in thread_counts:
+            for k in step_counts:
+                expected = sum(i + 1 for i in range(k))
+                for _ in range(warmup):
+                    workflows[k]()
+                row = _threaded_row(workflows[k], expected, n, count)
+                row["steps"] = k
+                row["writes_per_s"] = row["wf_per_s"] * writes_per_workflow(k)
+                results[f"{n}:{k}"] = row
+    finally:
+        DBOS.destroy()
+    emit({**info, "threads": thread_counts, "pool_size": max(thread_counts) + POOL_HEADROOM, "results": results})
+
+
+# ---------------------------------------------------------------------------------- table
+
+
+def table(bounds: dict[str, Any], runs: dict[str, Any], step_counts: list[int], thread_counts: list[int]) -> str:
+    """One row per (threads, steps): raw commits/s, then each engine's wf/s, writes/s and share."""
+    header = ["threads", "steps", "writes/wf", "raw before/after", "raw commits/s"]
+    for engine in runs:
+        header += [f"{engine} wf/s", f"{engine} writes/s", f"{engine} share"]
+    rows = [header]
+    for n in thread_counts:
+        raw = bounds[str(n)]["commits_per_s"]
+        for k in step_counts:
+            b = bounds[str(n)]
+            row = [str(n), str(k), str(writes_per_workflow(k)), f"{b['before']:,.0f}/{b['after']:,.0f}", f"{raw:,.0f}"]
+            for run in runs.values():
+                r = run["results"].get(f"{n}:{k}")
+                row += ["-", "-", "-"] if r is None else [
+                    f"{r['wf_per_s']:,.1f}", f"{r['writes_per_s']:,.0f}", common.fmt(100.0 * r["writes_per_s"] / raw, ".0f") + " %"]
+            rows.append(row)
+    return common.render_table(rows)
+
+
+# ---------------------------------------------------------------------------------- parent
+
+
+def run_parent(args: Any, step_counts: list[int], thread_counts: list[int], run_engine: Callable[..., dict[str, Any]]) -> int:
+    """The parent side of ``--threads``: the raw bounds, then each engine's worker, then the table."""
+    import json
+    import os
+
+    bench_server = common.BenchServer(args.database_url, args.embedded_dir)
+    server_url = str(bench_server.url)  # set: BenchServer falls back to the embedded server
+    stamp = time.strftime("%Y%m%d_%H%M%S") + f"_{os.getpid()}"
+    runs: dict[str, Any] = {}
+    try:
+        raw_db = f"bench_raw_{stamp}"
+        try:
+            raw_url = scratch_database(server_url, raw_db)
+            before = measure_bounds(raw_url, thread_counts, args.bound_seconds, "before the engines")
+            runs["pgfleet"] = run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
+            if args.dbos_python:
+                runs["dbos"] = run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
+            bounds = merge_bounds(before, measure_bounds(raw_url, thread_counts, args.bound_seconds, "after the engines"))
+        finally:
+            if not args.keep_databases:
+                common.admin(server_url, f'DROP DATABASE IF EXISTS "{raw_db}" WITH (FORCE)')
+    finally:
+        bench_server.close(args.keep_server)
+    if args.json:
+        print(json.dumps({"server": bench_server.where(), "embedded": bench_server.embedded, "bounds": bounds, "runs": runs}, indent=2))
+        return 0
+    print(f"server {bench_server.where()}  threads {thread_counts}  count {args.count} per thread  warmup {args.warmup}  "
+          f"raw bound {args.bound_seconds:g} s per N  ({'embedded, durability on' if bench_server.embedded else 'external server'})")
+    for engine, run in runs.items():
+        print(f"{engine}: {run['version']} on python {run['python']}, pool {run['pool_size']}, launch {run['launch_s']:.2f} s")
+    print("writes/wf = 1 start + 1 per step + 1 finish (issue #14's count, used for both engines); "
+          "share = engine writes/s / raw commits/s with as many connections as threads "
+          "(the higher of the bound measured before and after the engines)")
+    print()
+    print(table(bounds, runs, step_counts, thread_counts))
+    return 0
