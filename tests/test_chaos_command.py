@@ -94,6 +94,11 @@ def test_a_run_whose_workload_starts_nothing_fails_with_the_evidence(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr[-3000:]
     assert "FAIL" in done.stdout and "the workload started no workflow" in done.stdout, done.stdout
     assert "pgfleet chaos" in done.stdout and "--seed" in done.stdout  # the repro command
+    # The evidence is kept, but nothing is left running: the server is stopped, its data kept.
+    kept = [line for line in done.stderr.splitlines() if line.startswith("kept: kept the embedded server's data in ")]
+    assert kept and "(stopped; start it with: pgfleet db start --data-dir " in kept[0], done.stderr[-2000:]
+    data_dir = Path(kept[0].split(" data in ", 1)[1].split(" (stopped", 1)[0])
+    assert data_dir.is_dir() and not (data_dir / "postmaster.pid").exists()
 
 
 def _tree(root: int) -> set[int]:

@@ -230,20 +230,19 @@ class ChaosDatabase:
 
     def close(self, keep: bool = False) -> str:
         """Drop the scratch database, or stop and remove the embedded server; with ``keep``
-        leave it. Returns what it did (where the data is, when kept). Idempotent."""
+        leave the database (an embedded server is stopped, its data kept). Returns what it did
+        (where the data is, when kept). Idempotent."""
         if self._closed:
             return "already closed"
         self._closed = True
         self._db.close()
         if keep:
-            if self.server is not None and self.netns is not None:
-                # Its namespace goes with the run: a server left running there could not be reached.
+            if self.server is not None:
+                # Stopped, its data kept: a server left running (in a namespace that goes with
+                # the run, or after every failed run in a test suite) would be a leak.
                 self.server.stop(mode="fast")
                 return f"kept the embedded server's data in {self.server.data_dir} (stopped; start it with: " \
                        f"pgfleet db start --data-dir {self.server.base_dir})"  # fmt: skip
-            if self.server is not None:
-                return f"kept the embedded server running: {self.url} (data in {self.server.data_dir}; " \
-                       f"stop it with: pgfleet db stop --data-dir {self.server.base_dir})"  # fmt: skip
             return f"kept the scratch database {self.dbname} on {describe_url(self._admin_url)}"
         if self.server is not None:
             self.server.stop(mode="immediate")
