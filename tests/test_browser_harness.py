@@ -68,7 +68,12 @@ def test_headless_chromium_loads_a_page_runs_its_script_and_submits_a_form(stati
         assert driver.execute_script("return document.body.dataset.scripted") == "yes"
         driver.find_element(By.NAME, "token").send_keys("s3cret")
         driver.find_element(By.CSS_SELECTOR, '[data-test="confirm"]').click()
-        assert driver.find_element(By.CSS_SELECTOR, '[data-test="done"]').text == "posted"
+        # The click navigates: wait for the new page (a lookup during the navigation is aborted).
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.find_element(By.CSS_SELECTOR, '[data-test="done"]').text == "posted")
         assert _Handler.posted[-1] == b"token=s3cret"
         save_full_page(driver, tmp_path / "page.png")
         assert (tmp_path / "page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
