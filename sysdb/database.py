@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from tenacity import (
     RetryCallState,
@@ -34,7 +34,9 @@ from tenacity import (
     wait_random,
 )
 
+from .checkout import PooledCheckout
 from .clock import Clock, DatabaseClock, SystemClock
+from .connection import DictConnection
 from .doors import Doors, open_doors
 from .errors import DatabaseUnavailableError
 from .links import SessionTimeouts, dead_link_settings
@@ -52,8 +54,6 @@ __all__ = ["SystemDatabase", "Row", "DictConnection", "now_ms", "is_connection_f
 log = get_logger("pgfleet.sysdb")
 
 Row = dict[str, Any]
-# Every connection pgfleet opens to the system database returns rows as dicts (dict_row).
-DictConnection = psycopg.Connection[DictRow]
 T = TypeVar("T")
 
 # How long a statement keeps being retried while the database is unreachable.
@@ -129,6 +129,7 @@ class SystemDatabase(Doors):
         }
         self._pool: ConnectionPool[DictConnection] = ConnectionPool(
             url,
+            connection_class=DictConnection,
             min_size=min(2, pool_size),
             max_size=pool_size,
             kwargs=self._connect_kwargs,
@@ -190,7 +191,7 @@ class SystemDatabase(Doors):
         """A new dedicated connection (not from the pool), for listeners, locks and heartbeats;
         with the session timeouts of pooled ones unless ``bounded`` is False."""
         kwargs = {**self._connect_kwargs, **overrides}
-        conn = psycopg.connect(self.url, **kwargs)
+        conn = DictConnection.connect(self.url, **kwargs)
         if bounded:
             try:
                 self._bound_session(conn)
@@ -262,8 +263,8 @@ class SystemDatabase(Doors):
         """Run the named statement with retries and return its rows (empty for none)."""
 
         def run() -> list[Row]:
-            with self._pool.connection() as conn:
-                cur = conn.execute(statement(name), params)
+            with PooledCheckout(self._pool) as conn:
+                cur = conn.run(statement(name), params)
                 return cur.fetchall() if cur.description else []
 
         return self.with_retries(run)
@@ -271,37 +272,37 @@ class SystemDatabase(Doors):
     @staticmethod
     def _execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run a named statement on a connection the caller holds (inside its transaction)."""
-        cur = conn.execute(statement(name), params)
+        cur = conn.run(statement(name), params)
         return cur.fetchall() if cur.description else []
 
     @staticmethod
     def _execute_on_count(conn: DictConnection, name: str, params: Mapping[str, Any]) -> int:
         """Run a named statement on a connection the caller holds; how many rows it changed."""
-        return conn.execute(statement(name), params).rowcount
+        return conn.run(statement(name), params).rowcount
 
     def pooled(self) -> AbstractContextManager[DictConnection]:
         """A connection from the pool for a few statements (a door's transaction), returned to
         the pool on exit. Not retried: wrap the whole use in :meth:`with_retries`."""
-        return self._pool.connection()
+        return PooledCheckout(self._pool)
 
     def _execute_once(self, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run the named statement once on a pooled connection (the caller retries)."""
-        with self._pool.connection() as conn:
-            cur = conn.execute(statement(name), params)
+        with PooledCheckout(self._pool) as conn:
+            cur = conn.run(statement(name), params)
             return cur.fetchall() if cur.description else []
 
     def _execute_count_once(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement once on a pooled connection (the caller retries); how many
         rows it changed."""
-        with self._pool.connection() as conn:
-            return conn.execute(statement(name), params).rowcount
+        with PooledCheckout(self._pool) as conn:
+            return conn.run(statement(name), params).rowcount
 
     def _execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""
 
         def run() -> int:
-            with self._pool.connection() as conn:
-                return conn.execute(statement(name), params).rowcount
+            with PooledCheckout(self._pool) as conn:
+                return conn.run(statement(name), params).rowcount
 
         return self.with_retries(run)
 
@@ -309,7 +310,7 @@ class SystemDatabase(Doors):
         """Run a composed (still parameterised) query with retries; for filtered listings."""
 
         def run() -> list[Row]:
-            with self._pool.connection() as conn:
+            with PooledCheckout(self._pool) as conn:
                 return conn.execute(query, params).fetchall()
 
         return self.with_retries(run)
@@ -320,7 +321,7 @@ class SystemDatabase(Doors):
         ``DBOS.sql_session`` is ``self.sessions.session(conn)``: a SQLAlchemy Session inside
         this same transaction, which only this block commits). ``before(conn)`` runs on it
         first, autocommitted: what it writes stays even if the transaction rolls back."""
-        with self._pool.connection() as conn:
+        with PooledCheckout(self._pool) as conn:
             if before is not None:
                 before(conn)
             with conn.transaction():
@@ -341,7 +342,7 @@ class SystemDatabase(Doors):
         self.with_retries(lambda: self._notify(channel, payload))
 
     def _notify(self, channel: str, payload: str) -> None:
-        with self._pool.connection() as conn:
+        with PooledCheckout(self._pool) as conn:
             self.notify_on(conn, channel, payload)
 
     @staticmethod

@@ -57,7 +57,7 @@ class DedicatedSession:
             if self._conn is None or self._conn.closed:
                 self._conn = self._db.connect(**self._settings)
             try:
-                cur = self._conn.execute(statement(name), params)
+                cur = self._conn.run(statement(name), params)
                 return cur.fetchall() if cur.description else []
             except psycopg.OperationalError:
                 self._close_locked()
