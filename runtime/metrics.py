@@ -9,6 +9,7 @@ starts the HTTP endpoint.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ __all__ = [
     "STEP_SECONDS",
     "CLAIMS",
     "TAKEOVERS",
+    "count_step",
+    "count_finished",
     "serve_metrics",
 ]
 
@@ -39,6 +42,29 @@ STEP_SECONDS = Histogram(
 )
 CLAIMS = Counter("pgfleet_queue_claims", "Queued workflows this process claimed", ["queue"])
 TAKEOVERS = Counter("pgfleet_takeovers", "Workflows moved off dead members by this process")
+
+
+# The labelled children of the hot-path counters, looked up once per label value: ``labels()``
+# takes the metric's lock and builds a key on every call, which was as much as a step's
+# serialization (issue #14). Made on first use, so no series is exported before it counts.
+@functools.cache
+def _step_counter(outcome: str) -> Counter:
+    return STEPS.labels(outcome)
+
+
+@functools.cache
+def _finished_counter(status: str) -> Counter:
+    return WORKFLOWS_FINISHED.labels(status)
+
+
+def count_step(outcome: str) -> None:
+    """One more step executed here with ``outcome`` (``success`` or ``error``)."""
+    _step_counter(outcome).inc()
+
+
+def count_finished(status: str) -> None:
+    """One more workflow finished here with ``status`` (``SUCCESS``, ``ERROR``)."""
+    _finished_counter(status).inc()
 
 
 class _ProcessCollector(Collector):

@@ -304,7 +304,7 @@ def fail_undecodable(
     except OwnershipLostError:
         executor.log.warning("undecodable workflow moved on before it was dead-lettered", dead_workflow_id=workflow_id)
         return
-    metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
+    metrics.count_finished("ERROR")
     executor.log.error("dead-lettered a workflow whose inputs cannot be decoded (status ERROR)", dead_workflow_id=workflow_id, reason=reason)
     if row.queue_name is not None:
         executor.hooks.queue_work_changed(row.queue_name)

@@ -124,7 +124,7 @@ class WorkflowRuns(Fencing):
         if isinstance(exc, Exception):
             self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
             local.recorded = True
-            metrics.WORKFLOWS_FINISHED.labels("ERROR").inc()
+            metrics.count_finished("ERROR")
         return False
 
     def _record_result(self, ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any) -> Any:
@@ -138,7 +138,7 @@ class WorkflowRuns(Fencing):
         local.value = result
         self._finish(ctx, "SUCCESS", output=output)
         local.recorded = True
-        metrics.WORKFLOWS_FINISHED.labels("SUCCESS").inc()
+        metrics.count_finished("SUCCESS")
         return result
 
     def _end_run(self, ctx: WorkflowContext, local: LocalRun, handed_back: bool) -> None:

@@ -88,7 +88,7 @@ def run_step(executor: Executor, step: RegisteredStep, args: tuple[Any, ...], kw
 
 
 def observe_step(outcome: str, started: float) -> None:
-    metrics.STEPS.labels(outcome).inc()
+    metrics.count_step(outcome)
     metrics.STEP_SECONDS.observe(time.perf_counter() - started)
 
 
