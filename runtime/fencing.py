@@ -10,15 +10,15 @@ executor abandoned its work or whose membership lease ended.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 
 from sysdb import OwnershipLostError
 
 from .context import WorkflowContext
 from .errors import DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 
-__all__ = ["Fencing", "stale_token_error"]
+__all__ = ["Fencing", "FencedWrite", "stale_token_error"]
 
 
 def stale_token_error(exc: OwnershipLostError) -> DBOSWorkflowCancelledError | DBOSWorkflowFencedError:
@@ -72,17 +72,29 @@ class Fencing:
             reason = "this executor's membership lease expired (no acknowledged heartbeat in time)"
             raise self.lose(ctx, DBOSWorkflowFencedError(ctx.workflow_id, reason))
 
-    @contextmanager
-    def fenced_write(self, ctx: WorkflowContext | None) -> Iterator[None]:
-        """Around every write for a running workflow: refuse before it if the execution is lost,
-        and turn a write that matched no row (``OwnershipLostError``) into the workflow's stop,
-        marking the execution lost. The one place that does so. With no workflow (a write made
-        outside one, such as a start or a send from plain code) there is nothing to fence."""
-        if ctx is None:
-            yield
-            return
-        self.check_owned(ctx)
-        try:
-            yield
-        except OwnershipLostError as exc:
-            raise self.lose(ctx, stale_token_error(exc)) from None
+    def fenced_write(self, ctx: WorkflowContext | None) -> FencedWrite:
+        """Around every write for a running workflow (``with executor.fenced_write(ctx):``):
+        refuse before it if the execution is lost, and turn a write that matched no row
+        (``OwnershipLostError``) into the workflow's stop, marking the execution lost. The one
+        place that does so. With no workflow (a write made outside one, such as a start or a
+        send from plain code) there is nothing to fence."""
+        return FencedWrite(self, ctx)
+
+
+class FencedWrite:
+    """The context of :meth:`Fencing.fenced_write` (a class, not a generator: five of these
+    wrap a 3-step workflow's writes, and a generator context costs several times more)."""
+
+    __slots__ = ("_fencing", "_ctx")
+
+    def __init__(self, fencing: Fencing, ctx: WorkflowContext | None) -> None:
+        self._fencing = fencing
+        self._ctx = ctx
+
+    def __enter__(self) -> None:
+        if self._ctx is not None:
+            self._fencing.check_owned(self._ctx)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._ctx is not None and isinstance(exc, OwnershipLostError):
+            raise self._fencing.lose(self._ctx, stale_token_error(exc)) from None
