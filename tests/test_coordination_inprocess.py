@@ -12,6 +12,7 @@ backend, on a condition.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -98,10 +99,13 @@ def join(sys_url: str, clock: FakeClock) -> Iterator[Callable[[str], Member]]:
 
 
 def advance(clock: FakeClock, seconds: float, *alive: Member) -> None:
-    """Let ``seconds`` pass in which only the ``alive`` members beat and tick."""
-    clock.advance(seconds)
-    for member in alive:
-        member.live()
+    """Let ``seconds`` pass in which only the ``alive`` members beat and tick, about once a
+    heartbeat interval as their loops do (a leader's idle tick renews only when it is due)."""
+    steps = max(1, math.ceil(seconds / HEARTBEAT))
+    for _ in range(steps):
+        clock.advance(seconds / steps)
+        for member in alive:
+            member.live()
 
 
 def leader_row(db: psycopg.Connection) -> tuple[str, int]:
