@@ -52,17 +52,21 @@ class LeaderElector(BackgroundService):
         clock: Callable[[], float] | None = None,
         *,
         member_timeout_sec: float | None = None,
+        lease_seen: Callable[[], tuple[str, float] | None] | None = None,
     ) -> None:
         """``clock`` (monotonic seconds) times the trust in the lease; by default the database's
         ``coordination_clock``, which also gives the lease statements their "now".
         ``member_timeout_sec`` is the silence after which the renewal declares a member dead
-        (by default the lease TTL, as an executor wires them)."""
+        (by default the lease TTL, as an executor wires them). ``lease_seen`` tells who holds a
+        valid lease and until when on ``clock`` (the member's heartbeat reads it anyway): while
+        another member holds one, a follower sends no statement of its own."""
         super().__init__("pgfleet-leader", interval_sec)
         self.lease_ttl_sec = lease_ttl_sec
         self.member_timeout_sec = lease_ttl_sec if member_timeout_sec is None else member_timeout_sec
         self._executor_id = executor_id
         self._executor_epoch = executor_epoch
         self._on_tick = on_tick
+        self._lease_seen = lease_seen
         self._clock = clock if clock is not None else db.coordination_clock.monotonic
         # A partitioned leader's session (and so its lock) must die within the lease TTL, not
         # hours later when TCP gives up.
@@ -148,6 +152,11 @@ class LeaderElector(BackgroundService):
         if epoch is None or self._clock() < self._quiet_until:
             return
         if not self._has_lock:
+            seen = self._lease_seen() if self._lease_seen is not None else None
+            if seen is not None and seen[0] != self._executor_id and self._clock() < seen[1]:
+                # Our heartbeat saw someone lead: no read of our own. Looked at every tick, so a
+                # lease released early (a leader stepping down) is taken at the next beat.
+                return
             lease = self._leadership.current()
             if lease is not None and lease.valid and lease.executor_id != self._executor_id:
                 # Someone leads: look again when their lease could have run out (one cheap
