@@ -402,3 +402,19 @@ def test_the_housekeeping_statement_is_fenced_and_does_all_three_chores_in_one_r
     assert found.promoted_queues == ("q",) and found.cancelled == ("wf-late",)
     assert [m.executor_id for m in found.dead_with_work] == ["b"]
     assert statuses() == {**before, "wf-due": ("ENQUEUED", None), "wf-late": ("CANCELLED", None)}
+
+
+def test_duties_that_ran_long_renew_the_lease_before_the_next_tick(join, clock, db):
+    a = join("a")
+    trust = LEASE_TTL - HEARTBEAT
+
+    def slow_duties(term: int, dead: object) -> None:
+        clock.advance(trust - HEARTBEAT / 2)  # leaves half an interval of trust: the next tick would be late
+
+    slow = LeaderElector(a.db, "a", lambda: a.membership.epoch, HEARTBEAT, LEASE_TTL, slow_duties, member_timeout_sec=MEMBER_TIMEOUT)
+    try:
+        assert a.heartbeat.beat_once()
+        slow.tick()  # elected (the lease set from now), then the duties take almost all the trust
+        assert slow.is_leader and lease_expires_in(db, clock) == LEASE_TTL  # renewed after them
+    finally:
+        slow.stop()
