@@ -124,6 +124,8 @@ class ClusterServices:
             lambda: self.membership.epoch,
             interval_sec=config.heartbeat_interval_sec,
             lease_ttl_sec=config.member_timeout_sec,
+            member_timeout_sec=config.member_timeout_sec,
+            lease_seen=self.heartbeat.lease_seen,
             on_tick=LeaderDuties(
                 executor.db,
                 executor.executor_id,

@@ -146,12 +146,6 @@ class Claims(Door):
         lock_key = f"{queue_name}/{partition_key or ''}"
         self._db._execute_on(conn, "lock_queue_for_claim", {"lock_key": lock_key, "lock_timeout": str(wait_ms)})
 
-    def promote_delayed(self, term: int, leader_id: str) -> list[str]:
-        """The leader moves due delayed workflows to ENQUEUED (fenced on its lease); returns the
-        queue of each one moved."""
-        rows = self._execute("promote_delayed_workflows", {"term": term, "leader_id": leader_id, "now": self._now()})
-        return [row["queue_name"] for row in rows]
-
     def definitions(self) -> list[QueueDefinition]:
         """The limits of every queue a live member declares."""
         return [row_to(QueueDefinition, row) for row in self._execute("list_queue_definitions")]

@@ -4,7 +4,7 @@ give it new inputs, or say who holds the debounce key.
 A debounced workflow is an ordinary DELAYED workflow whose deduplication id is its debounce key
 and whose ``is_debounced`` flag is set (``db.workflows.enqueue`` with such a placement). The
 unique index on (queue, deduplication id) lets one workflow hold a key across the whole fleet;
-the leader's promotion out of DELAYED clears the key (``promote_delayed_workflows.sql``).
+the leader's promotion out of DELAYED clears the key (``leader_housekeeping.sql``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .door import Door, row_to
+from .takeover import MemberIncarnation
 
-__all__ = ["Leadership", "Lease", "LeaderAction", "LEADER_LOCK_KEY"]
+__all__ = ["Leadership", "Lease", "Renewal", "LeaderAction", "LEADER_LOCK_KEY"]
 
 # The session advisory lock every candidate tries to take (an arbitrary constant).
 LEADER_LOCK_KEY = 0x7067_666C_6C64  # "pgflld"
@@ -44,6 +45,15 @@ class Lease:
     expires_at: datetime.datetime
     valid: bool
     remaining_sec: float
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """A renewed lease and what the same round trip found: the members it declared dead, and in
+    how many seconds the next one could be (None: no member is counted alive)."""
+
+    dead: tuple[MemberIncarnation, ...]
+    next_death_sec: float | None
 
 
 class Leadership(Door):
@@ -83,6 +93,19 @@ class Leadership(Door):
             "renew_leader_lease", {"term": term, "executor_id": executor_id, "ttl_sec": ttl_sec, "now": self._now()}
         )
         return bool(rows)
+
+    def renew_and_mark_dead(self, term: int, executor_id: str, ttl_sec: float, member_timeout_sec: float) -> Renewal | None:
+        """The leader's tick in one statement: :meth:`renew`, and only if that took, declare dead
+        every member silent for ``member_timeout_sec``. None: the lease is lost (nobody was
+        declared dead)."""
+        rows = self._execute(
+            "renew_lease_and_mark_dead",
+            {"term": term, "executor_id": executor_id, "ttl_sec": ttl_sec, "member_timeout_sec": member_timeout_sec, "now": self._now()},
+        )
+        if not rows:
+            return None
+        dead = tuple(MemberIncarnation(row["executor_id"], row["epoch"]) for row in rows if row["executor_id"] is not None)
+        return Renewal(dead, rows[0]["next_death_sec"])
 
     def release(self, term: int, executor_id: str) -> None:
         """End this holder's lease of ``term`` now, so the next leader need not wait for it."""

@@ -56,10 +56,13 @@ class Registration:
 
 @dataclass(frozen=True)
 class Beat:
-    """An acknowledged heartbeat: the member's status, and the database clock when it answered."""
+    """An acknowledged heartbeat: the member's status, the database clock when it answered, and
+    the leader lease while one is valid (its holder, and how long it has left)."""
 
     status: str
     db_now_ms: int
+    leader_executor_id: str | None = None
+    leader_remaining_sec: float | None = None
 
 
 class Members(Door):

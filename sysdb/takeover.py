@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .door import Door, row_to
 from .timestamps import now_ms
 
-__all__ = ["Takeover", "MemberIncarnation", "MovedWorkflow", "TakeoverRecord"]
+__all__ = ["Takeover", "MemberIncarnation", "MovedWorkflow", "TakeoverRecord", "Housekeeping"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,17 @@ class TakeoverRecord:
     leader_term: int | None
 
 
+@dataclass(frozen=True)
+class Housekeeping:
+    """What one round of the leader's housekeeping did and found: the queue of each delayed
+    workflow it released (None for one of no queue), the workflows it cancelled past their
+    deadline, and the dead members that still own PENDING workflows."""
+
+    promoted_queues: tuple[str | None, ...]
+    cancelled: tuple[str, ...]
+    dead_with_work: tuple[MemberIncarnation, ...]
+
+
 class Takeover(Door):
     """Death, takeover and the leader's sweeps."""
 
@@ -64,10 +75,6 @@ class Takeover(Door):
             {"term": term, "leader_id": leader_id, "member_timeout_sec": member_timeout_sec, "now": self._now()},
         )
         return [row_to(MemberIncarnation, row) for row in rows]
-
-    def dead_members_with_work(self) -> list[MemberIncarnation]:
-        """Dead members that still own PENDING workflows."""
-        return [row_to(MemberIncarnation, row) for row in self._execute("list_dead_members_with_work")]
 
     def move_member_workflows(
         self,
@@ -105,7 +112,13 @@ class Takeover(Door):
         """The latest ``limit`` takeovers, newest first."""
         return [row_to(TakeoverRecord, row) for row in self._execute("recent_takeovers", {"limit": limit})]
 
-    def cancel_past_deadline(self, term: int, leader_id: str) -> list[str]:
-        """The leader cancels workflows past their deadline (fenced on its lease); returns their ids."""
-        rows = self._execute("cancel_past_deadline", {"term": term, "leader_id": leader_id, "now": self._now()})
-        return [row["workflow_uuid"] for row in rows]
+    def housekeeping(self, term: int, leader_id: str) -> Housekeeping:
+        """The leader's housekeeping in one fenced statement, while ``leader_id`` holds the lease
+        of ``term``: due delayed workflows go to ENQUEUED, workflows past their deadline are
+        cancelled, and the dead members that still own PENDING workflows are listed."""
+        rows = self._execute("leader_housekeeping", {"term": term, "leader_id": leader_id, "now": self._now()})
+        return Housekeeping(
+            promoted_queues=tuple(row["queue_name"] for row in rows if row["kind"] == "promoted"),
+            cancelled=tuple(row["id"] for row in rows if row["kind"] == "cancelled"),
+            dead_with_work=tuple(MemberIncarnation(row["id"], row["epoch"]) for row in rows if row["kind"] == "dead"),
+        )

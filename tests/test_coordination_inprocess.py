@@ -12,6 +12,8 @@ backend, on a condition.
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -77,12 +79,14 @@ def join(sys_url: str, clock: FakeClock) -> Iterator[Callable[[str], Member]]:
         membership = Membership(db, MemberInfo(executor_id, "app", "v1", None), lambda: ["w"], MEMBER_TIMEOUT)
         moved: list[WorkMoved] = []
         duties = LeaderDuties(db, executor_id, MEMBER_TIMEOUT, moved.append)
+        heartbeat = Heartbeat(db, membership, HEARTBEAT, lambda reason: member.lost.append(reason),
+                              lambda epoch: member.rejoined.append(epoch))
         member = Member(
             db=db,
             membership=membership,
-            heartbeat=Heartbeat(db, membership, HEARTBEAT, lambda reason: member.lost.append(reason),
-                                lambda epoch: member.rejoined.append(epoch)),
-            elector=LeaderElector(db, executor_id, lambda: membership.epoch, HEARTBEAT, LEASE_TTL, duties),
+            heartbeat=heartbeat,
+            elector=LeaderElector(db, executor_id, lambda: membership.epoch, HEARTBEAT, LEASE_TTL, duties,
+                                  member_timeout_sec=MEMBER_TIMEOUT, lease_seen=heartbeat.lease_seen),
             duties=duties,
             moved=moved,
         )
@@ -98,10 +102,13 @@ def join(sys_url: str, clock: FakeClock) -> Iterator[Callable[[str], Member]]:
 
 
 def advance(clock: FakeClock, seconds: float, *alive: Member) -> None:
-    """Let ``seconds`` pass in which only the ``alive`` members beat and tick."""
-    clock.advance(seconds)
-    for member in alive:
-        member.live()
+    """Let ``seconds`` pass in which only the ``alive`` members beat and tick, about once a
+    heartbeat interval as their loops do (a leader's idle tick renews only when it is due)."""
+    steps = max(1, math.ceil(seconds / HEARTBEAT))
+    for _ in range(steps):
+        clock.advance(seconds / steps)
+        for member in alive:
+            member.live()
 
 
 def leader_row(db: psycopg.Connection) -> tuple[str, int]:
@@ -290,3 +297,124 @@ def test_a_takeover_under_a_stale_term_moves_nothing(join, clock, db):
     assert db.execute("SELECT executor_id FROM dbos.workflow_status WHERE workflow_uuid = 'wf-run'").fetchone() == ("b",)
     # Without a term (a leaving member handing its own work over, a supervisor) it moves.
     assert take_over(None) == ["wf-run"]
+
+
+# -- the leader's idle cost (issue #14) ----------------------------------------------------------
+
+
+def lease_expires_in(db: psycopg.Connection, clock: FakeClock) -> float:
+    """Seconds from the clock's "now" to the lease's expiry (what the last renewal set)."""
+    (expires_at,) = db.execute("SELECT expires_at FROM dbos.pgfleet_leader").fetchone()
+    return round((expires_at - clock.database_now()).total_seconds(), 3)
+
+
+def test_a_leader_that_lost_its_lease_declares_nobody_dead_in_its_merged_tick(join, clock, db):
+    a = join("a")
+    a.live()
+    join("silent")  # registered, never beats
+    term = a.elector.term
+    assert term is not None
+
+    # Its lease expired unrenewed (A paused): the renewal is refused, and with it the declaration.
+    clock.advance(LEASE_TTL + 1)  # also past the silent member's timeout
+    assert a.heartbeat.beat_once()
+    assert a.db.leadership.renew_and_mark_dead(term, "a", LEASE_TTL, MEMBER_TIMEOUT) is None
+    assert member_status(db, "silent") == "active"
+    # Its lease moved on to another term (a new leader): the same.
+    db.execute("UPDATE dbos.pgfleet_leader SET term = term + 1, expires_at = %s",
+               (clock.database_now() + datetime.timedelta(seconds=LEASE_TTL),))
+    assert a.db.leadership.renew_and_mark_dead(term, "a", LEASE_TTL, MEMBER_TIMEOUT) is None
+    a.elector.tick()
+    assert a.elector.term is None and not a.elector.is_leader
+    assert member_status(db, "silent") == "active"
+    assert db.execute("SELECT count(*) FROM dbos.pgfleet_leader_log").fetchone() == (0,)
+
+
+def test_idle_leader_ticks_send_nothing_until_a_renewal_or_a_death_is_due(join, clock, db):
+    a, b = join("a"), join("b")
+    a.live()
+    b.live()
+    assert a.elector.is_leader and lease_expires_in(db, clock) == LEASE_TTL
+    seen = []
+    for second in range(1, 14):
+        clock.advance(1)
+        assert a.heartbeat.beat_once()
+        if second <= 2:  # then B falls silent: its last beat is at second 2
+            assert b.heartbeat.beat_once()
+        a.elector.tick()
+        assert a.elector.is_leader
+        seen.append((second, lease_expires_in(db, clock), member_status(db, "b")))
+    trust = LEASE_TTL - HEARTBEAT  # from each renewal; renewed once 1.5 intervals of it are left
+    renewed_at = 8
+    assert trust - renewed_at <= 1.5 * HEARTBEAT < trust - (renewed_at - 1)
+    expected = [(s, LEASE_TTL - s, "active") for s in range(1, renewed_at)]  # nothing sent
+    expected += [(s, LEASE_TTL - (s - renewed_at), "active") for s in range(renewed_at, 12)]  # renewed at 8
+    # B's deadline (last beat + timeout) comes at 12: looked at (renewing too), not past yet;
+    # at 13 it is, and B is declared dead, within a tick of its deadline as before.
+    expected += [(12, LEASE_TTL, "active"), (13, LEASE_TTL, "dead")]
+    assert seen == expected
+    assert db.execute("SELECT term, action FROM dbos.pgfleet_leader_log").fetchall() == [(a.elector.term, "declare_dead")]
+
+
+def test_a_follower_reads_the_lease_from_its_heartbeat_and_takes_over_at_once_after_a_step_down(join, clock, db):
+    a, b = join("a"), join("b")
+    a.live()
+    advance(clock, 2 * LEASE_TTL, a, b)  # longer than a lease: a follower reading it would have
+    assert a.elector.is_leader and not b.elector.is_leader
+    seen = b.heartbeat.lease_seen()
+    assert seen is not None and seen[0] == "a" and seen[1] > clock.monotonic()
+    b_leader_session = executor_session_name(os.getpid(), "b", "leader")
+    sessions = db.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (b_leader_session,))
+    assert sessions.fetchone() == (0,)  # B never needed its leader session: no statement of its own
+
+    a.elector.step_down("test")  # the lease ends now: B's next beat sees no lease, and B campaigns
+    clock.advance(HEARTBEAT)
+    b.live()
+    assert b.heartbeat.lease_seen() is None
+    assert b.elector.is_leader and leader_row(db) == ("b", b.elector.term)
+
+
+def test_the_housekeeping_statement_is_fenced_and_does_all_three_chores_in_one_round_trip(join, clock, db):
+    a, b = join("a"), join("b")
+    a.live()
+    b.live()
+    term = a.elector.term
+    assert term is not None
+    db.execute(
+        "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, delay_until_epoch_ms, deduplication_id, "
+        "is_debounced, created_at) VALUES ('wf-due', 'DELAYED', 'w', 'q', 0, 'key', TRUE, 0), "
+        "('wf-later', 'DELAYED', 'w', 'q', 99999999999999, NULL, FALSE, 0)"
+    )
+    db.execute("INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, workflow_deadline_epoch_ms, created_at) "
+               "VALUES ('wf-late', 'ENQUEUED', 'w', 'q', 1, 0)")
+    insert_pending(db, "wf-orphan", "b")
+    db.execute("UPDATE dbos.pgfleet_executors SET status = 'dead' WHERE executor_id = 'b'")
+
+    def statuses() -> dict[str, tuple[str, str | None]]:
+        rows = db.execute("SELECT workflow_uuid, status, deduplication_id FROM dbos.workflow_status").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    before = statuses()
+    found = a.db.takeover.housekeeping(term + 1, "a")  # not its term: nothing done, nothing listed
+    assert (found.promoted_queues, found.cancelled, found.dead_with_work) == ((), (), ())
+    assert statuses() == before
+    found = a.db.takeover.housekeeping(term, "a")
+    assert found.promoted_queues == ("q",) and found.cancelled == ("wf-late",)
+    assert [m.executor_id for m in found.dead_with_work] == ["b"]
+    assert statuses() == {**before, "wf-due": ("ENQUEUED", None), "wf-late": ("CANCELLED", None)}
+
+
+def test_duties_that_ran_long_renew_the_lease_before_the_next_tick(join, clock, db):
+    a = join("a")
+    trust = LEASE_TTL - HEARTBEAT
+
+    def slow_duties(term: int, dead: object) -> None:
+        clock.advance(trust - HEARTBEAT / 2)  # leaves half an interval of trust: the next tick would be late
+
+    slow = LeaderElector(a.db, "a", lambda: a.membership.epoch, HEARTBEAT, LEASE_TTL, slow_duties, member_timeout_sec=MEMBER_TIMEOUT)
+    try:
+        assert a.heartbeat.beat_once()
+        slow.tick()  # elected (the lease set from now), then the duties take almost all the trust
+        assert slow.is_leader and lease_expires_in(db, clock) == LEASE_TTL  # renewed after them
+    finally:
+        slow.stop()

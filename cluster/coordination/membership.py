@@ -159,6 +159,9 @@ class Heartbeat(BackgroundService):
         # When the last acknowledged heartbeat (or the registration) was sent, on our monotonic
         # clock: the lease and the silence watchdog both count from the send, never the reply.
         self._last_ok = self._clock()
+        # The valid leader lease the last acknowledged heartbeat saw: (holder, until when on our
+        # clock, counted from the send so that it errs early), or None.
+        self._lease_seen: tuple[str, float] | None = None
         self.lost = False
         self._lose_lock = threading.Lock()
         # Set once this member has handed its work over (it is leaving for good): it must never
@@ -177,6 +180,12 @@ class Heartbeat(BackgroundService):
     def seconds_since_success(self) -> float:
         """How long ago the last acknowledged heartbeat was sent (for the heartbeat-age metric)."""
         return self._clock() - self._last_ok
+
+    def lease_seen(self) -> tuple[str, float] | None:
+        """Who held a valid leader lease at the last acknowledged heartbeat, and until when it
+        is valid at least, on this process's clock (a follower's elector needs no read of its own
+        before then)."""
+        return self._lease_seen
 
     def lease_valid(self) -> bool:
         """Whether this member may still start a step body or write: the last acknowledged
@@ -229,6 +238,8 @@ class Heartbeat(BackgroundService):
             self._lose("declared dead by the cluster")
             return False
         self._last_ok = max(self._last_ok, sent_at)
+        holder, remaining = beat.leader_executor_id, beat.leader_remaining_sec
+        self._lease_seen = (holder, sent_at + remaining) if holder is not None and remaining is not None else None
         # Each heartbeat also measures the database clock, which local deadline checks use.
         self._db_clock.observe(beat.db_now_ms, sent, self._db_clock.monotonic())
         return True

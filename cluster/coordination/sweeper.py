@@ -6,15 +6,15 @@ back to their queue, the others to live members that can run them, each with a f
 Any member may call it (a leaving member hands its own work over; a supervisor fences a dead
 child); two sweepers of one member never move a workflow twice.
 
-:class:`LeaderDuties` is what the leader does every tick: declare silent members dead and take
-their work over, move due delayed workflows to ENQUEUED, cancel workflows past their deadline,
-and whatever extra duties the runtime adds (scheduled-workflow ticks). Every statement is fenced
-on the leader's lease and term.
+:class:`LeaderDuties` is what the leader does every tick: record the members its elector's
+renewal declared dead and take their work over, move due delayed workflows to ENQUEUED, cancel
+workflows past their deadline (one statement every few seconds), and whatever extra duties the
+runtime adds (scheduled-workflow ticks). Every statement is fenced on the leader's lease and term.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sysdb import SystemDatabase
@@ -29,8 +29,9 @@ log = get_logger("pgfleet.cluster")
 # Workflows moved per statement: large enough to empty a member quickly, small enough that a
 # batch's row locks are held only briefly.
 TAKEOVER_BATCH_SIZE = 200
-# Declaring silent members dead runs every leader tick (it bounds takeover latency); the rest
-# of the housekeeping runs this often, or at once after a member was declared dead. Claimers
+# Declaring silent members dead runs at every leader tick where one can have died (it bounds
+# takeover latency; the elector's renewal does it in the same statement); the rest of the
+# housekeeping runs this often, or at once after a member was declared dead. Claimers
 # start due delayed workflows themselves and owners enforce their own deadlines at every
 # step, so these are backstops.
 HOUSEKEEPING_INTERVAL_SEC = 5.0
@@ -116,19 +117,22 @@ class LeaderDuties:
         self._member_timeout_sec = member_timeout_sec
         self._on_moved = on_moved
 
-    def __call__(self, term: int) -> None:
-        newly_dead = self.declare_dead_members(term)
+    def __call__(self, term: int, dead: Sequence[MemberIncarnation] | None = None) -> None:
+        """One tick. ``dead``: the members the elector declared dead in this tick's renewal (it
+        checks in the same statement, when one can have died); None: check here."""
+        newly_dead = self.declare_dead_members(term) if dead is None else self.record_dead(term, dead)
         if newly_dead or self._clock() >= self._next_housekeeping:
             self._next_housekeeping = self._clock() + HOUSEKEEPING_INTERVAL_SEC
-            self.take_over_dead_members(term)
-            self.promote_delayed(term)
-            self.cancel_past_deadline(term)
+            self.housekeeping(term)
         for duty in self._extra_duties:  # e.g. the runtime's scheduled-workflow ticks
             duty(term)
 
     def declare_dead_members(self, term: int) -> int:
         """Mark members silent for the member timeout dead; returns how many."""
-        dead = self._db.takeover.mark_dead_members(term, self._executor_id, self._member_timeout_sec)
+        return self.record_dead(term, self._db.takeover.mark_dead_members(term, self._executor_id, self._member_timeout_sec))
+
+    def record_dead(self, term: int, dead: Sequence[MemberIncarnation]) -> int:
+        """Log the members declared dead (in the leader's log too); returns how many."""
         for member in dead:
             log.warning("member declared dead", dead_executor_id=member.executor_id, epoch=member.epoch)
             self._db.leadership.log_action(
@@ -136,10 +140,23 @@ class LeaderDuties:
             )
         return len(dead)
 
-    def take_over_dead_members(self, term: int) -> int:
-        """Move the PENDING workflows of every dead member that still has some."""
+    def housekeeping(self, term: int) -> None:
+        """One round trip: release due delayed workflows, cancel those past their deadline, and
+        list the dead members that still own work, whose work is then taken over."""
+        found = self._db.takeover.housekeeping(term, self._executor_id)
+        self.take_over_dead_members(term, found.dead_with_work)
+        queues = frozenset(q for q in found.promoted_queues if q)
+        if queues:
+            self._on_moved(WorkMoved(queues=queues))
+        if found.cancelled:
+            self._db.leadership.log_action(
+                term, self._executor_id, LeaderAction.CANCEL_PAST_DEADLINE, {"workflows": list(found.cancelled)}
+            )
+
+    def take_over_dead_members(self, term: int, members: Iterable[MemberIncarnation]) -> int:
+        """Move the PENDING workflows of these dead members (each one compare-and-set per batch)."""
         total = 0
-        for member in self._db.takeover.dead_members_with_work():
+        for member in members:
             moved = take_over_member(
                 self._db,
                 member.executor_id,
@@ -155,13 +172,3 @@ class LeaderDuties:
                 )
                 self._on_moved(WorkMoved.by_takeover(moved))
         return total
-
-    def promote_delayed(self, term: int) -> None:
-        queues = self._db.claims.promote_delayed(term, self._executor_id)
-        if queues:
-            self._on_moved(WorkMoved(queues=frozenset(q for q in queues if q)))
-
-    def cancel_past_deadline(self, term: int) -> None:
-        cancelled = self._db.takeover.cancel_past_deadline(term, self._executor_id)
-        if cancelled:
-            self._db.leadership.log_action(term, self._executor_id, LeaderAction.CANCEL_PAST_DEADLINE, {"workflows": cancelled})
