@@ -8,7 +8,8 @@ commits: both engines claim with ``FOR UPDATE SKIP LOCKED``, so until then every
 and finds nothing, and afterwards all K see the work on their next poll. The rate is ``count /
 (last completed_at - first started_at_epoch_ms)`` read back from ``dbos.workflow_status``, i.e.
 from the first dequeue to the last completion. ``--history ROWS`` first adds that many finished
-workflows of another queue (one ``INSERT ... SELECT generate_series``, then ``VACUUM ANALYZE``).
+workflows of another queue (one ``INSERT ... SELECT generate_series``, then ``VACUUM ANALYZE`` and
+a ``CHECKPOINT``, so the drain does not run beside the checkpoint the build's WAL started).
 
 Bound: the raw bound of ``bound.py`` (N psycopg connections in autocommit, each committing
 single-row INSERTs shaped like a step checkpoint into a scratch table), for N = K x
@@ -61,6 +62,10 @@ def add_history(url: str, rows: int) -> None:
             "g, g, g, g + 1, 1 FROM generate_series(1, %s) AS g",
             (queue_worker.WORKFLOW_NAME, queue_worker.APP_VERSION, rows))
         conn.execute("VACUUM ANALYZE dbos.workflow_status")
+        # The build writes ~0.5 GB of WAL (1 M rows): past max_wal_size, it starts a checkpoint
+        # that then writes the new pages out while the drain runs. A history that grew over
+        # months has no such backlog of dirty pages, so finish it before the drain starts.
+        conn.execute("CHECKPOINT")
 
 
 def _hold_rows(lock_conn: Any, count: int, engine: str) -> None:
