@@ -363,8 +363,10 @@ def test_fork_from_a_chosen_step_runs_a_copy_and_shows_it(dbos, db, console_db, 
 
 
 def test_the_filtered_list_with_a_cursor_reads_an_index_not_the_table(db):
-    # 30000 finished rows; one in a thousand has a rare name, queue and executor, the case
-    # where walking the created_at index to fill a page would read the whole history.
+    # 30000 finished rows, filtered by what DBOS's indexes serve in created_at order. (A filter
+    # on a rare name, queue or executor has no index of its own since migration 0011: their
+    # cost fell on every workflow. The planner then walks created_at and filters, or on a
+    # small table like this one, scans it: ops/bench/console.py measures it on 1 M rows.)
     db.execute(
         "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, created_at, updated_at) "
         "SELECT 'bulk-' || i, CASE WHEN i % 50 = 0 THEN 'ERROR' ELSE 'SUCCESS' END, "
@@ -378,9 +380,6 @@ def test_the_filtered_list_with_a_cursor_reads_an_index_not_the_table(db):
     for where, index in (
         (WorkflowFilter(), None), (WorkflowFilter(statuses=("ERROR",)), None), (WorkflowFilter(names=("name-3",)), None),
         (WorkflowFilter(statuses=("SUCCESS", "ERROR")), None), (WorkflowFilter(since_ms=1700000010000, until_ms=1700000025000), None),
-        (WorkflowFilter(names=("rare",)), "pgfleet_workflow_status_name_created"),
-        (WorkflowFilter(queues=("rare-q",)), "pgfleet_workflow_status_queue_created"),
-        (WorkflowFilter(executors=("rare-node",)), "pgfleet_workflow_status_executor_created"),
     ):
         query, params = workflow_page_query(where, cursor, 50)
         plan = "\n".join(r[0] for r in db.execute(psycopg.sql.SQL("EXPLAIN ") + query, params).fetchall())

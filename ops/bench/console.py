@@ -20,8 +20,8 @@ the median and p95 in ms are printed, with the index the list's query uses (EXPL
 * list: ``/workflows`` (the newest 50);
 * filtered: ``status=ERROR``; ``name=<rare>``; ``queue=<rare>&status=SUCCESS``;
 * filtered: ``executor=<rare>`` too, and a name no row has (a typo: the whole history is
-  looked through unless an index says at once that nothing matches); ``--without-console-indexes`` drops migration 0009's
-  indexes first, for the figures before it;
+  looked through unless an index says at once that nothing matches); ``--with-console-indexes``
+  builds migration 0009's indexes again first (migration 0011 dropped them), for the figures with them;
 * page N: the 50 rows after a cursor 90 % of the way into the history (the cost of page
   18,000 of 50; an OFFSET would read 900,000 rows first);
 * a workflow page: the one with 20 steps.
@@ -51,7 +51,7 @@ from psycopg.conninfo import make_conninfo  # noqa: E402
 DATABASE = "pgfleet_console_bench"
 BASE_MS = 1_700_000_000_000
 # Migration 0009's (sysdb/migrations/0009_console_indexes.sql).
-CONSOLE_INDEXES = ("pgfleet_workflow_status_name_created", "pgfleet_workflow_status_queue_created", "pgfleet_workflow_status_executor_created")
+CONSOLE_INDEXES_MIGRATION = Path(__file__).resolve().parents[2] / "sysdb" / "migrations" / "0009_console_indexes.sql"
 
 FILL = """
 INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, owner_epoch, created_at, updated_at,
@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    parser.add_argument("--without-console-indexes", action="store_true",
-                        help="drop migration 0009's indexes first (the figures before it)")
+    parser.add_argument("--with-console-indexes", action="store_true",
+                        help="build migration 0009's indexes again first (0011 dropped them): the figures with them")
     args = parser.parse_args(argv)
 
     from starlette.testclient import TestClient
@@ -152,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     db = SystemDatabase(url, pool_size=2, application_name="console-bench")
     db.open()  # migrates
     try:
-        if args.without_console_indexes:
+        if args.with_console_indexes:
             with psycopg.connect(url, autocommit=True) as conn:
-                for index in CONSOLE_INDEXES:
-                    conn.execute(sql.SQL("DROP INDEX dbos.{}").format(sql.Identifier(index)))
+                conn.execute(CONSOLE_INDEXES_MIGRATION.read_text("utf-8"))
         target, fill_sec = _fill(url, args.rows)
         print(f"filled {args.rows:,} finished workflows in {fill_sec:.1f}s")
         deep = PageCursor(BASE_MS + args.rows // 10, f"wf-{args.rows // 10:08d}").encode()
