@@ -39,9 +39,10 @@ from collections.abc import Callable
 from typing import Any
 
 if __package__:
-    from . import common
-else:  # loaded by path by workflows.py, which has loaded common.py the same way first
+    from . import common, sql_alone
+else:  # loaded by path by workflows.py, which has loaded common.py and sql_alone.py the same way first
     common = sys.modules["pgfleet_bench_common"]
+    sql_alone = sys.modules["pgfleet_bench_sql_alone"]
 
 RAW_TABLE_DDL = """
 CREATE TABLE bench_raw_outputs (
@@ -209,21 +210,25 @@ def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[st
 # ---------------------------------------------------------------------------------- table
 
 
-def table(bounds: dict[str, Any], runs: dict[str, Any], step_counts: list[int], thread_counts: list[int]) -> str:
-    """One row per (threads, steps): raw commits/s, then each engine's wf/s, writes/s and share."""
-    header = ["threads", "steps", "writes/wf", "raw before/after", "raw commits/s"]
+def table(bounds: dict[str, Any], sql: dict[str, Any], runs: dict[str, Any], step_counts: list[int], thread_counts: list[int]) -> str:
+    """One row per (threads, steps): raw commits/s, pgfleet's SQL alone (``sql_alone.py``), then
+    each engine's wf/s, writes/s and share (pgfleet's also as a share of its SQL alone)."""
+    header = ["threads", "steps", "writes/wf", "raw before/after", "raw commits/s", "SQL alone writes/s", "SQL alone share"]
     for engine in runs:
-        header += [f"{engine} wf/s", f"{engine} writes/s", f"{engine} share"]
+        header += [f"{engine} wf/s", f"{engine} writes/s", f"{engine} share"] + (["of SQL alone"] if engine == "pgfleet" else [])
     rows = [header]
     for n in thread_counts:
         raw = bounds[str(n)]["commits_per_s"]
         for k in step_counts:
-            b = bounds[str(n)]
-            row = [str(n), str(k), str(writes_per_workflow(k)), f"{b['before']:,.0f}/{b['after']:,.0f}", f"{raw:,.0f}"]
-            for run in runs.values():
+            b, alone = bounds[str(n)], sql[f"{n}:{k}"]["writes_per_s"]
+            row = [str(n), str(k), str(writes_per_workflow(k)), f"{b['before']:,.0f}/{b['after']:,.0f}", f"{raw:,.0f}",
+                   f"{alone:,.0f}", common.fmt(100.0 * alone / raw, ".0f") + " %"]
+            for engine, run in runs.items():
                 r = run["results"].get(f"{n}:{k}")
                 row += ["-", "-", "-"] if r is None else [
                     f"{r['wf_per_s']:,.1f}", f"{r['writes_per_s']:,.0f}", common.fmt(100.0 * r["writes_per_s"] / raw, ".0f") + " %"]
+                if engine == "pgfleet":
+                    row.append("-" if r is None else common.fmt(100.0 * r["writes_per_s"] / alone, ".0f") + " %")
             rows.append(row)
     return common.render_table(rows)
 
@@ -231,39 +236,52 @@ def table(bounds: dict[str, Any], runs: dict[str, Any], step_counts: list[int], 
 # ---------------------------------------------------------------------------------- parent
 
 
+def _measure(args: Any, server_url: str, stamp: str, step_counts: list[int], thread_counts: list[int],
+             run_engine: Callable[..., dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The raw bounds and pgfleet's SQL alone before the engines, the engines, then both again."""
+    raw_db, sql_db = f"bench_raw_{stamp}", f"bench_sql_{stamp}"
+    runs: dict[str, Any] = {}
+    try:
+        raw_url = scratch_database(server_url, raw_db)
+        sql_url = sql_alone.scratch_system_database(server_url, sql_db)
+        before = measure_bounds(raw_url, thread_counts, args.bound_seconds, "before the engines")
+        sql_before = sql_alone.measure(sql_url, thread_counts, step_counts, args.bound_seconds, "before the engines")
+        runs["pgfleet"] = run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
+        if args.dbos_python:
+            runs["dbos"] = run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
+        bounds = merge_bounds(before, measure_bounds(raw_url, thread_counts, args.bound_seconds, "after the engines"))
+        sql = sql_alone.merge(sql_before, sql_alone.measure(sql_url, thread_counts, step_counts, args.bound_seconds, "after the engines"))
+    finally:
+        if not args.keep_databases:
+            for db in (raw_db, sql_db):
+                common.admin(server_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return bounds, sql, runs
+
+
 def run_parent(args: Any, step_counts: list[int], thread_counts: list[int], run_engine: Callable[..., dict[str, Any]]) -> int:
-    """The parent side of ``--threads``: the raw bounds, then each engine's worker, then the table."""
+    """The parent side of ``--threads``: the raw bounds and SQL alone, each engine's worker, the table."""
     import json
     import os
 
     bench_server = common.BenchServer(args.database_url, args.embedded_dir)
     server_url = str(bench_server.url)  # set: BenchServer falls back to the embedded server
     stamp = time.strftime("%Y%m%d_%H%M%S") + f"_{os.getpid()}"
-    runs: dict[str, Any] = {}
     try:
-        raw_db = f"bench_raw_{stamp}"
-        try:
-            raw_url = scratch_database(server_url, raw_db)
-            before = measure_bounds(raw_url, thread_counts, args.bound_seconds, "before the engines")
-            runs["pgfleet"] = run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
-            if args.dbos_python:
-                runs["dbos"] = run_engine("dbos", args.dbos_python, server_url, f"bench_dbos_{stamp}", args, step_counts)
-            bounds = merge_bounds(before, measure_bounds(raw_url, thread_counts, args.bound_seconds, "after the engines"))
-        finally:
-            if not args.keep_databases:
-                common.admin(server_url, f'DROP DATABASE IF EXISTS "{raw_db}" WITH (FORCE)')
+        bounds, sql, runs = _measure(args, server_url, stamp, step_counts, thread_counts, run_engine)
     finally:
         bench_server.close(args.keep_server)
     if args.json:
-        print(json.dumps({"server": bench_server.where(), "embedded": bench_server.embedded, "bounds": bounds, "runs": runs}, indent=2))
+        print(json.dumps({"server": bench_server.where(), "embedded": bench_server.embedded, "bounds": bounds,
+                          "sql_alone": sql, "runs": runs}, indent=2))
         return 0
     print(f"server {bench_server.where()}  threads {thread_counts}  count {args.count} per thread  warmup {args.warmup}  "
           f"raw bound {args.bound_seconds:g} s per N  ({'embedded, durability on' if bench_server.embedded else 'external server'})")
     for engine, run in runs.items():
         print(f"{engine}: {run['version']} on python {run['python']}, pool {run['pool_size']}, launch {run['launch_s']:.2f} s")
     print("writes/wf = 1 start + 1 per step + 1 finish (issue #14's count, used for both engines); "
-          "share = engine writes/s / raw commits/s with as many connections as threads "
-          "(the higher of the bound measured before and after the engines)")
+          "share = writes/s / raw commits/s with as many connections as threads "
+          "(the higher of the bound measured before and after the engines); SQL alone = pgfleet's own "
+          "statements for the workflow sent by bare psycopg, no pgfleet code (sql_alone.py; higher of before/after)")
     print()
-    print(table(bounds, runs, step_counts, thread_counts))
+    print(table(bounds, sql, runs, step_counts, thread_counts))
     return 0

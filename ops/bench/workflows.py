@@ -81,6 +81,11 @@ else:  # a script (the DBOS worker too): load the sibling module by path
     common = importlib.util.module_from_spec(_spec)
     sys.modules[_spec.name] = common
     _spec.loader.exec_module(common)
+    _spec = importlib.util.spec_from_file_location("pgfleet_bench_sql_alone", Path(__file__).resolve().parent / "sql_alone.py")
+    assert _spec is not None and _spec.loader is not None
+    _sql_alone = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = _sql_alone
+    _spec.loader.exec_module(_sql_alone)
     _spec = importlib.util.spec_from_file_location("pgfleet_bench_bound", Path(__file__).resolve().parent / "bound.py")
     assert _spec is not None and _spec.loader is not None
     bound = importlib.util.module_from_spec(_spec)

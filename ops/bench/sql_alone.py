@@ -1,0 +1,133 @@
+"""``workflows.py --threads``: pgfleet's own statements alone, sent by bare psycopg (issue #14).
+
+Between the raw bound (single-row INSERTs into a two-index scratch table) and the engine sits a
+third figure that splits the gap in two: N threads, each with its own connection configured as
+pgfleet configures its pooled ones (autocommit, dict rows, prepared after 5 uses), sending
+exactly the statements one k-step workflow sends -- ``insert_workflow``, k times
+``record_step_output`` and ``finish_workflow``, read from ``sysdb/sql`` with the parameters
+pgfleet passes -- into a system database migrated by pgfleet (DBOS's layout, its indexes and
+the step rows' foreign key), with no Python of pgfleet's around them.
+
+* raw bound - SQL alone = what DBOS's schema costs the server per statement (the status row's
+  dozen indexes, the fenced step insert's row lock and foreign-key check, the non-HOT finish);
+  no client change can win that back;
+* SQL alone - engine = pgfleet's own client work (runtime, sysdb, the pool, psycopg's per
+  statement set-up beyond a bare ``execute``): what the hot-path cuts can win back.
+
+Reported in durable writes/s counted as the bound's table counts them (k + 2 per workflow).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+if __package__:
+    from . import common
+else:  # loaded by path by workflows.py, which has loaded common.py the same way first
+    common = sys.modules["pgfleet_bench_common"]
+
+STEP_OUTPUT = "gASVBQAAAAAAAABLAS4="  # a pickled small int, base64, as a step's output is stored
+WORKFLOW_INPUTS = "gASVFAAAAAAAAAB9lCiMBGFyZ3OUKYwGa3dhcmdzlH2UdS4="
+
+
+def scratch_system_database(server_url: str, dbname: str) -> str:
+    """A fresh database ``dbname`` migrated by pgfleet (the system database's layout); its URL."""
+    if str(common.REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(common.REPO_ROOT))
+    from sysdb import SystemDatabase
+
+    url = common.with_database(server_url, dbname)
+    common.admin(server_url, f'DROP DATABASE IF EXISTS "{dbname}"')
+    common.admin(server_url, f'CREATE DATABASE "{dbname}"')
+    db = SystemDatabase(url, pool_size=1)
+    db.open()  # migrates
+    db.close()
+    return url
+
+
+def _one_workflow(conn: Any, sql: dict[str, str], steps: int, executor_id: str, epoch: int) -> None:
+    """One k-step workflow's statements, in order, with pgfleet's parameters."""
+    workflow_id = str(uuid.uuid4())
+    now = int(time.time() * 1000)
+    conn.execute(sql["insert_workflow"], {
+        "workflow_id": workflow_id, "name": "bench_workflow", "class_name": None, "config_name": None,
+        "authenticated_user": None, "assumed_role": None, "authenticated_roles": None, "executor_id": executor_id,
+        "owner_epoch": epoch, "application_version": "bench", "application_id": None, "application_name": None,
+        "now_ms": now, "timeout_ms": None, "deadline_ms": None, "inputs": WORKFLOW_INPUTS, "parent_workflow_id": None,
+        "serialization": "py_pickle", "attributes": None,
+    }).fetchall()
+    for function_id in range(1, steps + 1):
+        if conn.execute(sql["record_step_output"], {
+            "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": epoch, "function_id": function_id,
+            "function_name": "bench_step", "started_at_ms": now, "completed_at_ms": int(time.time() * 1000),
+            "output": STEP_OUTPUT, "error": None, "serialization": "py_pickle", "child_workflow_id": None,
+        }).rowcount != 1:
+            raise AssertionError("a fenced step insert matched no row")
+    if conn.execute(sql["finish_workflow"], {
+        "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": epoch, "status": "SUCCESS",
+        "output": STEP_OUTPUT, "error": None, "now_ms": int(time.time() * 1000),
+    }).rowcount != 1:
+        raise AssertionError("a fenced finish matched no row")
+
+
+def sql_alone(url: str, threads: int, steps: int, seconds: float) -> dict[str, Any]:
+    """Durable writes/s of ``threads`` connections sending pgfleet's k-step statements."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from sysdb.statements import statement
+
+    sql = {name: statement(name) for name in ("insert_workflow", "record_step_output", "finish_workflow")}
+    barrier = threading.Barrier(threads + 1)
+    counts = [0] * threads
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        try:
+            with psycopg.connect(url, autocommit=True, row_factory=dict_row, prepare_threshold=5) as conn:
+                barrier.wait()
+                n = 0
+                while not stop.is_set():
+                    _one_workflow(conn, sql, steps, f"bench-{slot}", slot * 10_000_000 + n)
+                    n += 1
+                counts[slot] = n
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    workflows = sum(counts)
+    return {"threads": threads, "steps": steps, "workflows": workflows, "elapsed_s": elapsed,
+            "wf_per_s": workflows / elapsed, "writes_per_s": workflows * (steps + 2) / elapsed}
+
+
+def measure(url: str, thread_counts: list[int], step_counts: list[int], seconds: float, when: str) -> dict[str, Any]:
+    """SQL alone for every (threads, steps) row, keyed as the engine rows are (``"N:k"``)."""
+    out = {}
+    for n in thread_counts:
+        for k in step_counts:
+            print(f"[bench] pgfleet's SQL alone ({when}): {n} connection(s), {k} steps, {seconds:g} s ...", file=sys.stderr, flush=True)
+            out[f"{n}:{k}"] = sql_alone(url, n, k, seconds)
+    return out
+
+
+def merge(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Both measurements per row; the higher is kept, as for the raw bound."""
+    return {key: {"before": before[key]["writes_per_s"], "after": after[key]["writes_per_s"],
+                  "writes_per_s": max(before[key]["writes_per_s"], after[key]["writes_per_s"])} for key in before}
