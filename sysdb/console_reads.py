@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .door import Door, row_to
+from .takeover import TakeoverRecord
 
 __all__ = ["ConsoleReads", "LeaderLogEntry", "TakeoverView", "StreamEntry", "MessageEntry"]
 
@@ -36,21 +37,13 @@ class LeaderLogEntry:
 
 
 @dataclass(frozen=True)
-class TakeoverView:
-    """One takeover: who lost the workflow, where it went, who moved it, and how long its lost
-    owner had been silent by then (None once that member row holds a newer incarnation)."""
+class TakeoverView(TakeoverRecord):
+    """One takeover as the console shows it: the takeover log's line (who lost the workflow,
+    where it went, who moved it), its row id, and how long its lost owner had been silent by
+    then (None once that member row holds a newer incarnation)."""
 
-    id: int
-    at: datetime.datetime
-    workflow_uuid: str
-    from_executor_id: str
-    from_epoch: int | None
-    to_executor_id: str | None
-    to_epoch: int | None
-    requeued_to: str | None
-    by_executor_id: str
-    leader_term: int | None
-    silent_sec: float | None
+    id: int = 0
+    silent_sec: float | None = None
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,10 @@
 -- the database-backed queues (dbos.queues) that no member declared (a code declaration of the
 -- same name wins, as when the fleet claims).
 WITH declared AS (
-    SELECT DISTINCT ON (q.key)
-           q.key AS name,
-           (q.value ->> 'concurrency')::int AS concurrency,
-           (q.value ->> 'worker_concurrency')::int AS worker_concurrency,
-           (q.value -> 'rate_limit' ->> 0)::int AS rate_limit_max,
-           (q.value -> 'rate_limit' ->> 1)::float8 AS rate_limit_period_sec,
-           coalesce((q.value ->> 'partitioned')::boolean, FALSE) AS partition_queue
-    FROM dbos.pgfleet_executors e
-    CROSS JOIN LATERAL jsonb_each(e.queue_limits) AS q
-    WHERE e.queue_limits IS NOT NULL
-      AND q.key <> '_dbos_internal_queue'
-    ORDER BY q.key, e.last_heartbeat DESC
+    SELECT DISTINCT ON (name)
+           name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec, partitioned AS partition_queue
+    FROM dbos.pgfleet_declared_queue_limits
+    ORDER BY name, last_heartbeat DESC
 )
 SELECT name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec, partition_queue FROM declared
 UNION ALL

@@ -15,20 +15,11 @@ WITH now_ms AS (
     SELECT (extract(epoch FROM statement_timestamp()) * 1000)::bigint AS ms
 ),
 declared AS (
-    SELECT DISTINCT ON (q.key)
-           q.key AS name,
-           (q.value ->> 'concurrency')::int AS concurrency,
-           (q.value ->> 'worker_concurrency')::int AS worker_concurrency,
-           (q.value -> 'rate_limit' ->> 0)::int AS rate_limit_max,
-           (q.value -> 'rate_limit' ->> 1)::float8 AS rate_limit_period_sec,
-           coalesce((q.value ->> 'priority_enabled')::boolean, FALSE) AS priority_enabled,
-           coalesce((q.value ->> 'partitioned')::boolean, FALSE) AS partitioned
-    FROM dbos.pgfleet_executors e
-    CROSS JOIN LATERAL jsonb_each(e.queue_limits) AS q
-    WHERE e.status = 'active'
-      AND e.queue_limits IS NOT NULL
-      AND q.key <> '_dbos_internal_queue'
-    ORDER BY q.key, e.last_heartbeat DESC
+    SELECT DISTINCT ON (name)
+           name, concurrency, worker_concurrency, rate_limit_max, rate_limit_period_sec, priority_enabled, partitioned
+    FROM dbos.pgfleet_declared_queue_limits
+    WHERE executor_status = 'active'
+    ORDER BY name, last_heartbeat DESC
 ),
 limits AS (
     SELECT * FROM declared

@@ -8,6 +8,7 @@ from typing import Any
 
 from sysdb.embedded import DEFAULT_BASE_DIR
 
+from .arg_types import int_at_least, positive_float
 from .chaos_command import add_chaos_arguments
 from .check_command import _check
 from .console_command import add_console_command, add_supervise_console_arguments
@@ -19,26 +20,6 @@ from .workflow_commands import _STATUSES, _workflow_cancel, _workflow_get, _work
 
 DEFAULT_TIMEOUT_SEC = 10.0
 DEFAULT_LIST_LIMIT = 50
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
-    return value
 
 
 def _iso_time(text: str) -> str:
@@ -63,7 +44,7 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
                         "PGFLEET_SYSTEM_DATABASE_URL / DBOS_SYSTEM_DATABASE_URL, then the running embedded server)")
     parser.add_argument("--config", default=None, metavar="FILE", help="take system_database_url / embedded_data_dir from this TOML file")
     parser.add_argument("--data-dir", default=None, metavar="DIR", help=f"the embedded server's directory when no URL is given (default: ./{DEFAULT_BASE_DIR})")
-    parser.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_SEC, metavar="SEC",
+    parser.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT_SEC, metavar="SEC",
                         help=f"give up on the database after this long (default: {DEFAULT_TIMEOUT_SEC:g})")
     _add_json(parser)
 
@@ -133,7 +114,7 @@ def _add_status(commands: Any) -> None:
         "workflows), the leader's term, per-queue counts and the latest takeovers.",
     )
     _add_read_options(status)
-    status.add_argument("--takeovers", type=_non_negative_int, default=20, metavar="N", help="how many recent takeovers to show (default 20)")
+    status.add_argument("--takeovers", type=int_at_least(0), default=20, metavar="N", help="how many recent takeovers to show (default 20)")
     status.set_defaults(handler=_status)
 
 
@@ -155,9 +136,9 @@ def _add_workflow(commands: Any) -> None:
     wf_list.add_argument("--queued", action="store_true", help="only workflows waiting or running on a queue")
     wf_list.add_argument("--start-time", type=_iso_time, default=None, metavar="ISO", help="created at or after")
     wf_list.add_argument("--end-time", type=_iso_time, default=None, metavar="ISO", help="created at or before")
-    wf_list.add_argument("--limit", type=_non_negative_int, default=DEFAULT_LIST_LIMIT, metavar="N",
+    wf_list.add_argument("--limit", type=int_at_least(0), default=DEFAULT_LIST_LIMIT, metavar="N",
                          help=f"at most N (default {DEFAULT_LIST_LIMIT}; 0 for all)")
-    wf_list.add_argument("--offset", type=_non_negative_int, default=0, metavar="N", help="skip the first N")
+    wf_list.add_argument("--offset", type=int_at_least(0), default=0, metavar="N", help="skip the first N")
     wf_list.add_argument("--oldest-first", action="store_true", help="oldest first instead of newest first")
     _add_read_options(wf_list)
     wf_list.set_defaults(handler=_workflow_list)
@@ -223,7 +204,7 @@ def _add_check(commands: Any) -> None:
     check.add_argument("--config", default=None, metavar="FILE", help="the TOML settings file to validate")
     check.add_argument("--database-url", default=None, metavar="URL", help="the system database (overrides the file and the environment)")
     check.add_argument("--data-dir", default=None, metavar="DIR", help="the embedded server's directory when no URL is configured")
-    check.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SEC", help="connect timeout (default 5)")
+    check.add_argument("--timeout", type=positive_float, default=5.0, metavar="SEC", help="connect timeout (default 5)")
     _add_json(check)
     check.set_defaults(handler=_check)
 

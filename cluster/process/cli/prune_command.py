@@ -14,6 +14,7 @@ from typing import Any
 
 from sysdb.retention import DEFAULT_PRUNE_BATCH_SIZE, PRUNABLE_STATUSES, PruneBatch, check_prune_statuses
 
+from .arg_types import int_at_least
 from .database import _open_db
 from .errors import EXIT_OK, EXIT_USAGE, CliError
 from .output import _emit
@@ -43,16 +44,6 @@ def _duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _batch_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
 def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``workflow prune`` (the caller adds the database options)."""
     parser.add_argument("--older-than", required=True, type=_duration_arg, metavar="AGE",
@@ -60,7 +51,7 @@ def add_prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", action="append", metavar="S1,S2",
                         help=f"only these finished statuses (default: all of {', '.join(PRUNABLE_STATUSES)})")
     parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
-    parser.add_argument("--batch", type=_batch_arg, default=DEFAULT_PRUNE_BATCH_SIZE, metavar="N",
+    parser.add_argument("--batch", type=int_at_least(1), default=DEFAULT_PRUNE_BATCH_SIZE, metavar="N",
                         help=f"workflows per batch, each its own short transaction (default {DEFAULT_PRUNE_BATCH_SIZE})")
     parser.set_defaults(handler=_workflow_prune)
 
