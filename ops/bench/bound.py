@@ -86,41 +86,17 @@ def parse_threads(parser: Any, threads: str | None, profile: str | None) -> list
 
 def raw_bound(url: str, threads: int, seconds: float) -> dict[str, Any]:
     """Durable single-row autocommit INSERTs/s that ``threads`` connections get from the server."""
-    import psycopg
 
-    barrier = threading.Barrier(threads + 1)
-    counts = [0] * threads
-    stop = threading.Event()
-    errors: list[BaseException] = []
+    def insert_rows(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
+        wf, n = str(uuid.uuid4()), 0
+        while not stopped():
+            now = int(time.time() * 1000)
+            conn.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
+            n += 1
+        return n
 
-    def run(slot: int) -> None:
-        try:
-            with psycopg.connect(url, autocommit=True) as conn:
-                wf = str(uuid.uuid4())
-                barrier.wait()
-                n = 0
-                while not stop.is_set():
-                    now = int(time.time() * 1000)
-                    conn.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
-                    n += 1
-                counts[slot] = n
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            barrier.abort()
-
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    barrier.wait()
-    start = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return {"threads": threads, "commits": sum(counts), "elapsed_s": elapsed, "commits_per_s": sum(counts) / elapsed}
+    commits, elapsed = common.timed_connections(url, threads, seconds, {"autocommit": True}, insert_rows)
+    return {"threads": threads, "commits": commits, "elapsed_s": elapsed, "commits_per_s": commits / elapsed}
 
 
 def scratch_database(server_url: str, dbname: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,46 @@ def with_database(url: str, dbname: str) -> str:
     if parts.scheme not in ("postgresql", "postgres"):
         raise SystemExit(f"--database-url must be a postgresql:// URL, got scheme {parts.scheme!r}")
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def timed_connections(url: str, threads: int, seconds: float, connect_kwargs: dict[str, Any],
+                      loop: Callable[[Any, int, Callable[[], bool]], int]) -> tuple[int, float]:
+    """``threads`` threads, each with its own connection (``psycopg.connect(url,
+    **connect_kwargs)``), released together and stopped after ``seconds``: each runs
+    ``loop(conn, slot, stopped)`` until ``stopped()`` and returns how many operations it made.
+    Returns (operations of all threads, elapsed seconds); the first error of any thread is raised."""
+    import threading
+    import time
+
+    import psycopg
+
+    barrier = threading.Barrier(threads + 1)
+    counts = [0] * threads
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(slot: int) -> None:
+        try:
+            with psycopg.connect(url, **connect_kwargs) as conn:
+                barrier.wait()
+                counts[slot] = loop(conn, slot, stop.is_set)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    stop.set()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return sum(counts), elapsed
 
 
 def admin(url: str, sql: str) -> None:

@@ -20,9 +20,9 @@ Reported in durable writes/s counted as the bound's table counts them (k + 2 per
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 if __package__:
@@ -76,43 +76,22 @@ def _one_workflow(conn: Any, sql: dict[str, str], steps: int, executor_id: str, 
 
 def sql_alone(url: str, threads: int, steps: int, seconds: float) -> dict[str, Any]:
     """Durable writes/s of ``threads`` connections sending pgfleet's k-step statements."""
-    import psycopg
     from psycopg.rows import dict_row
 
     from sysdb.statements import statement
 
     sql = {name: statement(name) for name in ("insert_workflow", "record_step_output", "finish_workflow")}
-    barrier = threading.Barrier(threads + 1)
-    counts = [0] * threads
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def run(slot: int) -> None:
-        try:
-            with psycopg.connect(url, autocommit=True, row_factory=dict_row, prepare_threshold=5) as conn:
-                barrier.wait()
-                n = 0
-                while not stop.is_set():
-                    _one_workflow(conn, sql, steps, f"bench-{slot}", slot * 10_000_000 + n)
-                    n += 1
-                counts[slot] = n
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            barrier.abort()
+    def run_workflows(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
+        n = 0
+        while not stopped():
+            _one_workflow(conn, sql, steps, f"bench-{slot}", slot * 10_000_000 + n)
+            n += 1
+        return n
 
-    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(threads)]
-    for w in workers:
-        w.start()
-    barrier.wait()
-    start = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    workflows = sum(counts)
+    # as pgfleet configures its pooled connections
+    settings = {"autocommit": True, "row_factory": dict_row, "prepare_threshold": 5}
+    workflows, elapsed = common.timed_connections(url, threads, seconds, settings, run_workflows)
     return {"threads": threads, "steps": steps, "workflows": workflows, "elapsed_s": elapsed,
             "wf_per_s": workflows / elapsed, "writes_per_s": workflows * (steps + 2) / elapsed}
 
