@@ -1,0 +1,122 @@
+"""Client time per workflow: wall and CPU microseconds of one 3-step workflow, in this process.
+
+    .venv/bin/python ops/bench/client_cpu.py --embedded-dir /tmp/bench-pg --threads 1,8
+    .venv/bin/python ops/bench/client_cpu.py --embedded-dir /tmp/bench-pg --repo /path/to/other/checkout
+
+What is measured
+----------------
+pgfleet is launched in this process on a fresh database, ``--warmup`` 3-step workflows are run,
+then ``--rounds`` rounds of ``--count`` workflows called directly from ``--threads`` threads (each
+thread ``count / threads`` of them, released together). Per round: wall microseconds per workflow
+and CPU microseconds per workflow -- the calling thread's ``time.thread_time`` with one thread,
+the whole process's ``time.process_time`` with several (the background loops are idle and add
+a few microseconds). The medians of the rounds are printed.
+
+Why CPU: on a shared 2-core machine the wall time of a durable commit moves by tens of percent
+from one minute to the next, while the client's own CPU time per workflow barely moves with the
+server's load. It is what pgfleet's hot-path cuts change (issue #14); the share of the raw bound
+(``workflows.py --threads``) is what they are for.
+
+``--repo`` imports pgfleet from another checkout (for before/after: a ``git worktree`` of the
+older commit), so two versions are compared by one script, interleaved by the caller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+# Run as a file, this directory is sys.path[0] and its queue.py would shadow the standard library's.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != str(_HERE)]
+
+
+def _workflow(repo: Path, url: str) -> Any:
+    """pgfleet from ``repo``, launched on ``url``, with a 3-step workflow; (DBOS, workflow)."""
+    sys.path.insert(0, str(repo))
+    from runtime import DBOS
+
+    @DBOS.step()
+    def cpu_step(i: int) -> int:
+        return i + 1
+
+    @DBOS.workflow()
+    def cpu_workflow() -> int:
+        return sum(cpu_step(i) for i in range(3))
+
+    DBOS(config={"name": "client-cpu", "system_database_url": url, "log_level": "WARNING", "run_admin_server": False})
+    DBOS.launch()
+    return DBOS, cpu_workflow
+
+
+def _round(workflow: Any, threads: int, count: int) -> tuple[float, float]:
+    """One round: (wall us/wf, CPU us/wf)."""
+    per_thread = count // threads
+    if threads == 1:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        for _ in range(per_thread):
+            workflow()
+        return (time.perf_counter() - wall) / per_thread * 1e6, (time.thread_time() - cpu) / per_thread * 1e6
+    barrier = threading.Barrier(threads + 1)
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            workflow()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for w in workers:
+        w.join()
+    done = per_thread * threads
+    return (time.perf_counter() - wall) / done * 1e6, (time.process_time() - cpu) / done * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="Postgres server URL (default: the embedded server)")
+    parser.add_argument("--embedded-dir", default=".pgfleet", help="embedded server base dir (default ./.pgfleet)")
+    parser.add_argument("--threads", default="1", help="comma-separated thread counts (default 1)")
+    parser.add_argument("--count", type=int, default=1500, help="workflows per round (default 1500)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per thread count (default 3)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed workflows first (default 100)")
+    parser.add_argument("--repo", type=Path, default=_HERE.parent.parent, help="the checkout to import pgfleet from")
+    args = parser.parse_args(argv)
+    thread_counts = [int(n) for n in args.threads.split(",") if n.strip()]
+
+    sys.path.append(str(_HERE))  # last: its queue.py must not shadow the standard library's
+    import common
+
+    server = common.BenchServer(args.database_url, args.embedded_dir)
+    dbname = f"bench_cpu_{os.getpid()}"
+    common.admin(str(server.url), f'CREATE DATABASE "{dbname}"')
+    DBOS = None
+    try:
+        DBOS, workflow = _workflow(args.repo.resolve(), common.with_database(str(server.url), dbname))
+        for _ in range(args.warmup):
+            workflow()
+        for threads in thread_counts:
+            rounds = [_round(workflow, threads, args.count) for _ in range(args.rounds)]
+            wall = statistics.median(r[0] for r in rounds)
+            cpu = statistics.median(r[1] for r in rounds)
+            print(f"{args.repo}  threads {threads}: wall {wall:,.0f} us/wf, CPU {cpu:,.0f} us/wf "
+                  f"(rounds: {', '.join(f'{w:,.0f}/{c:,.0f}' for w, c in rounds)})", flush=True)
+    finally:
+        if DBOS is not None:
+            DBOS.destroy()
+        common.admin(str(server.url), f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        server.close(keep_server=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
