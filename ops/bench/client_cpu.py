@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per thread count (default 3)")
     parser.add_argument("--warmup", type=int, default=100, help="untimed workflows first (default 100)")
     parser.add_argument("--repo", type=Path, default=_HERE.parent.parent, help="the checkout to import pgfleet from")
+    parser.add_argument("--with-console-indexes", action="store_true",
+                        help="build migration 0009's indexes again after launch (0011 dropped them): their cost alone")
     args = parser.parse_args(argv)
     thread_counts = [int(n) for n in args.threads.split(",") if n.strip()]
 
@@ -101,14 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     common.admin(str(server.url), f'CREATE DATABASE "{dbname}"')
     DBOS = None
     try:
-        DBOS, workflow = _workflow(args.repo.resolve(), common.with_database(str(server.url), dbname))
+        url = common.with_database(str(server.url), dbname)
+        DBOS, workflow = _workflow(args.repo.resolve(), url)
+        if args.with_console_indexes:
+            common.admin(url, (args.repo / "sysdb" / "migrations" / "0009_console_indexes.sql").read_text("utf-8"))
         for _ in range(args.warmup):
             workflow()
         for threads in thread_counts:
             rounds = [_round(workflow, threads, args.count) for _ in range(args.rounds)]
             wall = statistics.median(r[0] for r in rounds)
             cpu = statistics.median(r[1] for r in rounds)
-            print(f"{args.repo}  threads {threads}: wall {wall:,.0f} us/wf, CPU {cpu:,.0f} us/wf "
+            label = f"{args.repo}{' +0009 indexes' if args.with_console_indexes else ''}"
+            print(f"{label}  threads {threads}: wall {wall:,.0f} us/wf, CPU {cpu:,.0f} us/wf "
                   f"(rounds: {', '.join(f'{w:,.0f}/{c:,.0f}' for w, c in rounds)})", flush=True)
     finally:
         if DBOS is not None:
