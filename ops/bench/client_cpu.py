@@ -7,7 +7,8 @@ What is measured
 ----------------
 pgfleet is launched in this process on a fresh database, ``--warmup`` 3-step workflows are run,
 then ``--rounds`` rounds of ``--count`` workflows called directly from ``--threads`` threads (each
-thread ``count / threads`` of them, released together). Per round: wall microseconds per workflow
+thread ``count / threads`` of them, released together), after one short untimed round with as
+many threads (the pool grows to one connection per thread in it). Per round: wall microseconds per workflow
 and CPU microseconds per workflow -- the calling thread's ``time.thread_time`` with one thread,
 the whole process's ``time.process_time`` with several (the background loops are idle and add
 a few microseconds). The medians of the rounds are printed.
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.warmup):
             workflow()
         for threads in thread_counts:
+            _round(workflow, threads, min(args.count, 50 * threads))  # untimed: the pool grows to `threads` connections
             rounds = [_round(workflow, threads, args.count) for _ in range(args.rounds)]
             wall = statistics.median(r[0] for r in rounds)
             cpu = statistics.median(r[1] for r in rounds)
