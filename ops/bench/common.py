@@ -140,6 +140,23 @@ def timed_connections(url: str, threads: int, seconds: float, connect_kwargs: di
     return sum(counts), elapsed
 
 
+def fill_history(url: str, rows: int, *, name: str, queue: str, version: str) -> None:
+    """Insert ``rows`` finished workflows of ``name`` on ``queue`` (a system database with
+    history, in one statement), then VACUUM ANALYZE and CHECKPOINT: building 1 M rows writes
+    ~0.5 GB of WAL and starts a checkpoint that would otherwise still be writing the new pages
+    out while the measurement runs (a history that grew over months has no such backlog)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, "
+            "application_version, created_at, updated_at, started_at_epoch_ms, completed_at, recovery_attempts) "
+            "SELECT 'history-' || g, 'SUCCESS', %s, %s, 'qbench-history', %s, g, g, g, g + 1, 1 "
+            "FROM generate_series(1, %s) AS g", (name, queue, version, rows))
+        conn.execute("VACUUM ANALYZE dbos.workflow_status")
+        conn.execute("CHECKPOINT")
+
+
 def admin(url: str, sql: str) -> None:
     """Run one statement in autocommit mode (CREATE/DROP DATABASE)."""
     import psycopg

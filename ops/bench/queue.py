@@ -142,6 +142,7 @@ else:  # a script: load the sibling modules by path (their directory is off sys.
 
     # In dependency order: each module finds the ones before it in sys.modules.
     common = _load("common")
+    _load("sql_alone")
     _load("bound")
     queue_worker = _load("queue_worker")
     queue_run = _load("queue_run")

@@ -51,21 +51,8 @@ def bound_connections(processes: int) -> int:
 
 def add_history(url: str, rows: int) -> None:
     """Insert ``rows`` finished workflows of another queue, as a system database with history."""
-    import psycopg
-
     print(f"[bench] adding {rows} finished workflows of history ...", file=sys.stderr, flush=True)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, "
-            "application_version, created_at, updated_at, started_at_epoch_ms, completed_at, recovery_attempts) "
-            "SELECT 'history-' || g, 'SUCCESS', %s, 'qbench_history', 'qbench-history', %s, "
-            "g, g, g, g + 1, 1 FROM generate_series(1, %s) AS g",
-            (queue_worker.WORKFLOW_NAME, queue_worker.APP_VERSION, rows))
-        conn.execute("VACUUM ANALYZE dbos.workflow_status")
-        # The build writes ~0.5 GB of WAL (1 M rows): past max_wal_size, it starts a checkpoint
-        # that then writes the new pages out while the drain runs. A history that grew over
-        # months has no such backlog of dirty pages, so finish it before the drain starts.
-        conn.execute("CHECKPOINT")
+    common.fill_history(url, rows, name=queue_worker.WORKFLOW_NAME, queue="qbench_history", version=queue_worker.APP_VERSION)
 
 
 def _hold_rows(lock_conn: Any, count: int, engine: str) -> None:

@@ -70,14 +70,8 @@ def _database(server_url: str, dbname: str, history: int, history_queue: str) ->
     db.open(wait_for_server=False)
     db.close()
     print(f"[bench] {dbname}: {history} finished workflows of {history_queue!r} ...", file=sys.stderr, flush=True)
+    common.fill_history(url, history, name=NAME, queue=history_queue, version=VERSION)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, queue_name, executor_id, "
-            "application_version, created_at, updated_at, started_at_epoch_ms, completed_at, recovery_attempts) "
-            "SELECT 'history-' || g, 'SUCCESS', %s, %s, 'qbench-history', %s, g, g, g, g + 1, 1 "
-            "FROM generate_series(1, %s) AS g", (NAME, history_queue, VERSION, history))
-        conn.execute("VACUUM ANALYZE dbos.workflow_status")
-        conn.execute("CHECKPOINT")
         conn.execute("INSERT INTO dbos.pgfleet_executors (executor_id, epoch, host, pid) VALUES (%s, 7, 'h', 1)", (MEMBER,))
     return url
 
