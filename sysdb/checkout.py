@@ -4,8 +4,8 @@ psycopg_pool's ``connection()`` is a generator context manager that also enters 
 own context (``with conn:``, a ``commit()`` on the way out) and times the use for the pool's
 statistics. pgfleet's pooled connections are in autocommit mode and every transaction on them
 is a ``conn.transaction()`` block that ends itself, so that commit never has anything to do; and
-pgfleet reads no pool statistics. On the hot path (five checkouts per 3-step workflow) that
-wrapping was about a fifth of the pool's share of a workflow's client time (issue #14,
+pgfleet reads no pool statistics. That wrapping was more than half of an uncontended
+checkout's cost (5.7 µs against 2.5 µs, five checkouts per 3-step workflow; issue #14,
 ``ops/bench/RESULTS.md``): this is ``getconn`` and ``putconn`` and nothing else.
 
 ``putconn`` still does what makes a checkout safe to hand back: a connection returned broken

@@ -9,13 +9,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
-
 from sysdb import SystemDatabase, describe_url, resolve_system_database_url
 
-from .database import _read_url
+from .database import _connect_db, _read_url
 from .errors import EXIT_OK, EXIT_USAGE, CliError
-from .output import _first_line
 
 __all__ = ["add_console_command", "add_supervise_console_arguments", "supervised_console"]
 
@@ -85,14 +82,7 @@ def _console(args: argparse.Namespace) -> int:
 
     token = _checked_token(args.token_file, args.host)
     url, source = _read_url(args, os.environ)
-    timeout = float(args.timeout)
-    db = SystemDatabase(url, pool_size=POOL_SIZE, application_name="pgfleet-console", connect_timeout_sec=max(2, int(timeout)),
-                        retry_timeout_sec=timeout)
-    try:
-        db.connect().close()  # one attempt first: a refused connection fails now, not after retries
-    except psycopg.OperationalError as exc:
-        raise CliError(f"cannot reach the system database at {describe_url(url)} ({source}): {_first_line(exc)}") from None
-    db.open(run_migrations=False)
+    db = _connect_db(url, source, float(args.timeout), pool_size=POOL_SIZE, application_name="pgfleet-console")
     try:
         app = create_app(db, read_only=args.read_only, token=token, hide_values=args.hide_values, allowed_hosts=_hosts(token))
         print(f"pgfleet console on http://{args.host}:{args.port}/ (system database {describe_url(url)}; Ctrl-C stops it)", flush=True)

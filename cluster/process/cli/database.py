@@ -46,15 +46,13 @@ def _read_url(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str
     )
 
 
-@contextlib.contextmanager
-def _open_db(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Iterator[SystemDatabase]:
-    """A small pool on the system database, opened without migrating it."""
-    url, source = _read_url(args, os.environ if environ is None else environ)
-    timeout = float(args.timeout)
+def _connect_db(url: str, source: str, timeout: float, *, pool_size: int = 1, application_name: str = "pgfleet-cli") -> SystemDatabase:
+    """A pool on the system database at ``url`` (found in ``source``), opened without migrating
+    it; a refused connection is a CliError at once, not after ``timeout`` of retries."""
     db = SystemDatabase(
         url,
-        pool_size=1,
-        application_name="pgfleet-cli",
+        pool_size=pool_size,
+        application_name=application_name,
         connect_timeout_sec=max(2, int(timeout)),
         retry_timeout_sec=timeout,
     )
@@ -63,6 +61,14 @@ def _open_db(args: argparse.Namespace, environ: Mapping[str, str] | None = None)
     except psycopg.OperationalError as exc:
         raise CliError(f"cannot reach the system database at {describe_url(url)} ({source}): {_first_line(exc)}") from None
     db.open(run_migrations=False)
+    return db
+
+
+@contextlib.contextmanager
+def _open_db(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Iterator[SystemDatabase]:
+    """A small pool on the system database, opened without migrating it."""
+    url, source = _read_url(args, os.environ if environ is None else environ)
+    db = _connect_db(url, source, float(args.timeout))
     try:
         yield db
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName, psycopg.errors.UndefinedColumn) as exc:
