@@ -43,6 +43,7 @@ from .links import SessionTimeouts, dead_link_settings
 from .listener import NotificationConnection
 from .logs import get_logger
 from .migrate import ensure_application_schema, ensure_database_exists, migrate
+from .recent_first_pool import RecentFirstPool
 from .session_names import with_purpose
 from .sql_sessions import SessionBinder
 from .statements import statement
@@ -127,7 +128,7 @@ class SystemDatabase(Doors):
             "prepare_threshold": 5 if prepare_statements else None,
             **dead_link_settings(dead_link_timeout_sec),
         }
-        self._pool: ConnectionPool[DictConnection] = ConnectionPool(
+        self._pool: ConnectionPool[DictConnection] = RecentFirstPool(
             url,
             connection_class=DictConnection,
             min_size=min(2, pool_size),

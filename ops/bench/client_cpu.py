@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
-# Run as a file, this directory is sys.path[0] and its queue.py would shadow the standard library's.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != str(_HERE)]
+if __name__ == "__main__":
+    # Run as a file, this directory is sys.path[0] and its queue.py would shadow the standard library's.
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != str(_HERE)]
 
 
-def _workflow(repo: Path, url: str) -> Any:
-    """pgfleet from ``repo``, launched on ``url``, with a 3-step workflow; (DBOS, workflow)."""
+def _workflow(repo: Path, url: str, *, pool_size: int | None = None) -> Any:
+    """pgfleet from ``repo``, launched on ``url`` (with ``sys_db_pool_size`` if given), with a
+    3-step workflow; (DBOS, workflow)."""
     sys.path.insert(0, str(repo))
     from runtime import DBOS
 
@@ -51,7 +53,10 @@ def _workflow(repo: Path, url: str) -> Any:
     def cpu_workflow() -> int:
         return sum(cpu_step(i) for i in range(3))
 
-    DBOS(config={"name": "client-cpu", "system_database_url": url, "log_level": "WARNING", "run_admin_server": False})
+    config: dict[str, Any] = {"name": "client-cpu", "system_database_url": url, "log_level": "WARNING", "run_admin_server": False}
+    if pool_size is not None:
+        config["sys_db_pool_size"] = pool_size
+    DBOS(config=config)
     DBOS.launch()
     return DBOS, cpu_workflow
 
