@@ -40,9 +40,11 @@ from typing import Any
 
 if __package__:
     from . import common, sql_alone
-else:  # loaded by path by workflows.py, which has loaded common.py and sql_alone.py the same way first
+    from . import paired as pairing
+else:  # loaded by path by workflows.py, which has loaded common.py, sql_alone.py and paired.py the same way first
     common = sys.modules["pgfleet_bench_common"]
     sql_alone = sys.modules["pgfleet_bench_sql_alone"]
+    pairing = sys.modules["pgfleet_bench_paired"]
 
 RAW_TABLE_DDL = """
 CREATE TABLE bench_raw_outputs (
@@ -163,9 +165,20 @@ def _threaded_row(wf: Any, expected: int, threads: int, count: int) -> dict[str,
             "ms_per_wf_median": 1000.0 * statistics.median(merged), "ms_per_wf_p99": 1000.0 * merged[int(0.99 * (len(merged) - 1))]}
 
 
+def _merged(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds' engine slices as one row (their median latencies' median, their worst p99)."""
+    count, elapsed = sum(r["count"] for r in rows), sum(r["elapsed_s"] for r in rows)
+    return {"threads": rows[0]["threads"], "count": count, "elapsed_s": elapsed, "wf_per_s": count / elapsed,
+            "ms_per_wf_median": statistics.median(r["ms_per_wf_median"] for r in rows),
+            "ms_per_wf_p99": max(r["ms_per_wf_p99"] for r in rows)}
+
+
 def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[str, Any]], None], engine: str, url: str,
-                       count: int, warmup: int, step_counts: list[int], thread_counts: list[int]) -> None:
-    """The worker side of ``--threads``: every (N, k) row with one engine, one result line."""
+                       count: int, warmup: int, step_counts: list[int], thread_counts: list[int],
+                       paired: dict[str, Any] | None = None) -> None:
+    """The worker side of ``--threads``: every (N, k) row with one engine, one result line.
+    With ``paired`` (``rounds``, ``seconds``, ``raw_url``, ``sql_url``), each row is that many
+    rounds of bound, SQL alone and engine slice (``paired.py``)."""
     DBOS, workflows, info = setup_engine(engine, url, step_counts, False, max(thread_counts) + POOL_HEADROOM)
     results: dict[str, Any] = {}
     try:
@@ -174,7 +187,17 @@ def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[st
                 expected = sum(i + 1 for i in range(k))
                 for _ in range(warmup):
                     workflows[k]()
-                row = _threaded_row(workflows[k], expected, n, count)
+                if paired is None:
+                    row = _threaded_row(workflows[k], expected, n, count)
+                else:
+                    rounds = paired["rounds"]
+                    per_round = max(1, count // rounds)
+                    slices = pairing.paired_rounds(
+                        lambda threads, wf=workflows[k], want=expected, each=per_round: _threaded_row(wf, want, threads, each),
+                        raw_bound, paired["raw_url"], paired["sql_url"], n, k, rounds, paired["seconds"] / rounds,
+                        writes_per_workflow(k))
+                    row = _merged([s["row"] for s in slices])
+                    row["paired"] = pairing.summary(slices)
                 row["steps"] = k
                 row["writes_per_s"] = row["wf_per_s"] * writes_per_workflow(k)
                 results[f"{n}:{k}"] = row
@@ -186,12 +209,23 @@ def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[st
 # ---------------------------------------------------------------------------------- table
 
 
+def _pct(spread: dict[str, float] | None) -> str:
+    """A paired share as ``median (min-max) %``; ``-`` without one."""
+    if spread is None:
+        return "-"
+    return f"{100 * spread['median']:.0f} ({100 * spread['min']:.0f}-{100 * spread['max']:.0f}) %"
+
+
 def table(bounds: dict[str, Any], sql: dict[str, Any], runs: dict[str, Any], step_counts: list[int], thread_counts: list[int]) -> str:
     """One row per (threads, steps): raw commits/s, pgfleet's SQL alone (``sql_alone.py``), then
-    each engine's wf/s, writes/s and share (pgfleet's also as a share of its SQL alone)."""
+    each engine's wf/s, writes/s and share (pgfleet's also as a share of its SQL alone); with
+    paired rounds, each engine's median share of the rounds (``paired.py``) too."""
+    paired = any("paired" in r for run in runs.values() for r in run["results"].values())
     header = ["threads", "steps", "writes/wf", "raw before/after", "raw commits/s", "SQL alone writes/s", "SQL alone share"]
     for engine in runs:
         header += [f"{engine} wf/s", f"{engine} writes/s", f"{engine} share"] + (["of SQL alone"] if engine == "pgfleet" else [])
+    if paired:
+        header += ["paired: SQL alone share"] + [f"paired: {engine} share" for engine in runs] + ["paired: pgfleet of SQL alone"]
     rows = [header]
     for n in thread_counts:
         raw = bounds[str(n)]["commits_per_s"]
@@ -205,6 +239,11 @@ def table(bounds: dict[str, Any], sql: dict[str, Any], runs: dict[str, Any], ste
                     f"{r['wf_per_s']:,.1f}", f"{r['writes_per_s']:,.0f}", common.fmt(100.0 * r["writes_per_s"] / raw, ".0f") + " %"]
                 if engine == "pgfleet":
                     row.append("-" if r is None else common.fmt(100.0 * r["writes_per_s"] / alone, ".0f") + " %")
+            if paired:
+                rounds = {engine: run["results"].get(f"{n}:{k}", {}).get("paired") or {} for engine, run in runs.items()}
+                row.append(_pct(rounds.get("pgfleet", {}).get("sql_share")))
+                row += [_pct(rounds[engine].get("engine_share")) for engine in runs]
+                row.append(_pct(rounds.get("pgfleet", {}).get("of_sql_alone")))
             rows.append(row)
     return common.render_table(rows)
 
@@ -220,6 +259,7 @@ def _measure(args: Any, server_url: str, stamp: str, step_counts: list[int], thr
     try:
         raw_url = scratch_database(server_url, raw_db)
         sql_url = sql_alone.scratch_system_database(server_url, sql_db)
+        args.raw_url, args.sql_url = raw_url, sql_url  # for the engines' paired rounds (--rounds)
         before = measure_bounds(raw_url, thread_counts, args.bound_seconds, "before the engines")
         sql_before = sql_alone.measure(sql_url, thread_counts, step_counts, args.bound_seconds, "before the engines")
         runs["pgfleet"] = run_engine("pgfleet", sys.executable, server_url, f"bench_pgfleet_{stamp}", args, step_counts)
@@ -258,6 +298,10 @@ def run_parent(args: Any, step_counts: list[int], thread_counts: list[int], run_
           "share = writes/s / raw commits/s with as many connections as threads "
           "(the higher of the bound measured before and after the engines); SQL alone = pgfleet's own "
           "statements for the workflow sent by bare psycopg, no pgfleet code (sql_alone.py; higher of before/after)")
+    if args.rounds:
+        print(f"paired: the median (and range) of {args.rounds} rounds' shares, each round a {args.bound_seconds / args.rounds:g} s "
+              f"bound, a {args.bound_seconds / args.rounds:g} s SQL alone and {max(1, args.count // args.rounds)} workflows per thread, "
+              "in that order, in the engine's process (paired.py)")
     print()
     print(table(bounds, sql, runs, step_counts, thread_counts))
     return 0

@@ -75,22 +75,19 @@ from typing import Any
 
 if __package__:
     from . import bound, common
-else:  # a script (the DBOS worker too): load the sibling module by path
-    _spec = importlib.util.spec_from_file_location("pgfleet_bench_common", Path(__file__).resolve().parent / "common.py")
-    assert _spec is not None and _spec.loader is not None
-    common = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = common
-    _spec.loader.exec_module(common)
-    _spec = importlib.util.spec_from_file_location("pgfleet_bench_sql_alone", Path(__file__).resolve().parent / "sql_alone.py")
-    assert _spec is not None and _spec.loader is not None
-    _sql_alone = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = _sql_alone
-    _spec.loader.exec_module(_sql_alone)
-    _spec = importlib.util.spec_from_file_location("pgfleet_bench_bound", Path(__file__).resolve().parent / "bound.py")
-    assert _spec is not None and _spec.loader is not None
-    bound = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = bound
-    _spec.loader.exec_module(bound)
+else:  # a script (the DBOS worker too): load the sibling modules by path, in dependency order
+    def _load_sibling(name: str) -> Any:
+        spec = importlib.util.spec_from_file_location(f"pgfleet_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    common = _load_sibling("common")
+    _load_sibling("sql_alone")
+    _load_sibling("paired")
+    bound = _load_sibling("bound")
 
 RESULT_PREFIX = common.RESULT_PREFIX
 REPO_ROOT = common.REPO_ROOT
@@ -253,7 +250,9 @@ def _run_engine(
     if args.attempt_ledger:
         cmd += ["--attempt-ledger"]
     if args.threads:
-        cmd += ["--threads", args.threads]
+        cmd += ["--threads", args.threads, "--rounds", str(args.rounds), "--bound-seconds", str(args.bound_seconds)]
+        if args.rounds:  # the scratch databases of the raw bound and (pgfleet's) SQL alone, made by the parent
+            cmd += ["--raw-url", args.raw_url] + (["--sql-url", args.sql_url] if engine == "pgfleet" else [])
     env = common.worker_env()  # the worker must use exactly the URL it is given
     print(f"[bench] running {engine} ({args.count} x {step_counts} steps) ...", file=sys.stderr, flush=True)
     try:
@@ -379,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="run pgfleet with attempt_ledger on (every step body's start recorded; issue #12)")
     parser.add_argument("--threads", metavar="N[,N...]", help="N threads per process against the raw N-connection bound (bound.py)")
     parser.add_argument("--bound-seconds", type=float, default=3.0, help="seconds of raw INSERTs per N (default 3)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="with --threads: also measure each row as R rounds of bound, SQL alone and engine "
+                             "(paired.py; --bound-seconds and --count are split over them; 0: off; default 5)")
+    parser.add_argument("--raw-url", help=argparse.SUPPRESS)
+    parser.add_argument("--sql-url", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=("pgfleet", "dbos"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -390,14 +394,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps must be non-negative integers")
     if args.count < 1 or args.warmup < 0:
         parser.error("--count must be >= 1 and --warmup >= 0")
+    if args.rounds < 0 or args.rounds > args.count:
+        parser.error("--rounds must be between 0 and --count")
     thread_counts = bound.parse_threads(parser, args.threads, args.profile)
 
     if args.worker:
         if not args.database_url:
             parser.error("--worker needs --database-url")
         if thread_counts:
+            paired = None if not (args.rounds and args.raw_url) else {
+                "rounds": args.rounds, "seconds": args.bound_seconds, "raw_url": args.raw_url, "sql_url": args.sql_url}
             bound.run_threads_worker(setup_engine, common.emit_result, args.worker, args.database_url,
-                                     args.count, args.warmup, step_counts, thread_counts)
+                                     args.count, args.warmup, step_counts, thread_counts, paired)
             return 0
         run_worker(args.worker, args.database_url, args.count, args.warmup, step_counts, args.profile, args.attempt_ledger)
         return 0
