@@ -10,7 +10,8 @@ and on one server:
   the size and shape of a step checkpoint (``dbos.operation_outputs``: a 36-character workflow
   id, a function id, the step's name, a small JSON output, two epoch-ms timestamps and the
   serialization name; primary key on (id, function id) and the same secondary index; no foreign
-  key). Reported as durable commits/s: what the server takes from N connections, nothing else.
+  key), each connection running them on one kept cursor (psycopg's cheapest path). Reported as
+  durable commits/s: what the server takes from N connections, nothing else.
 * **the engine** -- one worker process per engine with a pool of N + 4 connections
   (``sys_db_pool_size``), N threads each calling the k-step workflow directly ``--count`` times
   one after the other (so N x count workflows per row), all released together by a barrier and
@@ -26,6 +27,10 @@ machine the server's rate moves with other load; the higher of the two is the bo
 is never flattered by a bound measured during a busy moment), in the parent process, in its own
 scratch database ``bench_raw_<stamp>`` (dropped after unless ``--keep-databases``). ``--profile``
 is not supported with ``--threads`` (cProfile sees one thread only): profile the sequential run.
+
+With ``--rounds R`` (default 5) each engine's worker also measures every row as R rounds of
+bound, SQL alone and engine slice, one after the other in its own process (``paired.py``): the
+median of the rounds' shares is the figure a shared machine's slow minutes move least.
 """
 
 from __future__ import annotations
@@ -90,10 +95,10 @@ def raw_bound(url: str, threads: int, seconds: float) -> dict[str, Any]:
     """Durable single-row autocommit INSERTs/s that ``threads`` connections get from the server."""
 
     def insert_rows(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
-        wf, n = str(uuid.uuid4()), 0
+        wf, n, cur = str(uuid.uuid4()), 0, conn.cursor()  # one cursor kept, the cheapest client path
         while not stopped():
             now = int(time.time() * 1000)
-            conn.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
+            cur.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
             n += 1
         return n
 

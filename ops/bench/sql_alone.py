@@ -49,11 +49,12 @@ def scratch_system_database(server_url: str, dbname: str) -> str:
     return url
 
 
-def _one_workflow(conn: Any, sql: dict[str, str], steps: int, executor_id: str, epoch: int) -> None:
-    """One k-step workflow's statements, in order, with pgfleet's parameters."""
+def _one_workflow(cur: Any, sql: dict[str, str], steps: int, executor_id: str, epoch: int) -> None:
+    """One k-step workflow's statements, in order, with pgfleet's parameters, on one kept cursor
+    (as pgfleet's pooled connections run their statements: ``sysdb/connection.py``)."""
     workflow_id = str(uuid.uuid4())
     now = int(time.time() * 1000)
-    conn.execute(sql["insert_workflow"], {
+    cur.execute(sql["insert_workflow"], {
         "workflow_id": workflow_id, "name": "bench_workflow", "class_name": None, "config_name": None,
         "authenticated_user": None, "assumed_role": None, "authenticated_roles": None, "executor_id": executor_id,
         "owner_epoch": epoch, "application_version": "bench", "application_id": None, "application_name": None,
@@ -61,13 +62,13 @@ def _one_workflow(conn: Any, sql: dict[str, str], steps: int, executor_id: str, 
         "serialization": "py_pickle", "attributes": None,
     }).fetchall()
     for function_id in range(1, steps + 1):
-        if conn.execute(sql["record_step_output"], {
+        if cur.execute(sql["record_step_output"], {
             "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": epoch, "function_id": function_id,
             "function_name": "bench_step", "started_at_ms": now, "completed_at_ms": int(time.time() * 1000),
             "output": STEP_OUTPUT, "error": None, "serialization": "py_pickle", "child_workflow_id": None,
         }).rowcount != 1:
             raise AssertionError("a fenced step insert matched no row")
-    if conn.execute(sql["finish_workflow"], {
+    if cur.execute(sql["finish_workflow"], {
         "workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": epoch, "status": "SUCCESS",
         "output": STEP_OUTPUT, "error": None, "now_ms": int(time.time() * 1000),
     }).rowcount != 1:
@@ -83,9 +84,9 @@ def sql_alone(url: str, threads: int, steps: int, seconds: float) -> dict[str, A
     sql = {name: statement(name) for name in ("insert_workflow", "record_step_output", "finish_workflow")}
 
     def run_workflows(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
-        n = 0
+        n, cur = 0, conn.cursor()
         while not stopped():
-            _one_workflow(conn, sql, steps, f"bench-{slot}", slot * 10_000_000 + n)
+            _one_workflow(cur, sql, steps, f"bench-{slot}", slot * 10_000_000 + n)
             n += 1
         return n
 
