@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_spans import in_memory_spans
 from runtime import (
     DBOS,
     DBOSContextSetAuth,
@@ -35,17 +35,8 @@ from runtime.web import DBOSASGIMiddleware, DBOSWSGIMiddleware
 @pytest.fixture
 def traced_dbos(sys_url: str) -> Iterator[InMemorySpanExporter]:
     """A launched DBOS with ``enable_otlp`` on, its spans kept in memory."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    DBOS.destroy(destroy_registry=True)
-    DBOS(config={"name": "traced", "system_database_url": sys_url, "executor_id": "traced-executor", "enable_otlp": True})
-    DBOS.tracer.set_provider(provider)
-    DBOS.launch()
-    yield exporter
-    DBOS.destroy(destroy_registry=True)
-    DBOS.tracer.set_provider(None)
-    DBOS.tracer.disable_otlp = True
+    with in_memory_spans(sys_url, launch=True) as exporter:
+        yield exporter
 
 
 def test_workflows_and_steps_get_spans_with_dbos_attribute_names(traced_dbos):

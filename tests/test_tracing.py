@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from conftest import REPO_ROOT, run_app, wait_until
+from otel_spans import in_memory_spans
 from runtime import DBOS, DBOSClient, PropagateOtelContext, Queue, SetWorkflowAttributes, SetWorkflowID
 
 # A tracer of the test's own, standing for the application's request handler.
@@ -39,19 +40,9 @@ caller_tracer = TracerProvider().get_tracer("test-caller")
 
 @pytest.fixture
 def traced(sys_url: str) -> Iterator[InMemorySpanExporter]:
-    """A launched DBOS with ``enable_otlp`` on (serving its queues), its spans kept in memory."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    DBOS.destroy(destroy_registry=True)
-    DBOS(config={"name": "traced", "system_database_url": sys_url, "executor_id": "traced-executor", "enable_otlp": True})
-    DBOS.tracer.set_provider(provider)
-    try:
+    """A DBOS with ``enable_otlp`` on (launched by each test, serving its queues), its spans kept in memory."""
+    with in_memory_spans(sys_url, launch=False) as exporter:
         yield exporter
-    finally:
-        DBOS.destroy(destroy_registry=True)
-        DBOS.tracer.set_provider(None)
-        DBOS.tracer.disable_otlp = True
 
 
 def spans_named(exporter: InMemorySpanExporter, name: str) -> list[Any]:
