@@ -52,9 +52,10 @@ class WorkflowAdmin(Door):
         params = {"workflow_ids": list(workflow_ids), "cascade": cascade}
         return [r["workflow_uuid"] for r in self._run_on("delete_workflows", params, connection)]
 
-    def delete_transaction_outputs(self, workflow_ids: Sequence[str]) -> None:
-        """In an application database: forget the transaction outputs of deleted workflows."""
-        self._execute("delete_transaction_outputs", {"workflow_ids": list(workflow_ids)})
+    def delete_transaction_outputs(self, workflow_ids: Sequence[str]) -> int:
+        """In an application database: forget the transaction outputs of deleted workflows;
+        how many were deleted."""
+        return self._db._execute_count("delete_transaction_outputs", {"workflow_ids": list(workflow_ids)})
 
     def existing(self, workflow_ids: Sequence[str], *, connection: DictConnection | None = None) -> set[str]:
         """Which of these workflow ids exist."""

@@ -290,3 +290,61 @@ def test_a_finished_parent_goes_while_its_child_runs_as_in_dbos(sys_url, db, cap
     code, result = prune(capsys, sys_url, "--older-than", "30d")
     assert code == 0 and result["workflows"] == 1
     assert workflow_ids(db) == {"parent-1"} and set(rows_of(db, "parent-1").values()) == {1}
+
+
+@pytest.fixture
+def app_url(empty_db_url: str) -> str:
+    """An application database with its table of transaction outputs (as a launch makes it)."""
+    app = SystemDatabase(empty_db_url, pool_size=1)
+    app.open(run_migrations=False, application_schema=True)
+    app.close()
+    return empty_db_url
+
+
+def transaction_outputs(app_url: str) -> set[str]:
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("SELECT workflow_uuid FROM dbos.transaction_outputs")}
+
+
+def test_prune_deletes_the_transaction_outputs_in_the_application_database(sys_url, db, app_url, capsys, tmp_path):
+    for workflow_id, status, age in (("old-a", "SUCCESS", 40), ("old-b", "ERROR", 40), ("old-p", "PENDING", 40), ("new", "SUCCESS", 1)):
+        add_workflow(db, workflow_id, status, age, recorded=False)
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        for workflow_id in ("old-a", "old-a", "old-b", "old-p", "new"):
+            conn.execute(
+                "INSERT INTO dbos.transaction_outputs (workflow_uuid, function_id, output, txn_snapshot) "
+                "VALUES (%s, (SELECT count(*) FROM dbos.transaction_outputs), 'x', '')", (workflow_id,),
+            )
+    code, result = prune(capsys, sys_url, "--older-than", "30d", "--app-database-url", app_url, "--batch", "1")
+    assert code == 0 and result["workflows"] == 2 and result["batches"] == 3
+    assert result["transaction_outputs"] == 3 and result["application_database"]
+    assert transaction_outputs(app_url) == {"old-p", "new"}  # an unfinished or younger workflow keeps its outputs
+    # From the supervisor's config file, as text; and without one, the summary says they stay.
+    add_workflow(db, "old-c", "SUCCESS", 40, recorded=False)
+    with psycopg.connect(app_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO dbos.transaction_outputs (workflow_uuid, function_id, output, txn_snapshot) VALUES ('old-c', 9, 'x', '')")
+    config = tmp_path / "pgfleet.toml"
+    config.write_text(f'system_database_url = "{sys_url}"\napplication_database_url = "{app_url}"\n', "utf-8")
+    assert main(["workflow", "prune", "--config", str(config), "--older-than", "30d"]) == 0
+    out, _ = capsys.readouterr()
+    assert "and 1 transaction outputs in" in out and "old-c" not in transaction_outputs(app_url)
+    add_workflow(db, "old-d", "SUCCESS", 40, recorded=False)
+    code, result = prune(capsys, sys_url, "--older-than", "30d")
+    assert code == 0 and result["workflows"] == 1 and result["transaction_outputs"] is None
+    assert main(["workflow", "prune", "--database-url", sys_url, "--older-than", "30d", "--dry-run"]) == 0
+    assert "transaction outputs in an application database are not touched" in capsys.readouterr()[0]
+
+
+def test_prune_refuses_an_application_database_without_the_outputs_table_and_deletes_nothing(
+    sys_url, db, pg_server_url, empty_db_url, capsys,
+):
+    add_workflow(db, "old", "SUCCESS", 40, recorded=False)
+    argv = ["workflow", "prune", "--database-url", sys_url, "--older-than", "30d", "--app-database-url", empty_db_url]
+    assert main(argv) != 0  # the database does not exist yet
+    assert "cannot reach the application database" in capsys.readouterr()[1]
+    with psycopg.connect(pg_server_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{psycopg.conninfo.conninfo_to_dict(empty_db_url)["dbname"]}"')
+    assert main(argv) != 0  # it exists, but it is not an application database
+    err = capsys.readouterr()[1]
+    assert "has no dbos.transaction_outputs table" in err and "Nothing was deleted" in err
+    assert workflow_ids(db) == {"old"}

@@ -46,9 +46,11 @@ def _read_url(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str
     )
 
 
-def _connect_db(url: str, source: str, timeout: float, *, pool_size: int = 1, application_name: str = "pgfleet-cli") -> SystemDatabase:
-    """A pool on the system database at ``url`` (found in ``source``), opened without migrating
-    it; a refused connection is a CliError at once, not after ``timeout`` of retries."""
+def _connect_db(url: str, source: str, timeout: float, *, pool_size: int = 1, application_name: str = "pgfleet-cli",
+                what: str = "system database") -> SystemDatabase:
+    """A pool on the ``what`` (the system database, or an application database) at ``url``
+    (found in ``source``), opened without migrating it; a refused connection is a CliError at
+    once, not after ``timeout`` of retries."""
     db = SystemDatabase(
         url,
         pool_size=pool_size,
@@ -59,7 +61,7 @@ def _connect_db(url: str, source: str, timeout: float, *, pool_size: int = 1, ap
     try:
         db.connect().close()  # one attempt first: a refused connection fails now, not after retries
     except psycopg.OperationalError as exc:
-        raise CliError(f"cannot reach the system database at {describe_url(url)} ({source}): {_first_line(exc)}") from None
+        raise CliError(f"cannot reach the {what} at {describe_url(url)} ({source}): {_first_line(exc)}") from None
     db.open(run_migrations=False)
     return db
 
