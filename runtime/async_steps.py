@@ -39,7 +39,7 @@ from .steps import (
     sleep_checkpoint,
     time_to_wake,
 )
-from .tracing import note_attempt, tracing_enabled
+from .tracing import note_attempt, operation_span, tracing_enabled
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -147,7 +147,8 @@ async def durable_sleep_async(executor: Executor, seconds: float) -> None:
         return
     executor.check_running(ctx)
     function_id = ctx.next_function_id()  # on the loop, in call order
-    wake_at = await _wake_time(executor, ctx, function_id, seconds)
+    with operation_span("sleep"):  # as DBOS's: the recording, not the wait
+        wake_at = await _wake_time(executor, ctx, function_id, seconds)
     while (wait := time_to_wake(executor, ctx, wake_at)) is not None:
         await sleep_unless_stopped(executor, wait)
 

@@ -25,6 +25,7 @@ from .async_steps import sleep_unless_stopped
 from .operations import NOT_RECORDED, ExecutorShutdown
 from .serialization import serialize
 from .streams import READ_POLL_SEC, read_batch
+from .tracing import operation_span
 from .waiting import first_finished_once, handle_ids, polling_interval, refuse_in_transaction
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ STOP_CHECK_INTERVAL_SEC = 1.0
 async def recv_async(executor: Executor, topic: str | None, timeout_seconds: float) -> Any:
     """``DBOS.recv`` awaited on the loop: the oldest message on ``topic``, or None after the
     (durable) timeout."""
+    with operation_span("recv"):
+        return await _recv_async(executor, topic, timeout_seconds)
+
+
+async def _recv_async(executor: Executor, topic: str | None, timeout_seconds: float) -> Any:
     receive, replayed = messaging.begin_recv(executor, topic)
     if receive is None:
         return replayed
@@ -62,6 +68,11 @@ async def recv_async(executor: Executor, topic: str | None, timeout_seconds: flo
 async def get_event_async(executor: Executor, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     """``DBOS.get_event`` awaited on the loop (recorded in a workflow body, a plain read
     elsewhere)."""
+    with operation_span("get_event"):
+        return await _get_event_async(executor, workflow_id, key, timeout_seconds)
+
+
+async def _get_event_async(executor: Executor, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     read, replayed = messaging.begin_get_event(executor, workflow_id, key)
     if read is None:
         return replayed

@@ -28,6 +28,7 @@ from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, ExecutorShutdown, fenced_step, replay_recorded
 from .serialization import default_format, deserialize, format_for, serialize
 from .steps import durable_wake_time
+from .tracing import operation_span
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -109,11 +110,12 @@ def send_bulk(
         _deliver(executor, ctx, rows, None, owner)
         return
     new_messages(messages, fmt, send_to_forks)  # bad input fails before the position is taken
-    function_id, recorded = executor.begin_operation(ctx, function_name)
-    if recorded is not NOT_RECORDED:
-        return
-    rows = new_messages(messages, fmt, send_to_forks, uuid_base=f"{ctx.workflow_id}-{function_id}")
-    _deliver(executor, ctx, rows, fenced_step(ctx, function_id, function_name), None)
+    with operation_span(function_name.removeprefix("DBOS.")):  # DBOS's "send" / "send_bulk"
+        function_id, recorded = executor.begin_operation(ctx, function_name)
+        if recorded is not NOT_RECORDED:
+            return
+        rows = new_messages(messages, fmt, send_to_forks, uuid_base=f"{ctx.workflow_id}-{function_id}")
+        _deliver(executor, ctx, rows, fenced_step(ctx, function_id, function_name), None)
 
 
 def _deliver(executor: Executor, ctx: WorkflowContext | None, rows: list[NewMessage], step: Any, owner: WorkflowOwner | None) -> None:
@@ -187,6 +189,11 @@ def finish_recv(executor: Executor, receive: Receive) -> Any:
 def recv(executor: Executor, topic: str | None = None, timeout_seconds: float = 60) -> Any:
     """Receive the oldest message sent to this workflow on ``topic``, waiting up to
     ``timeout_seconds`` (durably); ``None`` if none came."""
+    with operation_span("recv"):
+        return _recv(executor, topic, timeout_seconds)
+
+
+def _recv(executor: Executor, topic: str | None, timeout_seconds: float) -> Any:
     receive, replayed = begin_recv(executor, topic)
     if receive is None:
         return replayed
@@ -216,12 +223,13 @@ def set_event(executor: Executor, key: str, value: Any, *, serialization_type: A
         with executor.fenced_write(ctx):
             executor.db.events.set_from_step(_owner(ctx), ctx.step_id, key, payload, fmt)
         return
-    function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
-    if recorded is not NOT_RECORDED:
-        return
-    payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
-    with executor.fenced_write(ctx):
-        executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
+    with operation_span("set_event"):
+        function_id, recorded = executor.begin_operation(ctx, "DBOS.setEvent")
+        if recorded is not NOT_RECORDED:
+            return
+        payload = serialize(value, what=f"the value of event {key!r}", fmt=fmt)
+        with executor.fenced_write(ctx):
+            executor.db.events.set(key, payload, fmt, fenced_step(ctx, function_id, "DBOS.setEvent"))
 
 
 @dataclass
@@ -287,6 +295,11 @@ def get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: f
     """The latest value of workflow ``workflow_id``'s event ``key``, waiting up to
     ``timeout_seconds`` for it to be set; ``None`` if it was not. Checkpointed in a workflow
     body; from a step or a transaction a plain read, as in DBOS."""
+    with operation_span("get_event"):
+        return _get_event(executor, workflow_id, key, timeout_seconds)
+
+
+def _get_event(executor: Executor, workflow_id: str, key: str, timeout_seconds: float) -> Any:
     read, replayed = begin_get_event(executor, workflow_id, key)
     if read is None:
         return replayed

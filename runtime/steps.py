@@ -33,7 +33,7 @@ from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
 from .serialization import PORTABLE_JSON, serialize, serialize_exception
 from .step_status import StepStatus, attempting, running_step
-from .tracing import note_attempt, note_failed_attempt, tracing_enabled
+from .tracing import note_attempt, note_failed_attempt, operation_span, tracing_enabled
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -199,7 +199,8 @@ def durable_sleep(executor: Executor, seconds: float) -> None:
         time.sleep(seconds)
         return
     executor.check_running(ctx)
-    wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
+    with operation_span("sleep"):  # as DBOS's: the recording, not the wait
+        wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
     while (wait := time_to_wake(executor, ctx, wake_at)) is not None:
         if executor.stop_event.wait(wait):
             raise ExecutorShutdown()

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from sysdb.streams import StreamValue, StreamWrite
 
-from .context import current_workflow
+from .context import WorkflowContext, current_workflow
 from .errors import DBOSException, DBOSNonExistentWorkflowError
 from .operations import NOT_RECORDED, fenced_step
 from .serialization import PORTABLE_JSON, deserialize, format_for, serialize
 from .status import TERMINAL_STATUSES
+from .tracing import operation_span
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -30,6 +31,8 @@ STREAM_CLOSED = "__DBOS_STREAM_CLOSED__"
 # How often a reader looks for new values while the stream is open.
 READ_POLL_SEC = 0.1
 # DBOS's text for a write outside any workflow.
+# DBOS's span names for a workflow body's writes.
+_SPAN_NAMES = {"DBOS.writeStream": "write_stream", "DBOS.closeStream": "close_stream"}
 _OUTSIDE_A_WORKFLOW = {
     "DBOS.writeStream": "write_stream() must be called from within a workflow or step",
     "DBOS.closeStream": "close_stream() must be called from within a workflow",
@@ -40,16 +43,22 @@ def _write(executor: Executor, key: str, payload: str, serialization: str | None
     ctx = current_workflow()
     if ctx is None or ctx.in_transaction:
         raise DBOSException(_OUTSIDE_A_WORKFLOW[operation])
-    step = None
     if ctx.step_id is not None and operation == "DBOS.closeStream":
         raise DBOSException(_OUTSIDE_A_WORKFLOW[operation])  # as DBOS: only a workflow body closes its streams
     if ctx.step_id is not None:  # inside a step (ctx.in_step): the write belongs to the step
-        function_id = ctx.step_id
-    else:
+        _write_step(executor, ctx, ctx.step_id, key, payload, serialization, None)
+        return
+    with operation_span(_SPAN_NAMES[operation]):
         function_id, recorded = executor.begin_operation(ctx, operation)
         if recorded is not NOT_RECORDED:
             return
-        step = fenced_step(ctx, function_id, operation)
+        _write_step(executor, ctx, function_id, key, payload, serialization, fenced_step(ctx, function_id, operation))
+
+
+def _write_step(
+    executor: Executor, ctx: WorkflowContext, function_id: int, key: str, payload: str, serialization: str | None, step: Any,
+) -> None:
+    """Write one stream value at ``function_id`` (with ``step``, its own step row, from a workflow body)."""
     write = StreamWrite(
         workflow_id=ctx.workflow_id,
         executor_id=ctx.executor_id,

@@ -1,4 +1,6 @@
-"""OpenTelemetry spans for workflows, steps and transactions, as DBOS creates them.
+"""OpenTelemetry spans for workflows, steps and transactions, and for a workflow body's own
+operations (``send``, ``recv``, ``sleep``, events, streams: :func:`operation_span`), as DBOS
+creates them.
 
 As in DBOS, tracing is off unless the config says ``enable_otlp: True``, and OpenTelemetry is an
 optional dependency (``pip install 'pgfleet[otel]'``): pgfleet imports it only when tracing is
@@ -23,7 +25,7 @@ import contextvars
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .context import current_workflow
@@ -148,9 +150,10 @@ def tracing_enabled() -> bool:
 
 @contextmanager
 def traced(
-    name: str, operation_type: str, queue_name: str | None = None, extra: dict[str, Any] | None = None
+    name: str, operation_type: str | None, queue_name: str | None = None, extra: dict[str, Any] | None = None
 ) -> Iterator[None]:
-    """Run the block in a span of the calling workflow's operation (a no-op with tracing off)."""
+    """Run the block in a span of the calling workflow's operation (a no-op with tracing off);
+    ``operation_type`` None gives a span without one (DBOS's for ``send``, ``sleep`` ...)."""
     if dbos_tracer.disable_otlp:
         yield
         return
@@ -175,8 +178,22 @@ def traced(
             dbos_tracer.end_span(span)
 
 
+def operation_span(name: str) -> AbstractContextManager[None]:
+    """The span DBOS opens around one operation of a workflow body -- ``send``, ``send_bulk``,
+    ``recv``, ``sleep`` (its recording, not the wait), ``set_event``, ``get_event``,
+    ``write_stream``, ``close_stream`` -- named ``name``, with no operation type, a child of the
+    workflow's span; replays get one too. From a step, a transaction or plain code, none (as in
+    DBOS); with tracing off, nothing at all."""
+    if dbos_tracer.disable_otlp:
+        return nullcontext()
+    ctx = current_workflow()
+    if ctx is None or ctx.in_step or ctx.in_transaction:
+        return nullcontext()
+    return traced(name, None)
+
+
 def _attributes(
-    ctx: WorkflowContext | None, name: str, operation_type: str, queue_name: str | None, extra: dict[str, Any] | None
+    ctx: WorkflowContext | None, name: str, operation_type: str | None, queue_name: str | None, extra: dict[str, Any] | None
 ) -> dict[str, Any]:
     attributes: dict[str, Any] = {"name": name, "operationType": operation_type, "queueName": queue_name, **(extra or {})}
     if ctx is not None:
@@ -185,8 +202,10 @@ def _attributes(
             "operationUUID": ctx.workflow_id, "authenticatedUser": ctx.authenticated_user,
             "authenticatedUserRoles": json.dumps(roles) if roles is not None else "",
             "authenticatedUserAssumedRole": ctx.assumed_role,
-            # The executor running it (several may share one interpreter), and its fencing epoch.
-            "executorID": ctx.executor_id, "pgfleet.ownerEpoch": ctx.owner_epoch,
+            # The executor running it (several may share one interpreter), its code version (as
+            # DBOS's spans: the one computed at launch), and the execution's fencing epoch.
+            "executorID": ctx.executor_id, "applicationVersion": ctx.executor.application_version,
+            "pgfleet.ownerEpoch": ctx.owner_epoch,
         })
     return attributes
 
