@@ -25,11 +25,13 @@ older commit), so two versions are compared by one script, interleaved by the ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,40 @@ def _round(workflow: Any, threads: int, count: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / done * 1e6, (time.process_time() - cpu) / done * 1e6
 
 
+def _common() -> Any:
+    sys.path.append(str(_HERE))  # last: its queue.py must not shadow the standard library's
+    import common
+
+    return common
+
+
+def admin_statement(url: str, sql: str) -> None:
+    """Run ``sql`` on ``url`` (autocommit)."""
+    _common().admin(url, sql)
+
+
+@contextlib.contextmanager
+def launched(database_url: str | None, embedded_dir: str, repo: Path, label: str, *,
+             pool_size: int | None = None) -> Iterator[tuple[str, Any]]:
+    """pgfleet from ``repo`` launched on a fresh database ``bench_<label>_<pid>`` of the
+    server (``database_url``, else the embedded one under ``embedded_dir``), with a 3-step
+    workflow: ``(database URL, workflow)``; destroyed and the database dropped on exit."""
+    common = _common()
+    server = common.BenchServer(database_url, embedded_dir)
+    dbname = f"bench_{label}_{os.getpid()}"
+    common.admin(str(server.url), f'CREATE DATABASE "{dbname}"')
+    DBOS = None
+    try:
+        url = common.with_database(str(server.url), dbname)
+        DBOS, workflow = _workflow(repo, url, pool_size=pool_size)
+        yield url, workflow
+    finally:
+        if DBOS is not None:
+            DBOS.destroy()
+        common.admin(str(server.url), f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        server.close(keep_server=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="Postgres server URL (default: the embedded server)")
@@ -101,18 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     thread_counts = [int(n) for n in args.threads.split(",") if n.strip()]
 
-    sys.path.append(str(_HERE))  # last: its queue.py must not shadow the standard library's
-    import common
-
-    server = common.BenchServer(args.database_url, args.embedded_dir)
-    dbname = f"bench_cpu_{os.getpid()}"
-    common.admin(str(server.url), f'CREATE DATABASE "{dbname}"')
-    DBOS = None
-    try:
-        url = common.with_database(str(server.url), dbname)
-        DBOS, workflow = _workflow(args.repo.resolve(), url)
+    with launched(args.database_url, args.embedded_dir, args.repo.resolve(), "cpu") as (url, workflow):
         if args.with_console_indexes:
-            common.admin(url, (args.repo / "sysdb" / "migrations" / "0009_console_indexes.sql").read_text("utf-8"))
+            admin_statement(url, (args.repo / "sysdb" / "migrations" / "0009_console_indexes.sql").read_text("utf-8"))
         for _ in range(args.warmup):
             workflow()
         for threads in thread_counts:
@@ -123,11 +150,6 @@ def main(argv: list[str] | None = None) -> int:
             label = f"{args.repo}{' +0009 indexes' if args.with_console_indexes else ''}"
             print(f"{label}  threads {threads}: wall {wall:,.0f} us/wf, CPU {cpu:,.0f} us/wf "
                   f"(rounds: {', '.join(f'{w:,.0f}/{c:,.0f}' for w, c in rounds)})", flush=True)
-    finally:
-        if DBOS is not None:
-            DBOS.destroy()
-        common.admin(str(server.url), f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        server.close(keep_server=True)
     return 0
 
 

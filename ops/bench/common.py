@@ -27,6 +27,25 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # the parent of ops/
 DATABASE_URL_ENVIRONMENT_VARIABLES = ("PGFLEET_SYSTEM_DATABASE_URL", "DBOS_SYSTEM_DATABASE_URL", "DBOS_DATABASE_URL")
 
 
+# ---------------------------------------------------------------------------------- loading
+
+
+def load_sibling(name: str) -> Any:
+    """Load ``ops/bench/<name>.py`` by path as module ``pgfleet_bench_<name>`` and return it.
+
+    A benchmark run as a script has its directory taken off ``sys.path`` (its ``queue.py`` would
+    shadow the standard library's), so it loads its sibling modules this way, in dependency
+    order: each finds the ones before it in ``sys.modules`` under these names."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"pgfleet_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 # ---------------------------------------------------------------------------------- numbers
 
 

@@ -38,15 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.append(str(_HERE))  # last: its queue.py must not shadow the standard library's
     import client_cpu
-    import common
 
-    server = common.BenchServer(args.database_url, args.embedded_dir)
-    dbname = f"bench_pool_order_{os.getpid()}"
-    common.admin(str(server.url), f'CREATE DATABASE "{dbname}"')
-    DBOS = None
-    try:
-        url = common.with_database(str(server.url), dbname)
-        DBOS, workflow = client_cpu._workflow(_HERE.parent.parent, url, pool_size=args.pool_size)
+    with client_cpu.launched(args.database_url, args.embedded_dir, _HERE.parent.parent, "pool_order",
+                             pool_size=args.pool_size) as (_url, workflow):
         from psycopg_pool import ConnectionPool
 
         from sysdb.recent_first_pool import RecentFirstPool
@@ -64,11 +58,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"threads {threads}, pool {args.pool_size}: recent first {statistics.median(walls['recent first']):,.0f} us/wf, "
                   f"FIFO {statistics.median(walls['FIFO']):,.0f} (medians); recent first / FIFO per pair: median "
                   f"{statistics.median(ratios):.2f}, faster in {sum(r < 1 for r in ratios)} of {len(ratios)} pairs", flush=True)
-    finally:
-        if DBOS is not None:
-            DBOS.destroy()
-        common.admin(str(server.url), f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        server.close(keep_server=True)
     return 0
 
 

@@ -130,26 +130,21 @@ from typing import Any
 
 if __package__:
     from . import common, queue_drain, queue_idle, queue_latency, queue_report, queue_run, queue_worker
-else:  # a script: load the sibling modules by path (their directory is off sys.path, see above)
-
-    def _load(name: str) -> Any:
-        spec = importlib.util.spec_from_file_location(f"pgfleet_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
+else:  # a script: common by path (this directory is off sys.path, see above), then its siblings
+    _spec = importlib.util.spec_from_file_location("pgfleet_bench_common", Path(__file__).resolve().parent / "common.py")
+    assert _spec is not None and _spec.loader is not None
+    common = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = common
+    _spec.loader.exec_module(common)
     # In dependency order: each module finds the ones before it in sys.modules.
-    common = _load("common")
-    _load("sql_alone")
-    _load("bound")
-    queue_worker = _load("queue_worker")
-    queue_run = _load("queue_run")
-    queue_drain = _load("queue_drain")
-    queue_latency = _load("queue_latency")
-    queue_idle = _load("queue_idle")
-    queue_report = _load("queue_report")
+    for _sibling in ("sql_alone", "paired", "bound"):
+        common.load_sibling(_sibling)
+    queue_worker = common.load_sibling("queue_worker")
+    queue_run = common.load_sibling("queue_run")
+    queue_drain = common.load_sibling("queue_drain")
+    queue_latency = common.load_sibling("queue_latency")
+    queue_idle = common.load_sibling("queue_idle")
+    queue_report = common.load_sibling("queue_report")
 
 
 # ---------------------------------------------------------------------------------- parent

@@ -75,19 +75,15 @@ from typing import Any
 
 if __package__:
     from . import bound, common
-else:  # a script (the DBOS worker too): load the sibling modules by path, in dependency order
-    def _load_sibling(name: str) -> Any:
-        spec = importlib.util.spec_from_file_location(f"pgfleet_bench_{name}", Path(__file__).resolve().parent / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    common = _load_sibling("common")
-    _load_sibling("sql_alone")
-    _load_sibling("paired")
-    bound = _load_sibling("bound")
+else:  # a script (the DBOS worker too): common by path, then its siblings through it, in dependency order
+    _spec = importlib.util.spec_from_file_location("pgfleet_bench_common", Path(__file__).resolve().parent / "common.py")
+    assert _spec is not None and _spec.loader is not None
+    common = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = common
+    _spec.loader.exec_module(common)
+    for _sibling in ("sql_alone", "paired"):
+        common.load_sibling(_sibling)
+    bound = common.load_sibling("bound")
 
 RESULT_PREFIX = common.RESULT_PREFIX
 REPO_ROOT = common.REPO_ROOT
