@@ -1,5 +1,6 @@
 """DBOS's OpenTelemetry spans (config enable_otlp) for a small workflow: their names, parents,
-DBOS attributes, statuses and retry events, and the trace context a PropagateOtelContext block
+DBOS attributes, statuses and retry events, the spans of a workflow body's own operations
+(sleep, send, recv, events, streams; none from a step), and the trace context a PropagateOtelContext block
 records in a queued workflow's row. Needs OpenTelemetry's SDK under both packages (DBOS's
 "otel" extra): tests/test_differential.py skips it, saying so, when DBOS's Python lacks it.
 pgfleet's own attributes (``pgfleet.*``) and the run-specific ones (executor, version) are left
@@ -50,6 +51,26 @@ def refused():
     raise ValueError("out of stock")
 
 
+@DBOS.step()
+def from_a_step():
+    DBOS.set_event("in-step", 1)  # no span of its own, in either package
+    DBOS.write_stream("log", "step")
+
+
+@DBOS.workflow()
+def operations():
+    """A workflow body's own operations: each gets a span of its own (sync, one after another)."""
+    DBOS.sleep(0.01)
+    DBOS.send(DBOS.workflow_id, "ping", "topic")
+    got = DBOS.recv("topic", timeout_seconds=5)
+    DBOS.set_event("k", got)
+    value = DBOS.get_event(DBOS.workflow_id, "k", timeout_seconds=1)
+    from_a_step()
+    DBOS.write_stream("log", value)
+    DBOS.close_stream("log")
+    return value
+
+
 def spans():
     """Every finished span but the program's own, in start order, as both packages make them."""
     finished = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
@@ -76,6 +97,8 @@ if __name__ == "__main__":
         see("direct", order_flow("o-1"))
     with SetWorkflowID("refused-1"):
         attempt("refused", refused)
+    with SetWorkflowID("operations-1"):
+        see("operations", operations())
     tracer = provider.get_tracer("program")
     with tracer.start_as_current_span("enqueuer") as enqueuer, PropagateOtelContext(), SetWorkflowID("queued-1"):
         handle = queue.enqueue(order_flow, "o-2")
