@@ -30,9 +30,9 @@ __all__ = ["write_stream", "close_stream", "read_stream", "read_batch", "STREAM_
 STREAM_CLOSED = "__DBOS_STREAM_CLOSED__"
 # How often a reader looks for new values while the stream is open.
 READ_POLL_SEC = 0.1
-# DBOS's text for a write outside any workflow.
 # DBOS's span names for a workflow body's writes.
 _SPAN_NAMES = {"DBOS.writeStream": "write_stream", "DBOS.closeStream": "close_stream"}
+# DBOS's text for a write outside any workflow.
 _OUTSIDE_A_WORKFLOW = {
     "DBOS.writeStream": "write_stream() must be called from within a workflow or step",
     "DBOS.closeStream": "close_stream() must be called from within a workflow",

@@ -9,12 +9,12 @@ minute still touches every connection. Handing out the most recently returned co
 instead (what SQLAlchemy calls ``pool_use_lifo``) keeps each caller on the few warm backends
 that the current load needs.
 
-Measured (issue #14, ``ops/bench/RESULTS.md`` "Pool order"; ``ops/bench/pool_order.py``, both
-orders alternating in one process, a pool of 16 grown by a burst): 3-step workflows took 20 %
-less wall time with one thread and 31 % less with eight, faster in 7 of 8 pairs each. Bare
-psycopg rotating a workflow's 5 statements over 12 connections took 2,373 µs against 1,796 on
-one connection; over 2 or 4 it made no difference, so a pool no bigger than its load gains
-nothing.
+Measured (issue #14, ``ops/bench/RESULTS.md``, "The pool's order, and shares measured in
+paired rounds"; ``ops/bench/pool_order.py``: both orders alternating in one process, a pool of
+16 grown by a burst, two runs of 8 pairs): 3-step workflows took 18-20 % less wall time with one
+thread and 20-31 % less with eight, faster in 7 or 8 of the 8 pairs. Bare psycopg rotating a
+workflow's 5 statements over 12 connections took 2,373 µs against 1,796 on one connection; over
+2 or 4 it made no difference, so a pool no bigger than its load gains nothing.
 
 psycopg_pool has no option for the order, so this overrides the one private method that picks
 the connection (``_get_ready_connection``, called under the pool's lock), keeping all of its
