@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 
+import test_coordination_inprocess as coordination
 from sysdb.session_names import executor_session_name
-from test_coordination_inprocess import LEASE_TTL, clock, end_backend, join, leader_row  # noqa: F401 (fixtures)
+from test_coordination_inprocess import LEASE_TTL, end_backend, leader_row
+
+# The in-process coordination fixtures: members on pools of their own, on one fake clock.
+join, clock = coordination.join, coordination.clock
 
 
 def test_a_restarted_leader_waiting_out_its_old_lease_takes_no_term_until_it_is_elected(join, clock, db):
