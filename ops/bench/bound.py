@@ -198,7 +198,7 @@ def run_threads_worker(setup_engine: Callable[..., Any], emit: Callable[[dict[st
                     rounds = paired["rounds"]
                     per_round = max(1, count // rounds)
                     slices = pairing.paired_rounds(
-                        lambda threads, wf=workflows[k], want=expected, each=per_round: _threaded_row(wf, want, threads, each),
+                        lambda wf=workflows[k], want=expected, threads=n, each=per_round: _threaded_row(wf, want, threads, each),
                         raw_bound, paired["raw_url"], paired["sql_url"], n, k, rounds, paired["seconds"] / rounds,
                         writes_per_workflow(k))
                     row = _merged([s["row"] for s in slices])

@@ -96,11 +96,6 @@ def _common() -> Any:
     return common
 
 
-def admin_statement(url: str, sql: str) -> None:
-    """Run ``sql`` on ``url`` (autocommit)."""
-    _common().admin(url, sql)
-
-
 @contextlib.contextmanager
 def launched(database_url: str | None, embedded_dir: str, repo: Path, label: str, *,
              pool_size: int | None = None) -> Iterator[tuple[str, Any]]:
@@ -139,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with launched(args.database_url, args.embedded_dir, args.repo.resolve(), "cpu") as (url, workflow):
         if args.with_console_indexes:
-            admin_statement(url, (args.repo / "sysdb" / "migrations" / "0009_console_indexes.sql").read_text("utf-8"))
+            _common().admin(url, (args.repo / "sysdb" / "migrations" / "0009_console_indexes.sql").read_text("utf-8"))
         for _ in range(args.warmup):
             workflow()
         for threads in thread_counts:

@@ -24,22 +24,23 @@ from typing import Any
 
 if __package__:
     from . import sql_alone
-else:  # loaded by path by bound.py's loader (workflows.py), after sql_alone.py
+else:  # a script's sibling, loaded by path (common.load_sibling) after sql_alone.py
     sql_alone = sys.modules["pgfleet_bench_sql_alone"]
 
 __all__ = ["paired_rounds", "summary"]
 
 
 def paired_rounds(
-    engine_slice: Callable[[int], dict[str, Any]], raw_bound: Callable[[str, int, float], dict[str, Any]],
+    engine_slice: Callable[[], dict[str, Any]], raw_bound: Callable[[str, int, float], dict[str, Any]],
     raw_url: str, sql_url: str | None, threads: int, steps: int, rounds: int, slice_seconds: float, writes: int,
 ) -> list[dict[str, Any]]:
-    """``rounds`` x (raw bound, SQL alone if ``sql_url``, engine); each round's rates."""
+    """``rounds`` x (raw bound, SQL alone if ``sql_url``, then ``engine_slice()``, the engine's
+    ``threads`` threads); each round's rates."""
     out = []
     for _ in range(rounds):
         raw = raw_bound(raw_url, threads, slice_seconds)["commits_per_s"]
         alone = sql_alone.sql_alone(sql_url, threads, steps, slice_seconds)["writes_per_s"] if sql_url else None
-        row = engine_slice(threads)
+        row = engine_slice()
         out.append({"raw": raw, "sql": alone, "engine": row["wf_per_s"] * writes, "row": row})
     return out
 
