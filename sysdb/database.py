@@ -265,21 +265,19 @@ class SystemDatabase(Doors):
 
         def run() -> list[Row]:
             with PooledCheckout(self._pool) as conn:
-                cur = conn.run(statement(name), params)
-                return cur.fetchall() if cur.description else []
+                return conn.run_named(name, params).rows
 
         return self.with_retries(run)
 
     @staticmethod
     def _execute_on(conn: DictConnection, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run a named statement on a connection the caller holds (inside its transaction)."""
-        cur = conn.run(statement(name), params)
-        return cur.fetchall() if cur.description else []
+        return conn.run_named(name, params).rows
 
     @staticmethod
     def _execute_on_count(conn: DictConnection, name: str, params: Mapping[str, Any]) -> int:
         """Run a named statement on a connection the caller holds; how many rows it changed."""
-        return conn.run(statement(name), params).rowcount
+        return conn.run_named(name, params).rowcount
 
     def pooled(self) -> AbstractContextManager[DictConnection]:
         """A connection from the pool for a few statements (a door's transaction), returned to
@@ -289,21 +287,20 @@ class SystemDatabase(Doors):
     def _execute_once(self, name: str, params: Mapping[str, Any]) -> list[Row]:
         """Run the named statement once on a pooled connection (the caller retries)."""
         with PooledCheckout(self._pool) as conn:
-            cur = conn.run(statement(name), params)
-            return cur.fetchall() if cur.description else []
+            return conn.run_named(name, params).rows
 
     def _execute_count_once(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement once on a pooled connection (the caller retries); how many
         rows it changed."""
         with PooledCheckout(self._pool) as conn:
-            return conn.run(statement(name), params).rowcount
+            return conn.run_named(name, params).rowcount
 
     def _execute_count(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the named statement with retries and return how many rows it changed."""
 
         def run() -> int:
             with PooledCheckout(self._pool) as conn:
-                return conn.run(statement(name), params).rowcount
+                return conn.run_named(name, params).rowcount
 
         return self.with_retries(run)
 

@@ -16,7 +16,6 @@ import psycopg
 from .database import DictConnection, Row, SystemDatabase
 from .links import dead_link_settings
 from .session_names import with_purpose
-from .statements import statement
 
 __all__ = ["DedicatedSession"]
 
@@ -57,8 +56,7 @@ class DedicatedSession:
             if self._conn is None or self._conn.closed:
                 self._conn = self._db.connect(**self._settings)
             try:
-                cur = self._conn.run(statement(name), params)
-                return cur.fetchall() if cur.description else []
+                return self._conn.run_named(name, params).rows
             except psycopg.OperationalError:
                 self._close_locked()
                 raise
