@@ -91,17 +91,43 @@ def parse_threads(parser: Any, threads: str | None, profile: str | None) -> list
 # ---------------------------------------------------------------------------------- raw bound
 
 
-def raw_bound(url: str, threads: int, seconds: float) -> dict[str, Any]:
-    """Durable single-row autocommit INSERTs/s that ``threads`` connections get from the server."""
+def _insert_on_cursor(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
+    wf, n, cur = str(uuid.uuid4()), 0, conn.cursor()  # one cursor kept, psycopg's cheapest public path
+    while not stopped():
+        now = int(time.time() * 1000)
+        cur.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
+        n += 1
+    return n
 
-    def insert_rows(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
-        wf, n, cur = str(uuid.uuid4()), 0, conn.cursor()  # one cursor kept, the cheapest client path
-        while not stopped():
-            now = int(time.time() * 1000)
-            cur.execute(RAW_INSERT, (wf, n, "bench_step", '{"value": 4}', now, now, "json"))
-            n += 1
-        return n
 
+def _insert_through_libpq(conn: Any, slot: int, stopped: Callable[[], bool]) -> int:
+    # The INSERT prepared once and sent as pgfleet sends its hot statements (sysdb/direct.py).
+    from psycopg import generators, pq
+
+    pgconn, wf, n = conn.pgconn, str(uuid.uuid4()).encode(), 0
+    if pgconn.prepare(b"bench_raw_insert", _numbered(RAW_INSERT).encode()).status != pq.ExecStatus.COMMAND_OK:
+        raise RuntimeError(f"preparing the raw INSERT failed: {pgconn.get_error_message()}")
+    while not stopped():
+        now = str(int(time.time() * 1000)).encode()
+        pgconn.send_query_prepared(b"bench_raw_insert", [wf, str(n).encode(), b"bench_step", b'{"value": 4}', now, now, b"json"])
+        result = conn.wait(generators.execute(pgconn))[-1]
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise RuntimeError(f"the raw INSERT failed: {(result.error_message or b'').decode()}")
+        n += 1
+    return n
+
+
+def _numbered(query: str) -> str:
+    """``%s`` placeholders as ``$1 .. $n``."""
+    parts = query.split("%s")
+    return "".join(part + (f"${i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+
+
+def raw_bound(url: str, threads: int, seconds: float, *, through_libpq: bool = False) -> dict[str, Any]:
+    """Durable single-row autocommit INSERTs/s that ``threads`` connections get from the server:
+    on psycopg's kept cursor (issue #14's bound), or ``through_libpq`` as pgfleet's own hot
+    statements are sent (prepared once, no cursor)."""
+    insert_rows = _insert_through_libpq if through_libpq else _insert_on_cursor
     commits, elapsed = common.timed_connections(url, threads, seconds, {"autocommit": True}, insert_rows)
     return {"threads": threads, "commits": commits, "elapsed_s": elapsed, "commits_per_s": commits / elapsed}
 
@@ -230,7 +256,8 @@ def table(bounds: dict[str, Any], sql: dict[str, Any], runs: dict[str, Any], ste
     for engine in runs:
         header += [f"{engine} wf/s", f"{engine} writes/s", f"{engine} share"] + (["of SQL alone"] if engine == "pgfleet" else [])
     if paired:
-        header += ["paired: SQL alone share"] + [f"paired: {engine} share" for engine in runs] + ["paired: pgfleet of SQL alone"]
+        header += (["paired: SQL alone share"] + [f"paired: {engine} share" for engine in runs]
+                   + ["paired: pgfleet of SQL alone", "paired: pgfleet share of libpq bound"])
     rows = [header]
     for n in thread_counts:
         raw = bounds[str(n)]["commits_per_s"]
@@ -249,6 +276,7 @@ def table(bounds: dict[str, Any], sql: dict[str, Any], runs: dict[str, Any], ste
                 row.append(_pct(rounds.get("pgfleet", {}).get("sql_share")))
                 row += [_pct(rounds[engine].get("engine_share")) for engine in runs]
                 row.append(_pct(rounds.get("pgfleet", {}).get("of_sql_alone")))
+                row.append(_pct(rounds.get("pgfleet", {}).get("libpq_share")))
             rows.append(row)
     return common.render_table(rows)
 
@@ -305,7 +333,8 @@ def run_parent(args: Any, step_counts: list[int], thread_counts: list[int], run_
           "statements for the workflow sent by bare psycopg, no pgfleet code (sql_alone.py; higher of before/after)")
     if args.rounds:
         print(f"paired: the median (and range) of {args.rounds} rounds' shares, each round a {args.bound_seconds / args.rounds:g} s "
-              f"bound, a {args.bound_seconds / args.rounds:g} s SQL alone and {max(1, args.count // args.rounds)} workflows per thread, "
+              f"bound, as long a bound through libpq (the INSERTs sent as pgfleet sends its hot statements), a "
+              f"{args.bound_seconds / args.rounds:g} s SQL alone and {max(1, args.count // args.rounds)} workflows per thread, "
               "in that order, in the engine's process (paired.py)")
     print()
     print(table(bounds, sql, runs, step_counts, thread_counts))
