@@ -15,16 +15,18 @@ Ctrl-C cancellation, a dead link and the connection's lock behave exactly as on 
 and a server error is raised as psycopg's own class for its SQLSTATE. With prepared statements
 off (a pooler in transaction mode) the text is sent unnamed each time instead.
 
-What the shortcut accepts is deliberately narrow, and what it cannot do goes to the cursor:
-parameters are ``None``, ``str``, ``int`` or ``float``, sent as untyped text for the server to
-type from the statement; result columns are integers, booleans or text. A connection whose
-client encoding is not UTF-8, that is in pipeline mode, or that would need psycopg to BEGIN a
-transaction first, uses the cursor.
+What the shortcut accepts is deliberately narrow. Parameters are ``None``, ``str``, ``int`` or
+``float``, sent as untyped text for the server to type from the statement; another type (what
+these statements' callers never pass) is refused with a ``TypeError`` naming the parameter.
+Result columns are integers, booleans or text. A connection whose client encoding is not UTF-8,
+that is in pipeline mode, or that would need psycopg to BEGIN a transaction first, uses the
+cursor.
 ``tests/test_direct_statements.py`` runs every statement here both ways and compares.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -87,15 +89,10 @@ class DirectStatement:
         return cls(name, f"pgfleet_{name}".encode(), text.replace("%%", "%").encode("utf-8"), tuple(names))
 
 
-_converted: dict[str, DirectStatement] = {}
-
-
+@functools.cache
 def direct_statement(name: str) -> DirectStatement | None:
     """The libpq form of statement ``name``, or None when it is not one of the direct ones."""
-    found = _converted.get(name)
-    if found is None and name in DIRECT_STATEMENTS:
-        found = _converted[name] = DirectStatement.convert(name, statement(name))
-    return found
+    return DirectStatement.convert(name, statement(name)) if name in DIRECT_STATEMENTS else None
 
 
 def usable_on(conn: DictConnection) -> bool:
@@ -117,12 +114,14 @@ def _dump(stmt: DirectStatement, params: Mapping[str, Any]) -> list[bytes | None
         kind = type(value)
         if value is None:
             values.append(None)
-        elif kind is str:
+        elif kind is str or isinstance(value, str):  # the exact type first: the common case
             if "\x00" in value:  # libpq sends C strings: a NUL would cut the value short
                 raise psycopg.DataError(f"parameter {key!r} of {stmt.name}: PostgreSQL text cannot contain NUL (0x00) characters")
             values.append(value.encode("utf-8"))
         elif kind is int or kind is float:
             values.append(repr(value).encode("ascii"))
+        elif isinstance(value, (int, float)) and kind is not bool:  # an IntEnum, a float subclass
+            values.append(repr(int(value) if isinstance(value, int) else float(value)).encode("ascii"))
         else:
             raise TypeError(f"parameter {key!r} of {stmt.name} is a {kind.__name__}: direct statements take None, str, int or float")
     return values
@@ -179,8 +178,11 @@ def run_direct(conn: DictConnection, stmt: DirectStatement, params: Mapping[str,
             result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))
         except errors.InvalidSqlStatementName:
             # The session lost its prepared statements (a DEALLOCATE ALL or DISCARD ALL by
-            # someone else): prepare again and run once more; nothing ran the first time.
+            # someone else): prepare again and run once more; nothing ran the first time. In
+            # a transaction the error has aborted it, so there is nothing to run again in.
             conn.direct_prepared.discard(stmt.name)
+            if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                raise
             _prepare(conn, stmt)
             pgconn.send_query_prepared(stmt.prepared_name, values)
             result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))

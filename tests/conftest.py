@@ -124,6 +124,20 @@ def db(sys_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def sysdb_one(sys_url: str) -> Iterator[Any]:
+    """pgfleet's SystemDatabase on the test's database with a pool of one connection (so each
+    checkout is the same session), opened without migrating and closed after."""
+    from sysdb import SystemDatabase
+
+    system_db = SystemDatabase(sys_url, pool_size=1, retry_timeout_sec=5)
+    system_db.open(run_migrations=False)
+    try:
+        yield system_db
+    finally:
+        system_db.close()
+
+
+@pytest.fixture
 def dbos(sys_url: str) -> Iterator[type]:
     """A launched DBOS on the test's database; destroyed (with its registry) afterwards."""
     from runtime import DBOS

@@ -5,7 +5,7 @@ statements, a non-UTF-8 session and a transaction all behave as on the cursor.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
 from typing import Any
 
 import psycopg
@@ -49,16 +49,6 @@ def _finish(workflow_id: str) -> dict[str, Any]:
 PARAMS = {"insert_workflow": _start, "record_step_output": _step, "record_step_attempt": _attempt, "finish_workflow": _finish}
 
 
-@pytest.fixture
-def sysdb(sys_url: str) -> Iterator[SystemDatabase]:
-    db = SystemDatabase(sys_url, pool_size=1, retry_timeout_sec=5)
-    db.open(run_migrations=False)
-    try:
-        yield db
-    finally:
-        db.close()
-
-
 def _both_ways(conn: DictConnection, name: str, workflow_id: str, direct: bool) -> tuple[list[dict[str, Any]], int]:
     params = PARAMS[name](workflow_id)
     if direct:
@@ -89,9 +79,9 @@ def test_the_direct_statements_are_the_hot_paths_four():
     assert DIRECT_STATEMENTS == set(PARAMS)
 
 
-def test_each_direct_statement_writes_and_returns_what_the_cursor_does(sysdb, db):
+def test_each_direct_statement_writes_and_returns_what_the_cursor_does(sysdb_one, db):
     order = ["insert_workflow", "record_step_attempt", "record_step_output", "finish_workflow"]
-    with sysdb.pooled() as conn:
+    with sysdb_one.pooled() as conn:
         for name in order:
             by_cursor = _both_ways(conn, name, "wf-cursor", direct=False)
             by_direct = _both_ways(conn, name, "wf-direct", direct=True)
@@ -105,35 +95,35 @@ def test_each_direct_statement_writes_and_returns_what_the_cursor_does(sysdb, db
     assert status["attributes"] == {"team": "ops", "note": "caf\u00e9 \u2713"}
 
 
-def test_the_start_returns_its_epoch_and_nothing_for_an_existing_id(sysdb):
-    with sysdb.pooled() as conn:
+def test_the_start_returns_its_epoch_and_nothing_for_an_existing_id(sysdb_one):
+    with sysdb_one.pooled() as conn:
         first = _both_ways(conn, "insert_workflow", "wf-1", direct=True)
         second = _both_ways(conn, "insert_workflow", "wf-1", direct=True)
     assert first == ([{"owner_epoch": 7}], 1)
     assert second == ([], 0)
 
 
-def test_a_nul_in_a_parameter_is_refused_before_anything_is_sent(sysdb, db):
+def test_a_nul_in_a_parameter_is_refused_before_anything_is_sent(sysdb_one, db):
     params = _start("wf-nul\x00tail")
     found = direct_statement("insert_workflow")
     assert found is not None
-    with sysdb.pooled() as conn, pytest.raises(psycopg.DataError, match="'workflow_id' of insert_workflow.*NUL"):
+    with sysdb_one.pooled() as conn, pytest.raises(psycopg.DataError, match="'workflow_id' of insert_workflow.*NUL"):
         run_direct(conn, found, params)
     # Sent as a C string the id would have been cut to "wf-nul" and stored.
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid LIKE 'wf-nul%'").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("value", [True, b"bytes", 1.5j])
-def test_a_parameter_of_another_type_is_refused_with_its_name(sysdb, value):
+def test_a_parameter_of_another_type_is_refused_with_its_name(sysdb_one, value):
     params = {**_start("wf-type"), "timeout_ms": value}
     found = direct_statement("insert_workflow")
     assert found is not None
-    with sysdb.pooled() as conn, pytest.raises(TypeError, match="'timeout_ms' of insert_workflow"):
+    with sysdb_one.pooled() as conn, pytest.raises(TypeError, match="'timeout_ms' of insert_workflow"):
         run_direct(conn, found, params)
 
 
-def test_a_server_error_keeps_psycopgs_class_and_the_connection_stays_usable(sysdb):
-    with sysdb.pooled() as conn:
+def test_a_server_error_keeps_psycopgs_class_and_the_connection_stays_usable(sysdb_one):
+    with sysdb_one.pooled() as conn:
         _both_ways(conn, "insert_workflow", "wf-dup", direct=True)
         _both_ways(conn, "record_step_output", "wf-dup", direct=True)
         with pytest.raises(psycopg.errors.UniqueViolation):
@@ -146,8 +136,8 @@ def _prepared_names(conn: DictConnection) -> set[str]:
     return {row["name"] for row in conn.run("SELECT name FROM pg_prepared_statements").fetchall()}
 
 
-def test_a_session_that_lost_its_prepared_statements_prepares_them_again(sysdb):
-    with sysdb.pooled() as conn:
+def test_a_session_that_lost_its_prepared_statements_prepares_them_again(sysdb_one):
+    with sysdb_one.pooled() as conn:
         assert conn.run_named("insert_workflow", _start("wf-p1")).rowcount == 1
         assert "pgfleet_insert_workflow" in _prepared_names(conn)
         conn.run("DEALLOCATE ALL")
@@ -167,8 +157,8 @@ def test_without_prepared_statements_nothing_is_prepared(sys_url):
         db.close()
 
 
-def test_a_non_utf8_session_goes_through_the_cursor(sysdb, db):
-    with sysdb.pooled() as conn:
+def test_a_non_utf8_session_goes_through_the_cursor(sysdb_one, db):
+    with sysdb_one.pooled() as conn:
         conn.run("SET client_encoding TO 'LATIN1'")
         try:
             params = {**_start("wf-latin1"), "application_name": "caf\u00e9", "attributes": None}
@@ -179,8 +169,8 @@ def test_a_non_utf8_session_goes_through_the_cursor(sysdb, db):
     assert db.execute("SELECT application_name FROM dbos.workflow_status WHERE workflow_uuid = 'wf-latin1'").fetchone()[0] == "caf\u00e9"
 
 
-def test_inside_a_transaction_a_direct_statement_rolls_back_with_it(sysdb, db):
-    with sysdb.pooled() as conn:
+def test_inside_a_transaction_a_direct_statement_rolls_back_with_it(sysdb_one, db):
+    with sysdb_one.pooled() as conn:
         with pytest.raises(RuntimeError), conn.transaction():
             assert conn.run_named("insert_workflow", _start("wf-tx")).rowcount == 1
             raise RuntimeError("roll it back")
@@ -189,19 +179,19 @@ def test_inside_a_transaction_a_direct_statement_rolls_back_with_it(sysdb, db):
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE workflow_uuid = 'wf-tx2'").fetchone()[0] == 1
 
 
-def test_a_dead_connection_raises_a_connection_failure_the_retries_know(sysdb, db):
-    with sysdb.pooled() as conn:
+def test_a_dead_connection_raises_a_connection_failure_the_retries_know(sysdb_one, db):
+    with sysdb_one.pooled() as conn:
         conn.run_named("insert_workflow", _start("wf-dead"))  # prepared on this session
         db.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
         with pytest.raises(psycopg.OperationalError) as caught:
             conn.run_named("record_step_output", _step("wf-dead"))
     assert is_connection_failure(caught.value)
     # The door's retry takes a fresh connection and prepares there.
-    assert sysdb._execute_count_once("record_step_output", _step("wf-dead")) == 1
+    assert sysdb_one._execute_count_once("record_step_output", _step("wf-dead")) == 1
 
 
-def test_every_direct_statements_result_columns_are_ones_it_decodes(sysdb):
-    with sysdb.pooled() as conn:
+def test_every_direct_statements_result_columns_are_ones_it_decodes(sysdb_one):
+    with sysdb_one.pooled() as conn:
         for name in sorted(DIRECT_STATEMENTS):
             found = direct_statement(name)
             assert found is not None
@@ -211,3 +201,33 @@ def test_every_direct_statements_result_columns_are_ones_it_decodes(sysdb):
                 described = conn.pgconn.describe_prepared(b"probe_" + found.prepared_name)
             types = {described.ftype(i) for i in range(described.nfields)}
             assert types <= {16, 20, 21, 23, 25, 1043}, (name, types)
+
+
+class _Status(str, enum.Enum):
+    SUCCESS = "SUCCESS"
+
+
+class _Epoch(enum.IntEnum):
+    SEVENTH = 7
+
+
+def test_str_and_int_subclasses_are_sent_as_their_values(sysdb_one, db):
+    with sysdb_one.pooled() as conn:
+        assert conn.run_named("insert_workflow", {**_start("wf-enum"), "owner_epoch": _Epoch.SEVENTH}).rowcount == 1
+        finish = {**_finish("wf-enum"), "status": _Status.SUCCESS, "owner_epoch": _Epoch.SEVENTH}
+        assert conn.run_named("finish_workflow", finish).rowcount == 1
+    row = db.execute("SELECT status, owner_epoch FROM dbos.workflow_status WHERE workflow_uuid = 'wf-enum'").fetchone()
+    assert row == ("SUCCESS", 7)
+
+
+def test_a_lost_prepared_statement_inside_a_transaction_is_not_run_again(sysdb_one, db):
+    with sysdb_one.pooled() as conn:
+        conn.run_named("insert_workflow", _start("wf-tx-lost"))
+        conn.run_named("record_step_output", _step("wf-tx-lost"))  # both prepared on this session
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName), conn.transaction():
+            conn.run("DEALLOCATE ALL")
+            conn.run_named("record_step_output", _step("wf-tx-lost", 2))
+        # Outside the transaction it is prepared again and runs.
+        assert conn.run_named("record_step_output", _step("wf-tx-lost", 3)).rowcount == 1
+    steps = db.execute("SELECT function_id FROM dbos.operation_outputs WHERE workflow_uuid = 'wf-tx-lost' ORDER BY 1").fetchall()
+    assert steps == [(1,), (3,)]

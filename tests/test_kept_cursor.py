@@ -7,18 +7,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from sysdb import SystemDatabase
-
-
-@pytest.fixture
-def sysdb_one(sys_url: str):
-    db = SystemDatabase(sys_url, pool_size=1, retry_timeout_sec=5)
-    db.open(run_migrations=False)
-    try:
-        yield db
-    finally:
-        db.close()
-
 
 def test_a_failed_statement_leaves_the_kept_cursor_usable(sysdb_one):
     with sysdb_one.pooled() as conn:
