@@ -13,7 +13,8 @@ auto-prepared statements are ``_pg3_*``), and run with ``PQsendQueryPrepared`` t
 waiting generator a cursor uses (``psycopg.generators.execute`` under ``Connection.wait``), so
 Ctrl-C cancellation, a dead link and the connection's lock behave exactly as on the cursor path,
 and a server error is raised as psycopg's own class for its SQLSTATE. With prepared statements
-off (a pooler in transaction mode) the text is sent unnamed each time instead.
+off (a pooler in transaction mode), and inside a transaction, the text is sent unnamed instead
+(parsed each time, still without the cursor's set-up).
 
 What the shortcut accepts is deliberately narrow. Parameters are ``None``, ``str``, ``int`` or
 ``float``, sent as untyped text for the server to type from the statement; another type (what
@@ -168,21 +169,22 @@ def run_direct(conn: DictConnection, stmt: DirectStatement, params: Mapping[str,
     values = _dump(stmt, params)
     pgconn = conn.pgconn
     with conn.lock:
-        if conn.prepare_threshold is None:
+        # Inside a transaction the statement goes unnamed: a prepared one can be gone (see
+        # below), and failing there would abort the caller's transaction.
+        if conn.prepare_threshold is None or pgconn.transaction_status != pq.TransactionStatus.IDLE:
             pgconn.send_query_params(stmt.text, values)
-        else:
-            if stmt.name not in conn.direct_prepared:
-                _prepare(conn, stmt)
-            pgconn.send_query_prepared(stmt.prepared_name, values)
+            return _decode(stmt, _only_result(conn, stmt, conn.wait(generators.execute(pgconn))))
+        if stmt.name not in conn.direct_prepared:
+            _prepare(conn, stmt)
+        pgconn.send_query_prepared(stmt.prepared_name, values)
         try:
             result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))
         except errors.InvalidSqlStatementName:
-            # The session lost its prepared statements (a DEALLOCATE ALL or DISCARD ALL by
-            # someone else): prepare again and run once more; nothing ran the first time. In
-            # a transaction the error has aborted it, so there is nothing to run again in.
+            # The session lost its prepared statements: psycopg itself sends DEALLOCATE ALL
+            # after a ROLLBACK, DROP or ALTER once it holds prepared statements of its own
+            # (psycopg/_preparing.py), and so does anyone's DISCARD ALL. Autocommit, so nothing
+            # ran: prepare again and run once more.
             conn.direct_prepared.discard(stmt.name)
-            if pgconn.transaction_status != pq.TransactionStatus.IDLE:
-                raise
             _prepare(conn, stmt)
             pgconn.send_query_prepared(stmt.prepared_name, values)
             result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))

@@ -220,14 +220,35 @@ def test_str_and_int_subclasses_are_sent_as_their_values(sysdb_one, db):
     assert row == ("SUCCESS", 7)
 
 
-def test_a_lost_prepared_statement_inside_a_transaction_is_not_run_again(sysdb_one, db):
+def test_inside_a_transaction_a_direct_statement_needs_no_prepared_statement(sysdb_one, db):
     with sysdb_one.pooled() as conn:
         conn.run_named("insert_workflow", _start("wf-tx-lost"))
         conn.run_named("record_step_output", _step("wf-tx-lost"))  # both prepared on this session
-        with pytest.raises(psycopg.errors.InvalidSqlStatementName), conn.transaction():
+        with conn.transaction():
             conn.run("DEALLOCATE ALL")
-            conn.run_named("record_step_output", _step("wf-tx-lost", 2))
-        # Outside the transaction it is prepared again and runs.
+            assert conn.run_named("record_step_output", _step("wf-tx-lost", 2)).rowcount == 1
+        # Outside a transaction it is prepared again and runs.
         assert conn.run_named("record_step_output", _step("wf-tx-lost", 3)).rowcount == 1
+        assert "pgfleet_record_step_output" in _prepared_names(conn)
     steps = db.execute("SELECT function_id FROM dbos.operation_outputs WHERE workflow_uuid = 'wf-tx-lost' ORDER BY 1").fetchall()
-    assert steps == [(1,), (3,)]
+    assert steps == [(1,), (2,), (3,)]
+
+
+def test_psycopgs_deallocate_all_after_a_rollback_does_not_fail_a_transactions_direct_statement(sysdb_one, db):
+    # Seen in a chaos run: a claim's transaction rolled back (lock timeout), psycopg answered
+    # by sending DEALLOCATE ALL before its next statement (it does after ROLLBACK, DROP, ALTER
+    # once it holds prepared statements of its own), and the next workflow's checkpoint inside
+    # a transaction found its prepared statement gone and aborted the transaction.
+    with sysdb_one.pooled() as conn:
+        conn.run_named("insert_workflow", _start("wf-psycopg"))
+        conn.run_named("record_step_output", _step("wf-psycopg"))  # prepared by us
+        for _ in range(6):  # past prepare_threshold: psycopg prepares this one of its own
+            conn.run("SELECT 1 AS one WHERE %(x)s::int = 1", {"x": 1})
+        with pytest.raises(RuntimeError), conn.transaction():
+            raise RuntimeError("roll back")
+        with conn.transaction():
+            conn.run("SELECT 1 AS one WHERE %(x)s::int = 1", {"x": 1})  # psycopg's DEALLOCATE ALL goes out here
+            assert conn.run_named("record_step_output", _step("wf-psycopg", 2)).rowcount == 1
+        assert conn.run_named("record_step_output", _step("wf-psycopg", 3)).rowcount == 1
+    steps = db.execute("SELECT function_id FROM dbos.operation_outputs WHERE workflow_uuid = 'wf-psycopg' ORDER BY 1").fetchall()
+    assert steps == [(1,), (2,), (3,)]
