@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO_ROOT, wait_until
 from runtime import DBOSClient
+from tests.faults.proxy import PgProxy
 
 APP = str(REPO_ROOT / "tests" / "apps" / "supervised_app.py")
 FAST = {"PGFLEET_HEARTBEAT": "0.25", "PGFLEET_MEMBER_TIMEOUT": "1.5"}
@@ -249,4 +250,22 @@ def test_a_second_signal_stops_at_once(sys_url, db, tmp_path, nodes):
     node.proc.send_signal(signal.SIGTERM)  # now
     assert node.proc.wait(20) == 0
     assert time.monotonic() - started < 10
+    wait_until(lambda: not any(pid_alive(p) for p in pids.values()), "the worker to be gone", 10)
+
+
+def test_a_signal_while_the_database_is_down_still_ends_the_supervisor_soon(sys_url, db, tmp_path, nodes):
+    # The supervisor's database calls are best effort (its state row, fencing a dead worker:
+    # the leader's sweep does that later). With the database gone each used to wait out a
+    # 10 s retry budget, so a Ctrl-C took about 100 s to end `pgfleet supervise`.
+    with PgProxy.start(sys_url) as proxy:
+        node = Node(proxy.url, tmp_path / "ledger", "cutoff", "--workers", "1", grace="3")
+        nodes.append(node)
+        pids = wait_until(lambda: worker_pids(db, "cutoff"), "a worker", 30)
+        proxy.close()  # the database is gone for everyone: links cut, new connections refused
+        time.sleep(1.0)  # the supervisor's next report meets it
+        started = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        node.proc.wait(120)
+        elapsed = time.monotonic() - started
+    assert elapsed < 20, f"the supervisor took {elapsed:.0f} s to end with the database down"
     wait_until(lambda: not any(pid_alive(p) for p in pids.values()), "the worker to be gone", 10)

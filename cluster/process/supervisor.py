@@ -54,6 +54,11 @@ CRASH_LOOP_WINDOW_SEC = 60.0
 STABLE_AFTER_SEC = 30.0
 # Extra time after the grace period for children to write their hand-over and exit.
 DRAIN_SLACK_SEC = 5.0
+# How long one of the supervisor's own database calls keeps trying an unreachable server. They
+# are best effort (its state row; fencing a dead worker, which the leader's sweep does anyway
+# after the member timeout), and the loop that makes them also reaps workers and answers
+# signals: with the worker's 10 s a Ctrl-C while the database was down took about 100 s.
+DATABASE_RETRY_SEC = 2.0
 
 
 @dataclass(frozen=True)
@@ -254,7 +259,7 @@ class Supervisor:
         url = resolve_system_database_url(config.get("system_database_url"), config.get("embedded_data_dir"))
         # Workers started after us use the same server: pass the resolved URL down.
         self.options.worker_config.setdefault("system_database_url", url)
-        self._db = SystemDatabase(url, pool_size=2, application_name=f"pgfleet-supervisor-{self.name}", retry_timeout_sec=10)
+        self._db = SystemDatabase(url, pool_size=2, application_name=f"pgfleet-supervisor-{self.name}", retry_timeout_sec=DATABASE_RETRY_SEC)
         self._db.open()
 
     def run(self) -> int:
