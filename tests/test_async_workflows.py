@@ -143,7 +143,6 @@ def test_gathered_children_each_see_their_own_workflow_and_steps(dbos, db):
 
 def test_a_cancel_from_this_process_stops_a_sleeping_async_workflow_before_its_next_step(dbos, db):
     ran: list[str] = []
-    asleep = threading.Event()
 
     @DBOS.step()
     async def mark(label: str) -> str:
@@ -153,16 +152,20 @@ def test_a_cancel_from_this_process_stops_a_sleeping_async_workflow_before_its_n
     @DBOS.workflow()
     async def sleepy() -> str:
         await mark("before")
-        await DBOS.sleep_async(0.01)  # recorded before the cancel below can be made
-        asleep.set()
+        await DBOS.sleep_async(0.01)
         await DBOS.sleep_async(0.5)
         await mark("after")
         return "done"
 
+    def sleeps_recorded() -> int:
+        return sum(1 for row in step_rows(db, "sleepy") if row[1] == "DBOS.sleep")
+
     async def main() -> None:
         with SetWorkflowID("sleepy"):
             handle = await DBOS.start_workflow_async(sleepy)
-        while not asleep.is_set():
+        # Cancel once the second sleep is recorded, so the cancel lands while it sleeps (an
+        # event set before that sleep raced its checkpoint: a cancel first leaves no row).
+        while await asyncio.to_thread(sleeps_recorded) < 2:
             await asyncio.sleep(0.005)
         await asyncio.to_thread(DBOS.cancel_workflow, "sleepy")
         with pytest.raises(DBOSAwaitedWorkflowCancelledError):
