@@ -150,42 +150,42 @@ def _decode(stmt: DirectStatement, result: pq.abc.PGresult) -> StatementResult:
     return StatementResult(rows, result.ntuples)
 
 
-def _only_result(conn: DictConnection, stmt: DirectStatement, results: list[pq.abc.PGresult]) -> pq.abc.PGresult:
-    result = results[-1]
+def _result(conn: DictConnection) -> pq.abc.PGresult:
+    """The sent statement's result once the server answered; a server error is raised as
+    psycopg's class for its SQLSTATE."""
+    result: pq.abc.PGresult = conn.wait(generators.execute(conn.pgconn))[-1]
     if result.status == pq.ExecStatus.FATAL_ERROR:
         raise errors.error_from_result(result, encoding=conn.info.encoding)
     return result
 
 
-def _prepare(conn: DictConnection, stmt: DirectStatement) -> None:
-    conn.pgconn.send_prepare(stmt.prepared_name, stmt.text)
-    _only_result(conn, stmt, conn.wait(generators.execute(conn.pgconn)))
-    conn.direct_prepared.add(stmt.name)
+def _run_prepared(conn: DictConnection, stmt: DirectStatement, values: list[bytes | None]) -> pq.abc.PGresult:
+    """Run ``stmt`` by its prepared name, preparing it on this session first if needed."""
+    if stmt.name not in conn.direct_prepared:
+        conn.pgconn.send_prepare(stmt.prepared_name, stmt.text)
+        _result(conn)
+        conn.direct_prepared.add(stmt.name)
+    conn.pgconn.send_query_prepared(stmt.prepared_name, values)
+    return _result(conn)
 
 
 def run_direct(conn: DictConnection, stmt: DirectStatement, params: Mapping[str, Any]) -> StatementResult:
     """Run ``stmt`` on ``conn`` (which :func:`usable_on` accepted). Raises psycopg's errors, as
     the cursor path would."""
     values = _dump(stmt, params)
-    pgconn = conn.pgconn
     with conn.lock:
         # Inside a transaction the statement goes unnamed: a prepared one can be gone (see
         # below), and failing there would abort the caller's transaction.
-        if conn.prepare_threshold is None or pgconn.transaction_status != pq.TransactionStatus.IDLE:
-            pgconn.send_query_params(stmt.text, values)
-            return _decode(stmt, _only_result(conn, stmt, conn.wait(generators.execute(pgconn))))
-        if stmt.name not in conn.direct_prepared:
-            _prepare(conn, stmt)
-        pgconn.send_query_prepared(stmt.prepared_name, values)
+        if conn.prepare_threshold is None or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            conn.pgconn.send_query_params(stmt.text, values)
+            return _decode(stmt, _result(conn))
         try:
-            result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))
+            result = _run_prepared(conn, stmt, values)
         except errors.InvalidSqlStatementName:
             # The session lost its prepared statements: psycopg itself sends DEALLOCATE ALL
             # after a ROLLBACK, DROP or ALTER once it holds prepared statements of its own
             # (psycopg/_preparing.py), and so does anyone's DISCARD ALL. Autocommit, so nothing
             # ran: prepare again and run once more.
             conn.direct_prepared.discard(stmt.name)
-            _prepare(conn, stmt)
-            pgconn.send_query_prepared(stmt.prepared_name, values)
-            result = _only_result(conn, stmt, conn.wait(generators.execute(pgconn)))
+            result = _run_prepared(conn, stmt, values)
     return _decode(stmt, result)
