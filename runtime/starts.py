@@ -9,7 +9,6 @@ for (or hands back a handle on) the existing workflow.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -152,9 +151,8 @@ def _direct_start(
 ) -> WorkflowStart:
     """The row of a workflow that this executor runs at once, under its code version."""
     timeout_ms, deadline_ms = start_timeout(options, parent, executor.db.clock.now_ms)
-    start = call_start(entry, bound, args, kwargs, options, parent, position.workflow_id, executor.config.name)
-    return dataclasses.replace(
-        start,
+    return call_start(
+        entry, bound, args, kwargs, options, parent, position.workflow_id, executor.config.name,
         executor_id=executor.executor_id,
         application_version=executor.application_version,
         timeout_ms=timeout_ms,

@@ -124,9 +124,15 @@ def call_start(
     parent: WorkflowContext | None,
     workflow_id: str,
     application_name: str,
+    *,
+    executor_id: str | None = None,
+    application_version: str | None = None,
+    timeout_ms: int | None = None,
+    deadline_ms: int | None = None,
 ) -> WorkflowStart:
     """The values every start of a decorated function shares (direct, background, child or
-    enqueued): identity, caller (inherited from the parent unless the options name one), inputs."""
+    enqueued): identity, caller (inherited from the parent unless the options name one), inputs;
+    a start that runs here at once also names its executor, code version and time limits."""
     class_name, config_name = _bound_names(entry, bound)
     # As DBOS: the workflow's own serialization_type, never its parent's (a portable
     # workflow's children are pickled unless they say otherwise).
@@ -144,7 +150,11 @@ def call_start(
         authenticated_roles=options.authenticated_roles or (parent.authenticated_roles if parent else None),
         application_id="",
         application_name=application_name,
+        application_version=application_version,
         parent_workflow_id=parent.workflow_id if parent else None,
+        timeout_ms=timeout_ms,
+        deadline_ms=deadline_ms,
+        executor_id=executor_id,
         # A PropagateOtelContext block's trace carrier is recorded with them, as DBOS does.
         attributes=attributes_with_carrier(attributes_for_start(options, parent), carrier_for_start(options, parent)),
     )
