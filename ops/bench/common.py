@@ -120,9 +120,10 @@ def with_database(url: str, dbname: str) -> str:
 
 
 def timed_connections(url: str, threads: int, seconds: float, connect_kwargs: dict[str, Any],
-                      loop: Callable[[Any, int, Callable[[], bool]], int]) -> tuple[int, float]:
-    """``threads`` threads, each with its own connection (``psycopg.connect(url,
-    **connect_kwargs)``), released together and stopped after ``seconds``: each runs
+                      loop: Callable[[Any, int, Callable[[], bool]], int], *,
+                      connection_class: Any = None) -> tuple[int, float]:
+    """``threads`` threads, each with its own connection (``connection_class.connect(url,
+    **connect_kwargs)``, psycopg's own class by default), released together and stopped after ``seconds``: each runs
     ``loop(conn, slot, stopped)`` until ``stopped()`` and returns how many operations it made.
     Returns (operations of all threads, elapsed seconds); the first error of any thread is raised."""
     import threading
@@ -137,7 +138,7 @@ def timed_connections(url: str, threads: int, seconds: float, connect_kwargs: di
 
     def run(slot: int) -> None:
         try:
-            with psycopg.connect(url, **connect_kwargs) as conn:
+            with (connection_class or psycopg.Connection).connect(url, **connect_kwargs) as conn:
                 barrier.wait()
                 counts[slot] = loop(conn, slot, stop.is_set)
         except BaseException as exc:  # pragma: no cover - reported below
