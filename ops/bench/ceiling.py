@@ -25,9 +25,11 @@ N threads, each with its own connection, commit in autocommit mode:
 
 Per variant: durable writes/s (the issue's count: 5 per 3-step workflow), its share of the
 cursor bound in the same round, and the client's CPU per write -- this process's
-``time.process_time`` over the writes; the threads are all this process runs. When the variants
-without indexes or lock gain little while the writes' client CPU separates them, the ceiling is
-the client's work per statement, not the schema. Databases are dropped after.
+``time.process_time`` over the writes; the threads are all this process runs. How to read it:
+the indexes and the lock cost what their variants gain; the libpq variants show what the
+client's CPU per statement costs; at about equal client CPU per write, the cursor bound and SQL
+alone through libpq differ by the server's work on pgfleet's statements. The databases are dropped
+after; an embedded server this started is left running (``pgfleet db stop`` stops it).
 """
 
 from __future__ import annotations
