@@ -28,6 +28,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from browser import launch, save_full_page
@@ -356,10 +357,16 @@ def test_a_script_in_an_input_shows_as_text_and_never_runs(fleet: Fleet, driver:
 
 
 def _login(driver: WebDriver, base: str, token: str) -> None:
+    """Submit the login form and wait for the console's answer: ``submit()`` returns before it,
+    and a cookie read at once can find none yet (seen in CI)."""
     driver.get(base + "/login")
     field = _wait_for(driver, 'input[name="token"]', "the login form")[0]
     field.send_keys(token)
     field.submit()
+    try:
+        WebDriverWait(driver, PAGE_WAIT_SEC, poll_frequency=0.05).until(expected_conditions.staleness_of(field))
+    except TimeoutException as e:
+        raise AssertionError(f"the login form's page was not replaced after {PAGE_WAIT_SEC}s ({driver.current_url})") from e
 
 
 def test_a_token_console_refuses_an_action_without_the_token_and_the_login_form_works(fleet: Fleet, driver: WebDriver) -> None:
