@@ -62,8 +62,9 @@ else:  # a script: common by path, then its siblings through it, in dependency o
 
 STEPS = 3
 FENCE_LOCK = "    FOR SHARE\n"
-# The secondary indexes a direct 3-step workflow writes into: all but the primary keys and the
-# unique indexes (constraints; their partial predicates match none of these rows anyway).
+# The secondary indexes a direct 3-step workflow writes into: every non-unique one. The unique
+# ones stay: the primary keys are what the statements look rows up by, and the other unique
+# indexes are partial and match none of these rows.
 SECONDARY_INDEXES = """
 SELECT format('%I.%I', schemaname, indexname)
 FROM pg_indexes
