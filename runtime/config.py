@@ -9,6 +9,7 @@ closest known key as a suggestion: a typo must never silently fall back to a def
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -84,8 +85,6 @@ _IGNORED_DBOS_KEYS = frozenset(
         "otlp_logs_endpoints",
         "conductor_key",
         "conductor_url",
-        # How often DBOS's scheduler re-reads the schedules; pgfleet's leader does at every tick.
-        "scheduler_polling_interval_sec",
     }
 )
 KNOWN_KEYS = frozenset(DBOSConfig.__annotations__)
@@ -124,6 +123,9 @@ class ResolvedConfig:
     prepare_statements: bool
     use_listen_notify: bool
     notification_listener_polling_interval_sec: float
+    # How often the leader re-reads the database-backed schedules (DBOS.create_schedule) that
+    # another process may have created or resumed; its own process's changes are read at once.
+    scheduler_polling_interval_sec: float
     heartbeat_interval_sec: float
     member_timeout_sec: float
     queues: tuple[str, ...] | None
@@ -162,6 +164,21 @@ def _non_negative(config: dict[str, Any], key: str, default: float) -> float:
     value = float(_typed(config, key, (int, float), default))
     if value < 0:
         raise DBOSConfigError(f"config key {key!r} must be 0 (no limit) or more, got {value!r}")
+    return value
+
+
+# pgfleet's leader re-reads the database-backed schedules this often unless told otherwise
+# (DBOS's scheduler thread polls every 30 s, every second in its first minute).
+DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC = 10.0
+
+
+def _scheduler_polling_interval(config: dict[str, Any]) -> float:
+    # As DBOS, 0 (or None) means the default; what DBOS would busy-loop on is refused here.
+    value = float(_typed(config, "scheduler_polling_interval_sec", (int, float), 0.0))
+    if value == 0:
+        return DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC
+    if not math.isfinite(value) or value < 0:
+        raise DBOSConfigError(f"config key 'scheduler_polling_interval_sec' must be a positive number of seconds, got {value!r}")
     return value
 
 
@@ -205,6 +222,7 @@ def resolve_config(config: Any) -> ResolvedConfig:
             "notification_listener_polling_interval_sec",
             float(_typed(config, "notification_listener_polling_interval_sec", (int, float), 1.0)),
         ),
+        scheduler_polling_interval_sec=_scheduler_polling_interval(config),
         heartbeat_interval_sec=heartbeat,
         member_timeout_sec=member_timeout,
         queues=queues,

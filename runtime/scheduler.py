@@ -24,6 +24,7 @@ from sysdb.workflow_rows import QueuePlacement
 from sysdb.workflow_schedules import ScheduleFilter, WorkflowScheduleRow
 
 from . import schedules
+from .config import DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC
 from .errors import DBOSException
 from .queues import INTERNAL_QUEUE_NAME
 from .registry import Registry, Schedule
@@ -128,11 +129,14 @@ class ScheduleTicker:
         clock: Callable[[], float] = time.monotonic,
         *,
         application_name: str | None = None,
+        workflow_schedules_refresh_sec: float = DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC,
     ) -> None:
         """``application_name`` is the leader's, which the runs of unowned database-backed
-        schedules are owned by (as DBOS does)."""
+        schedules are owned by (as DBOS does); ``workflow_schedules_refresh_sec``: how often
+        those are re-read (the ``scheduler_polling_interval_sec`` setting)."""
         self._db = db
-        self.workflow_schedules = WorkflowScheduleTicker(db, leader_id, application_name)
+        self.workflow_schedules = WorkflowScheduleTicker(db, leader_id, application_name,
+                                                         refresh_sec=workflow_schedules_refresh_sec)
         self._leader_id = leader_id
         # How often this process has declared schedules: a new declaration is re-read at once.
         self._declared = declared
@@ -185,24 +189,26 @@ class WorkflowScheduleTicker:
     ``automatic_backfill``: after its last fired tick), as DBOS's scheduler does.
     """
 
-    REFRESH_SEC = 10.0
-
     def __init__(
         self,
         db: SystemDatabase,
         leader_id: str,
         application_name: str | None,
         now: Callable[[], datetime.datetime] | None = None,
+        *,
+        refresh_sec: float = DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC,
     ) -> None:
+        """``refresh_sec``: how often the ACTIVE schedules are re-read (see below)."""
         self._db = db
+        self.refresh_sec = refresh_sec
         self._leader_id = leader_id
         self._application_name = application_name
         # The database clock by default: a leader whose host clock is off fires on time.
         self._now = now or (lambda: datetime.datetime.fromtimestamp(db.clock.now_ms() / 1000, datetime.timezone.utc))
         self._cursors: dict[str, _Cursor] = {}
         self._term: int | None = None
-        # The ACTIVE schedules as last read, and when to read them again: every REFRESH_SEC
-        # (DBOS's scheduler polls every 30 s), at once after a change made in this process or
+        # The ACTIVE schedules as last read, and when to read them again: every refresh_sec
+        # (DBOS's scheduler polls every 30 s by default), at once after a change made in this process or
         # a tick that found its schedule changed. A stale copy cannot fire a paused or changed
         # schedule: each tick's statement checks the definition it was computed from.
         self._rows: list[WorkflowScheduleRow] = []
@@ -237,7 +243,7 @@ class WorkflowScheduleTicker:
         if continuing or writes != self._seen_writes or self._refresh_at is None or now >= self._refresh_at:
             self._rows = self._db.workflow_schedules.list(ScheduleFilter(statuses=["ACTIVE"]))
             self._seen_writes = writes
-            self._refresh_at = now + datetime.timedelta(seconds=self.REFRESH_SEC)
+            self._refresh_at = now + datetime.timedelta(seconds=self.refresh_sec)
         return self._rows
 
     def _start(self, row: WorkflowScheduleRow, now: datetime.datetime, continuing: bool) -> datetime.datetime:

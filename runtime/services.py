@@ -57,7 +57,8 @@ class ClusterServices:
         self.membership = self._membership()
         self.heartbeat = Heartbeat(db, self.membership, config.heartbeat_interval_sec, self._lost, self._rejoined)
         self.notifier = ThrottledNotifier(db)
-        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared, application_name=config.name)
+        self._ticker = ScheduleTicker(db, executor.executor_id, schedules_declared, application_name=config.name,
+                                      workflow_schedules_refresh_sec=config.scheduler_polling_interval_sec)
         # Claims in flight, so the orphan sweep never adopts rows a claim is about to run.
         self.owning_writes = ownership.OwningWrites()
         self.database_queues = DatabaseQueues(db, config.name, self._serves)

@@ -99,6 +99,21 @@ def test_unknown_config_key_is_named_with_a_suggestion():
         DBOS(config={"name": "t", "max_executor_threads": "many"})
 
 
+def test_scheduler_polling_interval_is_a_positive_number_or_zero_for_the_default():
+    from runtime.config import DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC, resolve_config
+
+    def interval(value: object) -> float:
+        return resolve_config({"name": "t", "scheduler_polling_interval_sec": value}).scheduler_polling_interval_sec
+
+    assert interval(2.5) == 2.5 and interval(30) == 30.0
+    assert interval(None) == interval(0) == DEFAULT_SCHEDULER_POLLING_INTERVAL_SEC  # as DBOS: 0 is unset
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(DBOSConfigError, match="'scheduler_polling_interval_sec' must be a positive number of seconds"):
+            interval(bad)
+    with pytest.raises(DBOSConfigError, match="'scheduler_polling_interval_sec' must be int or float, got str"):
+        interval("30s")
+
+
 def test_malformed_and_unreachable_database_urls():
     DBOS.destroy(destroy_registry=True)
     DBOS(config={"name": "t", "system_database_url": "mysql://nope"})

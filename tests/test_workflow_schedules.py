@@ -288,7 +288,7 @@ def test_a_create_whose_commit_reply_was_lost_finds_its_own_row_instead_of_a_tak
 
 def test_an_idle_leader_rereads_the_schedules_only_every_refresh_or_after_its_own_change(join, clock, db):
     """The leader fires from the schedules as it last read them: it reads them again every
-    REFRESH_SEC, at once after a change made through its own process, and when a tick finds its
+    refresh_sec (scheduler_polling_interval_sec), at once after a change made through its own process, and when a tick finds its
     schedule changed (a pause elsewhere is honoured at the very next tick: each tick's statement
     checks the definition)."""
     a, b = join("a"), join("b")
@@ -308,12 +308,45 @@ def test_an_idle_leader_rereads_the_schedules_only_every_refresh_or_after_its_ow
     a.live()
     assert len(reads) == 1 and fired(db, "mine") == []  # re-read at once; fires from its next tick
     create(b.db, "theirs")  # another process: seen at the next refresh
-    advance(clock, int(WorkflowScheduleTicker.REFRESH_SEC), a, b)
+    advance(clock, int(a.ticker.refresh_sec), a, b)
     assert len(reads) == 2  # the refresh, which found "theirs": it fires from its next tick
     advance(clock, 1, a, b)
-    assert len(fired(db, "theirs")) == 1 and len(fired(db, "mine")) == int(WorkflowScheduleTicker.REFRESH_SEC) + 1
+    assert len(fired(db, "theirs")) == 1 and len(fired(db, "mine")) == int(a.ticker.refresh_sec) + 1
     b.db.workflow_schedules.set_status("mine", "PAUSED")  # elsewhere: the leader's copy is stale
     count = len(fired(db, "mine"))
     advance(clock, 2, a, b)
     assert len(fired(db, "mine")) == count  # refused by the tick's statement
     assert len(reads) == 3  # which made the leader read them again
+
+
+def test_scheduler_polling_interval_sec_sets_how_soon_another_process_s_schedule_starts(sys_url, db):
+    """DBOS's ``scheduler_polling_interval_sec``: the leader re-reads the schedules that other
+    processes wrote that often. A client's schedule, created once the leader has read them,
+    fires within about that interval (pgfleet's default of 10 s would leave it unseen here)."""
+    DBOS.destroy(destroy_registry=True)
+    DBOS(config={"name": "pgfleet-test", "system_database_url": sys_url, "executor_id": "test-executor",
+                 "scheduler_polling_interval_sec": 1})
+    client = None
+    try:
+        @DBOS.workflow()
+        def from_the_client(at, context):
+            return context
+
+        DBOS.launch()
+        wait_until(lambda: db.execute("SELECT term FROM dbos.pgfleet_leader WHERE executor_id = 'test-executor'").fetchone(),
+                   "the executor leading")
+        client = DBOSClient(system_database_url=sys_url)
+        created = datetime.datetime.now(datetime.timezone.utc)
+        client.create_schedule(schedule_name="client", workflow_name=from_the_client.__qualname__, schedule=EVERY_SECOND, context="c")
+        first = wait_until(
+            lambda: db.execute(
+                "SELECT workflow_uuid FROM dbos.workflow_status WHERE schedule_name = 'client' ORDER BY workflow_uuid LIMIT 1"
+            ).fetchone(),
+            "a run of the client's schedule", timeout=8,
+        )[0]
+        tick = datetime.datetime.fromisoformat(first.removeprefix("sched-client-"))
+        assert tick - created < datetime.timedelta(seconds=4), f"first tick {tick}, {tick - created} after the create"
+    finally:
+        if client is not None:
+            client.destroy()
+        DBOS.destroy(destroy_registry=True)
