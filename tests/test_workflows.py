@@ -152,6 +152,28 @@ def test_context_ids_and_logger(dbos, caplog):
     assert DBOS.workflow_id is None
 
 
+def test_logger_formats_printf_style_arguments_as_the_standard_library_does(dbos, caplog):
+    """DBOS.logger is a stdlib Logger in DBOS, and DBOS programs pass %-style arguments; a
+    template they do not fit is logged as it stands, never raised at the call."""
+
+    @DBOS.workflow()
+    def logs_with_arguments() -> None:
+        DBOS.logger.info("charged %s for %d items", "EUR 5", 3)
+        DBOS.logger.info("%(who)s paid", {"who": "ana"})
+        DBOS.logger.info("100%% of %s", "them")
+        DBOS.logger.info("needs two: %s %s", "one")
+
+    caplog.set_level("INFO", logger="dbos")
+    with SetWorkflowID("printf-1"):
+        logs_with_arguments()
+    messages = [r.getMessage() for r in caplog.records if r.name == "dbos" and "printf-1" in r.getMessage()]
+    assert [m.split("' ", 1)[0] for m in messages] == [
+        "event='charged EUR 5 for 3 items", "event='ana paid", "event='100% of them", "event='needs two: %s %s",
+    ]
+    assert "positional_args=('one',)" in messages[3]
+    assert all("workflow_id='printf-1'" in m for m in messages)
+
+
 def test_child_workflows_direct_and_started_get_parent_n_ids(dbos, db):
     @DBOS.step()
     def perform_task(task):
