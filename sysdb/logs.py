@@ -9,12 +9,15 @@ left alone.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Any
 
 import structlog
 
-__all__ = ["get_logger", "PROCESSORS", "format_positional_args"]
+__all__ = ["get_logger", "PROCESSORS", "FIELDS_ATTRIBUTE", "format_positional_args", "render"]
 
 def format_positional_args(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """``logger.info("took %s s", 1.5)`` as the standard library formats it ("took 1.5 s"; one
@@ -36,6 +39,39 @@ def format_positional_args(_: Any, __: str, event_dict: dict[str, Any]) -> dict[
     return event_dict
 
 
+_STRUCTLOG_DIR = os.path.dirname(structlog.__file__) + os.sep
+_key_value_text = structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)
+
+# The LogRecord attribute that carries an event's fields beside its rendered text.
+FIELDS_ATTRIBUTE = "pgfleet_event"
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes ``logging`` record the line that called the structlog
+    logger, not structlog's own (``%(filename)s:%(lineno)d``, OTLP's ``code.*`` attributes):
+    one more than the structlog frames between that line and the stdlib call."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and not frame.f_code.co_filename.startswith(_STRUCTLOG_DIR):
+        frame = frame.f_back  # up from this module and the processors to structlog's frames
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_STRUCTLOG_DIR):
+        if frame.f_code.co_name != "_process_event":  # called before the stdlib call, not under it
+            level += 1
+        frame = frame.f_back
+    return level
+
+
+def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> tuple[tuple[str], dict[str, Any]]:
+    """The event as ``event='...' key=value`` text, the message every ``logging`` handler
+    formats, and its fields on the record as ``record.pgfleet_event``, for a handler that sends
+    structure (``runtime.otlp_logs``). Values that are not plain scalars are kept as their repr,
+    so that the record still pickles (a ``QueueHandler`` to another process)."""
+    fields = {key: value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
+              for key, value in event_dict.items()}
+    text = _key_value_text(logger, method_name, event_dict)
+    return (text,), {"extra": {FIELDS_ATTRIBUTE: fields}, "stacklevel": _caller_stacklevel()}
+
+
 # Shared by every pgfleet logger; runtime.logs adds the running workflow's ids in front.
 PROCESSORS: list[Callable[..., Any]] = [
     structlog.stdlib.filter_by_level,
@@ -43,7 +79,7 @@ PROCESSORS: list[Callable[..., Any]] = [
     format_positional_args,
     structlog.processors.StackInfoRenderer(),
     structlog.processors.format_exc_info,
-    structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+    render,
 ]
 
 

@@ -174,6 +174,23 @@ def test_logger_formats_printf_style_arguments_as_the_standard_library_does(dbos
     assert all("workflow_id='printf-1'" in m for m in messages)
 
 
+def test_log_records_name_the_line_that_logged_not_structlog(dbos, caplog):
+    """A formatter's %(filename)s:%(lineno)d (DBOS's own console format has them) and OTLP's
+    code attributes point at the caller of DBOS.logger and of pgfleet's loggers."""
+    from sysdb.logs import get_logger
+
+    caplog.set_level("INFO")
+    DBOS.logger.info("from the test")
+    get_logger("pgfleet.test").warning("from pgfleet's side")
+    try:
+        raise ValueError("logged with its traceback")
+    except ValueError:
+        DBOS.logger.exception("caught")
+    records = [r for r in caplog.records if r.name in ("dbos", "pgfleet.test")]
+    assert [(r.filename, r.funcName) for r in records] == [(__file__.rsplit("/", 1)[-1], "test_log_records_name_the_line_that_logged_not_structlog")] * 3
+    assert records[0].pgfleet_event["event"] == "from the test"  # the fields, beside the text
+
+
 def test_child_workflows_direct_and_started_get_parent_n_ids(dbos, db):
     @DBOS.step()
     def perform_task(task):
