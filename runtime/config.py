@@ -80,9 +80,9 @@ _IGNORED_DBOS_KEYS = frozenset(
         "system_database_engine",
         "run_admin_server",
         "admin_port",
-        # (enable_otlp, otlp_traces_endpoints, otlp_attributes and otel_attribute_format are
-        # honoured: runtime/tracing.py reads them from the raw config.)
-        "otlp_logs_endpoints",
+        # (enable_otlp, otlp_traces_endpoints, otlp_logs_endpoints, otlp_attributes and
+        # otel_attribute_format are honoured: runtime/tracing.py and runtime/otlp_logs.py read
+        # them from the raw config.)
         "conductor_key",
         "conductor_url",
     }

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from cluster.coordination.status import FleetStatus, fleet_status
 
-from . import decorators, logs, messages, streams
+from . import decorators, logs, messages, otlp_logs, streams
 from .api_admin import AdminAPI
 from .api_async import AsyncAPI
 from .api_async_admin import AsyncAdminAPI
@@ -84,9 +84,11 @@ class DBOS(
                 raise DBOSException("DBOS is already launched in this process; call DBOS.destroy() first")
             # Validated before anything changes: a bad config leaves the current process alone.
             process = DBOSProcess(resolve_config(config), registry)
-            # Bad tracing settings are refused here too, before anything changes.
+            # Bad tracing and log-export settings are refused here too, before anything changes.
+            otlp_logs.check_endpoints(process.config.raw.get("otlp_logs_endpoints"))
             dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
             use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
+            otlp_logs.configure(process.config.raw, process.config.executor_id, process.config.application_version)
             make_current(process)
         self.config: ResolvedConfig = process.config
         install_web_middleware(fastapi, flask)
@@ -125,6 +127,7 @@ class DBOS(
             if process is not None:
                 process.destroy(workflow_completion_timeout_sec)
                 logs.set_executor_id(None)
+            otlp_logs.detach()
             make_current(None)
             use_serializer(None)  # the serializer was that instance's
             if destroy_registry:
