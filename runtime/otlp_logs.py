@@ -68,6 +68,13 @@ class OtlpLogHandler(logging.Handler):
         self._attributes = attributes
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Never raises into the code that logged (a heartbeat, a claim): logging's handleError.
+        try:
+            self._otel.emit(self._with_attributes(record))
+        except Exception:  # noqa: BLE001 - reported by logging.Handler.handleError
+            self.handleError(record)
+
+    def _with_attributes(self, record: logging.LogRecord) -> logging.LogRecord:
         out = copy.copy(record)  # the other handlers keep the record as it was
         values = out.__dict__
         fields = values.pop(FIELDS_ATTRIBUTE, None)
@@ -83,7 +90,7 @@ class OtlpLogHandler(logging.Handler):
         ctx = current_workflow()
         if ctx is not None:
             values["operationUUID"] = ctx.workflow_id
-        self._otel.emit(out)
+        return out
 
     def flush(self) -> None:
         self._otel.flush()

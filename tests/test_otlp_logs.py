@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (  # noqa: E4
 )
 
 from conftest import wait_until  # noqa: E402
+from otlp_receiver import OtlpReceiver  # noqa: E402
 from runtime import DBOS, DBOSConfigError, SetWorkflowID  # noqa: E402
 
 
@@ -35,24 +35,8 @@ class LogCollector:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                collector.receive(ExportLogsServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"]))))
-                reply = ExportLogsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/logs"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.receiver = OtlpReceiver("/v1/logs", ExportLogsServiceRequest, ExportLogsServiceResponse, self.receive)
+        self.url = self.receiver.url
 
     def receive(self, request: ExportLogsServiceRequest) -> None:
         for resource_logs in request.resource_logs:
@@ -71,12 +55,16 @@ class LogCollector:
             return [r for r in self.records if r["body"] == body]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def collector() -> Iterator[LogCollector]:
+    # One for the module: each endpoint stays on the process's LoggerProvider for good (as in
+    # DBOS), so a collector per test would leave the next tests' records retried against a
+    # closed port. At the end the provider is shut down (flushed first): later tests that turn
+    # enable_otlp on would otherwise send their records to this closed collector.
     running = LogCollector()
     yield running
-    running.server.shutdown()
-    running.server.server_close()
+    get_logger_provider().shutdown()  # type: ignore[attr-defined]
+    running.receiver.close()
 
 
 def test_dbos_logger_and_pgfleet_records_reach_the_collector_as_dbos_sends_them(sys_url, collector):
@@ -136,3 +124,24 @@ def test_bad_logs_endpoints_are_refused_before_anything_changes(sys_url, endpoin
     DBOS.destroy(destroy_registry=True)
     with pytest.raises(DBOSConfigError, match=error):
         DBOS(config={"name": "logs-app", "system_database_url": sys_url, "enable_otlp": True, "otlp_logs_endpoints": endpoints})
+
+
+def test_a_failing_export_never_raises_into_the_code_that_logged(capsys):
+    """A heartbeat or a claim that logs must not fail because the exporter did: logging's
+    handleError reports it on stderr instead."""
+    import logging
+
+    from runtime.otlp_logs import OtlpLogHandler
+    from sysdb.logs import get_logger
+
+    class Broken(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise RuntimeError("the exporter broke")
+
+    handler = OtlpLogHandler(Broken(), {"executorID": "x"})
+    logging.getLogger("pgfleet.otlp-test").addHandler(handler)
+    try:
+        get_logger("pgfleet.otlp-test").warning("the heartbeat goes on", term=3)
+    finally:
+        logging.getLogger("pgfleet.otlp-test").removeHandler(handler)
+    assert "RuntimeError: the exporter broke" in capsys.readouterr().err

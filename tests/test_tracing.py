@@ -17,7 +17,6 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from opentelemetry.trace import StatusCode
 
 from conftest import REPO_ROOT, run_app, wait_until
 from otel_spans import in_memory_spans
+from otlp_receiver import OtlpReceiver
 from runtime import DBOS, DBOSClient, PropagateOtelContext, Queue, SetWorkflowAttributes, SetWorkflowID
 
 # A tracer of the test's own, standing for the application's request handler.
@@ -313,26 +313,8 @@ class Collector:
     def __init__(self) -> None:
         self.spans: list[CollectedSpan] = []
         self.lock = threading.Lock()
-        collector = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                collector.receive(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.receiver = OtlpReceiver("/v1/traces", ExportTraceServiceRequest, ExportTraceServiceResponse, self.receive)
+        self.url = self.receiver.url
 
     def receive(self, request: ExportTraceServiceRequest) -> None:
         for resource in request.resource_spans:
@@ -350,8 +332,7 @@ class Collector:
             return {s.name: s for s in self.spans if s.attributes.get("operationUUID") == workflow_id}
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.receiver.close()
 
 
 @pytest.fixture
