@@ -15,7 +15,8 @@ pgfleet does the same for ``DBOS.logger`` (the ``dbos`` logger) and also for its
 beside the application's logs. Their records are structlog events: the body is the event's text
 alone ("in workflow arg", not ``event='in workflow arg' ...``), and the event's fields become
 attributes (``step_id``, a takeover's ``term``), from ``record.pgfleet_event``
-(:func:`sysdb.logs.render`; ``workflow_id`` and ``executor_id`` under DBOS's names). Unlike DBOS, ``DBOS.destroy()`` takes the handler off again.
+(:func:`sysdb.logs.render`; ``workflow_id`` and ``executor_id`` under DBOS's names). Unlike
+DBOS, ``DBOS.destroy()`` takes the handler off again.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 structlog renders each event and hands it to a standard ``logging`` logger (``pgfleet.<part>``),
 so applications route, filter and capture pgfleet's logs with the logging setup they already
 have. pgfleet never calls ``structlog.configure()``: an application's own structlog setup is
-left alone.
+left alone. Each record's message is the ``event='...' key=value`` text; it names the line that
+logged (not structlog's), and carries the event's fields as ``record.pgfleet_event`` for
+handlers that send structure (``runtime.otlp_logs``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import structlog
 
 __all__ = ["get_logger", "PROCESSORS", "FIELDS_ATTRIBUTE", "format_positional_args", "render"]
+
 
 def format_positional_args(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """``logger.info("took %s s", 1.5)`` as the standard library formats it ("took 1.5 s"; one
