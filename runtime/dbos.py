@@ -49,7 +49,7 @@ from .starts import start_call
 from .status import WorkflowStatus, status_from_row
 from .steps import durable_sleep
 from .tracing import dbos_tracer
-from .web import install_web_middleware, refuse_conductor
+from .web import install_web_middleware, refuse_conductor, warn_admin_server
 
 __all__ = ["DBOS"]
 
@@ -91,6 +91,7 @@ class DBOS(
             otlp_logs.configure(process.config.raw, process.config.executor_id, process.config.application_version)
             make_current(process)
         self.config: ResolvedConfig = process.config
+        warn_admin_server(process.config.raw.get("run_admin_server"))
         install_web_middleware(fastapi, flask)
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from sysdb.logs import get_logger
+
 from .context import SetWorkflowID, _OptionsBlock
 from .current import current_process
 from .errors import DBOSException
@@ -35,6 +37,21 @@ def refuse_conductor(conductor_url: str | None, conductor_key: str | None) -> No
         raise DBOSException(
             "pgfleet does not connect to DBOS Conductor (conductor_url/conductor_key): its executors "
             "coordinate through the system database; use `pgfleet status` and the DBOS.* admin API instead"
+        )
+
+
+_log = get_logger("pgfleet.runtime")
+
+
+def warn_admin_server(run_admin_server: Any) -> None:
+    """DBOS's admin HTTP server (``run_admin_server``, deprecated in DBOS 2.x and off by default)
+    is not part of pgfleet; asked for it, say so once at startup instead of silently serving no
+    port (a health probe on it would only fail later, and less clearly)."""
+    if run_admin_server:
+        _log.warning(
+            "run_admin_server: pgfleet runs no DBOS admin server (deprecated in DBOS); for health and "
+            "workflow management use `pgfleet status`, `pgfleet console`, the supervisor's metrics_port "
+            "and the DBOS.* admin API"
         )
 
 

@@ -114,6 +114,17 @@ def test_scheduler_polling_interval_is_a_positive_number_or_zero_for_the_default
         interval("30s")
 
 
+def test_asking_for_dbos_admin_server_says_pgfleet_runs_none(sys_url, caplog):
+    DBOS.destroy(destroy_registry=True)
+    caplog.set_level("WARNING", logger="pgfleet")
+    DBOS(config={"name": "t", "system_database_url": sys_url, "run_admin_server": False, "admin_port": 3001})
+    assert not [r for r in caplog.records if "admin server" in r.getMessage()]
+    DBOS(config={"name": "t", "system_database_url": sys_url, "run_admin_server": True})
+    [warning] = [r for r in caplog.records if "admin server" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "pgfleet runs no DBOS admin server" in warning.getMessage()
+    DBOS.destroy(destroy_registry=True)
+
+
 def test_malformed_and_unreachable_database_urls():
     DBOS.destroy(destroy_registry=True)
     DBOS(config={"name": "t", "system_database_url": "mysql://nope"})
