@@ -11,8 +11,8 @@ attributes are ``applicationID`` (``DBOS__APPID``, else empty), ``applicationVer
 ``enable_otlp`` and no endpoints, it still sends to a ``LoggerProvider`` the application set.
 
 pgfleet does the same for ``DBOS.logger`` (the ``dbos`` logger) and also for its own
-``pgfleet.*`` loggers: what the cluster did (takeovers, leader terms, workflows stopped by their fence) belongs
-beside the application's logs. Their records are structlog events: the body is the event's text
+``pgfleet.*`` loggers: what the cluster did (takeovers, leader terms, workflows stopped by
+their fence) belongs beside the application's logs. Their records are structlog events: the body is the event's text
 alone ("in workflow arg", not ``event='in workflow arg' ...``), and the event's fields become
 attributes (``step_id``, a takeover's ``term``), from ``record.pgfleet_event``
 (:func:`sysdb.logs.render`; ``workflow_id`` and ``executor_id`` under DBOS's names). Unlike
