@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from cluster.coordination.status import FleetStatus, fleet_status
 
-from . import decorators, logs, messages, otlp_logs, streams
+from . import decorators, logs, messages, otlp, otlp_logs, streams
 from .api_admin import AdminAPI
 from .api_async import AsyncAPI
 from .api_async_admin import AsyncAdminAPI
@@ -85,7 +85,7 @@ class DBOS(
             # Validated before anything changes: a bad config leaves the current process alone.
             process = DBOSProcess(resolve_config(config), registry)
             # Bad tracing and log-export settings are refused here too, before anything changes.
-            otlp_logs.check_endpoints(process.config.raw.get("otlp_logs_endpoints"))
+            otlp.check_endpoints("otlp_logs_endpoints", process.config.raw.get("otlp_logs_endpoints"))
             dbos_tracer.config(process.config.raw, process.config.executor_id, process.config.application_version)
             use_serializer(process.config.raw.get("serializer"))  # process-wide, as DBOS's is per instance
             otlp_logs.configure(process.config.raw, process.config.executor_id, process.config.application_version)

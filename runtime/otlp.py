@@ -9,15 +9,29 @@ batching exporter on the provider in use, so an application's own provider expor
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from .errors import DBOSConfigError
 
-__all__ = ["export_to"]
+__all__ = ["export_to", "check_endpoints"]
 
 # Endpoints given a processor already in this process: a second DBOS(config) (tests, a
 # relaunch) must not export every span twice.
 _exporting: set[str] = set()
 _lock = threading.Lock()
+
+
+def check_endpoints(key: str, endpoints: Any) -> list[str]:
+    """The endpoints of config key ``key`` (``otlp_traces_endpoints``, ``otlp_logs_endpoints``):
+    a list of http(s) URLs, or nothing; else a clear error naming the key."""
+    if endpoints is None:
+        return []
+    if not isinstance(endpoints, list):
+        raise DBOSConfigError(f"{key} must be a list of URLs, got {type(endpoints).__name__}")
+    for endpoint in endpoints:
+        if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+            raise DBOSConfigError(f"{key}: {endpoint!r} is not an http(s) URL")
+    return endpoints
 
 
 def export_to(endpoints: list[str], service_name: str) -> None:
@@ -32,9 +46,7 @@ def export_to(endpoints: list[str], service_name: str) -> None:
         raise DBOSConfigError(
             "otlp_traces_endpoints needs OpenTelemetry's SDK and OTLP exporter: pip install 'pgfleet[otel]'"
         ) from None
-    for endpoint in endpoints:
-        if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
-            raise DBOSConfigError(f"otlp_traces_endpoints: {endpoint!r} is not an http(s) URL")
+    check_endpoints("otlp_traces_endpoints", endpoints)
     with _lock:
         provider = trace.get_tracer_provider()
         if isinstance(provider, trace.ProxyTracerProvider):

@@ -12,9 +12,9 @@ attributes are ``applicationID`` (``DBOS__APPID``, else empty), ``applicationVer
 
 pgfleet does the same for ``DBOS.logger`` (the ``dbos`` logger) and also for its own
 ``pgfleet.*`` loggers: what the cluster did (takeovers, leader terms, workflows stopped by
-their fence) belongs beside the application's logs. Their records are structlog events: the body is the event's text
-alone ("in workflow arg", not ``event='in workflow arg' ...``), and the event's fields become
-attributes (``step_id``, a takeover's ``term``), from ``record.pgfleet_event``
+their fence) belongs beside the application's logs. Their records are structlog events: the
+body is the event's text alone ("in workflow arg", not ``event='in workflow arg' ...``), and
+the event's fields become attributes (``step_id``, a takeover's ``term``), from ``record.pgfleet_event``
 (:func:`sysdb.logs.render`; ``workflow_id`` and ``executor_id`` under DBOS's names). Unlike
 DBOS, ``DBOS.destroy()`` takes the handler off again.
 """
@@ -33,7 +33,7 @@ from sysdb.logs import FIELDS_ATTRIBUTE
 from .context import current_workflow
 from .errors import DBOSConfigError
 
-__all__ = ["configure", "detach", "check_endpoints"]
+__all__ = ["configure", "detach"]
 
 # The loggers whose records are sent: DBOS.logger's, and pgfleet's own (pgfleet.<part>).
 LOGGERS = ("dbos", "pgfleet")
@@ -45,18 +45,6 @@ _DBOS_NAMES = {"workflow_id": "operationUUID", "executor_id": "executorID"}
 _lock = threading.Lock()
 _exporting: set[str] = set()  # endpoints given a processor in this process (a relaunch adds none)
 _handler: OtlpLogHandler | None = None
-
-
-def check_endpoints(endpoints: Any) -> list[str]:
-    """``otlp_logs_endpoints`` as given (a list of http(s) URLs, or nothing); else a clear error."""
-    if endpoints is None:
-        return []
-    if not isinstance(endpoints, list):
-        raise DBOSConfigError(f"otlp_logs_endpoints must be a list of URLs, got {type(endpoints).__name__}")
-    for endpoint in endpoints:
-        if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
-            raise DBOSConfigError(f"otlp_logs_endpoints: {endpoint!r} is not an http(s) URL")
-    return endpoints
 
 
 class OtlpLogHandler(logging.Handler):
@@ -126,7 +114,8 @@ def _logger_provider(endpoints: list[str], service_name: str) -> Any:
 
 
 def configure(raw: dict[str, Any], executor_id: str | None, app_version: str | None) -> None:
-    """Follow a DBOS config (``raw``, already validated): with ``enable_otlp``, send the
+    """Follow a DBOS config (``raw``, already validated, its endpoints by
+    :func:`runtime.otlp.check_endpoints`): with ``enable_otlp``, send the
     ``dbos`` and ``pgfleet`` loggers' records to its logs endpoints (or to the application's
     LoggerProvider); without, send none."""
     global _handler
@@ -134,7 +123,7 @@ def configure(raw: dict[str, Any], executor_id: str | None, app_version: str | N
     if not raw.get("enable_otlp"):
         return
     with _lock:
-        provider = _logger_provider(check_endpoints(raw.get("otlp_logs_endpoints")), str(raw.get("name") or "pgfleet"))
+        provider = _logger_provider(raw.get("otlp_logs_endpoints") or [], str(raw.get("name") or "pgfleet"))
         if provider is None:
             return
         from opentelemetry.sdk._logs import LoggingHandler

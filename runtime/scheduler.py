@@ -208,8 +208,8 @@ class WorkflowScheduleTicker:
         self._cursors: dict[str, _Cursor] = {}
         self._term: int | None = None
         # The ACTIVE schedules as last read, and when to read them again: every refresh_sec
-        # (DBOS's scheduler polls every 30 s by default), at once after a change made in this process or
-        # a tick that found its schedule changed. A stale copy cannot fire a paused or changed
+        # (DBOS's scheduler polls every 30 s by default), at once after a change made in this
+        # process or a tick that found its schedule changed. A stale copy cannot fire a paused or changed
         # schedule: each tick's statement checks the definition it was computed from.
         self._rows: list[WorkflowScheduleRow] = []
         self._refresh_at: datetime.datetime | None = None

@@ -24,6 +24,8 @@ from .current import current_process
 from .errors import DBOSException
 from .tracing import traced
 
+_log = get_logger("pgfleet.runtime")
+
 __all__ = ["install_web_middleware", "refuse_conductor", "IDEMPOTENCY_HEADER", "REQUEST_ID_HEADER"]
 
 IDEMPOTENCY_HEADER = "dbos-idempotency-key"
@@ -38,9 +40,6 @@ def refuse_conductor(conductor_url: str | None, conductor_key: str | None) -> No
             "pgfleet does not connect to DBOS Conductor (conductor_url/conductor_key): its executors "
             "coordinate through the system database; use `pgfleet status` and the DBOS.* admin API instead"
         )
-
-
-_log = get_logger("pgfleet.runtime")
 
 
 def warn_admin_server(run_admin_server: Any) -> None:
