@@ -35,6 +35,12 @@ def _queues_changed() -> None:
         services.database_queues.invalidate()
 
 
+def _serves(name: str) -> bool:
+    """Whether this process serves the queue ``name`` (``DBOS.listen_queues``, config ``queues``)."""
+    process = current_process()
+    return process is None or process.serves_queue(name)
+
+
 class QueuesAPI:
     """Database-backed queues, enqueueing by queue or workflow name, application versions."""
 
@@ -67,6 +73,7 @@ class QueuesAPI:
             executor.db, name, owner=name_, update_existing=update, concurrency=concurrency, limiter=limiter,
             worker_concurrency=worker_concurrency, priority_enabled=priority_enabled,
             partition_queue=partition_queue, polling_interval_sec=polling_interval_sec, client=False,
+            listening=_serves(name),
         )
         _queues_changed()
         return queue

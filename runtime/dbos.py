@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from cluster.coordination.status import FleetStatus, fleet_status
@@ -234,15 +234,22 @@ class DBOS(
         return handle
 
     @classmethod
-    def listen_queues(cls, queues: list[Queue]) -> None:
-        """Serve only these queues in this process (call before ``DBOS.launch()``); the
-        ``queues`` config key does the same by name and takes precedence."""
-        if not all(isinstance(q, Queue) for q in queues):
-            raise DBOSException("DBOS.listen_queues takes a list of Queue objects")
+    def listen_queues(cls, queues: Sequence[Queue | str]) -> None:
+        """Serve (dequeue from) only these queues in this process, named as ``Queue`` objects or
+        by name (a database-backed queue too); call it once, after ``DBOS()`` and before
+        ``DBOS.launch()``, as in DBOS. The ``queues`` config key does the same and takes
+        precedence. The internal queue (client resumes, scheduled ticks) is always served."""
         process = current_process()
-        if process is not None and process.launched:
-            raise DBOSException("call DBOS.listen_queues before DBOS.launch()")
-        registry.listened = tuple(q.name for q in queues)
+        if process is None:
+            raise DBOSException("No DBOS was created yet")
+        if isinstance(queues, (str, Queue)) or not isinstance(queues, Sequence):
+            raise DBOSException(f"DBOS.listen_queues takes a list of queues or queue names, got {queues!r}")
+        names = []
+        for queue in queues:
+            if not isinstance(queue, (str, Queue)):
+                raise DBOSException(f"DBOS.listen_queues takes Queue objects or queue names, got {queue!r}")
+            names.append(queue if isinstance(queue, str) else queue.name)
+        process.listen_queues(tuple(names))
 
     @classmethod
     def retrieve_workflow(cls, workflow_id: str, existing_workflow: bool = True) -> WorkflowHandle[Any]:

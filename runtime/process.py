@@ -52,11 +52,32 @@ class DBOSProcess:
         self.services: ClusterServices | None = None
         # How often this process declared its schedules (its leader's ticker re-reads them then).
         self._schedules_declared = 0
+        # What DBOS.listen_queues named (None: not called): the queues this process serves
+        # unless the config's ``queues`` key says otherwise.
+        self.listened_queues: tuple[str, ...] | None = None
         self._lock = threading.RLock()
 
     @property
     def launched(self) -> bool:
         return self.executor is not None
+
+    def listen_queues(self, names: tuple[str, ...]) -> None:
+        """Serve only the queues ``names`` (``DBOS.listen_queues``): before launch, once, as in DBOS."""
+        with self._lock:
+            if self.launched:
+                raise DBOSException("listen_queues called after DBOS is launched")
+            if self.listened_queues is not None:
+                raise DBOSException("listen_queues called more than once")
+            self.listened_queues = names
+
+    def served_queues(self) -> tuple[str, ...] | None:
+        """The queues this process serves: the config's ``queues`` key, else what
+        ``DBOS.listen_queues`` named, else (None) every queue it knows."""
+        return self.config.queues if self.config.queues is not None else self.listened_queues
+
+    def serves_queue(self, name: str) -> bool:
+        served = self.served_queues()
+        return served is None or name in served
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -86,7 +107,7 @@ class DBOSProcess:
         # As DBOS: every launch records its application version (the first launch of a version
         # makes it the latest).
         queue_admin.record_version(executor.db, executor.application_version, executor.config.name)
-        services = ClusterServices(executor, lambda: self._schedules_declared)
+        services = ClusterServices(executor, lambda: self._schedules_declared, self.served_queues())
         services.register()  # before recovery, so nobody sweeps what we are about to recover
         self.services = services
         self.executor = executor
@@ -96,6 +117,7 @@ class DBOSProcess:
         pending = recovery.list_recoverable(executor)
         self.declare_schedules(lambda name: self.registry.workflow(name) is not None)
         services.start(recover=pending)
+        queue_admin.log_served_queues(executor.db, self.registry.all_queues(), self.config.name, self.served_queues())
 
     def destroy(self, workflow_completion_timeout_sec: float = 0) -> None:
         """Leave the cluster gracefully and close every connection: stop taking work, let

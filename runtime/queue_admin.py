@@ -16,13 +16,13 @@ from sysdb.queue_rows import OwnedWrite, QueueRow
 
 from .errors import DBOSException
 from .logs import logger
-from .queues import Queue, QueueConflictResolution, QueueRateLimit, check_queue_settings
+from .queues import INTERNAL_QUEUE_NAME, Queue, QueueConflictResolution, QueueRateLimit, check_queue_settings
 
 if TYPE_CHECKING:
     from sysdb import SystemDatabase
 
 __all__ = [
-    "VersionInfo", "ApplicationRowCounts", "register_queue", "retrieve_queue", "list_queues",
+    "VersionInfo", "ApplicationRowCounts", "register_queue", "retrieve_queue", "list_queues", "log_served_queues",
     "record_version", "list_versions", "latest_version", "promote_version", "rename_application",
 ]
 
@@ -84,8 +84,11 @@ def register_queue(
     partition_queue: bool,
     polling_interval_sec: float,
     client: bool,
+    listening: bool | None = None,
 ) -> Queue:
-    """Write the queue's row (see ``DBOS.register_queue``) and return it as stored."""
+    """Write the queue's row (see ``DBOS.register_queue``) and return it as stored. A new
+    queue is logged in DBOS's words: whether this process serves it (``listening``), or, from
+    a client (None), its settings alone."""
     check_queue_settings(concurrency, worker_concurrency, polling_interval_sec, limiter)
     row = QueueRow(
         name=name, concurrency=concurrency, worker_concurrency=worker_concurrency,
@@ -101,8 +104,26 @@ def register_queue(
     if queue is None:
         raise DBOSException(f"Queue {name} not found in the database")  # deleted meanwhile
     if not write.existed:
-        logger.info(f"Registered new queue: {name}")
+        if listening is not None:
+            logger.info("Registered and listening to new queue:" if listening else "Registered new queue (not listening):")
+        logger.info(queue.describe())
     return queue
+
+
+def log_served_queues(db: SystemDatabase, code_queues: list[Queue], application_name: str, served: tuple[str, ...] | None) -> None:
+    """At launch, as DBOS: the queues this process serves (``served``, None: all), those of
+    the code and the application's database-backed ones, one line each."""
+    queues = {queue.name: queue for queue in code_queues}
+    try:
+        for queue in list_queues(db, application_name, None, client=False):
+            queues.setdefault(queue.name, queue)
+    except Exception as exc:  # a log line never fails a launch
+        logger.warning(f"Exception listing database-backed queues: {exc}")
+    queues.pop(INTERNAL_QUEUE_NAME, None)
+    listed = [queue for name, queue in queues.items() if served is None or name in served]
+    logger.info(f"Listening to {len(listed)} queues:")
+    for queue in listed:
+        logger.info(queue.describe())
 
 
 def retrieve_queue(db: SystemDatabase, name: str, *, client: bool) -> Queue | None:

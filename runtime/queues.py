@@ -215,6 +215,23 @@ class Queue:
         process = current_process()
         return process.executor.async_work if process is not None and process.executor is not None else None
 
+    def describe(self) -> str:
+        """``Queue: <name> (<the settings that are set>)``, the line DBOS logs for a queue (at
+        launch, and when one is registered), from the settings this object was made with."""
+        settings = self._settings
+        opts = []
+        if settings.concurrency is not None:
+            opts.append(f"concurrency={settings.concurrency}")
+        if settings.worker_concurrency is not None:
+            opts.append(f"worker_concurrency={settings.worker_concurrency}")
+        if settings.limiter is not None:
+            opts.append(f"limit={settings.limiter['limit']}/{settings.limiter['period']}s")
+        if settings.priority_enabled:
+            opts.append("priority")
+        if settings.partition_queue:
+            opts.append("partitioned")
+        return f"Queue: {self.name}" + (f" ({', '.join(opts)})" if opts else "")
+
     @property
     def concurrency(self) -> int | None:
         return self._read("concurrency").concurrency

@@ -5,8 +5,8 @@ status row, so each decorated function is registered under a unique name (by def
 ``__qualname__``, as DBOS does). Methods of ``@DBOS.dbos_class`` classes are registered too;
 instance methods find their instance again through ``DBOSConfiguredInstance.config_name``.
 
-The decorators, ``Queue(...)`` and ``DBOS.listen_queues`` declare into :data:`registry`, before
-any ``DBOS()`` exists or after it launched. It is code, not state: every process object of the
+The decorators and ``Queue(...)`` declare into :data:`registry`, before any ``DBOS()`` exists
+or after it launched (``DBOS.listen_queues`` is the process object's, as in DBOS). It is code, not state: every process object of the
 interpreter (:class:`runtime.process.DBOSProcess`) reads the registry it was built with, and
 keeps its running state (executor, services, notification hub, ...) to itself.
 """
@@ -113,9 +113,6 @@ class Registry:
     instances: dict[tuple[str, str], Any] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
-    # Set by DBOS.listen_queues: the only queues this program serves (None: all it declares);
-    # a process's ``queues`` config key takes precedence.
-    listened: tuple[str, ...] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_workflow(self, entry: RegisteredWorkflow) -> None:
@@ -179,7 +176,6 @@ class Registry:
             self.instances.clear()
             self.queues.clear()
             self.schedules.clear()
-            self.listened = None
 
     def code_version(self) -> str:
         """A hash of the registered workflows' source: DBOS's default application version."""

@@ -44,10 +44,12 @@ INTERNAL_QUEUE_POLL_SEC = 5.0
 class ClusterServices:
     """The background loops of one executor, started at launch and stopped at destroy."""
 
-    def __init__(self, executor: Executor, schedules_declared: Callable[[], int]) -> None:
+    def __init__(self, executor: Executor, schedules_declared: Callable[[], int], served: tuple[str, ...] | None) -> None:
         """``schedules_declared`` counts the process's schedule declarations (the leader's
-        ticker re-reads the schedules when it changes)."""
+        ticker re-reads the schedules when it changes); ``served`` names the only queues to
+        claim from (besides the internal one), None: every queue."""
         self.executor = executor
+        self._served_queues = served
         config = executor.config
         db = executor.db
         # Set by start(): from then on the executor's news (queue work, outage stops) wakes us.
@@ -92,7 +94,7 @@ class ClusterServices:
                 executor_id=executor.executor_id,
                 application_name=config.name,
                 application_version=executor.application_version,
-                queues=config.queues,
+                queues=self._served_queues,  # what this process serves (config or listen_queues)
                 supervisor_id=config.supervisor_id,
             ),
             self._workflow_names,
@@ -209,11 +211,8 @@ class ClusterServices:
     # -- callbacks ---------------------------------------------------------------------------
 
     def _served(self) -> tuple[str, ...] | None:
-        """The queues this executor serves: the config's ``queues`` key, else what
-        ``DBOS.listen_queues`` named, else (None) every queue it declares."""
-        if self.executor.config.queues is not None:
-            return self.executor.config.queues
-        return self.executor.registry.listened
+        """The queues this executor serves (None: every queue; see ``DBOSProcess.served_queues``)."""
+        return self._served_queues
 
     def _serves(self, queue_name: str) -> bool:
         served = self._served()

@@ -596,8 +596,8 @@ def test_listen_queues_limits_what_this_process_serves(sys_url, db):
     def job():
         return "ran"
 
-    DBOS.listen_queues([served])
     DBOS(config={"name": "listen", "system_database_url": sys_url, "executor_id": "listener"})
+    DBOS.listen_queues([served])
     DBOS.launch()
     try:
         assert served.enqueue(job).get_result() == "ran"

@@ -119,7 +119,10 @@ class Membership:
                 f"{current.host if current else None!r}); give this process its own executor_id"
             )
         self.epoch = epoch
-        log.info("executor registered", executor_id=info.executor_id, epoch=self.epoch)
+        log.info(
+            "executor registered", executor_id=info.executor_id, epoch=self.epoch,
+            application_name=info.application_name, application_version=info.application_version,
+        )
         return epoch
 
     def set_status(self, status: MemberStatus) -> bool:
