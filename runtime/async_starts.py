@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from .aio import in_thread
 from .context import WorkflowContext, current_workflow, take_start_options
-from .errors import DBOSException, DBOSWorkflowCancelledError
+from .errors import DBOSWorkflowCancelledError
 from .handles import WorkflowHandle, WorkflowHandleAsync
-from .registry import RegisteredWorkflow, call_workflow_coroutine
+from .registry import RegisteredWorkflow
 from .results import recorded_result_async
 from .starts import plan_start, start_workflow
 from .workflow_start import take_start_position, validate_input
@@ -40,11 +40,8 @@ async def start_workflow_async(
                                   background=background, positions=1 if background else 2)
         return WorkflowHandleAsync.of(started) if background else started
     parent = current_workflow()
-    if parent is not None and parent.in_step:
-        if background:
-            raise DBOSException(f"cannot start workflow {entry.name!r} from inside a step")
-        return await call_workflow_coroutine(entry, bound, args, kwargs)
     if parent is not None:
+        parent.refuse_workflow_start("start" if background else "call", entry.name)
         executor.check_running(parent)
     options = take_start_options()
     validate_input(entry, args, kwargs)

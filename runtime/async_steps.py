@@ -37,6 +37,7 @@ from .steps import (
     record_attempt,
     retry_policy,
     sleep_checkpoint,
+    sleeping_workflow,
     time_to_wake,
 )
 from .tracing import note_attempt, operation_span, tracing_enabled
@@ -141,10 +142,7 @@ async def sleep_unless_stopped(executor: Executor, seconds: float) -> None:
 async def durable_sleep_async(executor: Executor, seconds: float) -> None:
     """``DBOS.sleep_async``: the wake-up time is checkpointed (in a worker thread) before the
     sleep, which is awaited on the loop; a recovered workflow sleeps only what is left."""
-    ctx = active_workflow()
-    if ctx is None:
-        await sleep_unless_stopped(executor, seconds)
-        return
+    ctx = sleeping_workflow()
     executor.check_running(ctx)
     function_id = ctx.next_function_id()  # on the loop, in call order
     with operation_span("sleep"):  # as DBOS's: the recording, not the wait

@@ -121,6 +121,16 @@ class WorkflowContext:
     def in_step(self) -> bool:
         return self.step_id is not None
 
+    def refuse_workflow_start(self, action: str, workflow_name: str | None) -> None:
+        """DBOS's rule: a step or a transaction starts, calls or enqueues no workflow (DBOS
+        fails an assert). The child's position would be taken inside an operation whose replay
+        returns its recorded outcome without running the body, so every later position would
+        shift on recovery; and a start from a transaction would not roll back with it. Raises
+        ``DBOSException`` naming the workflow and where it was called."""
+        where = "a step" if self.in_step else "a transaction" if self.in_transaction else None
+        if where is not None:
+            raise DBOSException(f"cannot {action} workflow {workflow_name!r} from inside {where}")
+
 
 
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(

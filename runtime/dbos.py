@@ -12,7 +12,6 @@ step) ``steps.run_step`` → ``Executor.checkpoint`` → ``db.steps.record`` (``
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
@@ -291,11 +290,11 @@ class DBOS(
 
     @classmethod
     def sleep(cls, seconds: float) -> None:
-        """Sleep durably: inside a workflow the wake-up time is checkpointed, so a recovered
-        workflow sleeps only what is left."""
+        """Sleep durably inside a workflow: the wake-up time is checkpointed, so a recovered
+        workflow sleeps only what is left. As in DBOS, a positive sleep outside a workflow
+        raises ``DBOSException`` and one inside a step or transaction ``AssertionError``."""
         refuse_on_loop("DBOS.sleep")
-        if current_workflow() is None:
-            time.sleep(seconds)
+        if seconds <= 0:  # as DBOS: nothing to wait for, no position taken
             return
         durable_sleep(cls._executor_or_raise("DBOS.sleep"), seconds)
 

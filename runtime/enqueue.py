@@ -54,9 +54,8 @@ def enqueue_workflow(
 ) -> WorkflowHandle[Any]:
     """Put a workflow on a queue; inside a workflow, as a checkpointed child start."""
     parent = current_workflow()
-    if parent is not None and parent.in_step:
-        raise DBOSException(f"cannot enqueue workflow {entry.name!r} from inside a step")
     if parent is not None:
+        parent.refuse_workflow_start("enqueue", entry.name)
         executor.check_running(parent)
     options = take_start_options()
     validate_input(entry, args, kwargs)

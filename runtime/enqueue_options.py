@@ -132,9 +132,8 @@ def enqueue_with_options(executor: Executor, options: Mapping[str, Any], args: t
     """Enqueue ``options['workflow_name']`` on ``options['queue_name']``; inside a workflow as a
     checkpointed child start (a replay returns the handle the first execution got)."""
     parent = current_workflow()
-    if parent is not None and parent.in_step:
-        raise DBOSException(f"cannot enqueue workflow {options.get('workflow_name')!r} from inside a step")
     if parent is not None:
+        parent.refuse_workflow_start("enqueue", options.get("workflow_name"))
         executor.check_running(parent)
     ambient = take_start_options()
     function_id = parent.next_function_id() if parent is not None else None

@@ -17,7 +17,6 @@ from .context import StartOptions, WorkflowContext, current_workflow, take_start
 from .current import executor_for
 from .errors import (
     DBOSConflictingWorkflowError,
-    DBOSException,
     DBOSNonExistentWorkflowError,
     DBOSWorkflowCancelledError,
     DBOSWorkflowFencedError,
@@ -25,7 +24,7 @@ from .errors import (
 from .handles import WorkflowHandle
 from .operations import ExecutorShutdown, check_recorded_name
 from .ownership import insert_start_row
-from .registry import RegisteredWorkflow, call_workflow_function, split_bound, workflow_of
+from .registry import RegisteredWorkflow, split_bound, workflow_of
 from .serialization import serialize, serialize_exception
 from .tracing import start_parent
 from .workflow_start import StartPosition, WorkflowStart, call_start, start_timeout, take_start_position, validate_input
@@ -61,11 +60,8 @@ def start_workflow(
 ) -> Any:
     """Start a workflow: run it here and return its result, or return a handle at once."""
     parent = current_workflow()
-    if parent is not None and parent.in_step:
-        if background:
-            raise DBOSException(f"cannot start workflow {entry.name!r} from inside a step")
-        return call_workflow_function(entry, bound, args, kwargs)
     if parent is not None:
+        parent.refuse_workflow_start("start" if background else "call", entry.name)
         executor.check_running(parent)
     options = take_start_options()
     validate_input(entry, args, kwargs)

@@ -27,7 +27,7 @@ from tenacity import (
 from sysdb import now_ms
 
 from . import metrics
-from .context import WorkflowContext, active_workflow
+from .context import WorkflowContext, active_workflow, current_workflow
 from .errors import DBOSException, DBOSMaxStepRetriesExceeded, DBOSSerializationError, DBOSWorkflowCancelledError, DBOSWorkflowFencedError
 from .operations import NOT_RECORDED, ExecutorShutdown, replay_recorded
 from .registry import RegisteredStep
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 __all__ = ["run_step", "durable_sleep", "durable_wake_time", "is_retryable", "retry_policy", "CONTROL_ERRORS", "SLEEP_FUNCTION_NAME",
-           "observe_step", "sleep_checkpoint", "record_attempt"]
+           "observe_step", "sleep_checkpoint", "record_attempt", "sleeping_workflow"]
 
 SLEEP_FUNCTION_NAME = "DBOS.sleep"
 # The longest pause between two attempts of a retried step.
@@ -194,16 +194,26 @@ def _exhausted(step: RegisteredStep, errors: list[Exception]) -> Any:
 def durable_sleep(executor: Executor, seconds: float) -> None:
     """``DBOS.sleep``: the wake-up time is checkpointed before sleeping, so a recovered
     workflow sleeps only what is left."""
-    ctx = active_workflow()
-    if ctx is None:
-        time.sleep(seconds)
-        return
+    ctx = sleeping_workflow()
     executor.check_running(ctx)
     with operation_span("sleep"):  # as DBOS's: the recording, not the wait
         wake_at = durable_wake_time(executor, ctx, ctx.next_function_id(), seconds)
     while (wait := time_to_wake(executor, ctx, wake_at)) is not None:
         if executor.stop_event.wait(wait):
             raise ExecutorShutdown()
+
+
+def sleeping_workflow() -> WorkflowContext:
+    """The workflow a ``DBOS.sleep`` (or ``sleep_async``) of a positive time checkpoints in,
+    refused elsewhere as DBOS refuses it: a sleep outside a workflow could not be made
+    durable, and one inside a step or transaction would take a position whose replay skips it."""
+    ctx = current_workflow()
+    if ctx is None:
+        raise DBOSException("sleep() must be called from within a workflow")
+    if ctx.in_step or ctx.in_transaction:
+        # DBOS's class and words (an assert there), so a program fails the same way on both.
+        raise AssertionError("sleep() must be called from within a workflow")
+    return ctx
 
 
 def time_to_wake(executor: Executor, ctx: WorkflowContext, wake_at: float) -> float | None:
