@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .context import current_workflow
-from .errors import DBOSException
+from .errors import DBOSException, DBOSWorkflowFunctionNotFoundError
 from .logs import logger
 from .roles import assumed
 from .tracing import traced
@@ -235,8 +235,9 @@ def workflow_of(func: Callable[..., Any]) -> tuple[RegisteredWorkflow, Any]:
         bound, target = func.__self__, func.__func__
     entry = getattr(target, "__pgfleet_workflow__", None)
     if not isinstance(entry, RegisteredWorkflow):
-        name = getattr(func, "__qualname__", repr(func))
-        raise DBOSException(f"{name} is not a workflow: decorate it with @DBOS.workflow()")
+        # DBOS's class and words, so a program that catches it works on both.
+        name = getattr(func, "__name__", repr(func))
+        raise DBOSWorkflowFunctionNotFoundError("<NONE>", f"{name} is not a registered workflow function")
     return entry, bound
 
 

@@ -14,6 +14,7 @@ from runtime import (
     DBOSException,
     DBOSInvalidInputError,
     DBOSSerializationError,
+    DBOSWorkflowFunctionNotFoundError,
     SetWorkflowID,
 )
 
@@ -147,7 +148,8 @@ def test_start_workflow_of_a_plain_function(dbos):
     def not_a_workflow():
         return 1
 
-    with pytest.raises(DBOSException, match="not a workflow"):
+    # DBOS's class and words (a program catching DBOSWorkflowFunctionNotFoundError works on both).
+    with pytest.raises(DBOSWorkflowFunctionNotFoundError, match="not_a_workflow is not a registered workflow function"):
         DBOS.start_workflow(not_a_workflow)
 
 

@@ -23,6 +23,7 @@ from runtime import (
     DBOSAwaitedWorkflowCancelledError,
     DBOSException,
     DBOSQueueDeduplicatedError,
+    DBOSWorkflowFunctionNotFoundError,
     Queue,
     SetEnqueueOptions,
     SetWorkflowID,
@@ -530,7 +531,7 @@ def test_enqueue_of_something_that_is_not_a_workflow_raises(dbos, db):
 
     # A step is accepted: it runs as a one-step workflow, as in DBOS (tests/test_dbos_lifecycle.py).
     for func in (plain, print):
-        with pytest.raises(DBOSException, match="is not a workflow: decorate it with @DBOS.workflow"):
+        with pytest.raises(DBOSWorkflowFunctionNotFoundError, match="plain is not a registered workflow function|print is not a registered workflow function"):
             queue.enqueue(func, 1)
     assert workflow_count(db) == 0
 
