@@ -9,7 +9,7 @@ child workflows read it to know where they are; the step checkpoint writes with 
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -170,12 +170,29 @@ def active_workflow() -> WorkflowContext | None:
     return ctx
 
 
-def enter_workflow(ctx: WorkflowContext) -> contextvars.Token[WorkflowContext | None]:
-    return _current.set(ctx)
+@dataclass(frozen=True)
+class WorkflowEntry:
+    """What :func:`enter_workflow` changed, for :func:`leave_workflow` to restore."""
+
+    workflow: contextvars.Token[WorkflowContext | None]
+    options: contextvars.Token[StartOptions | None]
 
 
-def leave_workflow(token: contextvars.Token[WorkflowContext | None]) -> None:
-    _current.reset(token)
+def enter_workflow(ctx: WorkflowContext) -> WorkflowEntry:
+    """Make ``ctx`` the running workflow of this thread or task. The start options its caller
+    set for it are not its children's, as in DBOS: a timeout (the children inherit the deadline
+    through ``ctx`` instead), a deduplication id or policy, a priority. A body called directly
+    inside ``with SetWorkflowTimeout(...)`` otherwise gave each child a deadline of its own."""
+    options = _options.get()
+    for_children = None if options is None else replace(
+        options, timeout_sec=None, timeout_set=False, deduplication_id=None, duplication_policy=None, priority=None
+    )
+    return WorkflowEntry(_current.set(ctx), _options.set(for_children))
+
+
+def leave_workflow(entry: WorkflowEntry) -> None:
+    _options.reset(entry.options)
+    _current.reset(entry.workflow)
 
 
 @dataclass
@@ -287,17 +304,20 @@ class SetWorkflowID(_OptionsBlock):
 class SetWorkflowTimeout(_OptionsBlock):
     """``with SetWorkflowTimeout(seconds):`` cancels workflows started in the block that run longer.
 
-    ``None`` removes an inherited timeout. An enqueued workflow's deadline starts when it is
-    dequeued; a child inherits its parent's deadline.
+    ``None`` (or 0, as in DBOS) removes an inherited timeout. An enqueued workflow's deadline
+    starts when it is dequeued; a child inherits its parent's deadline.
     """
 
     def __init__(self, workflow_timeout_sec: float | None) -> None:
         if workflow_timeout_sec is not None and (
             isinstance(workflow_timeout_sec, bool) or not isinstance(workflow_timeout_sec, (int, float))
-            or workflow_timeout_sec <= 0
         ):
-            raise DBOSException(f"SetWorkflowTimeout needs a positive number of seconds, got {workflow_timeout_sec!r}")
-        super().__init__(timeout_sec=workflow_timeout_sec, timeout_set=True)
+            raise DBOSException(f"SetWorkflowTimeout needs a number of seconds or None, got {workflow_timeout_sec!r}")
+        if workflow_timeout_sec is not None and workflow_timeout_sec < 0:
+            # DBOS's class (a plain Exception) and words.
+            raise Exception(f"Invalid workflow timeout {workflow_timeout_sec}. Timeouts must be positive.")
+        # As in DBOS, 0 is no timeout, like None (it also removes an inherited deadline).
+        super().__init__(timeout_sec=workflow_timeout_sec or None, timeout_set=True)
 
 
 # The priorities DBOS accepts: 1 is the highest; a workflow enqueued without one has priority 0.

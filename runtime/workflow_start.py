@@ -191,14 +191,16 @@ def start_timeout(
 ) -> tuple[int | None, int | None]:
     """The timeout and the deadline a new workflow records. A new deadline counts from the
     database clock (``db_now_ms``), as every host that checks it does; an enqueued workflow's
-    own timeout starts when it is dequeued (no deadline yet). Children inherit the parent's."""
+    own timeout starts when it is dequeued (no deadline yet). A child inherits the parent's
+    deadline but records no timeout of its own, as in DBOS (so resuming or forking it later
+    starts it without one)."""
     if options.timeout_set:
         if options.timeout_sec is None:
             return None, None
         timeout_ms = int(options.timeout_sec * 1000)
         return timeout_ms, None if queued else db_now_ms() + timeout_ms
     if parent is not None:
-        return parent.timeout_ms, parent.deadline_epoch_ms
+        return None, parent.deadline_epoch_ms
     return None, None
 
 
