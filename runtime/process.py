@@ -115,6 +115,7 @@ class DBOSProcess:
         # Read before any work is taken, so the list holds only what an earlier life left.
         recovery.requeue_unfinished(executor)
         pending = recovery.list_recoverable(executor)
+        recovery.warn_of_unregistered_owners(executor)
         self.declare_schedules(lambda name: self.registry.workflow(name) is not None)
         services.start(recover=pending)
         queue_admin.log_served_queues(executor.db, self.registry.all_queues(), self.config.name, self.served_queues())

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "requeue_unfinished",
     "list_recoverable",
+    "warn_of_unregistered_owners",
     "recover_rows",
     "recover_workflow",
     "run_claimed",
@@ -50,6 +51,21 @@ def requeue_unfinished(executor: Executor) -> None:
     requeued = executor.db.takeover.requeue_executor_workflows(executor.executor_id)
     if requeued:
         executor.log.info("returned this executor's unfinished queued workflows to their queues", count=len(requeued))
+
+
+def warn_of_unregistered_owners(executor: Executor) -> None:
+    """At launch: name the executor ids that own PENDING workflows but never joined the fleet
+    (a DBOS process, whose default id is "local", before the switch to pgfleet). pgfleet takes
+    over only members it saw die, so those workflows wait until an executor of that id
+    launches: say so, and how, rather than leave them PENDING in silence."""
+    owners = executor.db.recovery.unregistered_owners()
+    if owners:
+        executor.log.warning(
+            "PENDING workflows belong to executor ids that never joined this fleet (a DBOS process?);"
+            " each is recovered when an executor of that id launches: once that process is stopped,"
+            " launch one pgfleet executor with that executor_id (ops/RUNBOOK.md, 'Switching from DBOS')",
+            unregistered_owners=", ".join(f"{owner} ({count})" for owner, count in owners.items()),
+        )
 
 
 def list_recoverable(executor: Executor) -> list[PendingWorkflow]:

@@ -44,6 +44,11 @@ class Recovery(Door):
         rows = self._execute("list_pending_for_executor", {"executor_id": executor_id})
         return [PendingWorkflow(**row) for row in rows]
 
+    def unregistered_owners(self) -> dict[str, int]:
+        """The executor ids (at most 20) that own PENDING workflows without ever having
+        registered as a member, with how many each owns."""
+        return {row["executor_id"]: int(row["pending"]) for row in self._execute("list_unregistered_owners", {})}
+
     def owned_not_running(self, executor_id: str, running_epochs: list[int]) -> list[AcquiredWorkflow]:
         """PENDING workflows naming ``executor_id`` under an epoch not in ``running_epochs``:
         the orphans of an ownership write whose reply was lost (see runtime/ownership.py)."""
