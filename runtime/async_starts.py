@@ -59,7 +59,7 @@ async def start_workflow_async(
         return await recorded_result_async(executor, parent, result_id, plan.result_as or plan.workflow_id,
                                            lambda: executor.wait_result_async(plan.workflow_id))
     if background:
-        task = asyncio.get_running_loop().create_task(executor.run_async(ctx, entry, bound, args, kwargs))
+        task = asyncio.get_running_loop().create_task(executor.run_async(ctx, entry, bound, args, kwargs, background=True))
         executor.async_work.keep(task)
         return WorkflowHandleAsync(ctx.workflow_id, handle=WorkflowHandle(ctx.workflow_id, source=executor))
     if parent is None or result_id is None:

@@ -163,11 +163,11 @@ class Executor(WorkflowRuns):
             self._running_epochs.add(ctx.owner_epoch)
         name = f"workflow-{ctx.workflow_id}"
         if not entry.is_async:
-            self.threads.admit(name, lambda: self.run(ctx, entry, bound, args, kwargs), child=child)
+            self.threads.admit(name, lambda: self.run(ctx, entry, bound, args, kwargs, background=True), child=child)
             return
 
         def submit(done: Callable[[], None]) -> None:
-            self.background_loop.submit(lambda: self.run_async(ctx, entry, bound, args, kwargs), done)
+            self.background_loop.submit(lambda: self.run_async(ctx, entry, bound, args, kwargs, background=True), done)
 
         self.threads.admit_async(name, submit, child=child)
 

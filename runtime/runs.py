@@ -50,9 +50,12 @@ class WorkflowRuns(Fencing):
     log: Any
 
     def run(
-        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+        *, background: bool = False,
     ) -> Any:
-        """Execute a sync workflow body that this executor owns and record its outcome."""
+        """Execute a sync workflow body that this executor owns and record its outcome.
+        ``background``: nobody awaits the call (started, claimed, recovered), so an error it
+        records is also logged, as DBOS logs it."""
         local = self._begin_run(ctx)
         handed_back = False
         token = enter_workflow(ctx)
@@ -61,7 +64,7 @@ class WorkflowRuns(Fencing):
                 self.check_owned(ctx)  # e.g. claimed just before this member's lease ended
                 result = call_workflow_function(entry, bound, args, kwargs)
             except BaseException as exc:
-                handed_back = self._stopped(ctx, local, exc)
+                handed_back = self._stopped(ctx, local, exc, background=background)
                 raise
             return self._record_result(ctx, entry, local, result)
         finally:
@@ -69,10 +72,12 @@ class WorkflowRuns(Fencing):
             self._end_run(ctx, local, handed_back)
 
     async def run_async(
-        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, ctx: WorkflowContext, entry: RegisteredWorkflow, bound: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+        *, background: bool = False,
     ) -> Any:
         """Await an ``async def`` workflow body on this task's loop and record its outcome; the
-        database writes run in :attr:`async_work`'s threads, never on the loop."""
+        database writes run in :attr:`async_work`'s threads, never on the loop (``background``:
+        as for :meth:`run`)."""
         local = self._begin_run(ctx)
         handed_back = False
         token = enter_workflow(ctx)
@@ -81,7 +86,7 @@ class WorkflowRuns(Fencing):
                 self.check_owned(ctx)
                 result = await call_workflow_coroutine(entry, bound, args, kwargs)
             except BaseException as exc:
-                handed_back = await in_thread(self.async_work, self._stopped, ctx, local, exc)
+                handed_back = await in_thread(self.async_work, self._stopped, ctx, local, exc, background=background)
                 raise
             return await in_thread(self.async_work, self._record_result, ctx, entry, local, result)
         finally:
@@ -100,10 +105,11 @@ class WorkflowRuns(Fencing):
         with self._lock:
             return {wid: run.context for wid, run in self._local.items() if run.context is not None}
 
-    def _stopped(self, ctx: WorkflowContext, local: LocalRun, exc: BaseException) -> bool:
-        """A body raised ``exc``: record it as the workflow's error if it is one. True when the
-        run ends without an outcome and its workflow should run again here (an outage, or an
-        awaiting task cancelled by asyncio while it was still this execution's)."""
+    def _stopped(self, ctx: WorkflowContext, local: LocalRun, exc: BaseException, *, background: bool = False) -> bool:
+        """A body raised ``exc``: record it as the workflow's error if it is one (and log it
+        when nobody awaits the call: ``background``). True when the run ends without an outcome
+        and its workflow should run again here (an outage, or an awaiting task cancelled by
+        asyncio while it was still this execution's)."""
         local.error = exc
         if isinstance(exc, _STOPS):
             self.log.warning("workflow stopped without recording an outcome", reason=str(exc) or type(exc).__name__)
@@ -125,6 +131,8 @@ class WorkflowRuns(Fencing):
             self._finish(ctx, "ERROR", error=serialize_exception(exc, ctx.serialization))
             local.recorded = True
             metrics.count_finished("ERROR")
+            if background:  # DBOS's "Exception encountered in background workflow", with its traceback
+                self.log.error("background workflow failed", workflow_name=ctx.name, error=repr(exc), exc_info=exc)
         return False
 
     def _record_result(self, ctx: WorkflowContext, entry: RegisteredWorkflow, local: LocalRun, result: Any) -> Any:

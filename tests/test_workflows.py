@@ -560,3 +560,41 @@ def test_max_executor_threads_bounds_background_workflows(sys_url):
         assert [h.get_result(timeout_seconds=10) for h in parents] == [0, 10]
     finally:
         DBOS.destroy(destroy_registry=True)
+
+
+def test_a_failed_background_workflow_is_logged_and_a_failed_call_is_not(dbos, caplog):
+    # As DBOS ("Exception encountered in background workflow"): nobody awaits a started,
+    # enqueued or recovered workflow, so its error would otherwise be in the database only.
+    import asyncio
+
+    caplog.set_level("ERROR", logger="dbos")
+
+    @DBOS.workflow()
+    def breaks(kind: str) -> None:
+        raise RuntimeError(f"{kind} broke")
+
+    @DBOS.workflow()
+    async def breaks_async() -> None:
+        raise ValueError("async broke")
+
+    with pytest.raises(RuntimeError):
+        breaks("direct")  # the caller gets it: not logged
+    with SetWorkflowID("bg-breaks"):
+        handle = DBOS.start_workflow(breaks, "started")
+    with pytest.raises(RuntimeError):
+        handle.get_result()
+
+    async def start_async() -> None:
+        with SetWorkflowID("bg-breaks-async"):
+            started = await DBOS.start_workflow_async(breaks_async)
+        with pytest.raises(ValueError):
+            await started.get_result()
+
+    asyncio.run(start_async())
+    failed = {r.pgfleet_event["workflow_id"]: r for r in caplog.records
+              if getattr(r, "pgfleet_event", {}).get("event") == "background workflow failed"}
+    assert sorted(failed) == ["bg-breaks", "bg-breaks-async"]
+    record = failed["bg-breaks"]
+    assert record.levelname == "ERROR" and record.pgfleet_event["error"] == "RuntimeError('started broke')"
+    assert record.pgfleet_event["workflow_name"].endswith("breaks")
+    assert "Traceback" in record.pgfleet_event["exception"] and "started broke" in record.pgfleet_event["exception"]
