@@ -6,9 +6,10 @@ status row, so each decorated function is registered under a unique name (by def
 instance methods find their instance again through ``DBOSConfiguredInstance.config_name``.
 
 The decorators and ``Queue(...)`` declare into :data:`registry`, before any ``DBOS()`` exists
-or after it launched (``DBOS.listen_queues`` is the process object's, as in DBOS). It is code, not state: every process object of the
-interpreter (:class:`runtime.process.DBOSProcess`) reads the registry it was built with, and
-keeps its running state (executor, services, notification hub, ...) to itself.
+or after it launched (``DBOS.listen_queues`` is the process object's, as in DBOS). It is
+code, not state: every process object of the interpreter (:class:`runtime.process.DBOSProcess`)
+reads the registry it was built with, and keeps its running state (executor, services,
+notification hub, ...) to itself.
 """
 
 from __future__ import annotations
