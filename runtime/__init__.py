@@ -12,16 +12,7 @@ from .api_messaging import StepOptions
 from .attributes import SetWorkflowAttributes
 from .client import DBOSClient, EnqueueOptions
 from .config import DBOSConfig
-from .context import (
-    DBOSContext,
-    DBOSContextEnsure,
-    DBOSContextSetAuth,
-    DuplicationPolicy,
-    PropagateOtelContext,
-    SetEnqueueOptions,
-    SetWorkflowID,
-    SetWorkflowTimeout,
-)
+from .context import DBOSContext
 from .dbos import DBOS
 from .debouncer import Debouncer, DebouncerClient
 from .errors import (
@@ -56,6 +47,15 @@ from .errors import (
 from .handles import WorkflowHandle, WorkflowHandleAsync
 from .messages import SendMessage
 from .migrations import run_dbos_database_migrations
+from .option_blocks import (
+    DBOSContextEnsure,
+    DBOSContextSetAuth,
+    DuplicationPolicy,
+    PropagateOtelContext,
+    SetEnqueueOptions,
+    SetWorkflowID,
+    SetWorkflowTimeout,
+)
 from .queue_admin import VersionInfo
 from .queues import Queue, QueueRateLimit
 from .registry import DBOSConfiguredInstance

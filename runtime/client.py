@@ -22,12 +22,13 @@ from .client_async_admin import ClientAsyncAdminAPI
 from .client_messaging import ClientMessagingAPI
 from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
-from .context import WorkflowContext, check_priority
+from .context import WorkflowContext
 from .current import current_process
 from .enqueue import check_duplication_policy
 from .enqueue_options import check_option_keys
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, register_client, unregister_client
+from .option_blocks import check_priority
 from .results import await_outcome
 from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat

@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .attributes import attributes_for_start
-from .context import StartOptions, WorkflowContext, check_priority, current_workflow, take_start_options
+from .context import StartOptions, WorkflowContext, current_workflow, take_start_options
 from .enqueue import check_duplication_policy, persist_enqueue
 from .errors import DBOSConflictingWorkflowError, DBOSException
 from .handles import WorkflowHandle
 from .operations import check_recorded_name
+from .option_blocks import check_priority
 from .serialization import format_for, serialize_args
 from .tracing import attributes_with_carrier, carrier_for_start, option_carrier
 from .workflow_start import WorkflowStart, start_timeout

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .context import assume_role_for_next_starts, current_workflow, local_start_options
+from .context import current_workflow, local_start_options
 from .errors import DBOSNotAuthorizedError
+from .option_blocks import assume_role_for_next_starts
 
 __all__ = ["required_roles", "mark_class_defaults", "assumed", "authorize", "requires_roles", "ROLES_ATTRIBUTE", "DEFAULT_ROLES_ATTRIBUTE"]
 

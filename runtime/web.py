@@ -19,9 +19,10 @@ from typing import Any
 
 from sysdb.logs import get_logger
 
-from .context import SetWorkflowID, _OptionsBlock
+from .context import _OptionsBlock
 from .current import current_process
 from .errors import DBOSException
+from .option_blocks import SetWorkflowID
 from .tracing import traced
 
 _log = get_logger("pgfleet.runtime")
