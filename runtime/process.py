@@ -118,7 +118,7 @@ class DBOSProcess:
         recovery.warn_of_unregistered_owners(executor)
         self.declare_schedules(lambda name: self.registry.workflow(name) is not None)
         services.start(recover=pending)
-        queue_admin.log_served_queues(executor.db, self.registry.all_queues(), self.config.name, self.served_queues())
+        queue_admin.log_served_queues(executor.db, self.registry.all_queues(), self.config.name, self.serves_queue)
 
     def destroy(self, workflow_completion_timeout_sec: float = 0) -> None:
         """Leave the cluster gracefully and close every connection: stop taking work, let

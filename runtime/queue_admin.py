@@ -9,6 +9,7 @@ application owns raises DBOS's error; an unclaimed one is claimed by the writer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypedDict
 
 from sysdb.app_versions import VersionRow
@@ -110,9 +111,9 @@ def register_queue(
     return queue
 
 
-def log_served_queues(db: SystemDatabase, code_queues: list[Queue], application_name: str, served: tuple[str, ...] | None) -> None:
-    """At launch, as DBOS: the queues this process serves (``served``, None: all), those of
-    the code and the application's database-backed ones, one line each."""
+def log_served_queues(db: SystemDatabase, code_queues: list[Queue], application_name: str, serves: Callable[[str], bool]) -> None:
+    """At launch, as DBOS: the queues this process serves (those ``serves`` accepts), of the
+    code and the application's database-backed ones, one line each."""
     queues = {queue.name: queue for queue in code_queues}
     try:
         for queue in list_queues(db, application_name, None, client=False):
@@ -120,7 +121,7 @@ def log_served_queues(db: SystemDatabase, code_queues: list[Queue], application_
     except Exception as exc:  # a log line never fails a launch
         logger.warning(f"Exception listing database-backed queues: {exc}")
     queues.pop(INTERNAL_QUEUE_NAME, None)
-    listed = [queue for name, queue in queues.items() if served is None or name in served]
+    listed = [queue for name, queue in queues.items() if serves(name)]
     logger.info(f"Listening to {len(listed)} queues:")
     for queue in listed:
         logger.info(queue.describe())
