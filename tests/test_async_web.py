@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from conftest import wait_until
 from runtime import DBOS
 
 
@@ -106,6 +107,10 @@ def test_the_readme_async_tour_runs(sys_url, db, monkeypatch):
         with TestClient(app) as client:  # type: ignore[arg-type]
             workflow_id = client.post("/orders/o-9").json()["workflow_id"]
             assert client.get(f"/orders/{workflow_id}/status").json() == {"status": "charged"}
+            # The event is set just before the sleep's checkpoint: leave (and shut down) only
+            # once the workflow reached it, or a loaded machine shuts down in between.
+            wait_until(lambda: db.execute("SELECT 1 FROM dbos.operation_outputs WHERE workflow_uuid = %s AND function_name = 'DBOS.sleep'",
+                                          (workflow_id,)).fetchone(), what="the tour's sleep checkpoint")
         steps = db.execute("SELECT function_name FROM dbos.operation_outputs WHERE workflow_uuid = %s ORDER BY function_id", (workflow_id,))
         assert [name for (name,) in steps] == ["charge", "DBOS.setEvent", "DBOS.sleep"]
     finally:
