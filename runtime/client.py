@@ -24,11 +24,9 @@ from .client_queues import ClientQueuesAPI
 from .client_schedules import ClientSchedulesAPI
 from .context import WorkflowContext
 from .current import current_process
-from .enqueue import check_duplication_policy
-from .enqueue_options import check_option_keys
+from .enqueue_options import check_enqueue_options, check_option_keys
 from .errors import DBOSDatabaseUnavailableError, DBOSException, DBOSNonExistentWorkflowError, DBOSQueueDeduplicatedError
 from .handles import WorkflowHandle, register_client, unregister_client
-from .option_blocks import check_priority
 from .results import await_outcome
 from .serialization import deserialize, format_for, serialize_args, use_serializer
 from .serializers import WorkflowSerializationFormat
@@ -229,11 +227,7 @@ class DBOSClient(
     def _checked_start(self, options: EnqueueOptions, args: tuple[Any, ...], kwargs: dict[str, Any]) -> WorkflowStart:
         """The enqueued row, once the options are checked (``enqueue``, ``enqueue_in_transaction``)."""
         check_option_keys(options)
-        for required in ("workflow_name", "queue_name"):
-            if not options.get(required):
-                raise DBOSException(f"EnqueueOptions needs {required!r}")
-        check_priority(options.get("priority"), DBOSException)
-        check_duplication_policy(options.get("duplication_policy"), options["queue_name"], options.get("deduplication_id"))
+        check_enqueue_options(options)
         _check_partition_key(self._db, options["queue_name"], options.get("queue_partition_key"))
         return self._start(options, args, kwargs)
 

@@ -19,7 +19,7 @@ from .enqueue import check_duplication_policy, persist_enqueue
 from .errors import DBOSConflictingWorkflowError, DBOSException
 from .handles import WorkflowHandle
 from .operations import check_recorded_name
-from .option_blocks import check_priority
+from .option_blocks import check_priority, check_workflow_id
 from .serialization import format_for, serialize_args
 from .tracing import attributes_with_carrier, carrier_for_start, option_carrier
 from .workflow_start import WorkflowStart, start_timeout
@@ -27,7 +27,7 @@ from .workflow_start import WorkflowStart, start_timeout
 if TYPE_CHECKING:
     from .executor import Executor
 
-__all__ = ["enqueue_with_options", "check_option_keys", "ENQUEUE_OPTION_KEYS"]
+__all__ = ["enqueue_with_options", "check_option_keys", "check_enqueue_options", "EnqueueOptionMissingError", "ENQUEUE_OPTION_KEYS"]
 
 # DBOS's EnqueueOptions keys, and pgfleet's client's names for two of them (``workflow_class_name``,
 # ``workflow_config_name``); both ``DBOSClient.enqueue`` and ``DBOS.enqueue_workflow_with_options``
@@ -67,16 +67,28 @@ def _resolved(options: Mapping[str, Any], ambient: StartOptions) -> dict[str, An
     return resolved
 
 
+class EnqueueOptionMissingError(DBOSException, KeyError):
+    """EnqueueOptions without ``workflow_name`` or ``queue_name``: a DBOSException naming the key,
+    and a KeyError too, which is what DBOS lets through (``options["queue_name"]``)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"EnqueueOptions needs {key!r}")
+
+
+def check_enqueue_options(options: Mapping[str, Any]) -> None:
+    """DBOS's checks of EnqueueOptions (with its words), shared by ``DBOSClient.enqueue``,
+    ``enqueue_in_transaction`` and ``DBOS.enqueue_workflow_with_options``."""
+    for required in ("workflow_name", "queue_name"):
+        if not options.get(required):
+            raise EnqueueOptionMissingError(required)
+    check_priority(options.get("priority"), DBOSException)
+    if options.get("workflow_id") is not None:
+        check_workflow_id(options["workflow_id"])
+    check_duplication_policy(options.get("duplication_policy"), options["queue_name"], options.get("deduplication_id"))
+
+
 def _validate(resolved: Mapping[str, Any]) -> None:
-    """DBOS's checks (``options['queue_name']`` is required: a KeyError, as in DBOS)."""
-    _ = resolved["workflow_name"], resolved["queue_name"]
-    check_priority(resolved.get("priority"), DBOSException)
-    workflow_id = resolved.get("workflow_id")
-    if workflow_id is not None and (not isinstance(workflow_id, str) or not workflow_id.strip()):
-        raise DBOSException(
-            f"Invalid workflow ID {workflow_id!r}: workflow IDs must be non-empty and cannot be only whitespace."
-        )
-    check_duplication_policy(resolved.get("duplication_policy"), resolved["queue_name"], resolved.get("deduplication_id"))
+    check_enqueue_options(resolved)
     if resolved.get("queue_partition_key") is not None and resolved.get("deduplication_id") is not None:
         raise DBOSException("Deduplication is not supported for partitioned queues")
 

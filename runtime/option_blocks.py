@@ -21,6 +21,7 @@ __all__ = [
     "PropagateOtelContext",
     "assume_role_for_next_starts",
     "check_priority",
+    "check_workflow_id",
     "MIN_PRIORITY",
     "MAX_PRIORITY",
 ]
@@ -34,8 +35,7 @@ class SetWorkflowID(_OptionsBlock):
     """
 
     def __init__(self, wfid: str) -> None:
-        if not isinstance(wfid, str) or not wfid:
-            raise DBOSException(f"SetWorkflowID needs a non-empty string, got {wfid!r}")
+        check_workflow_id(wfid)
         super().__init__(workflow_id=wfid)
 
 
@@ -60,6 +60,15 @@ class SetWorkflowTimeout(_OptionsBlock):
 
 # The priorities DBOS accepts: 1 is the highest; a workflow enqueued without one has priority 0.
 MIN_PRIORITY, MAX_PRIORITY = 1, 2**31 - 1
+
+
+def check_workflow_id(workflow_id: Any) -> None:
+    """Refuse an id DBOS refuses (empty or only whitespace), with DBOS's class and words; also
+    anything that is not a string, which DBOS would fail on later."""
+    if not isinstance(workflow_id, str) or not workflow_id.strip():
+        raise DBOSException(
+            f"Invalid workflow ID {workflow_id!r}: workflow IDs must be non-empty and cannot be only whitespace."
+        )
 
 
 def check_priority(priority: Any, error: type[Exception]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -183,3 +184,38 @@ def test_a_queue_a_client_returned_refuses_to_enqueue_as_dbos_does(dbos, sys_url
         assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE queue_name = 'client_bound'").fetchone() == (0,)
     finally:
         client.destroy()
+
+
+@pytest.mark.parametrize("workflow_id", ["", "  ", "\t\n"])
+def test_a_blank_workflow_id_is_refused_by_every_enqueue_as_in_dbos(dbos, sys_url, db, workflow_id):
+    """DBOS refuses an empty or whitespace-only id; the client once enqueued ``""`` under a
+    random id instead (found by tests/differential/programs/client_options.py)."""
+    expected = "^" + re.escape(f"DBOS Error: Invalid workflow ID {workflow_id!r}: workflow IDs must be non-empty and cannot be only whitespace.") + "$"
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        with pytest.raises(DBOSException, match=expected):
+            client.enqueue({"workflow_name": "w", "queue_name": "blank-q", "workflow_id": workflow_id})
+        with pytest.raises(DBOSException, match=expected):
+            client.enqueue_in_transaction(db, {"workflow_name": "w", "queue_name": "blank-q", "workflow_id": workflow_id})
+    finally:
+        client.destroy()
+    with pytest.raises(DBOSException, match=expected):
+        DBOS.enqueue_workflow_with_options({"workflow_name": "w", "queue_name": "blank-q", "workflow_id": workflow_id})
+    with pytest.raises(DBOSException, match=expected):
+        SetWorkflowID(workflow_id)
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("missing", ["workflow_name", "queue_name"])
+def test_enqueue_options_without_a_name_raise_an_error_naming_it_that_is_also_dbos_keyerror(dbos, sys_url, db, missing):
+    options = {"workflow_name": "w", "queue_name": "named-q"}
+    del options[missing]
+    client = DBOSClient(system_database_url=sys_url)
+    try:
+        for enqueue in (client.enqueue, DBOS.enqueue_workflow_with_options):
+            with pytest.raises(KeyError) as caught:
+                enqueue(options)  # type: ignore[arg-type]
+            assert isinstance(caught.value, DBOSException) and str(caught.value) == f"DBOS Error: EnqueueOptions needs {missing!r}"
+    finally:
+        client.destroy()
+    assert db.execute("SELECT count(*) FROM dbos.workflow_status").fetchone() == (0,)
