@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sysdb.claims import MethodBindings
+
 from .context import current_workflow
 from .errors import DBOSException, DBOSWorkflowFunctionNotFoundError
 from .logs import logger
@@ -147,6 +149,17 @@ class Registry:
 
     def instance(self, class_name: str, config_name: str) -> Any | None:
         return self.instances.get((class_name, config_name))
+
+    def method_bindings(self) -> MethodBindings:
+        """The classes, instances and method workflows a queue claim may bind here."""
+        with self._lock:
+            workflows = list(self.workflows.values())
+            return MethodBindings(
+                instances=sorted(self.instances),
+                instance_methods=sorted(w.name for w in workflows if w.kind == INSTANCE_METHOD),
+                class_methods=sorted(w.name for w in workflows if w.kind == CLASS_METHOD),
+                classes=sorted(self.classes),
+            )
 
     def add_queue(self, queue: Queue) -> None:
         with self._lock:

@@ -112,7 +112,7 @@ class ClusterServices:
             workflow_names=self._workflow_names,
             run_claimed=functools.partial(self._run_acquired, "claimed", recovery.run_claimed),
             member_epoch=lambda: self.membership.epoch,
-            instances=lambda: sorted(executor.registry.instances),
+            bindings=executor.registry.method_bindings,
             capacity=executor.capacity,
             track=self.owning_writes.track,
             discovery=lambda: self.database_queues.discovery([s.name for s in self._queue_specs()], self._served()),

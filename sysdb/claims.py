@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Claims",
     "ClaimRequest",
+    "MethodBindings",
     "QueueDiscovery",
     "QueueDefinition",
     "QueueCounts",
@@ -39,6 +40,19 @@ CLAIM_LOCK_WAIT_MS = 1000
 
 
 @dataclass(frozen=True)
+class MethodBindings:
+    """What a process can bind a queued method workflow to. A classmethod runs only where its
+    row's class is registered, an instance method only where its row's configured instance is:
+    a claim never takes one that the claimer would have to leave PENDING, holding a concurrency
+    slot, until someone notices (an executor that has it claims it instead)."""
+
+    instances: Sequence[tuple[str, str]] = ()  # (class name, config name) of configured instances
+    instance_methods: Sequence[str] = ()  # workflow names of instance methods
+    class_methods: Sequence[str] = ()  # workflow names of classmethods
+    classes: Sequence[str] = ()  # registered class names
+
+
+@dataclass(frozen=True)
 class ClaimRequest:
     """One claim from one queue (and partition) for one member, under the queue's limits."""
 
@@ -48,7 +62,6 @@ class ClaimRequest:
     member_epoch: int | None  # the claim is fenced on this incarnation being active
     application_version: str
     workflow_names: Sequence[str]  # only workflows this process can run
-    instances: Sequence[tuple[str, str]]  # (class name, config name) of its configured instances
     max_claim: int
     concurrency: int | None
     worker_concurrency: int | None
@@ -56,6 +69,7 @@ class ClaimRequest:
     # A database-backed queue: its limits are read from its dbos.queues row inside the claim
     # (the three above are ignored).
     database_backed: bool = False
+    bindings: MethodBindings = MethodBindings()
 
 
 @dataclass(frozen=True)
@@ -178,8 +192,11 @@ def _claim_params(request: ClaimRequest) -> dict[str, object]:
         "member_epoch": request.member_epoch,
         "application_version": request.application_version,
         "workflow_names": list(request.workflow_names),
-        "instance_classes": [c for c, _ in request.instances],
-        "instance_configs": [n for _, n in request.instances],
+        "instance_classes": [c for c, _ in request.bindings.instances],
+        "instance_configs": [n for _, n in request.bindings.instances],
+        "instance_methods": list(request.bindings.instance_methods),
+        "class_methods": list(request.bindings.class_methods),
+        "classes": list(request.bindings.classes),
         "max_claim": request.max_claim,
         "concurrency": request.concurrency,
         "worker_concurrency": request.worker_concurrency,

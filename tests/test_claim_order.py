@@ -48,7 +48,7 @@ def _add(db: psycopg.Connection, wf: str, created_at: int, *, status: str = "ENQ
 
 def _request(max_claim: int, worker_concurrency: int | None = None) -> ClaimRequest:
     return ClaimRequest(queue_name=QUEUE, partition_key=None, executor_id=MEMBER, member_epoch=1,
-                        application_version="v1", workflow_names=["wf"], instances=[], max_claim=max_claim,
+                        application_version="v1", workflow_names=["wf"], max_claim=max_claim,
                         concurrency=None, worker_concurrency=worker_concurrency, rate_limit=None)
 
 
@@ -105,6 +105,7 @@ def test_a_claim_reads_about_max_claim_rows_of_a_long_backlog(system_db, db):
     db.execute("ANALYZE dbos.workflow_status")
     params = {"queue_name": QUEUE, "partition_key": None, "executor_id": MEMBER, "member_epoch": 1,
               "application_version": "v1", "workflow_names": ["wf"], "instance_classes": [], "instance_configs": [],
+            "instance_methods": [], "class_methods": [], "classes": [],
               "max_claim": 10, "concurrency": None, "worker_concurrency": None, "limiter_limit": None,
               "limiter_period_ms": 0, "database_backed": False}
     with db.transaction(force_rollback=True):

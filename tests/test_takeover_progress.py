@@ -24,6 +24,7 @@ import pytest
 from cluster.coordination.claimer import QueueClaimer, QueueSpec
 from conftest import wait_until
 from sysdb import SystemDatabase
+from sysdb.claims import MethodBindings
 from sysdb.links import SessionTimeouts
 from sysdb.workflow_rows import AcquiredWorkflow
 
@@ -59,11 +60,13 @@ def enqueue_rows(db: psycopg.Connection, count: int, *, queue: str = "q", name: 
 
 
 def claimer(
-    sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[AcquiredWorkflow], instances: list[tuple[str, str]] | None = None
+    sysdb: SystemDatabase, executor_id: str, epoch: int, claimed: list[AcquiredWorkflow], instances: list[tuple[str, str]] | None = None,
+    bindings: MethodBindings | None = None,
 ) -> QueueClaimer:
+    bound = bindings if bindings is not None else MethodBindings(instances=instances or [])
     return QueueClaimer(
-        sysdb, executor_id, "v1", queues=lambda: [SPEC], workflow_names=lambda: ["w"],
-        run_claimed=claimed.extend, member_epoch=lambda: epoch, instances=lambda: instances or [],
+        sysdb, executor_id, "v1", queues=lambda: [SPEC], workflow_names=lambda: ["w", "Shop.restock", "Shop.open"],
+        run_claimed=claimed.extend, member_epoch=lambda: epoch, bindings=lambda: bound,
     )
 
 
@@ -179,6 +182,24 @@ def test_a_queued_method_of_an_instance_the_claimer_lacks_is_left_for_one_that_h
     assert statuses(db) == {"ENQUEUED": 2, "PENDING": 1}  # not claimed and stranded here
     assert claimer(sysdb, "m1", epoch, claimed, instances=[("Shop", "east")]).claim_once() == 2
     assert statuses(db) == {"PENDING": 3}
+
+
+def test_a_queued_method_without_what_it_binds_to_here_is_never_claimed(sysdb, db):
+    """An instance method enqueued with no instance (or a classmethod with no or another class)
+    was claimed and left PENDING by a process that could not bind it: a stranded workflow that
+    held a concurrency slot (found by running the same enqueues under dbos 2.30, which fails
+    them). Now it waits, ENQUEUED, for an executor that has what it names."""
+    epoch = add_member(db, "m1")
+    enqueue_rows(db, 1, prefix="no-instance", name="Shop.restock", class_name="Shop")
+    enqueue_rows(db, 1, prefix="no-class", name="Shop.open")
+    enqueue_rows(db, 1, prefix="other-class", name="Shop.open", class_name="Mall")
+    enqueue_rows(db, 1, prefix="runnable-method", name="Shop.restock", class_name="Shop", config_name="east")
+    enqueue_rows(db, 1, prefix="runnable-class", name="Shop.open", class_name="Shop")
+    bindings = MethodBindings(instances=[("Shop", "east")], instance_methods=["Shop.restock"], class_methods=["Shop.open"], classes=["Shop"])
+    claimed: list[AcquiredWorkflow] = []
+    assert claimer(sysdb, "m1", epoch, claimed, bindings=bindings).claim_once() == 2
+    assert sorted(r.workflow_uuid for r in claimed) == ["runnable-class0", "runnable-method0"]
+    assert statuses(db) == {"ENQUEUED": 3, "PENDING": 2}
 
 
 def test_a_client_enqueue_whose_partition_key_the_queue_cannot_serve_fails_clearly(sys_url, db):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from sysdb import SystemDatabase
 from sysdb.channels import QUEUE_CHANNEL
-from sysdb.claims import ClaimRequest, QueueDiscovery
+from sysdb.claims import ClaimRequest, MethodBindings, QueueDiscovery
 from sysdb.listener import NotificationConnection
 from sysdb.logs import get_logger
 from sysdb.workflow_rows import AcquiredWorkflow
@@ -74,7 +74,7 @@ class QueueClaimer(BackgroundService):
         run_claimed: Callable[[list[AcquiredWorkflow]], None],
         *,
         member_epoch: Callable[[], int | None],
-        instances: Callable[[], list[tuple[str, str]]] = lambda: [],
+        bindings: Callable[[], MethodBindings] = MethodBindings,
         clock: Callable[[], float] = time.monotonic,
         capacity: Callable[[], int] | None = None,
         track: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
@@ -91,9 +91,9 @@ class QueueClaimer(BackgroundService):
         # This member's current epoch: every claim is fenced on it in SQL, so a member that was
         # declared dead (or replaced) claims nothing even before its heartbeat notices.
         self._member_epoch = member_epoch
-        # The (class name, config name) of every configured instance here: queued methods of
-        # other instances are left for an executor that has them.
-        self._instances = instances
+        # The classes and configured instances here: queued methods bound to others are left
+        # for an executor that has them.
+        self._bindings = bindings
         self._clock = clock
         # How many more workflows this executor can run now: it never claims more than that.
         self._capacity = capacity
@@ -139,7 +139,7 @@ class QueueClaimer(BackgroundService):
         if not specs:
             return 0
         names = self._workflow_names()
-        instances = self._instances()
+        bindings = self._bindings()
         discovery = self._discovery()
         waiting = self._db.claims.queues_with_work([s.name for s in specs], discovery)
         if discovery is not None:
@@ -158,11 +158,11 @@ class QueueClaimer(BackgroundService):
                 if room <= 0:
                     return claimed  # every thread is busy: a finishing workflow wakes the claimer
                 with self._track():
-                    claimed += self._claim_and_run(spec, partition, names, instances, room)
+                    claimed += self._claim_and_run(spec, partition, names, bindings, room)
         return claimed
 
     def _claim_and_run(
-        self, spec: QueueSpec, partition: str | None, names: list[str], instances: list[tuple[str, str]], room: int
+        self, spec: QueueSpec, partition: str | None, names: list[str], bindings: MethodBindings, room: int
     ) -> int:
         rows = self._db.claims.claim(
             ClaimRequest(
@@ -172,12 +172,12 @@ class QueueClaimer(BackgroundService):
                 member_epoch=self._member_epoch(),
                 application_version=self._application_version,
                 workflow_names=names,
-                instances=instances,
                 max_claim=room,
                 concurrency=spec.concurrency,
                 worker_concurrency=spec.worker_concurrency,
                 rate_limit=spec.rate_limit,
                 database_backed=spec.database_backed,
+                bindings=bindings,
             )
         )
         if rows:

@@ -111,6 +111,7 @@ def _generic(conn: Any, sql: str, params: dict[str, Any], reps: int) -> dict[str
 def _claim_params() -> dict[str, Any]:
     return {"queue_name": QUEUE, "partition_key": None, "executor_id": MEMBER, "member_epoch": 7,
             "application_version": VERSION, "workflow_names": [NAME], "instance_classes": [], "instance_configs": [],
+            "instance_methods": [], "class_methods": [], "classes": [],
             "max_claim": 32, "concurrency": None, "worker_concurrency": 32, "limiter_limit": None,
             "limiter_period_ms": 0, "database_backed": False}
 

@@ -97,7 +97,7 @@ def _claim_cost(db: SystemDatabase, url: str, epoch: int, claims: int, max_claim
         )
     request = ClaimRequest(
         queue_name=QUEUE, partition_key=None, executor_id=EXECUTOR, member_epoch=epoch, application_version="v1",
-        workflow_names=["rbench_wf"], instances=[], max_claim=max_claim, concurrency=None, worker_concurrency=None,
+        workflow_names=["rbench_wf"], max_claim=max_claim, concurrency=None, worker_concurrency=None,
         rate_limit=None,
     )
     times, claimed = [], 0

@@ -77,10 +77,13 @@ picked_enqueued AS (
       AND (queue_partition_key = %(partition_key)s OR (queue_partition_key IS NULL AND %(partition_key)s::text IS NULL))
       AND status = 'ENQUEUED'
       AND name = ANY(%(workflow_names)s)
-      -- a method of a configured instance runs only where that instance exists: never claim it
-      -- into a process that would have to strand it
-      AND (config_name IS NULL OR (class_name, config_name) IN (
-          SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[])))
+      -- a method runs only where what it is bound to exists (its configured instance, or for a
+      -- classmethod its class): never claim it into a process that would have to strand it
+      AND CASE WHEN config_name IS NOT NULL OR name = ANY(%(instance_methods)s::text[])
+               THEN (class_name, config_name) IN (
+                   SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[]))
+               WHEN name = ANY(%(class_methods)s::text[]) THEN class_name = ANY(%(classes)s::text[])
+               ELSE TRUE END
       -- as DBOS: a workflow pinned to an application version runs only on that version
       AND (application_version IS NULL OR application_version = %(application_version)s)
       AND coalesce((SELECT n FROM budget), 0) > 0  -- no budget row: a deleted database-backed queue
@@ -95,8 +98,11 @@ picked_delayed AS (
       AND (queue_partition_key = %(partition_key)s OR (queue_partition_key IS NULL AND %(partition_key)s::text IS NULL))
       AND status = 'DELAYED' AND delay_until_epoch_ms <= (SELECT now_ms FROM clock)
       AND name = ANY(%(workflow_names)s)
-      AND (config_name IS NULL OR (class_name, config_name) IN (
-          SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[])))
+      AND CASE WHEN config_name IS NOT NULL OR name = ANY(%(instance_methods)s::text[])
+               THEN (class_name, config_name) IN (
+                   SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[]))
+               WHEN name = ANY(%(class_methods)s::text[]) THEN class_name = ANY(%(classes)s::text[])
+               ELSE TRUE END
       AND (application_version IS NULL OR application_version = %(application_version)s)
       AND coalesce((SELECT n FROM budget), 0) > 0
     ORDER BY priority, created_at, enqueue_seq NULLS LAST
