@@ -80,7 +80,7 @@ picked_enqueued AS (
       -- a method runs only where what it is bound to exists (its configured instance, or for a
       -- classmethod its class): never claim it into a process that would have to strand it
       AND CASE WHEN config_name IS NOT NULL OR name = ANY(%(instance_methods)s::text[])
-               THEN (class_name, config_name) IN (
+               THEN (class_name, coalesce(config_name, '')) IN (  -- '': an instance without a name
                    SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[]))
                WHEN name = ANY(%(class_methods)s::text[]) THEN class_name = ANY(%(classes)s::text[])
                ELSE TRUE END
@@ -99,7 +99,7 @@ picked_delayed AS (
       AND status = 'DELAYED' AND delay_until_epoch_ms <= (SELECT now_ms FROM clock)
       AND name = ANY(%(workflow_names)s)
       AND CASE WHEN config_name IS NOT NULL OR name = ANY(%(instance_methods)s::text[])
-               THEN (class_name, config_name) IN (
+               THEN (class_name, coalesce(config_name, '')) IN (  -- '': an instance without a name
                    SELECT * FROM unnest(%(instance_classes)s::text[], %(instance_configs)s::text[]))
                WHEN name = ANY(%(class_methods)s::text[]) THEN class_name = ANY(%(classes)s::text[])
                ELSE TRUE END
