@@ -162,13 +162,17 @@ def deserialize_args(text: str, fmt: str | None = None) -> tuple[tuple[Any, ...]
 
 def serialize_exception(exc: BaseException, fmt: str | None = None) -> str:
     """An error as stored in format ``fmt``: the exception object, or in portable JSON DBOS's
-    ``{"name", "message", "code", "data"}``. One that cannot be written is recorded as an
-    equivalent Exception carrying its type name and message, so the failure is never lost."""
+    ``{"name", "message", "code", "data"}``. One that cannot be written, or whose written form
+    cannot be read back (pickle re-calls the constructor with ``exc.args``: a keyword-only
+    ``__init__`` fails there), is recorded as an equivalent Exception carrying its type name and
+    message, so every later read of the failure gets it, not a decoding error."""
     fmt = fmt or default_format()
     if fmt == PORTABLE_JSON:
         return _PORTABLE.serialize(portable_error_data(exc))
     try:
-        return serialize(exc, what="error", fmt=fmt)
+        text = serialize(exc, what="error", fmt=fmt)
+        deserialize(text, fmt, what="error")  # only on a failure's path: worth the check
+        return text
     except DBOSSerializationError:
         return serialize(Exception(f"{type(exc).__qualname__}: {exc}"), what="error", fmt=fmt)
 

@@ -169,12 +169,16 @@ def status_from_row(row: WorkflowRow, *, load_input: bool = True, load_output: b
     )
 
 
-def step_from_row(row: StepRow) -> StepInfo:
+def step_from_row(row: StepRow, workflow_id: str) -> StepInfo:
+    """A ``StepInfo`` of one of ``workflow_id``'s step rows; an output or error this process
+    cannot decode (an exception whose constructor its pickle cannot call again, say) is its raw
+    text, as in DBOS, so the rest of the listing is still read."""
+    fmt = row.serialization
     return StepInfo(
         function_id=row.function_id,
         function_name=row.function_name,
-        output=deserialize(row.output, row.serialization, what="step output"),
-        error=deserialize_exception(row.error, row.serialization) if row.error else None,
+        output=_safe(lambda text: deserialize(text, fmt, what="step output"), row.output, "step output", workflow_id),
+        error=_safe(lambda text: deserialize_exception(text, fmt), row.error, "step error", workflow_id),
         child_workflow_id=row.child_workflow_id,
         started_at_epoch_ms=row.started_at_epoch_ms,
         completed_at_epoch_ms=row.completed_at_epoch_ms,

@@ -54,7 +54,7 @@ def list_workflow_steps(
     """A workflow's recorded operations in order, paged by ``limit``/``offset`` as DBOS's are
     (outputs and errors are None without ``load_output``); empty for an unknown id."""
     rows = db.admin.list_steps(workflow_id, load_output=load_output, limit=limit, offset=offset)
-    return [step_from_row(r) for r in rows]
+    return [step_from_row(r, workflow_id) for r in rows]
 
 
 def _ids(workflow_ids: Any) -> list[str]:

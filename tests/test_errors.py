@@ -93,6 +93,38 @@ class _RecordedByEarlierPgfleet:
         return (DBOSNonExistentWorkflowError._from_args, (state["_init_args"],), state)
 
 
+class KeywordOnly(Exception):
+    """Pickles, but does not unpickle: pickle calls ``KeywordOnly(*args)`` again."""
+
+    def __init__(self, *, reason: str) -> None:
+        super().__init__(f"because {reason}")
+
+
+def test_an_error_pickle_cannot_read_back_is_recorded_as_an_equivalent_one(dbos, db):
+    """Its pickle was stored as it was: every later read (a replay, a handle, the step listing)
+    then failed with a DBOSSerializationError that hid the workflow's own error (found by
+    tests/differential/programs/raised_errors.py)."""
+
+    @DBOS.step()
+    def refuses() -> None:
+        raise KeywordOnly(reason="no stock")
+
+    @DBOS.workflow()
+    def orders() -> None:
+        refuses()
+
+    with SetWorkflowID("keyword-error"), pytest.raises(KeywordOnly, match="because no stock"):
+        orders()  # the first execution raises the error itself
+    expected = r"^KeywordOnly: because no stock$"
+    with SetWorkflowID("keyword-error"), pytest.raises(Exception, match=expected):
+        orders()  # the replay: the recorded one
+    with pytest.raises(Exception, match=expected):
+        DBOS.retrieve_workflow("keyword-error").get_result()
+    (step,) = DBOS.list_workflow_steps("keyword-error")
+    assert type(step["error"]) is Exception and str(step["error"]) == "KeywordOnly: because no stock"
+    assert str(deserialize_exception(serialize_exception(KeywordOnly(reason="x")))) == "KeywordOnly: because x"
+
+
 def test_an_error_recorded_by_an_earlier_pgfleet_still_reads_back():
     again = pickle.loads(pickle.dumps(_RecordedByEarlierPgfleet()))
     assert type(again) is DBOSNonExistentWorkflowError
