@@ -16,6 +16,7 @@ from runtime import (
     DBOSNonExistentWorkflowError,
     SetWorkflowID,
 )
+from runtime.serialization import serialize
 
 
 def step_rows(db, workflow_id):
@@ -475,6 +476,22 @@ def test_listing_survives_a_row_it_cannot_decode(dbos, db):
     listed = {w.workflow_id: w.output for w in DBOS.list_workflows()}
     assert listed["fine"] == "ok"
     assert listed["alien"] == "gASVEgAAAAAAAACMBmFsaWVuc5SMBUFsaWVulJOUKYGULg=="  # the raw text
+
+
+def test_a_step_listing_survives_a_step_row_it_cannot_decode(dbos, db):
+    """Its output and error come back as their stored text, as DBOS gives them; the listing
+    raised DBOSSerializationError for the whole workflow before."""
+    alien = "gASVEgAAAAAAAACMBmFsaWVuc5SMBUFsaWVulJOUKYGULg=="  # a class that does not exist here
+    db.execute("INSERT INTO dbos.workflow_status (workflow_uuid, status, name) VALUES ('alien-steps', 'SUCCESS', 'elsewhere')")
+    db.execute(
+        "INSERT INTO dbos.operation_outputs (workflow_uuid, function_id, function_name, output, error, serialization) VALUES "
+        "('alien-steps', 1, 'fine', %s, NULL, 'py_pickle'), ('alien-steps', 2, 'odd', %s, NULL, 'py_pickle'), "
+        "('alien-steps', 3, 'failed', NULL, %s, 'py_pickle')",
+        (serialize("ok"), alien, alien),
+    )
+    steps = DBOS.list_workflow_steps("alien-steps")
+    assert [(s["function_name"], s["output"], s["error"]) for s in steps] == [
+        ("fine", "ok", None), ("odd", alien, None), ("failed", None, alien)]
 
 
 def test_transactions_on_a_separate_application_database(sys_url, pg_server_url):
