@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypedDict, TypeVar
 
-from sysdb.queue_rows import QueueRow, QueueSettingsChange
+from sysdb.queue_rows import INTERNAL_QUEUE_NAME, QueueRow, QueueSettingsChange
 
 from .aio import AsyncWork, in_thread
 from .enqueue import enqueue_call
@@ -35,8 +35,6 @@ R = TypeVar("R")
 
 __all__ = ["Queue", "QueueRateLimit", "QueueConflictResolution", "INTERNAL_QUEUE_NAME"]
 
-# DBOS's queue for resumed and forked workflows; every executor serves it.
-INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 DEFAULT_QUEUE_POLLING_INTERVAL_SEC = 1.0
 
 # What DBOS.register_queue does when the queue is registered already.

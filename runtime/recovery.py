@@ -223,8 +223,8 @@ def _run_claimed_row(executor: Executor, row: AcquiredWorkflow, generation: int 
     entry = executor.registry.workflow(row.name)
     bound = _resolve_bound(executor.registry, entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
-        # Claims only pick registered names, so this is a missing configured instance.
-        executor.log.error("claimed a workflow this process cannot run", claimed_workflow_id=workflow_id, function=row.name)
+        # Claims pick only what this process can bind (MethodBindings): not expected, handled alike.
+        _requeue_unbindable(executor, row, "claimed")
         return
     if _exceeded(entry.max_recovery_attempts, row.recovery_attempts):
         executor.db.recovery.dead_letter(workflow_id=workflow_id, executor_id=executor.executor_id, owner_epoch=row.owner_epoch)
@@ -237,9 +237,25 @@ def _run_assigned_row(executor: Executor, row: AcquiredWorkflow, generation: int
     entry = executor.registry.workflow(row.name)
     bound = _resolve_bound(executor.registry, entry, row) if entry is not None else _MISSING
     if entry is None or bound is _MISSING:
-        executor.log.error("assigned a workflow this process cannot run", assigned_workflow_id=row.workflow_uuid, function=row.name)
+        # A takeover picks the new owner by workflow name: the method's instance may be missing here.
+        _requeue_unbindable(executor, row, "assigned")
         return
     replay(executor, row, entry, bound, row.owner_epoch, generation=generation)
+
+
+def _requeue_unbindable(executor: Executor, row: AcquiredWorkflow, how: str) -> None:
+    """Hand back a workflow this process cannot bind (its class or configured instance is not
+    registered here): onto its queue, or the internal one, for an executor that has it."""
+    queue = executor.db.recovery.requeue_unbindable(
+        workflow_id=row.workflow_uuid, executor_id=executor.executor_id, owner_epoch=row.owner_epoch
+    )
+    executor.log.error(
+        f"{how} a workflow this process cannot run; put back on a queue for an executor that can",
+        acquired_workflow_id=row.workflow_uuid, function=row.name, class_name=row.class_name, config_name=row.config_name,
+        queue=queue,
+    )
+    if queue is not None:
+        executor.db.claims.wake_queue(queue)
 
 def replay(
     executor: Executor,

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 from .door import Door, row_to
 
-__all__ = ["QueueRows", "QueueRow", "QueueSettingsChange", "OwnedWrite"]
+__all__ = ["QueueRows", "QueueRow", "QueueSettingsChange", "OwnedWrite", "INTERNAL_QUEUE_NAME"]
+
+# DBOS's queue for resumed and forked workflows (and work handed back, see
+# requeue_unbindable_workflow.sql); every executor serves it.
+INTERNAL_QUEUE_NAME = "_dbos_internal_queue"
 
 
 @dataclass(frozen=True)

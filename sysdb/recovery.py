@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .door import Door
+from .queue_rows import INTERNAL_QUEUE_NAME
 from .timestamps import now_ms
 from .workflow_rows import AcquiredWorkflow
 
@@ -79,3 +80,12 @@ class Recovery(Door):
         fenced on its owner. False when this owner no longer holds it."""
         params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch, "now_ms": now_ms()}
         return self._db._execute_count("dead_letter_workflow", params) > 0
+
+    def requeue_unbindable(self, *, workflow_id: str, executor_id: str, owner_epoch: int) -> str | None:
+        """Put a workflow this owner cannot bind here back on its queue (DBOS's internal one if
+        it had none), fenced on the owner; the queue it went to, or None when this owner no
+        longer held it (a retry after a lost reply finds it moved already)."""
+        params = {"workflow_id": workflow_id, "executor_id": executor_id, "owner_epoch": owner_epoch,
+                  "internal_queue": INTERNAL_QUEUE_NAME, "now_ms": now_ms()}
+        rows = self._execute("requeue_unbindable_workflow", params)
+        return str(rows[0]["queue_name"]) if rows else None

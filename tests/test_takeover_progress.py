@@ -224,3 +224,38 @@ def test_a_client_enqueue_whose_partition_key_the_queue_cannot_serve_fails_clear
     finally:
         client.destroy()
     assert db.execute("SELECT count(*) FROM dbos.workflow_status WHERE status = 'ENQUEUED'").fetchone()[0] == 3
+
+
+def test_an_assigned_method_whose_instance_is_missing_here_goes_to_the_internal_queue(dbos, db):
+    """A takeover picks the new owner by workflow name, so it can hand over a method of an
+    instance the owner lacks. The owner logged it and left it PENDING under itself: stranded
+    while it lived. Now it puts it on DBOS's internal queue, fenced on its ownership, where
+    only an executor with that instance claims it; here it stays ENQUEUED."""
+    from runtime import DBOS, DBOSConfiguredInstance
+    from runtime import recovery as runtime_recovery
+    from runtime.current import current_process, executor_for
+
+    @DBOS.dbos_class()
+    class Shop(DBOSConfiguredInstance):
+        @DBOS.workflow()
+        def restock(self, n: int) -> int:
+            return n
+
+    Shop("here")
+    executor = executor_for("test")
+    db.execute(
+        "INSERT INTO dbos.workflow_status (workflow_uuid, status, name, class_name, config_name, executor_id, owner_epoch) "
+        "VALUES ('far-shop', 'PENDING', %s, 'Shop', 'elsewhere', %s, 41), "
+        "       ('stale-shop', 'PENDING', %s, 'Shop', 'elsewhere', %s, 40)",
+        (Shop.restock.__qualname__, executor.executor_id, Shop.restock.__qualname__, "another-executor"),
+    )
+    row = AcquiredWorkflow("far-shop", 41, 1, Shop.restock.__qualname__, "Shop", "elsewhere", None, None, None, None, None, None, None, None)
+    stale = AcquiredWorkflow("stale-shop", 41, 1, Shop.restock.__qualname__, "Shop", "elsewhere", None, None, None, None, None, None, None, None)
+    runtime_recovery.run_assigned(executor, [row, stale])
+    placed = dict(db.execute("SELECT workflow_uuid, (status, queue_name, executor_id) FROM dbos.workflow_status").fetchall())
+    assert placed["far-shop"] == ("ENQUEUED", "_dbos_internal_queue", None)
+    assert placed["stale-shop"] == ("PENDING", None, "another-executor")  # not this owner's to hand back
+    process = current_process()
+    assert process is not None and process.services is not None
+    assert process.services.claimer.claim_once() == 0  # this executor lacks the instance: never claims it
+    assert db.execute("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = 'far-shop'").fetchone() == ("ENQUEUED",)
