@@ -615,3 +615,7 @@ def test_a_failed_background_workflow_is_logged_and_a_failed_call_is_not(dbos, c
     assert record.levelname == "ERROR" and record.pgfleet_event["error"] == "RuntimeError('started broke')"
     assert record.pgfleet_event["workflow_name"].endswith("breaks")
     assert "Traceback" in record.pgfleet_event["exception"] and "started broke" in record.pgfleet_event["exception"]
+    # For a reader: the traceback on lines of its own after the event's line, not escaped in it.
+    first, *traceback = record.getMessage().splitlines()
+    assert first.startswith("event='background workflow failed'") and "exception=" not in first
+    assert traceback[0] == "Traceback (most recent call last):" and traceback[-1] == "RuntimeError: started broke"
