@@ -257,6 +257,7 @@ def _requeue_unbindable(executor: Executor, row: AcquiredWorkflow, how: str) -> 
     if queue is not None:
         executor.db.claims.wake_queue(queue)
 
+
 def replay(
     executor: Executor,
     row: WorkflowRow | AcquiredWorkflow,

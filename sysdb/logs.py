@@ -65,10 +65,11 @@ def _caller_stacklevel() -> int:
 
 
 def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> tuple[tuple[str], dict[str, Any]]:
-    """The event as ``event='...' key=value`` text, the message every ``logging`` handler
-    formats (a traceback on the lines after it), and its fields on the record as ``record.pgfleet_event``, for a handler that sends
-    structure (``runtime.otlp_logs``). Values that are not plain scalars are kept as their repr,
-    so that the record still pickles (a ``QueueHandler`` to another process)."""
+    """The event as ``event='...' key=value`` text (a traceback on the lines after it), the
+    message every ``logging`` handler formats, and its fields on the record as
+    ``record.pgfleet_event``, for a handler that sends structure (``runtime.otlp_logs``). Values
+    that are not plain scalars are kept as their repr, so that the record still pickles (a
+    ``QueueHandler`` to another process)."""
     fields = {key: value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
               for key, value in event_dict.items()}
     # A traceback follows the line on lines of its own, as the standard library prints one:
