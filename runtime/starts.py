@@ -22,7 +22,7 @@ from .errors import (
     DBOSWorkflowFencedError,
 )
 from .handles import WorkflowHandle
-from .operations import ExecutorShutdown, check_recorded_name
+from .operations import ExecutorShutdown, check_recorded_name, replay_recorded
 from .ownership import insert_start_row
 from .registry import RegisteredWorkflow, split_bound, workflow_of
 from .serialization import serialize, serialize_exception
@@ -118,19 +118,31 @@ def plan_start(
         # As DBOS: the result step names the id this execution gives the child, which is not
         # the recorded child's in a fork (``<fork>-<n>``, while the result is the original's).
         return StartPlan(position.replayed_child, None, result_as=position.workflow_id)
-    if parent is not None and not background and position.function_id is not None:
+    direct_child = parent is not None and not background and position.function_id is not None
+    if direct_child:
+        assert parent is not None and position.function_id is not None
         # A direct child's result takes the next position: a replay that recorded something
         # else there is not deterministic, and starts nothing.
         recorded = parent.recorded_step(position.function_id + 1)
         if recorded is not None:
             check_recorded_name(parent, position.function_id + 1, "DBOS.getResult", recorded)
+            if recorded.error is not None:  # an earlier execution's start conflicted (below)
+                replay_recorded(parent, parent.next_function_id(), "DBOS.getResult", recorded)
     start = _direct_start(executor, entry, bound, args, kwargs, options, parent, position)
     # A child's row commits with its parent's fenced step: a parent that lost its workflow
     # starts nothing (and its execution is marked lost).
     with executor.fenced_write(parent):
         epoch = insert_start_row(executor, parent, start.new_workflow(), position.function_id)
     if epoch is None:  # the id exists: never run it twice, wait for its outcome instead
-        check_same_workflow(executor, start.workflow_id, entry, start.class_name, start.config_name)
+        try:
+            check_same_workflow(executor, start.workflow_id, entry, start.class_name, start.config_name)
+        except DBOSConflictingWorkflowError as exc:
+            if direct_child:
+                assert parent is not None
+                # As DBOS: the conflict is the call's outcome, recorded at its result's position.
+                executor.checkpoint(parent, parent.next_function_id(), "DBOS.getResult", error=serialize_exception(exc),
+                                    child_workflow_id=start.workflow_id)
+            raise
         return StartPlan(start.workflow_id, None)
     return StartPlan(start.workflow_id, _context(executor, start, options, epoch))
 

@@ -12,6 +12,14 @@ WITH owned AS (
       AND status = 'PENDING'
     FOR SHARE
 ),
+-- The id held by another function (or class, or instance): a conflict, which starts nothing
+-- and records no start (as DBOS: the caller records the conflict as the call's outcome).
+conflicting AS (
+    SELECT 1
+    FROM dbos.workflow_status
+    WHERE workflow_uuid = %(workflow_id)s
+      AND (name, class_name, config_name) IS DISTINCT FROM (%(name)s, %(class_name)s, %(config_name)s)
+),
 parent_step AS (
     INSERT INTO dbos.operation_outputs (
         workflow_uuid, function_id, function_name, child_workflow_id,
@@ -20,6 +28,7 @@ parent_step AS (
     SELECT workflow_uuid, %(function_id)s, %(name)s, %(workflow_id)s,
            %(now_ms)s, %(now_ms)s, %(serialization)s
     FROM owned
+    WHERE NOT EXISTS (SELECT 1 FROM conflicting)
     RETURNING 1
 ),
 child AS (
@@ -39,5 +48,5 @@ child AS (
     ON CONFLICT (workflow_uuid) DO NOTHING
     RETURNING owner_epoch
 )
-SELECT (SELECT count(*) FROM parent_step) AS parent_owned,
+SELECT (SELECT count(*) FROM owned) AS parent_owned,
        (SELECT owner_epoch FROM child) AS child_epoch
