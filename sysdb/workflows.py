@@ -103,8 +103,10 @@ class Workflows(Door):
         """Insert an ENQUEUED (or DELAYED) workflow. Returns False when the id exists already.
 
         With ``parent_step`` (an enqueue from inside a workflow) the parent's fenced step row and
-        the new workflow commit together. Raises :class:`DeduplicatedError` for a live
-        deduplication id and :class:`OwnershipLostError` when the parent is no longer owned.
+        the new workflow commit together; when the id is another function's (or class's, or
+        instance's) neither does, as in DBOS, which records no start for a conflict. Raises
+        :class:`DeduplicatedError` for a live deduplication id and :class:`OwnershipLostError`
+        when the parent is no longer owned.
         """
         values = {**new.params(), **placement.params(), "now_ms": now_ms()}
 
@@ -114,10 +116,17 @@ class Workflows(Door):
                     return _insert_enqueued(lambda name, params: self._db._execute_on(conn, name, params), values)
                 with conn.transaction():
                     self._db.steps.record(parent_step, connection=conn)
-                    return _insert_enqueued(lambda name, params: self._db._execute_on(conn, name, params), values)
+                    if _insert_enqueued(lambda name, params: self._db._execute_on(conn, name, params), values):
+                        return True
+                    held = self.status(new.workflow_id, connection=conn)
+                    if held is not None and (held.name, held.class_name, held.config_name) != (new.name, new.class_name, new.config_name):
+                        raise _HeldByAnother()  # rolls the parent's step back with it
+                    return False
 
         try:
             return with_own_step(self._db, run, parent_step, lambda _recorded: True)
+        except _HeldByAnother:
+            return False
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == DEDUP_CONSTRAINT and placement.deduplication_id is not None:
                 raise DeduplicatedError(placement.queue_name, placement.deduplication_id) from None
@@ -195,6 +204,10 @@ class Workflows(Door):
             if not self._db._execute_on(conn, "lock_owned_workflow", params):
                 raise ownership_lost(self._db, workflow_id, executor_id, owner_epoch)
             yield conn
+
+
+class _HeldByAnother(Exception):
+    """Rolls back an enqueue whose id another workflow holds (see ``Workflows.enqueue``)."""
 
 
 def _insert_enqueued(run: Callable[[str, Mapping[str, Any]], list[Row]], values: Mapping[str, Any]) -> bool:

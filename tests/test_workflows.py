@@ -14,6 +14,7 @@ from runtime import (
     DBOSConflictingWorkflowError,
     DBOSMaxStepRetriesExceeded,
     DBOSNonExistentWorkflowError,
+    Queue,
     SetWorkflowID,
 )
 from runtime.serialization import serialize
@@ -288,10 +289,12 @@ def test_same_id_different_function_conflicts(dbos):
 
 def test_a_child_started_under_a_conflicting_id_takes_dbos_positions_and_records_its_outcome(dbos, db):
     """A child called under an id that another function holds records the conflict at the
-    call's result position, and records no start; a child started so records nothing. Both take
-    the positions DBOS takes (a called child two, a started one one), so a workflow recorded by
-    either engine replays on the other. pgfleet wrote a start step naming the other function's
-    workflow as the child, and its positions after a called child's conflict were one short."""
+    call's result position, and records no start; a child started or enqueued so records
+    nothing. All take the positions DBOS takes (a called child two, the others one), so a
+    workflow recorded by either engine replays on the other. pgfleet wrote a start step naming
+    the other function's workflow as the child, and its positions after a called child's
+    conflict were one short."""
+    queue = Queue("conflicts-q")
 
     @DBOS.workflow()
     def holder() -> int:
@@ -304,7 +307,7 @@ def test_a_child_started_under_a_conflicting_id_takes_dbos_positions_and_records
     @DBOS.workflow()
     def parent() -> list[str]:
         seen = []
-        for start in (other, lambda: DBOS.start_workflow(other).get_result()):
+        for start in (other, lambda: DBOS.start_workflow(other).get_result(), lambda: queue.enqueue(other).get_result()):
             try:
                 with SetWorkflowID("held-id"):
                     start()
@@ -317,13 +320,13 @@ def test_a_child_started_under_a_conflicting_id_takes_dbos_positions_and_records
         holder()
     for _ in range(2):  # the first execution, then a replay of it
         with SetWorkflowID("conflicted-parent"):
-            assert parent() == ["DBOSConflictingWorkflowError", "DBOSConflictingWorkflowError", "2"]
+            assert parent() == ["DBOSConflictingWorkflowError"] * 3 + ["2"]
     steps = db.execute(
         "SELECT function_id, function_name, child_workflow_id, error IS NOT NULL FROM dbos.operation_outputs "
         "WHERE workflow_uuid = 'conflicted-parent' ORDER BY function_id"
     ).fetchall()
-    assert steps == [(2, "DBOS.getResult", "held-id", True), (4, other.__qualname__, "conflicted-parent-4", False),
-                     (5, "DBOS.getResult", "conflicted-parent-4", False)]
+    assert steps == [(2, "DBOS.getResult", "held-id", True), (5, other.__qualname__, "conflicted-parent-5", False),
+                     (6, "DBOS.getResult", "conflicted-parent-5", False)]
 
 
 def test_same_id_in_two_threads_runs_body_once(dbos):

@@ -3,10 +3,11 @@ the same function holds (its result, nothing run again), of another function (th
 the parent sees and records it), a child started twice under one id from one parent, and a
 parent's replay of each; plus events a child sets and its parent reads."""
 
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS, Queue, SetWorkflowID
 from observe import attempt, database_url, report, see
 
 DBOS(config={"name": "diff-child-ids", "system_database_url": database_url()})
+queue = Queue("child-ids-q")
 RAN = []
 
 
@@ -35,7 +36,8 @@ def parent_reusing(child_id):
 @DBOS.workflow()
 def parent_conflicting(child_id):
     seen = []
-    for start in (lambda: other(3), lambda: DBOS.start_workflow(other, 4).get_result()):
+    for start in (lambda: other(3), lambda: DBOS.start_workflow(other, 4).get_result(),
+                  lambda: queue.enqueue(other, 6).get_result(), lambda: queue.enqueue(child, 7).get_result()):
         try:
             with SetWorkflowID(child_id):
                 start()
