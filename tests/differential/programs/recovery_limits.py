@@ -58,23 +58,12 @@ def run_child(which, done):
 
 
 def row():
-    with DBOSRowReader() as read:
-        return read()
-
-
-class DBOSRowReader:
     """The workflow's status and recovery_attempts, read with psycopg (this process has not
     launched yet)."""
+    import psycopg
 
-    def __enter__(self):
-        import psycopg
-
-        self.conn = psycopg.connect(database_url())
-        return lambda: list(self.conn.execute(
-            "SELECT status, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'fragile-1'").fetchone())
-
-    def __exit__(self, *exc):
-        self.conn.close()
+    with psycopg.connect(database_url()) as conn:
+        return list(conn.execute("SELECT status, recovery_attempts FROM dbos.workflow_status WHERE workflow_uuid = 'fragile-1'").fetchone())
 
 
 def parent():
