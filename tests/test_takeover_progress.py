@@ -249,9 +249,15 @@ def test_an_assigned_method_whose_instance_is_missing_here_goes_to_the_internal_
         "       ('stale-shop', 'PENDING', %s, 'Shop', 'elsewhere', %s, 40)",
         (Shop.restock.__qualname__, executor.executor_id, Shop.restock.__qualname__, "another-executor"),
     )
-    row = AcquiredWorkflow("far-shop", 41, 1, Shop.restock.__qualname__, "Shop", "elsewhere", None, None, None, None, None, None, None, None)
-    stale = AcquiredWorkflow("stale-shop", 41, 1, Shop.restock.__qualname__, "Shop", "elsewhere", None, None, None, None, None, None, None, None)
-    runtime_recovery.run_assigned(executor, [row, stale])
+    def assigned(workflow_id: str) -> AcquiredWorkflow:  # as a takeover hands it over, under epoch 41
+        return AcquiredWorkflow(
+            workflow_uuid=workflow_id, owner_epoch=41, recovery_attempts=1, name=Shop.restock.__qualname__,
+            class_name="Shop", config_name="elsewhere", inputs=None, serialization=None, authenticated_user=None,
+            authenticated_roles=None, assumed_role=None, workflow_timeout_ms=None, workflow_deadline_epoch_ms=None,
+            queue_name=None,
+        )
+
+    runtime_recovery.run_assigned(executor, [assigned("far-shop"), assigned("stale-shop")])
     placed = dict(db.execute("SELECT workflow_uuid, (status, queue_name, executor_id) FROM dbos.workflow_status").fetchall())
     assert placed["far-shop"] == ("ENQUEUED", "_dbos_internal_queue", None)
     assert placed["stale-shop"] == ("PENDING", None, "another-executor")  # not this owner's to hand back
